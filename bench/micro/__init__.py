@@ -1,0 +1,1 @@
+"""Microbenchmarks: ``pytest bench/micro --benchmark-only`` from the repository root."""

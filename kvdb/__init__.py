@@ -1,0 +1,3 @@
+"""kvdb: a sharded, multi-Raft, transactional key-value database."""
+
+__version__ = "0.1.0"

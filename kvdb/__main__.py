@@ -1,0 +1,7 @@
+"""Allow ``python -m kvdb`` as well as the ``kvdb`` console script."""
+
+import sys
+
+from kvdb.cli import main
+
+sys.exit(main())
