@@ -1,0 +1,51 @@
+"""Tuning and identity of one Raft node."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from kvdb.raft.storage import Storage
+
+
+@dataclass
+class Config:
+    id: int
+    storage: Storage
+    # Injected so elections are reproducible: the simulator passes a seeded generator.
+    # Defaults to a generator seeded by the node id, so peers do not time out in lockstep.
+    rng: random.Random | None = None
+    # Ticks without hearing from a leader before a follower campaigns (randomized in [n, 2n)).
+    # Followers also refuse votes for this many ticks after hearing from a leader, which is
+    # what makes leader leases of ``election_tick`` minus clock drift safe.
+    election_tick: int = 10
+    heartbeat_tick: int = 1
+    # The applied index the state machine already reflects (from the application's own state).
+    applied: int = 0
+    max_size_per_msg: int = 1 << 20
+    # Cap on the committed entries one Ready hands out for applying (None: no cap).
+    max_committed_size_per_ready: int | None = None
+    max_inflight_msgs: int = 256
+    max_inflight_bytes: int = 0
+    max_uncommitted_entries_size: int = 0
+    pre_vote: bool = True
+    check_quorum: bool = True
+    # A leader removed from (or demoted in) the configuration steps down when that applies.
+    step_down_on_removal: bool = True
+    disable_proposal_forwarding: bool = False
+
+    def __post_init__(self) -> None:
+        if self.rng is None:
+            self.rng = random.Random(self.id)
+
+    def validate(self) -> None:
+        if self.id == 0:
+            raise ValueError("node id 0 is reserved for 'none'")
+        if self.heartbeat_tick <= 0:
+            raise ValueError("heartbeat_tick must be > 0")
+        if self.election_tick <= self.heartbeat_tick:
+            raise ValueError("election_tick must be greater than heartbeat_tick")
+        if self.max_inflight_msgs <= 0:
+            raise ValueError("max_inflight_msgs must be > 0")
+        if self.max_inflight_bytes and self.max_inflight_bytes < self.max_size_per_msg:
+            raise ValueError("max_inflight_bytes must be >= max_size_per_msg")
