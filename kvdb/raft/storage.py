@@ -13,6 +13,10 @@ from kvdb.raft.errors import CompactedError, SnapshotOutOfDateError, Unavailable
 from kvdb.raft.types import ConfState, Entry, HardState, Snapshot, SnapshotMetadata
 
 
+BOOTSTRAP_INDEX = 1
+BOOTSTRAP_TERM = 1
+
+
 class Storage(Protocol):
     def initial_state(self) -> tuple[HardState, ConfState]: ...
 
@@ -47,9 +51,20 @@ class MemoryStorage:
     """A ``Storage`` in memory. ``self._ents[0]`` is a dummy entry at the snapshot index."""
 
     def __init__(self, conf_state: ConfState | None = None) -> None:
-        self.hard_state = HardState()
-        self._snapshot = Snapshot(SnapshotMetadata(conf_state=conf_state or ConfState()))
-        self._ents: list[Entry] = [Entry(0, 0)]
+        """A founding member's storage when ``conf_state`` is given, else a joining node's.
+
+        A founding member starts from a snapshot at ``BOOTSTRAP_INDEX`` that carries the initial
+        membership, so the log never holds entries a config-less node could not replay: a node
+        added later starts empty and is sent a snapshot first (as TiKV does).
+        """
+        if conf_state is None:
+            self.hard_state = HardState()
+            self._snapshot = Snapshot()
+        else:
+            self.hard_state = HardState(BOOTSTRAP_TERM, 0, BOOTSTRAP_INDEX)
+            self._snapshot = Snapshot(SnapshotMetadata(BOOTSTRAP_INDEX, BOOTSTRAP_TERM, conf_state))
+        meta = self._snapshot.metadata
+        self._ents: list[Entry] = [Entry(meta.term, meta.index)]
 
     def initial_state(self) -> tuple[HardState, ConfState]:
         return self.hard_state, self._snapshot.metadata.conf_state
