@@ -186,8 +186,9 @@ class RaftLog:
 
     def find_conflict(self, entries: list[Entry]) -> int:
         """The first index where ``entries`` disagree with the log or extend it, else 0."""
+        last = self.last_index()
         for entry in entries:
-            if not self.match_term(entry.index, entry.term):
+            if entry.index > last or not self.match_term(entry.index, entry.term):
                 return entry.index
         return 0
 

@@ -115,6 +115,10 @@ class RawNode:
     def propose(self, data: bytes) -> None:
         self.raft.step(Message(MT.PROP, frm=self.raft.id, entries=[Entry(0, 0, data)]))
 
+    def propose_batch(self, datas: list[bytes]) -> None:
+        """Propose several commands in one step: one append per follower carries them all."""
+        self.raft.step(Message(MT.PROP, frm=self.raft.id, entries=[Entry(0, 0, d) for d in datas]))
+
     def propose_conf_change(self, cc: ConfChange) -> None:
         entry = Entry(0, 0, codec.encode_conf_change(cc), EntryType.CONF_CHANGE)
         self.raft.step(Message(MT.PROP, frm=self.raft.id, entries=[entry]))
