@@ -12,7 +12,6 @@ from typing import Protocol
 from kvdb.raft.errors import CompactedError, SnapshotOutOfDateError, UnavailableError
 from kvdb.raft.types import ConfState, Entry, HardState, Snapshot, SnapshotMetadata
 
-
 BOOTSTRAP_INDEX = 1
 BOOTSTRAP_TERM = 1
 
