@@ -27,6 +27,7 @@ from kvdb.raft.errors import (
 from kvdb.raft.log import RaftLog
 from kvdb.raft.progress import Progress, ProgressState, ProgressTracker, TrackerConfig
 from kvdb.raft.quorum import VoteResult
+from kvdb.raft.storage import BOOTSTRAP_TERM
 from kvdb.raft.types import (
     NONE,
     ConfChange,
@@ -110,6 +111,13 @@ class Raft:
         if config.applied:
             self.raft_log.applied_to(config.applied)
         self.become_follower(self.term, NONE)
+        # A restarted node may have acknowledged a leader's round just before it went down and
+        # no longer remembers it: it refuses votes for one election timeout, as if it had just
+        # heard from that leader, so the leader's lease stays safe. Term 1 is the bootstrap
+        # term, in which no leader ever existed.
+        self.quiet_after_restart = self.check_quorum and self.term > BOOTSTRAP_TERM
+        # The last term in which this node, as leader, sent TIMEOUT_NOW (see lease_allowed).
+        self.timeout_now_term = 0
 
     # ----------------------------------------------------------------------------- state
     def soft_state(self) -> SoftState:
@@ -292,6 +300,8 @@ class Raft:
 
     def _tick_election(self) -> None:
         self.election_elapsed += 1
+        if self.election_elapsed >= self.election_timeout:
+            self.quiet_after_restart = False
         if self.promotable() and self.election_elapsed >= self.randomized_election_timeout:
             self.election_elapsed = 0
             self.step(Message(MT.HUP, frm=self.id))
@@ -373,7 +383,9 @@ class Raft:
             if m.type in (MT.VOTE, MT.PRE_VOTE):
                 force = m.context == CAMPAIGN_TRANSFER
                 in_lease = (
-                    self.check_quorum and self.lead != NONE and self.election_elapsed < self.election_timeout
+                    self.check_quorum
+                    and (self.lead != NONE or self.quiet_after_restart)
+                    and self.election_elapsed < self.election_timeout
                 )
                 if not force and in_lease:
                     # We heard from a leader within the election timeout: its lease may be in
@@ -636,7 +648,19 @@ class Raft:
             self.send_append(transferee)
 
     def send_timeout_now(self, to: int) -> None:
+        self.timeout_now_term = self.term
         self.send(Message(MT.TIMEOUT_NOW, to=to))
+
+    def lease_allowed(self) -> bool:
+        """Whether this leader may hold a lease at all (the store still times it).
+
+        Not while a transfer is in flight, and not for the rest of a term in which we sent
+        TIMEOUT_NOW: the transferee's election overrides the followers' vote refusal, and the
+        message may arrive long after the transfer was abandoned.
+        """
+        return (
+            self.role == Role.LEADER and self.lead_transferee == NONE and self.timeout_now_term != self.term
+        )
 
     def abort_leader_transfer(self) -> None:
         self.lead_transferee = NONE

@@ -219,3 +219,33 @@ def test_append_entry_does_not_mutate_proposed_entries() -> None:
     proposed = Entry(0, 0, b"shared")
     leader.raft.step(Message(MT.PROP, frm=1, entries=[proposed]))
     assert (proposed.term, proposed.index) == (0, 0)
+
+
+def test_restarted_node_refuses_votes_for_an_election_timeout() -> None:
+    g = Group()
+    g.elect(1)
+    storage = g.storages[2]
+    restarted = RawNode(Config(id=2, storage=storage, rng=random.Random(2)))
+    term = restarted.raft.term
+    vote = Message(MT.VOTE, to=2, frm=3, term=term + 1, index=99, log_term=term)
+    restarted.step(vote)
+    assert restarted.raft.term == term, "voted right after a restart: a leader's lease could be broken"
+    for _ in range(restarted.raft.election_timeout):
+        restarted.tick()
+    restarted.step(vote)
+    assert restarted.raft.term == term + 1 and restarted.raft.vote == 3
+
+
+def test_lease_not_allowed_after_timeout_now_in_this_term() -> None:
+    g = Group()
+    leader = g.elect(1)
+    assert leader.raft.lease_allowed()
+    g.cut = {2}  # the transfer cannot complete
+    leader.transfer_leader(2)
+    assert not leader.raft.lease_allowed()
+    for _ in range(leader.raft.election_timeout):
+        leader.tick()
+    g.stabilize()
+    assert leader.raft.lead_transferee == 0 and leader.raft.role == Role.LEADER
+    # TIMEOUT_NOW was sent (node 2 was up to date): it may still arrive and win an election.
+    assert not leader.raft.lease_allowed()
