@@ -1,0 +1,187 @@
+"""Safety invariants of Raft, checked as the simulation runs.
+
+The checker sees every durable write, every apply, every leader and every ReadIndex answer, and
+raises ``InvariantViolation`` the moment something breaks, so the event trace that precedes the
+failure is the one that caused it. It keeps only global summaries (one record per log position
+and term, one per committed index), which keeps each check proportional to what just changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from kvdb.raft.types import NONE, Entry, HardState, ReadState, Role
+
+
+class InvariantViolation(AssertionError):
+    """A Raft safety property does not hold."""
+
+
+class LogView(Protocol):
+    """The part of a node's (in-memory) Raft log the leader-completeness check reads."""
+
+    def first_index(self) -> int: ...
+
+    def last_index(self) -> int: ...
+
+    def term(self, index: int) -> int: ...
+
+
+LeaderLogs = Callable[[], Iterable[tuple[int, int, LogView]]]
+"""Yields ``(node id, term, log)`` for every node that currently thinks it leads."""
+
+
+class Checker:
+    def __init__(self, leader_logs: LeaderLogs) -> None:
+        self.leader_logs = leader_logs
+        # Election safety: term -> the one leader of that term.
+        self.leaders: dict[int, int] = {}
+        # Log matching: (index, term) -> (type, data, term at index - 1), over every durable log.
+        self.log_entries: dict[tuple[int, int], tuple[int, bytes, int]] = {}
+        # State machine safety: index -> (term, type, data, digest after it), once applied anywhere.
+        self.committed: dict[int, tuple[int, int, bytes, bytes]] = {}
+        self.max_committed = 0
+        # ReadIndex: ctx -> the highest acknowledged write index when the read was issued.
+        self.max_acked_index = 0
+        self.reads: dict[bytes, int] = {}
+        # Per node: (incarnation, term, commit) last seen, for the monotonicity checks.
+        self.seen: dict[int, tuple[int, int, int]] = {}
+
+    # -- bootstrap ---------------------------------------------------------------------------
+
+    def record_genesis(self, index: int, term: int, digest: bytes) -> None:
+        """The state every initial member starts from (the bootstrap snapshot)."""
+        self.committed[index] = (term, 0, b"", digest)
+        self.max_committed = index
+
+    # -- election safety and volatile monotonicity --------------------------------------------
+
+    def observe(
+        self, node_id: int, incarnation: int, term: int, role: int, commit: int, log: LogView
+    ) -> bool:
+        """Check one node after an event touched it; True if it just became the leader of a new term."""
+        life, seen_term, seen_commit = self.seen.get(node_id, (incarnation, 0, 0))
+        if life == incarnation:
+            if term < seen_term:
+                raise InvariantViolation(f"node {node_id}: term went back from {seen_term} to {term}")
+            if commit < seen_commit:
+                raise InvariantViolation(f"node {node_id}: commit went back from {seen_commit} to {commit}")
+        self.seen[node_id] = (incarnation, term, commit)
+        if role != Role.LEADER:
+            return False
+        leader = self.leaders.get(term)
+        if leader == node_id:
+            return False
+        if leader is not None:
+            raise InvariantViolation(f"two leaders in term {term}: {leader} and {node_id}")
+        self.leaders[term] = node_id
+        self._check_leader_has_committed(node_id, term, log, range(log.first_index(), self.max_committed + 1))
+        return True
+
+    def _check_leader_has_committed(self, node_id: int, term: int, log: LogView, indexes: range) -> None:
+        """Leader completeness: committed entries of earlier terms are in the leader's log.
+
+        Indexes below ``log.first_index()`` are covered by the leader's snapshot, which was checked
+        against the committed digest when it was installed.
+        """
+        last = log.last_index()
+        for index in indexes:
+            if index < log.first_index():
+                continue
+            committed_term = self.committed[index][0]
+            if committed_term >= term:
+                continue
+            have = log.term(index) if index <= last else None
+            if have != committed_term:
+                raise InvariantViolation(
+                    f"leader completeness: leader {node_id} of term {term} has term {have} at index "
+                    f"{index}, committed with term {committed_term}"
+                )
+
+    # -- durable state ------------------------------------------------------------------------
+
+    def on_hard_state(self, node_id: int, old: HardState, new: HardState) -> None:
+        """A hard state is being made durable over ``old``."""
+        if new.term < old.term:
+            raise InvariantViolation(f"node {node_id}: durable term went back: {old} -> {new}")
+        if new.term == old.term and old.vote != NONE and new.vote != old.vote:
+            raise InvariantViolation(f"node {node_id}: voted twice in term {old.term}: {old} -> {new}")
+        if new.commit < old.commit:
+            raise InvariantViolation(f"node {node_id}: durable commit went back: {old} -> {new}")
+
+    def on_persist(self, node_id: int, entries: list[Entry], prev_term: int) -> None:
+        """Log matching, checked on ``entries`` just made durable after an entry of ``prev_term``.
+
+        If every (index, term) pair always names the same entry *and* the same term just before
+        it, then by induction two logs that share an (index, term) share everything before it.
+        """
+        log_entries = self.log_entries
+        for e in entries:
+            key = (e.index, e.term)
+            record = (e.type, e.data, prev_term)
+            known = log_entries.setdefault(key, record)
+            if known != record:
+                raise InvariantViolation(
+                    f"log matching: node {node_id} persisted {e!r} after term {prev_term}, but another log "
+                    f"has (type, data, previous term) = {known} at index {e.index} term {e.term}"
+                )
+            prev_term = e.term
+
+    # -- state machines -----------------------------------------------------------------------
+
+    def on_apply(self, node_id: int, entry: Entry, digest: bytes) -> bool:
+        """State machine safety for one applied entry; True if it is the first apply of its index."""
+        index = entry.index
+        record = (entry.term, entry.type, entry.data, digest)
+        known = self.committed.get(index)
+        if known is None:
+            self.committed[index] = record
+            if index > self.max_committed:
+                self.max_committed = index
+            for leader_id, term, log in self.leader_logs():
+                self._check_leader_has_committed(leader_id, term, log, range(index, index + 1))
+            return True
+        if known != record:
+            raise InvariantViolation(
+                f"state machine safety: node {node_id} applied {entry!r} (digest {digest.hex()}) at index "
+                f"{index}, another node applied term {known[0]} data {known[2]!r} (digest {known[3].hex()})"
+            )
+        return False
+
+    def on_restore(self, node_id: int, index: int, digest: bytes, applied: int | None) -> None:
+        """A state machine is restored from a snapshot: it must be what was applied there.
+
+        ``applied`` is what the live state machine had applied before (None on a reboot): a
+        snapshot must never take a running state machine back in time.
+        """
+        if applied is not None and index < applied:
+            raise InvariantViolation(
+                f"node {node_id}: snapshot at {index} would take applied back from {applied}"
+            )
+        known = self.committed.get(index)
+        if known is None or known[3] != digest:
+            raise InvariantViolation(
+                f"node {node_id}: snapshot at {index} has digest {digest.hex()}, but the applied history "
+                f"has {known[3].hex() if known else 'nothing'} there"
+            )
+
+    # -- clients ------------------------------------------------------------------------------
+
+    def write_acked(self, index: int) -> None:
+        """A proposal at ``index`` was acknowledged to its client."""
+        if index > self.max_acked_index:
+            self.max_acked_index = index
+
+    def read_issued(self, ctx: bytes) -> None:
+        self.reads[ctx] = self.max_acked_index
+
+    def on_read_state(self, node_id: int, rs: ReadState) -> None:
+        """Linearizability of ReadIndex: the read sees every write acknowledged before it began."""
+        need = self.reads.get(rs.request_ctx)
+        if need is None:
+            raise InvariantViolation(f"node {node_id}: {rs!r} answers a read nobody issued")
+        if rs.index < need:
+            raise InvariantViolation(
+                f"stale read: node {node_id} got {rs!r}, but index {need} was acknowledged before the read"
+            )

@@ -1,0 +1,237 @@
+"""One simulated replica: a durable disk that survives crashes, and volatile everything else.
+
+The ``MemoryStorage`` *is* the disk: whatever reached it survives a crash, and nothing else does.
+Ready handling is split in two events to model a disk with latency, in the order the core's
+contract (docs/raft-api.md) prescribes:
+
+1. when the node has a Ready and no write in flight: take it, send ``messages`` at once and start
+   the write;
+2. when the write completes: make snapshot, entries and hard state durable, send
+   ``messages_after_persist``, apply committed entries, answer reads, ``advance``.
+
+Between the two the node keeps ticking and receiving messages, and a crash loses the write.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING
+
+from kvdb.raft import Config, MemoryStorage, RawNode
+from kvdb.raft.codec import decode_conf_change
+from kvdb.raft.errors import StepError
+from kvdb.raft.types import ConfChange, ConfState, Entry, EntryType, Message, ReadState
+from tests.sim.checker import InvariantViolation
+from tests.sim.statemachine import GENESIS, StateMachine
+from tests.sim.world import TICK_US
+
+if TYPE_CHECKING:
+    from tests.sim.cluster import Simulation
+
+TICK_JITTER_US = 500
+"""Each tick of each node comes up to this much early or late, so nodes never tick in lockstep."""
+
+
+class SimNode:
+    def __init__(self, sim: Simulation, node_id: int, storage: MemoryStorage) -> None:
+        self.sim = sim
+        self.world = sim.world
+        self.checker = sim.checker
+        self.id = node_id
+        self.storage = storage
+        self.raw: RawNode | None = None
+        self.sm: StateMachine | None = None
+        self.conf_state = ConfState()
+        self.writing = None  # the Ready whose write is in flight
+        self.read_waits: list[ReadState] = []
+        # Bumped on every crash: events scheduled by an earlier life carry a stale number and
+        # are ignored, which is how a crash cancels the in-flight write and the tick chain.
+        self.incarnation = 0
+        self.retired = False
+
+    @property
+    def alive(self) -> bool:
+        return self.raw is not None
+
+    def __repr__(self) -> str:
+        return f"node {self.id}"
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Boot (or reboot) from the disk alone: applied = the durable snapshot's index."""
+        snap = self.storage.snapshot()
+        meta = snap.metadata
+        if snap.data:
+            self.sm = StateMachine.from_snapshot_data(snap.data)
+            self.checker.on_restore(self.id, meta.index, self.sm.digest, applied=None)
+        else:
+            self.sm = StateMachine(meta.index, GENESIS)  # a brand-new replica: nothing applied yet
+        self.conf_state = meta.conf_state
+        cfg = Config(id=self.id, storage=self.storage, rng=self.world.child_rng(), applied=meta.index,
+                     **self.sim.raft_params)
+        self.raw = RawNode(cfg)
+        hs = self.storage.hard_state
+        self.world.trace("%r start: snapshot %d, %r, last index %d", self, meta.index, hs,
+                         self.storage.last_index())
+        self.world.after(self.sim.rng.randint(0, TICK_US), self._tick, self.incarnation)
+
+    def crash(self) -> None:
+        """Lose everything that is not on the disk, including a write in flight."""
+        self.world.trace("%r crash (write in flight: %s)", self, self.writing is not None)
+        self.raw = None
+        self.sm = None
+        self.writing = None
+        self.read_waits = []
+        self.incarnation += 1
+
+    # -- inputs -------------------------------------------------------------------------------
+
+    def _tick(self, incarnation: int) -> None:
+        if incarnation != self.incarnation:
+            return
+        self.raw.tick()
+        self._settle()
+        jitter = self.sim.rng.randint(-TICK_JITTER_US, TICK_JITTER_US)
+        self.world.after(TICK_US + jitter, self._tick, incarnation)
+
+    def receive(self, msg: Message) -> None:
+        self.world.trace("deliver %r", msg)
+        try:
+            self.raw.step(msg)
+        except StepError as exc:
+            # e.g. a response from a peer removed meanwhile: a real transport drops it too.
+            self.world.trace("%r step refused %r: %s", self, msg, exc)
+        self._settle()
+
+    def propose(self, data: bytes) -> None:
+        """Propose ``data``; raises ``ProposalDroppedError`` like the core."""
+        self.world.trace("%r propose %r", self, data)
+        try:
+            self.raw.propose(data)
+        finally:
+            self._settle()
+
+    def propose_conf_change(self, cc: ConfChange) -> None:
+        try:
+            self.raw.propose_conf_change(cc)
+        finally:
+            self._settle()
+
+    def read_index(self, ctx: bytes) -> None:
+        self.world.trace("%r read_index %r", self, ctx)
+        try:
+            self.raw.read_index(ctx)
+        finally:
+            self._settle()
+
+    def transfer_leader(self, to: int) -> None:
+        self.raw.transfer_leader(to)
+        self._settle()
+
+    def report_snapshot(self, to: int, failed: bool) -> None:
+        self.raw.report_snapshot(to, failed)
+        self._settle()
+
+    def report_unreachable(self, to: int) -> None:
+        self.raw.report_unreachable(to)
+        self._settle()
+
+    def compact(self, rng: random.Random) -> None:
+        """Snapshot the state machine at its applied index, then drop a random part of the log."""
+        sm, storage = self.sm, self.storage
+        if sm.index > storage.snapshot().metadata.index:
+            storage.create_snapshot(sm.index, self.conf_state, sm.snapshot_data())
+        target = sm.index - rng.randint(0, 20)
+        if target >= storage.first_index():
+            storage.compact(target)
+            self.world.trace("%r compacted to %d (snapshot %d)", self, target, sm.index)
+
+    # -- ready handling -----------------------------------------------------------------------
+
+    def _settle(self) -> None:
+        """After any input: check the node, and start a write if one is due and none in flight."""
+        raft = self.raw.raft
+        log = raft.raft_log
+        if self.checker.observe(self.id, self.incarnation, raft.term, raft.role, log.committed, log):
+            self.sim.on_new_leader(self, raft.term)
+        if self.writing is None and self.raw.has_ready():
+            self._begin_write()
+
+    def _begin_write(self) -> None:
+        rd = self.raw.ready()
+        self.writing = rd
+        for msg in rd.messages:
+            self.sim.send(msg)
+        snap = rd.snapshot
+        durable = bool(rd.entries) or rd.hard_state is not None or (snap is not None and not snap.is_empty())
+        latency = self.sim.disk_latency() if durable else 0
+        self.world.trace("%r write begins (%d entries, hs %r, snapshot %s, %d to apply), %dus", self,
+                         len(rd.entries), rd.hard_state, snap is not None and not snap.is_empty(),
+                         len(rd.committed_entries), latency)
+        self.world.after(latency, self._finish_write, self.incarnation)
+        self.sim.on_write_started(self, latency)
+
+    def _finish_write(self, incarnation: int) -> None:
+        if incarnation != self.incarnation:
+            return
+        rd, self.writing = self.writing, None
+        storage = self.storage
+        snap = rd.snapshot
+        if snap is not None and not snap.is_empty():
+            self._install_snapshot(snap)
+        if rd.entries:
+            storage.append(rd.entries)
+            first = storage.first_index()
+            kept = [e for e in rd.entries if e.index >= first]
+            if kept:
+                self.checker.on_persist(self.id, kept, storage.term(kept[0].index - 1))
+        if rd.hard_state is not None:
+            self.checker.on_hard_state(self.id, storage.hard_state, rd.hard_state)
+            storage.set_hard_state(rd.hard_state)
+        for msg in rd.messages_after_persist:
+            self.sim.send(msg)
+        for entry in rd.committed_entries:
+            self._apply(entry)
+        for rs in rd.read_states:
+            self.world.trace("%r got %r", self, rs)
+            self.checker.on_read_state(self.id, rs)
+            self.read_waits.append(rs)
+        if self.read_waits:
+            self._answer_reads()
+        self.raw.advance(rd)
+        self._settle()
+
+    def _install_snapshot(self, snap) -> None:
+        meta = snap.metadata
+        self.storage.apply_snapshot(snap)
+        restored = StateMachine.from_snapshot_data(snap.data)
+        self.checker.on_restore(self.id, meta.index, restored.digest, applied=self.sm.index)
+        self.sm = restored
+        self.conf_state = meta.conf_state
+        self.sim.stats.snapshots_applied += 1
+        self.world.trace("%r installed snapshot %d", self, meta.index)
+
+    def _apply(self, entry: Entry) -> None:
+        sm = self.sm
+        if entry.index != sm.index + 1:
+            raise InvariantViolation(f"{self!r} applies index {entry.index} right after {sm.index}")
+        sm.apply(entry.data)
+        first = self.checker.on_apply(self.id, entry, sm.digest)
+        if entry.type == EntryType.CONF_CHANGE:
+            cc = decode_conf_change(entry.data)
+            self.conf_state = self.raw.apply_conf_change(cc)
+            self.world.trace("%r applied %r at %d -> %r", self, cc, entry.index, self.conf_state)
+            self.sim.on_conf_applied(self, cc, self.conf_state, first)
+        else:
+            self.sim.on_entry_applied(self, entry)
+
+    def _answer_reads(self) -> None:
+        applied = self.sm.index
+        waiting = []
+        for rs in self.read_waits:
+            if rs.index <= applied:
+                self.sim.on_read_answered(rs.request_ctx)
+            else:
+                waiting.append(rs)
+        self.read_waits = waiting
