@@ -293,28 +293,37 @@ class Simulation:
     def on_read_answered(self, ctx: bytes) -> None:
         self.workload.on_read_answered(ctx)
 
-    def on_conf_applied(self, node: SimNode, cc: ConfChange, conf: ConfState, first: bool) -> None:
-        """A conf change applied; the first apply of an index makes it the cluster's membership."""
+    def on_conf_applied(self, index: int, cc: ConfChange, conf: ConfState, first: bool) -> None:
+        """A conf change applied; the first apply of an index makes it the cluster's membership.
+
+        New members get an empty replica at once. Replicas no longer in the membership are
+        destroyed only once every member has applied the change: until the members know it is
+        committed they may still need the old ones (in a joint config, the outgoing majority).
+        """
         self.workload.on_conf_applied(cc)
         if not first:
             return
         self.stats.conf_changes_applied += 1
         self.conf = conf
-        members = {*conf.voters, *conf.learners, *conf.voters_outgoing, *conf.learners_next}
-        for node_id in sorted(members):
+        members = sorted({*conf.voters, *conf.learners, *conf.voters_outgoing, *conf.learners_next})
+        for node_id in members:
             if node_id not in self.nodes:
                 new = SimNode(self, node_id, MemoryStorage())
                 self.nodes[node_id] = new
                 new.start()
-        for other in self.nodes.values():
-            if other.id not in members and not other.retired:
-                # The replica is garbage-collected a little later, as a real store would.
-                self.world.after(self.rng.randint(0, 30 * TICK_US), self._retire, other)
+        removed = [n for n in self.nodes.values() if n.id not in members and not n.retired]
+        if removed:
+            self.world.after(TICK_US, self._retire_when_applied, index, members, removed)
 
-    def _retire(self, node: SimNode) -> None:
-        if node.retired:
-            return
-        if node.alive:
-            node.crash()
-        node.retired = True
-        self.world.trace("%r retired", node)
+    def _retire_when_applied(self, index: int, members: list[int], removed: list[SimNode]) -> None:
+        # A member removed by a later change meanwhile no longer counts.
+        current = [self.nodes[m] for m in members if not self.nodes[m].retired]
+        if all(n.alive and n.sm.index >= index for n in current):
+            for node in removed:
+                if not node.retired:
+                    if node.alive:
+                        node.crash()
+                    node.retired = True
+                    self.world.trace("%r retired", node)
+        else:
+            self.world.after(TICK_US, self._retire_when_applied, index, members, removed)

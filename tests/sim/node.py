@@ -222,7 +222,7 @@ class SimNode:
             cc = decode_conf_change(entry.data)
             self.conf_state = self.raw.apply_conf_change(cc)
             self.world.trace("%r applied %r at %d -> %r", self, cc, entry.index, self.conf_state)
-            self.sim.on_conf_applied(self, cc, self.conf_state, first)
+            self.sim.on_conf_applied(entry.index, cc, self.conf_state, first)
         else:
             self.sim.on_entry_applied(self, entry)
 
