@@ -95,11 +95,14 @@ class Interpreter:
 
     def __call__(self, line: str) -> str:
         args = parse(line)
+        if args.name not in self.commands:
+            raise ValueError(f"unknown command {args.name!r}")
         self.commands[args.name](args)
         return self.env.take_output() or "ok"
 
-    def _node(self, args: Args, pos: int = 0) -> Node:
-        return self.env.nodes[int(args.positional[pos])]
+    def _node(self, args: Args) -> Node:
+        """The node named by the first positional argument."""
+        return self.env.nodes[int(args.positional[0])]
 
     def _targets(self, args: Args) -> list[int]:
         """The node ids a command names, or every node when it names none."""
@@ -112,9 +115,12 @@ class Interpreter:
 
         Without voters the nodes start empty (to be added to a running group later).
         """
+        unknown = set(args.options) - {"voters", "learners", "index", *_OPTIONS}
+        if unknown:
+            raise ValueError(f"add-nodes: unknown options {sorted(unknown)}")
         voters, learners = args.id_list("voters"), args.id_list("learners")
         cs = ConfState(voters=voters, learners=learners) if voters or learners else None
-        options = {k: parse_value(v) for k, v in args.options.items() if (parse_value := _OPTIONS.get(k))}
+        options = {k: _OPTIONS[k](v) for k, v in args.options.items() if k in _OPTIONS}
         for _ in range(int(args.positional[0])):
             self.env.add_node(cs, int(args.options.get("index", "0")), **options)
 

@@ -77,7 +77,9 @@ class Env:
 
     def __init__(self) -> None:
         self.nodes: dict[int, Node] = {}
-        self.inbox: dict[int, list[Message]] = {}
+        # Messages waiting for each node, with the node that sent them: a forwarded message may
+        # name someone else in ``frm``, but a partition cuts the link it actually travels.
+        self.inbox: dict[int, list[tuple[int, Message]]] = {}
         self.cut: set[frozenset[int]] = set()
         self.delivered: list[Message] = []
         self.out: list[str] = []
@@ -146,8 +148,8 @@ class Env:
             return False
         self.emit(f"> {node_id} receiving messages")
         node = self.nodes.get(node_id)
-        for m in msgs:
-            if node is None or not self.reachable(m.frm, m.to):
+        for sender, m in msgs:
+            if node is None or not self.reachable(sender, node_id):
                 self.emit(f"  dropped: {fmt.message(m)}")
                 continue
             self.emit(f"  {fmt.message(m)}")
@@ -160,13 +162,13 @@ class Env:
         return True
 
     def drop(self, node_id: int) -> None:
-        for m in self.inbox[node_id]:
+        for _, m in self.inbox[node_id]:
             self.emit(f"dropped: {fmt.message(m)}")
         self.inbox[node_id] = []
 
-    def _send(self, msgs: Iterable[Message]) -> None:
+    def _send(self, sender: int, msgs: Iterable[Message]) -> None:
         for m in msgs:
-            self.inbox.setdefault(m.to, []).append(m)
+            self.inbox.setdefault(m.to, []).append((sender, m))
 
     # -- Ready -------------------------------------------------------------------------------
 
@@ -184,7 +186,7 @@ class Env:
             hs = rd.hard_state
             emit(f"  hard_state: term={hs.term} vote={hs.vote} commit={hs.commit}")
         self._list("messages", [fmt.message(m) for m in rd.messages])
-        self._send(rd.messages)
+        self._send(node.id, rd.messages)
         if rd.snapshot is not None and not rd.snapshot.is_empty():
             md = rd.snapshot.metadata
             emit(f"  snapshot: {md.term}/{md.index} {fmt.conf_state(md.conf_state)}")
@@ -195,7 +197,7 @@ class Env:
         if rd.hard_state is not None:
             node.storage.set_hard_state(rd.hard_state)
         self._list("messages_after_persist", [fmt.message(m) for m in rd.messages_after_persist])
-        self._send(rd.messages_after_persist)
+        self._send(node.id, rd.messages_after_persist)
         self._list("committed_entries", [fmt.entry(e) for e in rd.committed_entries])
         for e in rd.committed_entries:
             self._apply(node, e)
