@@ -111,11 +111,14 @@ class Raft:
         if config.applied:
             self.raft_log.applied_to(config.applied)
         self.become_follower(self.term, NONE)
-        # A restarted node may have acknowledged a leader's round just before it went down and
-        # no longer remembers it: it refuses votes for one election timeout, as if it had just
-        # heard from that leader, so the leader's lease stays safe. Term 1 is the bootstrap
-        # term, in which no leader ever existed.
-        self.quiet_after_restart = self.check_quorum and self.term > BOOTSTRAP_TERM
+        # Ticks since this node last heard from a leader (or was one). While it is below the
+        # election timeout the node refuses votes and pre-votes: a leader may be counting on our
+        # acknowledgement for its lease. It is kept apart from ``lead`` and ``election_elapsed``
+        # because those also change when we campaign or vote, which must not end the promise.
+        # A restarted node may have acknowledged a round just before it went down, so it starts
+        # inside the promise; term 1 is the bootstrap term, in which no leader ever existed.
+        restarted = self.term > BOOTSTRAP_TERM
+        self.leader_contact_elapsed = 0 if restarted else self.election_timeout
         # The last term in which this node, as leader, sent TIMEOUT_NOW (see lease_allowed).
         self.timeout_now_term = 0
 
@@ -145,7 +148,9 @@ class Raft:
 
     # ----------------------------------------------------------------------------- sending
     def send(self, m: Message) -> None:
-        m.frm = self.id
+        if m.frm == NONE:
+            # Forwarded requests keep their origin: the proposer, reader or transferee.
+            m.frm = self.id
         t = m.type
         if t in (MT.VOTE, MT.VOTE_RESP, MT.PRE_VOTE, MT.PRE_VOTE_RESP):
             if m.term == 0:
@@ -278,6 +283,7 @@ class Raft:
         self.reset(self.term)
         self.lead = self.id
         self.role = Role.LEADER
+        self.leader_contact_elapsed = 0
         own = self.trk.progress[self.id]
         own.become_replicate()
         own.recent_active = True
@@ -294,14 +300,16 @@ class Raft:
     # ----------------------------------------------------------------------------- ticks
     def tick(self) -> None:
         if self.role == Role.LEADER:
+            self.leader_contact_elapsed = 0
+        else:
+            self.leader_contact_elapsed += 1
+        if self.role == Role.LEADER:
             self._tick_heartbeat()
         else:
             self._tick_election()
 
     def _tick_election(self) -> None:
         self.election_elapsed += 1
-        if self.election_elapsed >= self.election_timeout:
-            self.quiet_after_restart = False
         if self.promotable() and self.election_elapsed >= self.randomized_election_timeout:
             self.election_elapsed = 0
             self.step(Message(MT.HUP, frm=self.id))
@@ -382,11 +390,7 @@ class Raft:
         elif m.term > self.term:
             if m.type in (MT.VOTE, MT.PRE_VOTE):
                 force = m.context == CAMPAIGN_TRANSFER
-                in_lease = (
-                    self.check_quorum
-                    and (self.lead != NONE or self.quiet_after_restart)
-                    and self.election_elapsed < self.election_timeout
-                )
+                in_lease = self.check_quorum and self.leader_contact_elapsed < self.election_timeout
                 if not force and in_lease:
                     # We heard from a leader within the election timeout: its lease may be in
                     # force, so neither change term nor grant a (pre-)vote.
@@ -727,9 +731,10 @@ class Raft:
 
     def _forward_to_leader(self, m: Message) -> None:
         # A copy: the original may be shared (a duplicated delivery, the caller's object).
-        self.send(Message(m.type, to=self.lead, entries=m.entries, context=m.context))
+        self.send(Message(m.type, to=self.lead, frm=m.frm, entries=m.entries, context=m.context))
 
     def _handle_append_entries(self, m: Message) -> None:
+        self.leader_contact_elapsed = 0
         log = self.raft_log
         if m.index < log.committed:
             self.send(Message(MT.APP_RESP, to=m.frm, index=log.committed, round=m.round))
@@ -754,10 +759,12 @@ class Raft:
         )
 
     def _handle_heartbeat(self, m: Message) -> None:
+        self.leader_contact_elapsed = 0
         self.raft_log.commit_to(m.commit)
         self.send(Message(MT.HEARTBEAT_RESP, to=m.frm, round=m.round))
 
     def _handle_snapshot(self, m: Message) -> None:
+        self.leader_contact_elapsed = 0
         if self._restore(m.snapshot):
             index = self.raft_log.last_index()
         else:
@@ -767,6 +774,10 @@ class Raft:
     def _restore(self, snapshot: Snapshot) -> bool:
         meta = snapshot.metadata
         if meta.index <= self.raft_log.committed:
+            return False
+        if self.raft_log.applying > self.raft_log.applied:
+            # Committed entries handed out for applying would land on top of the snapshot's
+            # state (and its membership). Refuse for now; the leader sends it again.
             return False
         if self.raft_log.match_term(meta.index, meta.term):
             # We already have the snapshot's last entry: just fast-forward the commit index.

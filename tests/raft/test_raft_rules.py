@@ -84,7 +84,7 @@ def test_vote_refused_to_candidate_with_shorter_log() -> None:
     g.stabilize()
     follower = g.nodes[2].raft
     last, term = follower.raft_log.last_index(), follower.raft_log.last_term()
-    follower.election_elapsed = follower.election_timeout  # out of the leader's lease
+    follower.leader_contact_elapsed = follower.election_timeout  # out of the leader lease
     g.nodes[2].step(Message(MT.VOTE, to=2, frm=3, term=term + 5, index=last - 1, log_term=term))
     resp = g.nodes[2].ready().messages_after_persist
     assert [(m.type, m.reject) for m in resp] == [(MT.VOTE_RESP, True)]
@@ -249,3 +249,23 @@ def test_lease_not_allowed_after_timeout_now_in_this_term() -> None:
     assert leader.raft.lead_transferee == 0 and leader.raft.role == Role.LEADER
     # TIMEOUT_NOW was sent (node 2 was up to date): it may still arrive and win an election.
     assert not leader.raft.lease_allowed()
+
+
+def test_manual_campaign_does_not_end_the_vote_refusal() -> None:
+    g = Group()
+    leader = g.elect(1)
+    leader.tick()
+    g.stabilize()
+    term = leader.raft.term
+    g.nodes[2].campaign()  # a pre-candidate has no leader, but it still heard from one just now
+    g.nodes[3].campaign()
+    g.stabilize()
+    assert leader.raft.role == Role.LEADER and leader.raft.term == term
+
+
+def test_forwarded_transfer_targets_the_transferee() -> None:
+    g = Group()
+    g.elect(1)
+    g.nodes[2].transfer_leader(3)
+    g.stabilize()
+    assert g.nodes[3].raft.role == Role.LEADER
