@@ -21,6 +21,7 @@ CHUNKS = [(3, start) for start in range(0, 200, CHUNK)] + [(5, start) for start 
 EXERCISED = (
     "proposals_acked",
     "reads_answered",
+    "lease_read_checks",
     "leader_changes",
     "crashes",
     "crashes_mid_write",

@@ -18,6 +18,7 @@ from tests.sim.cluster import DEFAULT_LIVENESS_TICKS, DEFAULT_TICKS, SimFailure,
 SUMMARY_FIELDS = (
     "proposals_acked",
     "reads_answered",
+    "lease_read_checks",
     "leader_changes",
     "crashes",
     "conf_changes_applied",

@@ -173,6 +173,14 @@ class Checker:
         if index > self.max_acked_index:
             self.max_acked_index = index
 
+    def on_lease_read(self, node_id: int, index: int) -> None:
+        """A lease read served locally at applied ``index`` sees every acknowledged write."""
+        if index < self.max_acked_index:
+            raise InvariantViolation(
+                f"stale lease read: leader {node_id} served a read at applied index {index}, but index "
+                f"{self.max_acked_index} was acknowledged before"
+            )
+
     def read_issued(self, ctx: bytes) -> None:
         self.reads[ctx] = self.max_acked_index
 

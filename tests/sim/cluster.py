@@ -77,6 +77,7 @@ class Stats:
     proposals_acked: int = 0
     reads_issued: int = 0
     reads_answered: int = 0
+    lease_read_checks: int = 0
     leader_changes: int = 0
     crashes: int = 0
     crashes_mid_write: int = 0
@@ -287,8 +288,13 @@ class Simulation:
         self.workload.on_new_leader(node)
 
     def on_entry_applied(self, node: SimNode, entry: Entry) -> None:
-        if self.workload.on_entry_applied(node, entry) and entry.data.startswith(b"live"):
-            self.live_acked = True
+        if self.workload.on_entry_applied(node, entry):
+            # A write was acknowledged: whoever holds a lease must already see it.
+            for other in self.nodes.values():
+                if other.alive and other.lease is not None:
+                    other.check_lease()
+            if entry.data.startswith(b"live"):
+                self.live_acked = True
 
     def on_read_answered(self, ctx: bytes) -> None:
         self.workload.on_read_answered(ctx)

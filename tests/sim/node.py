@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from kvdb.raft import Config, MemoryStorage, RawNode
 from kvdb.raft.codec import decode_conf_change
 from kvdb.raft.errors import StepError
-from kvdb.raft.types import ConfChange, ConfState, Entry, EntryType, Message, ReadState
+from kvdb.raft.types import ConfChange, ConfState, Entry, EntryType, Message, ReadState, Role
 from tests.sim.checker import InvariantViolation
 from tests.sim.statemachine import GENESIS, StateMachine
 from tests.sim.world import TICK_US
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 TICK_JITTER_US = 500
 """Each tick of each node comes up to this much early or late, so nodes never tick in lockstep."""
+
+MAX_CLOCK_DRIFT_US = 10 * TICK_JITTER_US
+"""How much shorter an election timeout (10 ticks) can be on a follower than on the leader."""
 
 
 class SimNode:
@@ -44,6 +47,10 @@ class SimNode:
         self.conf_state = ConfState()
         self.writing = None  # the Ready whose write is in flight
         self.read_waits: list[ReadState] = []
+        # Leader lease, as the store keeps it: (term, round, time the round began) for rounds
+        # reported by Readys, and (term, expiry) once a quorum acknowledged one of them.
+        self.round_times: list[tuple[int, int, int]] = []
+        self.lease: tuple[int, int] | None = None
         # Bumped on every crash: events scheduled by an earlier life carry a stale number and
         # are ignored, which is how a crash cancels the in-flight write and the tick chain.
         self.incarnation = 0
@@ -83,6 +90,8 @@ class SimNode:
         self.sm = None
         self.writing = None
         self.read_waits = []
+        self.round_times = []
+        self.lease = None
         self.incarnation += 1
 
     # -- inputs -------------------------------------------------------------------------------
@@ -137,6 +146,46 @@ class SimNode:
         self.raw.report_unreachable(to)
         self._settle()
 
+    def lease_read(self) -> int | None:
+        """The applied index a lease read would be served at now, or None if it must not be.
+
+        The store's rule: a leader that may hold a lease, whose lease has not expired, that has
+        committed an entry of its term and applied everything it knows to be committed.
+        """
+        raft = self.raw.raft
+        if raft.role != Role.LEADER or not raft.lease_allowed() or self.lease is None:
+            return None
+        term, expiry = self.lease
+        if term != raft.term or self.world.now >= expiry:
+            return None
+        if not raft.committed_entry_in_current_term() or self.sm.index < raft.raft_log.committed:
+            return None
+        return self.sm.index
+
+    def check_lease(self) -> None:
+        """If a lease read could be served now, it must see every acknowledged write.
+
+        Checked whenever this node or the set of acknowledged writes changes, i.e. at every
+        moment a read could happen, because a stale lease only shows in a narrow window.
+        """
+        index = self.lease_read()
+        if index is not None:
+            self.sim.stats.lease_read_checks += 1
+            self.checker.on_lease_read(self.id, index)
+
+    def _track_lease(self, rd) -> None:
+        """Time the leader's heartbeat rounds; a quorum-acknowledged round starts a lease."""
+        term = self.raw.raft.term
+        if rd.lease_round_started:
+            self.round_times.append((term, rd.lease_round_started, self.world.now))
+        if rd.lease_round_acked:
+            # The latest reported round at or below the acknowledged one began no later than it.
+            began = [x for x in self.round_times if x[0] == term and x[1] <= rd.lease_round_acked]
+            if began:
+                _, round_, t0 = began[-1]
+                self.lease = (term, t0 + self.raw.raft.election_timeout * TICK_US - MAX_CLOCK_DRIFT_US)
+                self.round_times = [x for x in self.round_times if x[0] == term and x[1] >= round_]
+
     def compact(self, rng: random.Random) -> None:
         """Snapshot the state machine at its applied index, then drop a random part of the log."""
         sm, storage = self.sm, self.storage
@@ -155,12 +204,16 @@ class SimNode:
         log = raft.raft_log
         if self.checker.observe(self.id, self.incarnation, raft.term, raft.role, log.committed, log):
             self.sim.on_new_leader(self, raft.term)
+        if self.lease is not None:
+            self.check_lease()
         if self.writing is None and self.raw.has_ready():
             self._begin_write()
 
     def _begin_write(self) -> None:
         rd = self.raw.ready()
         self.writing = rd
+        if rd.lease_round_started or rd.lease_round_acked:
+            self._track_lease(rd)
         for msg in rd.messages:
             self.sim.send(msg)
         snap = rd.snapshot
