@@ -31,7 +31,7 @@ class Nemesis:
             (self._crash_random, 4),
             (self._partition, 2),
             (self._one_way, 2),
-            (self._isolate_leader, 1),
+            (self._isolate_leader, 3),
             (self._weather, 2),
         ]
 
