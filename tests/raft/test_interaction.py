@@ -89,13 +89,23 @@ def check_check_quorum(s: Script, env: Env) -> None:
     # The lease: nobody voted for 2 at term 3, although its log is as long as theirs.
     assert leaders(env) == [1] and terms(env) == {1: 2, 2: 3, 3: 2}
     assert votes_granted(env, 3) == []
+    s.run_through("tick-heartbeat 1")
+    s.run_to("campaign 2")
+    assert leaders(env) == [] and terms(env) == {1: 3, 2: 3, 3: 2}, "the term-3 response deposes leader 1"
+    s.run_to("tick-heartbeat 1")
+    # Deposed a moment ago, node 1 keeps the promise it made as leader: no vote, no term change.
+    assert votes_granted(env, 4) == [], "a just-deposed leader must not vote within its own promise"
+    assert terms(env) == {1: 3, 2: 4, 3: 2} and roles(env)[2] == Role.CANDIDATE
+    s.run_to("campaign 2")
+    assert terms(env) == {1: 3, 2: 4, 3: 2} and roles(env)[1] == Role.FOLLOWER, "node 1 must not campaign"
     s.run_to("isolate 2")
-    assert leaders(env) == [2] and terms(env)[2] == 4
-    assert votes_granted(env, 4) == [1], "node 3 heard from leader 1 recently: it must not vote"
+    assert leaders(env) == [2] and terms(env)[2] == 5
+    assert votes_granted(env, 5) == [1], "node 3 heard from leader 1 recently: it must not vote"
     s.run_to("heal")
     assert roles(env)[2] == Role.FOLLOWER, "a leader cut off from a quorum must step down"
     s.finish()
-    assert leaders(env) == [1] and terms(env) == {1: 5, 2: 5, 3: 5}
+    assert leaders(env) == [1] and terms(env) == {1: 6, 2: 6, 3: 6}
+    assert votes_granted(env, 6) == [3], "node 2 led a moment ago (by its clock): it must not vote"
 
 
 def check_log_repair(s: Script, env: Env) -> None:
@@ -193,6 +203,53 @@ def check_lease_rounds(s: Script, env: Env) -> None:
     assert leader.lease_rounds_acked == [*acked, leader.lease_rounds_started[-1]]
 
 
+def vote_responses(env: Env, since: int = 0) -> list[tuple[int, int, bool]]:
+    """(from, to, granted) of every pre-vote or vote response delivered after ``since``."""
+    kinds = (MessageType.PRE_VOTE_RESP, MessageType.VOTE_RESP)
+    return [(m.frm, m.to, not m.reject) for m in env.delivered[since:] if m.type in kinds]
+
+
+def check_manual_campaign_in_lease(s: Script, env: Env) -> None:
+    s.run_to("campaign 2")
+    assert leaders(env) == [1] and terms(env) == {1: 2, 2: 2, 3: 2}
+    assert env.nodes[1].lease_rounds_acked[-1] == 2, "the heartbeat round must be acknowledged"
+    before = len(env.delivered)
+    s.run_to("campaign 3")
+    assert roles(env)[2] == Role.PRE_CANDIDATE and env.nodes[2].raw.raft.lead == 0
+    s.run_to("isolate 1")
+    # Neither manual campaign got anything: no (pre-)vote was granted, or even answered, and
+    # leader 1 still leads term 2. Node 2 campaigned first: that must not end its promise.
+    assert vote_responses(env, before) == []
+    assert leaders(env) == [1] and terms(env) == {1: 2, 2: 2, 3: 2}
+    assert roles(env)[2] == roles(env)[3] == Role.PRE_CANDIDATE
+    before = len(env.delivered)
+    s.run_to("heal")
+    # Once nodes 2 and 3 have not heard from a leader for an election timeout, an election works.
+    assert sorted(leaders(env)) == [1, 2] and terms(env) == {1: 2, 2: 3, 3: 3}
+    assert vote_responses(env, before) == [(3, 2, True), (3, 2, True)]
+    assert votes_granted(env, 3) == [3]
+    s.finish()
+    assert leaders(env) == [2] and terms(env) == {1: 3, 2: 3, 3: 3}
+    assert log_terms(env, 1) == log_terms(env, 2) == log_terms(env, 3) == [(2, 2), (3, 3)]
+
+
+def check_transfer_forwarded(s: Script, env: Env) -> None:
+    s.run_to("transfer-leader 2 to=3")
+    assert leaders(env) == [1] and terms(env) == {1: 2, 2: 2, 3: 2}
+    before = len(env.delivered)
+    s.finish()
+    sent = [
+        m for m in env.delivered[before:] if m.type in (MessageType.TRANSFER_LEADER, MessageType.TIMEOUT_NOW)
+    ]
+    assert [(m.type, m.frm, m.to) for m in sent] == [
+        (MessageType.TRANSFER_LEADER, 3, 1),  # forwarded by node 2, naming the transferee
+        (MessageType.TIMEOUT_NOW, 1, 3),
+    ], "the forwarding follower must not be taken for the transferee"
+    assert leaders(env) == [3] and terms(env) == {1: 3, 2: 3, 3: 3}
+    assert roles(env)[2] == Role.FOLLOWER
+    assert sorted(votes_granted(env, 3)) == [1, 2]
+
+
 CHECKS: dict[str, Callable[[Script, Env], None]] = {
     "election": check_election,
     "prevote": check_prevote,
@@ -204,6 +261,8 @@ CHECKS: dict[str, Callable[[Script, Env], None]] = {
     "leader_transfer": check_leader_transfer,
     "read_index": check_read_index,
     "lease_rounds": check_lease_rounds,
+    "manual_campaign_in_lease": check_manual_campaign_in_lease,
+    "transfer_forwarded": check_transfer_forwarded,
 }
 
 
