@@ -88,13 +88,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--seed needs --nodes 3 or 5")
     options = SimOptions(args.seed, int(args.nodes), args.ticks, args.liveness_ticks, args.verbose)
     started = time.monotonic()
+    sim = Simulation(options)
     try:
-        stats = Simulation(options).run()
+        stats = sim.run()
     except SimFailure as failure:
         print(failure, file=sys.stderr)
         return 1
     elapsed = time.monotonic() - started
-    print(f"seed {args.seed} ({args.nodes} nodes) passed in {elapsed:.2f}s: {stats.summary()}")
+    print(f"seed {args.seed} ({args.nodes} nodes) passed in {elapsed:.2f}s")
+    print(f"history {sim.fingerprint()}\n{stats.summary()}")
     return 0
 
 

@@ -177,6 +177,11 @@ class Simulation:
                 f"nodes: {[self._describe(n) for n in self.nodes.values() if not n.retired]})"
             )
 
+    def fingerprint(self) -> str:
+        """A digest of the whole committed history, to compare runs of one seed."""
+        index = self.checker.max_committed
+        return f"{index}:{self.checker.committed[index][3].hex()}@{self.world.now}"
+
     def _describe(self, node: SimNode) -> str:
         if not node.alive:
             return f"{node.id}:down"

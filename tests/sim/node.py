@@ -17,10 +17,10 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
-from kvdb.raft import Config, MemoryStorage, RawNode
+from kvdb.raft import Config, MemoryStorage, RawNode, Ready
 from kvdb.raft.codec import decode_conf_change
 from kvdb.raft.errors import StepError
-from kvdb.raft.types import ConfChange, ConfState, Entry, EntryType, Message, ReadState, Role
+from kvdb.raft.types import ConfChange, ConfState, Entry, EntryType, Message, ReadState, Role, Snapshot
 from tests.sim.checker import InvariantViolation
 from tests.sim.statemachine import GENESIS, StateMachine
 from tests.sim.world import TICK_US
@@ -45,7 +45,7 @@ class SimNode:
         self.raw: RawNode | None = None
         self.sm: StateMachine | None = None
         self.conf_state = ConfState()
-        self.writing = None  # the Ready whose write is in flight
+        self.writing: Ready | None = None  # the Ready whose write is in flight
         self.read_waits: list[ReadState] = []
         # Leader lease, as the store keeps it: (term, round, time the round began) for rounds
         # reported by Readys, and (term, expiry) once a quorum acknowledged one of them.
@@ -173,7 +173,7 @@ class SimNode:
             self.sim.stats.lease_read_checks += 1
             self.checker.on_lease_read(self.id, index)
 
-    def _track_lease(self, rd) -> None:
+    def _track_lease(self, rd: Ready) -> None:
         """Time the leader's heartbeat rounds; a quorum-acknowledged round starts a lease."""
         term = self.raw.raft.term
         if rd.lease_round_started:
@@ -255,7 +255,7 @@ class SimNode:
         self.raw.advance(rd)
         self._settle()
 
-    def _install_snapshot(self, snap) -> None:
+    def _install_snapshot(self, snap: Snapshot) -> None:
         meta = snap.metadata
         self.storage.apply_snapshot(snap)
         restored = StateMachine.from_snapshot_data(snap.data)
