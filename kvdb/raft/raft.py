@@ -390,8 +390,7 @@ class Raft:
         elif m.term > self.term:
             if m.type in (MT.VOTE, MT.PRE_VOTE):
                 force = m.context == CAMPAIGN_TRANSFER
-                in_lease = self.check_quorum and self.leader_contact_elapsed < self.election_timeout
-                if not force and in_lease:
+                if not force and self._in_lease():
                     # We heard from a leader within the election timeout: its lease may be in
                     # force, so neither change term nor grant a (pre-)vote.
                     return
@@ -424,10 +423,18 @@ class Raft:
         else:
             self._step_candidate(m)
 
+    def _in_lease(self) -> bool:
+        """Whether we promised a leader (possibly ourselves) not to help elect another yet."""
+        return self.check_quorum and self.leader_contact_elapsed < self.election_timeout
+
     def _handle_vote_request(self, m: Message) -> None:
         can_vote = (
             self.vote == m.frm
-            or (self.vote == NONE and self.lead == NONE)
+            or (
+                self.vote == NONE
+                and self.lead == NONE
+                and (m.context == CAMPAIGN_TRANSFER or not self._in_lease())
+            )
             or (m.type == MT.PRE_VOTE and m.term > self.term)
         )
         resp_type = MT.VOTE_RESP if m.type == MT.VOTE else MT.PRE_VOTE_RESP

@@ -269,3 +269,14 @@ def test_forwarded_transfer_targets_the_transferee() -> None:
     g.nodes[2].transfer_leader(3)
     g.stabilize()
     assert g.nodes[3].raft.role == Role.LEADER
+
+
+def test_no_vote_at_own_term_while_promised_to_a_leader() -> None:
+    g = Group()
+    g.elect(1)
+    follower = g.nodes[2].raft
+    follower.become_follower(follower.term + 1, 0)  # e.g. raised by a rejection, no vote yet
+    follower.leader_contact_elapsed = 0
+    g.nodes[2].step(Message(MT.VOTE, to=2, frm=3, term=follower.term, index=99, log_term=follower.term))
+    assert follower.vote == 0
+    assert [(m.type, m.reject) for m in follower.msgs_after_persist] == [(MT.VOTE_RESP, True)]
