@@ -183,6 +183,8 @@ class _Log:
 
 def test_checker_catches_two_commands_at_one_index() -> None:
     checker = Checker(lambda: [])
+    checker.record_genesis(6, 1, b"g")
+    checker.observe(1, 0, term=2, role=Role.LEADER, commit=7, log=_Log({7: 2}))
     assert checker.on_apply(1, Entry(2, 7, b"a"), b"d1")
     assert not checker.on_apply(2, Entry(2, 7, b"a"), b"d1")
     with pytest.raises(InvariantViolation, match="state machine safety"):
@@ -200,9 +202,22 @@ def test_checker_catches_two_leaders_in_a_term() -> None:
 
 def test_checker_catches_a_leader_missing_a_committed_entry() -> None:
     checker = Checker(lambda: [])
-    checker.on_apply(1, Entry(3, 1, b"a"), b"d")
+    checker.observe(1, 0, term=3, role=Role.LEADER, commit=1, log=_Log({1: 3}))
     with pytest.raises(InvariantViolation, match="leader completeness"):
         checker.observe(2, 0, term=5, role=Role.LEADER, commit=0, log=_Log({1: 4}))
+
+
+def test_checker_allows_an_old_entry_committed_after_a_leader_without_it() -> None:
+    """Raft's Figure 8: an entry of term 10 that leader 1 of term 11 lacks is committed in term 12."""
+    leaders = [(1, 11, _Log({46: 11}))]
+    checker = Checker(lambda: leaders)
+    checker.record_genesis(45, 1, b"g")
+    checker.observe(1, 0, term=11, role=Role.LEADER, commit=45, log=leaders[0][2])
+    checker.observe(2, 0, term=12, role=Role.LEADER, commit=46, log=_Log({46: 10}))
+    assert checker.commits[46] == (12, 10)
+    # ... but a leader of a later term must have it.
+    with pytest.raises(InvariantViolation, match="leader completeness"):
+        checker.observe(3, 0, term=13, role=Role.LEADER, commit=45, log=_Log({46: 11}))
 
 
 def test_checker_catches_log_mismatch() -> None:
@@ -215,6 +230,7 @@ def test_checker_catches_log_mismatch() -> None:
 
 def test_checker_catches_stale_reads_and_regressions() -> None:
     checker = Checker(lambda: [])
+    checker.record_genesis(10, 1, b"g")
     checker.write_acked(10)
     checker.read_issued(b"r1")
     checker.on_read_state(1, ReadState(10, b"r1"))

@@ -39,6 +39,11 @@ class Checker:
         self.leaders: dict[int, int] = {}
         # Log matching: (index, term) -> (type, data, term at index - 1), over every durable log.
         self.log_entries: dict[tuple[int, int], tuple[int, bytes, int]] = {}
+        # Leader completeness: index -> (term in which it was committed, term of the entry),
+        # recorded when a leader first moves the commit index past it (only leaders do that:
+        # everyone else learns the commit index from a leader).
+        self.commits: dict[int, tuple[int, int]] = {}
+        self.commit_frontier = 0
         # State machine safety: index -> (term, type, data, digest after it), once applied anywhere.
         self.committed: dict[int, tuple[int, int, bytes, bytes]] = {}
         self.max_committed = 0
@@ -53,7 +58,7 @@ class Checker:
     def record_genesis(self, index: int, term: int, digest: bytes) -> None:
         """The state every initial member starts from (the bootstrap snapshot)."""
         self.committed[index] = (term, 0, b"", digest)
-        self.max_committed = index
+        self.max_committed = self.commit_frontier = index
 
     # -- election safety and volatile monotonicity --------------------------------------------
 
@@ -68,6 +73,8 @@ class Checker:
             if commit < seen_commit:
                 raise InvariantViolation(f"node {node_id}: commit went back from {seen_commit} to {commit}")
         self.seen[node_id] = (incarnation, term, commit)
+        if commit > self.commit_frontier:
+            self._on_commit(term, commit, log)
         if role != Role.LEADER:
             return False
         leader = self.leaders.get(term)
@@ -76,27 +83,37 @@ class Checker:
         if leader is not None:
             raise InvariantViolation(f"two leaders in term {term}: {leader} and {node_id}")
         self.leaders[term] = node_id
-        self._check_leader_has_committed(node_id, term, log, range(log.first_index(), self.max_committed + 1))
+        self._check_leader_log(node_id, term, log, range(log.first_index(), self.commit_frontier + 1))
         return True
 
-    def _check_leader_has_committed(self, node_id: int, term: int, log: LogView, indexes: range) -> None:
-        """Leader completeness: committed entries of earlier terms are in the leader's log.
+    def _on_commit(self, term: int, commit: int, log: LogView) -> None:
+        """A node (a leader of ``term``) committed past every earlier commit index."""
+        new = range(self.commit_frontier + 1, commit + 1)
+        for index in new:
+            self.commits[index] = (term, log.term(index))
+        self.commit_frontier = commit
+        for leader_id, leader_term, leader_log in self.leader_logs():
+            self._check_leader_log(leader_id, leader_term, leader_log, new)
 
-        Indexes below ``log.first_index()`` are covered by the leader's snapshot, which was checked
-        against the committed digest when it was installed.
+    def _check_leader_log(self, node_id: int, term: int, log: LogView, indexes: range) -> None:
+        """Leader completeness: entries committed in earlier terms are in the leader's log.
+
+        (Not entries merely *of* earlier terms: an old entry may get committed by a later leader
+        after a leader that lacks it was elected.) Indexes below ``log.first_index()`` are covered
+        by the leader's snapshot, which was checked against the applied history when installed.
         """
-        last = log.last_index()
+        first, last = log.first_index(), log.last_index()
         for index in indexes:
-            if index < log.first_index():
+            if index < first:
                 continue
-            committed_term = self.committed[index][0]
-            if committed_term >= term:
+            committed_in, entry_term = self.commits[index]
+            if committed_in >= term:
                 continue
             have = log.term(index) if index <= last else None
-            if have != committed_term:
+            if have != entry_term:
                 raise InvariantViolation(
                     f"leader completeness: leader {node_id} of term {term} has term {have} at index "
-                    f"{index}, committed with term {committed_term}"
+                    f"{index}, where an entry of term {entry_term} was committed in term {committed_in}"
                 )
 
     # -- durable state ------------------------------------------------------------------------
@@ -136,11 +153,15 @@ class Checker:
         record = (entry.term, entry.type, entry.data, digest)
         known = self.committed.get(index)
         if known is None:
+            commit = self.commits.get(index)
+            if commit is None or commit[1] != entry.term:
+                raise InvariantViolation(
+                    f"node {node_id} applied {entry!r}, but what was committed there is {commit} "
+                    "(term committed in, entry term)"
+                )
             self.committed[index] = record
             if index > self.max_committed:
                 self.max_committed = index
-            for leader_id, term, log in self.leader_logs():
-                self._check_leader_has_committed(leader_id, term, log, range(index, index + 1))
             return True
         if known != record:
             raise InvariantViolation(

@@ -99,6 +99,10 @@ class Stats:
 
 
 class Simulation:
+    """One run: owns the world, the nodes and everything that acts on them, and wires their
+    callbacks together (nodes report applies, leaders and writes here; the workload and the
+    nemesis act through it)."""
+
     def __init__(self, options: SimOptions) -> None:
         self.options = options
         self.world = World(options.seed, options.verbose)
