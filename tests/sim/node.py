@@ -82,6 +82,7 @@ class SimNode:
         self.world.trace("%r start: snapshot %d, %r, last index %d", self, meta.index, hs,
                          self.storage.last_index())
         self.world.after(self.sim.rng.randint(0, TICK_US), self._tick, self.incarnation)
+        self._settle()  # a reboot re-applies the committed log at once, not at the first tick
 
     def crash(self) -> None:
         """Lose everything that is not on the disk, including a write in flight."""
