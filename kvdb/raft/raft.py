@@ -445,7 +445,18 @@ class Raft:
                 self.election_elapsed = 0
                 self.vote = m.frm
         else:
-            self.send(Message(resp_type, to=m.frm, term=self.term, reject=True))
+            # A rejection carries our commit index (see _learn_commit).
+            committed = self.raft_log.committed
+            self.send(
+                Message(
+                    resp_type,
+                    to=m.frm,
+                    term=self.term,
+                    reject=True,
+                    commit=committed,
+                    log_term=self.raft_log.term_or_zero(committed),
+                )
+            )
 
     # ----------------------------------------------------------------------------- leader
     def _step_leader(self, m: Message) -> None:
@@ -692,6 +703,8 @@ class Raft:
             self.become_follower(m.term, m.frm)
             self._handle_snapshot(m)
         elif t == vote_resp:
+            if m.reject:
+                self._learn_commit(m.commit, m.log_term)
             result = self._poll(m.frm, not m.reject)
             if result == VoteResult.WON:
                 if self.role == Role.PRE_CANDIDATE:
@@ -704,6 +717,20 @@ class Raft:
                 self.become_follower(self.term, NONE)
         elif t in (MT.READ_INDEX, MT.TRANSFER_LEADER):
             raise ProposalDroppedError("no leader")
+
+    def _learn_commit(self, index: int, term: int) -> None:
+        """Adopt a peer's commit index if our log holds the same entry there.
+
+        Configurations take effect when applied, so a member of a new configuration that has not
+        learnt that the config change committed still counts the old members' votes. If the
+        leader is gone and the removed members hold longer (uncommitted) logs, they refuse every
+        candidate and never campaign themselves: no leader is ever elected. Their rejections carry
+        what they know is committed; a matching (index, term) means our log is identical up to
+        there (log matching), so committing it is safe, and applying the change lets the new
+        configuration elect on its own.
+        """
+        if index > self.raft_log.committed and self.raft_log.match_term(index, term):
+            self.raft_log.commit_to(index)
 
     # ----------------------------------------------------------------------------- follower
     def _step_follower(self, m: Message) -> None:

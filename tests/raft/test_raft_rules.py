@@ -11,6 +11,7 @@ from kvdb.raft import (
     ConfState,
     Entry,
     EntryType,
+    HardState,
     MemoryStorage,
     Message,
     MessageType,
@@ -280,3 +281,33 @@ def test_no_vote_at_own_term_while_promised_to_a_leader() -> None:
     g.nodes[2].step(Message(MT.VOTE, to=2, frm=3, term=follower.term, index=99, log_term=follower.term))
     assert follower.vote == 0
     assert [(m.type, m.reject) for m in follower.msgs_after_persist] == [(MT.VOTE_RESP, True)]
+
+
+def _restarted(node_id: int, log: list[Entry], commit: int) -> RawNode:
+    storage = MemoryStorage(ConfState(voters=[1, 2, 3]))
+    storage.append(log)
+    storage.set_hard_state(HardState(term=2, vote=0, commit=commit))
+    node = RawNode(Config(id=node_id, storage=storage, rng=random.Random(node_id)))
+    node.raft.leader_contact_elapsed = node.raft.election_timeout  # its promise has run out
+    return node
+
+
+def test_candidate_learns_commit_from_a_rejection() -> None:
+    log = [Entry(2, 2), Entry(2, 3, b"x")]
+    candidate = _restarted(1, log, commit=1)
+    voter = _restarted(2, [*log, Entry(2, 4, b"y")], commit=3)
+    candidate.campaign()
+    pre_vote = next(m for m in candidate.ready().messages if m.to == 2)
+    voter.step(pre_vote)
+    (reply,) = voter.ready().messages_after_persist
+    assert reply.reject and (reply.commit, reply.log_term) == (3, 2)
+    candidate.step(reply)
+    assert candidate.raft.raft_log.committed == 3
+
+
+def test_commit_not_learnt_from_a_different_log() -> None:
+    candidate = _restarted(1, [Entry(2, 2), Entry(2, 3, b"x")], commit=1)
+    candidate.campaign()
+    candidate.ready()
+    candidate.step(Message(MT.PRE_VOTE_RESP, to=1, frm=2, term=2, reject=True, commit=3, log_term=3))
+    assert candidate.raft.raft_log.committed == 1
