@@ -153,18 +153,25 @@ class RawNode:
 
     # ----------------------------------------------------------------------------- output
     def has_ready(self) -> bool:
+        # Called once per event by every driver loop: compares fields instead of building
+        # SoftState/HardState objects.
         r = self.raft
-        log = r.raft_log
         if r.msgs or r.msgs_after_persist or r.read_states:
             return True
-        if log.unstable.next_entries() or log.unstable.next_snapshot() is not None:
+        log = r.raft_log
+        unstable = log.unstable
+        if unstable.entries and unstable.entries[-1].index >= unstable.offset_in_progress:
             return True
-        if log.has_next_committed_entries():
+        if unstable.snapshot is not None:
+            if not unstable.snapshot_in_progress:
+                return True
+        elif log.committed > log.applying:
             return True
-        if r.soft_state() != self._prev_soft:
+        soft = self._prev_soft
+        if r.lead != soft.leader_id or r.role != soft.role:
             return True
-        hs = r.hard_state()
-        if not hs.is_empty() and hs != self._prev_hard:
+        hard = self._prev_hard
+        if r.term != hard.term or r.vote != hard.vote or log.committed != hard.commit:
             return True
         return self._round_started() != 0 or self._round_acked() != 0
 
