@@ -161,7 +161,7 @@ def test_crash_loses_the_state_machine_and_restart_replays_it() -> None:
     leader.start()
     assert leader.sm.index <= applied
     sim.world.run_until(sim.world.now + TICK_US * 50, stop=lambda: leader.sm.index >= applied)
-    assert sim.checker.committed[applied][3] == digest
+    assert sim.checker.applied[applied][3] == digest
 
 
 # -- the checker ----------------------------------------------------------------------------

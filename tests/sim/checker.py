@@ -45,8 +45,8 @@ class Checker:
         self.commits: dict[int, tuple[int, int]] = {}
         self.commit_frontier = 0
         # State machine safety: index -> (term, type, data, digest after it), once applied anywhere.
-        self.committed: dict[int, tuple[int, int, bytes, bytes]] = {}
-        self.max_committed = 0
+        self.applied: dict[int, tuple[int, int, bytes, bytes]] = {}
+        self.max_applied = 0
         # ReadIndex: ctx -> the highest acknowledged write index when the read was issued.
         self.max_acked_index = 0
         self.reads: dict[bytes, int] = {}
@@ -57,8 +57,8 @@ class Checker:
 
     def record_genesis(self, index: int, term: int, digest: bytes) -> None:
         """The state every initial member starts from (the bootstrap snapshot)."""
-        self.committed[index] = (term, 0, b"", digest)
-        self.max_committed = self.commit_frontier = index
+        self.applied[index] = (term, 0, b"", digest)
+        self.max_applied = self.commit_frontier = index
 
     # -- election safety and volatile monotonicity --------------------------------------------
 
@@ -151,7 +151,7 @@ class Checker:
         """State machine safety for one applied entry; True if it is the first apply of its index."""
         index = entry.index
         record = (entry.term, entry.type, entry.data, digest)
-        known = self.committed.get(index)
+        known = self.applied.get(index)
         if known is None:
             commit = self.commits.get(index)
             if commit is None or commit[1] != entry.term:
@@ -159,9 +159,9 @@ class Checker:
                     f"node {node_id} applied {entry!r}, but what was committed there is {commit} "
                     "(term committed in, entry term)"
                 )
-            self.committed[index] = record
-            if index > self.max_committed:
-                self.max_committed = index
+            self.applied[index] = record
+            if index > self.max_applied:
+                self.max_applied = index
             return True
         if known != record:
             raise InvariantViolation(
@@ -180,7 +180,7 @@ class Checker:
             raise InvariantViolation(
                 f"node {node_id}: snapshot at {index} would take applied back from {applied}"
             )
-        known = self.committed.get(index)
+        known = self.applied.get(index)
         if known is None or known[3] != digest:
             raise InvariantViolation(
                 f"node {node_id}: snapshot at {index} has digest {digest.hex()}, but the applied history "

@@ -183,8 +183,8 @@ class Simulation:
 
     def fingerprint(self) -> str:
         """A digest of the whole committed history, to compare runs of one seed."""
-        index = self.checker.max_committed
-        return f"{index}:{self.checker.committed[index][3].hex()}@{self.world.now}"
+        index = self.checker.max_applied
+        return f"{index}:{self.checker.applied[index][3].hex()}@{self.world.now}"
 
     def _describe(self, node: SimNode) -> str:
         if not node.alive:
