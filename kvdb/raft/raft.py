@@ -678,10 +678,14 @@ class Raft:
 
         Not while a transfer is in flight, and not for the rest of a term in which we sent
         TIMEOUT_NOW: the transferee's election overrides the followers' vote refusal, and the
-        message may arrive long after the transfer was abandoned.
+        message may arrive long after the transfer was abandoned. And never without CheckQuorum:
+        only then do followers refuse votes while a leader's lease may be running.
         """
         return (
-            self.role == Role.LEADER and self.lead_transferee == NONE and self.timeout_now_term != self.term
+            self.check_quorum
+            and self.role == Role.LEADER
+            and self.lead_transferee == NONE
+            and self.timeout_now_term != self.term
         )
 
     def abort_leader_transfer(self) -> None:

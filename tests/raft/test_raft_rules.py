@@ -311,3 +311,8 @@ def test_commit_not_learnt_from_a_different_log() -> None:
     candidate.ready()
     candidate.step(Message(MT.PRE_VOTE_RESP, to=1, frm=2, term=2, reject=True, commit=3, log_term=3))
     assert candidate.raft.raft_log.committed == 1
+
+
+def test_no_lease_without_check_quorum() -> None:
+    leader = Group(check_quorum=False).elect(1)
+    assert not leader.raft.lease_allowed()
