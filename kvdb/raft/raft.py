@@ -118,7 +118,7 @@ class Raft:
         # A restarted node may have acknowledged a round just before it went down, so it starts
         # inside the promise; term 1 is the bootstrap term, in which no leader ever existed.
         restarted = self.term > BOOTSTRAP_TERM
-        self.leader_contact_elapsed = 0 if restarted else self.election_timeout
+        self.leader_contact_elapsed = 0 if restarted else self.election_timeout + 1
         # The last term in which this node, as leader, sent TIMEOUT_NOW (see lease_allowed).
         self.timeout_now_term = 0
 
@@ -425,7 +425,9 @@ class Raft:
 
     def _in_lease(self) -> bool:
         """Whether we promised a leader (possibly ourselves) not to help elect another yet."""
-        return self.check_quorum and self.leader_contact_elapsed < self.election_timeout
+        # "<=": the promise must cover election_timeout whole tick intervals. Contact just before
+        # a tick would otherwise end it after election_timeout - 1 intervals and a bit.
+        return self.check_quorum and self.leader_contact_elapsed <= self.election_timeout
 
     def _handle_vote_request(self, m: Message) -> None:
         can_vote = (

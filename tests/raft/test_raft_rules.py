@@ -85,7 +85,7 @@ def test_vote_refused_to_candidate_with_shorter_log() -> None:
     g.stabilize()
     follower = g.nodes[2].raft
     last, term = follower.raft_log.last_index(), follower.raft_log.last_term()
-    follower.leader_contact_elapsed = follower.election_timeout  # out of the leader lease
+    follower.leader_contact_elapsed = follower.election_timeout + 1  # out of the leader lease
     g.nodes[2].step(Message(MT.VOTE, to=2, frm=3, term=term + 5, index=last - 1, log_term=term))
     resp = g.nodes[2].ready().messages_after_persist
     assert [(m.type, m.reject) for m in resp] == [(MT.VOTE_RESP, True)]
@@ -231,7 +231,7 @@ def test_restarted_node_refuses_votes_for_an_election_timeout() -> None:
     vote = Message(MT.VOTE, to=2, frm=3, term=term + 1, index=99, log_term=term)
     restarted.step(vote)
     assert restarted.raft.term == term, "voted right after a restart: a leader's lease could be broken"
-    for _ in range(restarted.raft.election_timeout):
+    for _ in range(restarted.raft.election_timeout + 1):
         restarted.tick()
     restarted.step(vote)
     assert restarted.raft.term == term + 1 and restarted.raft.vote == 3
@@ -288,7 +288,7 @@ def _restarted(node_id: int, log: list[Entry], commit: int) -> RawNode:
     storage.append(log)
     storage.set_hard_state(HardState(term=2, vote=0, commit=commit))
     node = RawNode(Config(id=node_id, storage=storage, rng=random.Random(node_id)))
-    node.raft.leader_contact_elapsed = node.raft.election_timeout  # its promise has run out
+    node.raft.leader_contact_elapsed = node.raft.election_timeout + 1  # its promise has run out
     return node
 
 

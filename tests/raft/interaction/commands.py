@@ -74,6 +74,7 @@ class Interpreter:
         self.commands: dict[str, Callable[[Args], None]] = {
             "add-nodes": self.add_nodes,
             "campaign": self.campaign,
+            "tick": self.tick,
             "tick-heartbeat": self.tick_heartbeat,
             "tick-election": self.tick_election,
             "propose": self.propose,
@@ -130,6 +131,13 @@ class Interpreter:
         node = self._node(args)
         with self.env.watch(node):
             node.raw.campaign()
+
+    def tick(self, args: Args) -> None:
+        """``tick 1 count=K``: tick node 1 exactly K times."""
+        node = self._node(args)
+        with self.env.watch(node):
+            for _ in range(int(args.options["count"])):
+                node.raw.tick()
 
     def tick_heartbeat(self, args: Args) -> None:
         """Tick ``heartbeat_tick`` times: one heartbeat interval."""
