@@ -851,6 +851,12 @@ class Raft:
         cs = self.trk.conf_state()
         own = prs.get(self.id)
         self.is_learner = own is not None and own.is_learner
+        if self.role in (Role.CANDIDATE, Role.PRE_CANDIDATE):
+            # Votes were asked for under the old configuration (which may not even hold us any
+            # more, e.g. after a commit learnt from a rejection applied our removal): give the
+            # election up and let the timer start a fresh one.
+            self.become_follower(self.term, NONE)
+            return cs
         if (own is None or self.is_learner) and self.role == Role.LEADER:
             if self.config.step_down_on_removal:
                 self.become_follower(self.term, NONE)

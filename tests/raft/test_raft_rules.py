@@ -7,6 +7,9 @@ import random
 import pytest
 
 from kvdb.raft import (
+    ConfChange,
+    ConfChangeSingle,
+    ConfChangeType,
     Config,
     ConfState,
     Entry,
@@ -316,3 +319,15 @@ def test_commit_not_learnt_from_a_different_log() -> None:
 def test_no_lease_without_check_quorum() -> None:
     leader = Group(check_quorum=False).elect(1)
     assert not leader.raft.lease_allowed()
+
+
+def test_candidate_gives_up_when_its_configuration_changes() -> None:
+    g = Group(pre_vote=False)
+    candidate = g.nodes[1]
+    candidate.campaign()
+    term = candidate.raft.term
+    candidate.apply_conf_change(ConfChange([ConfChangeSingle(ConfChangeType.REMOVE_NODE, 1)]))
+    assert candidate.raft.role == Role.FOLLOWER and candidate.raft.vote == 1
+    for voter in (2, 3):
+        candidate.step(Message(MT.VOTE_RESP, to=1, frm=voter, term=term))
+    assert candidate.raft.role == Role.FOLLOWER, "won an election in a configuration it is not in"
