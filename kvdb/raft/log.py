@@ -254,10 +254,6 @@ class RaftLog:
             return []
         return self.slice(index, last + 1, max_size)
 
-    def all_entries(self) -> list[Entry]:
-        """Every entry still in the log (tests and debugging)."""
-        return self.entries(self.first_index())
-
     def slice(self, lo: int, hi: int, max_size: int | None = None) -> list[Entry]:
         """Entries in [lo, hi), limited to ``max_size`` bytes (at least one entry)."""
         if lo >= hi:

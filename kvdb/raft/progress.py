@@ -228,9 +228,6 @@ class ProgressTracker:
     def voter_ids(self) -> list[int]:
         return sorted(self.config.voters.ids())
 
-    def learner_ids(self) -> list[int]:
-        return sorted(self.config.learners | self.config.learners_next)
-
     def reset_votes(self) -> None:
         self.votes = {}
 
