@@ -1,0 +1,140 @@
+from kvdb.pb import metapb_pb2 as _metapb_pb2
+from kvdb.pb import raft_pb2 as _raft_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class RaftMessage(_message.Message):
+    __slots__ = ("range_id", "from_peer", "to_peer", "epoch", "message")
+    RANGE_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_PEER_FIELD_NUMBER: _ClassVar[int]
+    TO_PEER_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    range_id: int
+    from_peer: _metapb_pb2.Peer
+    to_peer: _metapb_pb2.Peer
+    epoch: _metapb_pb2.RangeEpoch
+    message: _raft_pb2.Message
+    def __init__(self, range_id: _Optional[int] = ..., from_peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., to_peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., epoch: _Optional[_Union[_metapb_pb2.RangeEpoch, _Mapping]] = ..., message: _Optional[_Union[_raft_pb2.Message, _Mapping]] = ...) -> None: ...
+
+class RaftMessageBatch(_message.Message):
+    __slots__ = ("cluster_id", "from_store", "messages")
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_STORE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    cluster_id: int
+    from_store: int
+    messages: _containers.RepeatedCompositeFieldContainer[RaftMessage]
+    def __init__(self, cluster_id: _Optional[int] = ..., from_store: _Optional[int] = ..., messages: _Optional[_Iterable[_Union[RaftMessage, _Mapping]]] = ...) -> None: ...
+
+class Done(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SnapshotChunk(_message.Message):
+    __slots__ = ("cluster_id", "message", "data")
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    cluster_id: int
+    message: RaftMessage
+    data: bytes
+    def __init__(self, cluster_id: _Optional[int] = ..., message: _Optional[_Union[RaftMessage, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class SnapshotHeader(_message.Message):
+    __slots__ = ("descriptor", "data_size", "key_count", "checksum")
+    DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
+    DATA_SIZE_FIELD_NUMBER: _ClassVar[int]
+    KEY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_FIELD_NUMBER: _ClassVar[int]
+    descriptor: _metapb_pb2.RangeDescriptor
+    data_size: int
+    key_count: int
+    checksum: int
+    def __init__(self, descriptor: _Optional[_Union[_metapb_pb2.RangeDescriptor, _Mapping]] = ..., data_size: _Optional[int] = ..., key_count: _Optional[int] = ..., checksum: _Optional[int] = ...) -> None: ...
+
+class Mutation(_message.Message):
+    __slots__ = ("kind", "key", "value")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        PUT: _ClassVar[Mutation.Kind]
+        DELETE: _ClassVar[Mutation.Kind]
+        DELETE_RANGE: _ClassVar[Mutation.Kind]
+    PUT: Mutation.Kind
+    DELETE: Mutation.Kind
+    DELETE_RANGE: Mutation.Kind
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    kind: Mutation.Kind
+    key: bytes
+    value: bytes
+    def __init__(self, kind: _Optional[_Union[Mutation.Kind, str]] = ..., key: _Optional[bytes] = ..., value: _Optional[bytes] = ...) -> None: ...
+
+class CompareAndSwap(_message.Message):
+    __slots__ = ("key", "value", "previous_value", "previous_not_exist")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_VALUE_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_NOT_EXIST_FIELD_NUMBER: _ClassVar[int]
+    key: bytes
+    value: bytes
+    previous_value: bytes
+    previous_not_exist: bool
+    def __init__(self, key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., previous_value: _Optional[bytes] = ..., previous_not_exist: _Optional[bool] = ...) -> None: ...
+
+class RaftCommand(_message.Message):
+    __slots__ = ("range_id", "epoch", "mutations", "cas")
+    RANGE_ID_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    MUTATIONS_FIELD_NUMBER: _ClassVar[int]
+    CAS_FIELD_NUMBER: _ClassVar[int]
+    range_id: int
+    epoch: _metapb_pb2.RangeEpoch
+    mutations: _containers.RepeatedCompositeFieldContainer[Mutation]
+    cas: CompareAndSwap
+    def __init__(self, range_id: _Optional[int] = ..., epoch: _Optional[_Union[_metapb_pb2.RangeEpoch, _Mapping]] = ..., mutations: _Optional[_Iterable[_Union[Mutation, _Mapping]]] = ..., cas: _Optional[_Union[CompareAndSwap, _Mapping]] = ...) -> None: ...
+
+class ChangePeerContext(_message.Message):
+    __slots__ = ("epoch", "peers")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    PEERS_FIELD_NUMBER: _ClassVar[int]
+    epoch: _metapb_pb2.RangeEpoch
+    peers: _containers.RepeatedCompositeFieldContainer[_metapb_pb2.Peer]
+    def __init__(self, epoch: _Optional[_Union[_metapb_pb2.RangeEpoch, _Mapping]] = ..., peers: _Optional[_Iterable[_Union[_metapb_pb2.Peer, _Mapping]]] = ...) -> None: ...
+
+class RangeLocalState(_message.Message):
+    __slots__ = ("state", "descriptor")
+    class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        NORMAL: _ClassVar[RangeLocalState.State]
+        TOMBSTONE: _ClassVar[RangeLocalState.State]
+    NORMAL: RangeLocalState.State
+    TOMBSTONE: RangeLocalState.State
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
+    state: RangeLocalState.State
+    descriptor: _metapb_pb2.RangeDescriptor
+    def __init__(self, state: _Optional[_Union[RangeLocalState.State, str]] = ..., descriptor: _Optional[_Union[_metapb_pb2.RangeDescriptor, _Mapping]] = ...) -> None: ...
+
+class ApplyState(_message.Message):
+    __slots__ = ("applied_index", "conf_state")
+    APPLIED_INDEX_FIELD_NUMBER: _ClassVar[int]
+    CONF_STATE_FIELD_NUMBER: _ClassVar[int]
+    applied_index: int
+    conf_state: _raft_pb2.ConfState
+    def __init__(self, applied_index: _Optional[int] = ..., conf_state: _Optional[_Union[_raft_pb2.ConfState, _Mapping]] = ...) -> None: ...
+
+class StoreIdent(_message.Message):
+    __slots__ = ("cluster_id", "store_id")
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
+    cluster_id: int
+    store_id: int
+    def __init__(self, cluster_id: _Optional[int] = ..., store_id: _Optional[int] = ...) -> None: ...
