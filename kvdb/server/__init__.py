@@ -1,0 +1,1 @@
+"""gRPC services of a store (KV, Raft transport, admin) and process start-up."""

@@ -1,0 +1,1 @@
+"""The multi-Raft host: replicas, the ready/persist/send/apply loop, leases, snapshots."""

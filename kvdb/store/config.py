@@ -1,0 +1,53 @@
+"""Tunables of a store, with the defaults a real deployment starts from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class StoreConfig:
+    tick_interval: float = 0.05
+    """Seconds per Raft tick."""
+    election_tick: int = 10
+    """Ticks without a leader before a follower campaigns: 0.5 s by default."""
+    heartbeat_tick: int = 2
+    max_clock_drift: float = 0.1
+    """Seconds by which one store's clock may run ahead of another's over an election timeout.
+    The lease is shorter than the minimum election timeout by this much."""
+    max_size_per_msg: int = 1 << 20
+    max_inflight_msgs: int = 256
+    max_key_size: int = 8 * 1024
+    max_value_size: int = 8 * 1024 * 1024
+    max_batch_keys: int = 10_000
+    """Most keys (or pairs) one request may carry."""
+    max_request_bytes: int = 64 * 1024 * 1024
+    max_scan_limit: int = 10_000
+    max_pending_proposals: int = 20_000
+    """Per range: beyond this many proposals waiting to apply, writes answer server busy."""
+    max_pending_reads: int = 50_000
+    busy_backoff_ms: int = 20
+    raft_log_gc_count_limit: int = 10_000
+    """Truncate a range's log once it holds more entries than this ..."""
+    raft_log_gc_size_limit: int = 64 * 1024 * 1024
+    """... or more bytes than this; the newest ``raft_log_gc_keep`` entries are kept."""
+    raft_log_gc_keep: int = 1_000
+    entry_cache_entries: int = 4096
+    snapshot_chunk_bytes: int = 1 << 20
+
+    @property
+    def election_timeout(self) -> float:
+        """The minimum election timeout in seconds."""
+        return self.election_tick * self.tick_interval
+
+    @property
+    def lease_span(self) -> float:
+        return self.election_timeout - self.max_clock_drift
+
+    def validate(self) -> None:
+        if self.heartbeat_tick >= self.election_tick:
+            raise ValueError("heartbeat_tick must be smaller than election_tick")
+        if self.lease_span <= 0:
+            raise ValueError("max_clock_drift must be shorter than the election timeout")
+        if self.raft_log_gc_keep >= self.raft_log_gc_count_limit:
+            raise ValueError("raft_log_gc_keep must be smaller than raft_log_gc_count_limit")

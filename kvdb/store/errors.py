@@ -1,0 +1,113 @@
+"""Errors a store answers with, as exceptions inside the store and as ``kvrpc.Error`` on the wire.
+
+Routing errors (not leader, epoch not match, range not found, key not in range, server busy,
+stale command) are data the client acts on; the others say the request itself was wrong or
+could not finish in time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from kvdb.pb import kvrpc_pb2, metapb_pb2
+
+
+class StoreError(Exception):
+    """Base of every error a store answers with; ``to_pb`` gives its wire form."""
+
+    def to_pb(self) -> kvrpc_pb2.Error:
+        err = kvrpc_pb2.Error(message=str(self))
+        self._fill(err)
+        return err
+
+    def _fill(self, err: kvrpc_pb2.Error) -> None:
+        raise NotImplementedError
+
+
+class NotLeaderError(StoreError):
+    def __init__(self, range_id: int, leader: metapb_pb2.Peer | None, leader_address: str = "") -> None:
+        hint = f"peer {leader.id} on store {leader.store_id}" if leader is not None else "unknown"
+        super().__init__(f"range {range_id}: not leader (leader: {hint})")
+        self.range_id = range_id
+        self.leader = leader
+        self.leader_address = leader_address
+
+    def _fill(self, err: kvrpc_pb2.Error) -> None:
+        err.not_leader.range_id = self.range_id
+        err.not_leader.leader_address = self.leader_address
+        if self.leader is not None:
+            err.not_leader.leader.CopyFrom(self.leader)
+
+
+class EpochNotMatchError(StoreError):
+    def __init__(self, message: str, current: Sequence[metapb_pb2.RangeDescriptor]) -> None:
+        super().__init__(message)
+        self.current = list(current)
+
+    def _fill(self, err: kvrpc_pb2.Error) -> None:
+        err.epoch_not_match.current_ranges.extend(self.current)
+
+
+class RangeNotFoundError(StoreError):
+    def __init__(self, range_id: int) -> None:
+        super().__init__(f"range {range_id} not found on this store")
+        self.range_id = range_id
+
+    def _fill(self, err: kvrpc_pb2.Error) -> None:
+        err.range_not_found.range_id = self.range_id
+
+
+class KeyNotInRangeError(StoreError):
+    def __init__(self, key: bytes, desc: metapb_pb2.RangeDescriptor) -> None:
+        end = desc.end_key.hex() if desc.end_key else "+inf"
+        super().__init__(f"key {key[:64].hex()} not in range {desc.id} [{desc.start_key.hex()}, {end})")
+        self.key = key
+        self.desc = desc
+
+    def _fill(self, err: kvrpc_pb2.Error) -> None:
+        e = err.key_not_in_range
+        e.key = self.key
+        e.range_id = self.desc.id
+        e.start_key = self.desc.start_key
+        e.end_key = self.desc.end_key
+
+
+class ServerBusyError(StoreError):
+    def __init__(self, reason: str, backoff_ms: int) -> None:
+        super().__init__(f"server busy: {reason}; retry in {backoff_ms} ms")
+        self.reason = reason
+        self.backoff_ms = backoff_ms
+
+    def _fill(self, err: kvrpc_pb2.Error) -> None:
+        err.server_busy.reason = self.reason
+        err.server_busy.backoff_ms = self.backoff_ms
+
+
+class StaleCommandError(StoreError):
+    def __init__(self, range_id: int) -> None:
+        super().__init__(f"range {range_id}: command superseded before it applied; it may not have applied")
+
+    def _fill(self, err: kvrpc_pb2.Error) -> None:
+        err.stale_command.SetInParent()
+
+
+class InvalidArgumentError(StoreError):
+    def _fill(self, err: kvrpc_pb2.Error) -> None:
+        err.invalid_argument.SetInParent()
+
+
+class WrongClusterError(StoreError):
+    def __init__(self, got: int, ours: int) -> None:
+        super().__init__(f"request for cluster {got} reached a store of cluster {ours}")
+        self.cluster_id = ours
+
+    def _fill(self, err: kvrpc_pb2.Error) -> None:
+        err.wrong_cluster.cluster_id = self.cluster_id
+
+
+class DeadlineError(StoreError):
+    def __init__(self, what: str) -> None:
+        super().__init__(f"deadline exceeded: {what}; a write may still take effect")
+
+    def _fill(self, err: kvrpc_pb2.Error) -> None:
+        err.timeout.SetInParent()

@@ -1,0 +1,26 @@
+"""Key bounds of ranges: membership tests and the exclusive end used for deletes and scans."""
+
+from __future__ import annotations
+
+from kvdb.pb import metapb_pb2
+
+MAX_KEY_SIZE_LIMIT = 64 * 1024
+"""No configuration may allow keys longer than this, so ``KEY_SPACE_END`` sorts after them all."""
+
+KEY_SPACE_END = b"\xff" * (MAX_KEY_SIZE_LIMIT + 1)
+"""An exclusive bound above every valid key: the end of a range whose ``end_key`` is empty."""
+
+
+def contains(desc: metapb_pb2.RangeDescriptor, key: bytes) -> bool:
+    return desc.start_key <= key and (not desc.end_key or key < desc.end_key)
+
+
+def data_end(desc: metapb_pb2.RangeDescriptor) -> bytes:
+    return desc.end_key or KEY_SPACE_END
+
+
+def clip(desc: metapb_pb2.RangeDescriptor, start: bytes, end: bytes) -> tuple[bytes, bytes] | None:
+    """[start, end) ∩ the range (an empty ``end`` is unbounded), or None when they do not overlap."""
+    lo = max(start, desc.start_key)
+    hi = min(end or KEY_SPACE_END, data_end(desc))
+    return (lo, hi) if lo < hi else None

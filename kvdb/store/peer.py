@@ -1,0 +1,368 @@
+"""One replica of one range on this store: its Raft node, pending requests, lease and apply.
+
+The store (``kvdb.store.store``) batches the I/O of all its peers; a peer decides what goes
+into those batches and answers its own requests. Requests are answered only after what they
+depend on is written: writes after their entry is applied, reads once the applied state covers
+everything acknowledged before they arrived (by lease or by ReadIndex).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from kvdb.pb import metapb_pb2, raft_serverpb_pb2
+from kvdb.raft import ConfChange, Config, ConfState, Entry, EntryType, RawNode, Ready, Role, Snapshot
+from kvdb.raft.codec import conf_state_to_pb, decode_conf_change
+from kvdb.raft.errors import ProposalDroppedError
+from kvdb.raft.types import SnapshotMetadata
+from kvdb.storage.engine import CF_DEFAULT, CF_META, WriteBatch
+from kvdb.storage.keys import apply_state_key, range_state_key
+from kvdb.storage.raft_log import RaftLogStorage
+from kvdb.store import keyspace, snapshot
+from kvdb.store.errors import EpochNotMatchError, NotLeaderError, StaleCommandError, StoreError
+from kvdb.store.lease import Lease
+
+if TYPE_CHECKING:
+    from kvdb.store.store import Store
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[object], None]
+"""Receives a result, or a ``StoreError`` instance when the request failed."""
+
+Read = Callable[[], object]
+"""Runs against the engine once the read may be served; returns the result."""
+
+_READ_CTX_BYTES = 8
+
+
+class Proposal:
+    __slots__ = ("term", "index", "callback")
+
+    def __init__(self, term: int, index: int, callback: Callback) -> None:
+        self.term = term
+        self.index = index
+        self.callback = callback
+
+
+class Peer:
+    def __init__(
+        self,
+        store: Store,
+        desc: metapb_pb2.RangeDescriptor,
+        peer_id: int,
+        applied: int,
+        conf_state: ConfState,
+        rng: random.Random,
+    ) -> None:
+        self.store = store
+        self.range_id = desc.id
+        self.peer_id = peer_id
+        self.desc = desc
+        self.applied = applied
+        self.applied_term = 0
+        self.conf_state = conf_state
+        cfg = store.config
+        self.storage = RaftLogStorage(
+            store.engine, desc.id, conf_state, self._build_snapshot, cfg.entry_cache_entries
+        )
+        self.raw = RawNode(
+            Config(
+                id=peer_id,
+                storage=self.storage,
+                rng=rng,
+                election_tick=cfg.election_tick,
+                heartbeat_tick=cfg.heartbeat_tick,
+                applied=applied,
+                max_size_per_msg=cfg.max_size_per_msg,
+                max_inflight_msgs=cfg.max_inflight_msgs,
+                disable_proposal_forwarding=True,
+            )
+        )
+        # Peer id -> Peer (with its store), from the descriptor and from messages received.
+        self.peer_cache: dict[int, metapb_pb2.Peer] = {p.id: p for p in desc.peers}
+        self.lease = Lease(cfg.lease_span)
+        self.proposals: list[Proposal] = []
+        self.to_propose: list[tuple[bytes, Callback]] = []
+        self.to_read: list[tuple[Read, Callback]] = []  # waiting for the next ReadIndex request
+        self.reading: dict[bytes, list[tuple[Read, Callback]]] = {}  # ReadIndex in flight, by ctx
+        self.read_ready: list[tuple[int, list[tuple[Read, Callback]]]] = []  # (index, reads)
+        self._read_seq = 0
+        self.snapshot_blobs: dict[int, bytes] = {}  # by snapshot index: built to send / received
+        self.destroyed = False
+        self.counters = {"lease_reads": 0, "read_index_reads": 0, "proposals": 0,
+                         "snapshots_sent": 0, "snapshots_applied": 0}
+
+    # --------------------------------------------------------------------------- state queries
+    @property
+    def initialized(self) -> bool:
+        """A replica created by a leader's message has no data until its first snapshot."""
+        return self.applied > 0
+
+    @property
+    def is_leader(self) -> bool:
+        return self.raw.raft.role == Role.LEADER
+
+    def leader_peer(self) -> metapb_pb2.Peer | None:
+        return self.peer_cache.get(self.raw.raft.lead)
+
+    def not_leader(self) -> NotLeaderError:
+        leader = self.leader_peer()
+        address = self.store.address_of(leader.store_id) if leader is not None else ""
+        return NotLeaderError(self.range_id, leader, address)
+
+    def lease_valid(self, now: float) -> bool:
+        """The architecture guide's three conditions for serving a read locally."""
+        raft = self.raw.raft
+        return (
+            raft.role == Role.LEADER
+            and self.applied_term == raft.term  # applied an entry of its own term
+            and raft.lease_allowed()  # no transfer in flight
+            and self.lease.valid(raft.term, now)
+        )
+
+    def check_epoch(self, epoch: metapb_pb2.RangeEpoch, conf_change: bool = False) -> None:
+        """Writes and reads need the range's key span unchanged; conf changes its membership too."""
+        ours = self.desc.epoch
+        if epoch.version != ours.version or (conf_change and epoch.conf_ver != ours.conf_ver):
+            raise EpochNotMatchError(
+                f"range {self.range_id}: epoch {epoch.conf_ver}/{epoch.version} is stale, "
+                f"current {ours.conf_ver}/{ours.version}",
+                [self.desc],
+            )
+
+    # --------------------------------------------------------------------------------- requests
+    def propose(self, data: bytes, callback: Callback) -> None:
+        """Queue a command; the store proposes the queue as one batch per iteration."""
+        self.to_propose.append((data, callback))
+
+    def flush_proposals(self) -> None:
+        batch, self.to_propose = self.to_propose, []
+        raft = self.raw.raft
+        if raft.role != Role.LEADER:
+            err = self.not_leader()
+            for _, cb in batch:
+                cb(err)
+            return
+        first = raft.raft_log.last_index() + 1
+        try:
+            self.raw.propose_batch([data for data, _ in batch])
+        except ProposalDroppedError:
+            err = self.not_leader() if raft.role != Role.LEADER else StaleCommandError(self.range_id)
+            for _, cb in batch:
+                cb(err)
+            return
+        term = raft.term
+        for i, (_, cb) in enumerate(batch):
+            self.proposals.append(Proposal(term, first + i, cb))
+        self.counters["proposals"] += len(batch)
+
+    def propose_conf_change(self, cc: ConfChange, callback: Callback) -> None:
+        raft = self.raw.raft
+        if raft.role != Role.LEADER:
+            raise self.not_leader()
+        index = raft.raft_log.last_index() + 1
+        try:
+            self.raw.propose_conf_change(cc)
+        except ProposalDroppedError as exc:
+            raise StaleCommandError(self.range_id) from exc
+        if raft.raft_log.last_index() != index:
+            # The core refused it quietly (another change is still pending).
+            raise StaleCommandError(self.range_id)
+        self.proposals.append(Proposal(raft.term, index, callback))
+
+    def read(self, fn: Read, callback: Callback, now: float) -> None:
+        """Serve at once under a valid lease; otherwise queue for the next ReadIndex round."""
+        if self.lease_valid(now):
+            self.counters["lease_reads"] += 1
+            callback(fn())
+            return
+        if not self.is_leader:
+            raise self.not_leader()
+        self.to_read.append((fn, callback))
+
+    def flush_reads(self) -> None:
+        """One ReadIndex request covers every read that queued since the last one."""
+        batch, self.to_read = self.to_read, []
+        self._read_seq += 1
+        ctx = self._read_seq.to_bytes(_READ_CTX_BYTES, "big")
+        try:
+            self.raw.read_index(ctx)
+        except ProposalDroppedError:
+            err = self.not_leader()
+            for _, cb in batch:
+                cb(err)
+            return
+        self.reading[ctx] = batch
+        self.counters["read_index_reads"] += len(batch)
+
+    def serve_reads(self) -> None:
+        waiting = []
+        for index, batch in self.read_ready:
+            if index > self.applied:
+                waiting.append((index, batch))
+                continue
+            for fn, cb in batch:
+                cb(fn())
+        self.read_ready = waiting
+
+    def fail_reads(self, err: StoreError) -> None:
+        """Leadership was lost: ReadIndex requests in flight will never be answered here."""
+        pending = [batch for batch in self.reading.values()] + [b for _, b in self.read_ready]
+        pending.append(self.to_read)
+        self.reading, self.read_ready, self.to_read = {}, [], []
+        for batch in pending:
+            for _, cb in batch:
+                cb(err)
+
+    def fail_all(self, err: StoreError) -> None:
+        """The replica is going away: nothing pending will ever be answered by it."""
+        self.fail_reads(err)
+        proposals, self.proposals = self.proposals, []
+        queued, self.to_propose = self.to_propose, []
+        for p in proposals:
+            p.callback(err)
+        for _, cb in queued:
+            cb(err)
+
+    # ------------------------------------------------------------------------- ready, 1st half
+    def on_ready_begin(self, rd: Ready, batch: WriteBatch, now: float) -> None:
+        """Lease bookkeeping and everything that must be durable before acks go out."""
+        raft = self.raw.raft
+        if rd.soft_state is not None and rd.soft_state.role != Role.LEADER:
+            self.lease.expire()
+            self.fail_reads(self.not_leader())
+        if rd.lease_round_started:
+            self.lease.round_started(raft.term, rd.lease_round_started, now)
+        if rd.lease_round_acked:
+            self.lease.round_acked(raft.term, rd.lease_round_acked)
+        if rd.snapshot is not None and not rd.snapshot.is_empty():
+            self._apply_snapshot(rd.snapshot, batch)
+        if rd.entries:
+            self.storage.append(batch, rd.entries)
+        if rd.hard_state is not None:
+            self.storage.set_hard_state(batch, rd.hard_state)
+
+    def _apply_snapshot(self, snap: Snapshot, batch: WriteBatch) -> None:
+        meta = snap.metadata
+        blob = self.snapshot_blobs.pop(meta.index)
+        header = snapshot.verify(snap.data, blob)
+        desc = header.descriptor
+        if self.initialized:
+            batch.delete_range(CF_DEFAULT, self.desc.start_key, keyspace.data_end(self.desc))
+        batch.delete_range(CF_DEFAULT, desc.start_key, keyspace.data_end(desc))
+        for key, value in snapshot.decode_pairs(blob):
+            batch.put(CF_DEFAULT, key, value)
+        self.storage.apply_snapshot(batch, meta.index, meta.term, meta.conf_state)
+        self.conf_state = meta.conf_state
+        self.applied = meta.index
+        self.applied_term = meta.term
+        self._set_desc(desc, batch)
+        self.write_apply_state(batch)
+        self.snapshot_blobs = {i: b for i, b in self.snapshot_blobs.items() if i > meta.index}
+        self.counters["snapshots_applied"] += 1
+
+    def _build_snapshot(self) -> Snapshot:
+        """Called by the core when a follower needs a snapshot: the range as of ``applied``."""
+        pairs = self.store.engine.iter_range(CF_DEFAULT, self.desc.start_key, keyspace.data_end(self.desc))
+        blob, count = snapshot.encode_pairs(pairs)
+        header = snapshot.build_header(self.desc, blob, count)
+        self.snapshot_blobs = {self.applied: blob}
+        meta = SnapshotMetadata(self.applied, self.storage.term(self.applied), self.conf_state)
+        return Snapshot(meta, header)
+
+    # ------------------------------------------------------------------------- ready, 2nd half
+    def apply(self, entries: list[Entry], answers: list[tuple[Callback, object]]) -> None:
+        """Apply committed entries into the store's apply batch; queue each proposer's answer."""
+        store = self.store
+        for entry in entries:
+            if entry.index <= self.applied:
+                continue
+            if entry.type == EntryType.CONF_CHANGE:
+                result = self._apply_conf_change(entry, store.apply_batch)
+            elif entry.data:
+                result = store.apply_command(self, entry.data)
+            else:
+                result = None  # a new leader's no-op
+            self.applied = entry.index
+            self.applied_term = entry.term
+            self._answer(entry, result, answers)
+        if entries:
+            self.write_apply_state(store.apply_batch)
+
+    def _answer(self, entry: Entry, result: object, answers: list[tuple[Callback, object]]) -> None:
+        proposals = self.proposals
+        n = 0
+        while n < len(proposals) and proposals[n].index <= entry.index:
+            p = proposals[n]
+            if p.index == entry.index and p.term == entry.term:
+                answers.append((p.callback, result))
+            else:
+                answers.append((p.callback, StaleCommandError(self.range_id)))
+            n += 1
+        if n:
+            del proposals[:n]
+
+    def _apply_conf_change(self, entry: Entry, batch: WriteBatch) -> object:
+        cc = decode_conf_change(entry.data)
+        context = raft_serverpb_pb2.ChangePeerContext.FromString(cc.context)
+        if not cc.leave_joint() and context.epoch.conf_ver != self.desc.epoch.conf_ver:
+            # Proposed against an older membership: rejected, the core never hears of it.
+            return EpochNotMatchError(f"range {self.range_id}: conf change on a stale epoch", [self.desc])
+        self.conf_state = self.raw.apply_conf_change(cc)
+        self.storage.set_conf_state(self.conf_state)
+        for p in context.peers:
+            self.peer_cache[p.id] = p
+        desc = metapb_pb2.RangeDescriptor()
+        desc.CopyFrom(self.desc)
+        desc.epoch.conf_ver += 1
+        del desc.peers[:]
+        cs = self.conf_state
+        voters = set(cs.voters) | set(cs.voters_outgoing)
+        for peer_id in sorted(voters | set(cs.learners) | set(cs.learners_next)):
+            known = self.peer_cache.get(peer_id)
+            if known is None:
+                log.error("range %d: conf change names unknown peer %d", self.range_id, peer_id)
+                continue
+            role = metapb_pb2.VOTER if peer_id in voters else metapb_pb2.LEARNER
+            desc.peers.add(id=peer_id, store_id=known.store_id, role=role)
+        self._set_desc(desc, batch)
+        if self.peer_id not in voters | set(cs.learners) | set(cs.learners_next):
+            self.store.schedule_destroy(self)
+        return desc
+
+    def _set_desc(self, desc: metapb_pb2.RangeDescriptor, batch: WriteBatch) -> None:
+        self.desc = desc
+        for p in desc.peers:
+            self.peer_cache[p.id] = p
+        state = raft_serverpb_pb2.RangeLocalState(descriptor=desc)
+        batch.put(CF_META, range_state_key(self.range_id), state.SerializeToString())
+
+    def write_apply_state(self, batch: WriteBatch) -> None:
+        state = raft_serverpb_pb2.ApplyState(applied_index=self.applied)
+        state.conf_state.CopyFrom(conf_state_to_pb(self.conf_state))
+        batch.put(CF_META, apply_state_key(self.range_id), state.SerializeToString())
+
+    def on_read_states(self, rd: Ready) -> None:
+        for rs in rd.read_states:
+            batch = self.reading.pop(rs.request_ctx, None)
+            if batch is not None:
+                self.read_ready.append((rs.index, batch))
+
+    def maybe_compact_log(self, batch: WriteBatch, force: bool = False) -> bool:
+        """Truncate the log by count or size, keeping a tail so slow followers avoid snapshots."""
+        cfg = self.store.config
+        first = self.storage.first_index()
+        count = self.applied - first + 1
+        if not force and count <= cfg.raft_log_gc_count_limit and (
+            self.storage.log_size_bytes() <= cfg.raft_log_gc_size_limit
+        ):
+            return False
+        target = self.applied if force else self.applied - cfg.raft_log_gc_keep
+        if target < first:
+            return False
+        self.storage.compact(batch, target)
+        return True

@@ -1,0 +1,445 @@
+"""The multi-Raft host: every replica on this store, driven by one loop with group commit.
+
+Sans-I/O: the store takes its engine, transport and clock as arguments and is driven by calls.
+A driver (``kvdb.server.node`` for real processes, ``tests/storesim`` in the simulator) feeds it
+inputs (``tick``, ``on_raft_messages``, requests) and runs iterations:
+
+    it = store.begin()          # gather every peer's Ready, send messages, stage ONE batch
+    engine.write(it.batch, sync=True)   # or simulated latency; inputs may keep arriving
+    store.finish(it)            # send acks, apply committed entries, answer requests
+
+Only one iteration is in flight at a time, so whatever arrives during a write is batched into
+the next one: that is the group commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from typing import Protocol
+
+from kvdb.pb import metapb_pb2, raft_serverpb_pb2
+from kvdb.raft import ConfChange, ConfChangeSingle, ConfChangeType, ConfState, Message, MessageType, Ready
+from kvdb.raft.codec import conf_state_from_pb, message_from_pb, message_to_pb
+from kvdb.raft.errors import StepError
+from kvdb.storage.engine import CF_DEFAULT, CF_META, Engine, WriteBatch
+from kvdb.storage.keys import (
+    RANGE_STATE_PREFIX,
+    STORE_IDENT_KEY,
+    apply_state_key,
+    range_id_from_state_key,
+    range_state_key,
+)
+from kvdb.storage.raft_log import RaftLogStorage
+from kvdb.store import keyspace, snapshot
+from kvdb.store.clock import Clock
+from kvdb.store.config import StoreConfig
+from kvdb.store.errors import (
+    EpochNotMatchError,
+    InvalidArgumentError,
+    RangeNotFoundError,
+    ServerBusyError,
+    WrongClusterError,
+)
+from kvdb.store.peer import Callback, Peer, Read
+
+log = logging.getLogger(__name__)
+
+MT = MessageType
+_CREATES_REPLICA = frozenset({MT.APP, MT.HEARTBEAT, MT.SNAP})
+"""Messages only a leader sends: receiving one for an unknown range means we were added to it."""
+
+
+class Transport(Protocol):
+    def send(self, store_id: int, messages: list[raft_serverpb_pb2.RaftMessage]) -> None:
+        """Deliver in order, best effort; a lost message is like one the network dropped."""
+        ...
+
+    def send_snapshot(
+        self, store_id: int, message: raft_serverpb_pb2.RaftMessage, blob: bytes, done: Callable[[bool], None]
+    ) -> None:
+        """Stream a MSG_SNAP and its data; ``done(ok)`` is called once, from the store's thread."""
+        ...
+
+
+class Iteration:
+    __slots__ = ("readies", "batch")
+
+    def __init__(self, readies: list[tuple[Peer, Ready]], batch: WriteBatch) -> None:
+        self.readies = readies
+        self.batch = batch
+
+
+class Store:
+    def __init__(
+        self,
+        cluster_id: int,
+        store_id: int,
+        engine: Engine,
+        transport: Transport,
+        clock: Clock,
+        config: StoreConfig | None = None,
+        rng: random.Random | None = None,
+        addresses: dict[int, str] | None = None,
+    ) -> None:
+        self.cluster_id = cluster_id
+        self.store_id = store_id
+        self.engine = engine
+        self.transport = transport
+        self.clock = clock
+        self.config = config or StoreConfig()
+        self.config.validate()
+        self.rng = rng or random.Random()
+        self.addresses = dict(addresses or {})
+        self.peers: dict[int, Peer] = {}
+        self.tombstones: dict[int, int] = {}  # range id -> the removed peer's id
+        self._dirty: set[Peer] = set()
+        self._to_destroy: list[Peer] = []
+        self._outbox: dict[int, list[raft_serverpb_pb2.RaftMessage]] = {}
+        self.apply_batch: WriteBatch = engine.batch()
+        self.wake: Callable[[], None] = lambda: None
+        """Set by the driver: called whenever an iteration is due."""
+        self._check_ident()
+        self._load()
+
+    # ------------------------------------------------------------------------------- start-up
+    def _check_ident(self) -> None:
+        raw = self.engine.get(CF_META, STORE_IDENT_KEY)
+        if raw is None:
+            ident = raft_serverpb_pb2.StoreIdent(cluster_id=self.cluster_id, store_id=self.store_id)
+            batch = self.engine.batch()
+            batch.put(CF_META, STORE_IDENT_KEY, ident.SerializeToString())
+            self.engine.write(batch, sync=True)
+            return
+        ident = raft_serverpb_pb2.StoreIdent.FromString(raw)
+        if ident.cluster_id != self.cluster_id:
+            raise WrongClusterError(self.cluster_id, ident.cluster_id)
+        if ident.store_id != self.store_id:
+            raise ValueError(f"the data dir belongs to store {ident.store_id}, not {self.store_id}")
+
+    def _load(self) -> None:
+        """Resume every replica from its persisted descriptor, apply state and Raft log."""
+        start = RANGE_STATE_PREFIX
+        end = RANGE_STATE_PREFIX[:-1] + bytes([RANGE_STATE_PREFIX[-1] + 1])
+        for key, value in self.engine.scan(CF_META, start, end, 0):
+            range_id = range_id_from_state_key(key)
+            state = raft_serverpb_pb2.RangeLocalState.FromString(value)
+            mine = [p for p in state.descriptor.peers if p.store_id == self.store_id]
+            if state.state == raft_serverpb_pb2.RangeLocalState.TOMBSTONE:
+                self.tombstones[range_id] = mine[0].id if mine else 0
+                continue
+            apply_raw = self.engine.get(CF_META, apply_state_key(range_id))
+            apply = raft_serverpb_pb2.ApplyState.FromString(apply_raw or b"")
+            peer = Peer(self, state.descriptor, mine[0].id, apply.applied_index,
+                        conf_state_from_pb(apply.conf_state), self._peer_rng())
+            self.peers[range_id] = peer
+            self._mark(peer)
+        log.info("store %d: loaded %d ranges (%d tombstones)", self.store_id, len(self.peers),
+                 len(self.tombstones))
+
+    def _peer_rng(self) -> random.Random:
+        return random.Random(self.rng.getrandbits(64))
+
+    def bootstrap_range(self, desc: metapb_pb2.RangeDescriptor) -> None:
+        """Create a founding replica of ``desc`` (every store in it does the same, with no PD)."""
+        if desc.id in self.peers or desc.id in self.tombstones:
+            return
+        mine = [p for p in desc.peers if p.store_id == self.store_id]
+        if not mine:
+            raise ValueError(f"range {desc.id} has no replica on store {self.store_id}")
+        voters = [p.id for p in desc.peers if p.role == metapb_pb2.VOTER]
+        learners = [p.id for p in desc.peers if p.role == metapb_pb2.LEARNER]
+        conf_state = ConfState(voters=voters, learners=learners)
+        batch = self.engine.batch()
+        RaftLogStorage.bootstrap(batch, desc.id)
+        batch.put(CF_META, range_state_key(desc.id), raft_serverpb_pb2.RangeLocalState(descriptor=desc)
+                  .SerializeToString())
+        peer = Peer(self, desc, mine[0].id, 0, conf_state, self._peer_rng())
+        peer.applied = 1
+        peer.write_apply_state(batch)
+        self.engine.write(batch, sync=True)
+        # Re-create it from disk so the Raft node starts from exactly what a restart would see.
+        self.peers[desc.id] = peer = Peer(self, desc, mine[0].id, 1, conf_state, self._peer_rng())
+        self._mark(peer)
+
+    def address_of(self, store_id: int) -> str:
+        return self.addresses.get(store_id, "")
+
+    # ---------------------------------------------------------------------------------- inputs
+    def tick(self) -> None:
+        for peer in self.peers.values():
+            peer.raw.tick()
+            self._mark(peer)
+
+    def on_raft_messages(self, messages: list[raft_serverpb_pb2.RaftMessage]) -> None:
+        for msg in messages:
+            peer = self._peer_for_message(msg)
+            if peer is None:
+                continue
+            if msg.message.type == MT.SNAP:
+                log.warning("range %d: MSG_SNAP outside the snapshot stream dropped", msg.range_id)
+                continue
+            self._step(peer, msg)
+
+    def on_snapshot(self, msg: raft_serverpb_pb2.RaftMessage, blob: bytes) -> bool:
+        """A snapshot stream completed; returns whether it was handed to the replica."""
+        peer = self._peer_for_message(msg)
+        if peer is None:
+            return False
+        snapshot.verify(msg.message.snapshot.data, blob)
+        peer.snapshot_blobs[msg.message.snapshot.metadata.index] = blob
+        self._step(peer, msg)
+        return True
+
+    def _step(self, peer: Peer, msg: raft_serverpb_pb2.RaftMessage) -> None:
+        peer.peer_cache.setdefault(msg.from_peer.id, msg.from_peer)
+        try:
+            peer.raw.step(message_from_pb(msg.message))
+        except StepError as exc:
+            log.debug("range %d: step refused: %s", peer.range_id, exc)
+        self._mark(peer)
+
+    def _peer_for_message(self, msg: raft_serverpb_pb2.RaftMessage) -> Peer | None:
+        if msg.to_peer.store_id != self.store_id:
+            log.warning("message for store %d reached store %d", msg.to_peer.store_id, self.store_id)
+            return None
+        peer = self.peers.get(msg.range_id)
+        if peer is not None:
+            if peer.peer_id != msg.to_peer.id:
+                log.info("range %d: message for peer %d, we are %d: dropped", msg.range_id,
+                         msg.to_peer.id, peer.peer_id)
+                return None
+            return peer
+        if msg.message.type not in _CREATES_REPLICA or self.tombstones.get(msg.range_id, 0) >= msg.to_peer.id:
+            return None
+        # A leader added us: start an empty replica; its data comes by snapshot.
+        desc = metapb_pb2.RangeDescriptor(id=msg.range_id)
+        desc.peers.add().CopyFrom(msg.to_peer)
+        peer = Peer(self, desc, msg.to_peer.id, 0, ConfState(), self._peer_rng())
+        self.peers[msg.range_id] = peer
+        log.info("range %d: created replica %d on a leader's message", msg.range_id, msg.to_peer.id)
+        return peer
+
+    def peer(self, range_id: int) -> Peer:
+        peer = self.peers.get(range_id)
+        if peer is None or not peer.initialized:
+            raise RangeNotFoundError(range_id)
+        return peer
+
+    def check_cluster(self, cluster_id: int) -> None:
+        if cluster_id != self.cluster_id:
+            raise WrongClusterError(cluster_id, self.cluster_id)
+
+    def propose(self, range_id: int, epoch: metapb_pb2.RangeEpoch, cmd: raft_serverpb_pb2.RaftCommand,
+                callback: Callback) -> None:
+        """Replicate ``cmd`` (raises for requests that cannot even be proposed)."""
+        peer = self.peer(range_id)
+        if not peer.is_leader:
+            raise peer.not_leader()
+        peer.check_epoch(epoch)
+        if len(peer.proposals) + len(peer.to_propose) >= self.config.max_pending_proposals:
+            raise ServerBusyError(f"range {range_id}: too many writes in flight", self.config.busy_backoff_ms)
+        cmd.range_id = range_id
+        cmd.epoch.CopyFrom(epoch)
+        peer.propose(cmd.SerializeToString(), callback)
+        self._mark(peer)
+
+    def read(self, range_id: int, epoch: metapb_pb2.RangeEpoch, fn: Read, callback: Callback) -> None:
+        """Run ``fn`` once it is linearizable to (lease or ReadIndex), then ``callback(result)``."""
+        peer = self.peer(range_id)
+        peer.check_epoch(epoch)
+        if len(peer.to_read) + len(peer.reading) >= self.config.max_pending_reads:
+            raise ServerBusyError(f"range {range_id}: too many reads in flight", self.config.busy_backoff_ms)
+        peer.read(fn, callback, self.clock.now())
+        if peer.to_read:
+            self._mark(peer)
+
+    def change_peer(self, range_id: int, change: int, target: metapb_pb2.Peer, callback: Callback) -> None:
+        """Propose one membership change; ``change`` is a ``ConfChangeType``."""
+        peer = self.peer(range_id)
+        if change != ConfChangeType.REMOVE_NODE and target.store_id == 0:
+            raise InvalidArgumentError("the new peer needs a store id")
+        context = raft_serverpb_pb2.ChangePeerContext(epoch=peer.desc.epoch)
+        context.peers.add().CopyFrom(target)
+        cc = ConfChange([ConfChangeSingle(change, target.id)], context=context.SerializeToString())
+        peer.propose_conf_change(cc, callback)
+        self._mark(peer)
+
+    def transfer_leader(self, range_id: int, to_peer_id: int) -> None:
+        peer = self.peer(range_id)
+        if not peer.is_leader:
+            raise peer.not_leader()
+        if to_peer_id not in peer.conf_state.voters:
+            raise InvalidArgumentError(f"peer {to_peer_id} is not a voter of range {range_id}")
+        peer.raw.transfer_leader(to_peer_id)
+        self._mark(peer)
+
+    def compact_log(self, range_id: int) -> int:
+        peer = self.peer(range_id)
+        batch = self.engine.batch()
+        peer.maybe_compact_log(batch, force=True)
+        self.engine.write(batch, sync=False)
+        return peer.storage.first_index()
+
+    def schedule_destroy(self, peer: Peer) -> None:
+        self._to_destroy.append(peer)
+
+    # ------------------------------------------------------------------------------- the loop
+    def _mark(self, peer: Peer) -> None:
+        """``peer`` may have a Ready now: make sure the driver runs an iteration."""
+        self._dirty.add(peer)
+        self.wake()
+
+    def has_work(self) -> bool:
+        return bool(self._dirty) or bool(self._to_destroy)
+
+    def begin(self) -> Iteration:
+        """Collect every Ready; send what may go before the write; stage the synced batch."""
+        dirty, self._dirty = self._dirty, set()
+        now = self.clock.now()
+        batch = self.engine.batch()
+        readies: list[tuple[Peer, Ready]] = []
+        for peer in sorted(dirty, key=lambda p: p.range_id):
+            if peer.destroyed:
+                continue
+            if peer.to_propose:
+                peer.flush_proposals()
+            if peer.to_read:
+                peer.flush_reads()
+            if not peer.raw.has_ready():
+                continue
+            rd = peer.raw.ready()
+            peer.on_ready_begin(rd, batch, now)
+            self._queue(peer, rd.messages)
+            readies.append((peer, rd))
+        self._flush_outbox()
+        return Iteration(readies, batch)
+
+    def finish(self, it: Iteration) -> None:
+        """The batch is durable: release acks, apply, answer, advance."""
+        for peer, rd in it.readies:
+            self._queue(peer, rd.messages_after_persist)
+        self._flush_outbox()
+        self.apply_batch = self.engine.batch()
+        answers: list[tuple[Callback, object]] = []
+        for peer, rd in it.readies:
+            if rd.committed_entries:
+                peer.apply(rd.committed_entries, answers)
+            if rd.read_states:
+                peer.on_read_states(rd)
+            peer.maybe_compact_log(self.apply_batch)
+        destroyed = self._destroy_scheduled(self.apply_batch)
+        self.flush_apply(sync=bool(destroyed))
+        for callback, result in answers:
+            callback(result)
+        for peer, rd in it.readies:
+            if peer.destroyed:
+                continue
+            peer.raw.advance(rd)
+            if peer.read_ready:
+                peer.serve_reads()
+            self._mark(peer)  # advance may have made more ready (e.g. the next entries)
+
+    def _destroy_scheduled(self, batch: WriteBatch) -> list[Peer]:
+        """Remove replicas whose removal was applied: tombstone, log and data go in ``batch``."""
+        destroyed, self._to_destroy = self._to_destroy, []
+        for peer in destroyed:
+            peer.destroyed = True
+            self.peers.pop(peer.range_id, None)
+            self.tombstones[peer.range_id] = peer.peer_id
+            peer.storage.destroy(batch)
+            batch.delete_range(CF_DEFAULT, peer.desc.start_key, keyspace.data_end(peer.desc))
+            state = raft_serverpb_pb2.RangeLocalState(state=raft_serverpb_pb2.RangeLocalState.TOMBSTONE,
+                                                      descriptor=peer.desc)
+            batch.put(CF_META, range_state_key(peer.range_id), state.SerializeToString())
+            peer.fail_all(RangeNotFoundError(peer.range_id))
+            log.info("range %d: replica %d removed from store %d", peer.range_id, peer.peer_id, self.store_id)
+        return destroyed
+
+    def flush_apply(self, sync: bool = False) -> None:
+        """Write what apply staged so far (unsynced: the log can replay it) and start afresh."""
+        if len(self.apply_batch):
+            self.engine.write(self.apply_batch, sync=sync)
+            self.apply_batch = self.engine.batch()
+
+    def run_once(self) -> bool:
+        """One synchronous iteration (tests and tools); returns whether there was anything to do."""
+        if not self.has_work():
+            return False
+        it = self.begin()
+        if len(it.batch):
+            self.engine.write(it.batch, sync=True)
+        self.finish(it)
+        return True
+
+    # ----------------------------------------------------------------------------- messaging
+    def _queue(self, peer: Peer, messages: list[Message]) -> None:
+        for m in messages:
+            to = peer.peer_cache.get(m.to)
+            if to is None:
+                log.warning("range %d: no store known for peer %d; message dropped", peer.range_id, m.to)
+                continue
+            msg = raft_serverpb_pb2.RaftMessage(range_id=peer.range_id, message=message_to_pb(m))
+            msg.from_peer.id = peer.peer_id
+            msg.from_peer.store_id = self.store_id
+            msg.to_peer.CopyFrom(to)
+            msg.epoch.CopyFrom(peer.desc.epoch)
+            if m.type == MT.SNAP:
+                self._send_snapshot(peer, msg, m)
+            else:
+                self._outbox.setdefault(to.store_id, []).append(msg)
+
+    def _send_snapshot(self, peer: Peer, msg: raft_serverpb_pb2.RaftMessage, m: Message) -> None:
+        blob = peer.snapshot_blobs.get(m.snapshot.metadata.index)
+        to = m.to
+        if blob is None:
+            peer.raw.report_snapshot(to, failed=True)
+            return
+        peer.counters["snapshots_sent"] += 1
+
+        def done(ok: bool) -> None:
+            if not peer.destroyed:
+                peer.raw.report_snapshot(to, failed=not ok)
+                self._mark(peer)
+
+        self.transport.send_snapshot(msg.to_peer.store_id, msg, blob, done)
+
+    def _flush_outbox(self) -> None:
+        if not self._outbox:
+            return
+        outbox, self._outbox = self._outbox, {}
+        for store_id, messages in outbox.items():
+            self.transport.send(store_id, messages)
+
+    # --------------------------------------------------------------------------------- apply
+    def apply_command(self, peer: Peer, data: bytes) -> object:
+        """Apply one replicated command into ``apply_batch``; the result goes to its proposer."""
+        cmd = raft_serverpb_pb2.RaftCommand.FromString(data)
+        if cmd.epoch.version != peer.desc.epoch.version:
+            return EpochNotMatchError(f"range {peer.range_id}: command on a stale epoch", [peer.desc])
+        if cmd.HasField("cas"):
+            # A compare must see every earlier entry: write them, with the index they reach, so
+            # a crash never leaves data ahead of its applied index.
+            peer.write_apply_state(self.apply_batch)
+            self.flush_apply()
+        batch = self.apply_batch
+        put, delete = batch.put, batch.delete
+        for m in cmd.mutations:
+            if m.kind == raft_serverpb_pb2.Mutation.PUT:
+                put(CF_DEFAULT, m.key, m.value)
+            elif m.kind == raft_serverpb_pb2.Mutation.DELETE:
+                delete(CF_DEFAULT, m.key)
+            else:
+                bounds = keyspace.clip(peer.desc, m.key, m.value)
+                if bounds is not None:
+                    batch.delete_range(CF_DEFAULT, *bounds)
+        if cmd.HasField("cas"):
+            cas = cmd.cas
+            current = self.engine.get(CF_DEFAULT, cas.key)
+            expected = None if cas.previous_not_exist else cas.previous_value
+            if current == expected:
+                put(CF_DEFAULT, cas.key, cas.value)
+                return True, current
+            return False, current
+        return None
