@@ -1,23 +1,78 @@
 """The ``kvdb`` command line.
 
-Sub-commands arrive with the issues that build what they run; until then the CLI only reports
-its version and says what is coming, so that scripts fail loudly instead of doing nothing.
+Commands that arrive with later issues are listed in the help and fail with a one-line error,
+so that scripts fail loudly instead of doing nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+from pathlib import Path
 
 from kvdb import __version__
 
 PLANNED_COMMANDS = {
     "playground": "start a local cluster (PD + stores) in one command",
-    "store": "run a store server",
     "pd": "run a placement driver member",
     "admin": "inspect and operate a cluster",
     "bench": "run throughput benchmarks against kvdb and etcd",
 }
+
+
+def _add_store_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("store", help="run a store server",
+                       description="Run one store process in the foreground until SIGINT/SIGTERM.")
+    p.add_argument("--store-id", type=int, required=True, help="this store's id (positive)")
+    p.add_argument("--listen", required=True, help="HOST:PORT to serve gRPC on (port 0 picks one)")
+    p.add_argument("--data-dir", type=Path, required=True, help="directory of the store's RocksDB")
+    p.add_argument("--cluster-id", type=int, default=1, help="cluster id requests must carry (default 1)")
+    p.add_argument("--static-cluster", default="",
+                   help="developer bootstrap without PD: ID=HOST:PORT,... of every store; the first range "
+                        "(all keys) gets a voter on each")
+    p.add_argument("--test-failpoints", action="store_true",
+                   help="enable the admin failpoints (message drop/delay, clock skew); tests only")
+    p.add_argument("--ready-file", type=Path, help="write the bound port here once serving")
+    p.add_argument("--tick-interval", type=float, help="seconds per Raft tick (default 0.05)")
+    p.add_argument("--raft-log-gc-count-limit", type=int, help="truncate a log beyond this many entries")
+    p.add_argument("--raft-log-gc-keep", type=int, help="entries kept when truncating the log")
+    p.add_argument("--max-clock-drift", type=float, help="seconds of clock drift the lease allows for")
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+
+
+def _run_store(args: argparse.Namespace) -> int:
+    from kvdb.server.node import NodeConfig, parse_static_cluster, serve
+    from kvdb.store.config import StoreConfig
+
+    log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=args.log_level.upper(), format=log_format)
+    store_cfg = StoreConfig()
+    for name in ("tick_interval", "raft_log_gc_count_limit", "raft_log_gc_keep", "max_clock_drift"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(store_cfg, name, value)
+    try:
+        store_cfg.validate()
+        static = parse_static_cluster(args.static_cluster) if args.static_cluster else {}
+        if args.store_id <= 0:
+            raise ValueError("--store-id must be positive")
+        if static and args.store_id not in static:
+            raise ValueError(f"store {args.store_id} is not in --static-cluster")
+    except ValueError as exc:
+        print(f"kvdb store: {exc}", file=sys.stderr)
+        return 2
+    config = NodeConfig(store_id=args.store_id, listen=args.listen, data_dir=args.data_dir,
+                        cluster_id=args.cluster_id, static_cluster=static,
+                        test_failpoints=args.test_failpoints, store=store_cfg)
+    try:
+        import uvloop
+
+        uvloop.run(serve(config, args.ready_file))
+    except (OSError, ValueError) as exc:
+        print(f"kvdb store: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -29,23 +84,24 @@ def _build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"kvdb {__version__}")
-    parser.add_argument("command", nargs="?", help=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_store_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit status (2 for a command that does not exist yet)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and not argv[0].startswith("-") and argv[0] != "store":
+        if argv[0] in PLANNED_COMMANDS:
+            print(f"kvdb: '{argv[0]}' is not implemented yet (arrives in a later issue)", file=sys.stderr)
+        else:
+            known = ", ".join(["store", *PLANNED_COMMANDS])
+            print(f"kvdb: unknown command '{argv[0]}' (commands: {known}; see kvdb --help)", file=sys.stderr)
+        return 2
     parser = _build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if args.command is None and not extra:
+    args = parser.parse_args(argv)
+    if args.command is None:
         parser.print_help()
         return 0
-    if args.command is None:
-        print(f"kvdb: unknown option '{extra[0]}' (see kvdb --help)", file=sys.stderr)
-        return 2
-    if args.command in PLANNED_COMMANDS:
-        print(f"kvdb: '{args.command}' is not implemented yet (arrives in a later issue)", file=sys.stderr)
-    else:
-        known = ", ".join(PLANNED_COMMANDS)
-        print(f"kvdb: unknown command '{args.command}' (planned: {known}; see kvdb --help)", file=sys.stderr)
-    return 2
+    return _run_store(args)

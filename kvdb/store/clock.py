@@ -38,6 +38,10 @@ class SkewedClock:
     def now(self) -> float:
         return self._anchor_value + (self._base.now() - self._anchor_base) * self._rate
 
+    @property
+    def rate(self) -> float:
+        return self._rate
+
     def set_rate(self, rate: float) -> None:
         if rate <= 0:
             raise ValueError(f"clock rate must be positive, got {rate}")

@@ -1,0 +1,257 @@
+"""gRPC servicers of a store: KV (unary and the batched stream), Raft transport, admin."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
+
+import grpc
+
+from kvdb.pb import (
+    adminpb_pb2,
+    adminpb_pb2_grpc,
+    kvrpc_pb2,
+    kvrpc_pb2_grpc,
+    raft_serverpb_pb2,
+    raft_serverpb_pb2_grpc,
+)
+from kvdb.raft import ConfChangeType, Role
+from kvdb.server.kv_handler import KvHandler
+from kvdb.store.errors import DeadlineError, InvalidArgumentError, RangeNotFoundError, StoreError
+from kvdb.store.snapshot import SnapshotCorruptError
+
+if TYPE_CHECKING:
+    from kvdb.server.node import StoreNode
+
+log = logging.getLogger(__name__)
+
+_UNARY_KINDS = {
+    "RawGet": "get",
+    "RawBatchGet": "batch_get",
+    "RawPut": "put",
+    "RawBatchPut": "batch_put",
+    "RawDelete": "delete",
+    "RawDeleteRange": "delete_range",
+    "RawScan": "scan",
+    "RawCompareAndSwap": "cas",
+}
+
+
+def _timeout_response(req: kvrpc_pb2.Request) -> kvrpc_pb2.Response:
+    resp = kvrpc_pb2.Response(id=req.id)
+    kind = req.WhichOneof("cmd") or "put"
+    getattr(resp, kind).error.CopyFrom(DeadlineError(f"{kind} request {req.id}").to_pb())
+    return resp
+
+
+class KvService(kvrpc_pb2_grpc.KvServicer):
+    def __init__(self, node: StoreNode) -> None:
+        self.node = node
+        self.handler = KvHandler(node.store)
+        for method, kind in _UNARY_KINDS.items():
+            setattr(self, method, self._unary_method(kind))
+
+    def _unary_method(self, kind: str) -> Callable:
+        async def call(request: object, context: grpc.aio.ServicerContext) -> object:
+            req = kvrpc_pb2.Request()
+            getattr(req, kind).CopyFrom(request)
+            loop = asyncio.get_running_loop()
+            fut: asyncio.Future[kvrpc_pb2.Response] = loop.create_future()
+            self.handler.handle(req, lambda resp: fut.done() or fut.set_result(resp))
+            self.node.wake()
+            remaining = context.time_remaining()
+            timeout = self.node.config.request_timeout if remaining is None else remaining
+            try:
+                resp = await asyncio.wait_for(fut, timeout)
+            except TimeoutError:
+                resp = _timeout_response(req)
+            return getattr(resp, kind)
+
+        return call
+
+    async def Batch(
+        self, request_iterator: AsyncIterator[kvrpc_pb2.BatchRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[kvrpc_pb2.BatchResponse]:
+        """Pipelined requests: answers leave in batches, in completion order."""
+        loop = asyncio.get_running_loop()
+        out: list[kvrpc_pb2.Response] = []
+        wakeup = asyncio.Event()
+        pending: dict[int, asyncio.TimerHandle] = {}
+        reading_done = False
+        timeout = self.node.config.request_timeout
+
+        def responder(req: kvrpc_pb2.Request) -> Callable[[kvrpc_pb2.Response], None]:
+            def respond(resp: kvrpc_pb2.Response) -> None:
+                timer = pending.pop(req.id, None)
+                if timer is None:
+                    return  # already answered (by the deadline)
+                timer.cancel()
+                out.append(resp)
+                wakeup.set()
+
+            return respond
+
+        async def read_requests() -> None:
+            nonlocal reading_done
+            try:
+                async for batch in request_iterator:
+                    for req in batch.requests:
+                        if req.id in pending:
+                            resp = _timeout_response(req)
+                            getattr(resp, req.WhichOneof("cmd") or "put").error.CopyFrom(
+                                InvalidArgumentError(f"request id {req.id} is already in flight").to_pb())
+                            out.append(resp)
+                            continue
+                        respond = responder(req)
+                        pending[req.id] = loop.call_later(timeout, respond, _timeout_response(req))
+                        self.handler.handle(req, respond)
+                    self.node.wake()
+                    wakeup.set()
+            finally:
+                reading_done = True
+                wakeup.set()
+
+        reader = loop.create_task(read_requests())
+        try:
+            while True:
+                await wakeup.wait()
+                wakeup.clear()
+                if out:
+                    batch, out[:] = list(out), []
+                    yield kvrpc_pb2.BatchResponse(responses=batch)
+                if reader.done() and not pending and not out:
+                    reader.result()
+                    return
+        finally:
+            reader.cancel()
+            for timer in pending.values():
+                timer.cancel()
+
+
+class RaftService(raft_serverpb_pb2_grpc.RaftTransportServicer):
+    def __init__(self, node: StoreNode) -> None:
+        self.node = node
+
+    async def Raft(self, request_iterator: AsyncIterator[raft_serverpb_pb2.RaftMessageBatch],
+                   context: grpc.aio.ServicerContext) -> raft_serverpb_pb2.Done:
+        store = self.node.store
+        async for batch in request_iterator:
+            if batch.cluster_id != store.cluster_id:
+                await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                    f"cluster {batch.cluster_id} is not this store's ({store.cluster_id})")
+            store.on_raft_messages(batch.messages)
+            self.node.wake()
+        return raft_serverpb_pb2.Done()
+
+    async def Snapshot(self, request_iterator: AsyncIterator[raft_serverpb_pb2.SnapshotChunk],
+                       context: grpc.aio.ServicerContext) -> raft_serverpb_pb2.Done:
+        store = self.node.store
+        header: raft_serverpb_pb2.SnapshotChunk | None = None
+        parts: list[bytes] = []
+        async for chunk in request_iterator:
+            if header is None:
+                header = chunk
+                if chunk.cluster_id != store.cluster_id:
+                    await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "snapshot from another cluster")
+            else:
+                parts.append(chunk.data)
+        if header is None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "empty snapshot stream")
+        try:
+            accepted = store.on_snapshot(header.message, b"".join(parts))
+        except SnapshotCorruptError as exc:
+            await context.abort(grpc.StatusCode.DATA_LOSS, str(exc))
+        self.node.wake()
+        if not accepted:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "no replica accepts this snapshot")
+        return raft_serverpb_pb2.Done()
+
+
+_ROLE_NAMES = {Role.FOLLOWER: "follower", Role.CANDIDATE: "candidate", Role.LEADER: "leader",
+               Role.PRE_CANDIDATE: "pre_candidate"}
+
+_CHANGE_TYPES = {
+    adminpb_pb2.ChangePeerRequest.ADD_LEARNER: ConfChangeType.ADD_LEARNER,
+    adminpb_pb2.ChangePeerRequest.ADD_VOTER: ConfChangeType.ADD_NODE,
+    adminpb_pb2.ChangePeerRequest.REMOVE: ConfChangeType.REMOVE_NODE,
+}
+
+
+class AdminService(adminpb_pb2_grpc.AdminServicer):
+    def __init__(self, node: StoreNode) -> None:
+        self.node = node
+
+    async def RangeStatus(self, request: adminpb_pb2.RangeStatusRequest,
+                          context: grpc.aio.ServicerContext) -> adminpb_pb2.RangeStatusResponse:
+        store = self.node.store
+        resp = adminpb_pb2.RangeStatusResponse(store_id=store.store_id)
+        now = store.clock.now()
+        for range_id, peer in sorted(store.peers.items()):
+            if request.range_id and range_id != request.range_id:
+                continue
+            raft = peer.raw.raft
+            st = resp.ranges.add(
+                peer_id=peer.peer_id, role=_ROLE_NAMES[raft.role], term=raft.term, leader_id=raft.lead,
+                commit_index=raft.raft_log.committed, applied_index=peer.applied,
+                first_index=peer.storage.first_index(), last_index=raft.raft_log.last_index(),
+                lease_valid=peer.lease_valid(now),
+                lease_remaining_ms=peer.lease.remaining(raft.term, now) * 1000,
+                **peer.counters,
+            )
+            st.descriptor.CopyFrom(peer.desc)
+        if request.range_id and not resp.ranges:
+            resp.error.CopyFrom(RangeNotFoundError(request.range_id).to_pb())
+        return resp
+
+    async def ChangePeer(self, request: adminpb_pb2.ChangePeerRequest,
+                         context: grpc.aio.ServicerContext) -> adminpb_pb2.ChangePeerResponse:
+        store = self.node.store
+        resp = adminpb_pb2.ChangePeerResponse()
+        fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        try:
+            store.check_cluster(request.cluster_id)
+            store.change_peer(request.range_id, _CHANGE_TYPES[request.change_type], request.peer,
+                              lambda result: fut.done() or fut.set_result(result))
+            self.node.wake()
+            result = await asyncio.wait_for(fut, self.node.config.request_timeout)
+        except StoreError as exc:
+            result = exc
+        except TimeoutError:
+            result = DeadlineError("conf change")
+        if isinstance(result, StoreError):
+            resp.error.CopyFrom(result.to_pb())
+        else:
+            resp.descriptor.CopyFrom(result)
+        return resp
+
+    async def TransferLeader(self, request: adminpb_pb2.TransferLeaderRequest,
+                             context: grpc.aio.ServicerContext) -> adminpb_pb2.TransferLeaderResponse:
+        resp = adminpb_pb2.TransferLeaderResponse()
+        try:
+            self.node.store.check_cluster(request.cluster_id)
+            self.node.store.transfer_leader(request.range_id, request.to_peer_id)
+            self.node.wake()
+        except StoreError as exc:
+            resp.error.CopyFrom(exc.to_pb())
+        return resp
+
+    async def SetFailpoint(self, request: adminpb_pb2.SetFailpointRequest,
+                           context: grpc.aio.ServicerContext) -> adminpb_pb2.SetFailpointResponse:
+        resp = adminpb_pb2.SetFailpointResponse()
+        try:
+            self.node.set_failpoint(request.kind, request.store_id, request.value)
+        except StoreError as exc:
+            resp.error.CopyFrom(exc.to_pb())
+        return resp
+
+    async def CompactLog(self, request: adminpb_pb2.CompactLogRequest,
+                         context: grpc.aio.ServicerContext) -> adminpb_pb2.CompactLogResponse:
+        resp = adminpb_pb2.CompactLogResponse()
+        try:
+            resp.first_index = self.node.store.compact_log(request.range_id)
+        except StoreError as exc:
+            resp.error.CopyFrom(exc.to_pb())
+        return resp
+

@@ -1,0 +1,149 @@
+"""Raft messages between stores over gRPC: one long-lived stream per destination store.
+
+Messages a loop iteration produces for one store leave as one ``RaftMessageBatch``; if the
+stream is busy, everything queued meanwhile is coalesced into the next batch. The queue is
+bounded: when a peer store is down or slow, the oldest messages are dropped (Raft retries), so a
+dead store never costs unbounded memory. Snapshots take their own stream, in chunks.
+
+Failpoints (tests only) sit here: drop or delay everything sent to a store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+
+import grpc
+
+from kvdb.pb import raft_serverpb_pb2, raft_serverpb_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+MAX_QUEUED_MESSAGES = 100_000
+RECONNECT_BACKOFF = (0.05, 1.0)
+GRPC_OPTIONS = [
+    ("grpc.max_send_message_length", 256 * 1024 * 1024),
+    ("grpc.max_receive_message_length", 256 * 1024 * 1024),
+    ("grpc.keepalive_time_ms", 10_000),
+]
+
+
+class _Connection:
+    """The stream to one store and the messages waiting for it."""
+
+    def __init__(self, transport: GrpcTransport, store_id: int) -> None:
+        self.transport = transport
+        self.store_id = store_id
+        self.queue: list[raft_serverpb_pb2.RaftMessage] = []
+        self.ready = asyncio.Event()
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    def push(self, messages: list[raft_serverpb_pb2.RaftMessage]) -> None:
+        self.queue.extend(messages)
+        overflow = len(self.queue) - MAX_QUEUED_MESSAGES
+        if overflow > 0:
+            del self.queue[:overflow]
+            log.warning("to store %d: queue full, dropped %d messages", self.store_id, overflow)
+        self.ready.set()
+
+    async def _batches(self) -> AsyncIterator[raft_serverpb_pb2.RaftMessageBatch]:
+        t = self.transport
+        while True:
+            await self.ready.wait()
+            self.ready.clear()
+            if not self.queue:
+                continue
+            messages, self.queue = self.queue, []
+            yield raft_serverpb_pb2.RaftMessageBatch(
+                cluster_id=t.cluster_id, from_store=t.store_id, messages=messages
+            )
+
+    async def _run(self) -> None:
+        backoff = RECONNECT_BACKOFF[0]
+        while True:
+            address = self.transport.resolve(self.store_id)
+            if not address:
+                await asyncio.sleep(RECONNECT_BACKOFF[1])
+                continue
+            try:
+                async with grpc.aio.insecure_channel(address, options=GRPC_OPTIONS) as channel:
+                    stub = raft_serverpb_pb2_grpc.RaftTransportStub(channel)
+                    await stub.Raft(self._batches())
+            except asyncio.CancelledError:
+                raise
+            except grpc.aio.AioRpcError as exc:
+                log.debug("raft stream to store %d (%s) ended: %s", self.store_id, address, exc.code())
+            except Exception:
+                log.exception("raft stream to store %d failed", self.store_id)
+            # Whatever was queued for a dead stream is as good as lost: Raft resends.
+            self.queue.clear()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, RECONNECT_BACKOFF[1])
+
+
+class GrpcTransport:
+    """The store's ``Transport``: sends to other stores by id, resolving addresses on demand."""
+
+    def __init__(self, cluster_id: int, store_id: int, resolve: Callable[[int], str],
+                 chunk_bytes: int = 1 << 20) -> None:
+        self.cluster_id = cluster_id
+        self.store_id = store_id
+        self.resolve = resolve
+        self.chunk_bytes = chunk_bytes
+        self._connections: dict[int, _Connection] = {}
+        self._snapshot_tasks: set[asyncio.Task] = set()
+        # Failpoints: store id -> drop everything / seconds of delay.
+        self.drop_to: set[int] = set()
+        self.delay_to: dict[int, float] = {}
+
+    def send(self, store_id: int, messages: list[raft_serverpb_pb2.RaftMessage]) -> None:
+        if store_id in self.drop_to:
+            return
+        delay = self.delay_to.get(store_id)
+        if delay:
+            asyncio.get_running_loop().call_later(delay, self._push, store_id, messages)
+        else:
+            self._push(store_id, messages)
+
+    def _push(self, store_id: int, messages: list[raft_serverpb_pb2.RaftMessage]) -> None:
+        conn = self._connections.get(store_id)
+        if conn is None:
+            conn = self._connections[store_id] = _Connection(self, store_id)
+        conn.push(messages)
+
+    def send_snapshot(self, store_id: int, message: raft_serverpb_pb2.RaftMessage, blob: bytes,
+                      done: Callable[[bool], None]) -> None:
+        task = asyncio.get_running_loop().create_task(self._stream_snapshot(store_id, message, blob, done))
+        self._snapshot_tasks.add(task)
+        task.add_done_callback(self._snapshot_tasks.discard)
+
+    async def _stream_snapshot(self, store_id: int, message: raft_serverpb_pb2.RaftMessage, blob: bytes,
+                               done: Callable[[bool], None]) -> None:
+        ok = False
+        try:
+            if store_id in self.drop_to:
+                return
+            address = self.resolve(store_id)
+            if not address:
+                return
+
+            async def chunks() -> AsyncIterator[raft_serverpb_pb2.SnapshotChunk]:
+                yield raft_serverpb_pb2.SnapshotChunk(cluster_id=self.cluster_id, message=message)
+                for pos in range(0, len(blob), self.chunk_bytes):
+                    yield raft_serverpb_pb2.SnapshotChunk(data=blob[pos : pos + self.chunk_bytes])
+
+            async with grpc.aio.insecure_channel(address, options=GRPC_OPTIONS) as channel:
+                await raft_serverpb_pb2_grpc.RaftTransportStub(channel).Snapshot(chunks(), timeout=300)
+            ok = True
+        except grpc.aio.AioRpcError as exc:
+            log.warning("snapshot to store %d failed: %s %s", store_id, exc.code(), exc.details())
+        finally:
+            done(ok)
+
+    async def close(self) -> None:
+        tasks = [c.task for c in self._connections.values()] + list(self._snapshot_tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._connections.clear()
