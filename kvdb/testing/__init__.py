@@ -1,0 +1,1 @@
+"""Helpers for testing kvdb and clusters built on it."""
