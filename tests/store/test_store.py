@@ -1,0 +1,224 @@
+"""The store's logic with in-memory engines and a hand-driven network and clock."""
+
+from __future__ import annotations
+
+from kvdb.pb import kvrpc_pb2, metapb_pb2
+from kvdb.raft import ConfChangeType
+from kvdb.server.kv_handler import KvHandler
+from kvdb.storage.engine import CF_DEFAULT
+from kvdb.storage.memory import MemEngine
+from kvdb.store.config import StoreConfig
+from kvdb.store.errors import StoreError
+from tests.store.local_cluster import LocalCluster, context, get, new_peer, put
+
+SMALL_LOG = StoreConfig(raft_log_gc_count_limit=30, raft_log_gc_keep=5)
+
+
+def write_keys(cluster: LocalCluster, n: int, prefix: bytes = b"k") -> None:
+    leader = cluster.leader()
+    ctx = context(leader)
+    for i in range(n):
+        resp = cluster.call(leader, put(prefix + b"%04d" % i, b"v%d" % i, ctx))
+        assert not resp.put.HasField("error"), resp
+
+
+def test_elects_a_leader_replicates_and_serves_lease_reads() -> None:
+    cluster = LocalCluster([1, 2, 3])
+    leader = cluster.elect()
+    write_keys(cluster, 20)
+    cluster.advance(0.2)
+    for store in cluster.stores.values():
+        assert store.engine.get(CF_DEFAULT, b"k0007") == b"v7"
+        assert store.peers[1].applied == leader.peers[1].applied
+    peer = leader.peers[1]
+    before = dict(peer.counters)
+    commit = peer.raw.raft.raft_log.committed
+    resp = cluster.call(leader, get(b"k0003", context(leader)))
+    assert resp.get.value == b"v3"
+    assert peer.counters["lease_reads"] == before["lease_reads"] + 1
+    assert peer.counters["read_index_reads"] == before["read_index_reads"]
+    assert peer.raw.raft.raft_log.committed == commit  # no Raft entry for a read
+
+
+def test_read_without_lease_goes_through_read_index() -> None:
+    cluster = LocalCluster([1, 2, 3])
+    leader = cluster.elect()
+    write_keys(cluster, 3)
+    peer = leader.peers[1]
+    peer.lease.expire()
+    resp = cluster.call(leader, get(b"k0001", context(leader)))
+    assert resp.get.value == b"v1"
+    assert peer.counters["read_index_reads"] == 1
+
+
+def test_follower_answers_not_leader_with_a_hint() -> None:
+    cluster = LocalCluster([1, 2, 3])
+    leader = cluster.elect()
+    follower = next(s for s in cluster.stores.values() if s is not leader)
+    for req in (put(b"a", b"1", context(follower)), get(b"a", context(follower))):
+        resp = cluster.call(follower, req)
+        body = getattr(resp, req.WhichOneof("cmd"))
+        assert body.error.not_leader.leader.store_id == leader.store_id
+
+
+def test_stale_epoch_and_wrong_cluster_are_refused_with_the_current_descriptor() -> None:
+    cluster = LocalCluster([1, 2, 3])
+    leader = cluster.elect()
+    ctx = context(leader)
+    ctx.epoch.version += 5
+    resp = cluster.call(leader, put(b"a", b"1", ctx))
+    assert list(resp.put.error.epoch_not_match.current_ranges) == [leader.peers[1].desc]
+    ctx = context(leader)
+    ctx.cluster_id = 99
+    assert cluster.call(leader, get(b"a", ctx)).get.error.HasField("wrong_cluster")
+    ctx = context(leader)
+    ctx.range_id = 42
+    assert cluster.call(leader, get(b"a", ctx)).get.error.range_not_found.range_id == 42
+
+
+def test_restart_resumes_from_the_persisted_log_and_applied_index() -> None:
+    cluster = LocalCluster([1, 2, 3])
+    cluster.elect()
+    write_keys(cluster, 10)
+    cluster.advance(0.2)
+    applied = {sid: s.peers[1].applied for sid, s in cluster.stores.items()}
+    terms = {sid: s.peers[1].raw.raft.term for sid, s in cluster.stores.items()}
+    for sid in list(cluster.stores):
+        cluster.crash(sid)
+    for sid in applied:
+        store = cluster.start(sid)
+        assert store.peers[1].applied == applied[sid]
+        assert store.peers[1].raw.raft.term == terms[sid]
+    leader = cluster.elect()
+    assert cluster.call(leader, get(b"k0009", context(leader))).get.value == b"v9"
+
+
+def test_isolated_leader_loses_its_lease_and_its_pending_write_goes_stale() -> None:
+    cluster = LocalCluster([1, 2, 3])
+    old = cluster.elect()
+    write_keys(cluster, 1)
+    cluster.isolate(old.store_id)
+    answers: list[kvrpc_pb2.Response] = []
+    KvHandler(old).handle(put(b"lost", b"x", context(old)), answers.append)
+    cluster.advance(cluster.config.lease_span + cluster.config.tick_interval)
+    assert not old.peers[1].lease_valid(cluster.clock.now())
+    cluster.advance(cluster.config.election_timeout * 3)
+    others = [s for s in cluster.stores.values() if s is not old]
+    new = next(s for s in others if s.peers[1].is_leader)
+    assert cluster.call(new, put(b"k0000", b"new", context(new))).put.error.message == ""
+    assert answers == []
+    cluster.heal()
+    cluster.advance(0.5)
+    assert answers and answers[0].put.error.HasField("stale_command")
+    assert new.engine.get(CF_DEFAULT, b"lost") is None
+    assert old.engine.get(CF_DEFAULT, b"k0000") == b"new"
+
+
+def test_server_busy_when_too_many_writes_wait() -> None:
+    cluster = LocalCluster([1, 2, 3], StoreConfig(max_pending_proposals=2))
+    leader = cluster.elect()
+    cluster.isolate(leader.store_id)  # nothing commits, so proposals pile up
+    answers: list[kvrpc_pb2.Response] = []
+    handler = KvHandler(leader)
+    for i in range(3):
+        handler.handle(put(b"k%d" % i, b"v", context(leader)), answers.append)
+    assert len(answers) == 1 and answers[0].put.error.server_busy.backoff_ms > 0
+
+
+def test_cas_sees_earlier_entries_of_the_same_apply_pass() -> None:
+    cluster = LocalCluster([1, 2, 3])
+    leader = cluster.elect()
+    ctx = context(leader)
+    answers: list[kvrpc_pb2.Response] = []
+    handler = KvHandler(leader)
+    handler.handle(put(b"c", b"1", ctx), answers.append)
+    for prev, new in ((b"1", b"2"), (b"2", b"3"), (b"1", b"4")):
+        cas = kvrpc_pb2.RawCompareAndSwapRequest(context=ctx, key=b"c", value=new, previous_value=prev)
+        handler.handle(kvrpc_pb2.Request(cas=cas), answers.append)
+    cluster.pump()
+    assert [a.cas.succeed for a in answers[1:]] == [True, True, False]
+    assert answers[3].cas.previous_value == b"3"
+    for store in cluster.stores.values():
+        assert store.engine.get(CF_DEFAULT, b"c") == b"3"
+
+
+def test_scan_delete_range_and_batch_get() -> None:
+    cluster = LocalCluster([1, 2, 3])
+    leader = cluster.elect()
+    write_keys(cluster, 10)
+    ctx = context(leader)
+    scan = kvrpc_pb2.RawScanRequest(context=ctx, start_key=b"k0002", end_key=b"k0008", limit=3, reverse=True)
+    resp = cluster.call(leader, kvrpc_pb2.Request(scan=scan))
+    assert [p.key for p in resp.scan.pairs] == [b"k0007", b"k0006", b"k0005"]
+    dr = kvrpc_pb2.RawDeleteRangeRequest(context=ctx, start_key=b"k0003", end_key=b"k0006")
+    assert not cluster.call(leader, kvrpc_pb2.Request(delete_range=dr)).delete_range.HasField("error")
+    bg = kvrpc_pb2.RawBatchGetRequest(context=ctx, keys=[b"k0002", b"k0003", b"k0006"])
+    resp = cluster.call(leader, kvrpc_pb2.Request(batch_get=bg))
+    assert [p.key for p in resp.batch_get.pairs] == [b"k0002", b"k0006"]
+
+
+def test_lagging_follower_is_repaired_by_snapshot_after_log_truncation() -> None:
+    cluster = LocalCluster([1, 2, 3], SMALL_LOG)
+    cluster.elect()
+    follower = next(sid for sid, s in cluster.stores.items() if not s.peers[1].is_leader)
+    cluster.crash(follower)
+    write_keys(cluster, 80)
+    leader = cluster.leader()
+    assert leader.peers[1].storage.first_index() > 10  # the log was truncated
+    cluster.start(follower)
+    cluster.advance(0.5)
+    peer = cluster.stores[follower].peers[1]
+    assert peer.counters["snapshots_applied"] == 1
+    assert leader.peers[1].counters["snapshots_sent"] >= 1
+    assert peer.applied == leader.peers[1].applied
+    assert cluster.stores[follower].engine.get(CF_DEFAULT, b"k0079") == b"v79"
+
+
+def _change(cluster: LocalCluster, change: int, peer: metapb_pb2.Peer) -> object:
+    leader = cluster.leader()
+    results: list[object] = []
+    leader.change_peer(1, change, peer, results.append)
+    cluster.advance(0.3)
+    assert len(results) == 1
+    return results[0]
+
+
+def test_add_learner_promote_and_remove_a_replica() -> None:
+    cluster = LocalCluster([1, 2, 3])
+    cluster.engines[4] = MemEngine()
+    cluster.start(4)
+    cluster.elect()
+    write_keys(cluster, 5)
+    desc = _change(cluster, ConfChangeType.ADD_LEARNER, new_peer(4, 4))
+    assert not isinstance(desc, StoreError)
+    assert (desc.epoch.conf_ver, [(p.id, p.role) for p in desc.peers][-1]) == (2, (4, metapb_pb2.LEARNER))
+    newcomer = cluster.stores[4].peers[1]
+    assert newcomer.counters["snapshots_applied"] == 1 and newcomer.desc == desc
+    assert cluster.stores[4].engine.get(CF_DEFAULT, b"k0004") == b"v4"
+    desc = _change(cluster, ConfChangeType.ADD_NODE, new_peer(4, 4))
+    assert [p.role for p in desc.peers] == [metapb_pb2.VOTER] * 4
+    victim = next(sid for sid in (1, 2, 3) if not cluster.stores[sid].peers[1].is_leader)
+    desc = _change(cluster, ConfChangeType.REMOVE_NODE, new_peer(victim, victim))
+    assert victim not in [p.store_id for p in desc.peers]
+    assert 1 not in cluster.stores[victim].peers and cluster.stores[victim].tombstones[1] == victim
+    assert cluster.stores[victim].engine.get(CF_DEFAULT, b"k0004") is None
+    cluster.crash(victim)
+    assert 1 not in cluster.start(victim).peers  # the tombstone survives a restart
+    write_keys(cluster, 3, b"after")
+    assert cluster.stores[4].engine.get(CF_DEFAULT, b"after0002") == b"v2"
+
+
+def test_conf_change_on_a_stale_epoch_is_rejected_at_apply() -> None:
+    cluster = LocalCluster([1, 2, 3])
+    leader = cluster.elect()
+    peer = leader.peers[1]
+    stale = metapb_pb2.RangeDescriptor()
+    stale.CopyFrom(peer.desc)
+    stale.epoch.conf_ver -= 1
+    peer.desc, real = stale, peer.desc
+    results: list[object] = []
+    leader.change_peer(1, ConfChangeType.ADD_LEARNER, new_peer(9, 9), results.append)
+    peer.desc = real
+    cluster.advance(0.3)
+    assert isinstance(results[0], StoreError) and "stale epoch" in str(results[0])
+    assert 9 not in peer.conf_state.learners
