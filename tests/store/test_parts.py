@@ -1,0 +1,83 @@
+"""The store's small parts: lease arithmetic, snapshot blobs, the skewable clock, key bounds."""
+
+from __future__ import annotations
+
+import pytest
+
+from kvdb.pb import metapb_pb2
+from kvdb.store import keyspace, snapshot
+from kvdb.store.clock import SkewedClock
+from kvdb.store.lease import Lease
+from tests.store.local_cluster import ManualClock
+
+
+def test_lease_runs_from_the_send_time_of_the_acknowledged_round() -> None:
+    lease = Lease(span=0.4)
+    lease.round_started(term=3, round_=5, now=10.0)
+    lease.round_started(term=3, round_=6, now=10.1)
+    assert not lease.valid(3, 10.0)  # started, not acknowledged
+    lease.round_acked(term=3, round_=5)
+    assert lease.valid(3, 10.39) and not lease.valid(3, 10.4)
+    lease.round_acked(term=3, round_=7)  # an unreported round 7 began after round 6 was reported
+    assert lease.valid(3, 10.49) and not lease.valid(3, 10.5)
+    assert not lease.valid(4, 10.2)  # another term's lease is no lease
+
+
+def test_lease_never_moves_back_and_expires_on_demand() -> None:
+    lease = Lease(span=1.0)
+    lease.round_started(1, 2, now=5.0)
+    lease.round_acked(1, 2)
+    lease.round_acked(1, 1)  # an older round: nothing started before it is known
+    assert lease.remaining(1, 5.5) == pytest.approx(0.5)
+    lease.expire()
+    assert not lease.valid(1, 5.1) and lease.remaining(1, 5.1) == 0.0
+
+
+def test_lease_ignores_acks_of_an_older_term() -> None:
+    lease = Lease(span=1.0)
+    lease.round_started(2, 1, now=0.0)
+    lease.round_acked(1, 1)
+    assert not lease.valid(2, 0.1)
+
+
+def test_snapshot_blob_round_trips_and_detects_corruption() -> None:
+    pairs = [(b"a", b"1"), (b"b" * 300, b""), (b"\xff", b"x" * 1000)]
+    blob, count = snapshot.encode_pairs(pairs)
+    desc = metapb_pb2.RangeDescriptor(id=4, start_key=b"a")
+    header = snapshot.build_header(desc, blob, count)
+    assert snapshot.verify(header, blob).descriptor == desc
+    assert list(snapshot.decode_pairs(blob)) == pairs
+    flipped = blob[:-1] + bytes([blob[-1] ^ 1])
+    with pytest.raises(snapshot.SnapshotCorruptError, match="checksum"):
+        snapshot.verify(header, flipped)
+    with pytest.raises(snapshot.SnapshotCorruptError, match="bytes"):
+        snapshot.verify(header, blob[:-1])
+    with pytest.raises(snapshot.SnapshotCorruptError, match="truncated"):
+        list(snapshot.decode_pairs(blob[:-1]))
+
+
+def test_skewed_clock_changes_rate_without_jumping() -> None:
+    base = ManualClock()
+    clock = SkewedClock(base)
+    start = clock.now()
+    base.t += 1.0
+    clock.set_rate(2.0)
+    assert clock.now() == pytest.approx(start + 1.0)
+    base.t += 1.0
+    assert clock.now() == pytest.approx(start + 3.0)
+    clock.shift(-0.5)
+    assert clock.now() == pytest.approx(start + 2.5)
+    with pytest.raises(ValueError):
+        clock.set_rate(0)
+
+
+def test_keyspace_bounds() -> None:
+    desc = metapb_pb2.RangeDescriptor(start_key=b"b", end_key=b"d")
+    assert keyspace.contains(desc, b"b") and keyspace.contains(desc, b"c\xff")
+    assert not keyspace.contains(desc, b"d") and not keyspace.contains(desc, b"a")
+    assert keyspace.clip(desc, b"a", b"") == (b"b", b"d")
+    assert keyspace.clip(desc, b"c", b"z") == (b"c", b"d")
+    assert keyspace.clip(desc, b"d", b"e") is None
+    unbounded = metapb_pb2.RangeDescriptor(start_key=b"m")
+    assert keyspace.contains(unbounded, b"\xff" * 8192)
+    assert keyspace.clip(unbounded, b"a", b"")[1] == keyspace.KEY_SPACE_END
