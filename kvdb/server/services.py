@@ -39,11 +39,14 @@ _UNARY_KINDS = {
 }
 
 
-def _timeout_response(req: kvrpc_pb2.Request) -> kvrpc_pb2.Response:
+def _error_response(req: kvrpc_pb2.Request, err: StoreError) -> kvrpc_pb2.Response:
     resp = kvrpc_pb2.Response(id=req.id)
-    kind = req.WhichOneof("cmd") or "put"
-    getattr(resp, kind).error.CopyFrom(DeadlineError(f"{kind} request {req.id}").to_pb())
+    getattr(resp, req.WhichOneof("cmd") or "put").error.CopyFrom(err.to_pb())
     return resp
+
+
+def _timeout_response(req: kvrpc_pb2.Request) -> kvrpc_pb2.Response:
+    return _error_response(req, DeadlineError(f"{req.WhichOneof('cmd')} request {req.id}"))
 
 
 class KvService(kvrpc_pb2_grpc.KvServicer):
@@ -74,46 +77,59 @@ class KvService(kvrpc_pb2_grpc.KvServicer):
     async def Batch(
         self, request_iterator: AsyncIterator[kvrpc_pb2.BatchRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[kvrpc_pb2.BatchResponse]:
-        """Pipelined requests: answers leave in batches, in completion order."""
+        """Pipelined requests: answers leave in batches, in completion order.
+
+        Every request gets exactly one answer: its result, or a timeout once it has waited
+        ``request_timeout`` (a sweep answers those, cheaper than a timer per request).
+        """
         loop = asyncio.get_running_loop()
         out: list[kvrpc_pb2.Response] = []
         wakeup = asyncio.Event()
-        pending: dict[int, asyncio.TimerHandle] = {}
-        reading_done = False
+        # id -> (deadline, request); insertion order is deadline order, so the sweep stops early.
+        pending: dict[int, tuple[float, kvrpc_pb2.Request]] = {}
         timeout = self.node.config.request_timeout
 
-        def responder(req: kvrpc_pb2.Request) -> Callable[[kvrpc_pb2.Response], None]:
+        def responder(req_id: int) -> Callable[[kvrpc_pb2.Response], None]:
             def respond(resp: kvrpc_pb2.Response) -> None:
-                timer = pending.pop(req.id, None)
-                if timer is None:
-                    return  # already answered (by the deadline)
-                timer.cancel()
-                out.append(resp)
-                wakeup.set()
+                if pending.pop(req_id, None) is not None:  # else: already answered by the sweep
+                    out.append(resp)
+                    wakeup.set()
 
             return respond
 
         async def read_requests() -> None:
-            nonlocal reading_done
             try:
                 async for batch in request_iterator:
+                    deadline = loop.time() + timeout
                     for req in batch.requests:
                         if req.id in pending:
-                            resp = _timeout_response(req)
-                            getattr(resp, req.WhichOneof("cmd") or "put").error.CopyFrom(
-                                InvalidArgumentError(f"request id {req.id} is already in flight").to_pb())
-                            out.append(resp)
+                            err = InvalidArgumentError(f"request id {req.id} is already in flight")
+                            out.append(_error_response(req, err))
                             continue
-                        respond = responder(req)
-                        pending[req.id] = loop.call_later(timeout, respond, _timeout_response(req))
-                        self.handler.handle(req, respond)
+                        pending[req.id] = (deadline, req)
+                        self.handler.handle(req, responder(req.id))
                     self.node.wake()
                     wakeup.set()
             finally:
-                reading_done = True
                 wakeup.set()
 
+        async def sweep() -> None:
+            while True:
+                await asyncio.sleep(min(1.0, timeout / 4))
+                now = loop.time()
+                expired = []
+                for deadline, req in pending.values():
+                    if deadline > now:
+                        break
+                    expired.append(req)
+                for req in expired:
+                    del pending[req.id]
+                    out.append(_timeout_response(req))
+                if expired:
+                    wakeup.set()
+
         reader = loop.create_task(read_requests())
+        sweeper = loop.create_task(sweep())
         try:
             while True:
                 await wakeup.wait()
@@ -126,8 +142,7 @@ class KvService(kvrpc_pb2_grpc.KvServicer):
                     return
         finally:
             reader.cancel()
-            for timer in pending.values():
-                timer.cancel()
+            sweeper.cancel()
 
 
 class RaftService(raft_serverpb_pb2_grpc.RaftTransportServicer):
