@@ -1,0 +1,93 @@
+"""Command line: reproduce one seed, or soak many.
+
+    .venv/bin/python -m tests.storesim --seed 1234 [--stores 3|5] [--verbose]
+    .venv/bin/python -m tests.storesim --seeds 300 [--start 0] [--stores 3|5|both]
+
+A soak runs its seeds one after another in this process, prints a repro command for every
+failure as it happens, and exits non-zero if any seed failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from tests.storesim.cluster import (
+    DEFAULT_LIVENESS_TICKS,
+    DEFAULT_TICKS,
+    SimFailure,
+    SimOptions,
+    Stats,
+    StoreSimulation,
+)
+
+
+def _options(args: argparse.Namespace, seed: int, stores: int) -> SimOptions:
+    return SimOptions(seed=seed, stores=stores, ticks=args.ticks, liveness_ticks=args.liveness_ticks,
+                      churn=not args.no_churn, verbose=args.verbose)
+
+
+def soak(args: argparse.Namespace) -> int:
+    sizes = [3, 5] if args.stores == "both" else [int(args.stores)]
+    runs = [(seed, n) for seed in range(args.start, args.start + args.seeds) for n in sizes]
+    totals = Stats()
+    failures: list[str] = []
+    started = time.monotonic()
+    progress_every = max(1, len(runs) // 20)
+    for done, (seed, n) in enumerate(runs, 1):
+        options = _options(args, seed, n)
+        try:
+            totals.add(StoreSimulation(options).run())
+        except SimFailure as failure:
+            first = str(failure).splitlines()[0]
+            failures.append(f"{first}\n  repro: {options.repro()}")
+            print(f"FAIL {first}\n  repro: {options.repro()}", flush=True)
+        if done % progress_every == 0 or done == len(runs):
+            elapsed = time.monotonic() - started
+            print(f"[{done}/{len(runs)}] {elapsed:.0f}s, {len(failures)} failed", flush=True)
+    elapsed = time.monotonic() - started
+    print(f"\nseeds {args.start}..{args.start + args.seeds - 1}, stores {args.stores}: {len(runs)} runs in "
+          f"{elapsed:.1f}s ({elapsed / len(runs):.2f} s/run)")
+    print(totals.summary().replace(", ", "\n  ").join(["  ", ""]))
+    print(f"failures: {len(failures)}")
+    for failure in failures:
+        print("  " + failure)
+    return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.storesim", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--seed", type=int, help="run this one seed")
+    which.add_argument("--seeds", type=int, help="soak: run this many seeds")
+    parser.add_argument("--start", type=int, default=0, help="soak: first seed")
+    parser.add_argument("--stores", default="3", choices=["3", "5", "both"],
+                        help="stores (each starts with a replica of the range)")
+    parser.add_argument("--ticks", type=int, default=DEFAULT_TICKS, help="length of the fault phase")
+    parser.add_argument("--liveness-ticks", type=int, default=DEFAULT_LIVENESS_TICKS,
+                        help="ticks the healed cluster has to acknowledge a fresh write")
+    parser.add_argument("--no-churn", action="store_true", help="no replica replacement")
+    parser.add_argument("--verbose", action="store_true", help="print the event trace and the store's logs")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR)
+    if args.seeds is not None:
+        return soak(args)
+    if args.stores == "both":
+        parser.error("--seed needs --stores 3 or 5")
+    options = _options(args, args.seed, int(args.stores))
+    started = time.monotonic()
+    try:
+        stats = StoreSimulation(options).run()
+    except SimFailure as failure:
+        print(failure, file=sys.stderr)
+        return 1
+    print(f"seed {args.seed} ({args.stores} stores) passed in {time.monotonic() - started:.2f}s")
+    print(stats.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

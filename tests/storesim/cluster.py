@@ -1,0 +1,331 @@
+"""A whole simulated store cluster, its clients and its faults, driven by one seed.
+
+A run has four phases:
+
+1. faults: clients call the raw KV API while the nemesis crashes stores, cuts links, skews
+   clock rates, transfers leadership, compacts logs and replaces replicas;
+2. liveness: faults stop, the network heals, every store restarts; a write invoked after the
+   heal must be acknowledged within a bound;
+3. drain: clients stop; every call in flight gets its answer or times out;
+4. quiescence: the range must settle (one leader, every member applied its whole log) within a
+   bound; then every member's data must be identical, and the history, with a final read of
+   every key from that data, must be linearizable.
+
+Two cheap invariants are checked every tick as well: no two stores lead one term, and no two
+stores hold a valid lease at the same instant (each by its own clock).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, fields
+
+from kvdb.pb import metapb_pb2
+from kvdb.raft import Role
+from kvdb.storage.engine import CF_DEFAULT
+from kvdb.store.config import StoreConfig
+from kvdb.testing.linearizability import Operation, check_history
+from tests.sim.world import World
+from tests.storesim.clients import Clients
+from tests.storesim.faults import RANGE_ID, Nemesis
+from tests.storesim.node import SimStore
+from tests.storesim.transport import SimNetwork
+
+DEFAULT_TICKS = 300
+DEFAULT_LIVENESS_TICKS = 400
+QUIESCE_TICKS = 500
+
+
+_ROLES = {Role.FOLLOWER: "follower", Role.CANDIDATE: "candidate", Role.LEADER: "leader",
+          Role.PRE_CANDIDATE: "pre-candidate"}
+
+
+class SimFailure(AssertionError):
+    """A run failed; the message starts with one line naming the seed and how to reproduce it."""
+
+
+class InvariantViolation(AssertionError):
+    pass
+
+
+class LivenessFailure(AssertionError):
+    pass
+
+
+@dataclass
+class SimOptions:
+    seed: int
+    stores: int = 3
+    ticks: int = DEFAULT_TICKS
+    liveness_ticks: int = DEFAULT_LIVENESS_TICKS
+    clients: int = 5
+    keys: int = 5
+    churn: bool = True
+    check_leases: bool = True
+    verbose: bool = False
+
+    def repro(self) -> str:
+        cmd = f".venv/bin/python -m tests.storesim --seed {self.seed} --stores {self.stores}"
+        if self.ticks != DEFAULT_TICKS:
+            cmd += f" --ticks {self.ticks}"
+        if not self.churn:
+            cmd += " --no-churn"
+        return cmd
+
+
+@dataclass
+class Stats:
+    """What a run did, so tests can assert that it really exercised each feature."""
+
+    runs: int = 0
+    ops_ok: int = 0
+    ops_not_executed: int = 0
+    ops_indeterminate: int = 0
+    ops_checked: int = 0
+    lease_reads: int = 0
+    read_index_reads: int = 0
+    proposals: int = 0
+    leader_changes: int = 0
+    crashes: int = 0
+    crashes_mid_write: int = 0
+    partitions: int = 0
+    clock_changes: int = 0
+    transfers_requested: int = 0
+    compactions: int = 0
+    snapshots_sent: int = 0
+    snapshots_applied: int = 0
+    conf_changes: int = 0
+    replicas_removed: int = 0
+    replicas_added: int = 0
+    churn_abandoned: int = 0
+    messages: int = 0
+
+    def add(self, other: Stats) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def summary(self) -> str:
+        return ", ".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self))
+
+
+def sim_config(rng: random.Random) -> StoreConfig:
+    """Small limits, so that log truncation and snapshots to lagging replicas really happen."""
+    keep = rng.choice([5, 10, 20])
+    return StoreConfig(
+        tick_interval=0.01,
+        election_tick=10,
+        heartbeat_tick=2,
+        max_clock_drift=0.02,
+        raft_log_gc_count_limit=keep + rng.choice([10, 30]),
+        raft_log_gc_keep=keep,
+        entry_cache_entries=rng.choice([4, 16, 256]),
+        max_inflight_msgs=rng.choice([4, 256]),
+        max_size_per_msg=rng.choice([512, 1 << 20]),
+    )
+
+
+class StoreSimulation:
+    def __init__(self, options: SimOptions) -> None:
+        self.options = options
+        self.world = World(options.seed, options.verbose)
+        self.rng = self.world.child_rng()
+        self.config = sim_config(self.rng)
+        self.tick_us = int(self.config.tick_interval * 1e6)
+        # Two clocks at the extreme rates must disagree by less than max_clock_drift over an
+        # election timeout: 2 * d * election_timeout < max_clock_drift, with 10% to spare.
+        self.max_rate_deviation = 0.9 * self.config.max_clock_drift / (2 * self.config.election_timeout)
+        self.stats = Stats(runs=1)
+        self.network = SimNetwork(self.world)
+        epoch = metapb_pb2.RangeEpoch(conf_ver=1, version=1)
+        self.first_range = metapb_pb2.RangeDescriptor(id=RANGE_ID, epoch=epoch)
+        for store_id in range(1, options.stores + 1):
+            self.first_range.peers.add(id=store_id, store_id=store_id, role=metapb_pb2.VOTER)
+        self.stores: dict[int, SimStore] = {}
+        for store_id in range(1, options.stores + 1):
+            self.stores[store_id] = SimStore(self, store_id, self.draw_clock_rate(self.rng))
+        self.network.stores = self.stores
+        timeout_ticks = self.rng.choice([50, 100, 200])
+        self.clients = Clients(self, options.clients, options.keys, timeout_ticks * self.tick_us)
+        self.nemesis = Nemesis(self)
+        self.history: list[Operation] = []
+        self._leaders: dict[int, int] = {}  # term -> store that led it
+        self._current_leader: tuple[int, int] | None = None
+        self.settled = False
+
+    # -- knobs the components share -----------------------------------------------------------
+
+    def draw_clock_rate(self, rng: random.Random) -> float:
+        d = self.max_rate_deviation
+        return rng.uniform(1 - d, 1 + d)
+
+    def disk_latency(self) -> int:
+        if self.rng.random() < 0.05:
+            return self.rng.randint(5_000, 20_000)
+        return self.rng.randint(100, 2_000)
+
+    def client_latency(self) -> int:
+        return self.rng.randint(100, 1_000)
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def leader(self) -> SimStore | None:
+        """The live store whose replica leads the highest term, if any."""
+        best, best_term = None, -1
+        for node in self.stores.values():
+            peer = node.store.peers.get(RANGE_ID) if node.alive else None
+            if peer is not None and peer.is_leader and peer.raw.raft.term > best_term:
+                best, best_term = node, peer.raw.raft.term
+        return best
+
+    # -- running ------------------------------------------------------------------------------
+
+    def run(self) -> Stats:
+        """Run every phase; raise ``SimFailure`` (first line: seed and repro) on any failure."""
+        try:
+            self._run()
+        except Exception as exc:
+            opts = self.options
+            raise SimFailure(
+                f"seed {opts.seed} ({opts.stores} stores) failed at {self.world.now / 1000:.3f}ms: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}\n"
+                f"  repro: {opts.repro()}  (add --verbose for the full trace)\n"
+                f"{exc}\n  last events:\n{self.world.recent_trace()}"
+            ) from exc
+        return self.stats
+
+    def _run(self) -> None:
+        world, tick = self.world, self.tick_us
+        for node in self.stores.values():
+            node.start(bootstrap=True)
+        world.after(0, self._monitor)
+        self.clients.start()
+        self.nemesis.start()
+        fault_end = self.options.ticks * tick
+        world.run_until(fault_end)
+
+        self._heal()
+        healed = world.now
+        world.run_until(healed + self.options.liveness_ticks * tick,
+                        stop=lambda: self.clients.last_write_ok >= healed)
+        if self.clients.last_write_ok < healed:
+            raise LivenessFailure(f"no write invoked after the heal was acknowledged within "
+                                  f"{self.options.liveness_ticks} ticks ({self._describe()})")
+
+        self.clients.active = False
+        drained = world.now + self.clients.timeout_us + tick
+        world.run_until(drained, stop=lambda: self.clients.outstanding == 0)
+        self.history = self.clients.finish_history()
+
+        world.run_until(world.now + QUIESCE_TICKS * tick, stop=lambda: self.settled)
+        if not self.settled:
+            raise LivenessFailure(f"the range did not settle in {QUIESCE_TICKS} ticks ({self._describe()})")
+        self._check_replicas()
+        result = check_history(self.history)
+        self.stats.ops_checked = result.checked_ops
+        result.raise_if_failed()
+        self._collect()
+
+    def _heal(self) -> None:
+        self.world.trace("--- liveness phase: heal everything ---")
+        self.nemesis.stop()
+        self.network.heal()
+        for node in self.stores.values():
+            if not node.alive:
+                node.start()
+
+    def _describe(self) -> str:
+        parts = []
+        for node in self.stores.values():
+            peer = node.store.peers.get(RANGE_ID) if node.alive else None
+            if not node.alive:
+                parts.append(f"{node.id}:down")
+            elif peer is None:
+                parts.append(f"{node.id}:no replica")
+            else:
+                raft = peer.raw.raft
+                parts.append(f"{node.id}:peer={peer.peer_id},term={raft.term},role={_ROLES[raft.role]},"
+                             f"lead={raft.lead},applied={peer.applied},commit={raft.raft_log.committed},"
+                             f"last={raft.raft_log.last_index()}")
+        return "; ".join(parts)
+
+    # -- per-tick invariants and quiescence ---------------------------------------------------
+
+    def _monitor(self) -> None:
+        """Every tick: one leader per term, one lease at a time, and whether the range settled."""
+        leases = []
+        for node in self.stores.values():
+            peer = node.store.peers.get(RANGE_ID) if node.alive else None
+            if peer is None or not peer.is_leader:
+                continue
+            term = peer.raw.raft.term
+            if self._leaders.setdefault(term, node.id) != node.id:
+                raise InvariantViolation(f"stores {self._leaders[term]} and {node.id} both lead term {term}")
+            if self.options.check_leases and peer.lease_valid(node.clock.now()):
+                leases.append(node.id)
+        if len(leases) > 1:
+            raise InvariantViolation(f"stores {leases} hold a valid lease at the same time")
+        leader = self.leader()
+        if leader is not None:
+            current = (leader.id, leader.store.peers[RANGE_ID].raw.raft.term)
+            if current != self._current_leader:
+                self._current_leader = current
+                self.stats.leader_changes += 1
+                self.world.trace("%r leads term %d", leader, current[1])
+        self.settled = not self.clients.active and self._is_settled(leader)
+        self.world.after(self.tick_us, self._monitor)
+
+    def _members(self, leader: SimStore) -> dict[int, int]:
+        """Store id -> peer id of every replica in the leader's membership."""
+        return {p.store_id: p.id for p in leader.store.peers[RANGE_ID].desc.peers}
+
+    def _is_settled(self, leader: SimStore | None) -> bool:
+        if leader is None:
+            return False
+        lead = leader.store.peers[RANGE_ID]
+        raft = lead.raw.raft
+        log = raft.raft_log
+        if log.committed != log.last_index() or lead.applied != log.committed:
+            return False
+        if lead.applied_term != raft.term:
+            return False
+        for store_id, peer_id in self._members(leader).items():
+            node = self.stores[store_id]
+            peer = node.store.peers.get(RANGE_ID) if node.alive else None
+            if peer is None or peer.peer_id != peer_id or peer.applied != lead.applied or node.looping:
+                return False
+        return True
+
+    def _check_replicas(self) -> None:
+        """Every member holds the same data; a final read of every key joins the history."""
+        leader = self.leader()
+        members = self._members(leader)
+        data = {sid: self.stores[sid].engine.scan(CF_DEFAULT, b"", None, 0) for sid in sorted(members)}
+        reference = data[leader.id]
+        for sid, pairs in data.items():
+            if pairs != reference:
+                diff = sorted(set(pairs) ^ set(reference))[:10]
+                raise InvariantViolation(
+                    f"store {sid} and leader store {leader.id} hold different data at applied index "
+                    f"{leader.store.peers[RANGE_ID].applied}: {diff}"
+                )
+        final = dict(reference)
+        now = self.world.now
+        for key in self.clients.keys:
+            self.history.append(Operation(-1, "get", key, now, now, final.get(key)))
+
+    def _collect(self) -> None:
+        stats, counts = self.stats, self.clients.counts
+        stats.ops_ok = counts["ok"]
+        stats.ops_not_executed = counts["not_executed"]
+        stats.ops_indeterminate = counts["indeterminate"]
+        stats.messages = self.network.sent
+        for node in self.stores.values():
+            if node.alive:
+                node.peers_seen.update(node.store.peers.values())
+            for peer in node.peers_seen:
+                c = peer.counters
+                stats.lease_reads += c["lease_reads"]
+                stats.read_index_reads += c["read_index_reads"]
+                stats.proposals += c["proposals"]
+                stats.snapshots_sent += c["snapshots_sent"]
+                stats.snapshots_applied += c["snapshots_applied"]

@@ -1,0 +1,282 @@
+"""The nemesis: crashes (also mid-write), partitions, a lossy network, clock rates, and the
+operator's own disruptions (leader transfers, forced log compaction, replica replacement).
+
+Faults only run during the fault phase; every partition heals by itself after a while and every
+crashed store restarts after a while, so the cluster keeps making some progress between faults.
+Clock rates stay within the drift bound the lease is built for: the simulator checks the store
+under the conditions it promises to survive, not beyond them.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING
+
+from kvdb.pb import metapb_pb2
+from kvdb.raft import ConfChangeType
+from kvdb.store.errors import StoreError
+from kvdb.store.peer import Peer
+
+if TYPE_CHECKING:
+    from tests.storesim.cluster import StoreSimulation
+    from tests.storesim.node import SimStore
+
+RANGE_ID = 1
+
+
+class Nemesis:
+    def __init__(self, sim: StoreSimulation) -> None:
+        self.sim = sim
+        self.world = sim.world
+        self.network = sim.network
+        self.stats = sim.stats
+        self.rng = sim.world.child_rng()
+        self.tick_us = int(sim.config.tick_interval * 1e6)
+        self.active = False
+        n = len(sim.stores)
+        # Some seeds may lose a quorum to crashes alone, others never do.
+        self.max_down = self.rng.choice([n // 2, n // 2 + 1])
+        self.crash_in_write_rate = self.rng.choice([0.0, 0.003, 0.01])
+        self.churn = Churn(sim, self.rng) if sim.options.churn else None
+        self.faults = [
+            (self._crash_random, 3),
+            (self._crash_leader, 2),
+            (self._partition, 2),
+            (self._one_way, 2),
+            (self._isolate_leader, 3),
+            (self._weather, 2),
+            (self._clock_rate, 2),
+            (self._transfer_leader, 2),
+            (self._compact_log, 2),
+            (self._churn, 2 if self.churn else 0),
+        ]
+        self.fault_gap = (5, 40)  # ticks between faults
+
+    def start(self) -> None:
+        self.active = True
+        self._weather()
+        self.world.after(self.rng.randint(20, 40) * self.tick_us, self._step)
+
+    def stop(self) -> None:
+        self.active = False
+
+    def _step(self) -> None:
+        if not self.active:
+            return
+        faults, weights = zip(*self.faults, strict=True)
+        self.rng.choices(faults, weights)[0]()
+        self.world.after(self.rng.randint(*self.fault_gap) * self.tick_us, self._step)
+
+    # -- crashes ------------------------------------------------------------------------------
+
+    def _down(self) -> int:
+        return sum(1 for s in self.sim.stores.values() if not s.alive)
+
+    def _crash_random(self) -> None:
+        alive = [s for s in self.sim.stores.values() if s.alive]
+        if alive and self._down() < self.max_down:
+            self._crash(self.rng.choice(alive))
+
+    def _crash_leader(self) -> None:
+        leader = self.sim.leader()
+        if leader is not None and self._down() < self.max_down:
+            self._crash(leader)
+
+    def _crash(self, node: SimStore) -> None:
+        if node.writing:
+            self.stats.crashes_mid_write += 1
+        node.crash()
+        self.stats.crashes += 1
+        self.world.after(self.rng.randint(1, 60) * self.tick_us, self._restart, node)
+
+    def _restart(self, node: SimStore) -> None:
+        if not node.alive:
+            node.start()
+
+    def on_write_started(self, node: SimStore, latency: int) -> None:
+        """Sometimes crash ``node`` before the write it just started is durable."""
+        if self.active and self.crash_in_write_rate and self.rng.random() < self.crash_in_write_rate:
+            self.world.after(self.rng.randint(0, latency - 1), self._crash_mid_write, node, node.incarnation)
+
+    def _crash_mid_write(self, node: SimStore, incarnation: int) -> None:
+        if self.active and node.incarnation == incarnation and node.writing and self._down() < self.max_down:
+            self._crash(node)
+
+    # -- network ------------------------------------------------------------------------------
+
+    def _heal_later(self, links: list[tuple[int, int]]) -> None:
+        self.stats.partitions += 1
+        self.world.after(self.rng.randint(5, 80) * self.tick_us, self.network.restore, links)
+
+    def _partition(self) -> None:
+        ids = sorted(self.sim.stores)
+        self.rng.shuffle(ids)
+        cut = self.rng.randint(1, len(ids) - 1)
+        self._heal_later(self.network.partition(sorted(ids[:cut]), sorted(ids[cut:])))
+
+    def _one_way(self) -> None:
+        frm, to = self.rng.sample(sorted(self.sim.stores), 2)
+        self._heal_later(self.network.block_one_way(frm, to))
+
+    def _isolate_leader(self) -> None:
+        leader = self.sim.leader()
+        if leader is not None:
+            others = [i for i in sorted(self.sim.stores) if i != leader.id]
+            self._heal_later(self.network.partition([leader.id], others))
+
+    def _weather(self) -> None:
+        net, rng = self.network, self.rng
+        net.drop_rate = rng.choice([0.0, 0.0, 0.01, 0.05, 0.2])
+        net.dup_rate = rng.choice([0.0, 0.01, 0.05])
+        net.slow_rate = rng.choice([0.01, 0.05, 0.2])
+        self.world.trace("net weather: drop %.2f dup %.2f slow %.2f", net.drop_rate, net.dup_rate,
+                         net.slow_rate)
+
+    # -- clocks -------------------------------------------------------------------------------
+
+    def _clock_rate(self) -> None:
+        node = self.rng.choice(list(self.sim.stores.values()))
+        rate = self.sim.draw_clock_rate(self.rng)
+        node.clock.set_rate(rate)
+        self.stats.clock_changes += 1
+        self.world.trace("%r clock rate %.4f", node, rate)
+
+    # -- operator actions ---------------------------------------------------------------------
+
+    def _transfer_leader(self) -> None:
+        leader = self.sim.leader()
+        if leader is None:
+            return
+        peer = leader.store.peers[RANGE_ID]
+        voters = [v for v in peer.conf_state.voters if v != peer.peer_id]
+        if not voters:
+            return
+        to = self.rng.choice(sorted(voters))
+        try:
+            leader.store.transfer_leader(RANGE_ID, to)
+        except StoreError as exc:
+            self.world.trace("transfer to peer %d refused: %s", to, exc)
+            return
+        self.stats.transfers_requested += 1
+        self.world.trace("%r: transfer leadership to peer %d", leader, to)
+
+    def _compact_log(self) -> None:
+        alive = [s for s in self.sim.stores.values() if s.alive and RANGE_ID in s.store.peers]
+        if not alive:
+            return
+        node = self.rng.choice(alive)
+        try:
+            first = node.store.compact_log(RANGE_ID)
+        except StoreError as exc:
+            self.world.trace("%r: compaction refused: %s", node, exc)
+            return
+        self.stats.compactions += 1
+        self.world.trace("%r: log compacted, first index now %d", node, first)
+
+    def _churn(self) -> None:
+        if self.churn is not None:
+            self.churn.begin()
+
+
+class Churn:
+    """Replaces one replica at a time: remove it, wait until its store dropped it, then add a
+    fresh replica with a new peer id on that store, as a learner first, then as a voter.
+
+    One store holds at most one replica of a range, so the new replica can only come once the old
+    one is gone; a store that never applied its removal (it was down or cut off when the change
+    committed, and the leader no longer talks to removed replicas) keeps a stale replica, and the
+    replacement on that store is abandoned. The nemesis starts a replacement; each later step is
+    checked every few ticks and retried until it took effect.
+    """
+
+    POLL_TICKS = 5
+
+    def __init__(self, sim: StoreSimulation, rng: random.Random) -> None:
+        self.sim = sim
+        self.world = sim.world
+        self.stats = sim.stats
+        self.rng = rng
+        self.poll_us = self.POLL_TICKS * int(sim.config.tick_interval * 1e6)
+        self.next_peer_id = 100
+        self.step = "idle"
+        self.store_id = 0
+        self.old_peer_id = 0
+        self.new_peer_id = 0
+        self.polls = 0  # polls spent on the current step, to give up on a stale replica
+
+    def begin(self) -> None:
+        """Start replacing a replica, unless a replacement is under way or was abandoned."""
+        if self.step == "idle":
+            self.step, self.polls = "remove", 0
+            self._poll()
+
+    def _poll(self) -> None:
+        if self.step in ("idle", "abandoned") or not self.sim.nemesis.active:
+            return
+        leader = self.sim.leader()
+        if leader is not None:
+            getattr(self, "_" + self.step)(leader, leader.store.peers[RANGE_ID])
+        self.world.after(self.poll_us, self._poll)
+
+    def _propose(self, leader: SimStore, change: int, target: metapb_pb2.Peer, what: str) -> None:
+        def done(result: object) -> None:
+            failed = isinstance(result, StoreError)
+            self.world.trace("conf change %s peer %d: %s", what, target.id, result if failed else "applied")
+            if not failed:
+                self.stats.conf_changes += 1
+
+        try:
+            leader.store.change_peer(RANGE_ID, change, target, done)
+        except StoreError as exc:
+            self.world.trace("conf change %s peer %d refused: %s", what, target.id, exc)
+            return
+        self.world.trace("%r: propose %s peer %d on store %d", leader, what, target.id, target.store_id)
+
+    def _remove(self, leader: SimStore, peer: Peer) -> None:
+        voters = [p for p in peer.desc.peers if p.role == metapb_pb2.VOTER]
+        # Shrinking below three voters would leave a range that cannot lose anyone.
+        if len(voters) < 3 or len(peer.desc.peers) != len(voters):
+            return
+        victim = self.rng.choice(voters)
+        self.store_id, self.old_peer_id = victim.store_id, victim.id
+        self.step, self.polls = "await_removed", 0
+        target = metapb_pb2.Peer(id=victim.id, store_id=victim.store_id)
+        self._propose(leader, ConfChangeType.REMOVE_NODE, target, "remove")
+
+    def _await_removed(self, leader: SimStore, peer: Peer) -> None:
+        self.polls += 1
+        node = self.sim.stores[self.store_id]
+        if any(p.id == self.old_peer_id for p in peer.desc.peers):
+            if self.polls > 3:  # the removal was lost (e.g. its leader stepped down): start over
+                self.step = "remove"
+            return
+        if node.alive and RANGE_ID in node.store.tombstones:
+            self.stats.replicas_removed += 1
+            self.next_peer_id += 1
+            self.new_peer_id = self.next_peer_id
+            self.step, self.polls = "add_learner", 0
+            self._add_learner(leader, peer)
+        elif self.polls > 20:
+            self.stats.churn_abandoned += 1
+            self.world.trace("churn: store %d keeps a stale replica; replacement abandoned", self.store_id)
+            self.step = "abandoned"
+
+    def _add_learner(self, leader: SimStore, peer: Peer) -> None:
+        if any(p.id == self.new_peer_id for p in peer.desc.peers):
+            self.step = "promote"
+            self._promote(leader, peer)
+            return
+        target = metapb_pb2.Peer(id=self.new_peer_id, store_id=self.store_id, role=metapb_pb2.LEARNER)
+        self._propose(leader, ConfChangeType.ADD_LEARNER, target, "add learner")
+
+    def _promote(self, leader: SimStore, peer: Peer) -> None:
+        if any(p.id == self.new_peer_id and p.role == metapb_pb2.VOTER for p in peer.desc.peers):
+            self.stats.replicas_added += 1
+            self.step = "idle"
+            return
+        node = self.sim.stores[self.store_id]
+        replica = node.store.peers.get(RANGE_ID) if node.alive else None
+        if replica is None or replica.peer_id != self.new_peer_id or replica.applied < peer.applied - 20:
+            return  # not caught up yet: a voter that lags would only weaken the quorum
+        target = metapb_pb2.Peer(id=self.new_peer_id, store_id=self.store_id)
+        self._propose(leader, ConfChangeType.ADD_NODE, target, "promote")

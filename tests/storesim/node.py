@@ -1,0 +1,151 @@
+"""One simulated store process: a real ``Store`` over a ``MemEngine``, its clock, ticks and loop.
+
+The ``MemEngine`` is the disk: it outlives the process, so a crash drops only the ``Store``
+object (with whatever it held in memory: a begun but unwritten batch, pending requests, leases)
+and a restart builds a new ``Store`` over the same engine, as ``kvdb.server.node`` does over
+RocksDB. The loop follows the store's contract (``kvdb/store/store.py``): ``begin``, a synced
+write that takes simulated disk time, ``finish``, again while there is work; inputs keep
+arriving during the write and are group-committed by the next iteration.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kvdb.server.kv_handler import KvHandler
+from kvdb.storage.memory import MemEngine
+from kvdb.store.peer import Peer
+from kvdb.store.store import Iteration, Store
+from tests.sim.world import World
+from tests.storesim.transport import SimTransport
+
+if TYPE_CHECKING:
+    from tests.storesim.cluster import StoreSimulation
+
+CLUSTER_ID = 1
+TICK_JITTER = 0.05
+"""A tick comes up to this fraction of an interval late, never early: a late tick only makes a
+follower wait longer before it votes again, so jitter cannot break the lease promise (which is
+what the real store's tick loop guarantees too)."""
+
+
+class SimClock:
+    """A store's monotonic clock: world time at a rate, from an offset; rate changes are continuous.
+
+    The store only compares its own readings, so the offset just keeps clocks from agreeing by
+    accident; the rate is what the lease's ``max_clock_drift`` has to cover.
+    """
+
+    def __init__(self, world: World, rate: float, offset: float) -> None:
+        self._world = world
+        self._anchor_us = world.now
+        self._anchor_value = offset
+        self.rate = rate
+
+    def now(self) -> float:
+        return self._anchor_value + (self._world.now - self._anchor_us) * self.rate / 1e6
+
+    def set_rate(self, rate: float) -> None:
+        self._anchor_value = self.now()
+        self._anchor_us = self._world.now
+        self.rate = rate
+
+
+class SimStore:
+    """The process of store ``store_id``; ``store`` is None while it is down."""
+
+    def __init__(self, sim: StoreSimulation, store_id: int, rate: float) -> None:
+        self.sim = sim
+        self.world = sim.world
+        self.id = store_id
+        self.rng = sim.world.child_rng()
+        self.engine = MemEngine()
+        self.clock = SimClock(sim.world, rate, offset=self.rng.uniform(0, 1000))
+        self.transport = SimTransport(sim.network, store_id)
+        self.store: Store | None = None
+        self.handler: KvHandler | None = None
+        # Bumped on every crash: events of an earlier life carry a stale number and do nothing,
+        # which is how a crash cancels the write in flight, the tick chain and snapshot reports.
+        self.incarnation = 0
+        self.looping = False  # an iteration is scheduled or its write is in flight
+        self.writing = False
+        # Every replica object this store ever had, for their counters (they die with a crash).
+        self.peers_seen: set[Peer] = set()
+
+    @property
+    def alive(self) -> bool:
+        return self.store is not None
+
+    def __repr__(self) -> str:
+        return f"store {self.id}"
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def start(self, bootstrap: bool = False) -> None:
+        """Start the process: the Store constructor reloads every replica from the engine."""
+        store = Store(CLUSTER_ID, self.id, self.engine, self.transport, self.clock, self.sim.config,
+                      self.world.child_rng())
+        if bootstrap:
+            store.bootstrap_range(self.sim.first_range)
+        self.store = store
+        self.handler = KvHandler(store)
+        incarnation = self.incarnation
+        store.wake = lambda: self._wake(incarnation)
+        self.world.trace("%r start (%d replicas)", self, len(store.peers))
+        self.world.after(self._tick_delay(), self._tick, incarnation)
+        self._wake(incarnation)
+
+    def crash(self) -> None:
+        self.world.trace("%r crash (write in flight: %s)", self, self.writing)
+        self.peers_seen.update(self.store.peers.values())
+        self.store = None
+        self.handler = None
+        self.incarnation += 1
+        self.looping = False
+        self.writing = False
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def _tick_delay(self) -> int:
+        interval = self.sim.config.tick_interval / self.clock.rate
+        return int(interval * (1 + self.rng.uniform(0, TICK_JITTER)) * 1e6)
+
+    def _tick(self, incarnation: int) -> None:
+        if incarnation != self.incarnation:
+            return
+        self.store.tick()
+        self.world.after(self._tick_delay(), self._tick, incarnation)
+
+    def _wake(self, incarnation: int) -> None:
+        if incarnation == self.incarnation and not self.looping:
+            self.looping = True
+            self.world.after(0, self._iterate, incarnation)
+
+    def _iterate(self, incarnation: int) -> None:
+        if incarnation != self.incarnation:
+            return
+        store = self.store
+        while True:
+            self.peers_seen.update(store.peers.values())
+            it = store.begin()
+            if len(it.batch):
+                latency = self.sim.disk_latency()
+                self.writing = True
+                self.sim.nemesis.on_write_started(self, latency)
+                self.world.after(latency, self._written, incarnation, it)
+                return
+            store.finish(it)
+            if not store.has_work():
+                self.looping = False
+                return
+
+    def _written(self, incarnation: int, it: Iteration) -> None:
+        if incarnation != self.incarnation:
+            return  # the process died during the write: the batch never reached the disk
+        self.writing = False
+        self.engine.write(it.batch, sync=True)
+        self.store.finish(it)
+        if self.store.has_work():
+            self._iterate(incarnation)
+        else:
+            self.looping = False

@@ -1,0 +1,143 @@
+"""The simulated network between stores: latency, loss, duplication, reordering and partitions.
+
+Every Raft message crosses it as bytes (``SerializeToString`` on send, ``FromString`` on
+arrival), so no two stores ever share a protobuf object, as over gRPC. Each message gets its
+own latency, which reorders them. Snapshots travel as one stream per send: the receiver gets
+``on_snapshot`` after a transfer time and the sender hears ``done(ok)`` after the answer comes
+back; a partition, a loss or a crash of either side fails the stream with ``done(False)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from kvdb.pb import raft_serverpb_pb2
+from tests.sim.world import World
+
+if TYPE_CHECKING:
+    from tests.storesim.node import SimStore
+
+RaftMessage = raft_serverpb_pb2.RaftMessage
+SNAPSHOT_BYTES_PER_US = 50
+"""Transfer speed of a snapshot stream (50 MB/s), so bigger snapshots take longer."""
+
+
+class SimNetwork:
+    """Links between store ids; ``blocked`` holds directed pairs (from, to) that are cut.
+
+    A message is checked against ``blocked`` when sent and again when it arrives, so a partition
+    also cuts what is already on the wire.
+    """
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.rng = world.child_rng()
+        self.stores: dict[int, SimStore] = {}
+        self.blocked: set[tuple[int, int]] = set()
+        self.drop_rate = 0.0
+        self.dup_rate = 0.0
+        self.slow_rate = 0.02
+        self.sent = 0
+        self.dropped = 0
+        self.snapshots_delivered = 0
+        self.snapshots_failed = 0
+
+    def latency(self) -> int:
+        if self.rng.random() < self.slow_rate:
+            return self.rng.randint(5_000, 40_000)
+        return self.rng.randint(200, 2_000)
+
+    # -- Raft messages ------------------------------------------------------------------------
+
+    def send(self, frm: int, to: int, data: bytes) -> None:
+        self.sent += 1
+        rng = self.rng
+        if (frm, to) in self.blocked or (self.drop_rate and rng.random() < self.drop_rate):
+            self.dropped += 1
+            return
+        copies = 2 if self.dup_rate and rng.random() < self.dup_rate else 1
+        for _ in range(copies):
+            self.world.after(self.latency(), self._arrive, frm, to, data)
+
+    def _arrive(self, frm: int, to: int, data: bytes) -> None:
+        target = self.stores.get(to)
+        if (frm, to) in self.blocked or target is None or target.store is None:
+            self.dropped += 1
+            return
+        target.store.on_raft_messages([RaftMessage.FromString(data)])
+
+    # -- snapshots ----------------------------------------------------------------------------
+
+    def send_snapshot(
+        self, frm: int, to: int, header: bytes, blob: bytes, done: Callable[[bool], None]
+    ) -> None:
+        sender = self.stores[frm]
+        incarnation = sender.incarnation
+        transfer = self.latency() + len(blob) // SNAPSHOT_BYTES_PER_US
+        self.world.after(transfer, self._snapshot_arrives, frm, to, header, blob, done, incarnation)
+
+    def _cut(self, a: int, b: int) -> bool:
+        """A stream needs both directions."""
+        return (a, b) in self.blocked or (b, a) in self.blocked
+
+    def _snapshot_arrives(
+        self, frm: int, to: int, header: bytes, blob: bytes, done: Callable[[bool], None], incarnation: int
+    ) -> None:
+        target = self.stores.get(to)
+        ok = False
+        lost = self.drop_rate and self.rng.random() < self.drop_rate
+        if not lost and not self._cut(frm, to) and target is not None and target.store is not None:
+            ok = target.store.on_snapshot(RaftMessage.FromString(header), blob)
+            self.world.trace("snapshot %d -> %d delivered (accepted: %s)", frm, to, ok)
+        if ok:
+            self.snapshots_delivered += 1
+        else:
+            self.snapshots_failed += 1
+        self.world.after(self.latency(), self._snapshot_reported, frm, done, ok, incarnation)
+
+    def _snapshot_reported(self, frm: int, done: Callable[[bool], None], ok: bool, incarnation: int) -> None:
+        sender = self.stores[frm]
+        if sender.incarnation == incarnation and sender.store is not None:
+            done(ok)
+
+    # -- faults -------------------------------------------------------------------------------
+
+    def partition(self, side_a: list[int], side_b: list[int]) -> list[tuple[int, int]]:
+        """Cut every link between the two sides, both ways; returns the cut links."""
+        links = [(a, b) for a in side_a for b in side_b] + [(b, a) for a in side_a for b in side_b]
+        self.blocked.update(links)
+        self.world.trace("net partition %s | %s", side_a, side_b)
+        return links
+
+    def block_one_way(self, frm: int, to: int) -> list[tuple[int, int]]:
+        self.blocked.add((frm, to))
+        self.world.trace("net one-way cut %d -> %d", frm, to)
+        return [(frm, to)]
+
+    def restore(self, links: list[tuple[int, int]]) -> None:
+        self.blocked.difference_update(links)
+        self.world.trace("net restore %s", links)
+
+    def heal(self) -> None:
+        """No partitions, no loss, no duplication: the network of the liveness phase."""
+        self.blocked.clear()
+        self.drop_rate = self.dup_rate = 0.0
+        self.world.trace("net heal")
+
+
+class SimTransport:
+    """The ``kvdb.store.store.Transport`` of one store: serializes and hands over to the network."""
+
+    def __init__(self, network: SimNetwork, store_id: int) -> None:
+        self.network = network
+        self.store_id = store_id
+
+    def send(self, store_id: int, messages: list[RaftMessage]) -> None:
+        for msg in messages:
+            self.network.send(self.store_id, store_id, msg.SerializeToString())
+
+    def send_snapshot(
+        self, store_id: int, message: RaftMessage, blob: bytes, done: Callable[[bool], None]
+    ) -> None:
+        self.network.send_snapshot(self.store_id, store_id, message.SerializeToString(), blob, done)
