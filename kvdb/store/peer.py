@@ -219,12 +219,18 @@ class Peer:
                 cb(err)
 
     def fail_all(self, err: StoreError) -> None:
-        """The replica is going away: nothing pending will ever be answered by it."""
+        """The replica is going away: nothing pending will ever be answered by it.
+
+        Proposals already in the log may still commit through the remaining replicas (a leader
+        that removes itself has replicated entries after its removal), so their outcome is
+        unknown: they get StaleCommand, never ``err``, which would tell the client they did not run.
+        """
         self.fail_reads(err)
         proposals, self.proposals = self.proposals, []
         queued, self.to_propose = self.to_propose, []
+        stale = StaleCommandError(self.range_id)
         for p in proposals:
-            p.callback(err)
+            p.callback(stale)
         for _, cb in queued:
             cb(err)
 
