@@ -165,6 +165,13 @@ class Client:
         resp = self.admin(store_id).SetFailpoint(req, timeout=2)
         assert not resp.HasField("error"), resp.error.message
 
+    def isolate(self, store_id: int, others: Iterable[int], on: bool = True) -> None:
+        """Drop every Raft message from ``store_id`` to ``others`` and back (or stop dropping)."""
+        drop = adminpb_pb2.SetFailpointRequest.DROP_TO_STORE
+        for sid in others:
+            self.set_failpoint(store_id, drop, sid, 1 if on else 0)
+            self.set_failpoint(sid, drop, store_id, 1 if on else 0)
+
     # ---------------------------------------------------------------------------------- KV calls
     def attempt(self, store_id: int, kind: str, req: object, timeout: float = 2.0) -> object:
         """Send one unary request to one store; the response body (an RpcError propagates)."""

@@ -15,8 +15,6 @@ from tests.integration.client import Client, error_kind
 from tests.integration.cluster import Cluster, wait_for
 from tests.integration.conftest import MakeCluster
 
-DROP = adminpb_pb2.SetFailpointRequest.DROP_TO_STORE
-
 
 def test_lease_reads_do_no_raft_round(make_cluster: MakeCluster) -> None:
     # A longer lease (0.5 s election timeout - 0.05 s drift) than the other tests use, so that a
@@ -94,13 +92,6 @@ def watch_status(client: Client, stop: threading.Event, out: list[Sample]) -> No
                 out.append(Sample(sid, sent, time.monotonic(), st))
 
 
-def cut_off(client: Client, leader: int, others: list[int], on: bool) -> None:
-    """Drop every Raft message from ``leader`` to ``others`` and back (or stop dropping)."""
-    for sid in others:
-        client.set_failpoint(leader, DROP, sid, 1 if on else 0)
-        client.set_failpoint(sid, DROP, leader, 1 if on else 0)
-
-
 def test_cut_off_leader_stops_serving_stale_reads(cluster: Cluster, client: Client) -> None:
     client.put(b"k", b"old")
     old = client.wait_leader()
@@ -118,7 +109,7 @@ def test_cut_off_leader_stops_serving_stale_reads(cluster: Cluster, client: Clie
     try:
         wait_for(lambda: any(s.store_id == old and s.status.lease_valid for s in samples), 5,
                  "the watcher to see the leader's lease")
-        cut_off(client, old, others, True)
+        client.isolate(old, others)
         threads[1].start()
         wait_for(lambda: not client.status(old).lease_valid, 5, "the cut-off leader's lease to expire")
         lease_reads_at_expiry = client.status(old).lease_reads
@@ -167,7 +158,7 @@ def test_cut_off_leader_stops_serving_stale_reads(cluster: Cluster, client: Clie
     assert not [a for a in answers if a.value == b"new"], "the cut-off leader cannot know the new value"
     assert any(a.invoke > new_acked for a in answers), "no get reached the old leader after the new write"
 
-    cut_off(client, old, others, False)
+    client.isolate(old, others, on=False)
     client.wait_caught_up([old])
     st, nst = client.status(old), client.status(new)
     assert st.role == "follower" and st.term == nst.term and st.leader_id == nst.peer_id
