@@ -178,6 +178,23 @@ class Nemesis:
             self.churn.begin()
 
 
+class ConfChangeMisreported(AssertionError):
+    """``change_peer`` answered success for a change the range's descriptor does not show."""
+
+
+def _check_applied(change: int, target: metapb_pb2.Peer, result: object) -> None:
+    """A successful ``change_peer`` answers the descriptor the change produced."""
+    if not isinstance(result, metapb_pb2.RangeDescriptor):
+        raise ConfChangeMisreported(f"change {change} of peer {target.id} answered {result!r}, "
+                                    "not a descriptor")
+    roles = {p.id: p.role for p in result.peers}
+    want = {ConfChangeType.REMOVE_NODE: None, ConfChangeType.ADD_LEARNER: metapb_pb2.LEARNER,
+            ConfChangeType.ADD_NODE: metapb_pb2.VOTER}[change]
+    if roles.get(target.id) != want:
+        raise ConfChangeMisreported(f"change {change} of peer {target.id} answered success, but the "
+                                    f"descriptor has {list(result.peers)}")
+
+
 class Churn:
     """Replaces one replica at a time: remove it, wait until its store dropped it, then add a
     fresh replica with a new peer id on that store, as a learner first, then as a voter.
@@ -223,6 +240,7 @@ class Churn:
             failed = isinstance(result, StoreError)
             self.world.trace("conf change %s peer %d: %s", what, target.id, result if failed else "applied")
             if not failed:
+                _check_applied(change, target, result)
                 self.stats.conf_changes += 1
 
         try:
@@ -250,7 +268,8 @@ class Churn:
             if self.polls > 3:  # the removal was lost (e.g. its leader stepped down): start over
                 self.step = "remove"
             return
-        if node.alive and RANGE_ID in node.store.tombstones:
+        gone = node.alive and RANGE_ID not in node.store.peers
+        if gone and node.store.tombstones.get(RANGE_ID, 0) >= self.old_peer_id:
             self.stats.replicas_removed += 1
             self.next_peer_id += 1
             self.new_peer_id = self.next_peer_id
