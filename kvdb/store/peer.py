@@ -169,8 +169,9 @@ class Peer:
             self.raw.propose_conf_change(cc)
         except ProposalDroppedError as exc:
             raise StaleCommandError(self.range_id) from exc
-        if raft.raft_log.last_index() != index:
-            # The core refused it quietly (another change is still pending).
+        if raft.raft_log.last_index() != index or raft.pending_conf_index != index:
+            # The core refused it quietly (another change is still pending): it appended a no-op
+            # in its place, whose apply must not be answered as if the change had applied.
             raise StaleCommandError(self.range_id)
         self.proposals.append(Proposal(raft.term, index, callback))
 
