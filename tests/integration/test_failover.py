@@ -1,5 +1,6 @@
 """kill -9 of the leader: a new leader takes over without losing an acknowledged write, and the
-killed store, restarted, catches up well enough to lead and serve everything."""
+killed store, restarted, catches up well enough to lead and serve everything. SIGTERM is the
+orderly stop: exit status 0, and the store resumes from its data."""
 
 from __future__ import annotations
 
@@ -125,3 +126,17 @@ def test_restarted_store_catches_up_and_leads(cluster: Cluster, client: Client) 
     client.put(b"after", b"restart")
     assert client.get(b"after") == b"restart" and client.leader == victim
     cluster.assert_all_running()
+
+
+def test_sigterm_stops_a_store_cleanly_and_it_resumes(cluster: Cluster, client: Client) -> None:
+    write_all(cluster, [b"t%03d" % i for i in range(100)])
+    leader = client.wait_leader()
+    assert cluster.stop(leader) == 0, cluster.log_tail(leader)
+    assert "stopped" in cluster.log_tail(leader, lines=3)
+    client.wait_leader(exclude=[leader])
+    client.put(b"while-stopped", b"1")
+    cluster.restart(leader)
+    client.wait_caught_up([leader])
+    client.transfer_leader(leader)
+    held = client.scan_all(leader)
+    assert len(held) == 101 and held[b"while-stopped"] == b"1"
