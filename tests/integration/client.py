@@ -202,12 +202,12 @@ class Client:
             if err not in RETRYABLE_ERRORS:
                 return body
             last = f"store {sid}: {body.error.message}"
-            self._follow(body.error)
+            self.follow(body.error)
             if err in ("server_busy", "timeout"):
                 time.sleep(0.02)
         raise Unanswered(f"{kind} unanswered after {timeout:.1f}s; last: {last}")
 
-    def _follow(self, error: kvrpc_pb2.Error) -> None:
+    def follow(self, error: kvrpc_pb2.Error) -> None:
         """Act on a routing error: go where the hint points, or learn the current epoch."""
         kind = error.WhichOneof("kind")
         if kind == "not_leader":

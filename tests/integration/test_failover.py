@@ -66,7 +66,7 @@ class AckedWriter(threading.Thread):
                     if error_kind(r.put) is None:
                         self.acked[chunk[r.id]] = self.value_of(chunk[r.id])
                     else:
-                        self.client._follow(r.put.error)
+                        self.client.follow(r.put.error)
             pending = [k for k in pending if k not in self.acked]
 
     def finish(self, timeout: float = 40.0) -> None:

@@ -131,7 +131,7 @@ class Worker(threading.Thread):
             err = error_kind(body)
             if err is None:
                 return body
-            c._follow(body.error)
+            c.follow(body.error)
             if err not in DEFINITE_FAILURES and kind != "get":
                 return None
         return False if kind != "get" else None
