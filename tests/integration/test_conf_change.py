@@ -70,6 +70,11 @@ def test_remove_voter_then_add_learner_promote_and_remove_another(cluster: Clust
     wait_for(lambda: range_gone(client, 1), 10, "store 1 to drop range 1")
     client.put(b"after", b"changes")
     assert client.get(b"after") == b"changes"
+    # A crash does not bring the removed replica back.
+    cluster.kill(1)
+    cluster.restart(1)
+    client.put(b"after-restart", b"x")
+    assert range_gone(client, 1)
     assert client.status(2).descriptor == client.status(3).descriptor == desc
     cluster.assert_all_running()
 
