@@ -47,6 +47,9 @@ class StoreConfig:
     def validate(self) -> None:
         if self.heartbeat_tick >= self.election_tick:
             raise ValueError("heartbeat_tick must be smaller than election_tick")
+        if self.max_clock_drift < 0:
+            # A negative drift would make the lease outlast the followers' vote refusal.
+            raise ValueError("max_clock_drift must not be negative")
         if self.lease_span <= 0:
             raise ValueError("max_clock_drift must be shorter than the election timeout")
         if self.raft_log_gc_keep >= self.raft_log_gc_count_limit:
