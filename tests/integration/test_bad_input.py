@@ -1,10 +1,14 @@
 """Bad requests get a clear error and change nothing; the stores keep serving.
 
 ``key_not_in_range`` is not exercised: the static cluster has one range over every key, so no
-key lies outside it.
+key lies outside it. Bad configuration is bad input too: a store refuses an unsafe one.
 """
 
 from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
 
 from kvdb.pb import adminpb_pb2, kvrpc_pb2, metapb_pb2
 from tests.integration.client import Client, error_kind
@@ -118,3 +122,13 @@ def test_bad_requests_get_errors_and_the_store_keeps_serving(cluster: Cluster, c
     assert client.get(b"k") == b"after"
     assert client.status(leader).descriptor == current
     cluster.assert_all_running()
+
+
+def test_store_refuses_a_negative_clock_drift(tmp_path: Path) -> None:
+    """A negative drift would stretch the lease past the followers' vote refusal: unsafe, so refused."""
+    result = subprocess.run(
+        [sys.executable, "-m", "kvdb", "store", "--store-id", "1", "--listen", "127.0.0.1:0",
+         "--data-dir", str(tmp_path / "data"), "--max-clock-drift", "-0.1"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2 and "max_clock_drift" in result.stderr
