@@ -17,9 +17,10 @@ from kvdb.pb import (
     raft_serverpb_pb2,
     raft_serverpb_pb2_grpc,
 )
-from kvdb.raft import ConfChangeType, Role
+from kvdb.raft import ConfChangeType
 from kvdb.server.kv_handler import KvHandler
 from kvdb.store.errors import DeadlineError, InvalidArgumentError, RangeNotFoundError, StoreError
+from kvdb.store.peer import ROLE_NAMES
 from kvdb.store.snapshot import SnapshotCorruptError
 
 if TYPE_CHECKING:
@@ -184,9 +185,6 @@ class RaftService(raft_serverpb_pb2_grpc.RaftTransportServicer):
         return raft_serverpb_pb2.Done()
 
 
-_ROLE_NAMES = {Role.FOLLOWER: "follower", Role.CANDIDATE: "candidate", Role.LEADER: "leader",
-               Role.PRE_CANDIDATE: "pre_candidate"}
-
 _CHANGE_TYPES = {
     adminpb_pb2.ChangePeerRequest.ADD_LEARNER: ConfChangeType.ADD_LEARNER,
     adminpb_pb2.ChangePeerRequest.ADD_VOTER: ConfChangeType.ADD_NODE,
@@ -208,7 +206,7 @@ class AdminService(adminpb_pb2_grpc.AdminServicer):
                 continue
             raft = peer.raw.raft
             st = resp.ranges.add(
-                peer_id=peer.peer_id, role=_ROLE_NAMES[raft.role], term=raft.term, leader_id=raft.lead,
+                peer_id=peer.peer_id, role=ROLE_NAMES[raft.role], term=raft.term, leader_id=raft.lead,
                 commit_index=raft.raft_log.committed, applied_index=peer.applied,
                 first_index=peer.storage.first_index(), last_index=raft.raft_log.last_index(),
                 lease_valid=peer.lease_valid(now),

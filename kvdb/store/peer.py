@@ -38,6 +38,9 @@ Read = Callable[[], object]
 
 _READ_CTX_BYTES = 8
 
+ROLE_NAMES = {Role.FOLLOWER: "follower", Role.CANDIDATE: "candidate", Role.LEADER: "leader",
+              Role.PRE_CANDIDATE: "pre_candidate"}
+
 
 class Proposal:
     __slots__ = ("term", "index", "callback")
@@ -239,9 +242,12 @@ class Peer:
     def on_ready_begin(self, rd: Ready, batch: WriteBatch, now: float) -> None:
         """Lease bookkeeping and everything that must be durable before acks go out."""
         raft = self.raw.raft
-        if rd.soft_state is not None and rd.soft_state.role != Role.LEADER:
-            self.lease.expire()
-            self.fail_reads(self.not_leader())
+        if rd.soft_state is not None:
+            log.info("range %d: peer %d is %s in term %d (leader %d)", self.range_id, self.peer_id,
+                     ROLE_NAMES[rd.soft_state.role], raft.term, rd.soft_state.leader_id)
+            if rd.soft_state.role != Role.LEADER:
+                self.lease.expire()
+                self.fail_reads(self.not_leader())
         if rd.lease_round_started:
             self.lease.round_started(raft.term, rd.lease_round_started, now)
         if rd.lease_round_acked:
@@ -271,6 +277,8 @@ class Peer:
         self.write_apply_state(batch)
         self.snapshot_blobs = {i: b for i, b in self.snapshot_blobs.items() if i > meta.index}
         self.counters["snapshots_applied"] += 1
+        log.info("range %d: peer %d applies a snapshot at index %d (%d keys)", self.range_id, self.peer_id,
+                 meta.index, header.key_count)
 
     def _build_snapshot(self) -> Snapshot:
         """Called by the core when a follower needs a snapshot: the range as of ``applied``."""
