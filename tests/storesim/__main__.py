@@ -26,7 +26,9 @@ from tests.storesim.cluster import (
 
 def _options(args: argparse.Namespace, seed: int, stores: int) -> SimOptions:
     return SimOptions(seed=seed, stores=stores, ticks=args.ticks, liveness_ticks=args.liveness_ticks,
-                      churn=not args.no_churn, verbose=args.verbose)
+                      clients=args.clients, readers=args.readers, keys=args.keys,
+                      client_timeout_ticks=args.client_timeout_ticks, churn=not args.no_churn,
+                      faults=not args.no_faults, check_leases=not args.no_check_leases, verbose=args.verbose)
 
 
 def soak(args: argparse.Namespace) -> int:
@@ -69,7 +71,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ticks", type=int, default=DEFAULT_TICKS, help="length of the fault phase")
     parser.add_argument("--liveness-ticks", type=int, default=DEFAULT_LIVENESS_TICKS,
                         help="ticks the healed cluster has to acknowledge a fresh write")
+    parser.add_argument("--clients", type=int, default=5, help="clients that follow the leader")
+    parser.add_argument("--readers", type=int, default=None,
+                        help="read-only clients bound to one store each (default: drawn per seed)")
+    parser.add_argument("--keys", type=int, default=5)
+    parser.add_argument("--client-timeout-ticks", type=int, default=None,
+                        help="how long a client waits for an answer (default: drawn per seed)")
     parser.add_argument("--no-churn", action="store_true", help="no replica replacement")
+    parser.add_argument("--no-check-leases", action="store_true",
+                        help="do not check every tick that at most one store holds a valid lease")
+    parser.add_argument("--no-faults", action="store_true", help="a healthy run: no nemesis at all")
     parser.add_argument("--verbose", action="store_true", help="print the event trace and the store's logs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR)

@@ -3,7 +3,11 @@
 Each client runs one call at a time over a few keys: get, put and delete (every written value is
 unique, so a read names the write it saw), and cas against a value recently seen (or absence).
 A call goes to the store the client believes leads, through ``KvHandler.handle``, with network
-latency each way. Every attempt is one operation of the history, classified by its answer:
+latency each way. Readers are clients bound to one store (as a client of one node): they only
+get, with a short timeout, so they keep asking a leader that was paused or cut off, right up to
+when it wakes up; that is where a lease that outlives its promise answers stale reads.
+
+Every attempt is one operation of the history, classified by its answer:
 
 - a result: complete at the time the answer arrived;
 - an error that means the command never ran (not leader, epoch not match, range not found,
@@ -32,6 +36,16 @@ MISUSE = frozenset({"key_not_in_range", "invalid_argument", "wrong_cluster", "ti
 """Errors the simulated clients never provoke; one means the store misjudged a valid request."""
 
 
+KINDS = ("get", "put", "cas", "delete")
+KIND_WEIGHTS = (45, 30, 20, 5)
+
+READER_TIMEOUT_US = 50_000
+"""Half an election timeout: a reader blocked on a stalled store asks again soon."""
+
+EXPLORE = 0.1
+"""Share of calls a client sends to a random store rather than to the leader it believes in."""
+
+
 class ClientMisuse(AssertionError):
     """A store answered a valid request with an error that only an invalid one deserves."""
 
@@ -39,7 +53,7 @@ class ClientMisuse(AssertionError):
 class Clients:
     """All clients of a run and what they saw: the history, and per key the recent values."""
 
-    def __init__(self, sim: StoreSimulation, count: int, keys: int, timeout_us: int) -> None:
+    def __init__(self, sim: StoreSimulation, count: int, readers: int, keys: int, timeout_us: int) -> None:
         self.sim = sim
         self.world = sim.world
         self.rng = sim.world.child_rng()
@@ -48,7 +62,10 @@ class Clients:
         self.history: list[Operation] = []
         self.recent: dict[bytes, deque[bytes | None]] = {k: deque([None], maxlen=3) for k in self.keys}
         self.active = False
-        self.clients = [Client(self, i) for i in range(count)]
+        stores = sorted(sim.stores)
+        self.clients = [Client(self, i, None, timeout_us) for i in range(count)]
+        for i in range(readers):
+            self.clients.append(Client(self, count + i, stores[i % len(stores)], READER_TIMEOUT_US))
         self.outstanding = 0
         self.last_write_ok = -1  # world time (µs) of the latest acknowledged write's invocation
         self.counts = {"ok": 0, "not_executed": 0, "indeterminate": 0, "timeouts": 0}
@@ -87,13 +104,15 @@ class Call:
 
 
 class Client:
-    def __init__(self, clients: Clients, client_id: int) -> None:
+    def __init__(self, clients: Clients, client_id: int, home: int | None, timeout_us: int) -> None:
         self.clients = clients
         self.sim = clients.sim
         self.world = clients.world
         self.rng = clients.sim.world.child_rng()
         self.id = client_id
         self.leader_guess = self.rng.choice(sorted(self.sim.stores))
+        self.home = home  # a reader's store
+        self.timeout_us = timeout_us
         self.epoch = metapb_pb2.RangeEpoch(conf_ver=1, version=1)
         self.call: Call | None = None
         self.seq = 0
@@ -105,7 +124,7 @@ class Client:
             return
         self.seq += 1
         key = self.rng.choice(self.clients.keys)
-        kind = self.rng.choices(("get", "put", "cas", "delete"), (45, 30, 20, 5))[0]
+        kind = "get" if self.home is not None else self.rng.choices(KINDS, KIND_WEIGHTS)[0]
         value = expected = None
         if kind in ("put", "cas"):
             value = b"c%d-%d" % (self.id, self.seq)
@@ -116,9 +135,13 @@ class Client:
         self.call = call
         self.clients.outstanding += 1
         req = self._request(call)
-        target = self.leader_guess
+        # Now and then ask another store: that is how clients of a cut-off leader learn of its
+        # successor while the old one still answers them, the window a broken lease would show in.
+        target = self.leader_guess if self.home is None else self.home
+        if self.home is None and self.rng.random() < EXPLORE:
+            target = self.rng.choice(sorted(self.sim.stores))
         self.world.after(self.sim.client_latency(), self._deliver, target, req, call.seq)
-        self.world.after(self.clients.timeout_us, self._timed_out, call.seq)
+        self.world.after(self.timeout_us, self._timed_out, call.seq)
 
     def _request(self, call: Call) -> kvrpc_pb2.Request:
         req = kvrpc_pb2.Request(id=call.seq)
@@ -144,8 +167,8 @@ class Client:
             return
         call = self.call
         self.world.trace("client %d -> %r: %s #%d %r %r", self.id, node, call.kind, seq, call.key, call.value)
-        node.handler.handle(req, lambda resp: self.world.after(self.sim.client_latency(), self._answer,
-                                                                store_id, resp.SerializeToString(), seq))
+        node.deliver(("client", self.id), node.handler.handle, req, lambda resp: self.world.after(
+            self.sim.client_latency(), self._answer, store_id, resp.SerializeToString(), seq))
 
     # -- outcomes -----------------------------------------------------------------------------
 
@@ -217,4 +240,5 @@ class Client:
             self.epoch.CopyFrom(err.epoch_not_match.current_ranges[0].epoch)
         elif kind != "stale_command":
             self.leader_guess = self.rng.choice(others)
-        self._done(self.rng.randint(1_000, 10_000))
+        # A reader asking a follower is told so every time: it need not ask that often.
+        self._done(self.rng.randint(1_000, 10_000) * (1 if self.home is None else 3))

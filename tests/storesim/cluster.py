@@ -60,16 +60,27 @@ class SimOptions:
     liveness_ticks: int = DEFAULT_LIVENESS_TICKS
     clients: int = 5
     keys: int = 5
+    client_timeout_ticks: int | None = None
+    """How long a client waits for an answer; None: drawn per seed."""
+    readers: int | None = None
+    """Read-only clients bound to one store each (round-robin); None: drawn per seed."""
     churn: bool = True
+    faults: bool = True
+    """False: no nemesis at all, a healthy run."""
     check_leases: bool = True
     verbose: bool = False
 
     def repro(self) -> str:
+        """The command that runs these options (a test that also retunes the nemesis is its own
+        repro; the command then says so)."""
         cmd = f".venv/bin/python -m tests.storesim --seed {self.seed} --stores {self.stores}"
-        if self.ticks != DEFAULT_TICKS:
-            cmd += f" --ticks {self.ticks}"
-        if not self.churn:
-            cmd += " --no-churn"
+        defaults = SimOptions(seed=self.seed)
+        for name in ("ticks", "liveness_ticks", "clients", "readers", "keys", "client_timeout_ticks"):
+            if getattr(self, name) != getattr(defaults, name):
+                cmd += f" --{name.replace('_', '-')} {getattr(self, name)}"
+        for name in ("churn", "faults", "check_leases"):
+            if not getattr(self, name):
+                cmd += f" --no-{name.replace('_', '-')}"
         return cmd
 
 
@@ -88,6 +99,7 @@ class Stats:
     leader_changes: int = 0
     crashes: int = 0
     crashes_mid_write: int = 0
+    pauses: int = 0
     partitions: int = 0
     clock_changes: int = 0
     transfers_requested: int = 0
@@ -145,7 +157,10 @@ class StoreSimulation:
             self.stores[store_id] = SimStore(self, store_id, self.draw_clock_rate(self.rng))
         self.network.stores = self.stores
         timeout_ticks = self.rng.choice([50, 100, 200])
-        self.clients = Clients(self, options.clients, options.keys, timeout_ticks * self.tick_us)
+        if options.client_timeout_ticks is not None:
+            timeout_ticks = options.client_timeout_ticks
+        readers = self.rng.choice([0, options.stores]) if options.readers is None else options.readers
+        self.clients = Clients(self, options.clients, readers, options.keys, timeout_ticks * self.tick_us)
         self.nemesis = Nemesis(self)
         self.history: list[Operation] = []
         self._leaders: dict[int, int] = {}  # term -> store that led it
@@ -199,7 +214,8 @@ class StoreSimulation:
             node.start(bootstrap=True)
         world.after(0, self._monitor)
         self.clients.start()
-        self.nemesis.start()
+        if self.options.faults:
+            self.nemesis.start()
         fault_end = self.options.ticks * tick
         world.run_until(fault_end)
 
@@ -232,6 +248,8 @@ class StoreSimulation:
         for node in self.stores.values():
             if not node.alive:
                 node.start()
+            elif node.paused:
+                node.resume()
 
     def _describe(self) -> str:
         parts = []

@@ -41,6 +41,7 @@ class Nemesis:
         self.faults = [
             (self._crash_random, 3),
             (self._crash_leader, 2),
+            (self._pause, 3),
             (self._partition, 2),
             (self._one_way, 2),
             (self._isolate_leader, 3),
@@ -51,6 +52,7 @@ class Nemesis:
             (self._churn, 2 if self.churn else 0),
         ]
         self.fault_gap = (5, 40)  # ticks between faults
+        self.pause_ticks = (2, 40)
 
     def start(self) -> None:
         self.active = True
@@ -101,6 +103,26 @@ class Nemesis:
     def _crash_mid_write(self, node: SimStore, incarnation: int) -> None:
         if self.active and node.incarnation == incarnation and node.writing and self._down() < self.max_down:
             self._crash(node)
+
+    # -- pauses -------------------------------------------------------------------------------
+
+    def _pause(self) -> None:
+        """Stall a store, most often the leader, for up to a few election timeouts."""
+        leader = self.sim.leader()
+        running = [s for s in self.sim.stores.values() if s.alive and not s.paused]
+        node = leader if leader is not None and not leader.paused and self.rng.random() < 0.7 else None
+        if node is None and running:
+            node = self.rng.choice(running)
+        if node is None:
+            return
+        node.pause()
+        self.stats.pauses += 1
+        ticks = self.rng.randint(*self.pause_ticks)
+        self.world.after(ticks * self.tick_us, self._resume, node, node.incarnation)
+
+    def _resume(self, node: SimStore, incarnation: int) -> None:
+        if node.incarnation == incarnation and node.paused:
+            node.resume()
 
     # -- network ------------------------------------------------------------------------------
 

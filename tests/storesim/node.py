@@ -6,11 +6,18 @@ and a restart builds a new ``Store`` over the same engine, as ``kvdb.server.node
 RocksDB. The loop follows the store's contract (``kvdb/store/store.py``): ``begin``, a synced
 write that takes simulated disk time, ``finish``, again while there is work; inputs keep
 arriving during the write and are group-committed by the next iteration.
+
+A process can also pause (a GC or VM stall): its clock runs on, but it handles nothing until it
+resumes; then it finds every input that queued up meanwhile, in per-connection order. That is
+the classic hazard for leases: a leader resuming with a stale view must judge its lease by its
+clock, not by what it has not heard yet.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from kvdb.server.kv_handler import KvHandler
 from kvdb.storage.memory import MemEngine
@@ -69,6 +76,8 @@ class SimStore:
         self.incarnation = 0
         self.looping = False  # an iteration is scheduled or its write is in flight
         self.writing = False
+        self.paused = False
+        self._deferred: list[tuple[object, Callable[..., Any], tuple[Any, ...]]] = []
         # Every replica object this store ever had, for their counters (they die with a crash).
         self.peers_seen: set[Peer] = set()
 
@@ -103,6 +112,38 @@ class SimStore:
         self.incarnation += 1
         self.looping = False
         self.writing = False
+        self.paused = False
+        self._deferred = []
+
+    # -- pauses -------------------------------------------------------------------------------
+
+    def deliver(self, channel: object, fn: Callable[..., Any], *args: Any) -> None:
+        """Handle an input now, or when the pause ends; one ``channel`` is one connection."""
+        if self.paused:
+            self._deferred.append((channel, fn, args))
+        else:
+            fn(*args)
+
+    def pause(self) -> None:
+        self.world.trace("%r pause", self)
+        self.paused = True
+
+    def resume(self) -> None:
+        """Handle what queued up: each connection in order, connections interleaved at random,
+        as an event loop that finds many sockets readable at once; and one tick, not a burst."""
+        self.world.trace("%r resume (%d inputs queued)", self, len(self._deferred))
+        self.paused = False
+        channels: dict[object, deque[tuple[Callable[..., Any], tuple[Any, ...]]]] = {}
+        for channel, fn, args in self._deferred:
+            channels.setdefault(channel, deque()).append((fn, args))
+        self._deferred = []
+        queues = list(channels.values())
+        while queues:
+            queue = self.rng.choice(queues)
+            fn, args = queue.popleft()
+            if not queue:
+                queues.remove(queue)
+            fn(*args)
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -113,6 +154,9 @@ class SimStore:
     def _tick(self, incarnation: int) -> None:
         if incarnation != self.incarnation:
             return
+        if self.paused:
+            self._deferred.append(("tick", self._tick, (incarnation,)))
+            return  # the tick chain stops; resuming runs this tick and restarts it
         self.store.tick()
         self.world.after(self._tick_delay(), self._tick, incarnation)
 
@@ -123,6 +167,9 @@ class SimStore:
 
     def _iterate(self, incarnation: int) -> None:
         if incarnation != self.incarnation:
+            return
+        if self.paused:
+            self._deferred.append(("loop", self._iterate, (incarnation,)))
             return
         store = self.store
         while True:
@@ -142,6 +189,9 @@ class SimStore:
     def _written(self, incarnation: int, it: Iteration) -> None:
         if incarnation != self.incarnation:
             return  # the process died during the write: the batch never reached the disk
+        if self.paused:
+            self._deferred.append(("loop", self._written, (incarnation, it)))
+            return
         self.writing = False
         self.engine.write(it.batch, sync=True)
         self.store.finish(it)

@@ -61,45 +61,48 @@ class SimNetwork:
             self.world.after(self.latency(), self._arrive, frm, to, data)
 
     def _arrive(self, frm: int, to: int, data: bytes) -> None:
-        target = self.stores.get(to)
-        if (frm, to) in self.blocked or target is None or target.store is None:
+        target = self.stores[to]
+        if (frm, to) in self.blocked or not target.alive:
             self.dropped += 1
             return
-        target.store.on_raft_messages([RaftMessage.FromString(data)])
+        target.deliver(("raft", frm), target.store.on_raft_messages, [RaftMessage.FromString(data)])
 
     # -- snapshots ----------------------------------------------------------------------------
 
     def send_snapshot(
         self, frm: int, to: int, header: bytes, blob: bytes, done: Callable[[bool], None]
     ) -> None:
-        sender = self.stores[frm]
-        incarnation = sender.incarnation
-        transfer = self.latency() + len(blob) // SNAPSHOT_BYTES_PER_US
-        self.world.after(transfer, self._snapshot_arrives, frm, to, header, blob, done, incarnation)
+        stream = _SnapshotStream(frm, to, header, blob, done, self.stores[frm].incarnation)
+        self.world.after(self.latency() + len(blob) // SNAPSHOT_BYTES_PER_US, self._snapshot_arrives, stream)
 
     def _cut(self, a: int, b: int) -> bool:
         """A stream needs both directions."""
         return (a, b) in self.blocked or (b, a) in self.blocked
 
-    def _snapshot_arrives(
-        self, frm: int, to: int, header: bytes, blob: bytes, done: Callable[[bool], None], incarnation: int
-    ) -> None:
-        target = self.stores.get(to)
-        ok = False
+    def _snapshot_arrives(self, stream: _SnapshotStream) -> None:
+        target = self.stores[stream.to]
         lost = self.drop_rate and self.rng.random() < self.drop_rate
-        if not lost and not self._cut(frm, to) and target is not None and target.store is not None:
-            ok = target.store.on_snapshot(RaftMessage.FromString(header), blob)
-            self.world.trace("snapshot %d -> %d delivered (accepted: %s)", frm, to, ok)
+        if not lost and not self._cut(stream.frm, stream.to) and target.alive:
+            target.deliver(("snapshot", stream.frm), self._snapshot_received, target, stream)
+        else:
+            self._snapshot_answered(stream, False)
+
+    def _snapshot_received(self, target: SimStore, stream: _SnapshotStream) -> None:
+        ok = target.store.on_snapshot(RaftMessage.FromString(stream.header), stream.blob)
+        self.world.trace("snapshot %d -> %d delivered (accepted: %s)", stream.frm, stream.to, ok)
+        self._snapshot_answered(stream, ok)
+
+    def _snapshot_answered(self, stream: _SnapshotStream, ok: bool) -> None:
         if ok:
             self.snapshots_delivered += 1
         else:
             self.snapshots_failed += 1
-        self.world.after(self.latency(), self._snapshot_reported, frm, done, ok, incarnation)
+        self.world.after(self.latency(), self._snapshot_reported, stream, ok)
 
-    def _snapshot_reported(self, frm: int, done: Callable[[bool], None], ok: bool, incarnation: int) -> None:
-        sender = self.stores[frm]
-        if sender.incarnation == incarnation and sender.store is not None:
-            done(ok)
+    def _snapshot_reported(self, stream: _SnapshotStream, ok: bool) -> None:
+        sender = self.stores[stream.frm]
+        if sender.incarnation == stream.incarnation and sender.store is not None:
+            sender.deliver(("snapshot done",), stream.done, ok)
 
     # -- faults -------------------------------------------------------------------------------
 
@@ -124,6 +127,21 @@ class SimNetwork:
         self.blocked.clear()
         self.drop_rate = self.dup_rate = 0.0
         self.world.trace("net heal")
+
+
+class _SnapshotStream:
+    """One snapshot send: what travels, and whom to tell how it went (if still the same life)."""
+
+    __slots__ = ("frm", "to", "header", "blob", "done", "incarnation")
+
+    def __init__(self, frm: int, to: int, header: bytes, blob: bytes, done: Callable[[bool], None],
+                 incarnation: int) -> None:
+        self.frm = frm
+        self.to = to
+        self.header = header
+        self.blob = blob
+        self.done = done
+        self.incarnation = incarnation
 
 
 class SimTransport:
