@@ -350,8 +350,15 @@ class Store:
             self.tombstones[peer.range_id] = peer.peer_id
             peer.storage.destroy(batch)
             batch.delete_range(CF_DEFAULT, peer.desc.start_key, keyspace.data_end(peer.desc))
+            # The applied descriptor no longer names the removed replica; ``_load`` finds the
+            # tombstone's peer id by this store, so keep it there, or after a restart a message
+            # to that id would bring it back to life with its votes forgotten.
+            tomb = metapb_pb2.RangeDescriptor()
+            tomb.CopyFrom(peer.desc)
+            if not any(p.id == peer.peer_id for p in tomb.peers):
+                tomb.peers.add(id=peer.peer_id, store_id=self.store_id)
             state = raft_serverpb_pb2.RangeLocalState(state=raft_serverpb_pb2.RangeLocalState.TOMBSTONE,
-                                                      descriptor=peer.desc)
+                                                      descriptor=tomb)
             batch.put(CF_META, range_state_key(peer.range_id), state.SerializeToString())
             peer.fail_all(RangeNotFoundError(peer.range_id))
             log.info("range %d: replica %d removed from store %d", peer.range_id, peer.peer_id, self.store_id)
