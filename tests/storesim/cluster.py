@@ -2,8 +2,8 @@
 
 A run has four phases:
 
-1. faults: clients call the raw KV API while the nemesis crashes stores, cuts links, skews
-   clock rates, transfers leadership, compacts logs and replaces replicas;
+1. faults: clients call the raw KV API while the nemesis crashes and pauses stores, cuts links,
+   skews clock rates, transfers leadership, compacts logs and replaces replicas;
 2. liveness: faults stop, the network heals, every store restarts; a write invoked after the
    heal must be acknowledged within a bound;
 3. drain: clients stop; every call in flight gets its answer or times out;

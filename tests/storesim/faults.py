@@ -1,8 +1,10 @@
-"""The nemesis: crashes (also mid-write), partitions, a lossy network, clock rates, and the
-operator's own disruptions (leader transfers, forced log compaction, replica replacement).
+"""The nemesis: crashes (also mid-write), process pauses, partitions, a lossy network, clock
+rates, and the operator's own disruptions (leader transfers, forced log compaction, replica
+replacement).
 
-Faults only run during the fault phase; every partition heals by itself after a while and every
-crashed store restarts after a while, so the cluster keeps making some progress between faults.
+Faults only run during the fault phase; every partition heals by itself after a while, every
+crashed store restarts and every paused one resumes after a while, so the cluster keeps making
+some progress between faults.
 Clock rates stay within the drift bound the lease is built for: the simulator checks the store
 under the conditions it promises to survive, not beyond them.
 """
@@ -51,8 +53,9 @@ class Nemesis:
             (self._compact_log, 2),
             (self._churn, 2 if self.churn else 0),
         ]
+        # Tests that aim at one fault retune these.
         self.fault_gap = (5, 40)  # ticks between faults
-        self.pause_ticks = (2, 40)
+        self.pause_ticks = (2, 40)  # up to four election timeouts
 
     def start(self) -> None:
         self.active = True
