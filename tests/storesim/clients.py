@@ -165,8 +165,10 @@ class Client:
         node = self.sim.stores[store_id]
         if node.handler is None:
             return
-        call = self.call
-        self.world.trace("client %d -> %r: %s #%d %r %r", self.id, node, call.kind, seq, call.key, call.value)
+        kind = req.WhichOneof("cmd")
+        body = getattr(req, kind)
+        self.world.trace("client %d -> %r: %s #%d %r %r", self.id, node, kind, seq, body.key,
+                         getattr(body, "value", None))
         node.deliver(("client", self.id), node.handler.handle, req, lambda resp: self.world.after(
             self.sim.client_latency(), self._answer, store_id, resp.SerializeToString(), seq))
 
