@@ -8,6 +8,8 @@ Reproduce a failing seed with the command in its failure message; the soak is
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from kvdb.pb import metapb_pb2, raft_serverpb_pb2
@@ -87,6 +89,11 @@ def _three_election_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(StoreConfig, "lease_span", property(lambda self: 3 * self.election_timeout))
 
 
+Plant = Callable[[pytest.MonkeyPatch], None]
+PLANTS = pytest.mark.parametrize("plant", [_never_expires, _three_election_timeouts],
+                                 ids=["lease-never-expires", "lease-three-election-timeouts"])
+
+
 def _planted_run(seed: int) -> StoreSimulation:
     """Leaders stall for two to three election timeouts while readers bound to every store keep
     asking; the per-tick lease invariant is off, so only the client history can tell."""
@@ -103,9 +110,8 @@ PLANTED_SEEDS = 10
 """Each bug was caught by 4 to 6 of these seeds when written; the test needs one."""
 
 
-@pytest.mark.parametrize("plant", [_never_expires, _three_election_timeouts],
-                         ids=["lease-never-expires", "lease-three-election-timeouts"])
-def test_planted_unsafe_lease_is_caught(monkeypatch: pytest.MonkeyPatch, plant: object) -> None:
+@PLANTS
+def test_planted_unsafe_lease_is_caught(monkeypatch: pytest.MonkeyPatch, plant: Plant) -> None:
     """A lease that outlives the followers' promise serves a stale read the checker rejects."""
     plant(monkeypatch)
     caught = None
@@ -120,6 +126,19 @@ def test_planted_unsafe_lease_is_caught(monkeypatch: pytest.MonkeyPatch, plant: 
     assert "LinearizabilityError" in report.splitlines()[0], report
     monkeypatch.undo()
     _planted_run(seed).run()  # the same seed passes with the real lease
+
+
+@PLANTS
+def test_planted_unsafe_lease_overlaps_leases(monkeypatch: pytest.MonkeyPatch, plant: Plant) -> None:
+    """The per-tick check sees two stores hold a valid lease at once, in ordinary runs."""
+    plant(monkeypatch)
+    for seed in range(PLANTED_SEEDS):
+        try:
+            StoreSimulation(SimOptions(seed=seed)).run()
+        except SimFailure as failure:
+            assert "hold a valid lease at the same time" in str(failure).splitlines()[0], str(failure)
+            return
+    pytest.fail(f"no lease overlap seen in {PLANTED_SEEDS} seeds")
 
 
 def test_removed_replica_stays_removed_across_restart() -> None:
