@@ -22,7 +22,13 @@ from kvdb.storage.engine import CF_DEFAULT, CF_META, WriteBatch
 from kvdb.storage.keys import apply_state_key, range_state_key
 from kvdb.storage.raft_log import RaftLogStorage
 from kvdb.store import keyspace, snapshot
-from kvdb.store.errors import EpochNotMatchError, NotLeaderError, StaleCommandError, StoreError
+from kvdb.store.errors import (
+    EpochNotMatchError,
+    NotLeaderError,
+    ServerBusyError,
+    StaleCommandError,
+    StoreError,
+)
 from kvdb.store.lease import Lease
 
 if TYPE_CHECKING:
@@ -174,8 +180,10 @@ class Peer:
             raise StaleCommandError(self.range_id) from exc
         if raft.raft_log.last_index() != index or raft.pending_conf_index != index:
             # The core refused it quietly (another change is still pending): it appended a no-op
-            # in its place, whose apply must not be answered as if the change had applied.
-            raise StaleCommandError(self.range_id)
+            # in its place, whose apply must not be answered as if the change had applied. It
+            # certainly did not apply, so the answer is "retry later".
+            raise ServerBusyError(f"range {self.range_id}: another membership change is pending",
+                                  self.store.config.busy_backoff_ms)
         self.proposals.append(Proposal(raft.term, index, callback))
 
     def read(self, fn: Read, callback: Callback, now: float) -> None:

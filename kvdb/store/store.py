@@ -206,11 +206,17 @@ class Store:
             return None
         peer = self.peers.get(msg.range_id)
         if peer is not None:
-            if peer.peer_id != msg.to_peer.id:
-                log.info("range %d: message for peer %d, we are %d: dropped", msg.range_id,
-                         msg.to_peer.id, peer.peer_id)
-                return None
-            return peer
+            if peer.peer_id == msg.to_peer.id:
+                return peer
+            if peer.peer_id < msg.to_peer.id and msg.message.type in _CREATES_REPLICA:
+                # Peer ids only grow: a leader talking to a newer replica on this store means ours
+                # was removed (while it was down or cut off, so it never applied its removal).
+                # Remove it; the leader's next message creates the new replica.
+                log.info("range %d: replica %d is stale (the leader talks to %d here); removing it",
+                         msg.range_id, peer.peer_id, msg.to_peer.id)
+                self.schedule_destroy(peer)
+                self.wake()
+            return None
         if msg.message.type not in _CREATES_REPLICA or self.tombstones.get(msg.range_id, 0) >= msg.to_peer.id:
             return None
         # A leader added us: start an empty replica; its data comes by snapshot.
@@ -258,8 +264,11 @@ class Store:
     def change_peer(self, range_id: int, change: int, target: metapb_pb2.Peer, callback: Callback) -> None:
         """Propose one membership change; ``change`` is a ``ConfChangeType``."""
         peer = self.peer(range_id)
-        if change != ConfChangeType.REMOVE_NODE and target.store_id == 0:
-            raise InvalidArgumentError("the new peer needs a store id")
+        if change != ConfChangeType.REMOVE_NODE:
+            if target.store_id == 0:
+                raise InvalidArgumentError("the new peer needs a store id")
+            if any(p.store_id == target.store_id and p.id != target.id for p in peer.desc.peers):
+                raise InvalidArgumentError(f"store {target.store_id} already hosts range {range_id}")
         context = raft_serverpb_pb2.ChangePeerContext(epoch=peer.desc.epoch)
         context.peers.add().CopyFrom(target)
         cc = ConfChange([ConfChangeSingle(change, target.id)], context=context.SerializeToString())
@@ -283,7 +292,9 @@ class Store:
         return peer.storage.first_index()
 
     def schedule_destroy(self, peer: Peer) -> None:
-        self._to_destroy.append(peer)
+        """Destroy ``peer`` in the next ``finish``, after any write that holds its log is done."""
+        if peer not in self._to_destroy:
+            self._to_destroy.append(peer)
 
     # ------------------------------------------------------------------------------- the loop
     def _mark(self, peer: Peer) -> None:
@@ -346,7 +357,7 @@ class Store:
         destroyed, self._to_destroy = self._to_destroy, []
         for peer in destroyed:
             peer.destroyed = True
-            self.peers.pop(peer.range_id, None)
+            del self.peers[peer.range_id]
             self.tombstones[peer.range_id] = peer.peer_id
             peer.storage.destroy(batch)
             batch.delete_range(CF_DEFAULT, peer.desc.start_key, keyspace.data_end(peer.desc))

@@ -109,7 +109,7 @@ class Stats:
     conf_changes: int = 0
     replicas_removed: int = 0
     replicas_added: int = 0
-    churn_abandoned: int = 0
+    stale_replicas_replaced: int = 0
     messages: int = 0
 
     def add(self, other: Stats) -> None:

@@ -224,11 +224,11 @@ class Churn:
     """Replaces one replica at a time: remove it, wait until its store dropped it, then add a
     fresh replica with a new peer id on that store, as a learner first, then as a voter.
 
-    One store holds at most one replica of a range, so the new replica can only come once the old
-    one is gone; a store that never applied its removal (it was down or cut off when the change
-    committed, and the leader no longer talks to removed replicas) keeps a stale replica, and the
-    replacement on that store is abandoned. The nemesis starts a replacement; each later step is
-    checked every few ticks and retried until it took effect.
+    The new replica goes on the same store as soon as the removal committed. A store that never
+    applied the removal (it was down or cut off) still holds the old replica then; the leader's
+    first message to the new peer id makes the store destroy the stale one and start the new one.
+    The nemesis starts a replacement; each later step is checked every few ticks and retried
+    until it took effect.
     """
 
     POLL_TICKS = 5
@@ -244,16 +244,16 @@ class Churn:
         self.store_id = 0
         self.old_peer_id = 0
         self.new_peer_id = 0
-        self.polls = 0  # polls spent on the current step, to give up on a stale replica
+        self.polls = 0  # polls spent on the current step
 
     def begin(self) -> None:
-        """Start replacing a replica, unless a replacement is under way or was abandoned."""
+        """Start replacing a replica, unless a replacement is under way."""
         if self.step == "idle":
             self.step, self.polls = "remove", 0
             self._poll()
 
     def _poll(self) -> None:
-        if self.step in ("idle", "abandoned") or not self.sim.nemesis.active:
+        if self.step == "idle" or not self.sim.nemesis.active:
             return
         leader = self.sim.leader()
         if leader is not None:
@@ -288,22 +288,18 @@ class Churn:
 
     def _await_removed(self, leader: SimStore, peer: Peer) -> None:
         self.polls += 1
-        node = self.sim.stores[self.store_id]
         if any(p.id == self.old_peer_id for p in peer.desc.peers):
             if self.polls > 3:  # the removal was lost (e.g. its leader stepped down): start over
                 self.step = "remove"
             return
-        gone = node.alive and RANGE_ID not in node.store.peers
-        if gone and node.store.tombstones.get(RANGE_ID, 0) >= self.old_peer_id:
-            self.stats.replicas_removed += 1
-            self.next_peer_id += 1
-            self.new_peer_id = self.next_peer_id
-            self.step, self.polls = "add_learner", 0
-            self._add_learner(leader, peer)
-        elif self.polls > 20:
-            self.stats.churn_abandoned += 1
-            self.world.trace("churn: store %d keeps a stale replica; replacement abandoned", self.store_id)
-            self.step = "abandoned"
+        node = self.sim.stores[self.store_id]
+        if node.alive and getattr(node.store.peers.get(RANGE_ID), "peer_id", None) == self.old_peer_id:
+            self.stats.stale_replicas_replaced += 1  # the new replica's first message replaces it
+        self.stats.replicas_removed += 1
+        self.next_peer_id += 1
+        self.new_peer_id = self.next_peer_id
+        self.step, self.polls = "add_learner", 0
+        self._add_learner(leader, peer)
 
     def _add_learner(self, leader: SimStore, peer: Peer) -> None:
         if any(p.id == self.new_peer_id for p in peer.desc.peers):
