@@ -5,7 +5,7 @@ A driver (``kvdb.server.node`` for real processes, ``tests/storesim`` in the sim
 inputs (``tick``, ``on_raft_messages``, requests) and runs iterations:
 
     it = store.begin()          # gather every peer's Ready, send messages, stage ONE batch
-    engine.write(it.batch, sync=True)   # or simulated latency; inputs may keep arriving
+    engine.write(it.batch, sync=it.must_sync)   # or simulated latency; inputs keep arriving
     store.finish(it)            # send acks, apply committed entries, answer requests
 
 Only one iteration is in flight at a time, so whatever arrives during a write is batched into
@@ -64,11 +64,14 @@ class Transport(Protocol):
 
 
 class Iteration:
-    __slots__ = ("readies", "batch")
+    __slots__ = ("readies", "batch", "must_sync")
 
     def __init__(self, readies: list[tuple[Peer, Ready]], batch: WriteBatch) -> None:
         self.readies = readies
         self.batch = batch
+        # Only new entries, a snapshot or a term/vote change need the fsync; a batch that only
+        # moves commit indexes may be lost in a crash (the commit index is learned again).
+        self.must_sync = any(rd.must_sync for _, rd in readies)
 
 
 class Store:
@@ -387,7 +390,7 @@ class Store:
             return False
         it = self.begin()
         if len(it.batch):
-            self.engine.write(it.batch, sync=True)
+            self.engine.write(it.batch, sync=it.must_sync)
         self.finish(it)
         return True
 
