@@ -1,0 +1,386 @@
+from kvdb.pb import metapb_pb2 as _metapb_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class StoreState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    UP: _ClassVar[StoreState]
+    DISCONNECTED: _ClassVar[StoreState]
+    DOWN: _ClassVar[StoreState]
+    OFFLINE: _ClassVar[StoreState]
+    TOMBSTONE: _ClassVar[StoreState]
+UP: StoreState
+DISCONNECTED: StoreState
+DOWN: StoreState
+OFFLINE: StoreState
+TOMBSTONE: StoreState
+
+class Member(_message.Message):
+    __slots__ = ("id", "address")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    address: str
+    def __init__(self, id: _Optional[int] = ..., address: _Optional[str] = ...) -> None: ...
+
+class NotLeader(_message.Message):
+    __slots__ = ("leader_address", "leader_id")
+    LEADER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    LEADER_ID_FIELD_NUMBER: _ClassVar[int]
+    leader_address: str
+    leader_id: int
+    def __init__(self, leader_address: _Optional[str] = ..., leader_id: _Optional[int] = ...) -> None: ...
+
+class Error(_message.Message):
+    __slots__ = ("message", "not_leader", "not_bootstrapped", "already_bootstrapped", "invalid_argument", "unavailable_backoff_ms", "wrong_cluster")
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    NOT_LEADER_FIELD_NUMBER: _ClassVar[int]
+    NOT_BOOTSTRAPPED_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_BOOTSTRAPPED_FIELD_NUMBER: _ClassVar[int]
+    INVALID_ARGUMENT_FIELD_NUMBER: _ClassVar[int]
+    UNAVAILABLE_BACKOFF_MS_FIELD_NUMBER: _ClassVar[int]
+    WRONG_CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    message: str
+    not_leader: NotLeader
+    not_bootstrapped: bool
+    already_bootstrapped: bool
+    invalid_argument: bool
+    unavailable_backoff_ms: int
+    wrong_cluster: int
+    def __init__(self, message: _Optional[str] = ..., not_leader: _Optional[_Union[NotLeader, _Mapping]] = ..., not_bootstrapped: _Optional[bool] = ..., already_bootstrapped: _Optional[bool] = ..., invalid_argument: _Optional[bool] = ..., unavailable_backoff_ms: _Optional[int] = ..., wrong_cluster: _Optional[int] = ...) -> None: ...
+
+class RequestHeader(_message.Message):
+    __slots__ = ("cluster_id",)
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    cluster_id: int
+    def __init__(self, cluster_id: _Optional[int] = ...) -> None: ...
+
+class ResponseHeader(_message.Message):
+    __slots__ = ("cluster_id", "error")
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    cluster_id: int
+    error: Error
+    def __init__(self, cluster_id: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+
+class StoreLabel(_message.Message):
+    __slots__ = ("key", "value")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    value: str
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class StoreStats(_message.Message):
+    __slots__ = ("capacity_bytes", "used_bytes", "available_bytes", "range_count", "leader_count")
+    CAPACITY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    USED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    RANGE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LEADER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    capacity_bytes: int
+    used_bytes: int
+    available_bytes: int
+    range_count: int
+    leader_count: int
+    def __init__(self, capacity_bytes: _Optional[int] = ..., used_bytes: _Optional[int] = ..., available_bytes: _Optional[int] = ..., range_count: _Optional[int] = ..., leader_count: _Optional[int] = ...) -> None: ...
+
+class StoreInfo(_message.Message):
+    __slots__ = ("id", "address", "labels", "state", "last_heartbeat_ms", "stats")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    LAST_HEARTBEAT_MS_FIELD_NUMBER: _ClassVar[int]
+    STATS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    address: str
+    labels: _containers.RepeatedCompositeFieldContainer[StoreLabel]
+    state: StoreState
+    last_heartbeat_ms: int
+    stats: StoreStats
+    def __init__(self, id: _Optional[int] = ..., address: _Optional[str] = ..., labels: _Optional[_Iterable[_Union[StoreLabel, _Mapping]]] = ..., state: _Optional[_Union[StoreState, str]] = ..., last_heartbeat_ms: _Optional[int] = ..., stats: _Optional[_Union[StoreStats, _Mapping]] = ...) -> None: ...
+
+class RangeStats(_message.Message):
+    __slots__ = ("approximate_size", "approximate_keys", "written_bytes_per_sec", "read_bytes_per_sec")
+    APPROXIMATE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    APPROXIMATE_KEYS_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_BYTES_PER_SEC_FIELD_NUMBER: _ClassVar[int]
+    READ_BYTES_PER_SEC_FIELD_NUMBER: _ClassVar[int]
+    approximate_size: int
+    approximate_keys: int
+    written_bytes_per_sec: int
+    read_bytes_per_sec: int
+    def __init__(self, approximate_size: _Optional[int] = ..., approximate_keys: _Optional[int] = ..., written_bytes_per_sec: _Optional[int] = ..., read_bytes_per_sec: _Optional[int] = ...) -> None: ...
+
+class RangeInfo(_message.Message):
+    __slots__ = ("descriptor", "leader", "stats", "down_peer_ids", "pending_peer_ids")
+    DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
+    LEADER_FIELD_NUMBER: _ClassVar[int]
+    STATS_FIELD_NUMBER: _ClassVar[int]
+    DOWN_PEER_IDS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_PEER_IDS_FIELD_NUMBER: _ClassVar[int]
+    descriptor: _metapb_pb2.RangeDescriptor
+    leader: _metapb_pb2.Peer
+    stats: RangeStats
+    down_peer_ids: _containers.RepeatedScalarFieldContainer[int]
+    pending_peer_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, descriptor: _Optional[_Union[_metapb_pb2.RangeDescriptor, _Mapping]] = ..., leader: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., stats: _Optional[_Union[RangeStats, _Mapping]] = ..., down_peer_ids: _Optional[_Iterable[int]] = ..., pending_peer_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ScheduleConfig(_message.Message):
+    __slots__ = ("replica_count", "max_range_size", "store_down_ms", "operator_timeout_ms")
+    REPLICA_COUNT_FIELD_NUMBER: _ClassVar[int]
+    MAX_RANGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    STORE_DOWN_MS_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    replica_count: int
+    max_range_size: int
+    store_down_ms: int
+    operator_timeout_ms: int
+    def __init__(self, replica_count: _Optional[int] = ..., max_range_size: _Optional[int] = ..., store_down_ms: _Optional[int] = ..., operator_timeout_ms: _Optional[int] = ...) -> None: ...
+
+class GetMembersRequest(_message.Message):
+    __slots__ = ("header",)
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ...) -> None: ...
+
+class GetMembersResponse(_message.Message):
+    __slots__ = ("header", "members", "leader")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    LEADER_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    members: _containers.RepeatedCompositeFieldContainer[Member]
+    leader: Member
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., leader: _Optional[_Union[Member, _Mapping]] = ...) -> None: ...
+
+class BootstrapRequest(_message.Message):
+    __slots__ = ("header", "store", "first_range")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
+    FIRST_RANGE_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    store: StoreInfo
+    first_range: _metapb_pb2.RangeDescriptor
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., store: _Optional[_Union[StoreInfo, _Mapping]] = ..., first_range: _Optional[_Union[_metapb_pb2.RangeDescriptor, _Mapping]] = ...) -> None: ...
+
+class BootstrapResponse(_message.Message):
+    __slots__ = ("header",)
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ...) -> None: ...
+
+class IsBootstrappedRequest(_message.Message):
+    __slots__ = ("header",)
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ...) -> None: ...
+
+class IsBootstrappedResponse(_message.Message):
+    __slots__ = ("header", "bootstrapped")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    BOOTSTRAPPED_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    bootstrapped: bool
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., bootstrapped: _Optional[bool] = ...) -> None: ...
+
+class PutStoreRequest(_message.Message):
+    __slots__ = ("header", "store")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    store: StoreInfo
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., store: _Optional[_Union[StoreInfo, _Mapping]] = ...) -> None: ...
+
+class PutStoreResponse(_message.Message):
+    __slots__ = ("header",)
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ...) -> None: ...
+
+class GetStoreRequest(_message.Message):
+    __slots__ = ("header", "store_id")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    store_id: int
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., store_id: _Optional[int] = ...) -> None: ...
+
+class GetStoreResponse(_message.Message):
+    __slots__ = ("header", "store")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    store: StoreInfo
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., store: _Optional[_Union[StoreInfo, _Mapping]] = ...) -> None: ...
+
+class GetAllStoresRequest(_message.Message):
+    __slots__ = ("header", "exclude_tombstones")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_TOMBSTONES_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    exclude_tombstones: bool
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., exclude_tombstones: _Optional[bool] = ...) -> None: ...
+
+class GetAllStoresResponse(_message.Message):
+    __slots__ = ("header", "stores")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    STORES_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    stores: _containers.RepeatedCompositeFieldContainer[StoreInfo]
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., stores: _Optional[_Iterable[_Union[StoreInfo, _Mapping]]] = ...) -> None: ...
+
+class StoreHeartbeatRequest(_message.Message):
+    __slots__ = ("header", "store_id", "stats")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
+    STATS_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    store_id: int
+    stats: StoreStats
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., store_id: _Optional[int] = ..., stats: _Optional[_Union[StoreStats, _Mapping]] = ...) -> None: ...
+
+class StoreHeartbeatResponse(_message.Message):
+    __slots__ = ("header",)
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ...) -> None: ...
+
+class RangeHeartbeatRequest(_message.Message):
+    __slots__ = ("header", "range")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    range: RangeInfo
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., range: _Optional[_Union[RangeInfo, _Mapping]] = ...) -> None: ...
+
+class Operator(_message.Message):
+    __slots__ = ("kind", "peer", "split_key")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        ADD_LEARNER: _ClassVar[Operator.Kind]
+        PROMOTE_LEARNER: _ClassVar[Operator.Kind]
+        REMOVE_PEER: _ClassVar[Operator.Kind]
+        TRANSFER_LEADER: _ClassVar[Operator.Kind]
+        SPLIT: _ClassVar[Operator.Kind]
+    ADD_LEARNER: Operator.Kind
+    PROMOTE_LEARNER: Operator.Kind
+    REMOVE_PEER: Operator.Kind
+    TRANSFER_LEADER: Operator.Kind
+    SPLIT: Operator.Kind
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_KEY_FIELD_NUMBER: _ClassVar[int]
+    kind: Operator.Kind
+    peer: _metapb_pb2.Peer
+    split_key: bytes
+    def __init__(self, kind: _Optional[_Union[Operator.Kind, str]] = ..., peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., split_key: _Optional[bytes] = ...) -> None: ...
+
+class RangeHeartbeatResponse(_message.Message):
+    __slots__ = ("header", "range_id", "epoch", "operator")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    RANGE_ID_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    range_id: int
+    epoch: _metapb_pb2.RangeEpoch
+    operator: Operator
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., range_id: _Optional[int] = ..., epoch: _Optional[_Union[_metapb_pb2.RangeEpoch, _Mapping]] = ..., operator: _Optional[_Union[Operator, _Mapping]] = ...) -> None: ...
+
+class GetRangeRequest(_message.Message):
+    __slots__ = ("header", "key")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    key: bytes
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., key: _Optional[bytes] = ...) -> None: ...
+
+class GetRangeByIDRequest(_message.Message):
+    __slots__ = ("header", "range_id")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    RANGE_ID_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    range_id: int
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., range_id: _Optional[int] = ...) -> None: ...
+
+class GetRangeResponse(_message.Message):
+    __slots__ = ("header", "range")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    range: RangeInfo
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., range: _Optional[_Union[RangeInfo, _Mapping]] = ...) -> None: ...
+
+class ScanRangesRequest(_message.Message):
+    __slots__ = ("header", "start_key", "end_key", "limit")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    START_KEY_FIELD_NUMBER: _ClassVar[int]
+    END_KEY_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    start_key: bytes
+    end_key: bytes
+    limit: int
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., start_key: _Optional[bytes] = ..., end_key: _Optional[bytes] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ScanRangesResponse(_message.Message):
+    __slots__ = ("header", "ranges")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    RANGES_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    ranges: _containers.RepeatedCompositeFieldContainer[RangeInfo]
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., ranges: _Optional[_Iterable[_Union[RangeInfo, _Mapping]]] = ...) -> None: ...
+
+class AllocIDRequest(_message.Message):
+    __slots__ = ("header",)
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ...) -> None: ...
+
+class AllocIDResponse(_message.Message):
+    __slots__ = ("header", "id")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    id: int
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., id: _Optional[int] = ...) -> None: ...
+
+class TsoRequest(_message.Message):
+    __slots__ = ("header", "count")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    count: int
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., count: _Optional[int] = ...) -> None: ...
+
+class TsoResponse(_message.Message):
+    __slots__ = ("header", "timestamp", "count")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    timestamp: int
+    count: int
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., timestamp: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
+
+class ClusterMeta(_message.Message):
+    __slots__ = ("cluster_id", "config")
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    cluster_id: int
+    config: ScheduleConfig
+    def __init__(self, cluster_id: _Optional[int] = ..., config: _Optional[_Union[ScheduleConfig, _Mapping]] = ...) -> None: ...
+
+class Window(_message.Message):
+    __slots__ = ("upper",)
+    UPPER_FIELD_NUMBER: _ClassVar[int]
+    upper: int
+    def __init__(self, upper: _Optional[int] = ...) -> None: ...
