@@ -1,26 +1,22 @@
 """A store process: RocksDB engine, the store loop, tick timer and gRPC server on one event loop.
 
-The Raft loop runs an iteration whenever the store says one is due. The synced write of an
-iteration runs on a dedicated writer thread (RocksDB releases the GIL while it syncs), so
-requests and Raft messages keep arriving during the fsync and all go into the next iteration:
-the longer a write takes, the larger the next group commit.
+The Raft machinery itself (engine, store, loops) is ``kvdb.server.raft_host.RaftHost``; this
+module adds the store's services, failpoints and the static bootstrap.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 
 from kvdb.pb import adminpb_pb2, adminpb_pb2_grpc, kvrpc_pb2_grpc, metapb_pb2, raft_serverpb_pb2_grpc
+from kvdb.server.raft_host import RaftHost
 from kvdb.server.services import AdminService, KvService, RaftService
 from kvdb.server.transport import GRPC_OPTIONS, GrpcTransport
-from kvdb.storage.rocks import RocksEngine
 from kvdb.store.clock import MonotonicClock, SkewedClock
 from kvdb.store.config import StoreConfig
 from kvdb.store.errors import InvalidArgumentError
@@ -71,28 +67,29 @@ class StoreNode:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
         self.port = 0
-        self._wakeup: asyncio.Event | None = None
-        self._tasks: list[asyncio.Task] = []
         self._server: grpc.aio.Server | None = None
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raft-writer")
         self.clock = SkewedClock(MonotonicClock()) if config.test_failpoints else MonotonicClock()
         self.addresses = dict(config.static_cluster)
-        self.engine: RocksEngine | None = None
-        self.transport: GrpcTransport | None = None
-        self.store: Store | None = None
+        self.host: RaftHost | None = None
+
+    @property
+    def store(self) -> Store:
+        return self.host.store
+
+    @property
+    def transport(self) -> GrpcTransport:
+        return self.host.transport
+
+    def wake(self) -> None:
+        self.host.wake()
 
     async def start(self) -> None:
         cfg = self.config
-        self._wakeup = asyncio.Event()
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        self.engine = RocksEngine(cfg.data_dir / "db")
-        self.transport = GrpcTransport(cfg.cluster_id, cfg.store_id, self.addresses.get,
-                                       cfg.store.snapshot_chunk_bytes)
-        self.store = Store(cfg.cluster_id, cfg.store_id, self.engine, self.transport, self.clock, cfg.store,
-                           random.Random(), self.addresses)
-        self.store.wake = self.wake
-        if cfg.static_cluster and not self.store.peers and FIRST_RANGE_ID not in self.store.tombstones:
-            self.store.bootstrap_range(static_first_range(cfg.static_cluster))
+        self.host = RaftHost(cfg.cluster_id, cfg.store_id, cfg.data_dir, cfg.store, self.clock,
+                             self.addresses.get, self.addresses)
+        store = self.host.store
+        if cfg.static_cluster and not store.peers and FIRST_RANGE_ID not in store.tombstones:
+            store.bootstrap_range(static_first_range(cfg.static_cluster))
         self._server = grpc.aio.server(options=GRPC_OPTIONS)
         kvrpc_pb2_grpc.add_KvServicer_to_server(KvService(self), self._server)
         raft_serverpb_pb2_grpc.add_RaftTransportServicer_to_server(RaftService(self), self._server)
@@ -101,36 +98,9 @@ class StoreNode:
         if self.port == 0:
             raise OSError(f"cannot listen on {cfg.listen}")
         await self._server.start()
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._raft_loop()), loop.create_task(self._tick_loop())]
+        self.host.start()
         log.info("store %d serving on %s (cluster %d, %d ranges)", cfg.store_id, cfg.listen, cfg.cluster_id,
-                 len(self.store.peers))
-
-    def wake(self) -> None:
-        self._wakeup.set()
-
-    async def _tick_loop(self) -> None:
-        """One tick per interval by the store's clock, never a burst to catch up (a late tick
-        only makes followers wait longer, which keeps the lease promise)."""
-        interval = self.config.store.tick_interval
-        while True:
-            rate = self.clock.rate if isinstance(self.clock, SkewedClock) else 1.0
-            await asyncio.sleep(interval / rate)
-            self.store.tick()
-
-    async def _raft_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        store, engine = self.store, self.engine
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while store.has_work():
-                it = store.begin()
-                if it.must_sync:
-                    await loop.run_in_executor(self._writer, engine.write, it.batch, True)
-                elif len(it.batch):
-                    engine.write(it.batch, False)  # no fsync: cheaper inline than a thread hop
-                store.finish(it)
+                 len(store.peers))
 
     def set_failpoint(self, kind: int, store_id: int, value: float) -> None:
         if not self.config.test_failpoints:
@@ -152,14 +122,8 @@ class StoreNode:
     async def stop(self) -> None:
         if self._server is not None:
             await self._server.stop(grace=0.5)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.transport is not None:
-            await self.transport.close()
-        self._writer.shutdown(wait=True)
-        if self.engine is not None:
-            self.engine.close()
+        if self.host is not None:
+            await self.host.stop()
         log.info("store %d stopped", self.config.store_id)
 
 

@@ -439,11 +439,19 @@ class Store:
         cmd = raft_serverpb_pb2.RaftCommand.FromString(data)
         if cmd.epoch.version != peer.desc.epoch.version:
             return EpochNotMatchError(f"range {peer.range_id}: command on a stale epoch", [peer.desc])
+        result = None
         if cmd.HasField("cas"):
             # A compare must see every earlier entry: write them, with the index they reach, so
             # a crash never leaves data ahead of its applied index.
             peer.write_apply_state(self.apply_batch)
             self.flush_apply()
+            cas = cmd.cas
+            current = self.engine.get(CF_DEFAULT, cas.key)
+            expected = None if cas.previous_not_exist else cas.previous_value
+            if current != expected:
+                return False, current  # the mutations are conditional on the compare
+            self.apply_batch.put(CF_DEFAULT, cas.key, cas.value)
+            result = True, current
         batch = self.apply_batch
         put, delete = batch.put, batch.delete
         for m in cmd.mutations:
@@ -455,12 +463,4 @@ class Store:
                 bounds = keyspace.clip(peer.desc, m.key, m.value)
                 if bounds is not None:
                     batch.delete_range(CF_DEFAULT, *bounds)
-        if cmd.HasField("cas"):
-            cas = cmd.cas
-            current = self.engine.get(CF_DEFAULT, cas.key)
-            expected = None if cas.previous_not_exist else cas.previous_value
-            if current == expected:
-                put(CF_DEFAULT, cas.key, cas.value)
-                return True, current
-            return False, current
-        return None
+        return result
