@@ -6,7 +6,6 @@ module adds the store's services, failpoints and the static bootstrap.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import grpc
 
 from kvdb.pb import adminpb_pb2, adminpb_pb2_grpc, kvrpc_pb2_grpc, metapb_pb2, raft_serverpb_pb2_grpc
-from kvdb.server.raft_host import RaftHost
+from kvdb.server.raft_host import RaftHost, serve_until_signalled
 from kvdb.server.services import AdminService, KvService, RaftService
 from kvdb.server.transport import GRPC_OPTIONS, GrpcTransport
 from kvdb.store.clock import MonotonicClock, SkewedClock
@@ -129,19 +128,4 @@ class StoreNode:
 
 async def serve(config: NodeConfig, ready_file: Path | None = None) -> None:
     """Run a store until SIGINT/SIGTERM; writes the bound port to ``ready_file`` once serving."""
-    import signal
-
-    node = StoreNode(config)
-    await node.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    if ready_file is not None:
-        tmp = ready_file.with_suffix(".tmp")
-        tmp.write_text(str(node.port))
-        tmp.replace(ready_file)
-    try:
-        await stop.wait()
-    finally:
-        await node.stop()
+    await serve_until_signalled(StoreNode(config), ready_file)

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import random
+import signal
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Protocol
 
 from kvdb.server.transport import GrpcTransport
 from kvdb.storage.rocks import RocksEngine
@@ -76,3 +78,28 @@ class RaftHost:
         await self.transport.close()
         self._writer.shutdown(wait=True)
         self.engine.close()
+
+
+class Process(Protocol):
+    port: int
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+async def serve_until_signalled(process: Process, ready_file: Path | None) -> None:
+    """Start ``process``, announce its port in ``ready_file`` (atomically), stop on SIGINT/SIGTERM."""
+    await process.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if ready_file is not None:
+        tmp = ready_file.with_suffix(".tmp")
+        tmp.write_text(str(process.port))
+        tmp.replace(ready_file)
+    try:
+        await stop.wait()
+    finally:
+        await process.stop()

@@ -1,0 +1,176 @@
+"""A placement driver member: the PD metadata range on our own Raft store, and the PD service.
+
+Every member hosts a replica of one metadata range (bootstrapped over the initial members, peer
+id = member id) on a ``RaftHost``, exactly like a store hosts data ranges: the same log engine,
+group commit, leases and snapshots. The PD leader is that range's leader; it serves once it holds
+its lease and has loaded its per-leadership state (cluster id, TSO and id windows).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import xxhash
+
+from kvdb.pb import pdpb_pb2, pdpb_pb2_grpc, raft_serverpb_pb2_grpc
+from kvdb.server.node import static_first_range
+from kvdb.server.raft_host import RaftHost, serve_until_signalled
+from kvdb.server.services import RaftService
+from kvdb.server.transport import GRPC_OPTIONS
+from kvdb.storage.engine import CF_DEFAULT
+from kvdb.store.clock import MonotonicClock
+from kvdb.store.config import StoreConfig
+from kvdb.store.store import Store
+from placement import metadata as md
+from placement.checker import OperatorTracker
+from placement.service import PdService, now_ms
+from placement.state import MetadataState, NotServingError
+from placement.windows import IdAllocator, Persist, TimestampOracle
+
+log = logging.getLogger(__name__)
+
+
+def default_schedule() -> pdpb_pb2.ScheduleConfig:
+    return pdpb_pb2.ScheduleConfig(replica_count=3, max_range_size=96 << 20, store_down_ms=30_000,
+                                   operator_timeout_ms=60_000)
+
+
+@dataclass
+class PdConfig:
+    member_id: int
+    listen: str
+    data_dir: Path
+    initial_members: dict[int, str]
+    """Member id -> address of every PD member (an odd number)."""
+    store: StoreConfig = field(default_factory=StoreConfig)
+    schedule: pdpb_pb2.ScheduleConfig = field(default_factory=default_schedule)
+    """Used when the cluster is first created; afterwards the replicated config wins."""
+    store_disconnect_ms: int = 5_000
+    tso_window_ms: int = 3_000
+
+    def validate(self) -> None:
+        n = len(self.initial_members)
+        if n % 2 == 0:
+            raise ValueError(f"a PD needs an odd number of members, got {n}")
+        if self.member_id not in self.initial_members:
+            raise ValueError(f"member {self.member_id} is not among the initial members")
+
+
+def pd_group_id(members: dict[int, str]) -> int:
+    """The PD Raft group's own cluster id for its transport: one per initial membership."""
+    spec = ",".join(f"{i}={a}" for i, a in sorted(members.items()))
+    return xxhash.xxh64_intdigest(spec.encode()) >> 1
+
+
+class PdMember:
+    def __init__(self, config: PdConfig) -> None:
+        config.validate()
+        self.config = config
+        self.members = dict(config.initial_members)
+        self.port = 0
+        self.cluster_id = 0
+        self.schedule = config.schedule
+        self.host: RaftHost | None = None
+        self.state: MetadataState | None = None
+        self.tso: TimestampOracle | None = None
+        self.ids: IdAllocator | None = None
+        self.operators = OperatorTracker(config.schedule.operator_timeout_ms)
+        self._ready_term = 0
+        self._ready_lock = asyncio.Lock()
+        self._spare_ids: list[int] = []
+        self._server: grpc.aio.Server | None = None
+
+    @property
+    def store(self) -> Store:
+        return self.host.store
+
+    def wake(self) -> None:
+        self.host.wake()
+
+    async def start(self) -> None:
+        cfg = self.config
+        self.host = RaftHost(pd_group_id(self.members), cfg.member_id, cfg.data_dir, cfg.store,
+                             MonotonicClock(), self.members.get, self.members)
+        if not self.store.peers:
+            self.store.bootstrap_range(static_first_range(self.members))
+        self.state = MetadataState(self.store, self.wake)
+        self.tso = TimestampOracle(now_ms, self._persister(md.TSO_WINDOW), cfg.tso_window_ms)
+        self.ids = IdAllocator(self._persister(md.ALLOC_WINDOW))
+        self.refresh_cluster_id()
+        self._server = grpc.aio.server(options=GRPC_OPTIONS)
+        raft_serverpb_pb2_grpc.add_RaftTransportServicer_to_server(RaftService(self), self._server)
+        pdpb_pb2_grpc.add_PDServicer_to_server(PdService(self), self._server)
+        self.port = self._server.add_insecure_port(cfg.listen)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {cfg.listen}")
+        await self._server.start()
+        self.host.start()
+        log.info("PD member %d serving on %s (members %s)", cfg.member_id, cfg.listen, self.members)
+
+    def refresh_cluster_id(self) -> None:
+        """Members that applied the cluster meta know the id even as followers (it never changes)."""
+        raw = self.store.engine.get(CF_DEFAULT, md.CLUSTER_META)
+        if raw is not None:
+            meta = pdpb_pb2.ClusterMeta.FromString(raw)
+            self.cluster_id, self.schedule = meta.cluster_id, meta.config
+
+    def _persister(self, key: bytes) -> Persist:
+        async def persist(upper: int) -> None:
+            await self.state.write({key: pdpb_pb2.Window(upper=upper).SerializeToString()})
+
+        return persist
+
+    async def ensure_leader_ready(self) -> None:
+        """Serve only as the leaseholder, after loading this leadership's state once per term."""
+        term = self.state.check_serving()
+        if term == self._ready_term:
+            return
+        async with self._ready_lock:
+            if self.state.check_serving() == self._ready_term:
+                return
+            await self._become_ready()
+            self._ready_term = term
+
+    async def _become_ready(self) -> None:
+        state = self.state
+        raw = await state.get(md.CLUSTER_META)
+        if raw is None:
+            meta = pdpb_pb2.ClusterMeta(cluster_id=random.getrandbits(62) | 1, config=self.config.schedule)
+            await state.write({}, expect=(md.CLUSTER_META, None), new_value=meta.SerializeToString())
+            raw = await state.get(md.CLUSTER_META)
+        meta = pdpb_pb2.ClusterMeta.FromString(raw)
+        self.cluster_id, self.schedule = meta.cluster_id, meta.config
+        windows = {}
+        for key in (md.TSO_WINDOW, md.ALLOC_WINDOW):
+            raw = await state.get(key)
+            windows[key] = pdpb_pb2.Window.FromString(raw).upper if raw else 0
+        self.ids.start(windows[md.ALLOC_WINDOW])
+        await self.tso.start(windows[md.TSO_WINDOW])
+        self.operators = OperatorTracker(self.schedule.operator_timeout_ms)
+        self._spare_ids.clear()
+        log.info("PD member %d leads (cluster %d)", self.config.member_id, self.cluster_id)
+
+    async def ensure_spare_ids(self) -> None:
+        if not self._spare_ids:
+            self._spare_ids.append(await self.ids.alloc())
+
+    def take_spare_id(self) -> int:
+        if not self._spare_ids:
+            raise NotServingError("no id at hand", backoff_ms=10)
+        return self._spare_ids.pop()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop(grace=0.5)
+        if self.host is not None:
+            await self.host.stop()
+
+
+async def serve(config: PdConfig, ready_file: Path | None = None) -> None:
+    """Run a PD member until SIGINT/SIGTERM; writes the bound port to ``ready_file`` once serving."""
+    await serve_until_signalled(PdMember(config), ready_file)

@@ -1,0 +1,93 @@
+"""The PD leader's access to the replicated metadata: linearizable reads and conditional writes.
+
+Reads go through the store's read path (a lease read on a healthy leader, else ReadIndex) and
+writes through Raft; both resolve asyncio futures from the store's callbacks. Only a leader that
+holds its lease serves, so the answers a client gets never come from a deposed leader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from kvdb.pb import raft_serverpb_pb2
+from kvdb.storage.engine import CF_DEFAULT
+from kvdb.store.errors import StoreError
+from kvdb.store.peer import Peer
+from kvdb.store.store import Store
+
+PD_RANGE_ID = 1
+Mutation = raft_serverpb_pb2.Mutation
+
+
+class NotServingError(Exception):
+    """This member cannot answer: not the leader (``leader_id`` hints who is), or not yet ready."""
+
+    def __init__(self, message: str, leader_id: int = 0, backoff_ms: int = 0) -> None:
+        super().__init__(message)
+        self.leader_id = leader_id
+        self.backoff_ms = backoff_ms
+
+
+class MetadataState:
+    def __init__(self, store: Store, wake: Callable[[], None]) -> None:
+        self.store = store
+        self.wake = wake
+
+    @property
+    def peer(self) -> Peer:
+        return self.store.peers[PD_RANGE_ID]
+
+    def check_serving(self) -> int:
+        """The current term if this member may serve now; raises ``NotServingError`` otherwise."""
+        peer = self.peer
+        raft = peer.raw.raft
+        if not peer.is_leader:
+            raise NotServingError("not the PD leader", leader_id=raft.lead)
+        if not peer.lease_valid(self.store.clock.now()):
+            raise NotServingError("the PD leader has no lease yet", backoff_ms=50)
+        return raft.term
+
+    async def _await(self, start: Callable[[Callable[[object], None]], None]) -> object:
+        fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        try:
+            start(lambda result: fut.done() or fut.set_result(result))
+        except StoreError as exc:
+            raise NotServingError(f"metadata access refused: {exc}", backoff_ms=50) from exc
+        self.wake()
+        result = await fut
+        if isinstance(result, StoreError):
+            raise NotServingError(f"metadata access failed: {result}", backoff_ms=50)
+        return result
+
+    async def read(self, fn: Callable[[], object]) -> object:
+        peer = self.peer
+        return await self._await(lambda cb: self.store.read(PD_RANGE_ID, peer.desc.epoch, fn, cb))
+
+    async def get(self, key: bytes) -> bytes | None:
+        engine = self.store.engine
+        return await self.read(lambda: engine.get(CF_DEFAULT, key))
+
+    async def scan(self, start: bytes, end: bytes, limit: int = 0) -> list[tuple[bytes, bytes]]:
+        engine = self.store.engine
+        return await self.read(lambda: engine.scan(CF_DEFAULT, start, end, limit))
+
+    async def write(self, puts: dict[bytes, bytes], deletes: list[bytes] = (),
+                    expect: tuple[bytes, bytes | None] | None = None, new_value: bytes = b"") -> bool:
+        """Replicate ``puts`` and ``deletes`` atomically; with ``expect=(key, value)``, only if
+        ``key`` currently holds ``value`` (None: absent), then setting it to ``new_value``."""
+        cmd = raft_serverpb_pb2.RaftCommand()
+        for key, value in puts.items():
+            cmd.mutations.add(kind=Mutation.PUT, key=key, value=value)
+        for key in deletes:
+            cmd.mutations.add(kind=Mutation.DELETE, key=key)
+        if expect is not None:
+            key, value = expect
+            cmd.cas.key, cmd.cas.value = key, new_value
+            if value is None:
+                cmd.cas.previous_not_exist = True
+            else:
+                cmd.cas.previous_value = value
+        peer = self.peer
+        result = await self._await(lambda cb: self.store.propose(PD_RANGE_ID, peer.desc.epoch, cmd, cb))
+        return True if result is None else result[0]
