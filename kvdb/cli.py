@@ -27,6 +27,9 @@ def _add_store_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--listen", required=True, help="HOST:PORT to serve gRPC on (port 0 picks one)")
     p.add_argument("--data-dir", type=Path, required=True, help="directory of the store's RocksDB")
     p.add_argument("--cluster-id", type=int, default=1, help="cluster id requests must carry (default 1)")
+    p.add_argument("--pd", default="", help="placement driver members HOST:PORT,... (join a real cluster)")
+    p.add_argument("--pd-heartbeat-interval", type=float, default=1.0,
+                   help="seconds between heartbeats to PD (default 1)")
     p.add_argument("--static-cluster", default="",
                    help="developer bootstrap without PD: ID=HOST:PORT,... of every store; the first range "
                         "(all keys) gets a voter on each")
@@ -116,11 +119,14 @@ def _run_store(args: argparse.Namespace) -> int:
             raise ValueError("--store-id must be positive")
         if static and args.store_id not in static:
             raise ValueError(f"store {args.store_id} is not in --static-cluster")
+        if static and args.pd:
+            raise ValueError("use either --pd or --static-cluster, not both")
     except ValueError as exc:
         print(f"kvdb store: {exc}", file=sys.stderr)
         return 2
     config = NodeConfig(store_id=args.store_id, listen=args.listen, data_dir=args.data_dir,
-                        cluster_id=args.cluster_id, static_cluster=static,
+                        cluster_id=args.cluster_id, static_cluster=static, pd_endpoints=args.pd,
+                        pd_heartbeat_interval=args.pd_heartbeat_interval,
                         test_failpoints=args.test_failpoints, store=store_cfg)
     return _run(serve(config, args.ready_file), "kvdb store")
 

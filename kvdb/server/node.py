@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 
 from kvdb.pb import adminpb_pb2, adminpb_pb2_grpc, kvrpc_pb2_grpc, metapb_pb2, raft_serverpb_pb2_grpc
+from kvdb.server.pd_worker import PdWorker
 from kvdb.server.raft_host import RaftHost, serve_until_signalled
 from kvdb.server.services import AdminService, KvService, RaftService
 from kvdb.server.transport import GRPC_OPTIONS, GrpcTransport
@@ -20,6 +21,7 @@ from kvdb.store.clock import MonotonicClock, SkewedClock
 from kvdb.store.config import StoreConfig
 from kvdb.store.errors import InvalidArgumentError
 from kvdb.store.store import Store
+from placement.client import PdClient
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,9 @@ class NodeConfig:
     cluster_id: int = 1
     static_cluster: dict[int, str] = field(default_factory=dict)
     """Store id -> address of every store, for a cluster bootstrapped without PD."""
+    pd_endpoints: str = ""
+    """Placement driver members (HOST:PORT,...); empty for a static cluster."""
+    pd_heartbeat_interval: float = 1.0
     test_failpoints: bool = False
     request_timeout: float = 10.0
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -70,6 +75,7 @@ class StoreNode:
         self.clock = SkewedClock(MonotonicClock()) if config.test_failpoints else MonotonicClock()
         self.addresses = dict(config.static_cluster)
         self.host: RaftHost | None = None
+        self.pd_worker: PdWorker | None = None
 
     @property
     def store(self) -> Store:
@@ -84,8 +90,16 @@ class StoreNode:
 
     async def start(self) -> None:
         cfg = self.config
-        self.host = RaftHost(cfg.cluster_id, cfg.store_id, cfg.data_dir, cfg.store, self.clock,
-                             self.addresses.get, self.addresses)
+        cluster_id, resolve = cfg.cluster_id, self.addresses.get
+        if cfg.pd_endpoints:
+            pd = PdClient(cfg.pd_endpoints)
+            await pd.connect()
+            await pd.is_bootstrapped()  # the PD leader has settled the cluster id once this answers
+            cluster_id = pd.cluster_id
+            self.pd_worker = PdWorker(pd, self.addresses, cfg.pd_heartbeat_interval)
+            resolve = self.pd_worker.resolve
+        self.host = RaftHost(cluster_id, cfg.store_id, cfg.data_dir, cfg.store, self.clock, resolve,
+                             self.addresses)
         store = self.host.store
         if cfg.static_cluster and not store.peers and FIRST_RANGE_ID not in store.tombstones:
             store.bootstrap_range(static_first_range(cfg.static_cluster))
@@ -98,7 +112,10 @@ class StoreNode:
             raise OSError(f"cannot listen on {cfg.listen}")
         await self._server.start()
         self.host.start()
-        log.info("store %d serving on %s (cluster %d, %d ranges)", cfg.store_id, cfg.listen, cfg.cluster_id,
+        if self.pd_worker is not None:
+            await self.pd_worker.join(store, f"{cfg.listen.rpartition(':')[0]}:{self.port}")
+            self.pd_worker.start()
+        log.info("store %d serving on %s (cluster %d, %d ranges)", cfg.store_id, cfg.listen, cluster_id,
                  len(store.peers))
 
     def set_failpoint(self, kind: int, store_id: int, value: float) -> None:
@@ -121,6 +138,8 @@ class StoreNode:
     async def stop(self) -> None:
         if self._server is not None:
             await self._server.stop(grace=0.5)
+        if self.pd_worker is not None:
+            await self.pd_worker.stop()
         if self.host is not None:
             await self.host.stop()
         log.info("store %d stopped", self.config.store_id)

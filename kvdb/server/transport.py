@@ -63,8 +63,9 @@ class _Connection:
         backoff = RECONNECT_BACKOFF[0]
         while True:
             address = self.transport.resolve(self.store_id)
-            if not address:
-                await asyncio.sleep(RECONNECT_BACKOFF[1])
+            if not address:  # being resolved (through PD): look again soon
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, RECONNECT_BACKOFF[1])
                 continue
             try:
                 async with grpc.aio.insecure_channel(address, options=GRPC_OPTIONS) as channel:

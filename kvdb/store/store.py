@@ -94,7 +94,7 @@ class Store:
         self.config = config or StoreConfig()
         self.config.validate()
         self.rng = rng or random.Random()
-        self.addresses = dict(addresses or {})
+        self.addresses = addresses if addresses is not None else {}  # shared with the transport
         self.peers: dict[int, Peer] = {}
         self.tombstones: dict[int, int] = {}  # range id -> the removed peer's id
         self._dirty: set[Peer] = set()
@@ -165,6 +165,17 @@ class Store:
         # Re-create it from disk so the Raft node starts from exactly what a restart would see.
         self.peers[desc.id] = peer = Peer(self, desc, mine[0].id, 1, conf_state, self._peer_rng())
         self._mark(peer)
+
+    def discard_range(self, range_id: int) -> None:
+        """Forget a replica that never served (a first range another store's bootstrap beat)."""
+        peer = self.peers.pop(range_id)
+        peer.destroyed = True
+        self._dirty.discard(peer)
+        batch = self.engine.batch()
+        peer.storage.destroy(batch)
+        batch.delete(CF_META, range_state_key(range_id))
+        batch.delete(CF_META, apply_state_key(range_id))
+        self.engine.write(batch, sync=True)
 
     def address_of(self, store_id: int) -> str:
         return self.addresses.get(store_id, "")

@@ -1,0 +1,185 @@
+"""A store's side of the placement driver: join the cluster, heartbeat, carry out operators.
+
+Joining: the first store of a new cluster creates the first range (all keys, one replica on
+itself) locally, then asks PD to record it; PD's bootstrap is a compare-and-set, so exactly one
+store wins, and a loser drops its local range. A store that crashed between the two steps finds
+its range still local and retries. Every store then registers its address (PutStore).
+
+Range leaders heartbeat their ranges; PD answers with at most one operator step (add learner,
+promote, remove, transfer leader), which the leader proposes if the range's epoch still matches.
+Addresses of other stores are resolved through PD on demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from kvdb.pb import metapb_pb2, pdpb_pb2
+from kvdb.raft import ConfChangeType, Role
+from kvdb.store.errors import StoreError
+from kvdb.store.peer import Peer
+from placement.client import PdClient, PdError
+
+if TYPE_CHECKING:
+    from kvdb.store.store import Store
+
+log = logging.getLogger(__name__)
+
+_CONF_CHANGES = {
+    pdpb_pb2.Operator.ADD_LEARNER: ConfChangeType.ADD_LEARNER,
+    pdpb_pb2.Operator.PROMOTE_LEARNER: ConfChangeType.ADD_NODE,
+    pdpb_pb2.Operator.REMOVE_PEER: ConfChangeType.REMOVE_NODE,
+}
+
+
+class PdWorker:
+    def __init__(self, pd: PdClient, addresses: dict[int, str], heartbeat_interval: float) -> None:
+        self.pd = pd
+        self.addresses = addresses  # shared with the store and its transport
+        self.interval = heartbeat_interval
+        self.store: Store | None = None
+        self.address = ""
+        self._tasks: list[asyncio.Task] = []
+        self._resolving: set[int] = set()
+
+    # ---------------------------------------------------------------------------------- join
+    async def join(self, store: Store, address: str) -> None:
+        """Bootstrap the cluster if nobody has, then register ``address`` as this store's."""
+        self.store, self.address = store, address
+        if not await self.pd.is_bootstrapped():
+            first = self._local_first_range()
+            if first is None and not store.peers:
+                first = await self._create_first_range()
+            if first is not None:
+                info = pdpb_pb2.StoreInfo(id=store.store_id, address=self.address)
+                if await self.pd.bootstrap(info, first):
+                    log.info("store %d bootstrapped the cluster with range %d", store.store_id, first.id)
+                else:
+                    log.info("another store bootstrapped the cluster; dropping local range %d", first.id)
+                    store.discard_range(first.id)
+        await self.pd.put_store(pdpb_pb2.StoreInfo(id=store.store_id, address=self.address))
+
+    def _local_first_range(self) -> metapb_pb2.RangeDescriptor | None:
+        """A first range this store created but PD never recorded (a crash between the steps)."""
+        for peer in self.store.peers.values():
+            desc = peer.desc
+            untouched = desc.epoch.conf_ver == 1 and desc.epoch.version == 1 and len(desc.peers) == 1
+            if untouched and not desc.start_key and not desc.end_key:
+                return desc
+        return None
+
+    async def _create_first_range(self) -> metapb_pb2.RangeDescriptor:
+        range_id = await self.pd.alloc_id()
+        peer_id = await self.pd.alloc_id()
+        desc = metapb_pb2.RangeDescriptor(id=range_id, epoch=metapb_pb2.RangeEpoch(conf_ver=1, version=1))
+        desc.peers.add(id=peer_id, store_id=self.store.store_id, role=metapb_pb2.VOTER)
+        self.store.bootstrap_range(desc)
+        return desc
+
+    # ---------------------------------------------------------------------------- addresses
+    def resolve(self, store_id: int) -> str:
+        """The address of ``store_id`` if known; otherwise start asking PD and answer "" for now."""
+        address = self.addresses.get(store_id, "")
+        if not address and store_id not in self._resolving:
+            self._resolving.add(store_id)
+            task = asyncio.get_running_loop().create_task(self._fetch_address(store_id))
+            self._tasks.append(task)
+            task.add_done_callback(self._tasks.remove)
+        return address
+
+    async def _fetch_address(self, store_id: int) -> None:
+        try:
+            info = await self.pd.get_store(store_id)
+            if info is not None and info.address:
+                self.addresses[store_id] = info.address
+        except PdError as exc:
+            log.warning("cannot resolve store %d through PD: %s", store_id, exc)
+        finally:
+            self._resolving.discard(store_id)
+
+    # ---------------------------------------------------------------------------- heartbeats
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks += [loop.create_task(self._store_heartbeats()),
+                        loop.create_task(self._range_heartbeats())]
+
+    async def _store_heartbeats(self) -> None:
+        while True:
+            peers = list(self.store.peers.values())
+            stats = pdpb_pb2.StoreStats(range_count=len(peers), leader_count=sum(p.is_leader for p in peers))
+            try:
+                await self.pd.store_heartbeat(self.store.store_id, stats)
+            except PdError as exc:
+                log.warning("store heartbeat failed: %s", exc)
+            await asyncio.sleep(self.interval)
+
+    async def _range_heartbeats(self) -> None:
+        stream = self.pd.range_heartbeat_stream()
+        reader = asyncio.get_running_loop().create_task(self._read_operators(stream))
+        try:
+            while True:
+                for peer in list(self.store.peers.values()):
+                    if peer.is_leader and peer.initialized:
+                        await stream.send(pdpb_pb2.RangeHeartbeatRequest(range=range_info(peer)))
+                await asyncio.sleep(self.interval)
+        finally:
+            reader.cancel()
+            await stream.close()
+
+    async def _read_operators(self, stream: object) -> None:
+        async for resp in stream.responses():
+            if resp.header.error.message or not resp.HasField("operator"):
+                continue
+            peer = self.store.peers.get(resp.range_id)
+            if peer is None or not peer.is_leader or peer.desc.epoch != resp.epoch:
+                continue  # stale: the next heartbeat brings a fresh decision
+            self._execute(peer, resp.operator)
+
+    def _execute(self, peer: Peer, op: pdpb_pb2.Operator) -> None:
+        try:
+            if op.kind == pdpb_pb2.Operator.TRANSFER_LEADER:
+                self.store.transfer_leader(peer.range_id, op.peer.id)
+            elif op.kind in _CONF_CHANGES:
+                added = any(p.id == op.peer.id for p in peer.desc.peers)
+                if added and op.kind == pdpb_pb2.Operator.ADD_LEARNER:
+                    return
+                self.store.change_peer(peer.range_id, _CONF_CHANGES[op.kind], op.peer, _log_result(op))
+            else:
+                log.warning("range %d: operator %s is not supported yet", peer.range_id, op.kind)
+                return
+            log.info("range %d: carrying out %s", peer.range_id, _describe(op))
+        except StoreError as exc:
+            log.info("range %d: operator %s refused for now: %s", peer.range_id, _describe(op), exc)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.pd.close()
+
+
+def range_info(peer: Peer) -> pdpb_pb2.RangeInfo:
+    """What a leader tells PD about its range, including learners still catching up."""
+    raft = peer.raw.raft
+    info = pdpb_pb2.RangeInfo(descriptor=peer.desc)
+    info.leader.CopyFrom(peer.peer_cache[peer.peer_id])
+    if raft.role == Role.LEADER:
+        committed = raft.raft_log.committed
+        for node_id, pr in raft.trk.progress.items():
+            if pr.is_learner and pr.match < committed:
+                info.pending_peer_ids.append(node_id)
+    return info
+
+
+def _describe(op: pdpb_pb2.Operator) -> str:
+    return f"{pdpb_pb2.Operator.Kind.Name(op.kind).lower()} peer {op.peer.id} on store {op.peer.store_id}"
+
+
+def _log_result(op: pdpb_pb2.Operator):  # noqa: ANN202
+    def done(result: object) -> None:
+        if isinstance(result, StoreError):
+            log.info("operator %s failed: %s", _describe(op), result)
+
+    return done
