@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from kvdb.pb import metapb_pb2, pdpb_pb2
 from kvdb.raft import ConfChangeType, Role
 from kvdb.store.errors import StoreError
-from kvdb.store.peer import Peer
+from kvdb.store.peer import Callback, Peer
 from placement.client import PdClient, PdError
 
 if TYPE_CHECKING:
@@ -135,29 +135,36 @@ class PdWorker:
             peer = self.store.peers.get(resp.range_id)
             if peer is None or not peer.is_leader or peer.desc.epoch != resp.epoch:
                 continue  # stale: the next heartbeat brings a fresh decision
-            self._execute(peer, resp.operator)
-
-    def _execute(self, peer: Peer, op: pdpb_pb2.Operator) -> None:
-        try:
-            if op.kind == pdpb_pb2.Operator.TRANSFER_LEADER:
-                self.store.transfer_leader(peer.range_id, op.peer.id)
-            elif op.kind in _CONF_CHANGES:
-                added = any(p.id == op.peer.id for p in peer.desc.peers)
-                if added and op.kind == pdpb_pb2.Operator.ADD_LEARNER:
-                    return
-                self.store.change_peer(peer.range_id, _CONF_CHANGES[op.kind], op.peer, _log_result(op))
-            else:
-                log.warning("range %d: operator %s is not supported yet", peer.range_id, op.kind)
-                return
-            log.info("range %d: carrying out %s", peer.range_id, _describe(op))
-        except StoreError as exc:
-            log.info("range %d: operator %s refused for now: %s", peer.range_id, _describe(op), exc)
+            execute_operator(self.store, peer, resp.operator)
 
     async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.pd.close()
+
+
+def execute_operator(store: Store, peer: Peer, op: pdpb_pb2.Operator, done: Callback | None = None) -> None:
+    """Carry out one operator step on ``peer``, the range's leader whose epoch PD's reply matched.
+
+    Shared with the store simulator so that it runs exactly what a real store does. ``done`` gets
+    a conf change's outcome (the new descriptor, or the error); by default failures are logged.
+    A step refused at once is only logged: PD re-sends it with the next heartbeat.
+    """
+    try:
+        if op.kind == pdpb_pb2.Operator.TRANSFER_LEADER:
+            store.transfer_leader(peer.range_id, op.peer.id)
+        elif op.kind in _CONF_CHANGES:
+            added = any(p.id == op.peer.id for p in peer.desc.peers)
+            if added and op.kind == pdpb_pb2.Operator.ADD_LEARNER:
+                return
+            store.change_peer(peer.range_id, _CONF_CHANGES[op.kind], op.peer, done or _log_result(op))
+        else:
+            log.warning("range %d: operator %s is not supported yet", peer.range_id, op.kind)
+            return
+        log.info("range %d: carrying out %s", peer.range_id, _describe(op))
+    except StoreError as exc:
+        log.info("range %d: operator %s refused for now: %s", peer.range_id, _describe(op), exc)
 
 
 def range_info(peer: Peer) -> pdpb_pb2.RangeInfo:
