@@ -4,17 +4,25 @@ Test tooling, not the client library: it finds the leader (NotLeader hints, else
 every running store), and ``call`` retries what is safe to retry (routing errors, timeouts,
 unavailable stores) until a deadline. ``attempt`` sends exactly once to one store, for tests
 that must see the raw answer (bad input, a cut-off leader) or must not retry (cas histories).
+
+``PdHandle`` lets synchronous tests use the real (asyncio) ``PdClient`` of a PD cluster.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
+from typing import Any, TypeVar
 
 import grpc
 
-from kvdb.pb import adminpb_pb2, adminpb_pb2_grpc, kvrpc_pb2, kvrpc_pb2_grpc, metapb_pb2
+from kvdb.pb import adminpb_pb2, adminpb_pb2_grpc, kvrpc_pb2, kvrpc_pb2_grpc, metapb_pb2, pdpb_pb2
+from placement.client import PdClient
 from tests.integration.cluster import Cluster, wait_for
+
+T = TypeVar("T")
 
 RANGE_ID = 1
 CLIENT_OPTIONS = [
@@ -265,3 +273,69 @@ class Client:
             exc.partial = responses
             raise
         return responses
+
+
+class PdHandle:
+    """A ``PdClient`` on an event loop thread of its own, so synchronous tests can call PD.
+
+    Connecting teaches the cluster PD's cluster id, which the stores took from PD too and which
+    every KV and admin request must carry.
+    """
+
+    def __init__(self, cluster: Cluster, timeout: float = 20.0) -> None:
+        self.cluster = cluster
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="pd-client", daemon=True)
+        self._thread.start()
+        self.client = PdClient(cluster.pd_endpoints, timeout=timeout)
+        try:
+            self.run(self.client.connect())
+            self.run(self.client.is_bootstrapped())  # the leader has settled the cluster id once this answers
+        except BaseException:
+            self.close()
+            raise
+        cluster.cluster_id = self.client.cluster_id
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the client's loop and wait for it (the client's own timeout bounds it)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def close(self) -> None:
+        self.run(self.client.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()
+
+    def leader_member(self) -> int:
+        """The id of the PD member that serves now: the one that just answered a read."""
+        self.run(self.client.is_bootstrapped())
+        return self.cluster.pd_member_at(self.client.leader_address)
+
+    def stores(self) -> dict[int, pdpb_pb2.StoreInfo]:
+        return {info.id: info for info in self.run(self.client.get_all_stores(exclude_tombstones=False))}
+
+    def first_range(self) -> pdpb_pb2.RangeInfo | None:
+        return self.run(self.client.get_range(b""))
+
+    def wait_voters(self, n: int, timeout: float = 30.0, exclude_stores: Iterable[int] = ()
+                    ) -> pdpb_pb2.RangeInfo:
+        """Poll PD until the first range has exactly ``n`` voters on ``n`` distinct stores (none of
+        ``exclude_stores``) and no learner: a finished growth or repair, as PD records it."""
+        skip = set(exclude_stores)
+
+        def grown() -> pdpb_pb2.RangeInfo | None:
+            info = self.first_range()
+            if info is None:
+                return None
+            peers = info.descriptor.peers
+            voters = {p.store_id for p in peers if p.role == metapb_pb2.VOTER}
+            done = len(peers) == n and len(voters) == n and not voters & skip
+            return info if done else None
+
+        return wait_for(grown, timeout, f"PD to record the first range on {n} voters (not on {skip or '-'})",
+                        interval=0.05)
+
+    def kv_client(self) -> Client:
+        """A test client for the first range (PD chose its id) of this PD cluster."""
+        info = wait_for(self.first_range, 30.0, "PD to know the first range", interval=0.05)
+        return Client(self.cluster, range_id=info.descriptor.id)

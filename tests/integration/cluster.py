@@ -1,8 +1,11 @@
-"""Real store processes on loopback for integration tests: start, kill -9, restart, stop.
+"""Real store and PD processes on loopback for integration tests: start, kill -9, restart, stop.
 
-Each store is ``sys.executable -m kvdb store`` with its own data dir and log file under the
-test's tmp dir, so a crash is a real crash (RocksDB reopens what was fsynced, nothing more) and
-a failing test can show what every store logged (``log_tails``).
+Each store is ``sys.executable -m kvdb store`` (each PD member ``... kvdb pd``) with its own data
+dir and log file under the test's tmp dir, so a crash is a real crash (RocksDB reopens what was
+fsynced, nothing more) and a failing test can show what every process logged (``log_tails``).
+
+A cluster is either static (stores only, range 1 founded on every store) or PD-driven
+(``create_with_pd``): stores join through the PD members and PD grows the first range.
 """
 
 from __future__ import annotations
@@ -56,8 +59,10 @@ def free_ports(n: int) -> list[int]:
 
 
 @dataclass
-class StoreProcess:
-    store_id: int
+class ServerProcess:
+    """One server process (a store or a PD member) with its own data dir, log and ready file."""
+
+    label: str
     port: int
     data_dir: Path
     log_path: Path
@@ -74,10 +79,63 @@ class StoreProcess:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def launch(self, cmd: list[str]) -> None:
+        assert not self.running, f"{self.label} is already running"
+        self.ready_file.unlink(missing_ok=True)
+        self.starts += 1
+        with self.log_path.open("ab") as log:
+            log.write(f"===== start #{self.starts}: {' '.join(cmd)}\n".encode())
+            log.flush()
+            env = dict(os.environ, PYTHONUNBUFFERED="1")
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env=env)
+
+    def wait_ready(self) -> None:
+        def ready() -> bool:
+            if not self.running:
+                raise AssertionError(f"{self.label} exited with {self.proc.returncode} while starting:\n"
+                                     f"{self.tail()}")
+            return self.ready_file.exists()
+
+        wait_for(ready, START_TIMEOUT, f"{self.label} to serve", interval=0.05)
+        assert int(self.ready_file.read_text()) == self.port
+
+    def kill(self) -> None:
+        """kill -9: no shutdown path runs, only what was fsynced survives."""
+        assert self.running, f"{self.label} is not running"
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def pause(self) -> None:
+        """SIGSTOP: the process keeps its state and sockets but sends and answers nothing."""
+        assert self.running, f"{self.label} is not running"
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
+    def tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass
+class StoreProcess(ServerProcess):
+    store_id: int = 0
+
+
+@dataclass
+class PdProcess(ServerProcess):
+    member_id: int = 0
+
 
 @dataclass
 class Cluster:
-    """Stores of one cluster; the first ``len(store_ids)`` are the static founders of range 1."""
+    """Stores of one cluster, static founders of range 1 or joined through ``pd`` members.
+
+    In a PD cluster ``cluster_id`` is PD's, learned after start (``tests.integration.client.PdHandle``).
+    """
 
     root: Path
     tick_interval: float = 0.02
@@ -85,6 +143,9 @@ class Cluster:
     extra_args: list[str] = field(default_factory=list)
     cluster_id: int = 1
     stores: dict[int, StoreProcess] = field(default_factory=dict)
+    pd: dict[int, PdProcess] = field(default_factory=dict)
+    pd_args: list[str] = field(default_factory=list)
+    """Extra ``kvdb pd`` flags of every member (schedule knobs)."""
 
     @classmethod
     def create(cls, root: Path, n: int = 3, **kwargs: object) -> Cluster:
@@ -96,12 +157,68 @@ class Cluster:
             cluster.add_store(sid, port, ["--static-cluster", static])
         return cluster
 
+    @classmethod
+    def create_with_pd(cls, root: Path, n_stores: int = 3, n_pd: int = 3, pd_args: list[str] = (),
+                       heartbeat_interval: float = 0.2, **kwargs: object) -> Cluster:
+        """``n_pd`` PD members and ``n_stores`` stores that join through them; nothing started yet."""
+        cluster = cls(root, pd_args=list(pd_args), **kwargs)
+        ports = free_ports(n_pd + n_stores)
+        members = ",".join(f"{mid}=127.0.0.1:{port}" for mid, port in enumerate(ports[:n_pd], start=1))
+        for mid, port in enumerate(ports[:n_pd], start=1):
+            cluster.add_pd_member(mid, port, members)
+        for sid, port in enumerate(ports[n_pd:], start=1):
+            cluster.add_store(sid, port, cluster.pd_store_args(heartbeat_interval))
+        return cluster
+
+    def pd_store_args(self, heartbeat_interval: float = 0.2) -> list[str]:
+        """The flags that make a store join this cluster's PD."""
+        return ["--pd", self.pd_endpoints, "--pd-heartbeat-interval", str(heartbeat_interval)]
+
     def add_store(self, store_id: int, port: int, args: list[str]) -> StoreProcess:
         d = self.root / f"store{store_id}"
         d.mkdir(parents=True, exist_ok=True)
-        sp = StoreProcess(store_id, port, d / "data", d / "store.log", d / "ready", args)
+        sp = StoreProcess(f"store {store_id}", port, d / "data", d / "store.log", d / "ready", args,
+                          store_id=store_id)
         self.stores[store_id] = sp
         return sp
+
+    def add_pd_member(self, member_id: int, port: int, initial_members: str) -> PdProcess:
+        d = self.root / f"pd{member_id}"
+        d.mkdir(parents=True, exist_ok=True)
+        args = ["--initial-members", initial_members]
+        pp = PdProcess(f"PD member {member_id}", port, d / "data", d / "pd.log", d / "ready", args,
+                       member_id=member_id)
+        self.pd[member_id] = pp
+        return pp
+
+    @property
+    def pd_endpoints(self) -> str:
+        return ",".join(pp.address for pp in self.pd.values())
+
+    def start_pd(self, *member_ids: int) -> None:
+        """Launch the PD members (all when none are named) and wait until each listens."""
+        ids = member_ids or tuple(self.pd)
+        for mid in ids:
+            pp = self.pd[mid]
+            pp.launch([
+                sys.executable, "-m", "kvdb", "pd",
+                "--member-id", str(mid),
+                "--listen", pp.address,
+                "--data-dir", str(pp.data_dir),
+                "--ready-file", str(pp.ready_file),
+                "--tick-interval", str(self.tick_interval),
+                *pp.args,
+                *self.pd_args,
+            ])
+        for mid in ids:
+            self.pd[mid].wait_ready()
+
+    def kill_pd(self, member_id: int) -> None:
+        self.pd[member_id].kill()
+
+    def pd_member_at(self, address: str) -> int:
+        """The member id serving ``address`` (as a PD client names its leader)."""
+        return next(mid for mid, pp in self.pd.items() if pp.address == address)
 
     def start(self, *store_ids: int) -> None:
         """Launch the stores (all when none are named) and wait until each serves."""
@@ -109,12 +226,10 @@ class Cluster:
         for sid in ids:
             self._launch(self.stores[sid])
         for sid in ids:
-            self._wait_ready(self.stores[sid])
+            self.stores[sid].wait_ready()
 
     def _launch(self, sp: StoreProcess) -> None:
-        assert not sp.running, f"store {sp.store_id} is already running"
-        sp.ready_file.unlink(missing_ok=True)
-        cmd = [
+        sp.launch([
             sys.executable, "-m", "kvdb", "store",
             "--store-id", str(sp.store_id),
             "--listen", sp.address,
@@ -126,31 +241,11 @@ class Cluster:
             "--max-clock-drift", str(self.max_clock_drift),
             *sp.args,
             *self.extra_args,
-        ]
-        sp.starts += 1
-        with sp.log_path.open("ab") as log:
-            log.write(f"===== start #{sp.starts}: {' '.join(cmd)}\n".encode())
-            log.flush()
-            env = dict(os.environ, PYTHONUNBUFFERED="1")
-            sp.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       env=env)
-
-    def _wait_ready(self, sp: StoreProcess) -> None:
-        def ready() -> bool:
-            if not sp.running:
-                raise AssertionError(f"store {sp.store_id} exited with {sp.proc.returncode} while starting:\n"
-                                     f"{self.log_tail(sp.store_id)}")
-            return sp.ready_file.exists()
-
-        wait_for(ready, START_TIMEOUT, f"store {sp.store_id} to serve", interval=0.05)
-        assert int(sp.ready_file.read_text()) == sp.port
+        ])
 
     def kill(self, store_id: int) -> None:
         """kill -9: no shutdown path runs, only what was fsynced survives."""
-        sp = self.stores[store_id]
-        assert sp.running, f"store {store_id} is not running"
-        sp.proc.send_signal(signal.SIGKILL)
-        sp.proc.wait(timeout=10)
+        self.stores[store_id].kill()
 
     def stop(self, store_id: int) -> int:
         """SIGTERM, the orderly shutdown; returns the exit status."""
@@ -168,24 +263,25 @@ class Cluster:
         return [sid for sid, sp in self.stores.items() if sp.running]
 
     def assert_all_running(self) -> None:
-        dead = {sid: sp.proc.returncode for sid, sp in self.stores.items() if sp.proc and not sp.running}
-        assert not dead, f"stores died (id: exit status): {dead}"
+        """No store or PD member died on its own (a test's kill -9 leaves ``running`` False too:
+        call this only when every process should be up)."""
+        dead = {p.label: p.proc.returncode for p in [*self.pd.values(), *self.stores.values()]
+                if p.proc and not p.running}
+        assert not dead, f"processes died (exit status): {dead}"
 
     def log_tail(self, store_id: int, lines: int = LOG_TAIL_LINES) -> str:
-        path = self.stores[store_id].log_path
-        if not path.exists():
-            return "(no log)"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        return self.stores[store_id].tail(lines)
 
     def log_tails(self) -> str:
-        return "\n".join(f"----- store {sid} ({sp.log_path})\n{self.log_tail(sid)}"
-                         for sid, sp in self.stores.items())
+        return "\n".join(f"----- {p.label} ({p.log_path})\n{p.tail()}"
+                         for p in [*self.pd.values(), *self.stores.values()])
 
     def shutdown(self) -> None:
         """Kill whatever still runs; tests end with kill -9 because nothing is kept."""
-        for sp in self.stores.values():
-            if sp.running:
-                sp.proc.send_signal(signal.SIGKILL)
-        for sp in self.stores.values():
-            if sp.proc is not None:
-                sp.proc.wait(timeout=10)
+        processes = [*self.stores.values(), *self.pd.values()]
+        for p in processes:
+            if p.running:
+                p.proc.send_signal(signal.SIGKILL)
+        for p in processes:
+            if p.proc is not None:
+                p.proc.wait(timeout=10)
