@@ -1,0 +1,131 @@
+"""PD places replicas on real stores: it grows the first range, repairs it after a store dies,
+and keeps doing so across a PD leader's kill -9.
+
+Every step goes through PD's operators in range heartbeat replies (add learner, promote,
+remove), carried out by the range's leader; the tests only watch PD's records and the stores'
+admin view, and check the data where it ended up: a replica counts only once it has led and
+served every key written before.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from kvdb.pb import kvrpc_pb2, metapb_pb2, pdpb_pb2
+from tests.integration.client import Client, PdHandle, error_kind
+from tests.integration.cluster import Cluster, wait_for
+from tests.integration.conftest import MakePdCluster
+
+CHUNK = 100
+GROWN_CONF_VER = 5
+"""The first range's conf_ver after growing from 1 to 3 voters through learners: two conf
+changes (add learner, promote) per new voter. A direct add-voter would leave it at 3."""
+
+
+def put_keys(client: Client, prefix: bytes, n: int) -> dict[bytes, bytes]:
+    """Write ``n`` keys through the range's leader in batches; what was acknowledged."""
+    written = {b"%s-%05d" % (prefix, i): b"value-%05d" % i for i in range(n)}
+    items = list(written.items())
+    for i in range(0, n, CHUNK):
+        pairs = [kvrpc_pb2.KvPair(key=k, value=v) for k, v in items[i:i + CHUNK]]
+        body = client.call("batch_put", pairs=pairs)
+        assert error_kind(body) is None, body.error.message
+    return written
+
+
+def assert_store_serves(client: Client, store_id: int, expected: dict[bytes, bytes]) -> None:
+    """Make ``store_id``'s replica lead and read everything from it alone: what that replica holds."""
+    client.transfer_leader(store_id)
+    assert client.scan_all(store_id) == expected, f"store {store_id} does not hold exactly the data written"
+
+
+def voter_stores(info: pdpb_pb2.RangeInfo) -> set[int]:
+    return {p.store_id for p in info.descriptor.peers if p.role == metapb_pb2.VOTER}
+
+
+def test_pd_grows_the_first_range_to_three_voters_through_learners(make_pd_cluster: MakePdCluster) -> None:
+    cluster, pd = make_pd_cluster(start_stores=False)
+    cluster.start(1)
+    client = pd.kv_client()
+    alone = pd.first_range()
+    assert voter_stores(alone) == {1} and alone.descriptor.epoch.conf_ver == 1, alone
+    written = put_keys(client, b"before-growth", 500)
+
+    cluster.start(2, 3)
+    grown = pd.wait_voters(3)
+    assert voter_stores(grown) == {1, 2, 3}
+    assert grown.descriptor.epoch.conf_ver == GROWN_CONF_VER, grown.descriptor
+    for sid in (2, 3):
+        st = wait_for(lambda s=sid: client.status(s), 10, f"store {sid}'s replica")
+        assert st.snapshots_applied >= 1, f"store {sid}'s new replica did not start from a snapshot"
+    for sid in (2, 3, 1):
+        assert_store_serves(client, sid, written)
+    client.close()
+    cluster.assert_all_running()
+
+
+def kill_and_wait_repair(cluster: Cluster, pd: PdHandle, victim: int) -> pdpb_pb2.RangeInfo:
+    """kill -9 ``victim`` and wait until PD has rebuilt its replica elsewhere and records it DOWN."""
+    cluster.kill(victim)
+    killed_at = time.monotonic()
+    repaired = pd.wait_voters(3, timeout=30, exclude_stores={victim})
+    assert time.monotonic() - killed_at >= 3.0, "PD replaced a replica before the store's down time"
+    assert pd.stores()[victim].state == pdpb_pb2.DOWN
+    return repaired
+
+
+@pytest.mark.parametrize("victim_role", ["follower", "leader"])
+def test_a_dead_stores_replica_is_rebuilt_on_a_spare_store(make_pd_cluster: MakePdCluster,
+                                                            victim_role: str) -> None:
+    cluster, pd = make_pd_cluster(n_stores=4)
+    grown = pd.wait_voters(3)
+    (spare,) = set(cluster.stores) - voter_stores(grown)
+    client = pd.kv_client()
+    leader = client.wait_leader()
+    victim = leader if victim_role == "leader" else min(voter_stores(grown) - {leader})
+    written = put_keys(client, b"before-kill", 1000)
+
+    repaired = kill_and_wait_repair(cluster, pd, victim)
+    assert voter_stores(repaired) == voter_stores(grown) - {victim} | {spare}
+    written |= put_keys(client, b"after-repair", 200)
+    assert_store_serves(client, spare, written)
+    client.close()
+
+
+def test_operators_flow_through_a_pd_leader_kill(make_pd_cluster: MakePdCluster) -> None:
+    """The PD leader dies while the range is half grown; the next leader finishes the growth
+    (its operator tracking starts empty, so it must re-derive the step from the heartbeats)."""
+    # Slower heartbeats stretch the growth over seconds, so the kill reliably lands inside it.
+    cluster, pd = make_pd_cluster(start_stores=False, heartbeat_interval=0.5)
+    cluster.start(1)
+    client = pd.kv_client()
+    written = put_keys(client, b"before", 200)
+    cluster.start(2, 3)
+
+    def half_grown() -> pdpb_pb2.RangeInfo | None:
+        info = pd.first_range()
+        return info if info.descriptor.epoch.conf_ver > 1 else None
+
+    midway = wait_for(half_grown, 15, "PD to start growing the range", interval=0.02)
+    assert midway.descriptor.epoch.conf_ver < GROWN_CONF_VER, "the growth finished before the kill"
+    old_leader = pd.leader_member()
+    killed_ms = int(time.time() * 1000)
+    cluster.kill_pd(old_leader)
+
+    grown = pd.wait_voters(3)
+    assert pd.leader_member() != old_leader
+    assert voter_stores(grown) == {1, 2, 3}
+    assert grown.descriptor.epoch.conf_ver == GROWN_CONF_VER, grown.descriptor
+
+    def stores_heard() -> bool:
+        infos = pd.stores()
+        return all(infos[sid].last_heartbeat_ms > killed_ms for sid in cluster.stores)
+
+    wait_for(stores_heard, 15, "every store to heartbeat the new PD leader", interval=0.1)
+    client.put(b"after-pd-kill", b"v")
+    assert client.get(b"after-pd-kill") == b"v"
+    written[b"after-pd-kill"] = b"v"
+    assert_store_serves(client, 3, written)
+    client.close()
