@@ -1,7 +1,10 @@
 """Command line: reproduce one seed, or soak many.
 
-    .venv/bin/python -m tests.storesim --seed 1234 [--stores 3|5] [--verbose]
-    .venv/bin/python -m tests.storesim --seeds 300 [--start 0] [--stores 3|5|both]
+    .venv/bin/python -m tests.storesim --seed 1234 [--stores 3|5] [--pd] [--verbose]
+    .venv/bin/python -m tests.storesim --seeds 300 [--start 0] [--stores 3|5|both] [--pd]
+
+With --pd the range starts with one replica and a simulated PD grows and repairs it (5 stores
+unless --stores says otherwise).
 
 A soak runs its seeds one after another in this process, prints a repro command for every
 failure as it happens, and exits non-zero if any seed failed.
@@ -16,6 +19,7 @@ import time
 
 from tests.storesim.cluster import (
     DEFAULT_LIVENESS_TICKS,
+    DEFAULT_PD_TICKS,
     DEFAULT_TICKS,
     SimFailure,
     SimOptions,
@@ -28,11 +32,16 @@ def _options(args: argparse.Namespace, seed: int, stores: int) -> SimOptions:
     return SimOptions(seed=seed, stores=stores, ticks=args.ticks, liveness_ticks=args.liveness_ticks,
                       clients=args.clients, readers=args.readers, keys=args.keys,
                       client_timeout_ticks=args.client_timeout_ticks, churn=not args.no_churn,
-                      faults=not args.no_faults, check_leases=not args.no_check_leases, verbose=args.verbose)
+                      faults=not args.no_faults, check_leases=not args.no_check_leases, pd=args.pd,
+                      verbose=args.verbose)
+
+
+def _stores(args: argparse.Namespace) -> int:
+    return int(args.stores) if args.stores is not None else 5 if args.pd else 3
 
 
 def soak(args: argparse.Namespace) -> int:
-    sizes = [3, 5] if args.stores == "both" else [int(args.stores)]
+    sizes = [3, 5] if args.stores == "both" else [_stores(args)]
     runs = [(seed, n) for seed in range(args.start, args.start + args.seeds) for n in sizes]
     totals = Stats()
     failures: list[str] = []
@@ -50,7 +59,8 @@ def soak(args: argparse.Namespace) -> int:
             elapsed = time.monotonic() - started
             print(f"[{done}/{len(runs)}] {elapsed:.0f}s, {len(failures)} failed", flush=True)
     elapsed = time.monotonic() - started
-    print(f"\nseeds {args.start}..{args.start + args.seeds - 1}, stores {args.stores}: {len(runs)} runs in "
+    mode = " with PD" if args.pd else ""
+    print(f"\nseeds {args.start}..{args.start + args.seeds - 1}, stores {sizes}{mode}: {len(runs)} runs in "
           f"{elapsed:.1f}s ({elapsed / len(runs):.2f} s/run)")
     print(totals.summary().replace(", ", "\n  ").join(["  ", ""]))
     print(f"failures: {len(failures)}")
@@ -66,9 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--seed", type=int, help="run this one seed")
     which.add_argument("--seeds", type=int, help="soak: run this many seeds")
     parser.add_argument("--start", type=int, default=0, help="soak: first seed")
-    parser.add_argument("--stores", default="3", choices=["3", "5", "both"],
-                        help="stores (each starts with a replica of the range)")
-    parser.add_argument("--ticks", type=int, default=DEFAULT_TICKS, help="length of the fault phase")
+    parser.add_argument("--stores", default=None, choices=["3", "5", "both"],
+                        help="stores (default 3, each starts with a replica of the range; with --pd 5, "
+                             "store 1 starts with the only one)")
+    parser.add_argument("--pd", action="store_true",
+                        help="PD mode: a simulated PD grows the range from one replica and repairs it")
+    parser.add_argument("--ticks", type=int, default=None,
+                        help=f"length of the fault phase (default {DEFAULT_TICKS}, "
+                             f"with --pd {DEFAULT_PD_TICKS})")
     parser.add_argument("--liveness-ticks", type=int, default=DEFAULT_LIVENESS_TICKS,
                         help="ticks the healed cluster has to acknowledge a fresh write")
     parser.add_argument("--clients", type=int, default=5, help="clients that follow the leader")
@@ -77,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keys", type=int, default=5)
     parser.add_argument("--client-timeout-ticks", type=int, default=None,
                         help="how long a client waits for an answer (default: drawn per seed)")
-    parser.add_argument("--no-churn", action="store_true", help="no replica replacement")
+    parser.add_argument("--no-churn", action="store_true", help="no replica replacement (none with --pd)")
     parser.add_argument("--no-check-leases", action="store_true",
                         help="do not check every tick that at most one store holds a valid lease")
     parser.add_argument("--no-faults", action="store_true", help="a healthy run: no nemesis at all")
@@ -88,14 +103,15 @@ def main(argv: list[str] | None = None) -> int:
         return soak(args)
     if args.stores == "both":
         parser.error("--seed needs --stores 3 or 5")
-    options = _options(args, args.seed, int(args.stores))
+    options = _options(args, args.seed, _stores(args))
     started = time.monotonic()
     try:
         stats = StoreSimulation(options).run()
     except SimFailure as failure:
         print(failure, file=sys.stderr)
         return 1
-    print(f"seed {args.seed} ({args.stores} stores) passed in {time.monotonic() - started:.2f}s")
+    print(f"seed {args.seed} ({options.stores} stores{', PD' if args.pd else ''}) passed in "
+          f"{time.monotonic() - started:.2f}s")
     print(stats.summary())
     return 0
 

@@ -13,6 +13,12 @@ A run has four phases:
 
 Two cheap invariants are checked every tick as well: no two stores lead one term, and no two
 stores hold a valid lease at the same instant (each by its own clock).
+
+In PD mode (``tests/storesim/pd.py``) the range starts with one replica, on store 1, and a
+simulated PD must first grow it to three voters (with a bound) before the faults start; the
+nemesis then also takes stores down for longer than PD waits before replacing their replicas,
+and cuts stores off from PD. After the heal one store may die for good. Settling then also
+needs PD's work done: exactly three voters, no learners, all on UP stores, and PD agreeing.
 """
 
 from __future__ import annotations
@@ -29,11 +35,19 @@ from tests.sim.world import World
 from tests.storesim.clients import Clients
 from tests.storesim.faults import RANGE_ID, Nemesis
 from tests.storesim.node import SimStore
+from tests.storesim.pd import PdAgent, SimPd
 from tests.storesim.transport import SimNetwork
 
 DEFAULT_TICKS = 300
+DEFAULT_PD_TICKS = 800
+"""PD mode runs longer: a long outage alone outlasts PD's down time (up to 80 ticks)."""
 DEFAULT_LIVENESS_TICKS = 400
 QUIESCE_TICKS = 500
+PD_QUIESCE_TICKS = 1000
+"""Room for a store that died for good to turn DOWN, plus the three steps that replace it."""
+GROWTH_TICKS = 300
+"""PD mode: how long PD may take to grow the one-replica range to three voters."""
+FIRST_STORE = 1
 
 
 _ROLES = {Role.FOLLOWER: "follower", Role.CANDIDATE: "candidate", Role.LEADER: "leader",
@@ -55,8 +69,10 @@ class LivenessFailure(AssertionError):
 @dataclass
 class SimOptions:
     seed: int
-    stores: int = 3
-    ticks: int = DEFAULT_TICKS
+    stores: int | None = None
+    """None: 3, or 5 in PD mode (PD needs spare stores to move replicas to)."""
+    ticks: int | None = None
+    """Length of the fault phase; None: ``DEFAULT_TICKS``, or ``DEFAULT_PD_TICKS`` in PD mode."""
     liveness_ticks: int = DEFAULT_LIVENESS_TICKS
     clients: int = 5
     keys: int = 5
@@ -68,13 +84,23 @@ class SimOptions:
     faults: bool = True
     """False: no nemesis at all, a healthy run."""
     check_leases: bool = True
+    pd: bool = False
+    """PD mode: the range starts with one replica and a simulated PD schedules its replicas."""
     verbose: bool = False
+
+    def __post_init__(self) -> None:
+        if self.stores is None:
+            self.stores = 5 if self.pd else 3
+        if self.ticks is None:
+            self.ticks = DEFAULT_PD_TICKS if self.pd else DEFAULT_TICKS
 
     def repro(self) -> str:
         """The command that runs these options (a test that also retunes the nemesis is its own
         repro; the command then says so)."""
         cmd = f".venv/bin/python -m tests.storesim --seed {self.seed} --stores {self.stores}"
-        defaults = SimOptions(seed=self.seed)
+        if self.pd:
+            cmd += " --pd"
+        defaults = SimOptions(seed=self.seed, pd=self.pd)
         for name in ("ticks", "liveness_ticks", "clients", "readers", "keys", "client_timeout_ticks"):
             if getattr(self, name) != getattr(defaults, name):
                 cmd += f" --{name.replace('_', '-')} {getattr(self, name)}"
@@ -111,13 +137,38 @@ class Stats:
     replicas_added: int = 0
     stale_replicas_replaced: int = 0
     messages: int = 0
+    # PD mode only (left out of the summary of runs without PD).
+    pd_runs: int = 0
+    pd_messages: int = 0
+    pd_store_heartbeats: int = 0
+    pd_range_heartbeats: int = 0
+    pd_stale_heartbeats: int = 0
+    """Range heartbeats with an older epoch than PD already saw (ignored)."""
+    pd_ops_issued: int = 0
+    pd_learners_added: int = 0
+    pd_learners_promoted: int = 0
+    pd_peers_removed: int = 0
+    pd_leaders_transferred: int = 0
+    pd_ops_timed_out: int = 0
+    pd_replies_stale: int = 0
+    """Operators a store did not carry out: no longer leader, or the epoch moved on."""
+    pd_conf_changes: int = 0
+    pd_long_outages: int = 0
+    pd_cut_offs: int = 0
+    pd_stalls: int = 0
+    pd_dead_stores: int = 0
+    pd_stale_replicas_cleaned: int = 0
+    """Replicas removed while away, destroyed when the leader talked to a newer one on their store."""
+    pd_stale_replicas_left: int = 0
+    """Replicas removed while away and never replaced on their store: they stay (a known gap)."""
 
     def add(self, other: Stats) -> None:
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
     def summary(self) -> str:
-        return ", ".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self))
+        shown = [f for f in fields(self) if self.pd_runs or not f.name.startswith("pd_")]
+        return ", ".join(f"{f.name}={getattr(self, f.name)}" for f in shown)
 
 
 def sim_config(rng: random.Random) -> StoreConfig:
@@ -146,16 +197,20 @@ class StoreSimulation:
         # Two clocks at the extreme rates must disagree by less than max_clock_drift over an
         # election timeout: 2 * d * election_timeout < max_clock_drift, with 10% to spare.
         self.max_rate_deviation = 0.9 * self.config.max_clock_drift / (2 * self.config.election_timeout)
-        self.stats = Stats(runs=1)
+        self.stats = Stats(runs=1, pd_runs=int(options.pd))
         self.network = SimNetwork(self.world)
         epoch = metapb_pb2.RangeEpoch(conf_ver=1, version=1)
         self.first_range = metapb_pb2.RangeDescriptor(id=RANGE_ID, epoch=epoch)
-        for store_id in range(1, options.stores + 1):
+        for store_id in [FIRST_STORE] if options.pd else range(1, options.stores + 1):
             self.first_range.peers.add(id=store_id, store_id=store_id, role=metapb_pb2.VOTER)
         self.stores: dict[int, SimStore] = {}
         for store_id in range(1, options.stores + 1):
             self.stores[store_id] = SimStore(self, store_id, self.draw_clock_rate(self.rng))
         self.network.stores = self.stores
+        self.pd = SimPd(self) if options.pd else None
+        if self.pd is not None:
+            for node in self.stores.values():
+                node.pd_agent = PdAgent(node, self.pd)
         timeout_ticks = self.rng.choice([50, 100, 200])
         if options.client_timeout_ticks is not None:
             timeout_ticks = options.client_timeout_ticks
@@ -211,12 +266,18 @@ class StoreSimulation:
     def _run(self) -> None:
         world, tick = self.world, self.tick_us
         for node in self.stores.values():
-            node.start(bootstrap=True)
+            node.start(bootstrap=any(p.store_id == node.id for p in self.first_range.peers))
         world.after(0, self._monitor)
         self.clients.start()
+        if self.pd is not None:
+            world.run_until(GROWTH_TICKS * tick, stop=self.pd.grown)
+            if not self.pd.grown():
+                raise LivenessFailure(f"PD did not grow the range to three voters in {GROWTH_TICKS} ticks "
+                                      f"({self._describe()})")
+            world.trace("--- PD grew the range: faults start ---")
         if self.options.faults:
             self.nemesis.start()
-        fault_end = self.options.ticks * tick
+        fault_end = world.now + self.options.ticks * tick
         world.run_until(fault_end)
 
         self._heal()
@@ -232,9 +293,10 @@ class StoreSimulation:
         world.run_until(drained, stop=lambda: self.clients.outstanding == 0)
         self.history = self.clients.finish_history()
 
-        world.run_until(world.now + QUIESCE_TICKS * tick, stop=lambda: self.settled)
+        quiesce = QUIESCE_TICKS if self.pd is None else PD_QUIESCE_TICKS
+        world.run_until(world.now + quiesce * tick, stop=lambda: self.settled)
         if not self.settled:
-            raise LivenessFailure(f"the range did not settle in {QUIESCE_TICKS} ticks ({self._describe()})")
+            raise LivenessFailure(f"the range did not settle in {quiesce} ticks ({self._describe()})")
         self._check_replicas()
         result = check_history(self.history)
         self.stats.ops_checked = result.checked_ops
@@ -250,9 +312,37 @@ class StoreSimulation:
                 node.start()
             elif node.paused:
                 node.resume()
+        if self.pd is not None and self.options.faults and self.rng.random() < 0.5:
+            # Once every store heartbeated again, so that PD never acts on an outage that ended.
+            self.world.after(3 * self.pd.heartbeat_ticks * self.tick_us, self._kill_for_good)
+
+    def _kill_for_good(self) -> None:
+        """Kill a store holding a replica for the rest of the run: PD has to replace it.
+
+        Only while the range can lose it: at least three voters applied and no membership change
+        pending (else a range shrunk to two voters could lose its quorum for good); retried every
+        tick until then.
+        """
+        leader = self.leader()
+        lead = leader.store.peers[RANGE_ID] if leader is not None else None
+        voters = [] if lead is None else [p for p in lead.desc.peers if p.role == metapb_pb2.VOTER]
+        if lead is None or len(voters) < 3 or lead.raw.raft.pending_conf_index > lead.applied:
+            self.world.after(self.tick_us, self._kill_for_good)
+            return
+        node = self.stores[self.rng.choice(voters).store_id]
+        self.world.trace("%r dies for good", node)
+        node.crash()
+        self.stats.pd_dead_stores += 1
 
     def _describe(self) -> str:
         parts = []
+        if self.pd is not None:
+            leader = self.leader()
+            desc = self.pd.ranges[RANGE_ID].descriptor
+            if leader is not None:
+                desc = leader.store.peers[RANGE_ID].desc
+            states = {sid: info.state for sid, info in self.pd.store_view().items()}
+            parts.append(f"pd: {self.pd.unconverged(desc) or 'converged'}, store states {states}")
         for node in self.stores.values():
             peer = node.store.peers.get(RANGE_ID) if node.alive else None
             if not node.alive:
@@ -289,7 +379,8 @@ class StoreSimulation:
                 self._current_leader = current
                 self.stats.leader_changes += 1
                 self.world.trace("%r leads term %d", leader, current[1])
-        self.settled = not self.clients.active and self._is_settled(leader)
+        self.settled = not self.clients.active and self._is_settled(leader) and (
+            self.pd is None or self.pd.unconverged(leader.store.peers[RANGE_ID].desc) is None)
         self.world.after(self.tick_us, self._monitor)
 
     def _members(self, leader: SimStore) -> dict[int, int]:
@@ -333,10 +424,12 @@ class StoreSimulation:
 
     def _collect(self) -> None:
         stats, counts = self.stats, self.clients.counts
+        members = self._members(self.leader())
         stats.ops_ok = counts["ok"]
         stats.ops_not_executed = counts["not_executed"]
         stats.ops_indeterminate = counts["indeterminate"]
         stats.messages = self.network.sent
+        stats.pd_messages = self.network.pd_sent
         for node in self.stores.values():
             if node.alive:
                 node.peers_seen.update(node.store.peers.values())
@@ -347,3 +440,10 @@ class StoreSimulation:
                 stats.proposals += c["proposals"]
                 stats.snapshots_sent += c["snapshots_sent"]
                 stats.snapshots_applied += c["snapshots_applied"]
+            if self.pd is not None:
+                # Destroyed while its descriptor still named it: it never applied its removal.
+                stats.pd_stale_replicas_cleaned += sum(1 for p in node.peers_seen if p.destroyed and any(
+                    m.id == p.peer_id for m in p.desc.peers))
+                peer = node.store.peers.get(RANGE_ID) if node.alive else None
+                if peer is not None and node.id not in members:
+                    stats.pd_stale_replicas_left += 1

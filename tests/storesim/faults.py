@@ -1,6 +1,7 @@
 """The nemesis: crashes (also mid-write), process pauses, partitions, a lossy network, clock
 rates, and the operator's own disruptions (leader transfers, forced log compaction, replica
-replacement).
+replacement). In PD mode PD replaces replicas instead, and the nemesis adds store outages long
+enough for PD to give up on a store, and cuts between stores and PD.
 
 Faults only run during the fault phase; every partition heals by itself after a while, every
 crashed store restarts and every paused one resumes after a while, so the cluster keeps making
@@ -18,6 +19,7 @@ from kvdb.pb import metapb_pb2
 from kvdb.raft import ConfChangeType
 from kvdb.store.errors import StoreError
 from kvdb.store.peer import Peer
+from tests.storesim.transport import PD_NODE
 
 if TYPE_CHECKING:
     from tests.storesim.cluster import StoreSimulation
@@ -39,7 +41,8 @@ class Nemesis:
         # Some seeds may lose a quorum to crashes alone, others never do.
         self.max_down = self.rng.choice([n // 2, n // 2 + 1])
         self.crash_in_write_rate = self.rng.choice([0.0, 0.003, 0.01])
-        self.churn = Churn(sim, self.rng) if sim.options.churn else None
+        # In PD mode PD is the one operator that changes membership.
+        self.churn = Churn(sim, self.rng) if sim.options.churn and sim.pd is None else None
         self.faults = [
             (self._crash_random, 3),
             (self._crash_leader, 2),
@@ -53,6 +56,9 @@ class Nemesis:
             (self._compact_log, 2),
             (self._churn, 2 if self.churn else 0),
         ]
+        if sim.pd is not None:
+            self.faults += [(self._long_outage, 2), (self._cut_from_pd, 2), (self._stall_pd_link, 2)]
+            self.outage_until = 0  # world time the current long outage ends
         # Tests that aim at one fault retune these.
         self.fault_gap = (5, 40)  # ticks between faults
         self.pause_ticks = (2, 40)  # up to four election timeouts
@@ -87,12 +93,14 @@ class Nemesis:
         if leader is not None and self._down() < self.max_down:
             self._crash(leader)
 
-    def _crash(self, node: SimStore) -> None:
+    def _crash(self, node: SimStore, down_ticks: int | None = None) -> None:
         if node.writing:
             self.stats.crashes_mid_write += 1
         node.crash()
         self.stats.crashes += 1
-        self.world.after(self.rng.randint(1, 60) * self.tick_us, self._restart, node)
+        if down_ticks is None:
+            down_ticks = self.rng.randint(1, 60)
+        self.world.after(down_ticks * self.tick_us, self._restart, node)
 
     def _restart(self, node: SimStore) -> None:
         if not node.alive:
@@ -106,6 +114,23 @@ class Nemesis:
     def _crash_mid_write(self, node: SimStore, incarnation: int) -> None:
         if self.active and node.incarnation == incarnation and node.writing and self._down() < self.max_down:
             self._crash(node)
+
+    def _long_outage(self) -> None:
+        """Take a store, most often one with a replica, down for longer than PD waits before it
+        calls the store DOWN and replaces its replica; one such outage at a time."""
+        if self.world.now < self.outage_until or self._down() >= self.max_down:
+            return
+        alive = [s for s in self.sim.stores.values() if s.alive]
+        hosting = [s for s in alive if RANGE_ID in s.store.peers]
+        node = self.rng.choice(hosting if hosting and self.rng.random() < 0.8 else alive)
+        down_ticks = self._ticks(self.sim.pd.schedule.store_down_ms) + self.rng.randint(20, 150)
+        self.world.trace("%r: long outage of %d ticks", node, down_ticks)
+        self.outage_until = self.world.now + down_ticks * self.tick_us
+        self.stats.pd_long_outages += 1
+        self._crash(node, down_ticks)
+
+    def _ticks(self, ms: int) -> int:
+        return ms * 1000 // self.tick_us
 
     # -- pauses -------------------------------------------------------------------------------
 
@@ -148,6 +173,33 @@ class Nemesis:
         if leader is not None:
             others = [i for i in sorted(self.sim.stores) if i != leader.id]
             self._heal_later(self.network.partition([leader.id], others))
+
+    def _cut_from_pd(self) -> None:
+        """Cut some stores off from PD (PD on the other side of a partition), sometimes for longer
+        than PD waits before it calls them DOWN, while they still serve and replicate."""
+        ids = sorted(self.sim.stores)
+        cut = sorted(self.rng.sample(ids, self.rng.randint(1, len(ids) - 1)))
+        links = self.network.partition([PD_NODE], cut)
+        self.stats.pd_cut_offs += 1
+        ticks = self.rng.randint(5, self._ticks(self.sim.pd.schedule.store_down_ms) + 50)
+        self.world.after(ticks * self.tick_us, self.network.restore, links)
+
+    def _stall_pd_link(self) -> None:
+        """Delay a store's PD traffic by up to a few heartbeats for a while, most often the
+        leader's: its heartbeats then reach PD late, out of order, after newer ones."""
+        leader = self.sim.leader()
+        node = leader if leader is not None and self.rng.random() < 0.5 else None
+        if node is None:
+            node = self.rng.choice(list(self.sim.stores.values()))
+        stall = self.rng.randint(50, 300) * 1000
+        self.network.pd_stalls[node.id] = stall
+        self.stats.pd_stalls += 1
+        self.world.trace("%r: PD link stalls (up to %d ms)", node, stall // 1000)
+        self.world.after(self.rng.randint(20, 100) * self.tick_us, self._unstall, node.id, stall)
+
+    def _unstall(self, store_id: int, stall: int) -> None:
+        if self.network.pd_stalls.get(store_id) == stall:  # not a later stall of the same link
+            del self.network.pd_stalls[store_id]
 
     def _weather(self) -> None:
         net, rng = self.network, self.rng
@@ -207,7 +259,7 @@ class ConfChangeMisreported(AssertionError):
     """``change_peer`` answered success for a change the range's descriptor does not show."""
 
 
-def _check_applied(change: int, target: metapb_pb2.Peer, result: object) -> None:
+def check_applied(change: int, target: metapb_pb2.Peer, result: object) -> None:
     """A successful ``change_peer`` answers the descriptor the change produced."""
     if not isinstance(result, metapb_pb2.RangeDescriptor):
         raise ConfChangeMisreported(f"change {change} of peer {target.id} answered {result!r}, "
@@ -265,7 +317,7 @@ class Churn:
             failed = isinstance(result, StoreError)
             self.world.trace("conf change %s peer %d: %s", what, target.id, result if failed else "applied")
             if not failed:
-                _check_applied(change, target, result)
+                check_applied(change, target, result)
                 self.stats.conf_changes += 1
 
         try:

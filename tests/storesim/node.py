@@ -28,6 +28,7 @@ from tests.storesim.transport import SimTransport
 
 if TYPE_CHECKING:
     from tests.storesim.cluster import StoreSimulation
+    from tests.storesim.pd import PdAgent
 
 CLUSTER_ID = 1
 TICK_JITTER = 0.05
@@ -80,6 +81,7 @@ class SimStore:
         self._deferred: list[tuple[object, Callable[..., Any], tuple[Any, ...]]] = []
         # Every replica object this store ever had, for their counters (they die with a crash).
         self.peers_seen: set[Peer] = set()
+        self.pd_agent: PdAgent | None = None  # PD mode: heartbeats on ticks, operators from replies
 
     @property
     def alive(self) -> bool:
@@ -101,6 +103,8 @@ class SimStore:
         incarnation = self.incarnation
         store.wake = lambda: self._wake(incarnation)
         self.world.trace("%r start (%d replicas)", self, len(store.peers))
+        if self.pd_agent is not None:
+            self.pd_agent.started()
         self.world.after(self._tick_delay(), self._tick, incarnation)
         self._wake(incarnation)
 
@@ -158,6 +162,8 @@ class SimStore:
             self._deferred.append(("tick", self._tick, (incarnation,)))
             return  # the tick chain stops; resuming runs this tick and restarts it
         self.store.tick()
+        if self.pd_agent is not None:
+            self.pd_agent.tick()
         self.world.after(self._tick_delay(), self._tick, incarnation)
 
     def _wake(self, incarnation: int) -> None:

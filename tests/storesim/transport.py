@@ -1,4 +1,5 @@
-"""The simulated network between stores: latency, loss, duplication, reordering and partitions.
+"""The simulated network between stores (and PD): latency, loss, duplication, reordering and
+partitions.
 
 Every Raft message crosses it as bytes (``SerializeToString`` on send, ``FromString`` on
 arrival), so no two stores ever share a protobuf object, as over gRPC. Each message gets its
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from tests.storesim.node import SimStore
 
 RaftMessage = raft_serverpb_pb2.RaftMessage
+PD_NODE = 0
+"""PD's end of the network in PD mode (store ids start at 1), so partitions can cut stores off it."""
 SNAPSHOT_BYTES_PER_US = 50
 """Transfer speed of a snapshot stream (50 MB/s), so bigger snapshots take longer."""
 
@@ -39,6 +42,8 @@ class SimNetwork:
         self.dup_rate = 0.0
         self.slow_rate = 0.02
         self.sent = 0
+        self.pd_sent = 0
+        self.pd_stalls: dict[int, int] = {}  # store id -> extra latency (µs) of its PD link, up to
         self.dropped = 0
         self.snapshots_delivered = 0
         self.snapshots_failed = 0
@@ -66,6 +71,29 @@ class SimNetwork:
             self.dropped += 1
             return
         target.deliver(("raft", frm), target.store.on_raft_messages, [RaftMessage.FromString(data)])
+
+    # -- PD traffic ---------------------------------------------------------------------------
+
+    def send_pd(self, frm: int, to: int, data: bytes, handle: Callable[[bytes], None]) -> None:
+        """A heartbeat to PD or PD's reply (PD is endpoint ``PD_NODE``): the same latency, loss,
+        duplication and cuts as Raft messages, plus a stalled link's extra latency (which reorders
+        much more: an old leader's heartbeat can reach PD after its successor's);
+        ``handle`` gets the bytes on arrival."""
+        self.pd_sent += 1
+        rng = self.rng
+        if (frm, to) in self.blocked or (self.drop_rate and rng.random() < self.drop_rate):
+            self.dropped += 1
+            return
+        copies = 2 if self.dup_rate and rng.random() < self.dup_rate else 1
+        stall = self.pd_stalls.get(frm if to == PD_NODE else to, 0)
+        for _ in range(copies):
+            self.world.after(self.latency() + rng.randint(0, stall), self._arrive_pd, frm, to, data, handle)
+
+    def _arrive_pd(self, frm: int, to: int, data: bytes, handle: Callable[[bytes], None]) -> None:
+        if (frm, to) in self.blocked:
+            self.dropped += 1
+            return
+        handle(data)
 
     # -- snapshots ----------------------------------------------------------------------------
 
@@ -123,8 +151,9 @@ class SimNetwork:
         self.world.trace("net restore %s", links)
 
     def heal(self) -> None:
-        """No partitions, no loss, no duplication: the network of the liveness phase."""
+        """No partitions, no loss, no duplication, no stalls: the network of the liveness phase."""
         self.blocked.clear()
+        self.pd_stalls.clear()
         self.drop_rate = self.dup_rate = 0.0
         self.world.trace("net heal")
 
