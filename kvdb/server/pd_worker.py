@@ -80,14 +80,18 @@ class PdWorker:
 
     # ---------------------------------------------------------------------------- addresses
     def resolve(self, store_id: int) -> str:
-        """The address of ``store_id`` if known; otherwise start asking PD and answer "" for now."""
-        address = self.addresses.get(store_id, "")
-        if not address and store_id not in self._resolving:
+        """The address of ``store_id`` as last known ("" if none yet), and a fresh one asked of PD.
+
+        The transport resolves only to (re)connect or to send a snapshot, so asking again is cheap
+        and usually follows a lost connection: the store may have restarted on another address and
+        registered it with PD, and a cached address alone would be dialled in vain forever.
+        """
+        if store_id not in self._resolving:
             self._resolving.add(store_id)
             task = asyncio.get_running_loop().create_task(self._fetch_address(store_id))
             self._tasks.append(task)
             task.add_done_callback(self._tasks.remove)
-        return address
+        return self.addresses.get(store_id, "")
 
     async def _fetch_address(self, store_id: int) -> None:
         try:
