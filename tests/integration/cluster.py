@@ -256,6 +256,12 @@ class Cluster:
     def restart(self, store_id: int) -> None:
         self.start(store_id)
 
+    def restart_elsewhere(self, store_id: int) -> None:
+        """Restart a stopped store on a fresh port, as a rescheduled server comes back; a PD store
+        registers its new address when it joins, and its peers must learn it from PD."""
+        self.stores[store_id].port = free_ports(1)[0]
+        self.start(store_id)
+
     def address(self, store_id: int) -> str:
         return self.stores[store_id].address
 

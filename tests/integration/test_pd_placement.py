@@ -94,6 +94,24 @@ def test_a_dead_stores_replica_is_rebuilt_on_a_spare_store(make_pd_cluster: Make
     client.close()
 
 
+def test_a_store_back_on_a_new_address_is_reached_through_pd(make_pd_cluster: MakePdCluster) -> None:
+    """Peers dial a store at the address PD has for it now, not one they cached before it moved."""
+    cluster, pd = make_pd_cluster()
+    pd.wait_voters(3)
+    client = pd.kv_client()
+    victim = min({1, 2, 3} - {client.wait_leader()})
+    old_address = pd.stores()[victim].address
+    cluster.kill(victim)
+    written = put_keys(client, b"while-away", 200)
+
+    cluster.restart_elsewhere(victim)
+    assert pd.stores()[victim].address == cluster.address(victim) != old_address
+    client.wait_caught_up([victim], timeout=20)
+    written |= put_keys(client, b"after-move", 100)
+    assert_store_serves(client, victim, written)
+    client.close()
+
+
 def test_operators_flow_through_a_pd_leader_kill(make_pd_cluster: MakePdCluster) -> None:
     """The PD leader dies while the range is half grown; the next leader finishes the growth
     (its operator tracking starts empty, so it must re-derive the step from the heartbeats)."""
