@@ -59,6 +59,14 @@ class PdConfig:
             raise ValueError(f"a PD needs an odd number of members, got {n}")
         if self.member_id not in self.initial_members:
             raise ValueError(f"member {self.member_id} is not among the initial members")
+        if self.schedule.replica_count < 1:
+            raise ValueError("the replica count must be at least 1")  # 0 would never place a replica
+        down_ms = self.schedule.store_down_ms
+        if self.store_disconnect_ms > down_ms:
+            # The states are tested in order, so a store would stay UP until it is DOWN at the
+            # disconnect time: the down time asked for would silently not apply.
+            raise ValueError(f"the store disconnect time ({self.store_disconnect_ms} ms) must not exceed "
+                             f"the store down time ({down_ms} ms)")
 
 
 def pd_group_id(members: dict[int, str]) -> int:
