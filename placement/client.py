@@ -1,0 +1,592 @@
+"""The PD client: finds the PD leader, retries through leader changes, batches timestamp requests.
+
+Only the PD leader serves. The client remembers the leader's address; a member that is not the
+leader names the one it believes in (``not_leader``) and the client goes there at once, a few
+hops at most. When no member is named, or the named one does not answer, the client asks every
+known member and endpoint for the membership (``GetMembers``) and backs off exponentially, with
+jitter so clients that lost the same leader do not come back in lockstep. Each call gives up
+after ``timeout`` with ``PdUnavailableError``.
+
+Measured grpc.aio costs (docs: ~4k unary calls/s) make one RPC per timestamp too expensive, so
+``get_ts`` callers that wait at the same time share one ``TsoRequest(count=N)`` on one
+long-lived stream. Heartbeats of range leaders also use one long-lived stream.
+
+Retries may repeat an RPC whose first try took effect but lost its answer: harmless for reads,
+heartbeats, ``put_store`` and timestamps (the skipped stamps are simply never used), wastes an id
+for ``alloc_id``, and makes ``bootstrap`` report False for a bootstrap this client just did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from kvdb.pb import metapb_pb2, pdpb_pb2, pdpb_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+LOGICAL_BITS = 18
+ATTEMPT_TIMEOUT = 3.0
+"""Seconds one RPC may take before the member counts as unreachable (a hung or cut-off leader)."""
+MAX_REDIRECTS = 3
+"""Consecutive not_leader hints followed without a pause; members disagreeing mid-election
+would otherwise bounce a call between them."""
+MAX_TSO_BATCH = 1 << 16
+"""Stamps per TsoRequest: a request's stamps share one millisecond, whose logical space is 18 bits."""
+MAX_QUEUED_RESPONSES = 4096
+RETRYABLE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                             grpc.StatusCode.CANCELLED})
+STREAM_ERRORS = (grpc.aio.AioRpcError, asyncio.InvalidStateError, TimeoutError, ConnectionError)
+"""A stream is lost (InvalidStateError: written after it ended; TimeoutError: no answer in time)."""
+GRPC_OPTIONS = [
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.keepalive_time_ms", 10_000),
+    # A PD member that restarts should be reachable again within a second, not grpc's default 120 s.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
+
+def compose_ts(physical_ms: int, logical: int) -> int:
+    if not 0 <= logical < 1 << LOGICAL_BITS:
+        raise ValueError(f"logical part {logical} does not fit in {LOGICAL_BITS} bits")
+    return physical_ms << LOGICAL_BITS | logical
+
+
+def split_ts(ts: int) -> tuple[int, int]:
+    return ts >> LOGICAL_BITS, ts & ((1 << LOGICAL_BITS) - 1)
+
+
+class PdError(Exception):
+    """A PD call failed; ``error`` is the server's answer when there was one."""
+
+    def __init__(self, message: str, error: pdpb_pb2.Error | None = None) -> None:
+        super().__init__(message)
+        self.error = error
+
+
+class PdUnavailableError(PdError):
+    """No PD leader answered before the deadline: worth retrying later, unlike other errors."""
+
+
+class PdNotBootstrappedError(PdError):
+    """The cluster has no first store and range yet; a store reacts by bootstrapping it."""
+
+
+def _server_error(what: str, error: pdpb_pb2.Error) -> PdError:
+    kind = error.WhichOneof("kind")
+    cls = PdNotBootstrappedError if kind == "not_bootstrapped" else PdError
+    return cls(f"{what}: {kind}: {error.message}", error)
+
+
+class _Retry:
+    """When to try again: at once at a leader some member named (a few hops: members disagreeing
+    mid-election would bounce a call between them), else after exponential backoff with jitter."""
+
+    def __init__(self, bounds: tuple[float, float]) -> None:
+        self._low, self._high = bounds
+        self._next = self._low
+        self._hops = 0
+        self.last = "no PD member answered"
+        """Why the latest attempt failed, for the error a caller gets at its deadline."""
+
+    def succeeded(self) -> None:
+        self._next = self._low
+        self._hops = 0
+
+    def hop(self) -> bool:
+        """Whether following a hint without a pause is still allowed."""
+        self._hops += 1
+        return self._hops <= MAX_REDIRECTS
+
+    async def backoff(self, why: str) -> None:
+        self.last = why
+        self._hops = 0
+        delay = self._next * random.uniform(0.5, 1.0)
+        self._next = min(self._next * 2, self._high)
+        await asyncio.sleep(delay)
+
+
+class PdClient:
+    def __init__(self, endpoints: list[str] | str, *, timeout: float = 10.0,
+                 backoff: tuple[float, float] = (0.05, 1.0)) -> None:
+        if isinstance(endpoints, str):
+            endpoints = endpoints.split(",")
+        self.endpoints = [e.strip() for e in endpoints if e.strip()]
+        if not self.endpoints:
+            raise ValueError("no PD endpoints given")
+        self.timeout = timeout
+        self.backoff = backoff
+        self.cluster_id = 0
+        self.leader_address = ""
+        self.members: list[pdpb_pb2.Member] = []
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._stubs: dict[str, pdpb_pb2_grpc.PDStub] = {}
+        self._discovery: asyncio.Task[str] | None = None
+        self._tso: _TsoDispatcher | None = None
+        self._streams: set[RangeHeartbeatStream] = set()
+        self._closed = False
+
+    async def __aenter__(self) -> PdClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        self._check_open()
+        retry = _Retry(self.backoff)
+        try:
+            async with asyncio.timeout(self.timeout):
+                while not await self._discover():
+                    await retry.backoff("no member knows a leader")
+        except TimeoutError:
+            raise PdUnavailableError(f"no PD leader at {self.endpoints} within {self.timeout}s") from None
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for stream in list(self._streams):
+            await stream.close()
+        tasks = [t for t in (self._discovery, self._tso and self._tso.task) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for channel in self._channels.values():
+            await channel.close()
+        self._channels.clear()
+        self._stubs.clear()
+
+    # ------------------------------------------------------------------------------ calls
+
+    async def is_bootstrapped(self) -> bool:
+        response = await self._call("IsBootstrapped", pdpb_pb2.IsBootstrappedRequest())
+        return response.bootstrapped
+
+    async def bootstrap(self, store: pdpb_pb2.StoreInfo, first_range: metapb_pb2.RangeDescriptor) -> bool:
+        """False if the cluster already was bootstrapped (see the module docstring for retries)."""
+        request = pdpb_pb2.BootstrapRequest(store=store, first_range=first_range)
+        response = await self._call("Bootstrap", request, accept=("already_bootstrapped",))
+        return not response.header.HasField("error")
+
+    async def put_store(self, store: pdpb_pb2.StoreInfo) -> None:
+        await self._call("PutStore", pdpb_pb2.PutStoreRequest(store=store))
+
+    async def get_store(self, store_id: int) -> pdpb_pb2.StoreInfo | None:
+        response = await self._call("GetStore", pdpb_pb2.GetStoreRequest(store_id=store_id))
+        return response.store if response.HasField("store") else None
+
+    async def get_all_stores(self, exclude_tombstones: bool = True) -> list[pdpb_pb2.StoreInfo]:
+        request = pdpb_pb2.GetAllStoresRequest(exclude_tombstones=exclude_tombstones)
+        return list((await self._call("GetAllStores", request)).stores)
+
+    async def store_heartbeat(self, store_id: int, stats: pdpb_pb2.StoreStats) -> None:
+        await self._call("StoreHeartbeat", pdpb_pb2.StoreHeartbeatRequest(store_id=store_id, stats=stats))
+
+    async def get_range(self, key: bytes) -> pdpb_pb2.RangeInfo | None:
+        response = await self._call("GetRange", pdpb_pb2.GetRangeRequest(key=key))
+        return response.range if response.HasField("range") else None
+
+    async def get_range_by_id(self, range_id: int) -> pdpb_pb2.RangeInfo | None:
+        response = await self._call("GetRangeByID", pdpb_pb2.GetRangeByIDRequest(range_id=range_id))
+        return response.range if response.HasField("range") else None
+
+    async def scan_ranges(self, start: bytes, end: bytes = b"", limit: int = 0) -> list[pdpb_pb2.RangeInfo]:
+        request = pdpb_pb2.ScanRangesRequest(start_key=start, end_key=end, limit=limit)
+        return list((await self._call("ScanRanges", request)).ranges)
+
+    async def alloc_id(self) -> int:
+        return (await self._call("AllocID", pdpb_pb2.AllocIDRequest())).id
+
+    async def get_ts(self) -> int:
+        return (await self.get_ts_batch(1))[0]
+
+    async def get_ts_batch(self, n: int) -> list[int]:
+        """``n`` consecutive stamps, from one TsoRequest shared with whoever asks at the same time."""
+        if not 0 < n <= MAX_TSO_BATCH:
+            raise ValueError(f"n must be in 1..{MAX_TSO_BATCH}, got {n}")
+        self._check_open()
+        if self._tso is None or self._tso.task.done():  # done: only if it crashed on a bug
+            self._tso = _TsoDispatcher(self)
+        waiter = asyncio.get_running_loop().create_future()
+        self._tso.submit(n, waiter)
+        try:
+            async with asyncio.timeout(self.timeout):
+                first = await waiter
+        except TimeoutError:
+            why = self._tso.retry.last
+            raise PdUnavailableError(f"no timestamp within {self.timeout}s ({why})") from None
+        return list(range(first, first + n))
+
+    def range_heartbeat_stream(self) -> RangeHeartbeatStream:
+        self._check_open()
+        return RangeHeartbeatStream(self)
+
+    # ------------------------------------------------------------------------------ internals
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise PdError("PD client is closed")
+
+    def _closed_under_us(self) -> None:
+        """Called on CancelledError: grpc.aio ends the calls of a closing channel with one, also in
+        tasks nobody cancelled; those get a PdError instead."""
+        task = asyncio.current_task()
+        if self._closed and task is not None and not task.cancelling():
+            raise PdError("PD client is closed") from None
+
+    def _stub(self, address: str) -> pdpb_pb2_grpc.PDStub:
+        self._check_open()  # a call retrying through close() must not open channels again
+        stub = self._stubs.get(address)
+        if stub is None:
+            channel = self._channels[address] = grpc.aio.insecure_channel(address, options=GRPC_OPTIONS)
+            stub = self._stubs[address] = pdpb_pb2_grpc.PDStub(channel)
+        return stub
+
+    def _learn_cluster_id(self, header: pdpb_pb2.ResponseHeader) -> None:
+        # PD may assign the id only at bootstrap, so the first non-zero one seen is it.
+        if not self.cluster_id and header.cluster_id:
+            self.cluster_id = header.cluster_id
+
+    def _forget_leader(self, address: str) -> None:
+        # Only if nobody learned of a newer leader in the meantime.
+        if self.leader_address == address:
+            self.leader_address = ""
+
+    def _redirect(self, address: str, error: pdpb_pb2.Error) -> bool:
+        """Follows a not_leader hint; True when it names another member worth trying at once."""
+        self._forget_leader(address)
+        hint = error.not_leader.leader_address
+        if hint and hint != address:
+            self.leader_address = hint
+            return True
+        return False
+
+    def _server_pause(self, error: pdpb_pb2.Error) -> float:
+        """The pause a leader asked for; at least the shortest backoff, so a 0 cannot make us spin."""
+        return max(error.unavailable_backoff_ms / 1000, self.backoff[0])
+
+    async def _leader(self) -> str:
+        """The leader's address, or "" when a round of discovery found none."""
+        return self.leader_address or await self._discover()
+
+    async def _discover(self) -> str:
+        """One round of asking every known member; concurrent callers share the round."""
+        self._check_open()
+        if self._discovery is None or self._discovery.done():
+            self._discovery = asyncio.get_running_loop().create_task(self._discover_round())
+        try:
+            return await asyncio.shield(self._discovery)
+        except asyncio.CancelledError:
+            self._closed_under_us()
+            raise
+
+    async def _discover_round(self) -> str:
+        candidates = dict.fromkeys([m.address for m in self.members if m.address] + self.endpoints)
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(self._ask_members(self._stub(address))) for address in candidates]
+        pending = set(tasks)
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    leader = task.result()
+                    if leader:
+                        self.leader_address = leader
+                        return leader
+            return ""
+        finally:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _ask_members(self, stub: pdpb_pb2_grpc.PDStub) -> str:
+        try:
+            response = await stub.GetMembers(pdpb_pb2.GetMembersRequest(), timeout=ATTEMPT_TIMEOUT)
+        except grpc.aio.AioRpcError as exc:
+            log.debug("GetMembers failed: %s %s", exc.code().name, exc.details())
+            return ""
+        return self._absorb_members(response)
+
+    def _absorb_members(self, response: pdpb_pb2.GetMembersResponse) -> str:
+        """Learns membership and cluster id from a GetMembers answer; returns the leader it names."""
+        self._learn_cluster_id(response.header)
+        if response.header.HasField("error"):
+            error = response.header.error
+            return error.not_leader.leader_address if error.WhichOneof("kind") == "not_leader" else ""
+        if response.members:
+            self.members = list(response.members)
+        return response.leader.address if response.HasField("leader") else ""
+
+    async def _call(self, method: str, request: Any, accept: tuple[str, ...] = ()) -> Any:
+        """Sends ``request`` to the leader until it answers; error kinds in ``accept`` are answers too."""
+        self._check_open()
+        retry = _Retry(self.backoff)
+        try:
+            async with asyncio.timeout(self.timeout):
+                while (response := await self._attempt(method, request, accept, retry)) is None:
+                    pass
+                return response
+        except TimeoutError:
+            raise PdUnavailableError(f"{method}: no answer within {self.timeout}s ({retry.last})") from None
+
+    async def _attempt(self, method: str, request: Any, accept: tuple[str, ...], retry: _Retry) -> Any:
+        """One try; None after a failure, once it is time for the next try."""
+        address = await self._leader()
+        if not address:
+            await retry.backoff("no member knows a leader")
+            return None
+        request.header.cluster_id = self.cluster_id
+        try:
+            response = await getattr(self._stub(address), method)(request, timeout=ATTEMPT_TIMEOUT)
+        except asyncio.CancelledError:
+            self._closed_under_us()
+            raise
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in RETRYABLE_CODES:
+                raise PdError(f"{method} at {address}: {exc.code().name} {exc.details()}") from exc
+            self._forget_leader(address)
+            await retry.backoff(f"{address}: {exc.code().name}")
+            return None
+        self._learn_cluster_id(response.header)
+        error = response.header.error
+        kind = error.WhichOneof("kind") if response.header.HasField("error") else None
+        if kind is None or kind in accept:
+            return response
+        if kind == "not_leader":
+            if not (self._redirect(address, error) and retry.hop()):
+                await retry.backoff(f"{address}: not leader")
+        elif kind == "unavailable_backoff_ms":
+            retry.last = f"{address}: unavailable ({error.message})"
+            await asyncio.sleep(self._server_pause(error))
+        else:
+            raise _server_error(f"{method} at {address}", error)
+        return None
+
+
+class _TsoDispatcher:
+    """Sends the stamps asked for meanwhile as one request, one request at a time, on one stream.
+
+    Waiters are served in the order they asked, so one caller's stamps increase in its own
+    order. On a broken stream or a leader change the batch goes back to the front of the queue
+    and is asked again of the (new) leader: callers just wait, up to their own timeout.
+    """
+
+    def __init__(self, client: PdClient) -> None:
+        self._client = client
+        self._waiting: deque[tuple[int, asyncio.Future[int]]] = deque()
+        self._wakeup = asyncio.Event()
+        self._call: grpc.aio.StreamStreamCall | None = None
+        self._address = ""
+        self.retry = _Retry(client.backoff)
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    def submit(self, count: int, waiter: asyncio.Future[int]) -> None:
+        self._waiting.append((count, waiter))
+        self._wakeup.set()
+
+    def _take_batch(self) -> list[tuple[int, asyncio.Future[int]]]:
+        batch: list[tuple[int, asyncio.Future[int]]] = []
+        total = 0
+        while self._waiting:
+            count, waiter = self._waiting[0]
+            if waiter.done():  # the caller timed out or was cancelled
+                self._waiting.popleft()
+                continue
+            if total + count > MAX_TSO_BATCH:
+                break
+            batch.append(self._waiting.popleft())
+            total += count
+        return batch
+
+    def _drop_stream(self) -> None:
+        if self._call is not None:
+            self._call.cancel()
+            self._call = None
+
+    async def _run(self) -> None:
+        batch: list[tuple[int, asyncio.Future[int]]] = []
+        try:
+            while True:
+                batch = self._take_batch()
+                if not batch:
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                    continue
+                try:
+                    response = await self._exchange(sum(count for count, _ in batch))
+                except STREAM_ERRORS as exc:
+                    self._client._forget_leader(self._address)
+                    self._drop_stream()
+                    self._waiting.extendleft(reversed(batch))
+                    await self.retry.backoff(f"{self._address or 'no leader'}: {exc!r:.200}")
+                    continue
+                except PdError as exc:
+                    for _, waiter in batch:
+                        if not waiter.done():
+                            waiter.set_exception(exc)
+                    continue
+                if response is None:
+                    self._waiting.extendleft(reversed(batch))
+                    continue
+                self.retry.succeeded()
+                self._deliver(batch, response)
+        finally:
+            self._drop_stream()
+            stopped = PdError("PD client is closed" if self._client._closed else "TSO dispatcher failed")
+            for _, waiter in [*batch, *self._waiting]:
+                if not waiter.done():
+                    waiter.set_exception(stopped)
+
+    async def _exchange(self, total: int) -> pdpb_pb2.TsoResponse | None:
+        """One request and its answer, or None to ask again now (elsewhere, or after a pause PD asked
+        for); raises PdError for a final answer and transport errors for a lost leader."""
+        client = self._client
+        if self._call is None:
+            self._address = await client._leader()
+            if not self._address:
+                raise ConnectionError("no member knows a leader")
+            self._call = client._stub(self._address).Tso()
+        request = pdpb_pb2.TsoRequest(count=total)
+        request.header.cluster_id = client.cluster_id
+        async with asyncio.timeout(ATTEMPT_TIMEOUT):
+            await self._call.write(request)
+            response = await self._call.read()
+        if response is grpc.aio.EOF:
+            raise ConnectionError("TSO stream ended")
+        client._learn_cluster_id(response.header)
+        if not response.header.HasField("error"):
+            return response
+        error = response.header.error
+        kind = error.WhichOneof("kind")
+        if kind == "not_leader":
+            self._drop_stream()
+            if client._redirect(self._address, error) and self.retry.hop():
+                return None
+            raise ConnectionError("not the leader")
+        if kind == "unavailable_backoff_ms":
+            self.retry.last = f"{self._address}: unavailable ({error.message})"
+            await asyncio.sleep(client._server_pause(error))
+            return None
+        raise _server_error(f"Tso at {self._address}", error)
+
+    def _deliver(self, batch: list[tuple[int, asyncio.Future[int]]], response: pdpb_pb2.TsoResponse) -> None:
+        """Hands out [T-N+1, T] in waiting order; waiters a short answer does not cover ask again."""
+        next_ts = response.timestamp - response.count + 1
+        remaining = response.count
+        for i, (count, waiter) in enumerate(batch):
+            if count > remaining:
+                self._waiting.extendleft(reversed(batch[i:]))
+                self._wakeup.set()
+                return
+            if not waiter.done():
+                waiter.set_result(next_ts)
+            next_ts += count
+            remaining -= count
+
+
+class RangeHeartbeatStream:
+    """Range leaders' heartbeats to PD and PD's answers (operators), over one long-lived stream.
+
+    A heartbeat reports a range's whole state, so one waiting heartbeat supersedes an older one
+    of the same range: while PD is unreachable, the backlog stays one heartbeat per range. Whatever
+    was in flight when a stream broke is lost; the next heartbeats repeat it.
+    """
+
+    def __init__(self, client: PdClient) -> None:
+        self._client = client
+        self._unsent: dict[int, pdpb_pb2.RangeHeartbeatRequest] = {}
+        self._has_unsent = asyncio.Event()
+        self._responses: asyncio.Queue[pdpb_pb2.RangeHeartbeatResponse | None] = asyncio.Queue()
+        self._closed = False
+        self._retry = _Retry(client.backoff)
+        client._streams.add(self)
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def send(self, req: pdpb_pb2.RangeHeartbeatRequest) -> None:
+        """Queues ``req``; its header.cluster_id is filled in when it goes out."""
+        if self._closed:
+            raise PdError("range heartbeat stream is closed")
+        range_id = req.range.descriptor.id
+        self._unsent.pop(range_id, None)
+        self._unsent[range_id] = req
+        self._has_unsent.set()
+
+    async def responses(self) -> AsyncIterator[pdpb_pb2.RangeHeartbeatResponse]:
+        """PD's answers, over however many streams it takes; ends when the stream is closed."""
+        while True:
+            response = await self._responses.get()
+            if response is None:
+                self._responses.put_nowait(None)  # for any other reader
+                return
+            yield response
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._client._streams.discard(self)
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        self._responses.put_nowait(None)
+
+    async def _run(self) -> None:
+        client = self._client
+        while True:
+            address = await client._leader()
+            if address:
+                call = client._stub(address).RangeHeartbeat()
+                writer = asyncio.get_running_loop().create_task(self._write(call))
+                try:
+                    redirected = await self._read(address, call)
+                except grpc.aio.AioRpcError as exc:
+                    log.debug("range heartbeat stream to %s ended: %s", address, exc.code().name)
+                    redirected = False
+                finally:
+                    writer.cancel()
+                    call.cancel()
+                    await asyncio.gather(writer, return_exceptions=True)
+                if redirected and self._retry.hop():
+                    continue
+                client._forget_leader(address)
+            await self._retry.backoff(f"heartbeat stream to {address}" if address else "no leader known")
+
+    async def _write(self, call: grpc.aio.StreamStreamCall) -> None:
+        while True:
+            await self._has_unsent.wait()
+            self._has_unsent.clear()
+            batch, self._unsent = list(self._unsent.values()), {}
+            for request in batch:
+                request.header.cluster_id = self._client.cluster_id
+                await call.write(request)
+
+    async def _read(self, address: str, call: grpc.aio.StreamStreamCall) -> bool:
+        """Passes answers on until the stream ends; True if it ended naming another leader."""
+        client = self._client
+        while True:
+            response = await call.read()
+            if response is grpc.aio.EOF:
+                return False
+            client._learn_cluster_id(response.header)
+            if not response.header.HasField("error"):
+                if self._responses.qsize() >= MAX_QUEUED_RESPONSES:
+                    self._responses.get_nowait()  # nobody reads: PD repeats operators anyway
+                self._responses.put_nowait(response)
+                self._retry.succeeded()
+                continue
+            error = response.header.error
+            kind = error.WhichOneof("kind")
+            if kind == "not_leader":
+                return client._redirect(address, error)
+            if kind != "unavailable_backoff_ms":  # that one: the next heartbeat is the retry
+                log.warning("range heartbeat at %s: %s: %s", address, kind, error.message)
