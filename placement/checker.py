@@ -19,16 +19,18 @@ from kvdb.pb import metapb_pb2, pdpb_pb2
 _HEALTHY = (pdpb_pb2.UP, pdpb_pb2.DISCONNECTED)
 
 
-def store_state(info: pdpb_pb2.StoreInfo, now_ms: int, disconnect_ms: int, down_ms: int) -> int:
+def store_state(info: pdpb_pb2.StoreInfo, now_ms: int, disconnect_ms: int, down_ms: int,
+                listening_since_ms: int = 0) -> int:
     """The store's state as PD should act on it now.
 
     OFFLINE and TOMBSTONE are operator decisions that a heartbeat must not undo; the other states
     follow from how long the store has been silent, so a store that comes back is UP again
-    without anyone having to reset it.
+    without anyone having to reset it. Silence counts only from ``listening_since_ms``, when the
+    current PD leader began to serve: while no leader served, a heartbeat had nowhere to go.
     """
     if info.state in (pdpb_pb2.OFFLINE, pdpb_pb2.TOMBSTONE):
         return info.state
-    silent_ms = now_ms - info.last_heartbeat_ms
+    silent_ms = now_ms - max(info.last_heartbeat_ms, listening_since_ms)
     if silent_ms < disconnect_ms:
         return pdpb_pb2.UP
     if silent_ms < down_ms:

@@ -89,6 +89,9 @@ class PdMember:
         self.ids: IdAllocator | None = None
         self.operators = OperatorTracker(config.schedule.operator_timeout_ms)
         self._ready_term = 0
+        self.serving_since_ms = 0
+        """When this member last became a serving leader (PD's wall clock): store silence counts
+        from then, so a PD outage or failover is not mistaken for dead stores."""
         self._ready_lock = asyncio.Lock()
         self._spare_ids: list[int] = []
         self._server: grpc.aio.Server | None = None
@@ -161,6 +164,7 @@ class PdMember:
         await self.tso.start(windows[md.TSO_WINDOW])
         self.operators = OperatorTracker(self.schedule.operator_timeout_ms)
         self._spare_ids.clear()
+        self.serving_since_ms = now_ms()
         log.info("PD member %d leads (cluster %d)", self.config.member_id, self.cluster_id)
 
     async def ensure_spare_ids(self) -> None:

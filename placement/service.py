@@ -78,7 +78,8 @@ class PdService(pdpb_pb2_grpc.PDServicer):
 
     def _with_state(self, info: pdpb_pb2.StoreInfo) -> pdpb_pb2.StoreInfo:
         cfg = self.member.config
-        info.state = store_state(info, now_ms(), cfg.store_disconnect_ms, self.member.schedule.store_down_ms)
+        info.state = store_state(info, now_ms(), cfg.store_disconnect_ms, self.member.schedule.store_down_ms,
+                                 self.member.serving_since_ms)
         return info
 
     async def _all_stores(self) -> list[pdpb_pb2.StoreInfo]:
