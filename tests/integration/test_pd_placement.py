@@ -22,6 +22,10 @@ CHUNK = 100
 GROWN_CONF_VER = 5
 """The first range's conf_ver after growing from 1 to 3 voters through learners: two conf
 changes (add learner, promote) per new voter. A direct add-voter would leave it at 3."""
+PD_OUTAGE = 3.5
+"""Seconds all PD members stay down: longer than the store down time (3 s)."""
+OBSERVE_AFTER_OUTAGE = 2.0
+"""Seconds of range heartbeats (every 0.2 s) after PD's return in which nothing may move."""
 
 
 def put_keys(client: Client, prefix: bytes, n: int) -> dict[bytes, bytes]:
@@ -92,6 +96,28 @@ def test_a_dead_stores_replica_is_rebuilt_on_a_spare_store(make_pd_cluster: Make
     written |= put_keys(client, b"after-repair", 200)
     assert_store_serves(client, spare, written)
     client.close()
+
+
+def test_a_pd_outage_longer_than_the_down_time_moves_no_replica(make_pd_cluster: MakePdCluster) -> None:
+    """The stores' heartbeats had nowhere to go while every PD member was down: back up, PD must
+    not take that silence for death and tear down healthy replicas (a spare store invites a move)."""
+    cluster, pd = make_pd_cluster(n_stores=4)
+    grown = pd.wait_voters(3)
+    for member_id in cluster.pd:
+        cluster.kill_pd(member_id)
+    down_at = time.monotonic()
+    wait_for(lambda: time.monotonic() - down_at > PD_OUTAGE, PD_OUTAGE + 5, "the outage to outlast it")
+    cluster.start_pd()
+    restarted, restarted_ms = time.monotonic(), int(time.time() * 1000)
+
+    def settled() -> bool:
+        info = pd.first_range()
+        assert info.descriptor == grown.descriptor, f"PD moved a replica off a live store: {info.descriptor}"
+        heard = all(s.last_heartbeat_ms > restarted_ms for s in pd.stores().values())
+        return heard and time.monotonic() - restarted >= OBSERVE_AFTER_OUTAGE
+
+    wait_for(settled, 20, "every store to heartbeat the restarted PD", interval=0.05)
+    assert {s.id: s.state for s in pd.stores().values()} == dict.fromkeys(cluster.stores, pdpb_pb2.UP)
 
 
 def test_a_store_back_on_a_new_address_is_reached_through_pd(make_pd_cluster: MakePdCluster) -> None:
