@@ -61,6 +61,10 @@ class PdConfig:
             raise ValueError(f"member {self.member_id} is not among the initial members")
         if self.schedule.replica_count < 1:
             raise ValueError("the replica count must be at least 1")  # 0 would never place a replica
+        if self.store_disconnect_ms <= 0:
+            # A store would count as disconnected the moment it heartbeats, never UP, so PD would
+            # never find a store to place a replica on.
+            raise ValueError("the store disconnect time must be positive")
         down_ms = self.schedule.store_down_ms
         if self.store_disconnect_ms > down_ms:
             # The states are tested in order, so a store would stay UP until it is DOWN at the
