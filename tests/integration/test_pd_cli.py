@@ -24,6 +24,7 @@ BAD_FLAGS = {
     "no port": (["--initial-members", "1=127.0.0.1"], "want ID=HOST:PORT"),
     "no members": (["--initial-members", ""], "names no"),
     "unsafe tick": (["--initial-members", M1, "--tick-interval", "0.001"], "election timeout"),
+    "never up": (["--initial-members", M1, "--store-disconnect-ms", "0"], "disconnect time must be positive"),
     "no replicas": (["--initial-members", M1, "--replica-count", "0"], "replica count must be at least 1"),
     # With the default disconnect time (5 s) a store would stay UP until then: 3 s would not apply.
     "down before disconnected": (["--initial-members", M1, "--store-down-ms", "3000"],
