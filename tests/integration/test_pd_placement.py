@@ -1,5 +1,6 @@
 """PD places replicas on real stores: it grows the first range, repairs it after a store dies,
-and keeps doing so across a PD leader's kill -9.
+keeps doing so across a PD leader's kill -9, moves nothing because PD itself was down, and
+lets peers find a store that came back on a new address.
 
 Every step goes through PD's operators in range heartbeat replies (add learner, promote,
 remove), carried out by the range's leader; the tests only watch PD's records and the stores'
