@@ -76,9 +76,11 @@ def _run_pd(args: argparse.Namespace) -> int:
     if args.tick_interval is not None:
         store_cfg.tick_interval = args.tick_interval
     schedule = default_schedule()
-    schedule.replica_count = args.replica_count
-    schedule.store_down_ms = args.store_down_ms
     try:
+        if args.replica_count < 0 or args.store_down_ms < 0:
+            raise ValueError("--replica-count and --store-down-ms cannot be negative")
+        schedule.replica_count = args.replica_count
+        schedule.store_down_ms = args.store_down_ms
         store_cfg.validate()
         members = parse_static_cluster(args.initial_members)
         config = PdConfig(member_id=args.member_id, listen=args.listen, data_dir=args.data_dir,

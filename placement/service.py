@@ -223,7 +223,10 @@ class PdService(pdpb_pb2_grpc.PDServicer):
                     md.end_index_key(desc.end_key): desc.id.to_bytes(8, "big")}
             deletes = []
             if old is not None and old.descriptor.end_key != desc.end_key:
-                deletes.append(md.end_index_key(old.descriptor.end_key))
+                # The old end may belong to another range by now (a split's right half).
+                old_index = md.end_index_key(old.descriptor.end_key)
+                if await self.state.get(old_index) == desc.id.to_bytes(8, "big"):
+                    deletes.append(old_index)
             await self.state.write(puts, deletes)
         stores = {s.id: s for s in await self._all_stores()}
         await self.member.ensure_spare_ids()

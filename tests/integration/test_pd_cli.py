@@ -26,6 +26,8 @@ BAD_FLAGS = {
     "unsafe tick": (["--initial-members", M1, "--tick-interval", "0.001"], "election timeout"),
     "never up": (["--initial-members", M1, "--store-disconnect-ms", "0"], "disconnect time must be positive"),
     "no replicas": (["--initial-members", M1, "--replica-count", "0"], "replica count must be at least 1"),
+    "negative replicas": (["--initial-members", M1, "--replica-count", "-1"], "cannot be negative"),
+    "negative down time": (["--initial-members", M1, "--store-down-ms", "-5"], "cannot be negative"),
     # With the default disconnect time (5 s) a store would stay UP until then: 3 s would not apply.
     "down before disconnected": (["--initial-members", M1, "--store-down-ms", "3000"],
                                  "must not exceed the store down time"),
