@@ -35,7 +35,7 @@ from tests.sim.world import World
 from tests.storesim.clients import Clients
 from tests.storesim.faults import RANGE_ID, Nemesis
 from tests.storesim.node import SimStore
-from tests.storesim.pd import PdAgent, SimPd
+from tests.storesim.pd import REPLICA_COUNT, PdAgent, SimPd
 from tests.storesim.transport import SimNetwork
 
 DEFAULT_TICKS = 300
@@ -156,6 +156,7 @@ class Stats:
     pd_long_outages: int = 0
     pd_cut_offs: int = 0
     pd_stalls: int = 0
+    pd_mutes: int = 0
     pd_dead_stores: int = 0
     pd_stale_replicas_cleaned: int = 0
     """Replicas removed while away, destroyed when the leader talked to a newer one on their store."""
@@ -221,6 +222,7 @@ class StoreSimulation:
         self._leaders: dict[int, int] = {}  # term -> store that led it
         self._current_leader: tuple[int, int] | None = None
         self.settled = False
+        self.pd_grew = False  # PD grew the range: from then on it may never shrink below a quorum
 
     # -- knobs the components share -----------------------------------------------------------
 
@@ -256,7 +258,8 @@ class StoreSimulation:
         except Exception as exc:
             opts = self.options
             raise SimFailure(
-                f"seed {opts.seed} ({opts.stores} stores) failed at {self.world.now / 1000:.3f}ms: "
+                f"seed {opts.seed} ({opts.stores} stores{', PD' if opts.pd else ''}) failed at "
+                f"{self.world.now / 1000:.3f}ms: "
                 f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}\n"
                 f"  repro: {opts.repro()}  (add --verbose for the full trace)\n"
                 f"{exc}\n  last events:\n{self.world.recent_trace()}"
@@ -274,6 +277,7 @@ class StoreSimulation:
             if not self.pd.grown():
                 raise LivenessFailure(f"PD did not grow the range to three voters in {GROWTH_TICKS} ticks "
                                       f"({self._describe()})")
+            self.pd_grew = True
             world.trace("--- PD grew the range: faults start ---")
         if self.options.faults:
             self.nemesis.start()
@@ -312,6 +316,8 @@ class StoreSimulation:
                 node.start()
             elif node.paused:
                 node.resume()
+            if node.pd_agent is not None:
+                node.pd_agent.muted_until = 0
         if self.pd is not None and self.options.faults and self.rng.random() < 0.5:
             # Once every store heartbeated again, so that PD never acts on an outage that ended.
             self.world.after(3 * self.pd.heartbeat_ticks * self.tick_us, self._kill_for_good)
@@ -379,9 +385,20 @@ class StoreSimulation:
                 self._current_leader = current
                 self.stats.leader_changes += 1
                 self.world.trace("%r leads term %d", leader, current[1])
+            if self.pd_grew:
+                self._check_quorum_kept(leader.store.peers[RANGE_ID].desc)
         self.settled = not self.clients.active and self._is_settled(leader) and (
             self.pd is None or self.pd.unconverged(leader.store.peers[RANGE_ID].desc) is None)
         self.world.after(self.tick_us, self._monitor)
+
+    @staticmethod
+    def _check_quorum_kept(desc: metapb_pb2.RangeDescriptor) -> None:
+        """PD removes a voter only while a quorum of the replica count stays healthy, and a leader
+        campaigns only with its committed membership changes applied: once grown, a leader never
+        knows fewer voters than that quorum."""
+        voters = [p.id for p in desc.peers if p.role == metapb_pb2.VOTER]
+        if len(voters) < REPLICA_COUNT // 2 + 1:
+            raise InvariantViolation(f"the range shrank to voters {voters} (epoch {desc.epoch.conf_ver})")
 
     def _members(self, leader: SimStore) -> dict[int, int]:
         """Store id -> peer id of every replica in the leader's membership."""

@@ -57,7 +57,8 @@ class Nemesis:
             (self._churn, 2 if self.churn else 0),
         ]
         if sim.pd is not None:
-            self.faults += [(self._long_outage, 2), (self._cut_from_pd, 2), (self._stall_pd_link, 2)]
+            self.faults += [(self._long_outage, 2), (self._cut_from_pd, 2), (self._stall_pd_link, 2),
+                            (self._mute_store_heartbeats, 1)]
             self.outage_until = 0  # world time the current long outage ends
         # Tests that aim at one fault retune these.
         self.fault_gap = (5, 40)  # ticks between faults
@@ -196,6 +197,19 @@ class Nemesis:
         self.stats.pd_stalls += 1
         self.world.trace("%r: PD link stalls (up to %d ms)", node, stall // 1000)
         self.world.after(self.rng.randint(20, 100) * self.tick_us, self._unstall, node.id, stall)
+
+    def _mute_store_heartbeats(self) -> None:
+        """Fail a store's store heartbeats (their own RPC, apart from the range heartbeat stream),
+        most often the leader's, sometimes until PD calls the store DOWN: PD then moves replicas
+        off a store that still serves, handing its leadership over first."""
+        leader = self.sim.leader()
+        node = leader if leader is not None and self.rng.random() < 0.6 else None
+        if node is None:
+            node = self.rng.choice(list(self.sim.stores.values()))
+        ticks = self.rng.randint(10, self._ticks(self.sim.pd.schedule.store_down_ms) + 100)
+        node.pd_agent.muted_until = self.world.now + ticks * self.tick_us
+        self.stats.pd_mutes += 1
+        self.world.trace("%r: store heartbeats fail for %d ticks", node, ticks)
 
     def _unstall(self, store_id: int, stall: int) -> None:
         if self.network.pd_stalls.get(store_id) == stall:  # not a later stall of the same link

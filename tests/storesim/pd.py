@@ -48,11 +48,11 @@ _DONE_STATS = {
 }
 
 
-def describe(op: pdpb_pb2.Operator) -> str:
+def _describe(op: pdpb_pb2.Operator) -> str:
     return f"{pdpb_pb2.Operator.Kind.Name(op.kind).lower()} peer {op.peer.id} on store {op.peer.store_id}"
 
 
-def epoch_older(a: metapb_pb2.RangeEpoch, b: metapb_pb2.RangeEpoch) -> bool:
+def _epoch_older(a: metapb_pb2.RangeEpoch, b: metapb_pb2.RangeEpoch) -> bool:
     """PD's rule (``placement/service.py``): a descriptor older in either part is stale."""
     return a.conf_ver < b.conf_ver or a.version < b.version
 
@@ -122,7 +122,7 @@ class SimPd:
         desc = info.descriptor
         resp = pdpb_pb2.RangeHeartbeatResponse(range_id=desc.id)
         old = self.ranges.get(desc.id)
-        if old is not None and epoch_older(desc.epoch, old.descriptor.epoch):
+        if old is not None and _epoch_older(desc.epoch, old.descriptor.epoch):
             self.stats.pd_stale_heartbeats += 1
             resp.epoch.CopyFrom(old.descriptor.epoch)  # the store finds it stale and does nothing
             return resp
@@ -136,16 +136,16 @@ class SimPd:
         if before is not None and op is not before:
             if self.operators.timed_out > timed_out:
                 self.stats.pd_ops_timed_out += 1
-                self.world.trace("pd: %s timed out", describe(before))
+                self.world.trace("pd: %s timed out", _describe(before))
             else:
                 name = _DONE_STATS[before.kind]
                 setattr(self.stats, name, getattr(self.stats, name) + 1)
-                self.world.trace("pd: %s done", describe(before))
+                self.world.trace("pd: %s done", _describe(before))
         if op is not None:
             if op is not before:
                 self.stats.pd_ops_issued += 1
                 self.world.trace("pd: range %d (epoch %d/%d, leader %d): %s", desc.id, desc.epoch.conf_ver,
-                                 desc.epoch.version, info.leader.id, describe(op))
+                                 desc.epoch.version, info.leader.id, _describe(op))
             resp.operator.CopyFrom(op)
         return resp
 
@@ -169,7 +169,7 @@ class SimPd:
         if self.ranges[RANGE_ID].descriptor != desc:
             return "PD has not seen the current descriptor"
         if self.operators.pending():
-            return f"operator in flight: {describe(self.operators.pending()[RANGE_ID])}"
+            return f"operator in flight: {_describe(self.operators.pending()[RANGE_ID])}"
         return None
 
 
@@ -183,6 +183,8 @@ class PdAgent:
         self.network = pd.network
         self.stats = pd.stats
         self._ticks = 0
+        self.muted_until = 0
+        """World time until which store heartbeats fail (the range heartbeat stream still works)."""
 
     def started(self) -> None:
         """A fresh process heartbeats on its first tick, as ``PdWorker`` does on start."""
@@ -198,7 +200,8 @@ class PdAgent:
         peers = list(node.store.peers.values())
         stats = pdpb_pb2.StoreStats(range_count=len(peers), leader_count=sum(p.is_leader for p in peers))
         req = pdpb_pb2.StoreHeartbeatRequest(store_id=node.id, stats=stats)
-        self.network.send_pd(node.id, PD_NODE, req.SerializeToString(), pd.on_store_heartbeat)
+        if node.world.now >= self.muted_until:
+            self.network.send_pd(node.id, PD_NODE, req.SerializeToString(), pd.on_store_heartbeat)
         # The reply stream belongs to this process: a reply reaching a later one is dropped.
         reply = partial(self._on_reply, node.incarnation)
         for peer in peers:
@@ -222,12 +225,12 @@ class PdAgent:
             self.stats.pd_replies_stale += 1
             return
         op = resp.operator
-        self.node.world.trace("%r: carry out %s", self.node, describe(op))
+        self.node.world.trace("%r: carry out %s", self.node, _describe(op))
         execute_operator(store, peer, op, partial(self._conf_changed, op))
 
     def _conf_changed(self, op: pdpb_pb2.Operator, result: object) -> None:
         if isinstance(result, StoreError):
-            self.node.world.trace("%r: %s failed: %s", self.node, describe(op), result)
+            self.node.world.trace("%r: %s failed: %s", self.node, _describe(op), result)
             return
         check_applied(_CHANGES[op.kind], op.peer, result)
         self.stats.pd_conf_changes += 1
