@@ -1,3 +1,20 @@
 """kvdb: a sharded, multi-Raft, transactional key-value database."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kvdb.client import Client
+
 __version__ = "0.1.0"
+
+
+def connect(endpoints: str | list[str], timeout: float = 10.0) -> Client:
+    """A synchronous client of the cluster whose PD members are at ``endpoints``.
+
+    Imported lazily so that ``import kvdb`` (the CLI, the servers) does not load the client's gRPC stack.
+    """
+    from kvdb.client import connect as _connect
+
+    return _connect(endpoints, timeout)

@@ -1,0 +1,508 @@
+"""The asyncio client: routes each request to its range's leader and retries what routing errors
+and failures allow, until the call's deadline.
+
+Every call runs under one deadline (its ``timeout``, else the client's). Within it, an attempt
+goes to the leader the range cache names; the store's answer is either the result or a routing
+error that updates the cache (see ARCHITECTURE.md, "Routing errors are data"), after which the
+attempt is repeated at once or after a backoff. Only a compare-and-swap is not repeated once it
+may have applied: its outcome is then unknown (``UncertainResultError``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from kvdb.client.cache import CachedRange, RangeCache
+from kvdb.client.transport import StoreConnection, StoreUnreachable
+from kvdb.errors import (
+    ClientClosedError,
+    ClusterMismatchError,
+    DeadlineExceededError,
+    InvalidArgumentError,
+    KvdbError,
+    UnavailableError,
+    UncertainResultError,
+)
+from kvdb.pb import kvrpc_pb2, metapb_pb2, pdpb_pb2
+from placement.client import PdClient, PdError, PdUnavailableError
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT = 10.0
+CACHE_FILL = 64
+"""Ranges fetched from PD per cache miss: a scan over many ranges asks PD once per this many."""
+SCAN_PAGE = 1024
+"""Pairs asked of a store per scan request; a range with more is read in several pages."""
+BATCH_CHUNK = 4096
+"""Keys per batch request (the store refuses more than 10k); bigger batches go in several requests."""
+ATTEMPT_TIMEOUT = 5.0
+"""Seconds one request may wait for its store: longer means the store hangs, try elsewhere."""
+STORE_DOWN_SECONDS = 2.0
+"""How long an unreachable store is skipped when another replica can be asked about the leader."""
+MAX_HOPS = 3
+"""not_leader hints followed without a pause; replicas disagreeing mid-election could bounce us."""
+BACKOFF = (0.01, 0.5)
+
+
+class _Retry(Exception):
+    """This attempt failed in a way worth repeating (the backoff, if any, is done)."""
+
+
+@dataclass
+class _Op:
+    """The state of one call across its attempts: what went wrong last, and the backoff."""
+
+    name: str
+    cas: bool = False
+    reached: bool = False
+    """Whether any store answered: a deadline is then "too slow", not "unreachable"."""
+    cas_sent: bool = False
+    last: str = "nothing tried"
+    hops: int = 0
+    _delay: float = field(default=BACKOFF[0])
+
+    async def backoff(self, why: str, at_least: float = 0.0) -> None:
+        self.last = why
+        self.hops = 0
+        delay = max(self._delay * random.uniform(0.5, 1.0), at_least * random.uniform(1.0, 1.5))
+        self._delay = min(self._delay * 2, BACKOFF[1])
+        await asyncio.sleep(delay)
+
+    def hop(self, why: str) -> bool:
+        self.last = why
+        self.hops += 1
+        return self.hops <= MAX_HOPS
+
+
+def _key(key: object, what: str = "key") -> bytes:
+    if not isinstance(key, bytes | bytearray):
+        raise InvalidArgumentError(f"{what} must be bytes, not {type(key).__name__}")
+    if not key:
+        raise InvalidArgumentError(f"{what} is empty")
+    return bytes(key)
+
+
+def _bound(key: object, what: str) -> bytes:
+    if not isinstance(key, bytes | bytearray):
+        raise InvalidArgumentError(f"{what} must be bytes, not {type(key).__name__}")
+    return bytes(key)
+
+
+def _value(value: object) -> bytes:
+    if not isinstance(value, bytes | bytearray):
+        raise InvalidArgumentError(f"value must be bytes, not {type(value).__name__}")
+    return bytes(value)
+
+
+def _bounds(start: object, end: object) -> tuple[bytes, bytes]:
+    start, end = _bound(start, "start"), _bound(end, "end")
+    if end and start >= end:
+        raise InvalidArgumentError(f"start {start!r} is not below end {end!r}")
+    return start, end
+
+
+def _chunks(keys: list[bytes], size: int) -> list[list[bytes]]:
+    return [keys[i:i + size] for i in range(0, len(keys), size)]
+
+
+class AsyncClient:
+    """Use ``await kvdb.aio.connect(...)``; every method takes ``timeout`` (seconds, None: the client's)."""
+
+    def __init__(self, endpoints: str | list[str], timeout: float = DEFAULT_TIMEOUT) -> None:
+        if timeout is None or timeout <= 0:
+            raise InvalidArgumentError(f"timeout must be positive, got {timeout}")
+        try:
+            self._pd = PdClient(endpoints, timeout=timeout)
+        except ValueError as exc:
+            raise InvalidArgumentError(str(exc)) from None
+        self.timeout = timeout
+        self._cache = RangeCache()
+        self._addresses: dict[int, str] = {}
+        self._connections: dict[str, StoreConnection] = {}
+        self._down: dict[int, float] = {}
+        """store id -> when it was last found unreachable (monotonic)."""
+        self._closed = False
+
+    async def connect(self) -> AsyncClient:
+        try:
+            await self._pd.connect()
+        except PdUnavailableError as exc:
+            await self.close()
+            raise UnavailableError(str(exc)) from None
+        return self
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Idempotent; closes every stream, channel and task the client opened."""
+        if self._closed:
+            return
+        self._closed = True
+        connections, self._connections = list(self._connections.values()), {}
+        for conn in connections:
+            await conn.close()
+        await self._pd.close()
+
+    # ----------------------------------------------------------------------------------- API
+
+    async def get(self, key: bytes, *, timeout: float | None = None) -> bytes | None:
+        key = _key(key)
+
+        async def run(op: _Op) -> bytes | None:
+            body = await self._on_key(op, key, "get", lambda _: kvrpc_pb2.RawGetRequest(key=key))
+            return None if body.not_found else body.value
+
+        return await self._run("get", timeout, run)
+
+    async def put(self, key: bytes, value: bytes, *, timeout: float | None = None) -> None:
+        key, value = _key(key), _value(value)
+
+        async def run(op: _Op) -> None:
+            await self._on_key(op, key, "put", lambda _: kvrpc_pb2.RawPutRequest(key=key, value=value))
+
+        await self._run("put", timeout, run)
+
+    async def delete(self, key: bytes, *, timeout: float | None = None) -> None:
+        key = _key(key)
+
+        async def run(op: _Op) -> None:
+            await self._on_key(op, key, "delete", lambda _: kvrpc_pb2.RawDeleteRequest(key=key))
+
+        await self._run("delete", timeout, run)
+
+    async def batch_get(self, keys: Iterable[bytes], *, timeout: float | None = None) -> dict[bytes, bytes]:
+        """Only the keys that exist; the parts on different ranges are read concurrently."""
+        wanted = list(dict.fromkeys(_key(k) for k in keys))
+
+        async def run(op: _Op) -> dict[bytes, bytes]:
+            bodies = await self._on_keys(op, wanted, "batch_get",
+                                         lambda ks: kvrpc_pb2.RawBatchGetRequest(keys=ks))
+            return {p.key: p.value for body in bodies for p in body.pairs}
+
+        return await self._run("batch_get", timeout, run) if wanted else {}
+
+    async def batch_put(self, pairs: Mapping[bytes, bytes] | Iterable[tuple[bytes, bytes]], *,
+                        timeout: float | None = None) -> None:
+        """Atomic per range only: the parts on different ranges are separate writes."""
+        items = pairs.items() if isinstance(pairs, Mapping) else pairs
+        values = {_key(k): _value(v) for k, v in items}
+
+        def request(ks: list[bytes]) -> kvrpc_pb2.RawBatchPutRequest:
+            return kvrpc_pb2.RawBatchPutRequest(pairs=[kvrpc_pb2.KvPair(key=k, value=values[k]) for k in ks])
+
+        async def run(op: _Op) -> None:
+            await self._on_keys(op, list(values), "batch_put", request)
+
+        if values:
+            await self._run("batch_put", timeout, run)
+
+    async def delete_range(self, start: bytes, end: bytes, *, timeout: float | None = None) -> None:
+        """Deletes [start, end) (end b"": to the end of the key space), range by range."""
+        start, end = _bounds(start, end)
+
+        async def run(op: _Op) -> None:
+            cursor = start
+            while True:
+                loc = await self._locate(op, cursor)
+                request = kvrpc_pb2.RawDeleteRangeRequest(start_key=cursor, end_key=end)
+                if await self._attempt(op, loc, "delete_range", request) is None:
+                    continue
+                if not loc.end or (end and loc.end >= end):
+                    return
+                cursor = loc.end
+
+        await self._run("delete_range", timeout, run)
+
+    async def scan(self, start: bytes = b"", end: bytes = b"", limit: int = 100, reverse: bool = False,
+                   key_only: bool = False, *, timeout: float | None = None) -> list[tuple[bytes, bytes]]:
+        """Pairs in [start, end) in key order (descending when ``reverse``), across ranges; at most
+        ``limit`` (0: all, fetched in pages). ``key_only`` leaves the values empty."""
+        start, end = _bounds(start, end)
+        if not isinstance(limit, int) or limit < 0:
+            raise InvalidArgumentError(f"limit must be a non-negative int, got {limit!r}")
+
+        async def run(op: _Op) -> list[tuple[bytes, bytes]]:
+            walk = self._scan_reverse if reverse else self._scan_forward
+            return await walk(op, start, end, limit, key_only)
+
+        return await self._run("scan", timeout, run)
+
+    async def compare_and_swap(self, key: bytes, expected: bytes | None, new: bytes, *,
+                               timeout: float | None = None) -> tuple[bool, bytes | None]:
+        """Sets ``key`` to ``new`` if its value is ``expected`` (None: absent); (swapped, previous value)."""
+        key, new = _key(key), _value(new)
+        if expected is not None:
+            expected = _value(expected)
+
+        def request(_: list[bytes]) -> kvrpc_pb2.RawCompareAndSwapRequest:
+            return kvrpc_pb2.RawCompareAndSwapRequest(key=key, value=new, previous_value=expected or b"",
+                                                      previous_not_exist=expected is None)
+
+        async def run(op: _Op) -> tuple[bool, bytes | None]:
+            body = await self._on_key(op, key, "cas", request)
+            return body.succeed, None if body.previous_not_exist else body.previous_value
+
+        return await self._run("compare_and_swap", timeout, run, cas=True)
+
+    # ---------------------------------------------------------------------------- call frame
+
+    async def _run(self, name: str, timeout: float | None, body: Callable[[_Op], Coroutine[Any, Any, T]],
+                   cas: bool = False) -> T:
+        """Runs ``body`` under the call's deadline and turns what is left of failures into KvdbErrors."""
+        if self._closed:
+            raise ClientClosedError("the client is closed")
+        timeout = self.timeout if timeout is None else timeout
+        if timeout <= 0:
+            raise InvalidArgumentError(f"timeout must be positive, got {timeout}")
+        op = _Op(name, cas=cas)
+        try:
+            async with asyncio.timeout(timeout):
+                return await body(op)
+        except TimeoutError:
+            if op.cas_sent:
+                raise UncertainResultError(f"{name}: no answer within {timeout}s after it was sent "
+                                           f"({op.last})") from None
+            cls = DeadlineExceededError if op.reached else UnavailableError
+            raise cls(f"{name}: not done within {timeout}s ({op.last})") from None
+        except PdUnavailableError as exc:
+            raise UnavailableError(f"{name}: {exc}") from None
+        except PdError as exc:
+            if self._closed:
+                raise ClientClosedError("the client was closed during the call") from None
+            raise KvdbError(f"{name}: {exc}") from None
+        except asyncio.CancelledError:
+            if self._closed and not asyncio.current_task().cancelling():
+                raise ClientClosedError("the client was closed during the call") from None
+            raise
+
+    # ------------------------------------------------------------------------------- routing
+
+    async def _locate(self, op: _Op, key: bytes) -> CachedRange:
+        """The range holding ``key``, from the cache or else PD (which fills the cache ahead)."""
+        while (loc := self._cache.find(key)) is None:
+            for info in await self._pd.scan_ranges(key, b"", CACHE_FILL):
+                self._absorb(info)
+            if self._cache.find(key) is None:
+                await op.backoff(f"PD knows no range for {key!r}")
+        return loc
+
+    async def _locate_before(self, op: _Op, start: bytes, end: bytes) -> CachedRange:
+        """The range holding the keys just below ``end`` (b"": the last range)."""
+        while (loc := self._cache.find_before(end)) is None:
+            if end:
+                info = await self._pd.get_range(end)
+                if info is not None and info.descriptor.start_key < end:
+                    self._absorb(info)
+                    continue
+            for info in await self._pd.scan_ranges(start, end, 0):
+                self._absorb(info)
+            if self._cache.find_before(end) is None:
+                await op.backoff(f"PD knows no range below {end!r}")
+        return loc
+
+    def _absorb(self, info: pdpb_pb2.RangeInfo) -> None:
+        leader = info.leader.store_id if info.HasField("leader") and info.leader.store_id else None
+        self._cache.insert(info.descriptor, leader)
+
+    async def _group(self, op: _Op, keys: list[bytes]) -> list[tuple[CachedRange, list[bytes]]]:
+        groups: dict[int, tuple[CachedRange, list[bytes]]] = {}
+        for key in keys:
+            loc = await self._locate(op, key)
+            groups.setdefault(loc.id, (loc, []))[1].append(key)
+        return list(groups.values())
+
+    async def _on_key(self, op: _Op, key: bytes, kind: str, make: Callable[[list[bytes]], Any]) -> Any:
+        while True:
+            loc = await self._locate(op, key)
+            body = await self._attempt(op, loc, kind, make([key]))
+            if body is not None:
+                return body
+
+    async def _on_keys(self, op: _Op, keys: list[bytes], kind: str, make: Callable[[list[bytes]], Any]
+                       ) -> list[Any]:
+        """Sends ``keys`` split by range (and in chunks), concurrently; a part whose range moved is
+        split again by the ranges it covers now."""
+        while True:
+            groups = [(loc, chunk) for loc, ks in await self._group(op, keys)
+                      for chunk in _chunks(ks, BATCH_CHUNK)]
+            if len(groups) > 1:
+                parts = await _all(self._on_keys(op, ks, kind, make) for _, ks in groups)
+                return [body for part in parts for body in part]
+            loc, ks = groups[0]
+            body = await self._attempt(op, loc, kind, make(ks))
+            if body is not None:
+                return [body]
+
+    async def _scan_forward(self, op: _Op, start: bytes, end: bytes, limit: int, key_only: bool
+                            ) -> list[tuple[bytes, bytes]]:
+        out: list[tuple[bytes, bytes]] = []
+        cursor = start
+        while not limit or len(out) < limit:
+            loc = await self._locate(op, cursor)
+            page = min(SCAN_PAGE, limit - len(out)) if limit else SCAN_PAGE
+            request = kvrpc_pb2.RawScanRequest(start_key=cursor, end_key=end, limit=page, key_only=key_only)
+            body = await self._attempt(op, loc, "scan", request)
+            if body is None:
+                continue
+            out.extend((p.key, p.value) for p in body.pairs)
+            if len(body.pairs) == page:
+                cursor = body.pairs[-1].key + b"\x00"  # the smallest key after the last one
+            elif loc.end and (not end or loc.end < end):
+                cursor = loc.end
+            else:
+                break
+            if end and cursor >= end:
+                break
+        return out
+
+    async def _scan_reverse(self, op: _Op, start: bytes, end: bytes, limit: int, key_only: bool
+                            ) -> list[tuple[bytes, bytes]]:
+        out: list[tuple[bytes, bytes]] = []
+        cursor = end  # exclusive upper bound of what is left; b"": the end of the key space
+        while not limit or len(out) < limit:
+            loc = await self._locate_before(op, start, cursor)
+            page = min(SCAN_PAGE, limit - len(out)) if limit else SCAN_PAGE
+            request = kvrpc_pb2.RawScanRequest(start_key=max(start, loc.start), end_key=cursor, limit=page,
+                                               reverse=True, key_only=key_only)
+            body = await self._attempt(op, loc, "scan", request)
+            if body is None:
+                continue
+            out.extend((p.key, p.value) for p in body.pairs)
+            if len(body.pairs) == page:
+                cursor = body.pairs[-1].key
+            elif loc.start > start:
+                cursor = loc.start
+            else:
+                break
+            if cursor <= start:
+                break
+        return out
+
+    # ------------------------------------------------------------------------------ attempts
+
+    def _target(self, loc: CachedRange) -> int | None:
+        """The store to ask: the cached leader unless it was just unreachable, else a replica that
+        was not (it names the leader), else the leader anyway."""
+        now = time.monotonic()
+        up = [s for s in loc.store_ids() if s not in self._down or now - self._down[s] >= STORE_DOWN_SECONDS]
+        if loc.leader_store is not None and (loc.leader_store in up or not up):
+            return loc.leader_store
+        return up[0] if up else (loc.store_ids() or [None])[0]
+
+    async def _connection(self, op: _Op, store_id: int) -> StoreConnection | None:
+        address = self._addresses.get(store_id)
+        if address is None:
+            info = await self._pd.get_store(store_id)
+            if info is None or not info.address or info.state == pdpb_pb2.TOMBSTONE:
+                return None
+            address = self._addresses[store_id] = info.address
+        if self._closed:
+            raise ClientClosedError("the client was closed during the call")
+        conn = self._connections.get(address)
+        if conn is None:
+            conn = self._connections[address] = StoreConnection(address)
+        return conn
+
+    async def _attempt(self, op: _Op, loc: CachedRange, kind: str, request: Any) -> Any:
+        """One try at ``loc``'s leader: the response body, or None once it is time to try again
+        (the cache updated from the error and any backoff slept)."""
+        store_id = self._target(loc)
+        conn = await self._connection(op, store_id) if store_id is not None else None
+        if conn is None:
+            self._cache.invalidate(loc.id)
+            await op.backoff(f"no reachable replica known for range {loc.id}")
+            return None
+        request.context.CopyFrom(kvrpc_pb2.Context(cluster_id=self._pd.cluster_id, range_id=loc.id,
+                                                   epoch=loc.descriptor.epoch))
+        if op.cas:
+            op.cas_sent = True
+        try:
+            async with asyncio.timeout(ATTEMPT_TIMEOUT):
+                response = await conn.request(kvrpc_pb2.Request(**{kind: request}))
+        except (StoreUnreachable, TimeoutError) as exc:
+            sent = exc.sent if isinstance(exc, StoreUnreachable) else True
+            why = str(exc) if isinstance(exc, StoreUnreachable) else f"store {store_id}: no answer"
+            if op.cas and sent:
+                raise UncertainResultError(f"{op.name}: {why} after it was sent") from None
+            op.cas_sent = False
+            self._down[store_id] = time.monotonic()
+            self._addresses.pop(store_id, None)  # it may come back elsewhere: ask PD again
+            self._cache.invalidate(loc.id)
+            await op.backoff(why)
+            return None
+        op.reached = True
+        self._down.pop(store_id, None)
+        body = getattr(response, kind)
+        if not body.HasField("error"):
+            self._cache.set_leader(loc.id, store_id)
+            return body
+        await self._on_error(op, loc, store_id, body.error)
+        op.cas_sent = False
+        return None
+
+    async def _on_error(self, op: _Op, loc: CachedRange, store_id: int, error: kvrpc_pb2.Error) -> None:
+        """Acts on a store's error: updates the cache, backs off if waiting helps, or raises."""
+        kind = error.WhichOneof("kind")
+        why = f"store {store_id}: {kind} {error.message}"
+        if kind == "not_leader":
+            hint = error.not_leader
+            if hint.HasField("leader") and hint.leader.store_id and hint.leader.store_id != store_id:
+                if hint.leader_address:
+                    self._addresses[hint.leader.store_id] = hint.leader_address
+                self._cache.set_leader(loc.id, hint.leader.store_id)
+                if op.hop(why):
+                    return
+            else:
+                self._cache.invalidate(loc.id)  # PD may know better by now
+            await op.backoff(why)
+        elif kind == "epoch_not_match":
+            current = error.epoch_not_match.current_ranges
+            self._cache.invalidate(loc.id)
+            for descriptor in current:
+                self._cache.insert(descriptor, store_id if store_id in _stores(descriptor) else None)
+            if not current or not op.hop(why):
+                await op.backoff(why)
+        elif kind in ("range_not_found", "key_not_in_range"):
+            self._cache.invalidate(loc.id)
+            await op.backoff(why)
+        elif kind == "server_busy":
+            await op.backoff(why, at_least=error.server_busy.backoff_ms / 1000)
+        elif kind in ("stale_command", "timeout"):
+            if op.cas:
+                raise UncertainResultError(f"{op.name}: {why}")
+            op.last = why
+        elif kind == "invalid_argument":
+            raise InvalidArgumentError(error.message)
+        elif kind == "wrong_cluster":
+            raise ClusterMismatchError(f"store {store_id} is in cluster {error.wrong_cluster.cluster_id}, "
+                                       f"PD's is {self._pd.cluster_id}: {error.message}")
+        else:
+            raise KvdbError(f"{op.name}: {why}")
+
+
+def _stores(descriptor: metapb_pb2.RangeDescriptor) -> set[int]:
+    return {p.store_id for p in descriptor.peers}
+
+
+async def _all(coros: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
+    """Runs ``coros`` concurrently; the first failure cancels the rest and is raised as itself."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(c) for c in coros]
+    except BaseExceptionGroup as eg:
+        raise eg.exceptions[0] from None
+    return [t.result() for t in tasks]
+
+
+async def connect(endpoints: str | list[str], timeout: float = DEFAULT_TIMEOUT) -> AsyncClient:
+    """A client connected to PD at ``endpoints`` (a comma-separated string or a list)."""
+    return await AsyncClient(endpoints, timeout).connect()

@@ -1,0 +1,111 @@
+"""The synchronous client: the asyncio client on an event loop in one daemon thread of its own.
+
+Callers in any thread submit coroutines to that loop and wait for them, so a sync program shares
+one set of store streams among all its threads, and the sync and async flavours cannot drift
+apart in behaviour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Coroutine, Iterable, Mapping
+from typing import Any, TypeVar
+
+from kvdb.client.aio import DEFAULT_TIMEOUT, AsyncClient
+from kvdb.errors import ClientClosedError, DeadlineExceededError
+
+T = TypeVar("T")
+
+GRACE = 5.0
+"""Seconds past a call's own deadline before the caller stops waiting for the loop thread: the
+async side enforces the deadline; this only guards against a wedged loop."""
+
+
+class Client:
+    """Use ``kvdb.connect(...)``; every method takes ``timeout`` (seconds, None: the client's)."""
+
+    def __init__(self, endpoints: str | list[str], timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._closed = False
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="kvdb-client", daemon=True)
+        self._thread.start()
+        self._async: AsyncClient | None = None
+        try:
+            self._async = self._call(self._open(endpoints, timeout), timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    async def _open(self, endpoints: str | list[str], timeout: float) -> AsyncClient:
+        return await AsyncClient(endpoints, timeout).connect()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Idempotent; returns once the loop thread has ended."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if self._async is not None:
+            asyncio.run_coroutine_threadsafe(self._async.close(), self._loop).result(GRACE + self.timeout)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None) -> T:
+        if self._closed:
+            coro.close()
+            raise ClientClosedError("the client is closed")
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        wait = (self.timeout if timeout is None else timeout) + GRACE
+        try:
+            return future.result(wait)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise DeadlineExceededError(f"the client's loop did not answer within {wait}s") from None
+
+    def _client(self) -> AsyncClient:
+        if self._async is None or self._closed:
+            raise ClientClosedError("the client is closed")
+        return self._async
+
+    def get(self, key: bytes, *, timeout: float | None = None) -> bytes | None:
+        return self._call(self._client().get(key, timeout=timeout), timeout)
+
+    def put(self, key: bytes, value: bytes, *, timeout: float | None = None) -> None:
+        self._call(self._client().put(key, value, timeout=timeout), timeout)
+
+    def delete(self, key: bytes, *, timeout: float | None = None) -> None:
+        self._call(self._client().delete(key, timeout=timeout), timeout)
+
+    def batch_get(self, keys: Iterable[bytes], *, timeout: float | None = None) -> dict[bytes, bytes]:
+        return self._call(self._client().batch_get(keys, timeout=timeout), timeout)
+
+    def batch_put(self, pairs: Mapping[bytes, bytes] | Iterable[tuple[bytes, bytes]], *,
+                  timeout: float | None = None) -> None:
+        self._call(self._client().batch_put(pairs, timeout=timeout), timeout)
+
+    def delete_range(self, start: bytes, end: bytes, *, timeout: float | None = None) -> None:
+        self._call(self._client().delete_range(start, end, timeout=timeout), timeout)
+
+    def scan(self, start: bytes = b"", end: bytes = b"", limit: int = 100, reverse: bool = False,
+             key_only: bool = False, *, timeout: float | None = None) -> list[tuple[bytes, bytes]]:
+        return self._call(self._client().scan(start, end, limit, reverse, key_only, timeout=timeout), timeout)
+
+    def compare_and_swap(self, key: bytes, expected: bytes | None, new: bytes, *,
+                         timeout: float | None = None) -> tuple[bool, bytes | None]:
+        return self._call(self._client().compare_and_swap(key, expected, new, timeout=timeout), timeout)
+
+
+def connect(endpoints: str | list[str], timeout: float = DEFAULT_TIMEOUT) -> Client:
+    """A client connected to PD at ``endpoints`` (a comma-separated string or a list)."""
+    return Client(endpoints, timeout)

@@ -1,0 +1,38 @@
+"""The errors the client library raises: one base class, a few kinds a caller can act on.
+
+Routing trouble (a moved leader, a split range, a busy store) never surfaces: the client retries
+it until the call's deadline. What remains tells the caller what to do next: retry later
+(``UnavailableError``, ``DeadlineExceededError``), fix the request (``InvalidArgumentError``),
+check the configuration (``ClusterMismatchError``), or find out what happened
+(``UncertainResultError``).
+"""
+
+from __future__ import annotations
+
+
+class KvdbError(Exception):
+    """Base of every error the client raises."""
+
+
+class UnavailableError(KvdbError):
+    """No PD member or store could be reached before the deadline."""
+
+
+class DeadlineExceededError(KvdbError):
+    """The cluster was reachable but the call did not finish before its deadline."""
+
+
+class InvalidArgumentError(KvdbError, ValueError):
+    """The request is malformed (checked by the client) or the store refused it (its message)."""
+
+
+class ClusterMismatchError(KvdbError):
+    """A store belongs to another cluster than the PD the client asked."""
+
+
+class UncertainResultError(KvdbError):
+    """A compare-and-swap was sent but its outcome is unknown: it may or may not have applied."""
+
+
+class ClientClosedError(KvdbError):
+    """The client was closed before or during the call."""
