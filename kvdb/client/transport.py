@@ -53,6 +53,9 @@ class _Stream:
     async def _write(self) -> None:
         conn = self.conn
         try:
+            # Nothing counts as sent before the store took the call: a refused connection must not
+            # leave a compare-and-swap uncertain.
+            await self.call.wait_for_connection()
             while True:
                 await conn._wakeup.wait()
                 conn._wakeup.clear()

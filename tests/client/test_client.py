@@ -26,7 +26,6 @@ from kvdb.errors import (
     ClientClosedError,
     DeadlineExceededError,
     InvalidArgumentError,
-    KvdbError,
     UnavailableError,
 )
 from tests.client.conftest import PdCluster
@@ -254,10 +253,10 @@ def test_with_every_store_down_calls_fail_within_their_deadline(pd_cluster: PdCl
         ]
         for call in calls:
             started = time.monotonic()
-            with pytest.raises(KvdbError) as info:
+            # Not even the CAS is uncertain: no store took the call.
+            with pytest.raises((DeadlineExceededError, UnavailableError)):
                 call()
             assert time.monotonic() - started < 3.0, "a call outlived its deadline"
-            assert not isinstance(info.value, InvalidArgumentError)
         with kvdb.connect(cluster.pd_endpoints, timeout=1.5) as fresh:
             started = time.monotonic()
             with pytest.raises((DeadlineExceededError, UnavailableError)):
