@@ -58,7 +58,7 @@ class Nemesis:
         ]
         if sim.pd is not None:
             self.faults += [(self._long_outage, 2), (self._cut_from_pd, 2), (self._stall_pd_link, 2),
-                            (self._mute_store_heartbeats, 1)]
+                            (self._mute_store_heartbeats, 1), (self.sim.pd.fail_over, 1)]
             self.outage_until = 0  # world time the current long outage ends
         # Tests that aim at one fault retune these.
         self.fault_gap = (5, 40)  # ticks between faults

@@ -85,6 +85,13 @@ class SimPd:
         self.ranges = {first.id: pdpb_pb2.RangeInfo(descriptor=first, leader=first.peers[0])}
         self._next_id = FIRST_ALLOCATED_ID
 
+    def fail_over(self) -> None:
+        """A new PD leader takes over: the replicated metadata (stores, ranges, ids) carries over,
+        the operators in flight, held only in the old leader's memory, do not."""
+        self.operators = OperatorTracker(self.schedule.operator_timeout_ms)
+        self.stats.pd_failovers += 1
+        self.world.trace("pd: a new leader takes over, forgetting operators in flight")
+
     def now_ms(self) -> int:
         return self.world.now // 1000
 
