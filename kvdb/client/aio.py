@@ -459,6 +459,8 @@ class AsyncClient:
                 if hint.leader_address:
                     self._addresses[hint.leader.store_id] = hint.leader_address
                 self._cache.set_leader(loc.id, hint.leader.store_id)
+                # A live replica vouches for it; if it is still down, the next try finds out quickly.
+                self._down.pop(hint.leader.store_id, None)
                 if op.hop(why):
                     return
             else:

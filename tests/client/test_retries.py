@@ -1,0 +1,319 @@
+"""The client's reaction to every store error, against fake PD and stores in one process.
+
+The fakes hold the data and the range layout (several ranges, which the real test cluster does
+not have yet), check each request's range and epoch as a store does, and answer scripted errors
+first: so each routing rule, retry and typed error is pinned without timing luck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+import kvdb.client.aio as client_aio
+from kvdb.client.aio import AsyncClient
+from kvdb.client.transport import StoreUnreachable
+from kvdb.errors import (
+    ClusterMismatchError,
+    DeadlineExceededError,
+    InvalidArgumentError,
+    UnavailableError,
+    UncertainResultError,
+)
+from kvdb.pb import kvrpc_pb2, metapb_pb2, pdpb_pb2
+
+CLUSTER_ID = 7
+Script = Callable[[int, kvrpc_pb2.Request], kvrpc_pb2.Error | Exception | None]
+"""(store id, request) -> an error to answer instead, an exception to raise, or None to serve."""
+
+
+def desc(range_id: int, start: bytes, end: bytes, version: int = 1) -> metapb_pb2.RangeDescriptor:
+    return metapb_pb2.RangeDescriptor(id=range_id, start_key=start, end_key=end,
+                                      epoch=metapb_pb2.RangeEpoch(conf_ver=1, version=version),
+                                      peers=[metapb_pb2.Peer(id=range_id * 10 + s, store_id=s)
+                                             for s in (1, 2, 3)])
+
+
+class FakeCluster:
+    """PD's view (``pd_ranges``: possibly stale) and the stores' truth (``ranges``), one data dict."""
+
+    def __init__(self, descriptors: list[metapb_pb2.RangeDescriptor], leader: int = 1) -> None:
+        self.ranges = {d.id: d for d in descriptors}
+        self.pd_ranges = dict(self.ranges)
+        self.leader = leader
+        self.data: dict[bytes, bytes] = {}
+        self.log: list[tuple[int, str, int]] = []
+        """(store id, command, range id) of every request a store received."""
+        self.script: Script = lambda store, req: None
+        self.cluster_id = CLUSTER_ID
+
+    # -- the PD client's interface
+    async def connect(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    def _info(self, d: metapb_pb2.RangeDescriptor) -> pdpb_pb2.RangeInfo:
+        return pdpb_pb2.RangeInfo(descriptor=d, leader=metapb_pb2.Peer(id=d.id * 10 + self.leader,
+                                                                        store_id=self.leader))
+
+    async def scan_ranges(self, start: bytes, end: bytes = b"", limit: int = 0) -> list[pdpb_pb2.RangeInfo]:
+        out = [self._info(d) for d in sorted(self.pd_ranges.values(), key=lambda d: d.start_key)
+               if (not d.end_key or start < d.end_key) and (not end or d.start_key < end)]
+        return out[:limit] if limit else out
+
+    async def get_range(self, key: bytes) -> pdpb_pb2.RangeInfo | None:
+        found = await self.scan_ranges(key, b"", 1)
+        return found[0] if found else None
+
+    async def get_store(self, store_id: int) -> pdpb_pb2.StoreInfo:
+        return pdpb_pb2.StoreInfo(id=store_id, address=f"store{store_id}")
+
+    # -- a store
+    def serve(self, store_id: int, req: kvrpc_pb2.Request) -> kvrpc_pb2.Response:
+        kind = req.WhichOneof("cmd")
+        inner = getattr(req, kind)
+        self.log.append((store_id, kind, inner.context.range_id))
+        resp = kvrpc_pb2.Response(id=req.id)
+        body = getattr(resp, kind)
+        body.SetInParent()
+        scripted = self.script(store_id, req)
+        if isinstance(scripted, Exception):
+            raise scripted
+        error = scripted or self._check(store_id, inner)
+        if error is not None:
+            body.error.CopyFrom(error)
+            return resp
+        self._apply(kind, inner, body, self.ranges[inner.context.range_id])
+        return resp
+
+    def _check(self, store_id: int, inner: object) -> kvrpc_pb2.Error | None:
+        ctx = inner.context
+        d = self.ranges.get(ctx.range_id)
+        if d is None:
+            return kvrpc_pb2.Error(range_not_found=kvrpc_pb2.RangeNotFound(range_id=ctx.range_id))
+        if store_id != self.leader:
+            hint = kvrpc_pb2.NotLeader(range_id=d.id, leader=metapb_pb2.Peer(store_id=self.leader),
+                                       leader_address=f"store{self.leader}")
+            return kvrpc_pb2.Error(not_leader=hint)
+        if ctx.epoch.version != d.epoch.version:
+            current = kvrpc_pb2.EpochNotMatch(current_ranges=self.ranges.values())
+            return kvrpc_pb2.Error(epoch_not_match=current)
+        keys = [inner.key] if hasattr(inner, "key") and inner.key else []
+        keys += list(getattr(inner, "keys", [])) + [p.key for p in getattr(inner, "pairs", [])]
+        for key in keys:
+            if key < d.start_key or (d.end_key and key >= d.end_key):
+                return kvrpc_pb2.Error(key_not_in_range=kvrpc_pb2.KeyNotInRange(key=key, range_id=d.id))
+        return None
+
+    def _apply(self, kind: str, inner: object, body: object, d: metapb_pb2.RangeDescriptor) -> None:
+        data = self.data
+        if kind == "get":
+            body.not_found = inner.key not in data
+            body.value = data.get(inner.key, b"")
+        elif kind == "put":
+            data[inner.key] = inner.value
+        elif kind == "batch_put":
+            data.update((p.key, p.value) for p in inner.pairs)
+        elif kind == "batch_get":
+            body.pairs.extend(kvrpc_pb2.KvPair(key=k, value=data[k]) for k in inner.keys if k in data)
+        elif kind == "cas":
+            previous = data.get(inner.key)
+            body.previous_not_exist = previous is None
+            body.previous_value = previous or b""
+            body.succeed = previous is None if inner.previous_not_exist else previous == inner.previous_value
+            if body.succeed:
+                data[inner.key] = inner.value
+        elif kind in ("scan", "delete_range"):
+            lo = max(inner.start_key, d.start_key)
+            hi = min(inner.end_key or b"\xff" * 64, d.end_key or b"\xff" * 64)
+            keys = sorted((k for k in data if lo <= k < hi), reverse=kind == "scan" and inner.reverse)
+            if kind == "delete_range":
+                for k in keys:
+                    del data[k]
+            else:
+                body.pairs.extend(kvrpc_pb2.KvPair(key=k, value=data[k]) for k in keys[:inner.limit])
+
+
+class FakeConnection:
+    def __init__(self, cluster: FakeCluster, address: str) -> None:
+        self.cluster = cluster
+        self.store_id = int(address.removeprefix("store"))
+
+    async def request(self, req: kvrpc_pb2.Request) -> kvrpc_pb2.Response:
+        await asyncio.sleep(0)
+        return self.cluster.serve(self.store_id, req)
+
+    async def close(self) -> None:
+        pass
+
+
+THREE_RANGES = [desc(1, b"", b"g"), desc(2, b"g", b"p"), desc(3, b"p", b"")]
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCluster]:
+    cluster = FakeCluster(list(THREE_RANGES))
+    monkeypatch.setattr(client_aio, "StoreConnection", lambda address: FakeConnection(cluster, address))
+    monkeypatch.setattr(client_aio, "BACKOFF", (0.001, 0.01))
+    yield cluster
+
+
+def run(fake: FakeCluster, body: Callable[[AsyncClient], object], timeout: float = 2.0) -> object:
+    async def main() -> object:
+        client = AsyncClient("pd:1", timeout=timeout)
+        client._pd = fake
+        async with client:
+            return await body(client)
+
+    return asyncio.run(main())
+
+
+def test_batches_split_by_range_and_scans_walk_the_ranges(fake: FakeCluster,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = [bytes([c]) + b"%02d" % i for c in b"ahmqz" for i in range(10)]
+    monkeypatch.setattr(client_aio, "SCAN_PAGE", 3)
+
+    async def body(client: AsyncClient) -> None:
+        await client.batch_put({k: k + b"!" for k in keys})
+        assert {r for _, kind, r in fake.log if kind == "batch_put"} == {1, 2, 3}
+        assert await client.batch_get(keys + [b"nope"]) == {k: k + b"!" for k in keys}
+        everything = [(k, k + b"!") for k in sorted(keys)]
+        assert await client.scan(limit=0) == everything
+        assert await client.scan(limit=0, reverse=True) == everything[::-1]
+        middle = [p for p in everything if b"h05" <= p[0] < b"q03"]
+        assert await client.scan(b"h05", b"q03", limit=0) == middle
+        assert await client.scan(b"b", b"p", limit=0, reverse=True) == [
+            p for p in everything if b"b" <= p[0] < b"p"][::-1]
+        assert await client.scan(b"g", limit=12) == [p for p in everything if p[0] >= b"g"][:12]
+        await client.delete_range(b"a05", b"q05")
+        left = [k for k in sorted(keys) if not b"a05" <= k < b"q05"]
+        assert [k for k, _ in await client.scan(limit=0)] == left
+
+    run(fake, body)
+
+
+def test_not_leader_follows_the_hint(fake: FakeCluster) -> None:
+    async def body(client: AsyncClient) -> None:
+        await client.get(b"a")  # cache: range 1 led by store 1
+        fake.leader = 3
+        await client.put(b"a", b"v")
+        assert [s for s, kind, _ in fake.log if kind == "put"] == [1, 3]
+        await client.put(b"b", b"w")
+        assert [s for s, kind, _ in fake.log if kind == "put"][-1] == 3  # the cache learned
+
+    run(fake, body)
+
+
+def test_epoch_not_match_re_splits_a_batch_by_the_current_ranges(fake: FakeCluster) -> None:
+    async def body(client: AsyncClient) -> None:
+        await client.put(b"h", b"1")  # caches range 2 = [g, p)
+        fake.ranges[2] = desc(2, b"g", b"k", version=2)  # split: PD does not know yet
+        fake.ranges[4] = desc(4, b"k", b"p", version=2)
+        await client.batch_put({b"h": b"2", b"m": b"3"})
+        assert fake.data == {b"h": b"2", b"m": b"3"}
+        assert [r for _, kind, r in fake.log if kind == "batch_put"][-2:] in ([2, 4], [4, 2])
+
+    run(fake, body)
+
+
+def test_range_not_found_and_key_not_in_range_relocate_through_pd(fake: FakeCluster) -> None:
+    async def body(client: AsyncClient) -> None:
+        await client.put(b"h", b"1")
+        merged = desc(5, b"g", b"", version=3)  # ranges 2 and 3 merged into 5
+        fake.ranges = {1: fake.ranges[1], 5: merged}
+        fake.pd_ranges = dict(fake.ranges)
+        assert await client.get(b"h") == b"1"
+        assert fake.log[-2][2] == 2 and fake.log[-1][2] == 5
+
+    run(fake, body)
+
+
+def test_server_busy_waits_at_least_the_backoff_asked_for(fake: FakeCluster) -> None:
+    busy = [kvrpc_pb2.Error(server_busy=kvrpc_pb2.ServerBusy(reason="full", backoff_ms=100))]
+    fake.script = lambda store, req: busy.pop() if busy else None
+
+    async def body(client: AsyncClient) -> None:
+        started = time.monotonic()
+        await client.put(b"a", b"v")
+        assert time.monotonic() - started >= 0.1
+        assert len(fake.log) == 2
+
+    run(fake, body)
+
+
+@pytest.mark.parametrize("kind", ["stale_command", "timeout"])
+def test_a_superseded_write_is_retried_but_a_superseded_cas_is_uncertain(fake: FakeCluster,
+                                                                          kind: str) -> None:
+    def script(store: int, req: kvrpc_pb2.Request) -> kvrpc_pb2.Error | None:
+        if sum(1 for entry in fake.log if entry[1] == req.WhichOneof("cmd")) == 1:
+            return kvrpc_pb2.Error(**{kind: getattr(kvrpc_pb2, "StaleCommand" if kind == "stale_command"
+                                                    else "Timeout")()})
+        return None
+
+    fake.script = script
+
+    async def body(client: AsyncClient) -> None:
+        await client.put(b"a", b"v")
+        assert fake.data == {b"a": b"v"}
+        assert await client.get(b"a") == b"v"  # a read after a timeout is retried too
+        with pytest.raises(UncertainResultError):
+            await client.compare_and_swap(b"a", b"v", b"w")
+        assert [kind for _, kind, _ in fake.log].count("cas") == 1
+
+    run(fake, body)
+
+
+def test_a_broken_stream_retries_writes_but_makes_a_sent_cas_uncertain(fake: FakeCluster) -> None:
+    broken = {"put": [StoreUnreachable("store1", "reset", sent=True)],
+              "cas": [StoreUnreachable("store1", "reset", sent=True)]}
+    fake.script = lambda store, req: (broken[req.WhichOneof("cmd")] or [None]).pop()
+
+    async def body(client: AsyncClient) -> None:
+        await client.put(b"a", b"v")
+        assert fake.data == {b"a": b"v"}
+        with pytest.raises(UncertainResultError):
+            await client.compare_and_swap(b"a", b"v", b"w")
+
+    run(fake, body)
+
+
+def test_final_errors_are_typed(fake: FakeCluster) -> None:
+    answers = {
+        b"bad": kvrpc_pb2.Error(message="value is too big", invalid_argument=kvrpc_pb2.InvalidArgument()),
+        b"alien": kvrpc_pb2.Error(message="not ours", wrong_cluster=kvrpc_pb2.WrongCluster(cluster_id=9)),
+    }
+    fake.script = lambda store, req: answers.get(req.put.key)
+
+    async def body(client: AsyncClient) -> None:
+        with pytest.raises(InvalidArgumentError, match="value is too big"):
+            await client.put(b"bad", b"v")
+        with pytest.raises(ClusterMismatchError, match="cluster 9"):
+            await client.put(b"alien", b"v")
+
+    run(fake, body)
+
+
+def test_the_deadline_bounds_endless_retries(fake: FakeCluster) -> None:
+    busy = kvrpc_pb2.Error(server_busy=kvrpc_pb2.ServerBusy(backoff_ms=10))
+    fake.script = lambda store, req: busy
+
+    async def body(client: AsyncClient) -> None:
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceededError):
+            await client.get(b"a", timeout=0.3)
+        assert 0.3 <= time.monotonic() - started < 1.0
+
+    run(fake, body)
+
+    fake.script = lambda store, req: StoreUnreachable(f"store{store}", "refused", sent=False)
+
+    async def unreachable(client: AsyncClient) -> None:
+        with pytest.raises(UnavailableError):
+            await client.compare_and_swap(b"a", None, b"v", timeout=0.3)
+
+    run(fake, unreachable)
