@@ -8,16 +8,29 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any, NoReturn
 
 from kvdb import __version__
 
 PLANNED_COMMANDS = {
-    "playground": "start a local cluster (PD + stores) in one command",
-    "admin": "inspect and operate a cluster",
     "bench": "run throughput benchmarks against kvdb and etcd",
 }
+DEFAULT_PD_ENDPOINTS = "127.0.0.1:2379"
+DEFAULT_TIMEOUT = 10.0
+NOT_FOUND, USAGE, FAILED = 1, 2, 3
+"""Exit statuses of the client commands: a missing key, bad arguments or input, a failed request."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (argparse prints the whole usage first), so scripts see one error."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(USAGE)
 
 
 def _add_store_parser(sub: argparse._SubParsersAction) -> None:
@@ -133,9 +146,174 @@ def _run_store(args: argparse.Namespace) -> int:
     return _run(serve(config, args.ready_file), "kvdb store")
 
 
+def _add_playground_parser(sub: argparse._SubParsersAction) -> None:
+    from kvdb import playground as pg
+
+    p = sub.add_parser(
+        "playground", help="run a local cluster (PD members + stores) in the foreground",
+        description="Start PD members and stores on 127.0.0.1, print 'kvdb playground ready: pd=...' once "
+                    "the cluster serves, run until Ctrl-C/SIGTERM. PD members listen on BASE-PORT.., stores "
+                    "on the ports after them. Running it again on the same data dir resumes with the data "
+                    "(and the ports) of the last run.")
+    p.add_argument("--data-dir", type=Path, default=pg.DEFAULT_DATA_DIR,
+                   help=f"data, logs and pid files (default ./{pg.DEFAULT_DATA_DIR})")
+    p.add_argument("--pd", type=int, help=f"PD members, an odd number (default {pg.DEFAULT_PD})")
+    p.add_argument("--stores", type=int, help=f"stores (default {pg.DEFAULT_STORES})")
+    p.add_argument("--base-port", type=int, help=f"first port (default {pg.DEFAULT_BASE_PORT})")
+    p.add_argument("--ready-timeout", type=float, default=pg.DEFAULT_READY_TIMEOUT,
+                   help=f"seconds the cluster may take to serve (default {pg.DEFAULT_READY_TIMEOUT:.0f})")
+
+
+def _add_client_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pd", default=os.environ.get("KVDB_PD") or DEFAULT_PD_ENDPOINTS,
+                   help=f"PD members HOST:PORT,... (default $KVDB_PD or {DEFAULT_PD_ENDPOINTS})")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                   help=f"seconds before giving up (default {DEFAULT_TIMEOUT:.0f})")
+
+
+def _add_kv_parsers(sub: argparse._SubParsersAction) -> None:
+    hex_help = "KEY/VALUE arguments and the output are hex (for bytes that are not text)"
+    for name, helptext, args in (("put", "write KEY = VALUE", ["key", "value"]),
+                                 ("get", "print the value of KEY (exit 1 if there is none)", ["key"]),
+                                 ("delete", "delete KEY (no error if it does not exist)", ["key"])):
+        p = sub.add_parser(name, help=helptext, description=helptext[0].upper() + helptext[1:] + ".")
+        for arg in args:
+            p.add_argument(arg, metavar=arg.upper())
+        p.add_argument("--hex", action="store_true", help=hex_help)
+        _add_client_flags(p)
+    p = sub.add_parser("scan", help="print the pairs in [START, END), one 'KEY<TAB>VALUE' per line",
+                       description="Print the pairs with START <= key < END in key order, one "
+                                   "'KEY<TAB>VALUE' per line. As text, bytes that are not UTF-8 are shown "
+                                   "as \\xNN and backslash, tab, newline and CR are escaped.")
+    p.add_argument("start", metavar="START", nargs="?", default="", help="first key (default: the smallest)")
+    p.add_argument("end", metavar="END", nargs="?", default="", help="end key, excluded (default: no end)")
+    p.add_argument("--limit", type=int, default=100, help="at most this many pairs (default 100)")
+    p.add_argument("--reverse", action="store_true", help="from END down to START")
+    p.add_argument("--hex", action="store_true", help=hex_help)
+    _add_client_flags(p)
+
+
+def _add_admin_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("admin", help="show the cluster as PD sees it",
+                       description="Show the cluster as PD sees it: a table, or JSON with --json.")
+    what = p.add_subparsers(dest="what", metavar="WHAT", required=True)
+    for name, helptext in (("members", "PD members: id, address, leader"),
+                           ("stores", "stores: id, address, state, range and leader counts"),
+                           ("ranges", "ranges: id, start, end, epoch, replicas, leader (JSON keys are hex)")):
+        q = what.add_parser(name, help=helptext, description=helptext[0].upper() + helptext[1:] + ".")
+        q.add_argument("--json", action="store_true", help="a JSON list of objects instead of a table")
+        _add_client_flags(q)
+
+
+def _check_endpoints(spec: str) -> str:
+    """The ``--pd`` value if every item is HOST:PORT; a typo should fail at once, not at the timeout."""
+    items = [item.strip() for item in spec.split(",") if item.strip()]
+    for item in items:
+        host, sep, port = item.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"--pd: '{item}' is not HOST:PORT")
+    if not items:
+        raise ValueError("--pd names no PD member")
+    return ",".join(items)
+
+
+def _decode_arg(args: argparse.Namespace, name: str) -> bytes:
+    text = getattr(args, name)
+    if not args.hex:
+        return text.encode("utf-8", "surrogateescape")
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise ValueError(f"{name.upper()} is not hex: {text!r}") from None
+
+
+def _kv(args: argparse.Namespace, endpoints: str) -> int:
+    import kvdb
+    from kvdb.admin import show_key
+
+    # Bad input fails before connecting, so it is reported as such even when the cluster is down.
+    keys = {name: _decode_arg(args, name) for name in ("key", "value", "start", "end") if hasattr(args, name)}
+    if args.command == "scan" and args.limit < 1:
+        raise ValueError(f"--limit must be positive, got {args.limit}")
+    show = bytes.hex if args.hex else show_key
+    with kvdb.connect(endpoints, timeout=args.timeout) as client:
+        if args.command == "put":
+            client.put(keys["key"], keys["value"])
+        elif args.command == "delete":
+            client.delete(keys["key"])
+        elif args.command == "get":
+            value = client.get(keys["key"])
+            if value is None:
+                print(f"kvdb get: not found: {args.key}", file=sys.stderr)
+                return NOT_FOUND
+            if not args.hex:
+                try:
+                    value.decode("utf-8")
+                except UnicodeDecodeError:
+                    print("kvdb get: the value is not UTF-8 text; use --hex", file=sys.stderr)
+                    return USAGE
+            sys.stdout.buffer.write(value.hex().encode() if args.hex else value)
+            sys.stdout.buffer.write(b"\n")
+        else:
+            pairs = client.scan(start=keys["start"], end=keys["end"], limit=args.limit, reverse=args.reverse)
+            for key, value in pairs:
+                print(f"{show(key)}\t{show(value)}")
+    return 0
+
+
+def _admin(args: argparse.Namespace, endpoints: str) -> int:
+    import asyncio
+    import json
+
+    from kvdb import admin
+    from placement.client import PdClient
+
+    fetch: Callable[[PdClient], Coroutine[Any, Any, list[admin.Row]]] = getattr(admin, args.what)
+
+    async def run() -> list[admin.Row]:
+        async with PdClient(endpoints, timeout=args.timeout) as pd:
+            return await fetch(pd)
+
+    rows = asyncio.run(run())
+    print(json.dumps(rows, indent=2) if args.json else admin.table(args.what, rows))
+    return 0
+
+
+def _run_client_command(args: argparse.Namespace) -> int:
+    """Runs put/get/delete/scan/admin: every failure is one line on stderr and a non-zero status."""
+    from kvdb.errors import KvdbError
+    from placement.client import PdError
+
+    name = f"kvdb {args.command}" + (f" {args.what}" if args.command == "admin" else "")
+    try:
+        endpoints = _check_endpoints(args.pd)
+        if args.timeout <= 0:
+            raise ValueError(f"--timeout must be positive, got {args.timeout}")
+        return _admin(args, endpoints) if args.command == "admin" else _kv(args, endpoints)
+    except ValueError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return USAGE
+    except (KvdbError, PdError) as exc:
+        print(f"{name}: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+        return FAILED
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the contract is one line, even for a bug; the type names it
+        print(f"{name}: unexpected {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+        return FAILED
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or "(no message)"
+
+
+COMMANDS = ("store", "pd", "playground", "put", "get", "delete", "scan", "admin")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     planned = "\n".join(f"  {name:<12} {text}" for name, text in PLANNED_COMMANDS.items())
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="kvdb",
         description="kvdb: a sharded, multi-Raft, transactional key-value database.",
         epilog=f"commands arriving in later issues:\n{planned}",
@@ -143,24 +321,35 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kvdb {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_playground_parser(sub)
+    _add_kv_parsers(sub)
+    _add_admin_parser(sub)
     _add_store_parser(sub)
     _add_pd_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the process exit status (2 for a command that does not exist yet)."""
+    """Run the CLI; returns the process exit status (2 for bad usage or a command that does not exist yet)."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv and not argv[0].startswith("-") and argv[0] not in ("store", "pd"):
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
         if argv[0] in PLANNED_COMMANDS:
             print(f"kvdb: '{argv[0]}' is not implemented yet (arrives in a later issue)", file=sys.stderr)
         else:
-            known = ", ".join(["store", "pd", *PLANNED_COMMANDS])
+            known = ", ".join([*COMMANDS, *PLANNED_COMMANDS])
             print(f"kvdb: unknown command '{argv[0]}' (commands: {known}; see kvdb --help)", file=sys.stderr)
-        return 2
+        return USAGE
     parser = _build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
-    return _run_pd(args) if args.command == "pd" else _run_store(args)
+    if args.command == "pd":
+        return _run_pd(args)
+    if args.command == "store":
+        return _run_store(args)
+    if args.command == "playground":
+        from kvdb.playground import run_playground
+
+        return run_playground(args.data_dir, args.pd, args.stores, args.base_port, args.ready_timeout)
+    return _run_client_command(args)

@@ -1,15 +1,37 @@
-"""The ``kvdb`` command line as installed: version, help, and clear errors for what is not there."""
+"""The ``kvdb`` command line as installed: version, help, and one-line errors for every bad usage.
+
+Paths that need a running cluster are in ``tests/playground/``; here only what fails before or
+without one (an unreachable PD must fail within the timeout given, with one line).
+"""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
+from pathlib import Path
+
+import pytest
 
 from kvdb import __version__
+from kvdb.admin import show_key, table
+from kvdb.playground import Layout, PlaygroundError, resolve_layout
+from tests.integration.cluster import free_ports
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kvdb", *args], capture_output=True, text=True, timeout=60)
+def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kvdb", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], status: int, *words: str) -> None:
+    assert result.returncode == status, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
 
 
 def test_version() -> None:
@@ -17,13 +39,76 @@ def test_version() -> None:
     assert result.returncode == 0 and result.stdout.strip() == f"kvdb {__version__}"
 
 
-def test_help_lists_planned_commands() -> None:
+def test_help_lists_commands() -> None:
     result = run()
-    assert result.returncode == 0 and "playground" in result.stdout
+    assert result.returncode == 0
+    for command in ("playground", "put", "get", "delete", "scan", "admin", "bench"):
+        assert command in result.stdout
 
 
 def test_unknown_and_planned_commands_fail_with_one_line() -> None:
-    for command in ("nonsense", "playground"):
-        result = run(command)
-        assert result.returncode == 2
-        assert len(result.stderr.strip().splitlines()) == 1 and command in result.stderr
+    for command in ("nonsense", "bench"):
+        assert_one_line_error(run(command), 2, command)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["playground", "--pd", "2"], ["odd"]),
+    (["playground", "--pd", "0"], ["odd"]),
+    (["put", "k"], ["VALUE"]),
+    (["get", "--hex", "zz"], ["not hex"]),
+    (["put", "--hex", "00", "xyz"], ["VALUE", "not hex"]),
+    (["get", "k", "--pd", "nonsense"], ["HOST:PORT"]),
+    (["get", "k", "--pd", ","], ["--pd"]),
+    (["scan", "--limit", "0"], ["--limit"]),
+    (["get", "k", "--timeout", "0"], ["--timeout"]),
+    (["admin"], ["WHAT"]),
+    (["admin", "nodes"], ["invalid choice"]),
+    (["admin", "stores", "--bogus"], ["--bogus"]),
+])
+def test_usage_errors_are_one_line(args: list[str], words: list[str], tmp_path: Path) -> None:
+    result = run(*args, "--data-dir", str(tmp_path / "pg")) if args[0] == "playground" else run(*args)
+    assert_one_line_error(result, 2, *words)
+    assert not (tmp_path / "pg").exists()
+
+
+@pytest.mark.parametrize("args", [["get", "k"], ["put", "k", "v"], ["scan"], ["admin", "members"]])
+def test_unreachable_pd_fails_within_the_timeout(args: list[str]) -> None:
+    port = free_ports(1)[0]
+    started = time.monotonic()
+    result = run(*args, "--pd", f"127.0.0.1:{port}", "--timeout", "1", timeout=30)
+    assert_one_line_error(result, 3, "Unavailable")
+    assert time.monotonic() - started < 15
+
+
+def test_kvdb_pd_environment_variable_names_the_cluster() -> None:
+    port = free_ports(1)[0]
+    result = subprocess.run([sys.executable, "-m", "kvdb", "get", "k", "--timeout", "1"], capture_output=True,
+                            text=True, timeout=30, env={"KVDB_PD": f"127.0.0.1:{port}", "PATH": ""})
+    assert_one_line_error(result, 3, f"127.0.0.1:{port}")
+
+
+def test_layout_is_saved_and_only_stores_may_change(tmp_path: Path) -> None:
+    assert resolve_layout(tmp_path, None, None, None) == Layout(3, 3, 2379)
+    (tmp_path / "playground.json").write_text(json.dumps({"pd": 1, "stores": 2, "base_port": 30000}))
+    layout = resolve_layout(tmp_path, None, 4, None)
+    assert layout == Layout(1, 4, 30000)
+    assert layout.pd_endpoints == "127.0.0.1:30000" and layout.store_address(4) == "127.0.0.1:30004"
+    for pd, base in ((3, None), (None, 2379)):
+        with pytest.raises(PlaygroundError, match="was created with"):
+            resolve_layout(tmp_path, pd, None, base)
+    with pytest.raises(PlaygroundError, match="no room"):
+        resolve_layout(tmp_path / "new", None, None, 65534)
+
+
+def test_keys_are_shown_unambiguously() -> None:
+    assert show_key("héllo".encode()) == "héllo"
+    assert show_key(b"a\\b\tc\nd\re\x00\x7f\xff") == "a\\\\b\\tc\\nd\\re\\x00\\x7f\\xff"
+
+
+def test_ranges_table_marks_the_leader() -> None:
+    rows = [{"id": 1, "start": "", "end": "6d", "epoch": {"conf_ver": 5, "version": 1}, "leader": {
+        "peer_id": 2, "store_id": 2}, "replicas": [{"peer_id": 2, "store_id": 2, "role": "VOTER"},
+                                                   {"peer_id": 7, "store_id": 3, "role": "LEARNER"}]}]
+    lines = table("ranges", rows).splitlines()
+    assert lines[0].split()[:4] == ["ID", "START", "END", "EPOCH"]
+    assert lines[1].split() == ["1", "(start)", '"m"', "5/1", "*2@s2,7@s3(learner)", "store", "2"]

@@ -1,0 +1,331 @@
+"""``kvdb playground``: a whole local cluster (PD members and stores) in one foreground command.
+
+Every member and store is a real ``kvdb pd`` / ``kvdb store`` process, so what a user tries here
+behaves as in production: kill one with ``kill -9`` and the others keep serving. The playground
+only starts them, decides when the cluster really serves, and stops them all together.
+
+Children run in their own session so that Ctrl-C reaches only the playground, which then stops
+them in order (SIGTERM, wait) instead of racing their own shutdowns. They also get SIGTERM from
+the kernel if the playground itself dies (``PR_SET_PDEATHSIG``), so a killed playground does not
+leave processes holding the ports and RocksDB locks that the next start needs.
+
+A child that exits on its own is a failure the user must see: the playground reports it and
+stops everything (exit 1). A child killed with SIGKILL after the cluster is ready is taken as
+deliberate (the quick-start tour does it to show failover): it is reported and the rest keeps
+running until the playground is stopped; starting again brings it back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, TypeVar
+
+import grpc
+
+from kvdb.pb import kvrpc_pb2, kvrpc_pb2_grpc, metapb_pb2
+from placement.client import PdClient, PdError
+
+T = TypeVar("T")
+
+DEFAULT_DATA_DIR = Path("kvdb-playground")
+DEFAULT_BASE_PORT = 2379
+DEFAULT_PD = 3
+DEFAULT_STORES = 3
+DEFAULT_READY_TIMEOUT = 120.0
+"""Seconds the cluster may take to serve: generous, a cold start imports grpc in six processes."""
+STOP_TIMEOUT = 20.0
+"""Seconds a child may take to shut down after SIGTERM before it is killed."""
+POLL_INTERVAL = 0.1
+PROBE_TIMEOUT = 2.0
+"""Seconds one readiness probe may wait for PD or a store (the overall deadline is separate)."""
+PROBE_KEY = b"\x00"
+"""The smallest non-empty key, so it is in the first range (an empty key is invalid)."""
+LAYOUT_FILE = "playground.json"
+LOCK_FILE = "playground.lock"
+PR_SET_PDEATHSIG = 1
+
+
+class PlaygroundError(Exception):
+    """The playground cannot start as asked; ``status`` is the exit status (2: bad arguments)."""
+
+    def __init__(self, message: str, status: int = 2) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _Exit(Exception):
+    """Ends the foreground run: 0 when asked to stop, 1 when a child failed or the cluster never served."""
+
+    def __init__(self, status: int, message: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which processes and ports a data dir's cluster has: PD members take the first ``pd`` ports
+    from ``base_port``, stores the next ``stores`` (store ids 1..N). Saved in the data dir, because
+    PD members know each other by address for good: a restart must reuse the same ports."""
+
+    pd: int = DEFAULT_PD
+    stores: int = DEFAULT_STORES
+    base_port: int = DEFAULT_BASE_PORT
+
+    def pd_address(self, member_id: int) -> str:
+        return f"127.0.0.1:{self.base_port + member_id - 1}"
+
+    def store_address(self, store_id: int) -> str:
+        return f"127.0.0.1:{self.base_port + self.pd + store_id - 1}"
+
+    @property
+    def pd_endpoints(self) -> str:
+        return ",".join(self.pd_address(i) for i in range(1, self.pd + 1))
+
+    def validate(self) -> None:
+        if self.pd < 1 or self.pd % 2 == 0:
+            raise PlaygroundError(f"--pd must be an odd number of PD members (1, 3, 5...), got {self.pd}")
+        if self.stores < 1:
+            raise PlaygroundError(f"--stores must be at least 1, got {self.stores}")
+        last = self.base_port + self.pd + self.stores - 1
+        if self.base_port < 1 or last > 65535:
+            n = self.pd + self.stores
+            raise PlaygroundError(f"--base-port {self.base_port} leaves no room for {n} ports")
+
+
+def resolve_layout(data_dir: Path, pd: int | None, stores: int | None, base_port: int | None) -> Layout:
+    """The layout to run: the saved one with any flags applied, or the defaults for a new data dir.
+
+    The PD count and base port cannot change once PD members exist (they know each other's
+    addresses); the store count can, and a bigger one adds stores.
+    """
+    saved_path = data_dir / LAYOUT_FILE
+    if saved_path.exists():
+        try:
+            saved = Layout(**json.loads(saved_path.read_text()))
+        except (ValueError, TypeError) as exc:
+            raise PlaygroundError(f"{saved_path} is damaged ({exc}); use another --data-dir") from None
+        for flag, value, was in (("--pd", pd, saved.pd), ("--base-port", base_port, saved.base_port)):
+            if value is not None and value != was:
+                raise PlaygroundError(f"{data_dir} was created with {flag} {was}; "
+                                      "use that or another --data-dir")
+        layout = Layout(saved.pd, saved.stores if stores is None else stores, saved.base_port)
+    else:
+        layout = Layout(DEFAULT_PD if pd is None else pd, DEFAULT_STORES if stores is None else stores,
+                        DEFAULT_BASE_PORT if base_port is None else base_port)
+    layout.validate()
+    return layout
+
+
+@dataclass
+class Child:
+    """One ``kvdb pd`` or ``kvdb store`` process and its files in the data dir."""
+
+    label: str
+    name: str
+    cmd: list[str]
+    log_path: Path
+    ready_path: Path
+    pid_path: Path
+    proc: subprocess.Popen | None = None
+    reported: bool = False
+
+    def describe(self) -> str:
+        pid = self.proc.pid if self.proc else "?"
+        return f"{self.label} (pid {pid}, log {self.log_path})"
+
+
+def _die_with_parent() -> None:
+    """Runs in the child between fork and exec: SIGTERM it when the playground dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Playground:
+    """The children of one data dir; ``run`` is the whole foreground life of the playground."""
+
+    def __init__(self, data_dir: Path, layout: Layout, *, ready_timeout: float = DEFAULT_READY_TIMEOUT,
+                 out: IO[str] | None = None, err: IO[str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.layout = layout
+        self.ready_timeout = ready_timeout
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.ready = False
+        logs, run = data_dir / "logs", data_dir / "run"
+        python = [sys.executable, "-m", "kvdb"]
+        self.children: list[Child] = []
+        for i in range(1, layout.pd + 1):
+            members = ",".join(f"{m}={layout.pd_address(m)}" for m in range(1, layout.pd + 1))
+            cmd = [*python, "pd", "--member-id", str(i), "--listen", layout.pd_address(i),
+                   "--data-dir", str(data_dir / f"pd{i}"), "--initial-members", members,
+                   "--ready-file", str(run / f"pd{i}.ready")]
+            self.children.append(Child(f"PD member {i}", f"pd{i}", cmd, logs / f"pd{i}.log",
+                                       run / f"pd{i}.ready", run / f"pd{i}.pid"))
+        for i in range(1, layout.stores + 1):
+            cmd = [*python, "store", "--store-id", str(i), "--listen", layout.store_address(i),
+                   "--data-dir", str(data_dir / f"store{i}"), "--pd", layout.pd_endpoints,
+                   "--ready-file", str(run / f"store{i}.ready")]
+            self.children.append(Child(f"store {i}", f"store{i}", cmd, logs / f"store{i}.log",
+                                       run / f"store{i}.ready", run / f"store{i}.pid"))
+
+    def say(self, line: str) -> None:
+        print(f"kvdb playground: {line}", file=self.err, flush=True)
+
+    def run(self) -> int:
+        """Start, announce readiness, serve until SIGINT/SIGTERM or a child's failure; the exit status."""
+        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "run").mkdir(parents=True, exist_ok=True)
+        self.say(f"starting {self.layout.pd} PD members and {self.layout.stores} stores in {self.data_dir} "
+                 f"(logs: {self.data_dir / 'logs'}/*.log)")
+        try:
+            return asyncio.run(self._run())
+        finally:
+            self._stop_children()
+
+    async def _run(self) -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            self._launch()
+            await self._watch(self._until_ready(), stop)
+            self.ready = True
+            print(f"kvdb playground ready: pd={self.layout.pd_endpoints}", file=self.out, flush=True)
+            await self._watch(stop.wait(), stop)
+        except _Exit as exc:
+            if exc.message:
+                self.say(exc.message)
+            return exc.status
+        return 0
+
+    def _launch(self) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        preexec = _die_with_parent if sys.platform == "linux" else None
+        for child in self.children:
+            child.ready_path.unlink(missing_ok=True)
+            with child.log_path.open("ab") as log:
+                log.write(f"===== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(child.cmd)}\n".encode())
+                log.flush()
+                child.proc = subprocess.Popen(child.cmd, stdout=log, stderr=subprocess.STDOUT,
+                                              stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+                                              preexec_fn=preexec)
+            child.pid_path.write_text(f"{child.proc.pid}\n")
+
+    async def _watch(self, work: Awaitable[T], stop: asyncio.Event) -> T:
+        """Runs ``work`` while checking, every poll, for a stop request and for children that died."""
+        task = asyncio.ensure_future(work)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=POLL_INTERVAL)
+                if stop.is_set():
+                    raise _Exit(0, "stopping")
+                self._check_children()
+                if done:
+                    return task.result()
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def _check_children(self) -> None:
+        for child in self.children:
+            status = child.proc.poll() if child.proc else None
+            if status is None or child.reported:
+                continue
+            child.reported = True
+            if status == -signal.SIGKILL and self.ready:
+                self.say(f"{child.describe()} was killed with SIGKILL; the others keep serving "
+                         "(restart the playground to bring it back)")
+                continue
+            how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
+            raise _Exit(1, f"{child.describe()} {how}; stopping everything")
+
+    async def _until_ready(self) -> None:
+        deadline = time.monotonic() + self.ready_timeout
+        want_voters = min(3, self.layout.stores)
+        pd = PdClient(self.layout.pd_endpoints, timeout=PROBE_TIMEOUT)
+        try:
+            while not (all(c.ready_path.exists() for c in self.children) and await _serves(pd, want_voters)):
+                if time.monotonic() >= deadline:
+                    raise _Exit(1, f"the cluster did not serve within {self.ready_timeout:.0f}s "
+                                   f"(logs: {self.data_dir / 'logs'}); stopping everything")
+                await asyncio.sleep(POLL_INTERVAL)
+        finally:
+            await pd.close()
+
+    def _stop_children(self) -> None:
+        running = [c for c in self.children if c.proc is not None and c.proc.poll() is None]
+        for child in running:
+            child.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for child in running:
+            try:
+                child.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.say(f"{child.describe()} did not stop within {STOP_TIMEOUT:.0f}s; killing it")
+                child.proc.kill()
+                child.proc.wait()
+        for child in self.children:
+            child.pid_path.unlink(missing_ok=True)
+            child.ready_path.unlink(missing_ok=True)
+
+
+async def _serves(pd: PdClient, want_voters: int) -> bool:
+    """Whether PD answers, the first range has ``want_voters`` voters and a leader, and that leader
+    answers a read. The last step matters after a restart: PD remembers the leader of the previous
+    run, which is not serving yet."""
+    try:
+        if not pd.leader_address:
+            await pd.connect()
+        ranges = await pd.scan_ranges(b"", b"", 1)
+        if not ranges or not ranges[0].leader.id:
+            return False
+        info = ranges[0]
+        voters = [p for p in info.descriptor.peers if p.role == metapb_pb2.VOTER]
+        store = await pd.get_store(info.leader.store_id) if len(voters) >= want_voters else None
+    except PdError:
+        return False
+    if store is None:
+        return False
+    context = kvrpc_pb2.Context(cluster_id=pd.cluster_id, range_id=info.descriptor.id,
+                                epoch=info.descriptor.epoch)
+    async with grpc.aio.insecure_channel(store.address) as channel:
+        try:
+            response = await kvrpc_pb2_grpc.KvStub(channel).RawGet(
+                kvrpc_pb2.RawGetRequest(context=context, key=PROBE_KEY), timeout=PROBE_TIMEOUT)
+        except grpc.aio.AioRpcError:
+            return False
+    return not response.HasField("error")
+
+
+def run_playground(data_dir: Path, pd: int | None, stores: int | None, base_port: int | None,
+                   ready_timeout: float = DEFAULT_READY_TIMEOUT) -> int:
+    """The ``kvdb playground`` command: one playground per data dir at a time (a lock file says so)."""
+    try:
+        if pd is not None and (pd < 1 or pd % 2 == 0):
+            raise PlaygroundError(f"--pd must be an odd number of PD members (1, 3, 5...), got {pd}")
+        data_dir.mkdir(parents=True, exist_ok=True)
+        lock = (data_dir / LOCK_FILE).open("w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PlaygroundError(f"another playground is running on {data_dir}") from None
+        layout = resolve_layout(data_dir, pd, stores, base_port)
+    except (PlaygroundError, OSError) as exc:
+        print(f"kvdb playground: {exc}", file=sys.stderr)
+        return exc.status if isinstance(exc, PlaygroundError) else 1
+    with lock:
+        (data_dir / LAYOUT_FILE).write_text(json.dumps(asdict(layout)) + "\n")
+        return Playground(data_dir, layout, ready_timeout=ready_timeout).run()
