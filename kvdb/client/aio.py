@@ -106,6 +106,12 @@ def _bounds(start: object, end: object) -> tuple[bytes, bytes]:
     return start, end
 
 
+def check_timeout(timeout: object) -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise InvalidArgumentError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    return float(timeout)
+
+
 def _chunks(keys: list[bytes], size: int) -> list[list[bytes]]:
     return [keys[i:i + size] for i in range(0, len(keys), size)]
 
@@ -114,8 +120,7 @@ class AsyncClient:
     """Use ``await kvdb.aio.connect(...)``; every method takes ``timeout`` (seconds, None: the client's)."""
 
     def __init__(self, endpoints: str | list[str], timeout: float = DEFAULT_TIMEOUT) -> None:
-        if timeout is None or timeout <= 0:
-            raise InvalidArgumentError(f"timeout must be positive, got {timeout}")
+        timeout = check_timeout(timeout)
         try:
             self._pd = PdClient(endpoints, timeout=timeout)
         except ValueError as exc:
@@ -260,9 +265,7 @@ class AsyncClient:
         """Runs ``body`` under the call's deadline and turns what is left of failures into KvdbErrors."""
         if self._closed:
             raise ClientClosedError("the client is closed")
-        timeout = self.timeout if timeout is None else timeout
-        if timeout <= 0:
-            raise InvalidArgumentError(f"timeout must be positive, got {timeout}")
+        timeout = self.timeout if timeout is None else check_timeout(timeout)
         op = _Op(name, cas=cas)
         try:
             async with asyncio.timeout(timeout):

@@ -13,8 +13,8 @@ import threading
 from collections.abc import Coroutine, Iterable, Mapping
 from typing import Any, TypeVar
 
-from kvdb.client.aio import DEFAULT_TIMEOUT, AsyncClient
-from kvdb.errors import ClientClosedError, DeadlineExceededError
+from kvdb.client.aio import DEFAULT_TIMEOUT, AsyncClient, check_timeout
+from kvdb.errors import ClientClosedError, DeadlineExceededError, InvalidArgumentError
 
 T = TypeVar("T")
 
@@ -27,7 +27,7 @@ class Client:
     """Use ``kvdb.connect(...)``; every method takes ``timeout`` (seconds, None: the client's)."""
 
     def __init__(self, endpoints: str | list[str], timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.timeout = timeout
+        self.timeout = check_timeout(timeout)
         self._lock = threading.Lock()
         self._closed = False
         self._loop = asyncio.new_event_loop()
@@ -55,20 +55,36 @@ class Client:
             if self._closed:
                 return
             self._closed = True
-        if self._async is not None:
-            asyncio.run_coroutine_threadsafe(self._async.close(), self._loop).result(GRACE + self.timeout)
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(GRACE + self.timeout)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
 
+    async def _shutdown(self) -> None:
+        """Closes the async client, then ends calls other threads still run (one in a backoff
+        would otherwise keep its caller waiting on a loop that no longer runs)."""
+        if self._async is not None:
+            await self._async.close()
+        others = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+
     def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None) -> T:
-        if self._closed:
+        try:
+            wait = (self.timeout if timeout is None else check_timeout(timeout)) + GRACE
+        except InvalidArgumentError:
             coro.close()
-            raise ClientClosedError("the client is closed")
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        wait = (self.timeout if timeout is None else timeout) + GRACE
+            raise
+        with self._lock:  # so that close() cannot stop the loop between the check and the submit
+            if self._closed:
+                coro.close()
+                raise ClientClosedError("the client is closed")
+            future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
             return future.result(wait)
+        except concurrent.futures.CancelledError:
+            raise ClientClosedError("the client was closed during the call") from None
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise DeadlineExceededError(f"the client's loop did not answer within {wait}s") from None

@@ -8,15 +8,18 @@ first: so each routing rule, retry and typed error is pinned without timing luck
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
+import kvdb
 import kvdb.client.aio as client_aio
 from kvdb.client.aio import AsyncClient
 from kvdb.client.transport import StoreUnreachable
 from kvdb.errors import (
+    ClientClosedError,
     ClusterMismatchError,
     DeadlineExceededError,
     InvalidArgumentError,
@@ -24,6 +27,7 @@ from kvdb.errors import (
     UncertainResultError,
 )
 from kvdb.pb import kvrpc_pb2, metapb_pb2, pdpb_pb2
+from tests.integration.cluster import wait_for
 
 CLUSTER_ID = 7
 Script = Callable[[int, kvrpc_pb2.Request], kvrpc_pb2.Error | Exception | None]
@@ -317,3 +321,32 @@ def test_the_deadline_bounds_endless_retries(fake: FakeCluster) -> None:
             await client.compare_and_swap(b"a", None, b"v", timeout=0.3)
 
     run(fake, unreachable)
+
+
+def test_closing_the_sync_client_ends_calls_other_threads_wait_on(fake: FakeCluster,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(client_aio, "PdClient", lambda endpoints, timeout: fake)
+    busy = kvrpc_pb2.Error(server_busy=kvrpc_pb2.ServerBusy(backoff_ms=10))
+    fake.script = lambda store, req: busy if req.WhichOneof("cmd") == "get" else None
+    before = set(threading.enumerate())
+    client = kvdb.connect("pd:1", timeout=30.0)
+    client.put(b"a", b"v")
+    outcome: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            client.get(b"a")
+        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
+            outcome.append(exc)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    wait_for(lambda: any(kind == "get" for _, kind, _ in fake.log), 5, "the read to retry")
+    started = time.monotonic()
+    client.close()
+    thread.join(timeout=5)
+    assert time.monotonic() - started < 2.0
+    assert [type(e) for e in outcome] == [ClientClosedError]
+    assert set(threading.enumerate()) <= before
+    with pytest.raises(InvalidArgumentError):
+        kvdb.connect("pd:1", timeout="soon")
