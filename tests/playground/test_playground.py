@@ -1,0 +1,207 @@
+"""A real playground driven only through the command line, as a user of the quick start would.
+
+One playground (3 PD members, 3 stores, a tmp data dir, a free port range) serves the whole
+module; the tests at the end stop and restart it: SIGTERM stops every child and exits 0, a
+restart on the same data dir finds the data, a store killed with -9 is survived, and a child
+that exits on its own stops everything with exit 1. Waits are bounded polls, never sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.cluster import free_ports, wait_for
+
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+CLI_TIMEOUT = 30.0
+PROCESSES = 6
+
+
+def free_port_range(n: int) -> int:
+    """A base port whose next ``n`` ports were all free a moment ago."""
+    for _ in range(50):
+        base = free_ports(1)[0]
+        if base + n > 65535:
+            continue
+        socks = []
+        try:
+            for port in range(base, base + n):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AssertionError(f"no {n} consecutive free ports found")
+
+
+class Playground:
+    """``kvdb playground`` as a subprocess: its ready line, its children's pids, its exit."""
+
+    def __init__(self, data_dir: Path, base_port: int) -> None:
+        self.data_dir = data_dir
+        self.base_port = base_port
+        self.stderr_path = data_dir.parent / "playground.stderr"
+        self.proc: subprocess.Popen[str] | None = None
+        self.endpoints = ""
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        with self.stderr_path.open("a") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "kvdb", "playground", "--data-dir", str(self.data_dir),
+                 "--base-port", str(self.base_port)],
+                stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, text=True)
+        line = self._read_line(READY_TIMEOUT)
+        assert line.startswith("kvdb playground ready: pd="), line
+        self.endpoints = line.removeprefix("kvdb playground ready: pd=").strip()
+
+    def _read_line(self, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while self.running:
+            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            if ready:
+                return self.proc.stdout.readline()
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"no ready line within {timeout}s:\n{self.stderr()}")
+        raise AssertionError(f"playground exited with {self.proc.returncode}:\n{self.stderr()}")
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text() if self.stderr_path.exists() else ""
+
+    def child_pids(self) -> dict[str, int]:
+        return {p.stem: int(p.read_text()) for p in (self.data_dir / "run").glob("*.pid")}
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=STOP_TIMEOUT)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([sys.executable, "-m", "kvdb", *args, "--pd", self.endpoints],
+                              capture_output=True, timeout=CLI_TIMEOUT)
+
+    def ok(self, *args: str) -> str:
+        result = self.cli(*args)
+        assert result.returncode == 0 and not result.stderr, result
+        return result.stdout.decode()
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[bytes], status: int, *words: str) -> None:
+    stderr = result.stderr.decode()
+    assert result.returncode == status, result
+    assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr, stderr
+    for word in words:
+        assert word in stderr
+
+
+@pytest.fixture(scope="module")
+def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Playground]:
+    playground = Playground(tmp_path_factory.mktemp("playground") / "data", free_port_range(PROCESSES))
+    playground.start()
+    yield playground
+    if playground.running:
+        playground.proc.kill()  # PR_SET_PDEATHSIG sends every child SIGTERM
+        playground.proc.wait(timeout=STOP_TIMEOUT)
+    pids = list(playground.child_pids().values())
+    wait_for(lambda: all(gone(pid) for pid in pids), STOP_TIMEOUT, "the children to exit")
+
+
+def test_ready_line_names_every_pd_member(pg: Playground) -> None:
+    ports = [int(address.rsplit(":", 1)[1]) for address in pg.endpoints.split(",")]
+    assert ports == [pg.base_port, pg.base_port + 1, pg.base_port + 2]
+    assert sorted(pg.child_pids()) == ["pd1", "pd2", "pd3", "store1", "store2", "store3"]
+    assert "logs" in pg.stderr() and (pg.data_dir / "logs" / "store1.log").exists()
+
+
+def test_put_get_scan_delete(pg: Playground) -> None:
+    for key, value in (("apple", "red"), ("banana", "yellow"), ("cherry", "dark red"), ("tab\tkey", "é")):
+        pg.ok("put", key, value)
+    assert pg.ok("get", "cherry") == "dark red\n"
+    assert pg.ok("scan", "b", "z").splitlines() == ["banana\tyellow", "cherry\tdark red", "tab\\tkey\té"]
+    assert pg.ok("scan", "--limit", "2", "--reverse").splitlines() == ["tab\\tkey\té", "cherry\tdark red"]
+    pg.ok("delete", "banana")
+    assert_one_line_error(pg.cli("get", "banana"), 1, "not found")
+    assert pg.ok("scan", "a", "c").splitlines() == ["apple\tred"]
+
+
+def test_hex_keys_and_values(pg: Playground) -> None:
+    pg.ok("put", "--hex", "ff01", "c3a9ff")
+    assert pg.ok("get", "--hex", "ff01") == "c3a9ff\n"
+    assert pg.ok("scan", "--hex", "ff", "").splitlines() == ["ff01\tc3a9ff"]
+    assert pg.ok("scan", "\udcff").splitlines() == ["\\xff\\x01\té\\xff"]
+    assert_one_line_error(pg.cli("get", "\udcff\x01"), 2, "--hex")
+    assert_one_line_error(pg.cli("get", "--hex", "not-hex"), 2, "not hex")
+
+
+def test_admin_tables_and_json(pg: Playground) -> None:
+    members = json.loads(pg.ok("admin", "members", "--json"))
+    assert [m["address"] for m in members] == pg.endpoints.split(",")
+    assert sum(m["leader"] for m in members) == 1
+    stores = json.loads(pg.ok("admin", "stores", "--json"))
+    assert [(s["id"], s["state"]) for s in stores] == [(1, "UP"), (2, "UP"), (3, "UP")]
+    ranges = json.loads(pg.ok("admin", "ranges", "--json"))
+    assert len(ranges) == 1 and ranges[0]["start"] == "" and ranges[0]["end"] == ""
+    assert sorted(r["store_id"] for r in ranges[0]["replicas"]) == [1, 2, 3]
+    assert ranges[0]["leader"]["store_id"] in (1, 2, 3)
+    for kind, header in (("members", "LEADER"), ("stores", "STATE"), ("ranges", "REPLICAS")):
+        lines = pg.ok("admin", kind).splitlines()
+        assert header in lines[0] and len(lines) == {"members": 4, "stores": 4, "ranges": 2}[kind]
+
+
+def test_a_second_playground_on_the_same_data_dir_is_refused(pg: Playground) -> None:
+    result = subprocess.run([sys.executable, "-m", "kvdb", "playground", "--data-dir", str(pg.data_dir)],
+                            capture_output=True, timeout=CLI_TIMEOUT)
+    assert_one_line_error(result, 2, "another playground")
+
+
+def test_a_store_killed_with_sigkill_is_survived(pg: Playground) -> None:
+    pid = pg.child_pids()["store1"]
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: "store 1" in pg.stderr() and "SIGKILL" in pg.stderr(), STOP_TIMEOUT, "the report")
+    pg.ok("put", "after-kill", "still serving")
+    assert pg.ok("get", "after-kill") == "still serving\n"
+    assert pg.running
+
+
+def test_sigterm_stops_every_child_and_a_restart_keeps_the_data(pg: Playground) -> None:
+    pids = pg.child_pids()
+    assert pg.stop() == 0
+    assert all(gone(pid) for pid in pids.values())
+    assert not list((pg.data_dir / "run").glob("*.pid"))
+    pg.start()
+    assert pg.ok("get", "cherry") == "dark red\n" and pg.ok("get", "after-kill") == "still serving\n"
+    assert pg.ok("get", "--hex", "ff01") == "c3a9ff\n"
+
+
+def test_a_child_that_exits_stops_everything(pg: Playground) -> None:
+    pids = pg.child_pids()
+    os.kill(pids["store2"], signal.SIGTERM)
+    assert pg.proc.wait(timeout=STOP_TIMEOUT) == 1
+    assert "store 2" in pg.stderr().splitlines()[-1] and "exited" in pg.stderr().splitlines()[-1]
+    assert all(gone(pid) for pid in pids.values())
