@@ -4,6 +4,8 @@ restart them before they end."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,3 +55,12 @@ def pd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PdCluster]:
 def client(pd_cluster: PdCluster) -> Iterator[Client]:
     with kvdb.connect(pd_cluster.endpoints, timeout=10.0) as c:
         yield c
+
+
+async def until_only_this_task_runs(timeout: float = 2.0) -> None:
+    """Asserts that nothing but the caller runs on the loop; gRPC ends a closed channel's call
+    bookkeeping tasks a few loop turns after close(), hence the bounded wait."""
+    deadline = time.monotonic() + timeout
+    while (left := asyncio.all_tasks() - {asyncio.current_task()}) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert not left, f"tasks left behind: {left}"

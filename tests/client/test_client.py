@@ -28,7 +28,7 @@ from kvdb.errors import (
     InvalidArgumentError,
     UnavailableError,
 )
-from tests.client.conftest import PdCluster
+from tests.client.conftest import PdCluster, until_only_this_task_runs
 from tests.integration.cluster import wait_for
 
 
@@ -85,13 +85,6 @@ def test_every_method_through_the_async_client(pd_cluster: PdCluster) -> None:
         with pytest.raises(ClientClosedError):
             await client.get(b"async-k")
         await until_only_this_task_runs()
-
-    async def until_only_this_task_runs() -> None:
-        """gRPC ends a closed channel's call bookkeeping tasks a few loop turns after close()."""
-        deadline = time.monotonic() + 2.0
-        while (left := asyncio.all_tasks() - {asyncio.current_task()}) and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        assert not left, f"the client left tasks behind: {left}"
 
     asyncio.run(main())
 

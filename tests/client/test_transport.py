@@ -1,0 +1,127 @@
+"""The per-store stream against an in-process gRPC server: requests queued together leave as one
+batch, answers find their callers by id in any order, a broken stream fails its requests (saying
+whether they were sent) and the next request opens a new one, close() ends waiting calls."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+
+from kvdb.client.transport import StoreConnection, StoreUnreachable
+from kvdb.errors import ClientClosedError
+from kvdb.pb import kvrpc_pb2, kvrpc_pb2_grpc
+from tests.client.conftest import until_only_this_task_runs
+from tests.integration.cluster import free_ports
+
+
+class EchoKv(kvrpc_pb2_grpc.KvServicer):
+    """Answers each get with its key as the value, a batch's answers in reverse order."""
+
+    def __init__(self) -> None:
+        self.batch_sizes: list[int] = []
+        self.streams = 0
+        self.fail = False
+        self.hold = False
+
+    async def Batch(self, request_iterator: AsyncIterator[kvrpc_pb2.BatchRequest],
+                    context: grpc.aio.ServicerContext) -> AsyncIterator[kvrpc_pb2.BatchResponse]:
+        self.streams += 1
+        async for batch in request_iterator:
+            self.batch_sizes.append(len(batch.requests))
+            if self.fail:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "going away")
+            if self.hold:
+                continue
+            yield kvrpc_pb2.BatchResponse(responses=[
+                kvrpc_pb2.Response(id=r.id, get=kvrpc_pb2.RawGetResponse(value=r.get.key))
+                for r in reversed(batch.requests)])
+
+
+def get(key: bytes) -> kvrpc_pb2.Request:
+    return kvrpc_pb2.Request(get=kvrpc_pb2.RawGetRequest(key=key))
+
+
+async def serve(servicer: EchoKv) -> tuple[grpc.aio.Server, str]:
+    server = grpc.aio.server()
+    kvrpc_pb2_grpc.add_KvServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, f"127.0.0.1:{port}"
+
+
+def test_concurrent_requests_share_batches_and_get_their_own_answers() -> None:
+    async def main() -> None:
+        servicer = EchoKv()
+        server, address = await serve(servicer)
+        conn = StoreConnection(address)
+        try:
+            keys = [b"k%03d" % i for i in range(200)]
+            responses = await asyncio.gather(*(conn.request(get(k)) for k in keys))
+            assert [r.get.value for r in responses] == keys
+            assert sum(servicer.batch_sizes) == 200 and len(servicer.batch_sizes) < 20, servicer.batch_sizes
+            assert servicer.streams == 1
+        finally:
+            await conn.close()
+            await server.stop(None)
+
+    asyncio.run(main())
+
+
+def test_a_broken_stream_fails_its_requests_and_the_next_request_reopens_it() -> None:
+    async def main() -> None:
+        servicer = EchoKv()
+        server, address = await serve(servicer)
+        conn = StoreConnection(address)
+        try:
+            assert (await conn.request(get(b"a"))).get.value == b"a"
+            servicer.fail = True
+            with pytest.raises(StoreUnreachable) as info:
+                await conn.request(get(b"b"))
+            assert info.value.sent
+            servicer.fail = False
+            assert (await conn.request(get(b"c"))).get.value == b"c"
+            assert servicer.streams == 2
+        finally:
+            await conn.close()
+            await server.stop(None)
+
+    asyncio.run(main())
+
+
+def test_a_refused_connection_sent_nothing() -> None:
+    async def main() -> None:
+        conn = StoreConnection(f"127.0.0.1:{free_ports(1)[0]}")
+        try:
+            with pytest.raises(StoreUnreachable) as info:
+                await conn.request(get(b"a"))
+            assert not info.value.sent
+        finally:
+            await conn.close()
+
+    asyncio.run(main())
+
+
+def test_close_ends_waiting_calls_and_leaves_no_task() -> None:
+    async def main() -> None:
+        servicer = EchoKv()
+        servicer.hold = True
+        server, address = await serve(servicer)
+        conn = StoreConnection(address)
+        waiting = asyncio.ensure_future(conn.request(get(b"a")))
+        for _ in range(500):  # until the request reached the server
+            if servicer.batch_sizes:
+                break
+            await asyncio.sleep(0.01)
+        await conn.close()
+        await conn.close()
+        with pytest.raises(ClientClosedError):
+            await waiting
+        with pytest.raises(ClientClosedError):
+            await conn.request(get(b"b"))
+        await server.stop(None)
+        await until_only_this_task_runs()
+
+    asyncio.run(main())
