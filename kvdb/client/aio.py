@@ -159,7 +159,7 @@ class AsyncClient:
 
     # ----------------------------------------------------------------------------------- API
 
-    async def get(self, key: bytes, *, timeout: float | None = None) -> bytes | None:
+    async def get(self, key: bytes, timeout: float | None = None) -> bytes | None:
         key = _key(key)
 
         async def run(op: _Op) -> bytes | None:
@@ -168,7 +168,7 @@ class AsyncClient:
 
         return await self._run("get", timeout, run)
 
-    async def put(self, key: bytes, value: bytes, *, timeout: float | None = None) -> None:
+    async def put(self, key: bytes, value: bytes, timeout: float | None = None) -> None:
         key, value = _key(key), _value(value)
 
         async def run(op: _Op) -> None:
@@ -176,7 +176,7 @@ class AsyncClient:
 
         await self._run("put", timeout, run)
 
-    async def delete(self, key: bytes, *, timeout: float | None = None) -> None:
+    async def delete(self, key: bytes, timeout: float | None = None) -> None:
         key = _key(key)
 
         async def run(op: _Op) -> None:
@@ -184,7 +184,7 @@ class AsyncClient:
 
         await self._run("delete", timeout, run)
 
-    async def batch_get(self, keys: Iterable[bytes], *, timeout: float | None = None) -> dict[bytes, bytes]:
+    async def batch_get(self, keys: Iterable[bytes], timeout: float | None = None) -> dict[bytes, bytes]:
         """Only the keys that exist; the parts on different ranges are read concurrently."""
         wanted = list(dict.fromkeys(_key(k) for k in keys))
 
@@ -195,7 +195,7 @@ class AsyncClient:
 
         return await self._run("batch_get", timeout, run) if wanted else {}
 
-    async def batch_put(self, pairs: Mapping[bytes, bytes] | Iterable[tuple[bytes, bytes]], *,
+    async def batch_put(self, pairs: Mapping[bytes, bytes] | Iterable[tuple[bytes, bytes]],
                         timeout: float | None = None) -> None:
         """Atomic per range only: the parts on different ranges are separate writes."""
         items = pairs.items() if isinstance(pairs, Mapping) else pairs
@@ -210,7 +210,7 @@ class AsyncClient:
         if values:
             await self._run("batch_put", timeout, run)
 
-    async def delete_range(self, start: bytes, end: bytes, *, timeout: float | None = None) -> None:
+    async def delete_range(self, start: bytes, end: bytes, timeout: float | None = None) -> None:
         """Deletes [start, end) (end b"": to the end of the key space), range by range."""
         start, end = _bounds(start, end)
 
@@ -228,7 +228,7 @@ class AsyncClient:
         await self._run("delete_range", timeout, run)
 
     async def scan(self, start: bytes = b"", end: bytes = b"", limit: int = 100, reverse: bool = False,
-                   key_only: bool = False, *, timeout: float | None = None) -> list[tuple[bytes, bytes]]:
+                   key_only: bool = False, timeout: float | None = None) -> list[tuple[bytes, bytes]]:
         """Pairs in [start, end) in key order (descending when ``reverse``), across ranges; at most
         ``limit`` (0: all, fetched in pages). ``key_only`` leaves the values empty."""
         start, end = _bounds(start, end)
@@ -241,7 +241,7 @@ class AsyncClient:
 
         return await self._run("scan", timeout, run)
 
-    async def compare_and_swap(self, key: bytes, expected: bytes | None, new: bytes, *,
+    async def compare_and_swap(self, key: bytes, expected: bytes | None, new: bytes,
                                timeout: float | None = None) -> tuple[bool, bytes | None]:
         """Sets ``key`` to ``new`` if its value is ``expected`` (None: absent); (swapped, previous value)."""
         key, new = _key(key), _value(new)

@@ -94,30 +94,30 @@ class Client:
             raise ClientClosedError("the client is closed")
         return self._async
 
-    def get(self, key: bytes, *, timeout: float | None = None) -> bytes | None:
+    def get(self, key: bytes, timeout: float | None = None) -> bytes | None:
         return self._call(self._client().get(key, timeout=timeout), timeout)
 
-    def put(self, key: bytes, value: bytes, *, timeout: float | None = None) -> None:
+    def put(self, key: bytes, value: bytes, timeout: float | None = None) -> None:
         self._call(self._client().put(key, value, timeout=timeout), timeout)
 
-    def delete(self, key: bytes, *, timeout: float | None = None) -> None:
+    def delete(self, key: bytes, timeout: float | None = None) -> None:
         self._call(self._client().delete(key, timeout=timeout), timeout)
 
-    def batch_get(self, keys: Iterable[bytes], *, timeout: float | None = None) -> dict[bytes, bytes]:
+    def batch_get(self, keys: Iterable[bytes], timeout: float | None = None) -> dict[bytes, bytes]:
         return self._call(self._client().batch_get(keys, timeout=timeout), timeout)
 
-    def batch_put(self, pairs: Mapping[bytes, bytes] | Iterable[tuple[bytes, bytes]], *,
+    def batch_put(self, pairs: Mapping[bytes, bytes] | Iterable[tuple[bytes, bytes]],
                   timeout: float | None = None) -> None:
         self._call(self._client().batch_put(pairs, timeout=timeout), timeout)
 
-    def delete_range(self, start: bytes, end: bytes, *, timeout: float | None = None) -> None:
+    def delete_range(self, start: bytes, end: bytes, timeout: float | None = None) -> None:
         self._call(self._client().delete_range(start, end, timeout=timeout), timeout)
 
     def scan(self, start: bytes = b"", end: bytes = b"", limit: int = 100, reverse: bool = False,
-             key_only: bool = False, *, timeout: float | None = None) -> list[tuple[bytes, bytes]]:
+             key_only: bool = False, timeout: float | None = None) -> list[tuple[bytes, bytes]]:
         return self._call(self._client().scan(start, end, limit, reverse, key_only, timeout=timeout), timeout)
 
-    def compare_and_swap(self, key: bytes, expected: bytes | None, new: bytes, *,
+    def compare_and_swap(self, key: bytes, expected: bytes | None, new: bytes,
                          timeout: float | None = None) -> tuple[bool, bytes | None]:
         return self._call(self._client().compare_and_swap(key, expected, new, timeout=timeout), timeout)
 
