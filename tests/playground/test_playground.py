@@ -194,6 +194,7 @@ def test_sigterm_stops_every_child_and_a_restart_keeps_the_data(pg: Playground) 
     assert pg.stop() == 0
     assert all(gone(pid) for pid in pids.values())
     assert not list((pg.data_dir / "run").glob("*.pid"))
+    assert pg.proc.stdout.read() == "", "stdout has exactly the ready line"
     pg.start()
     assert pg.ok("get", "cherry") == "dark red\n" and pg.ok("get", "after-kill") == "still serving\n"
     assert pg.ok("get", "--hex", "ff01") == "c3a9ff\n"
@@ -205,3 +206,27 @@ def test_a_child_that_exits_stops_everything(pg: Playground) -> None:
     assert pg.proc.wait(timeout=STOP_TIMEOUT) == 1
     assert "store 2" in pg.stderr().splitlines()[-1] and "exited" in pg.stderr().splitlines()[-1]
     assert all(gone(pid) for pid in pids.values())
+
+
+def test_a_killed_playground_takes_its_children_along(pg: Playground) -> None:
+    pg.start()
+    assert pg.ok("get", "apple") == "red\n"
+    pids = pg.child_pids()
+    assert pg.stop(signal.SIGKILL) == -signal.SIGKILL
+    wait_for(lambda: all(gone(pid) for pid in pids.values()), STOP_TIMEOUT, "the orphans to exit")
+
+
+def test_ctrl_c_stops_cleanly(pg: Playground) -> None:
+    pg.start()
+    pids = pg.child_pids()
+    assert pg.stop(signal.SIGINT) == 0
+    assert all(gone(pid) for pid in pids.values())
+
+
+def test_a_cluster_that_does_not_serve_in_time_is_given_up(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "kvdb", "playground", "--data-dir", str(tmp_path), "--ready-timeout", "0.2",
+         "--base-port", str(free_port_range(PROCESSES))], capture_output=True, text=True, timeout=CLI_TIMEOUT)
+    assert result.returncode == 1 and result.stdout == ""
+    assert "did not serve within" in result.stderr.splitlines()[-1]
+    assert not list((tmp_path / "run").glob("*.pid"))
