@@ -14,7 +14,7 @@ import asyncio
 import random
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from kvdb.client.cache import CachedRange, RangeCache
@@ -64,14 +64,15 @@ class _Op:
     cas_sent: bool = False
     last: str = "nothing tried"
     hops: int = 0
-    _delay: float = field(default=BACKOFF[0])
+    _delay: float = 0.0
 
     async def backoff(self, why: str, at_least: float = 0.0) -> None:
+        """Exponential with jitter, so clients that failed together do not retry in lockstep."""
         self.last = why
         self.hops = 0
-        delay = max(self._delay * random.uniform(0.5, 1.0), at_least * random.uniform(1.0, 1.5))
-        self._delay = min(self._delay * 2, BACKOFF[1])
-        await asyncio.sleep(delay)
+        low, high = BACKOFF
+        self._delay = min(max(self._delay * 2, low), high)
+        await asyncio.sleep(max(self._delay * random.uniform(0.5, 1.0), at_least * random.uniform(1.0, 1.5)))
 
     def hop(self, why: str) -> bool:
         self.last = why
