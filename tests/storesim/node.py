@@ -111,6 +111,7 @@ class SimStore:
     def crash(self) -> None:
         self.world.trace("%r crash (write in flight: %s)", self, self.writing)
         self.peers_seen.update(self.store.peers.values())
+        self.sim.network.receiver_died(self.id)
         self.store = None
         self.handler = None
         self.incarnation += 1

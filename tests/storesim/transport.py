@@ -46,6 +46,9 @@ class SimNetwork:
         self.pd_stalls: dict[int, int] = {}  # store id -> extra latency (µs) of its PD link, up to
         self.dropped = 0
         self.snapshots_delivered = 0
+        # Streams that reached a paused receiver, by receiver: handled when it resumes, or failed
+        # if it dies first (the connection resets), so that the sender always hears back.
+        self._queued_snapshots: dict[int, list[_SnapshotStream]] = {}
         self.snapshots_failed = 0
 
     def latency(self) -> int:
@@ -111,11 +114,21 @@ class SimNetwork:
         target = self.stores[stream.to]
         lost = self.drop_rate and self.rng.random() < self.drop_rate
         if not lost and not self._cut(stream.frm, stream.to) and target.alive:
+            if target.paused:
+                self._queued_snapshots.setdefault(stream.to, []).append(stream)
             target.deliver(("snapshot", stream.frm), self._snapshot_received, target, stream)
         else:
             self._snapshot_answered(stream, False)
 
+    def receiver_died(self, store_id: int) -> None:
+        """Fail the streams a paused store died without handling."""
+        for stream in self._queued_snapshots.pop(store_id, []):
+            self._snapshot_answered(stream, False)
+
     def _snapshot_received(self, target: SimStore, stream: _SnapshotStream) -> None:
+        queued = self._queued_snapshots.get(stream.to)
+        if queued and stream in queued:
+            queued.remove(stream)
         ok = target.store.on_snapshot(RaftMessage.FromString(stream.header), stream.blob)
         self.world.trace("snapshot %d -> %d delivered (accepted: %s)", stream.frm, stream.to, ok)
         self._snapshot_answered(stream, ok)
