@@ -334,7 +334,7 @@ class StoreSimulation:
         leader = self.leader()
         lead = leader.store.peers[RANGE_ID] if leader is not None else None
         voters = [] if lead is None else [p for p in lead.desc.peers if p.role == metapb_pb2.VOTER]
-        if lead is None or len(voters) < 3 or lead.raw.raft.pending_conf_index > lead.applied:
+        if lead is None or len(voters) < REPLICA_COUNT or lead.raw.raft.pending_conf_index > lead.applied:
             self.world.after(self.tick_us, self._kill_for_good)
             return
         node = self.stores[self.rng.choice(voters).store_id]
