@@ -299,6 +299,9 @@ def _run_client_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (kvdb scan | head): nothing left to report to
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # the contract is one line, even for a bug; the type names it
         print(f"{name}: unexpected {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
         return FAILED

@@ -29,7 +29,7 @@ import time
 from collections.abc import Awaitable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import TypeVar
 
 import grpc
 
@@ -67,7 +67,7 @@ class PlaygroundError(Exception):
 class _Exit(Exception):
     """Ends the foreground run: 0 when asked to stop, 1 when a child failed or the cluster never served."""
 
-    def __init__(self, status: int, message: str = "") -> None:
+    def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -133,7 +133,6 @@ class Child:
     """One ``kvdb pd`` or ``kvdb store`` process and its files in the data dir."""
 
     label: str
-    name: str
     cmd: list[str]
     log_path: Path
     ready_path: Path
@@ -155,13 +154,10 @@ def _die_with_parent() -> None:
 class Playground:
     """The children of one data dir; ``run`` is the whole foreground life of the playground."""
 
-    def __init__(self, data_dir: Path, layout: Layout, *, ready_timeout: float = DEFAULT_READY_TIMEOUT,
-                 out: IO[str] | None = None, err: IO[str] | None = None) -> None:
+    def __init__(self, data_dir: Path, layout: Layout, ready_timeout: float = DEFAULT_READY_TIMEOUT) -> None:
         self.data_dir = data_dir
         self.layout = layout
         self.ready_timeout = ready_timeout
-        self.out = out or sys.stdout
-        self.err = err or sys.stderr
         self.ready = False
         logs, run = data_dir / "logs", data_dir / "run"
         python = [sys.executable, "-m", "kvdb"]
@@ -171,17 +167,17 @@ class Playground:
             cmd = [*python, "pd", "--member-id", str(i), "--listen", layout.pd_address(i),
                    "--data-dir", str(data_dir / f"pd{i}"), "--initial-members", members,
                    "--ready-file", str(run / f"pd{i}.ready")]
-            self.children.append(Child(f"PD member {i}", f"pd{i}", cmd, logs / f"pd{i}.log",
+            self.children.append(Child(f"PD member {i}", cmd, logs / f"pd{i}.log",
                                        run / f"pd{i}.ready", run / f"pd{i}.pid"))
         for i in range(1, layout.stores + 1):
             cmd = [*python, "store", "--store-id", str(i), "--listen", layout.store_address(i),
                    "--data-dir", str(data_dir / f"store{i}"), "--pd", layout.pd_endpoints,
                    "--ready-file", str(run / f"store{i}.ready")]
-            self.children.append(Child(f"store {i}", f"store{i}", cmd, logs / f"store{i}.log",
+            self.children.append(Child(f"store {i}", cmd, logs / f"store{i}.log",
                                        run / f"store{i}.ready", run / f"store{i}.pid"))
 
     def say(self, line: str) -> None:
-        print(f"kvdb playground: {line}", file=self.err, flush=True)
+        print(f"kvdb playground: {line}", file=sys.stderr, flush=True)
 
     def run(self) -> int:
         """Start, announce readiness, serve until SIGINT/SIGTERM or a child's failure; the exit status."""
@@ -203,11 +199,10 @@ class Playground:
             self._launch()
             await self._watch(self._until_ready(), stop)
             self.ready = True
-            print(f"kvdb playground ready: pd={self.layout.pd_endpoints}", file=self.out, flush=True)
+            print(f"kvdb playground ready: pd={self.layout.pd_endpoints}", flush=True)
             await self._watch(stop.wait(), stop)
         except _Exit as exc:
-            if exc.message:
-                self.say(exc.message)
+            self.say(exc.message)
             return exc.status
         return 0
 
@@ -259,7 +254,7 @@ class Playground:
         try:
             while not (all(c.ready_path.exists() for c in self.children) and await _serves(pd, want_voters)):
                 if time.monotonic() >= deadline:
-                    raise _Exit(1, f"the cluster did not serve within {self.ready_timeout:.0f}s "
+                    raise _Exit(1, f"the cluster did not serve within {self.ready_timeout:g}s "
                                    f"(logs: {self.data_dir / 'logs'}); stopping everything")
                 await asyncio.sleep(POLL_INTERVAL)
         finally:
@@ -314,8 +309,8 @@ def run_playground(data_dir: Path, pd: int | None, stores: int | None, base_port
                    ready_timeout: float = DEFAULT_READY_TIMEOUT) -> int:
     """The ``kvdb playground`` command: one playground per data dir at a time (a lock file says so)."""
     try:
-        if pd is not None and (pd < 1 or pd % 2 == 0):
-            raise PlaygroundError(f"--pd must be an odd number of PD members (1, 3, 5...), got {pd}")
+        if pd is not None:
+            Layout(pd=pd).validate()  # before anything is created for a count that cannot work
         data_dir.mkdir(parents=True, exist_ok=True)
         lock = (data_dir / LOCK_FILE).open("w")
         try:
