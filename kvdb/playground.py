@@ -183,8 +183,9 @@ class Playground:
         """Start, announce readiness, serve until SIGINT/SIGTERM or a child's failure; the exit status."""
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         (self.data_dir / "run").mkdir(parents=True, exist_ok=True)
-        self.say(f"starting {self.layout.pd} PD members and {self.layout.stores} stores in {self.data_dir} "
-                 f"(logs: {self.data_dir / 'logs'}/*.log)")
+        pd, stores = self.layout.pd, self.layout.stores
+        self.say(f"starting {pd} PD member{'s' * (pd > 1)} and {stores} store{'s' * (stores > 1)} in "
+                 f"{self.data_dir} (logs: {self.data_dir / 'logs'}/*.log)")
         try:
             return asyncio.run(self._run())
         finally:
