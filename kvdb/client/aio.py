@@ -62,6 +62,7 @@ class _Op:
     reached: bool = False
     """Whether any store answered: a deadline is then "too slow", not "unreachable"."""
     cas_sent: bool = False
+    """Whether the CAS of the current attempt went out (its outcome is unknown until answered)."""
     last: str = "nothing tried"
     hops: int = 0
     _delay: float = 0.0
@@ -73,6 +74,9 @@ class _Op:
         low, high = BACKOFF
         self._delay = min(max(self._delay * 2, low), high)
         await asyncio.sleep(max(self._delay * random.uniform(0.5, 1.0), at_least * random.uniform(1.0, 1.5)))
+
+    def sent(self) -> None:
+        self.cas_sent = True
 
     def hop(self, why: str) -> bool:
         self.last = why
@@ -427,13 +431,12 @@ class AsyncClient:
             return None
         request.context.CopyFrom(kvrpc_pb2.Context(cluster_id=self._pd.cluster_id, range_id=loc.id,
                                                    epoch=loc.descriptor.epoch))
-        if op.cas:
-            op.cas_sent = True
+        on_sent = op.sent if op.cas else None
         try:
             async with asyncio.timeout(ATTEMPT_TIMEOUT):
-                response = await conn.request(kvrpc_pb2.Request(**{kind: request}))
+                response = await conn.request(kvrpc_pb2.Request(**{kind: request}), on_sent)
         except (StoreUnreachable, TimeoutError) as exc:
-            sent = exc.sent if isinstance(exc, StoreUnreachable) else True
+            sent = exc.sent if isinstance(exc, StoreUnreachable) else op.cas_sent
             why = str(exc) if isinstance(exc, StoreUnreachable) else f"store {store_id}: no answer"
             if op.cas and sent:
                 raise UncertainResultError(f"{op.name}: {why} after it was sent") from None

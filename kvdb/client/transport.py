@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections.abc import Callable
 
 import grpc
 
@@ -62,6 +63,9 @@ class _Stream:
                 batch, conn._queue = [r for r in conn._queue if r.id in conn._pending], []
                 if batch:
                     self.sent.update(r.id for r in batch)
+                    for r in batch:
+                        if (on_sent := conn._on_sent.pop(r.id, None)) is not None:
+                            on_sent()
                     await self.call.write(kvrpc_pb2.BatchRequest(requests=batch))
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError, ConnectionError) as exc:
             conn._break(self, _reason(exc))
@@ -103,14 +107,17 @@ class StoreConnection:
         self._stub = kvrpc_pb2_grpc.KvStub(self._channel)
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[kvrpc_pb2.Response]] = {}
+        self._on_sent: dict[int, Callable[[], None]] = {}
         self._queue: list[kvrpc_pb2.Request] = []
         self._wakeup = asyncio.Event()
         self._stream: _Stream | None = None
         self._orphans: set[asyncio.Task[None]] = set()
         self._closed = False
 
-    async def request(self, req: kvrpc_pb2.Request) -> kvrpc_pb2.Response:
-        """Sends ``req`` (its id is assigned here) and waits for its answer."""
+    async def request(self, req: kvrpc_pb2.Request, on_sent: Callable[[], None] | None = None
+                      ) -> kvrpc_pb2.Response:
+        """Sends ``req`` (its id is assigned here) and waits for its answer; ``on_sent`` is called
+        when it goes out (until then, giving up on it cannot leave it half-done)."""
         if self._closed:
             raise ClientClosedError("the client is closed")
         if self._stream is None:
@@ -118,12 +125,15 @@ class StoreConnection:
         req.id = next(self._ids)
         waiter = asyncio.get_running_loop().create_future()
         self._pending[req.id] = waiter
+        if on_sent is not None:
+            self._on_sent[req.id] = on_sent
         self._queue.append(req)
         self._wakeup.set()
         try:
             return await waiter
         finally:
             self._pending.pop(req.id, None)
+            self._on_sent.pop(req.id, None)
 
     def _break(self, stream: _Stream, reason: str) -> None:
         """Fails everything waiting on ``stream``; the next request opens a new one."""

@@ -148,8 +148,11 @@ class FakeConnection:
         self.cluster = cluster
         self.store_id = int(address.removeprefix("store"))
 
-    async def request(self, req: kvrpc_pb2.Request) -> kvrpc_pb2.Response:
+    async def request(self, req: kvrpc_pb2.Request, on_sent: Callable[[], None] | None = None
+                      ) -> kvrpc_pb2.Response:
         await asyncio.sleep(0)
+        if on_sent is not None:
+            on_sent()
         return self.cluster.serve(self.store_id, req)
 
     async def close(self) -> None:

@@ -59,8 +59,10 @@ def test_concurrent_requests_share_batches_and_get_their_own_answers() -> None:
         conn = StoreConnection(address)
         try:
             keys = [b"k%03d" % i for i in range(200)]
-            responses = await asyncio.gather(*(conn.request(get(k)) for k in keys))
+            sent: list[None] = []
+            responses = await asyncio.gather(*(conn.request(get(k), lambda: sent.append(None)) for k in keys))
             assert [r.get.value for r in responses] == keys
+            assert len(sent) == 200
             assert sum(servicer.batch_sizes) == 200 and len(servicer.batch_sizes) < 20, servicer.batch_sizes
             assert servicer.streams == 1
         finally:
@@ -95,9 +97,10 @@ def test_a_refused_connection_sent_nothing() -> None:
     async def main() -> None:
         conn = StoreConnection(f"127.0.0.1:{free_ports(1)[0]}")
         try:
+            sent: list[None] = []
             with pytest.raises(StoreUnreachable) as info:
-                await conn.request(get(b"a"))
-            assert not info.value.sent
+                await conn.request(get(b"a"), lambda: sent.append(None))
+            assert not info.value.sent and not sent
         finally:
             await conn.close()
 
