@@ -452,8 +452,8 @@ class AsyncClient:
         if not body.HasField("error"):
             self._cache.set_leader(loc.id, store_id)
             return body
+        op.cas_sent = False  # answered: whatever the error, the outcome is known (stale/timeout raise)
         await self._on_error(op, loc, store_id, body.error)
-        op.cas_sent = False
         return None
 
     async def _on_error(self, op: _Op, loc: CachedRange, store_id: int, error: kvrpc_pb2.Error) -> None:
