@@ -1,7 +1,8 @@
 """The nemesis: crashes (also mid-write), process pauses, partitions, a lossy network, clock
 rates, and the operator's own disruptions (leader transfers, forced log compaction, replica
 replacement). In PD mode PD replaces replicas instead, and the nemesis adds store outages long
-enough for PD to give up on a store, and cuts between stores and PD.
+enough for PD to give up on a store, cuts between stores and PD, stalled PD links, failing store
+heartbeats and PD leader failovers.
 
 Faults only run during the fault phase; every partition heals by itself after a while, every
 crashed store restarts and every paused one resumes after a while, so the cluster keeps making

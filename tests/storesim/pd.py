@@ -1,8 +1,9 @@
 """PD mode: a simulated placement driver grows and repairs the range through real stores.
 
-PD is one object and always available (its own replication is tested elsewhere), but all it
-exchanges with stores crosses the simulated network, with its latency, loss, duplication and
-reordering, and the nemesis can cut stores off from it. It runs the real scheduling code:
+PD is one object and always available (its own replication is tested elsewhere; a failover here
+only forgets the operators in flight), but all it exchanges with stores crosses the simulated
+network, with its latency, loss, duplication and reordering, and the nemesis can cut stores off
+from it, stall their links or fail their store heartbeats. It runs the real scheduling code:
 ``store_state`` over the last heartbeat times (world milliseconds), and on each range heartbeat
 ``OperatorTracker.next_operator`` with ``check_replicas``, keeping only the highest-epoch
 descriptor per range, as ``placement/service.py`` does. Stores report as ``PdWorker`` does
