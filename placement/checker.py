@@ -132,8 +132,10 @@ def _transfer_leader(
 class _InFlight:
     op: pdpb_pb2.Operator
     started_ms: int
-    # The range's epoch version when the operator was issued: a split shows up only as a bump.
+    # The range's epoch when the operator was issued: a split shows up only as a version bump; a
+    # membership change that is not this operator's means it was planned for a membership gone.
     version: int
+    conf_ver: int
 
 
 class OperatorTracker:
@@ -141,12 +143,18 @@ class OperatorTracker:
     descriptor shows it done, or it times out (then a fresh check may choose again).
 
     Re-sending makes a lost reply or a leader change harmless (the step is idempotent on the
-    store side), and holding back new checks keeps two conflicting steps from racing.
+    store side), and holding back new checks keeps two conflicting steps from racing. An operator
+    whose range changed membership without it being done is dropped as stale: something else
+    changed the range (e.g. an earlier operator that timed out here but committed late), and the
+    step, re-sent with the new epoch, would be carried out against a membership it was not
+    planned for (a promotion of a learner removed meanwhile adds a voter whose store has
+    tombstoned that peer id, so it never exists).
     """
 
     def __init__(self, timeout_ms: int) -> None:
         self.timeout_ms = timeout_ms
         self.timed_out = 0
+        self.stale = 0
         self._in_flight: dict[int, _InFlight] = {}
 
     def next_operator(
@@ -158,6 +166,9 @@ class OperatorTracker:
         if tracked is not None:
             if _is_done(tracked, rng):
                 del self._in_flight[range_id]
+            elif _is_stale(tracked, rng):
+                del self._in_flight[range_id]
+                self.stale += 1
             elif now_ms - tracked.started_ms >= self.timeout_ms:
                 del self._in_flight[range_id]
                 self.timed_out += 1
@@ -165,12 +176,18 @@ class OperatorTracker:
                 return tracked.op
         op = check()
         if op is not None:
-            self._in_flight[range_id] = _InFlight(op, now_ms, rng.descriptor.epoch.version)
+            epoch = rng.descriptor.epoch
+            self._in_flight[range_id] = _InFlight(op, now_ms, epoch.version, epoch.conf_ver)
         return op
 
     def pending(self) -> dict[int, pdpb_pb2.Operator]:
         """Range id to its operator in flight (a copy: callers may not disturb the tracking)."""
         return {range_id: tracked.op for range_id, tracked in self._in_flight.items()}
+
+
+def _is_stale(tracked: _InFlight, rng: pdpb_pb2.RangeInfo) -> bool:
+    """Whether the range's membership moved on without the operator (a split does not care)."""
+    return tracked.op.kind != pdpb_pb2.Operator.SPLIT and rng.descriptor.epoch.conf_ver != tracked.conf_ver
 
 
 def _is_done(tracked: _InFlight, rng: pdpb_pb2.RangeInfo) -> bool:
