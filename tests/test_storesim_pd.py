@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import pytest
 
-from kvdb.pb import metapb_pb2, raft_serverpb_pb2
+from kvdb.pb import metapb_pb2, pdpb_pb2, raft_serverpb_pb2
 from kvdb.store.peer import Peer
 from kvdb.store.store import Store
+from placement.checker import OperatorTracker
 from tests.storesim import SimFailure, SimOptions, Stats, StoreSimulation
 from tests.storesim.faults import RANGE_ID
 
@@ -144,3 +145,22 @@ def test_leader_on_a_store_pd_thinks_down_hands_over_and_is_removed() -> None:
     node = sim.stores[muted[0]]
     assert RANGE_ID not in node.store.peers and RANGE_ID in node.store.tombstones
     assert muted[0] not in {p.store_id for p in sim.leader().store.peers[RANGE_ID].desc.peers}
+
+
+def test_tracker_drops_an_operator_planned_for_a_membership_gone() -> None:
+    """What ``--seed 5215 --stores 3 --pd`` found: PD's removal of learner 103 (its store down)
+    timed out but committed late, while PD had moved on to promoting 103 (its store back). Re-sent
+    with the new epoch, the promotion added 103 as a voter on a store that had tombstoned it: a
+    voter that never exists, the range one replica short for good while PD saw it healthy."""
+    desc = metapb_pb2.RangeDescriptor(id=RANGE_ID, epoch=metapb_pb2.RangeEpoch(conf_ver=7, version=1))
+    desc.peers.add(id=1, store_id=1, role=metapb_pb2.VOTER)
+    desc.peers.add(id=102, store_id=3, role=metapb_pb2.VOTER)
+    desc.peers.add(id=103, store_id=2, role=metapb_pb2.LEARNER)
+    info = pdpb_pb2.RangeInfo(descriptor=desc, leader=desc.peers[1])
+    promote = pdpb_pb2.Operator(kind=pdpb_pb2.Operator.PROMOTE_LEARNER, peer=desc.peers[2])
+    tracker = OperatorTracker(timeout_ms=1_000)
+    assert tracker.next_operator(info, 0, lambda: promote) is promote
+    del info.descriptor.peers[2]  # the late removal applied
+    info.descriptor.epoch.conf_ver += 1
+    assert tracker.next_operator(info, 10, lambda: None) is None
+    assert (tracker.stale, tracker.pending()) == (1, {})

@@ -150,6 +150,8 @@ class Stats:
     pd_peers_removed: int = 0
     pd_leaders_transferred: int = 0
     pd_ops_timed_out: int = 0
+    pd_ops_stale: int = 0
+    """Operators dropped because the range's membership changed without them."""
     pd_replies_stale: int = 0
     """Operators a store did not carry out: no longer leader, or the epoch moved on."""
     pd_conf_changes: int = 0

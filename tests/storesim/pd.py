@@ -85,11 +85,14 @@ class SimPd:
         first = sim.first_range
         self.ranges = {first.id: pdpb_pb2.RangeInfo(descriptor=first, leader=first.peers[0])}
         self._next_id = FIRST_ALLOCATED_ID
+        self.serving_since_ms = 0  # when the current PD leader began to serve
 
     def fail_over(self) -> None:
         """A new PD leader takes over: the replicated metadata (stores, ranges, ids) carries over,
-        the operators in flight, held only in the old leader's memory, do not."""
+        the operators in flight, held only in the old leader's memory, do not; silence counts
+        from now."""
         self.operators = OperatorTracker(self.schedule.operator_timeout_ms)
+        self.serving_since_ms = self.now_ms()
         self.stats.pd_failovers += 1
         self.world.trace("pd: a new leader takes over, forgetting operators in flight")
 
@@ -103,7 +106,8 @@ class SimPd:
         for store_id, stored in self.stores.items():
             info = pdpb_pb2.StoreInfo()
             info.CopyFrom(stored)
-            info.state = store_state(stored, now, self.disconnect_ms, self.schedule.store_down_ms)
+            info.state = store_state(stored, now, self.disconnect_ms, self.schedule.store_down_ms,
+                                     self.serving_since_ms)
             view[store_id] = info
         return view
 
@@ -137,14 +141,18 @@ class SimPd:
         resp.epoch.CopyFrom(desc.epoch)
         self.ranges[desc.id] = info
         stores = self.store_view()
-        before = self.operators.pending().get(desc.id)
-        timed_out = self.operators.timed_out
-        op = self.operators.next_operator(
+        tracker = self.operators
+        before = tracker.pending().get(desc.id)
+        timed_out, stale = tracker.timed_out, tracker.stale
+        op = tracker.next_operator(
             info, self.now_ms(), lambda: check_replicas(info, stores, self.schedule, self._alloc_id))
         if before is not None and op is not before:
-            if self.operators.timed_out > timed_out:
+            if tracker.timed_out > timed_out:
                 self.stats.pd_ops_timed_out += 1
                 self.world.trace("pd: %s timed out", _describe(before))
+            elif tracker.stale > stale:
+                self.stats.pd_ops_stale += 1
+                self.world.trace("pd: %s dropped: the membership changed without it", _describe(before))
             else:
                 name = _DONE_STATS[before.kind]
                 setattr(self.stats, name, getattr(self.stats, name) + 1)
