@@ -1,0 +1,121 @@
+"""``kvdb bench``: run a workload against kvdb or etcd, or plot result files.
+
+``kvdb/cli.py`` hands every ``kvdb bench ...`` argument list to :func:`main`, so the benchmark's
+options live with the benchmark. ``kvdb bench compare`` comes from ``bench/compare.py`` when that
+module is present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from bench.workloads import DESCRIPTIONS, WORKLOADS
+
+USAGE, FAILED = 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, as in the rest of the kvdb CLI."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(USAGE)
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    """The options of one run (shared with ``compare``, which runs the same workload on both targets)."""
+    p.add_argument("--duration", type=float, default=5.0,
+                   help="seconds measured after the warm-up (default 5)")
+    p.add_argument("--ops", type=int, default=0, help="measure this many operations instead of a duration")
+    p.add_argument("--warmup", type=float, default=1.0, help="seconds run but not measured first (default 1)")
+    p.add_argument("--concurrency", type=int, default=8,
+                   help="requests in flight per client process (default 8)")
+    p.add_argument("--processes", type=int, default=1,
+                   help="client processes, so the load generator is not the bottleneck (default 1)")
+    p.add_argument("--keys", type=int, default=10_000, help="key space size (default 10000)")
+    p.add_argument("--value-size", type=int, default=100, help="bytes per value (default 100)")
+    p.add_argument("--no-preload", action="store_true",
+                   help="do not write the key space before a workload that reads (it is already there)")
+    p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    p.add_argument("--seed", type=int, default=0, help="seed of the key and operation choices (default 0)")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="kvdb bench", description="Throughput and latency benchmarks against kvdb or etcd.")
+    sub = parser.add_subparsers(dest="workload", metavar="WORKLOAD", required=True)
+    for name in WORKLOADS:
+        text = DESCRIPTIONS[name].replace("%", "%%")  # argparse %-formats help strings
+        p = sub.add_parser(name, help=text, description=f"{text[0].upper()}{text[1:]}. Prints a summary "
+                                                        "line; --output writes the JSON result.")
+        p.add_argument("--target", choices=("kvdb", "etcd"), default="kvdb",
+                       help="what to benchmark (default kvdb)")
+        p.add_argument("--pd", help="kvdb: PD members HOST:PORT,...")
+        p.add_argument("--endpoints", help="etcd: members HOST:PORT,...")
+        p.add_argument("--output", type=Path, help="write the JSON result here")
+        add_run_flags(p)
+    p = sub.add_parser("plot", help="PNG plots of throughput and p99 latency vs concurrency of result files",
+                       description="Draw throughput.png and latency.png (p99) against concurrency, one line "
+                                   "per target, from result files of runs at several concurrencies.")
+    p.add_argument("results", nargs="+", type=Path, metavar="RESULT", help="result JSON files")
+    p.add_argument("--output-dir", type=Path, default=Path("."), help="where the PNGs go (default .)")
+    p.add_argument("--prefix", default="", help="prefix of the PNG file names")
+    if importlib.util.find_spec("bench.compare") is not None:
+        from bench.compare import add_compare_parser
+
+        add_compare_parser(sub)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bench.report import summary_line
+    from bench.runner import BenchConfig, BenchError, run_bench
+
+    addresses = args.pd if args.target == "kvdb" else args.endpoints
+    if not addresses:
+        flag = "--pd" if args.target == "kvdb" else "--endpoints"
+        print(f"kvdb bench: {flag} is required with --target {args.target}", file=sys.stderr)
+        return USAGE
+    config = BenchConfig(workload=args.workload, target=args.target, addresses=addresses,
+                         duration=args.duration, ops=args.ops, warmup=args.warmup,
+                         concurrency=args.concurrency, processes=args.processes, key_count=args.keys,
+                         value_size=args.value_size, preload=not args.no_preload, output=args.output,
+                         progress=not args.no_progress, seed=args.seed)
+    try:
+        config.validate()
+    except BenchError as exc:
+        print(f"kvdb bench: {exc}", file=sys.stderr)
+        return USAGE
+    try:
+        result = run_bench(config)
+    except BenchError as exc:
+        print(f"kvdb bench: {exc}", file=sys.stderr)
+        return FAILED
+    print(summary_line(result))
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from bench.report import ResultError, plot, read_result
+
+    try:
+        paths = plot([read_result(p) for p in args.results], args.output_dir, args.prefix)
+    except ResultError as exc:
+        print(f"kvdb bench plot: {exc}", file=sys.stderr)
+        return USAGE
+    for path in paths:
+        print(path)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """``kvdb bench`` with ``argv`` (the arguments after ``bench``); returns the exit status."""
+    args = _build_parser().parse_args(argv)
+    if args.workload == "plot":
+        return _plot(args)
+    if args.workload in WORKLOADS:
+        return _run(args)
+    return args.func(args)

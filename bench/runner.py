@@ -1,0 +1,296 @@
+"""Runs a workload: several client processes, each an asyncio loop with ``concurrency`` workers.
+
+One Python process saturates a core long before a cluster does, so the load comes from
+``processes`` spawned processes (spawn, not fork: the parent may hold gRPC threads). They preload
+their share of the keys, meet at a barrier so that everyone measures the same window, run the
+warm-up unrecorded (connections, range cache, leader leases), then record. Each process sends
+progress counts and, at the end, its histograms (sparse bucket counts) to the parent through a
+queue; the parent merges them, draws the progress line and builds the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import os
+import queue
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.drivers import TARGETS, Driver, open_driver
+from bench.histogram import MAX_RELATIVE_ERROR, Histogram
+from bench.report import SCHEMA_VERSION, write_result
+from bench.workloads import INSERT, READ, RMW, SCAN, UPDATE, WORKLOADS, Generator, key_of, needs_preload
+
+PROGRESS_INTERVAL = 0.25
+PRELOAD_CONCURRENCY = 32
+START_TIMEOUT = 300.0
+"""Seconds the processes may take to connect and preload before the parent gives up."""
+END_GRACE = 60.0
+"""Seconds past the planned end the parent waits for results (calls time out after 10 s)."""
+
+
+class BenchError(Exception):
+    """The benchmark could not run (bad configuration, target unreachable, a process died)."""
+
+
+@dataclass
+class BenchConfig:
+    workload: str
+    target: str
+    addresses: str
+    duration: float = 5.0
+    ops: int = 0
+    warmup: float = 1.0
+    concurrency: int = 8
+    processes: int = 1
+    key_count: int = 10_000
+    value_size: int = 100
+    preload: bool = True
+    output: Path | None = None
+    progress: bool = True
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.workload not in WORKLOADS:
+            raise BenchError(f"unknown workload {self.workload!r} (workloads: {', '.join(WORKLOADS)})")
+        if self.target not in TARGETS:
+            raise BenchError(f"unknown target {self.target!r} (targets: {', '.join(TARGETS)})")
+        if not self.addresses:
+            raise BenchError("no addresses to connect to")
+        for name in ("concurrency", "processes", "key_count", "value_size"):
+            if getattr(self, name) < 1:
+                raise BenchError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.ops < 0 or self.warmup < 0:
+            raise BenchError("ops and warmup cannot be negative")
+        if not self.ops and self.duration <= 0:
+            raise BenchError("give a positive duration or an op count")
+
+
+@dataclass
+class _Tally:
+    """One process's measurements."""
+
+    histograms: dict[str, Histogram] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+    done: int = 0
+    failed: int = 0
+
+
+def run_bench(config: BenchConfig) -> dict[str, Any]:
+    """Runs ``config`` and returns the result (see bench/report.py); also written to ``config.output``."""
+    config.validate()
+    ctx = mp.get_context("spawn")
+    messages = ctx.Queue()
+    barrier = ctx.Barrier(config.processes + 1)
+    procs = [ctx.Process(target=_child, args=(config, slot, messages, barrier), daemon=True)
+             for slot in range(config.processes)]
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    for p in procs:
+        p.start()
+    try:
+        _wait_start(barrier, messages, procs)
+        tallies, elapsed = _collect(config, messages, procs)
+    finally:
+        for p in procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.kill()
+    result = build_result(config, tallies, elapsed, started_at)
+    if config.output is not None:
+        write_result(result, config.output)
+    return result
+
+
+def _wait_start(barrier: Any, messages: Any, procs: list[Any]) -> None:
+    """Meets the processes at the barrier, or reports why one of them never came."""
+    try:
+        barrier.wait(timeout=START_TIMEOUT)
+    except Exception:  # BrokenBarrierError; the reason is in the queue if a process failed
+        try:
+            kind, payload = messages.get(timeout=2)
+        except queue.Empty:
+            raise BenchError("the client processes did not start (see stderr)") from None
+        raise BenchError(payload if kind == "failed" else f"unexpected {kind} before start") from None
+
+
+def _collect(config: BenchConfig, messages: Any, procs: list[Any]) -> tuple[list[_Tally], float]:
+    planned = config.warmup + (config.duration if not config.ops else 0.0)
+    deadline = time.monotonic() + planned + END_GRACE + (config.duration if config.ops else 0.0)
+    start = time.monotonic()
+    done = [0] * len(procs)
+    errors = [0] * len(procs)
+    tallies: list[_Tally] = []
+    elapsed = 0.0
+    while len(tallies) < len(procs):
+        try:
+            kind, payload = messages.get(timeout=PROGRESS_INTERVAL)
+        except queue.Empty:
+            if time.monotonic() > deadline or not any(p.is_alive() for p in procs):
+                raise BenchError("a client process died or hung (see stderr)") from None
+            continue
+        if kind == "progress":
+            slot, done[slot], errors[slot] = payload
+            if config.progress:
+                _draw(config, time.monotonic() - start, sum(done), sum(errors))
+        elif kind == "result":
+            slot, state, errs, proc_elapsed = payload
+            tallies.append(_Tally({op: Histogram.from_sparse(*s) for op, s in state.items()}, errs))
+            elapsed = max(elapsed, proc_elapsed)
+        elif kind == "failed":
+            raise BenchError(payload)
+    if config.progress:
+        sys.stderr.write("\n")
+    return tallies, elapsed
+
+
+def _draw(config: BenchConfig, since_start: float, done: int, errors: int) -> None:
+    """One line redrawn with \\r: enough to see a run moving and whether it errs; no dependency."""
+    measuring = since_start - config.warmup
+    if config.ops:
+        fraction = done / config.ops
+    else:
+        fraction = max(0.0, measuring) / config.duration
+    fraction = min(1.0, fraction)
+    bar = "#" * int(fraction * 30)
+    phase = "warm-up" if measuring < 0 else f"{done / max(measuring, 1e-9):,.0f} ops/s"
+    sys.stderr.write(f"\r{config.workload} {config.target} [{bar:<30}] {fraction:4.0%} {done:,} ops "
+                     f"{phase} errors {errors}   ")
+    sys.stderr.flush()
+
+
+def build_result(config: BenchConfig, tallies: list[_Tally], elapsed: float, started_at: str
+                 ) -> dict[str, Any]:
+    """Merges the processes' histograms into the result dict that report.py writes."""
+    per_op: dict[str, Histogram] = {}
+    errors: dict[str, int] = {}
+    for t in tallies:
+        for op, h in t.histograms.items():
+            per_op.setdefault(op, Histogram()).merge(h)
+        for name, n in t.errors.items():
+            errors[name] = errors.get(name, 0) + n
+    overall = Histogram()
+    for h in per_op.values():
+        overall.merge(h)
+    cfg = asdict(config)
+    cfg["output"] = str(config.output) if config.output is not None else None
+    return {
+        "schema": SCHEMA_VERSION,
+        "workload": config.workload,
+        "target": config.target,
+        "concurrency": config.concurrency * config.processes,
+        "config": cfg,
+        "started_at": started_at,
+        "duration": round(elapsed, 3),
+        "ops": overall.count,
+        "throughput": round(overall.count / elapsed, 1) if elapsed > 0 else 0.0,
+        "latency_us": {"overall": overall.summary(), **{op: h.summary() for op, h in sorted(per_op.items())}},
+        "latency_max_relative_error": MAX_RELATIVE_ERROR,
+        "errors": dict(sorted(errors.items())),
+        "error_count": sum(errors.values()),
+        "host": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+    }
+
+
+# ----------------------------------------------------------------------------- client process
+
+
+def _child(config: BenchConfig, slot: int, messages: Any, barrier: Any) -> None:
+    """A client process's entry point; any failure before the barrier breaks it for everyone."""
+    try:
+        import uvloop
+
+        uvloop.run(_process(config, slot, messages, barrier))
+    except BaseException as exc:  # the parent must hear why, not time out
+        messages.put(("failed", f"client process {slot}: {type(exc).__name__}: {exc}"))
+        barrier.abort()
+
+
+async def _process(config: BenchConfig, slot: int, messages: Any, barrier: Any) -> None:
+    driver = await open_driver(config.target, config.addresses)
+    try:
+        rng = random.Random(config.seed * 7919 + slot)
+        value = rng.randbytes(config.value_size)
+        if config.preload and needs_preload(config.workload):
+            await _preload(driver, config, slot, value)
+        await asyncio.to_thread(barrier.wait, START_TIMEOUT)
+        tally, elapsed = await _measure(driver, config, slot, value, messages)
+    finally:
+        await driver.close()
+    state = {op: h.state() for op, h in tally.histograms.items()}
+    messages.put(("result", (slot, state, tally.errors, elapsed)))
+
+
+async def _preload(driver: Driver, config: BenchConfig, slot: int, value: bytes) -> None:
+    """This process's share (every ``processes``-th key) of the keys the workload reads."""
+    keys = iter(range(slot, config.key_count, config.processes))
+
+    async def loader() -> None:
+        for i in keys:
+            await driver.put(key_of(i), value)
+
+    await asyncio.gather(*(loader() for _ in range(PRELOAD_CONCURRENCY)))
+
+
+async def _measure(driver: Driver, config: BenchConfig, slot: int, value: bytes, messages: Any
+                   ) -> tuple[_Tally, float]:
+    """Runs the workers; returns what they recorded and the seconds from warm-up end to the last op."""
+    gen = Generator(config.workload, config.key_count, config.seed, slot, config.processes)
+    tally = _Tally()
+    quota = config.ops // config.processes + (slot < config.ops % config.processes) if config.ops else 0
+    began = time.perf_counter()
+    measure_from = began + config.warmup
+    stop_at = measure_from + config.duration if not config.ops else float("inf")
+    issued = 0
+
+    async def one(op: Any) -> None:
+        key = key_of(op.key)
+        if op.kind == READ:
+            await driver.get(key)
+        elif op.kind in (UPDATE, INSERT):
+            await driver.put(key, value)
+        elif op.kind == SCAN:
+            await driver.scan(key, op.scan_length)
+        elif op.kind == RMW:
+            await driver.get(key)
+            await driver.put(key, value)
+
+    async def worker() -> None:
+        nonlocal issued
+        while True:
+            now = time.perf_counter()
+            measuring = now >= measure_from
+            if now >= stop_at or (quota and measuring and issued >= quota):
+                return
+            if measuring:
+                issued += 1
+            op = gen.next()
+            try:
+                await one(op)
+            except Exception as exc:
+                if measuring:
+                    tally.errors[type(exc).__name__] = tally.errors.get(type(exc).__name__, 0) + 1
+                    tally.failed += 1
+                continue
+            if measuring:
+                tally.histograms.setdefault(op.kind, Histogram()).record(
+                    int((time.perf_counter() - now) * 1_000_000))
+                tally.done += 1
+
+    async def reporter() -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_INTERVAL)
+            messages.put(("progress", (slot, tally.done, tally.failed)))
+
+    progress = asyncio.create_task(reporter())
+    try:
+        await asyncio.gather(*(worker() for _ in range(config.concurrency)))
+    finally:
+        progress.cancel()
+    messages.put(("progress", (slot, tally.done, tally.failed)))
+    return tally, time.perf_counter() - max(measure_from, began)
