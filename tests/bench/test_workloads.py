@@ -1,0 +1,99 @@
+"""Key distributions and operation mixes of the workloads."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+
+from bench.workloads import (
+    INSERT,
+    READ,
+    RMW,
+    SCAN,
+    UPDATE,
+    WORKLOADS,
+    Generator,
+    KeySpace,
+    Latest,
+    ScrambledZipfian,
+    Uniform,
+    Zipfian,
+    key_of,
+)
+
+N = 1000
+DRAWS = 50_000
+
+
+def test_keys_sort_in_index_order() -> None:
+    keys = [key_of(i) for i in (0, 9, 10, 99, 100, 123_456)]
+    assert keys == sorted(keys)
+
+
+def test_uniform_covers_the_key_space_evenly() -> None:
+    gen = Uniform(N, random.Random(1))
+    counts = Counter(gen.next() for _ in range(DRAWS))
+    assert set(counts) == set(range(N))
+    expected = DRAWS / N
+    assert all(0.5 * expected < c < 1.6 * expected for c in counts.values())
+
+
+@pytest.mark.parametrize("chooser", [Zipfian, ScrambledZipfian])
+def test_zipfian_hottest_key_has_its_expected_share(chooser: type) -> None:
+    gen = chooser(N, random.Random(2))
+    counts = Counter(gen.next() for _ in range(DRAWS))
+    assert all(0 <= k < N for k in counts)
+    share = counts.most_common(1)[0][1] / DRAWS
+    expected = 1 / sum(i ** -0.99 for i in range(1, N + 1))  # p(rank 1) = 1 / zeta(N, θ)
+    assert 0.85 * expected < share < 1.15 * expected
+    top10 = sum(c for _, c in counts.most_common(10)) / DRAWS
+    assert top10 > 0.35  # skewed: 1% of the keys take over a third of the draws
+
+
+def test_scrambling_spreads_the_hot_keys() -> None:
+    gen = ScrambledZipfian(N, random.Random(3))
+    hot = [k for k, _ in Counter(gen.next() for _ in range(DRAWS)).most_common(10)]
+    assert max(hot) - min(hot) > N // 4  # not bunched at the start of the key space
+
+
+def test_latest_favours_recent_inserts() -> None:
+    keys = KeySpace(N)
+    latest = Latest(keys, random.Random(4))
+    for _ in range(100):
+        keys.insert()
+    draws = [latest.next() for _ in range(DRAWS)]
+    assert all(0 <= k <= keys.newest for k in draws)
+    recent = sum(k > keys.newest - 100 for k in draws) / DRAWS
+    assert recent > 0.5
+    assert Counter(draws).most_common(1)[0][0] == keys.newest
+
+
+def test_inserts_of_different_processes_never_collide() -> None:
+    spaces = [KeySpace(N, slot, 3) for slot in range(3)]
+    inserted = [s.insert() for _ in range(50) for s in spaces]
+    assert len(set(inserted)) == len(inserted) and min(inserted) == N
+
+
+def test_generators_are_deterministic_by_seed() -> None:
+    def ops(seed: int, slot: int) -> list[tuple[str, int, int]]:
+        gen = Generator("ycsb-e", N, seed, slot, 2)
+        return [(op.kind, op.key, op.scan_length) for op in (gen.next() for _ in range(500))]
+
+    assert ops(7, 0) == ops(7, 0)
+    assert ops(7, 0) != ops(8, 0) and ops(7, 0) != ops(7, 1)
+
+
+@pytest.mark.parametrize("workload", sorted(WORKLOADS))
+def test_operation_mix_matches_the_workload(workload: str) -> None:
+    gen = Generator(workload, N, seed=0)
+    ops = [gen.next() for _ in range(20_000)]
+    counts = Counter(op.kind for op in ops)
+    mix = WORKLOADS[workload]
+    for kind, share in ((READ, mix.read), (UPDATE, mix.update), (INSERT, mix.insert), (SCAN, mix.scan),
+                        (RMW, mix.rmw)):
+        assert abs(counts[kind] / len(ops) - share) < 0.015, (kind, counts)
+    for op in ops:
+        assert op.key >= 0 and (op.kind == INSERT or op.key < N + len(ops))
+        assert (op.kind == SCAN) == (op.scan_length > 0) and op.scan_length <= 100
