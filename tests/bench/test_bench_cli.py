@@ -1,0 +1,56 @@
+"""``kvdb bench`` through the installed CLI: usage errors, and one short run against a real playground."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.report import check_result
+from tests.playground.test_playground import PROCESSES, STOP_TIMEOUT, Playground, free_port_range
+
+BENCH_TIMEOUT = 120.0
+
+
+def bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kvdb", "bench", *args], capture_output=True, text=True,
+                          timeout=BENCH_TIMEOUT)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["write"], ["--pd"]),
+    (["read", "--target", "etcd"], ["--endpoints"]),
+    (["write", "--pd", "127.0.0.1:1", "--concurrency", "0"], ["concurrency"]),
+    (["ycsb-z"], ["ycsb-z"]),
+    (["plot", "/nonexistent.json"], ["nonexistent"]),
+])
+def test_usage_errors_are_one_line(args: list[str], words: list[str]) -> None:
+    result = bench(*args)
+    assert result.returncode == 2, result
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
+    for word in words:
+        assert word in result.stderr
+
+
+def test_write_against_a_playground(tmp_path: Path) -> None:
+    pg = Playground(tmp_path / "data", free_port_range(PROCESSES))
+    pg.start()
+    try:
+        out = tmp_path / "f.json"
+        result = bench("write", "--target", "kvdb", "--pd", pg.endpoints, "--duration", "1",
+                       "--warmup", "0.3", "--processes", "2", "--concurrency", "4", "--output", str(out))
+        assert result.returncode == 0, result
+        assert "write on kvdb" in result.stdout and "ops/s" in result.stdout
+        assert "write kvdb [" in result.stderr  # the progress line
+        data = check_result(json.loads(out.read_text()))
+        assert data["throughput"] > 0 and data["ops"] > 0
+        assert data["errors"] == {} and data["error_count"] == 0
+        assert data["concurrency"] == 8 and data["config"]["processes"] == 2
+        assert set(data["latency_us"]) == {"overall", "update"}
+        assert 0 < data["latency_us"]["overall"]["p50"] <= data["latency_us"]["overall"]["p99"]
+    finally:
+        pg.proc.terminate()
+        pg.proc.wait(timeout=STOP_TIMEOUT)
