@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from typing import NamedTuple
 
 ZIPF_THETA = 0.99
 MAX_SCAN = 100
@@ -33,7 +34,7 @@ class Uniform:
         self._rng = rng
 
     def next(self) -> int:
-        return self._rng.randrange(self.count)
+        return int(self._rng.random() * self.count)  # twice as fast as randrange, exact enough
 
 
 class Zipfian:
@@ -161,8 +162,9 @@ def needs_preload(workload: str) -> bool:
     return bool(mix.read or mix.scan or mix.rmw)
 
 
-@dataclass(frozen=True)
-class Op:
+class Op(NamedTuple):
+    """A NamedTuple, not a frozen dataclass: built once per operation, its cost is load-generator cost."""
+
     kind: str
     key: int
     scan_length: int = 0
