@@ -2,7 +2,8 @@
 
 ``kvdb/cli.py`` hands every ``kvdb bench ...`` argument list to :func:`main`, so the benchmark's
 options live with the benchmark. ``kvdb bench compare`` comes from ``bench/compare.py`` when that
-module is present.
+module is present: its ``add_compare_parser(sub)`` adds the subcommand and sets ``func`` (called
+with the parsed arguments, returning the exit status) as the parser's default.
 """
 
 from __future__ import annotations

@@ -81,6 +81,7 @@ def plot(results: list[dict[str, Any]], out_dir: Path, prefix: str = "") -> list
 
     matplotlib.use("Agg")  # files only: no display, no GUI toolkit
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import StrMethodFormatter
 
     if not results:
         raise ResultError("no results to plot")
@@ -95,6 +96,7 @@ def plot(results: list[dict[str, Any]], out_dir: Path, prefix: str = "") -> list
         for label, points in sorted(lines.items()):
             ax.plot([r["concurrency"] for r in points], [value(r) for r in points], marker="o", label=label)
         ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))  # 16, not 2^4
         ax.set_xlabel("concurrency (requests in flight, all processes)")
         ax.set_ylabel(ylabel)
         ax.set_title(f"{workloads}: {ylabel.split(' (')[0]} vs concurrency")

@@ -93,6 +93,11 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     for p in procs:
         p.start()
+    if config.progress:
+        preloading = config.preload and needs_preload(config.workload)
+        sys.stderr.write(f"{config.workload} {config.target}: connecting"
+                         + (f", preloading {config.key_count:,} keys" if preloading else "") + "...")
+        sys.stderr.flush()
     try:
         _wait_start(barrier, messages, procs)
         tallies, elapsed = _collect(config, messages, procs)
