@@ -101,6 +101,10 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     try:
         _wait_start(barrier, messages, procs)
         tallies, elapsed = _collect(config, messages, procs)
+    except BenchError:
+        if config.progress:  # the error goes on a line of its own, not after the progress line
+            sys.stderr.write("\n")
+        raise
     finally:
         for p in procs:
             p.join(timeout=5)
