@@ -1,0 +1,80 @@
+"""The runner's measuring loop against an in-memory driver: op counts, warm-up, errors by class."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+
+import pytest
+
+from bench.drivers import open_driver
+from bench.runner import BenchConfig, BenchError, _measure
+
+
+class Flaky(Exception):
+    pass
+
+
+class MemoryDriver:
+    """A dict behind the Driver interface; every ``fail_every``-th call raises Flaky."""
+
+    name = "memory"
+
+    def __init__(self, fail_every: int = 0) -> None:
+        self.data: dict[bytes, bytes] = {}
+        self.calls = 0
+        self.fail_every = fail_every
+
+    async def _call(self) -> None:
+        self.calls += 1
+        await asyncio.sleep(0)
+        if self.fail_every and self.calls % self.fail_every == 0:
+            raise Flaky("injected")
+
+    async def put(self, key: bytes, value: bytes) -> None:
+        await self._call()
+        self.data[key] = value
+
+    async def get(self, key: bytes) -> bytes | None:
+        await self._call()
+        return self.data.get(key)
+
+    async def scan(self, start: bytes, limit: int) -> int:
+        await self._call()
+        return min(limit, sum(k >= start for k in self.data))
+
+    async def close(self) -> None:
+        pass
+
+
+def measure(driver: MemoryDriver, **kwargs: object) -> tuple:
+    config = BenchConfig(target="kvdb", addresses="-", **kwargs)
+    config.validate()
+    return asyncio.run(_measure(driver, config, 0, b"v" * 10, queue.Queue()))
+
+
+def test_op_count_is_exact_and_errors_count_by_class() -> None:
+    driver = MemoryDriver(fail_every=10)
+    tally, elapsed = measure(driver, workload="ycsb-f", ops=1000, warmup=0, concurrency=8, key_count=100)
+    assert tally.done + tally.failed == 1000
+    assert tally.errors == {"Flaky": tally.failed} and 50 < tally.failed < 200
+    assert set(tally.histograms) == {"read", "rmw"}
+    assert sum(h.count for h in tally.histograms.values()) == tally.done
+    assert elapsed > 0
+
+
+def test_warmup_ops_are_not_recorded() -> None:
+    driver = MemoryDriver()
+    tally, elapsed = measure(driver, workload="write", duration=0.2, warmup=0.2, concurrency=4)
+    assert 0 < tally.done < driver.calls  # the calls made during the warm-up are not in the tally
+    assert 0.2 <= elapsed < 1.0
+
+
+def test_bad_configs_and_targets_are_refused() -> None:
+    for bad in ({"workload": "ycsb-z"}, {"target": "redis"}, {"concurrency": 0}, {"duration": 0},
+                {"addresses": ""}):
+        config = BenchConfig(**{"workload": "write", "target": "kvdb", "addresses": "-", **bad})
+        with pytest.raises(BenchError):
+            config.validate()
+    with pytest.raises(ValueError, match="redis"):
+        asyncio.run(open_driver("redis", "127.0.0.1:1"))
