@@ -56,7 +56,9 @@ class Zipfian:
             return
         self.zetan += math.fsum(i ** -self.theta for i in range(self.count + 1, count + 1))
         self.count = count
-        self.eta = (1 - (2 / count) ** (1 - self.theta)) / (1 - self.zeta2 / self.zetan)
+        # With two keys or fewer the first two branches of next() decide every draw and eta is unused
+        # (its formula divides by zero at n = 2).
+        self.eta = (1 - (2 / count) ** (1 - self.theta)) / (1 - self.zeta2 / self.zetan) if count > 2 else 0.0
 
     def next(self) -> int:
         u = self._rng.random()

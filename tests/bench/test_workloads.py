@@ -97,3 +97,13 @@ def test_operation_mix_matches_the_workload(workload: str) -> None:
     for op in ops:
         assert op.key >= 0 and (op.kind == INSERT or op.key < N + len(ops))
         assert (op.kind == SCAN) == (op.scan_length > 0) and op.scan_length <= 100
+
+
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_tiny_key_spaces_work(count: int) -> None:
+    for workload in WORKLOADS:
+        gen = Generator(workload, count, seed=0)
+        for _ in range(200):
+            op = gen.next()
+            assert 0 <= op.key <= gen.keys.newest  # "latest" also reads this process's inserts
+            assert op.key < count or op.kind == INSERT or workload == "ycsb-d"
