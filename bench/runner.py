@@ -251,7 +251,7 @@ async def _measure(driver: Driver, config: BenchConfig, slot: int, value: bytes,
     """Runs the workers; returns what they recorded and the seconds from warm-up end to the last op."""
     gen = Generator(config.workload, config.key_count, config.seed, slot, config.processes)
     tally = _Tally()
-    quota = config.ops // config.processes + (slot < config.ops % config.processes) if config.ops else 0
+    quota = config.ops // config.processes + (slot < config.ops % config.processes) if config.ops else None
     began = time.perf_counter()
     measure_from = began + config.warmup
     stop_at = measure_from + config.duration if not config.ops else float("inf")
@@ -274,7 +274,7 @@ async def _measure(driver: Driver, config: BenchConfig, slot: int, value: bytes,
         while True:
             now = time.perf_counter()
             measuring = now >= measure_from
-            if now >= stop_at or (quota and measuring and issued >= quota):
+            if now >= stop_at or (quota is not None and measuring and issued >= quota):
                 return
             if measuring:
                 issued += 1

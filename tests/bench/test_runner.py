@@ -63,6 +63,15 @@ def test_op_count_is_exact_and_errors_count_by_class() -> None:
     assert elapsed > 0
 
 
+def test_op_count_is_split_between_processes() -> None:
+    config = BenchConfig(workload="write", target="kvdb", addresses="-", ops=3, warmup=0, processes=2)
+    quotas = [asyncio.run(_measure(MemoryDriver(), config, slot, b"v", queue.Queue()))[0].done
+              for slot in range(2)]
+    assert quotas == [2, 1]
+    config.ops = 1  # a process with no share of the ops does none, rather than run forever
+    assert asyncio.run(_measure(MemoryDriver(), config, 1, b"v", queue.Queue()))[0].done == 0
+
+
 def test_warmup_ops_are_not_recorded() -> None:
     driver = MemoryDriver()
     tally, elapsed = measure(driver, workload="write", duration=0.2, warmup=0.2, concurrency=4)
