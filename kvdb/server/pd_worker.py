@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from kvdb.pb import metapb_pb2, pdpb_pb2
 from kvdb.raft import ConfChangeType, Role
+from kvdb.raft.progress import ProgressState
 from kvdb.store.errors import StoreError
 from kvdb.store.peer import Callback, Peer
 from placement.client import PdClient, PdError
@@ -172,14 +173,20 @@ def execute_operator(store: Store, peer: Peer, op: pdpb_pb2.Operator, done: Call
 
 
 def range_info(peer: Peer) -> pdpb_pb2.RangeInfo:
-    """What a leader tells PD about its range, including learners still catching up."""
+    """What a leader tells PD about its range, including learners still catching up.
+
+    A learner has caught up once the leader streams it entries from its log (REPLICATE, its match
+    past the log's start: no snapshot due). Its match trails the commit index by the appends in
+    flight, so under steady writes "match below commit" held at nearly every heartbeat and PD
+    waited to promote for as long as the writes went on.
+    """
     raft = peer.raw.raft
     info = pdpb_pb2.RangeInfo(descriptor=peer.desc)
     info.leader.CopyFrom(peer.peer_cache[peer.peer_id])
     if raft.role == Role.LEADER:
-        committed = raft.raft_log.committed
+        first = raft.raft_log.first_index()
         for node_id, pr in raft.trk.progress.items():
-            if pr.is_learner and pr.match < committed:
+            if pr.is_learner and (pr.state != ProgressState.REPLICATE or pr.match < first - 1):
                 info.pending_peer_ids.append(node_id)
     return info
 
