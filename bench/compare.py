@@ -1,0 +1,279 @@
+"""``kvdb bench compare``: the same workload sweep against etcd and kvdb in one run, and their ratios.
+
+Numbers from different days or machines cannot be compared, so both targets run here, now, with
+the same load generator. The two clusters never run at the same time: on a small machine an idle
+cluster's heartbeats and the other's load would share cores, so etcd runs its whole sweep first
+and is stopped, then kvdb runs. A cluster this command starts gets a fresh data dir (an etcd data
+dir grown by an earlier run makes etcd slower); an attached one (``--etcd-endpoints``, ``--pd``)
+is used as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bench.runner import BenchConfig, BenchError, run_bench
+from bench.workloads import WORKLOADS, needs_preload
+
+USAGE, FAILED = 2, 3
+REPO = Path(__file__).resolve().parent.parent
+ETCD_SCRIPT = REPO / "scripts" / "etcd-cluster"
+ETCD_PORTS = 6
+"""3 members, a client and a peer port each."""
+PLAYGROUND_PORTS = 6
+"""3 PD members and 3 stores."""
+PLAYGROUND_READY = "kvdb playground ready: pd="
+STOP_TIMEOUT = 30.0
+TARGET_ORDER = ("etcd", "kvdb")
+FIGURES = ("throughput", "p50_us", "p99_us")
+
+
+def free_base_port(count: int) -> int:
+    """A port P such that P..P+count-1 are free now: the clusters take consecutive ports, and a fixed
+    default would collide with a playground or an etcd already running on the machine."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 30000 - count)
+        socks = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise BenchError(f"found no {count} consecutive free ports")
+
+
+def split_concurrency(total: int, processes: int) -> tuple[int, int]:
+    """(per-process concurrency, processes) for ``total`` requests in flight: the sweep's figure is the
+    total, whatever the number of client processes, so that 1 client means one request in flight."""
+    procs = min(processes, total)
+    if total % procs:
+        raise BenchError(f"concurrency {total} is not a multiple of --processes {procs}")
+    return total // procs, procs
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "n/a"
+
+
+def ratio_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (workload, concurrency) run on both targets: each figure and kvdb/etcd for it, in the
+    order of the sweep (workloads as given, concurrency rising)."""
+    by_run: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
+    for r in results:
+        by_run.setdefault((r["workload"], r["concurrency"]), {})[r["target"]] = r
+    rows = []
+    sweep_order = {w: i for i, w in enumerate(dict.fromkeys(r["workload"] for r in results))}
+    runs = sorted(by_run.items(), key=lambda run: (sweep_order[run[0][0]], run[0][1]))
+    for (workload, concurrency), pair in runs:
+        if set(pair) != {"kvdb", "etcd"}:
+            continue
+        row: dict[str, Any] = {"workload": workload, "concurrency": concurrency}
+        for target in ("kvdb", "etcd"):
+            r = pair[target]
+            lat = r["latency_us"]["overall"]
+            row[target] = {"throughput": r["throughput"], "p50_us": lat["p50"], "p99_us": lat["p99"],
+                           "errors": r["error_count"]}
+        k, e = row["kvdb"], row["etcd"]
+        row["ratio"] = {f: round(k[f] / e[f], 3) if e[f] else None for f in FIGURES}
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """The ratio table: throughput ratios above 1 and latency ratios below 1 favour kvdb."""
+    header = ("workload", "clients", "kvdb ops/s", "etcd ops/s", "ops/s k/e", "kvdb p50 ms", "etcd p50 ms",
+              "p50 k/e", "kvdb p99 ms", "etcd p99 ms", "p99 k/e", "errors k/e")
+    lines = [header]
+    for row in rows:
+        k, e = row["kvdb"], row["etcd"]
+        cells = [row["workload"], str(row["concurrency"]),
+                 f"{k['throughput']:,.0f}", f"{e['throughput']:,.0f}",
+                 _ratio(k["throughput"], e["throughput"])]
+        for figure in ("p50_us", "p99_us"):
+            cells += [f"{k[figure] / 1000:.2f}", f"{e[figure] / 1000:.2f}", _ratio(k[figure], e[figure])]
+        lines.append((*cells, f"{k['errors']}/{e['errors']}"))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    text = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                      for i, (cell, w) in enumerate(zip(line, widths, strict=True)))
+            for line in lines]
+    return "\n".join(text)
+
+
+def _parse_list(spec: str, flag: str) -> list[str]:
+    items = [item.strip() for item in spec.split(",") if item.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"{flag} needs at least one value")
+    return items
+
+
+def _workloads(spec: str) -> list[str]:
+    items = _parse_list(spec, "--workloads")
+    unknown = [w for w in items if w not in WORKLOADS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown workload(s) {', '.join(unknown)} "
+                                         f"(workloads: {', '.join(WORKLOADS)})")
+    return items
+
+
+def _concurrencies(spec: str) -> list[int]:
+    try:
+        values = [int(item) for item in _parse_list(spec, "--concurrency")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--concurrency takes integers, got {spec!r}") from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError("every concurrency must be at least 1")
+    return values
+
+
+def add_compare_parser(sub: argparse._SubParsersAction) -> None:
+    """Registers ``compare`` (and ``profile``, which lives in bench/profile.py) under ``kvdb bench``."""
+    from bench.profile import add_profile_parser
+
+    p = sub.add_parser(
+        "compare", help="the same workload sweep against etcd and kvdb, and a kvdb/etcd ratio table",
+        description="Run each workload at each concurrency against a 3-member etcd cluster, then against a "
+                    "kvdb playground (started here on fresh data dirs unless given), write the result "
+                    "files and print kvdb/etcd ratios of throughput and p50/p99 latency.")
+    p.add_argument("--workloads", type=_workloads, default=["write", "read"],
+                   help="comma-separated workloads (default write,read)")
+    p.add_argument("--concurrency", type=_concurrencies, default=[1, 16, 64],
+                   help="comma-separated total requests in flight, all processes together (default 1,16,64)")
+    p.add_argument("--duration", type=float, default=5.0, help="seconds measured per run (default 5)")
+    p.add_argument("--warmup", type=float, default=1.0, help="seconds run but not measured first (default 1)")
+    p.add_argument("--processes", type=int, default=1,
+                   help="client processes per run, at most one per request in flight (default 1)")
+    p.add_argument("--keys", type=int, default=10_000, help="key space size (default 10000)")
+    p.add_argument("--value-size", type=int, default=100, help="bytes per value (default 100)")
+    p.add_argument("--etcd-endpoints", help="use this etcd cluster (HOST:PORT,...) instead of starting one")
+    p.add_argument("--pd", help="use this kvdb cluster (PD HOST:PORT,...) instead of starting a playground")
+    p.add_argument("--output-dir", type=Path, default=Path("bench-compare"),
+                   help="result files, comparison.json and plots (default ./bench-compare)")
+    p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    p.set_defaults(func=run_compare)
+    add_profile_parser(sub)
+
+
+@contextlib.contextmanager
+def etcd_cluster(work_dir: Path) -> Iterator[str]:
+    """A fresh 3-member etcd cluster from scripts/etcd-cluster; yields its client endpoints."""
+    base = free_base_port(ETCD_PORTS)
+    cluster_dir = work_dir / "etcd"
+    started = subprocess.run([str(ETCD_SCRIPT), "start", "--dir", str(cluster_dir), "--base-port", str(base)],
+                             stdout=subprocess.PIPE, text=True)
+    if started.returncode:
+        subprocess.run([str(ETCD_SCRIPT), "stop", "--dir", str(cluster_dir)])
+        raise BenchError(f"scripts/etcd-cluster start failed (exit {started.returncode}, see above)")
+    try:
+        yield started.stdout.strip().splitlines()[-1]
+    finally:
+        subprocess.run([str(ETCD_SCRIPT), "stop", "--dir", str(cluster_dir)])
+
+
+@contextlib.contextmanager
+def playground(work_dir: Path) -> Iterator[tuple[str, Path]]:
+    """A fresh ``kvdb playground`` in ``work_dir``; yields the PD endpoints and its data dir."""
+    data_dir = work_dir / "kvdb"
+    cmd = [sys.executable, "-m", "kvdb", "playground", "--data-dir", str(data_dir),
+           "--base-port", str(free_base_port(PLAYGROUND_PORTS))]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the playground says when the cluster serves, or exits
+            if line.startswith(PLAYGROUND_READY):
+                break
+        else:
+            raise BenchError(f"kvdb playground exited with {proc.wait()} before serving (see above)")
+        yield line[len(PLAYGROUND_READY):].strip(), data_dir
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _sweep(args: argparse.Namespace, target: str, addresses: str) -> list[dict[str, Any]]:
+    results = []
+    preloaded = False
+    for workload in args.workloads:
+        for total in args.concurrency:
+            per_process, procs = split_concurrency(total, args.processes)
+            config = BenchConfig(workload=workload, target=target, addresses=addresses,
+                                 duration=args.duration, warmup=args.warmup, concurrency=per_process,
+                                 processes=procs,
+                                 key_count=args.keys, value_size=args.value_size, preload=not preloaded,
+                                 output=args.output_dir / f"{target}-{workload}-c{total}.json",
+                                 progress=not args.no_progress)
+            result = run_bench(config)
+            preloaded = preloaded or needs_preload(workload)  # the key space stays for later runs
+            results.append(result)
+    return results
+
+
+def _plot(results: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+    """Plots per workload if matplotlib is there: the table is the result, the plots are a bonus."""
+    try:
+        from bench.report import plot
+    except ImportError:
+        return []
+    paths: list[Path] = []
+    for workload in sorted({r["workload"] for r in results}):
+        try:
+            paths += plot([r for r in results if r["workload"] == workload], out_dir, f"{workload}-")
+        except ImportError:
+            print("kvdb bench compare: no plots (matplotlib is not installed)", file=sys.stderr)
+            return paths
+    return paths
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """The whole comparison; the exit status."""
+    try:
+        if args.processes < 1:
+            raise BenchError("--processes must be at least 1")
+        for total in args.concurrency:
+            split_concurrency(total, args.processes)
+    except BenchError as exc:
+        print(f"kvdb bench compare: {exc}", file=sys.stderr)
+        return USAGE
+    results: list[dict[str, Any]] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="kvdb-compare-") as tmp:
+            work = Path(tmp)
+            for target in TARGET_ORDER:
+                if target == "etcd":
+                    with (contextlib.nullcontext(args.etcd_endpoints) if args.etcd_endpoints
+                          else etcd_cluster(work)) as endpoints:
+                        results += _sweep(args, "etcd", endpoints)
+                else:
+                    kvdb = contextlib.nullcontext((args.pd, None)) if args.pd else playground(work)
+                    with kvdb as (pd, _):
+                        results += _sweep(args, "kvdb", pd)
+    except BenchError as exc:
+        print(f"kvdb bench compare: {exc}", file=sys.stderr)
+        return FAILED
+    rows = ratio_rows(results)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    (args.output_dir / "comparison.json").write_text(json.dumps(rows, indent=2) + "\n")
+    print(format_table(rows))
+    for path in _plot(results, args.output_dir):
+        print(path)
+    return 0

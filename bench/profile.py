@@ -1,0 +1,137 @@
+"""``kvdb bench profile``: where a store spends its time under a workload, from a sampling profiler.
+
+It starts a fresh playground, finds the store that leads the most ranges (the one doing the
+replication and apply work that bounds throughput), attaches ``py-spy record`` to that process
+and runs the workload against the cluster. A sampling profiler outside the process changes its
+speed little, so the profile shows the store at about the throughput the benchmark reports.
+Output: ``store.speedscope.json`` (open it at https://www.speedscope.app) and ``top.txt``, the
+functions with the most sampled time on the stack (total) and at its top (self).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench.runner import BenchConfig, BenchError, run_bench
+from bench.workloads import WORKLOADS
+
+USAGE, FAILED = 2, 3
+ATTACH_TIMEOUT = 30.0
+"""Seconds py-spy may take to finish writing after the sampling window."""
+
+
+def add_profile_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "profile", help="profile the leader store with py-spy while a workload runs",
+        description="Start a kvdb playground, attach py-spy to the store leading the most ranges, run the "
+                    "workload and write a speedscope profile plus a top-N text summary.")
+    # Not dest "workload": that is where kvdb bench's subcommand name goes (bench/cli.py dispatches on it).
+    p.add_argument("--workload", dest="profiled_workload", choices=list(WORKLOADS), default="write",
+                   help="workload (default write)")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds measured and sampled (default 10)")
+    p.add_argument("--concurrency", type=int, default=64, help="requests in flight (default 64)")
+    p.add_argument("--processes", type=int, default=1, help="client processes (default 1)")
+    p.add_argument("--rate", type=int, default=100, help="samples per second (default 100)")
+    p.add_argument("--top", type=int, default=30, help="functions in the summary (default 30)")
+    p.add_argument("--output-dir", type=Path, default=Path("bench-profile"),
+                   help="profile, summary and the benchmark result (default ./bench-profile)")
+    p.set_defaults(func=run_profile)
+
+
+def _frame_name(frame: dict[str, Any]) -> str:
+    return f"{frame['name']} ({Path(frame.get('file', '?')).name})"
+
+
+def top_functions(speedscope: dict[str, Any], n: int) -> str:
+    """The ``n`` functions with the most time on the stack and at its top, over all threads, as text.
+
+    Total time finds the expensive paths (a Raft step and everything it calls); self time finds
+    the code that is itself slow. Both are needed to read a profile without a viewer. Frames are
+    merged by function, so the lines of one function count once.
+    """
+    names = [_frame_name(frame) for frame in speedscope["shared"]["frames"]]
+    total: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    busy = 0.0
+    unit = "?"
+    for profile in speedscope["profiles"]:
+        unit = profile.get("unit", unit)
+        for stack, weight in zip(profile["samples"], profile["weights"], strict=True):
+            busy += weight
+            for name in {names[index] for index in stack}:
+                total[name] += weight
+            if stack:
+                own[names[stack[-1]]] += weight
+    lines = [f"{busy:.2f} {unit} of samples (threads not idle)"]
+    for title, counts in (("total (on the stack)", total), ("self (top of the stack)", own)):
+        lines += ["", f"{title}:", f"{'%':>6}  {unit:>8}  function"]
+        for name, weight in counts.most_common(n):
+            lines.append(f"{100 * weight / (busy or 1):5.1f}%  {weight:8.2f}  {name}")
+    return "\n".join(lines) + "\n"
+
+
+async def _leader_store(pd_endpoints: str) -> int:
+    """The store leading the most ranges (ties: the lowest id)."""
+    from kvdb import admin
+    from placement.client import PdClient
+
+    async with PdClient(pd_endpoints, timeout=10.0) as pd:
+        rows = await admin.ranges(pd)
+    leaders = Counter(row["leader"]["store_id"] for row in rows if row["leader"])
+    if not leaders:
+        raise BenchError("no range has a leader")
+    return min(leaders, key=lambda store: (-leaders[store], store))
+
+
+def run_profile(args: argparse.Namespace) -> int:
+    """The whole profile run; the exit status."""
+    from bench.compare import playground, split_concurrency
+
+    py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if py_spy is None:
+        print("kvdb bench profile: py-spy is not installed (.venv/bin/pip install py-spy)", file=sys.stderr)
+        return USAGE
+    try:
+        per_process, procs = split_concurrency(args.concurrency, max(1, args.processes))
+    except BenchError as exc:
+        print(f"kvdb bench profile: {exc}", file=sys.stderr)
+        return USAGE
+    out = args.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    profile_path = out / "store.speedscope.json"
+    warmup = 1.0
+    try:
+        with (tempfile.TemporaryDirectory(prefix="kvdb-profile-") as tmp,
+              playground(Path(tmp)) as (pd, data_dir)):
+            store = asyncio.run(_leader_store(pd))
+            pid = int((data_dir / "run" / f"store{store}.pid").read_text())
+            print(f"kvdb bench profile: sampling store {store} (pid {pid})", file=sys.stderr)
+            spy = subprocess.Popen([py_spy, "record", "--pid", str(pid), "--rate", str(args.rate),
+                                    "--duration", str(int(warmup + args.duration + 1)),
+                                    "--function", "--format", "speedscope", "--output", str(profile_path)],
+                                   stdout=subprocess.DEVNULL)
+            config = BenchConfig(workload=args.profiled_workload, target="kvdb", addresses=pd,
+                                 duration=args.duration, warmup=warmup, concurrency=per_process,
+                                 processes=procs,
+                                 output=out / "result.json")
+            result = run_bench(config)
+            if spy.wait(timeout=warmup + args.duration + ATTACH_TIMEOUT) != 0:
+                raise BenchError(f"py-spy failed (exit {spy.returncode}, see above)")
+    except (BenchError, subprocess.TimeoutExpired) as exc:
+        print(f"kvdb bench profile: {exc}", file=sys.stderr)
+        return FAILED
+    summary = top_functions(json.loads(profile_path.read_text()), args.top)
+    (out / "top.txt").write_text(summary)
+    print(f"{args.profiled_workload}: {result['throughput']:,.0f} ops/s; "
+          f"profile of store {store}: {profile_path}")
+    print(summary, end="")
+    return 0
