@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import random
 import socket
@@ -25,7 +26,7 @@ from typing import Any
 from bench.runner import BenchConfig, BenchError, run_bench
 from bench.workloads import WORKLOADS, needs_preload
 
-USAGE, FAILED = 2, 3
+USAGE, FAILED, INTERRUPTED = 2, 3, 130
 REPO = Path(__file__).resolve().parent.parent
 ETCD_SCRIPT = REPO / "scripts" / "etcd-cluster"
 ETCD_PORTS = 6
@@ -251,6 +252,8 @@ def run_compare(args: argparse.Namespace) -> int:
             raise BenchError("--processes must be at least 1")
         for total in args.concurrency:
             split_concurrency(total, args.processes)
+        if importlib.util.find_spec("etcd3aio") is None:  # better now than after starting both clusters
+            raise BenchError("the etcd client is not installed: .venv/bin/pip install etcd3aio")
     except BenchError as exc:
         print(f"kvdb bench compare: {exc}", file=sys.stderr)
         return USAGE
@@ -270,6 +273,9 @@ def run_compare(args: argparse.Namespace) -> int:
     except BenchError as exc:
         print(f"kvdb bench compare: {exc}", file=sys.stderr)
         return FAILED
+    except KeyboardInterrupt:  # the clusters were stopped on the way out
+        print("kvdb bench compare: interrupted", file=sys.stderr)
+        return INTERRUPTED
     rows = ratio_rows(results)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / "comparison.json").write_text(json.dumps(rows, indent=2) + "\n")

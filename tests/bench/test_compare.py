@@ -4,6 +4,7 @@ minutes; they are the README's commands, not tests."""
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 from typing import Any
 
@@ -130,3 +131,12 @@ def test_top_functions_counts_total_and_self_time_by_function() -> None:
     total, own = sections[1].splitlines(), sections[2].splitlines()
     assert total[2:] == ["100.0%      8.00  main (node.py)", " 50.0%      4.00  step (raft.py)"]
     assert own[2:] == [" 50.0%      4.00  main (node.py)", " 37.5%      3.00  fsync (log.py)"]
+
+
+def test_compare_refuses_to_start_without_the_etcd_client(monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *rest: None if name == "etcd3aio" else find_spec(name, *rest))
+    assert run_compare(_build_parser().parse_args(["compare"])) == 2
+    assert "pip install etcd3aio" in capsys.readouterr().err
