@@ -253,7 +253,7 @@ def run_compare(args: argparse.Namespace) -> int:
         for total in args.concurrency:
             split_concurrency(total, args.processes)
         if importlib.util.find_spec("etcd3aio") is None:  # better now than after starting both clusters
-            raise BenchError("the etcd client is not installed: .venv/bin/pip install etcd3aio")
+            raise BenchError("the etcd client is not installed: run scripts/setup (or pip install etcd3aio)")
     except BenchError as exc:
         print(f"kvdb bench compare: {exc}", file=sys.stderr)
         return USAGE

@@ -38,7 +38,9 @@ class EtcdDriver:
         try:
             from etcd3aio import Etcd3Client, EtcdError
         except ImportError as exc:
-            raise EtcdUnavailable("the etcd client is not installed: .venv/bin/pip install etcd3aio") from exc
+            raise EtcdUnavailable(
+                "the etcd client is not installed: run scripts/setup (or pip install etcd3aio)"
+            ) from exc
         members = [item.strip() for item in endpoints.split(",") if item.strip()]
         if not members:
             raise EtcdUnavailable(f"no etcd endpoints in {endpoints!r}")
