@@ -342,6 +342,7 @@ class StoreSimulation:
         node = self.stores[self.rng.choice(voters).store_id]
         self.world.trace("%r dies for good", node)
         node.crash()
+        self.settled = False  # it may have settled during the drain: it must settle again without it
         self.stats.pd_dead_stores += 1
 
     def _describe(self) -> str:
