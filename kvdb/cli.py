@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from kvdb import __version__
+from kvdb.config_file import apply_config_file, require
 
 PLANNED_COMMANDS: dict[str, str] = {}
 DEFAULT_PD_ENDPOINTS = "127.0.0.1:2379"
@@ -34,9 +35,10 @@ class _Parser(argparse.ArgumentParser):
 def _add_store_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("store", help="run a store server",
                        description="Run one store process in the foreground until SIGINT/SIGTERM.")
-    p.add_argument("--store-id", type=int, required=True, help="this store's id (positive)")
-    p.add_argument("--listen", required=True, help="HOST:PORT to serve gRPC on (port 0 picks one)")
-    p.add_argument("--data-dir", type=Path, required=True, help="directory of the store's RocksDB")
+    p.add_argument("--config", type=Path, help="TOML file whose keys are these flags (flags win)")
+    p.add_argument("--store-id", type=int, help="this store's id (positive; required)")
+    p.add_argument("--listen", help="HOST:PORT to serve gRPC on (port 0 picks one; required)")
+    p.add_argument("--data-dir", type=Path, help="directory of the store's RocksDB (required)")
     p.add_argument("--cluster-id", type=int, default=1, help="cluster id requests must carry (default 1)")
     p.add_argument("--pd", default="", help="placement driver members HOST:PORT,... (join a real cluster)")
     p.add_argument("--pd-heartbeat-interval", type=float, default=1.0,
@@ -57,10 +59,11 @@ def _add_store_parser(sub: argparse._SubParsersAction) -> None:
 def _add_pd_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pd", help="run a placement driver member",
                        description="Run one PD member in the foreground until SIGINT/SIGTERM.")
-    p.add_argument("--member-id", type=int, required=True, help="this member's id (one of --initial-members)")
-    p.add_argument("--listen", required=True, help="HOST:PORT to serve on (PD service and PD Raft)")
-    p.add_argument("--data-dir", type=Path, required=True, help="directory of the member's RocksDB")
-    p.add_argument("--initial-members", required=True,
+    p.add_argument("--config", type=Path, help="TOML file whose keys are these flags (flags win)")
+    p.add_argument("--member-id", type=int, help="this member's id (one of --initial-members; required)")
+    p.add_argument("--listen", help="HOST:PORT to serve on (PD service and PD Raft; required)")
+    p.add_argument("--data-dir", type=Path, help="directory of the member's RocksDB (required)")
+    p.add_argument("--initial-members",
                    help="ID=HOST:PORT,... of every PD member (an odd number; 3 recommended)")
     p.add_argument("--ready-file", type=Path, help="write the bound port here once serving")
     p.add_argument("--tick-interval", type=float, help="seconds per Raft tick (default 0.05)")
@@ -332,6 +335,11 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[command]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit status (2 for bad usage or a command that does not exist yet)."""
     argv = sys.argv[1:] if argv is None else argv
@@ -351,10 +359,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    if args.command == "pd":
-        return _run_pd(args)
-    if args.command == "store":
-        return _run_store(args)
+    if args.command in ("pd", "store"):
+        required = ("member_id", "listen", "data_dir", "initial_members") if args.command == "pd" else (
+            "store_id", "listen", "data_dir")
+        try:
+            apply_config_file(_subparser(parser, args.command), args, argv)
+            require(args, *required)
+        except ValueError as exc:
+            print(f"kvdb {args.command}: {exc}", file=sys.stderr)
+            return USAGE
+        return _run_pd(args) if args.command == "pd" else _run_store(args)
     if args.command == "playground":
         from kvdb.playground import run_playground
 

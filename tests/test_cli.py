@@ -112,3 +112,42 @@ def test_ranges_table_marks_the_leader() -> None:
     lines = table("ranges", rows).splitlines()
     assert lines[0].split()[:4] == ["ID", "START", "END", "EPOCH"]
     assert lines[1].split() == ["1", "(start)", '"m"', "5/1", "*2@s2,7@s3(learner)", "store", "2"]
+
+
+def test_store_reads_a_toml_config_and_flags_win(tmp_path: Path) -> None:
+    port, other = free_ports(2)
+    config = tmp_path / "store.toml"
+    config.write_text(
+        f'store-id = 1\nlisten = "127.0.0.1:{other}"\ndata-dir = "{tmp_path / "data"}"\n'
+        f'static-cluster = "1=127.0.0.1:{port}"\nready-file = "{tmp_path / "ready"}"\n'
+        'tick-interval = 0.02\nlog-level = "WARNING"\n'
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "kvdb", "store", "--config", str(config),
+                             "--listen", f"127.0.0.1:{port}"], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "ready").exists():
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "the store did not start from its config file"
+            time.sleep(0.05)
+        assert (tmp_path / "ready").read_text() == str(port)  # --listen on the command line won
+        assert (tmp_path / "data" / "db").is_dir()
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+
+
+@pytest.mark.parametrize(("content", "words"), [
+    ("store-id = 1\nnonsense = 3\n", ["unknown key 'nonsense'"]),
+    ("store-id = 'x'\n", ["store-id"]),
+    ("store-id = [\n", ["not valid TOML"]),
+    ("store-id = 1\n", ["missing --listen, --data-dir"]),
+])
+def test_bad_config_files_fail_with_one_line(content: str, words: list[str], tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(content)
+    assert_one_line_error(run("store", "--config", str(config)), 2, *words)
+
+
+def test_pd_without_required_flags_fails_with_one_line() -> None:
+    assert_one_line_error(run("pd", "--member-id", "1"), 2, "missing --listen, --data-dir, --initial-members")

@@ -55,4 +55,4 @@ def test_pd_without_initial_members_is_a_usage_error(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 2
-    assert "required: --initial-members" in result.stderr
+    assert "missing --initial-members" in result.stderr and len(result.stderr.strip().splitlines()) == 1
