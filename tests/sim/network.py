@@ -13,7 +13,38 @@ from kvdb.raft.types import ConfState, Entry, Message, Snapshot, SnapshotMetadat
 from tests.sim.world import World
 
 
-class Network:
+class LinkCuts:
+    """Directed links ``(frm, to)`` that partitions have cut, shared by both simulators' networks."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.blocked: set[tuple[int, int]] = set()
+
+    def partition(self, side_a: list[int], side_b: list[int]) -> list[tuple[int, int]]:
+        """Cut every link between the two sides, both ways; returns the cut links."""
+        links = [(a, b) for a in side_a for b in side_b] + [(b, a) for a in side_a for b in side_b]
+        self.blocked.update(links)
+        self.world.trace("net partition %s | %s", side_a, side_b)
+        return links
+
+    def block_one_way(self, frm: int, to: int) -> list[tuple[int, int]]:
+        """``frm`` can no longer reach ``to``; ``to`` still reaches ``frm``. Returns the cut link."""
+        self.blocked.add((frm, to))
+        self.world.trace("net one-way cut %d -> %d", frm, to)
+        return [(frm, to)]
+
+    def restore(self, links: list[tuple[int, int]]) -> None:
+        """Reconnect ``links`` (as returned by ``partition`` or ``block_one_way``)."""
+        self.blocked.difference_update(links)
+        self.world.trace("net restore %s", links)
+
+    def heal(self) -> None:
+        """Remove every partition (loss and duplication rates are left alone)."""
+        self.blocked.clear()
+        self.world.trace("net heal")
+
+
+class Network(LinkCuts):
     """Delivers messages between node ids through ``deliver`` unless a fault eats them.
 
     ``blocked`` holds directed pairs ``(frm, to)``: a symmetric partition blocks both directions,
@@ -28,14 +59,13 @@ class Network:
         deliver: Callable[[Message], None],
         on_drop: Callable[[Message], None],
     ) -> None:
-        self.world = world
+        super().__init__(world)
         self.rng = world.child_rng()
         self.deliver = deliver
         self.on_drop = on_drop
         self.drop_rate = 0.0
         self.dup_rate = 0.0
         self.slow_rate = 0.05
-        self.blocked: set[tuple[int, int]] = set()
         self.sent = 0
         self.dropped = 0
 
@@ -65,29 +95,6 @@ class Network:
         self.dropped += 1
         self.world.trace("net %s: %r", why, msg)
         self.on_drop(msg)
-
-    def partition(self, side_a: list[int], side_b: list[int]) -> list[tuple[int, int]]:
-        """Cut every link between the two sides, both ways; returns the cut links."""
-        links = [(a, b) for a in side_a for b in side_b] + [(b, a) for a in side_a for b in side_b]
-        self.blocked.update(links)
-        self.world.trace("net partition %s | %s", side_a, side_b)
-        return links
-
-    def block_one_way(self, frm: int, to: int) -> list[tuple[int, int]]:
-        """``frm`` can no longer reach ``to``; ``to`` still reaches ``frm``. Returns the cut link."""
-        self.blocked.add((frm, to))
-        self.world.trace("net one-way cut %d -> %d", frm, to)
-        return [(frm, to)]
-
-    def restore(self, links: list[tuple[int, int]]) -> None:
-        """Reconnect ``links`` (as returned by ``partition`` or ``block_one_way``)."""
-        self.blocked.difference_update(links)
-        self.world.trace("net restore %s", links)
-
-    def heal(self) -> None:
-        """Remove every partition (loss and duplication rates are left alone)."""
-        self.blocked.clear()
-        self.world.trace("net heal")
 
 
 def clone_message(msg: Message) -> Message:

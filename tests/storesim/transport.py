@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kvdb.pb import raft_serverpb_pb2
+from tests.sim.network import LinkCuts
 from tests.sim.world import World
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ SNAPSHOT_BYTES_PER_US = 50
 """Transfer speed of a snapshot stream (50 MB/s), so bigger snapshots take longer."""
 
 
-class SimNetwork:
+class SimNetwork(LinkCuts):
     """Links between store ids; ``blocked`` holds directed pairs (from, to) that are cut.
 
     A message is checked against ``blocked`` when sent and again when it arrives, so a partition
@@ -34,10 +35,9 @@ class SimNetwork:
     """
 
     def __init__(self, world: World) -> None:
-        self.world = world
+        super().__init__(world)
         self.rng = world.child_rng()
         self.stores: dict[int, SimStore] = {}
-        self.blocked: set[tuple[int, int]] = set()
         self.drop_rate = 0.0
         self.dup_rate = 0.0
         self.slow_rate = 0.02
@@ -147,25 +147,9 @@ class SimNetwork:
 
     # -- faults -------------------------------------------------------------------------------
 
-    def partition(self, side_a: list[int], side_b: list[int]) -> list[tuple[int, int]]:
-        """Cut every link between the two sides, both ways; returns the cut links."""
-        links = [(a, b) for a in side_a for b in side_b] + [(b, a) for a in side_a for b in side_b]
-        self.blocked.update(links)
-        self.world.trace("net partition %s | %s", side_a, side_b)
-        return links
-
-    def block_one_way(self, frm: int, to: int) -> list[tuple[int, int]]:
-        self.blocked.add((frm, to))
-        self.world.trace("net one-way cut %d -> %d", frm, to)
-        return [(frm, to)]
-
-    def restore(self, links: list[tuple[int, int]]) -> None:
-        self.blocked.difference_update(links)
-        self.world.trace("net restore %s", links)
-
     def heal(self) -> None:
         """No partitions, no loss, no duplication, no stalls: the network of the liveness phase."""
-        self.blocked.clear()
+        super().heal()
         self.pd_stalls.clear()
         self.drop_rate = self.dup_rate = 0.0
         self.world.trace("net heal")
