@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.compare import free_base_port
 from bench.report import check_result
-from tests.playground.test_playground import PROCESSES, STOP_TIMEOUT, Playground, free_port_range
+from tests.playground.test_playground import PROCESSES, STOP_TIMEOUT, Playground
 
 BENCH_TIMEOUT = 120.0
 
@@ -36,7 +37,7 @@ def test_usage_errors_are_one_line(args: list[str], words: list[str]) -> None:
 
 
 def test_write_against_a_playground(tmp_path: Path) -> None:
-    pg = Playground(tmp_path / "data", free_port_range(PROCESSES))
+    pg = Playground(tmp_path / "data", free_base_port(PROCESSES))
     pg.start()
     try:
         out = tmp_path / "f.json"

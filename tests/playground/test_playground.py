@@ -12,7 +12,6 @@ import json
 import os
 import select
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,33 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cluster import free_ports, wait_for
+from bench.compare import free_base_port
+from tests.integration.cluster import wait_for
 
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 CLI_TIMEOUT = 30.0
 PROCESSES = 6
-
-
-def free_port_range(n: int) -> int:
-    """A base port whose next ``n`` ports were all free a moment ago."""
-    for _ in range(50):
-        base = free_ports(1)[0]
-        if base + n > 65535:
-            continue
-        socks = []
-        try:
-            for port in range(base, base + n):
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise AssertionError(f"no {n} consecutive free ports found")
 
 
 class Playground:
@@ -122,7 +101,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess[bytes], status: in
 
 @pytest.fixture(scope="module")
 def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Playground]:
-    playground = Playground(tmp_path_factory.mktemp("playground") / "data", free_port_range(PROCESSES))
+    playground = Playground(tmp_path_factory.mktemp("playground") / "data", free_base_port(PROCESSES))
     playground.start()
     yield playground
     if playground.running:
@@ -226,7 +205,7 @@ def test_ctrl_c_stops_cleanly(pg: Playground) -> None:
 def test_a_cluster_that_does_not_serve_in_time_is_given_up(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "kvdb", "playground", "--data-dir", str(tmp_path), "--ready-timeout", "0.2",
-         "--base-port", str(free_port_range(PROCESSES))], capture_output=True, text=True, timeout=CLI_TIMEOUT)
+         "--base-port", str(free_base_port(PROCESSES))], capture_output=True, text=True, timeout=CLI_TIMEOUT)
     assert result.returncode == 1 and result.stdout == ""
     assert "did not serve within" in result.stderr.splitlines()[-1]
     assert not list((tmp_path / "run").glob("*.pid"))
