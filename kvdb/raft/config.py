@@ -8,6 +8,17 @@ from dataclasses import dataclass
 from kvdb.raft.storage import Storage
 
 
+def promise_intervals(election_tick: int) -> int:
+    """Whole tick intervals a node keeps its promise after hearing from a leader (or leading).
+
+    Within them it neither grants (pre-)votes to others nor campaigns itself, leader transfers
+    excepted. The contact may come just before a tick, so the promise counts ticks up to and
+    including ``election_tick`` (``Raft._in_lease``): ``election_tick`` whole intervals. A lease
+    must end at least the clock drift bound before this (``StoreConfig.validate``).
+    """
+    return election_tick
+
+
 @dataclass
 class Config:
     id: int
@@ -16,8 +27,9 @@ class Config:
     # Defaults to a generator seeded by the node id, so peers do not time out in lockstep.
     rng: random.Random | None = None
     # Ticks without hearing from a leader before a follower campaigns (randomized in [n, 2n)).
-    # Followers also refuse votes for this many ticks after hearing from a leader, which is
-    # what makes leader leases of ``election_tick`` minus clock drift safe.
+    # Followers also neither vote nor campaign for this many whole tick intervals after hearing
+    # from a leader (``promise_intervals``), which makes leases of ``election_tick`` intervals
+    # minus clock drift safe.
     election_tick: int = 10
     heartbeat_tick: int = 1
     # The applied index the state machine already reflects (from the application's own state).

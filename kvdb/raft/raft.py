@@ -17,7 +17,7 @@ from collections import deque
 
 from kvdb.raft import codec
 from kvdb.raft.confchange import Changer, restore
-from kvdb.raft.config import Config
+from kvdb.raft.config import Config, promise_intervals
 from kvdb.raft.errors import (
     ConfChangeError,
     ProposalDroppedError,
@@ -49,7 +49,10 @@ CAMPAIGN_TRANSFER = b"CampaignTransfer"
 
 # Messages that claim something about the sender's durable state (or ask others to rely on
 # its persisted term and vote) and so may only leave after the Ready they came with is durable.
-_AFTER_PERSIST = frozenset({MT.APP_RESP, MT.VOTE, MT.VOTE_RESP, MT.PRE_VOTE_RESP})
+# HEARTBEAT_RESP is among them because it echoes a lease round: a node that acknowledged a round
+# of term t must restart knowing term t, or it would restart outside its promise (see
+# ``leader_contact_elapsed``) and could help elect another leader while that lease runs.
+_AFTER_PERSIST = frozenset({MT.APP_RESP, MT.HEARTBEAT_RESP, MT.VOTE, MT.VOTE_RESP, MT.PRE_VOTE_RESP})
 _UNTERMED = frozenset({MT.PROP, MT.READ_INDEX})
 
 
@@ -116,7 +119,9 @@ class Raft:
         # acknowledgement for its lease. It is kept apart from ``lead`` and ``election_elapsed``
         # because those also change when we campaign or vote, which must not end the promise.
         # A restarted node may have acknowledged a round just before it went down, so it starts
-        # inside the promise; term 1 is the bootstrap term, in which no leader ever existed.
+        # inside the promise; term 1 is the bootstrap term, in which no leader ever existed. An
+        # acknowledgement leaves only once the term it was sent in is durable (_AFTER_PERSIST), so
+        # a node that acknowledged anything restarts with term > 1.
         restarted = self.term > BOOTSTRAP_TERM
         self.leader_contact_elapsed = 0 if restarted else self.election_timeout + 1
         # The last term in which this node, as leader, sent TIMEOUT_NOW (see lease_allowed).
@@ -311,6 +316,8 @@ class Raft:
     def _tick_election(self) -> None:
         self.election_elapsed += 1
         if self.promotable() and self.election_elapsed >= self.randomized_election_timeout:
+            if self._promise_forbids_campaign(_CampaignType.ELECTION):
+                return  # the timer stays expired: campaign on the first tick the promise allows
             self.election_elapsed = 0
             self.step(Message(MT.HUP, frm=self.id))
 
@@ -336,7 +343,20 @@ class Raft:
             return
         if self._has_unapplied_conf_changes():
             return
+        if self._promise_forbids_campaign(campaign_type):
+            return
         self.campaign(campaign_type)
+
+    def _promise_forbids_campaign(self, campaign_type: int) -> bool:
+        """Whether campaigning now would break our promise to a leader whose lease may run.
+
+        A node that refuses others' votes must not vote for itself either: its own election timer
+        can fire ``election_timeout - 1`` intervals and a bit after the last contact (a contact just
+        before a tick has that tick count as a whole interval), one interval before the promise
+        ends. A transfer is the
+        exception: the leader asked for it and gave up its lease first (``lease_allowed``).
+        """
+        return campaign_type != _CampaignType.TRANSFER and self._in_lease()
 
     def _has_unapplied_conf_changes(self) -> bool:
         log = self.raft_log
@@ -427,7 +447,7 @@ class Raft:
         """Whether we promised a leader (possibly ourselves) not to help elect another yet."""
         # "<=": the promise must cover election_timeout whole tick intervals. Contact just before
         # a tick would otherwise end it after election_timeout - 1 intervals and a bit.
-        return self.check_quorum and self.leader_contact_elapsed <= self.election_timeout
+        return self.check_quorum and self.leader_contact_elapsed <= promise_intervals(self.election_timeout)
 
     def _handle_vote_request(self, m: Message) -> None:
         can_vote = (

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kvdb.raft.config import promise_intervals
+
 
 @dataclass
 class StoreConfig:
@@ -42,9 +44,18 @@ class StoreConfig:
 
     @property
     def lease_span(self) -> float:
+        """How long a lease runs from the send time of the round a quorum acknowledged."""
         return self.election_timeout - self.max_clock_drift
 
+    @property
+    def promise_span(self) -> float:
+        """How long (by its own clock) a node that acknowledged a round neither votes for another
+        leader nor campaigns, counted from when it received the round: whole tick intervals."""
+        return promise_intervals(self.election_tick) * self.tick_interval
+
     def validate(self) -> None:
+        if self.tick_interval <= 0 or self.election_tick < 1:
+            raise ValueError("tick_interval and election_tick must be positive")
         if self.heartbeat_tick >= self.election_tick:
             raise ValueError("heartbeat_tick must be smaller than election_tick")
         if self.max_clock_drift < 0:
@@ -52,5 +63,15 @@ class StoreConfig:
             raise ValueError("max_clock_drift must not be negative")
         if self.lease_span <= 0:
             raise ValueError("max_clock_drift must be shorter than the election timeout")
+        # The whole safety margin of a lease read: the promise outlasts the lease by this much,
+        # and clock drift may eat no more. A combination of tick interval, election ticks and
+        # drift whose margin falls below the drift bound would allow stale lease reads.
+        margin = self.promise_span - self.lease_span
+        if margin < self.max_clock_drift - 1e-9:
+            raise ValueError(
+                f"the lease ({self.lease_span:.3f} s) leaves {margin:.3f} s before the followers' "
+                f"promise ends ({self.promise_span:.3f} s), less than max_clock_drift "
+                f"({self.max_clock_drift:.3f} s)"
+            )
         if self.raft_log_gc_keep >= self.raft_log_gc_count_limit:
             raise ValueError("raft_log_gc_keep must be smaller than raft_log_gc_count_limit")

@@ -214,14 +214,18 @@ def check_manual_campaign_in_lease(s: Script, env: Env) -> None:
     assert leaders(env) == [1] and terms(env) == {1: 2, 2: 2, 3: 2}
     assert env.nodes[1].lease_rounds_acked[-1] == 2, "the heartbeat round must be acknowledged"
     before = len(env.delivered)
+    s.run_to("lose-contact 2")
+    # Node 2's own promise forbids its campaign: it sent nothing and still follows leader 1.
+    assert roles(env)[2] == Role.FOLLOWER and env.nodes[2].raw.raft.lead == 1
+    assert len(env.delivered) == before
     s.run_to("campaign 3")
     assert roles(env)[2] == Role.PRE_CANDIDATE and env.nodes[2].raw.raft.lead == 0
     s.run_to("isolate 1")
-    # Neither manual campaign got anything: no (pre-)vote was granted, or even answered, and
-    # leader 1 still leads term 2. Node 2 campaigned first: that must not end its promise.
+    # Node 2's pre-vote got nothing, not even an answer, and node 3's promise kept it from
+    # campaigning at all (node 2, out of contact, would have granted it a pre-vote).
     assert vote_responses(env, before) == []
     assert leaders(env) == [1] and terms(env) == {1: 2, 2: 2, 3: 2}
-    assert roles(env)[2] == roles(env)[3] == Role.PRE_CANDIDATE
+    assert roles(env)[2] == Role.PRE_CANDIDATE and roles(env)[3] == Role.FOLLOWER
     before = len(env.delivered)
     s.run_to("heal")
     # Once nodes 2 and 3 have not heard from a leader for an election timeout, an election works.

@@ -7,6 +7,7 @@ import pytest
 from kvdb.pb import metapb_pb2
 from kvdb.store import keyspace, snapshot
 from kvdb.store.clock import SkewedClock
+from kvdb.store.config import StoreConfig
 from kvdb.store.lease import Lease
 from tests.store.local_cluster import ManualClock
 
@@ -81,3 +82,18 @@ def test_keyspace_bounds() -> None:
     unbounded = metapb_pb2.RangeDescriptor(start_key=b"m")
     assert keyspace.contains(unbounded, b"\xff" * 8192)
     assert keyspace.clip(unbounded, b"a", b"")[1] == keyspace.KEY_SPACE_END
+
+
+def test_config_refuses_a_lease_that_outlasts_the_promise_minus_drift(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cfg = StoreConfig(tick_interval=0.2)
+    cfg.validate()
+    assert cfg.promise_span - cfg.lease_span == pytest.approx(cfg.max_clock_drift)
+    with pytest.raises(ValueError, match="shorter than the election timeout"):
+        StoreConfig(tick_interval=0.01, election_tick=10, max_clock_drift=0.1).validate()
+    # Were the core's promise one interval shorter (the bug this check guards against), the
+    # defaults would leave no margin at all for clock drift.
+    monkeypatch.setattr("kvdb.store.config.promise_intervals", lambda election_tick: election_tick - 1)
+    with pytest.raises(ValueError, match="less than max_clock_drift"):
+        StoreConfig().validate()

@@ -74,6 +74,7 @@ class Interpreter:
         self.commands: dict[str, Callable[[Args], None]] = {
             "add-nodes": self.add_nodes,
             "campaign": self.campaign,
+            "lose-contact": self.lose_contact,
             "tick": self.tick,
             "tick-heartbeat": self.tick_heartbeat,
             "tick-election": self.tick_election,
@@ -131,6 +132,16 @@ class Interpreter:
         node = self._node(args)
         with self.env.watch(node):
             node.raw.campaign()
+
+    def lose_contact(self, args: Args) -> None:
+        """``lose-contact 2``: node 2 has not heard from a leader for longer than its promise.
+
+        Short for isolating it and ticking it past the election timeout, without the timer
+        campaign those ticks would start: a scenario can then make it campaign by hand while the
+        other nodes are still inside their promise.
+        """
+        node = self._node(args)
+        node.raw.raft.leader_contact_elapsed = node.config.election_tick + 1
 
     def tick(self, args: Args) -> None:
         """``tick 1 count=K``: tick node 1 exactly K times."""
