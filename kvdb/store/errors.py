@@ -111,3 +111,10 @@ class DeadlineError(StoreError):
 
     def _fill(self, err: kvrpc_pb2.Error) -> None:
         err.timeout.SetInParent()
+
+
+class DamagedStateError(ValueError):
+    """The store's persisted state contradicts itself; raised at start-up, never answered.
+
+    A ValueError, so ``kvdb store`` reports it in one line and exits instead of serving on it.
+    """

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from kvdb.pb import metapb_pb2, raft_serverpb_pb2
 from kvdb.raft import ConfChange, Config, ConfState, Entry, EntryType, RawNode, Ready, Role, Snapshot
 from kvdb.raft.codec import conf_state_to_pb, decode_conf_change
-from kvdb.raft.errors import ProposalDroppedError
+from kvdb.raft.errors import ProposalDroppedError, SnapshotTemporarilyUnavailableError
 from kvdb.raft.types import SnapshotMetadata
 from kvdb.storage.engine import CF_DEFAULT, CF_META, WriteBatch
 from kvdb.storage.keys import apply_state_key, range_state_key
@@ -101,6 +101,7 @@ class Peer:
         self.read_ready: list[tuple[int, list[tuple[Read, Callback]]]] = []  # (index, reads)
         self._read_seq = 0
         self.snapshot_blobs: dict[int, bytes] = {}  # by snapshot index: built to send / received
+        self.removed = False  # applied its own removal: applies nothing more, destroyed this pass
         self.destroyed = False
         self.counters = {"lease_reads": 0, "read_index_reads": 0, "proposals": 0,
                          "snapshots_sent": 0, "snapshots_applied": 0}
@@ -288,8 +289,16 @@ class Peer:
         log.info("range %d: peer %d applies a snapshot at index %d (%d keys)", self.range_id, self.peer_id,
                  meta.index, header.key_count)
 
+    def _snapshot_unavailable(self) -> bool:
+        """Whether the engine may lag ``applied``: during an apply pass (applying a conf change
+        makes the core send to followers) the pass's writes are still in the store's batch."""
+        return self.store.applying
+
     def _build_snapshot(self) -> Snapshot:
         """Called by the core when a follower needs a snapshot: the range as of ``applied``."""
+        if self._snapshot_unavailable():
+            # The core tries again on the follower's next response, after this pass is written.
+            raise SnapshotTemporarilyUnavailableError()
         pairs = self.store.engine.iter_range(CF_DEFAULT, self.desc.start_key, keyspace.data_end(self.desc))
         blob, count = snapshot.encode_pairs(pairs)
         header = snapshot.build_header(self.desc, blob, count)
@@ -302,6 +311,8 @@ class Peer:
         """Apply committed entries into the store's apply batch; queue each proposer's answer."""
         store = self.store
         for entry in entries:
+            if self.removed:
+                break  # the remaining replicas apply the rest; this one is going away
             if entry.index <= self.applied:
                 continue
             if entry.type == EntryType.CONF_CHANGE:
@@ -352,8 +363,9 @@ class Peer:
                 continue
             role = metapb_pb2.VOTER if peer_id in voters else metapb_pb2.LEARNER
             desc.peers.add(id=peer_id, store_id=known.store_id, role=role)
+        self.removed = self.peer_id not in voters | set(cs.learners) | set(cs.learners_next)
         self._set_desc(desc, batch)
-        if self.peer_id not in voters | set(cs.learners) | set(cs.learners_next):
+        if self.removed:
             self.store.schedule_destroy(self)
         return desc
 
@@ -361,7 +373,26 @@ class Peer:
         self.desc = desc
         for p in desc.peers:
             self.peer_cache[p.id] = p
+        if self.removed:
+            # A descriptor without this store's replica is written only as a tombstone, in the
+            # same batch: an apply pass may be written in several batches (a CAS flushes), and a
+            # crash between them must not leave a live range that names no replica here.
+            self.write_tombstone(batch)
+            return
         state = raft_serverpb_pb2.RangeLocalState(descriptor=desc)
+        batch.put(CF_META, range_state_key(self.range_id), state.SerializeToString())
+
+    def write_tombstone(self, batch: WriteBatch) -> None:
+        """Mark this replica removed for good, keeping its peer id so it never comes back."""
+        # The applied descriptor no longer names the removed replica; ``Store._load`` finds the
+        # tombstone's peer id by this store, so keep it there, or after a restart a message to
+        # that id would bring it back to life with its votes forgotten.
+        tomb = metapb_pb2.RangeDescriptor()
+        tomb.CopyFrom(self.desc)
+        if not any(p.id == self.peer_id for p in tomb.peers):
+            tomb.peers.add(id=self.peer_id, store_id=self.store.store_id)
+        state = raft_serverpb_pb2.RangeLocalState(state=raft_serverpb_pb2.RangeLocalState.TOMBSTONE,
+                                                  descriptor=tomb)
         batch.put(CF_META, range_state_key(self.range_id), state.SerializeToString())
 
     def write_apply_state(self, batch: WriteBatch) -> None:

@@ -36,6 +36,7 @@ from kvdb.store import keyspace, snapshot
 from kvdb.store.clock import Clock
 from kvdb.store.config import StoreConfig
 from kvdb.store.errors import (
+    DamagedStateError,
     EpochNotMatchError,
     InvalidArgumentError,
     RangeNotFoundError,
@@ -101,6 +102,8 @@ class Store:
         self._to_destroy: list[Peer] = []
         self._outbox: dict[int, list[raft_serverpb_pb2.RaftMessage]] = {}
         self.apply_batch: WriteBatch = engine.batch()
+        self.applying = False
+        """True during an apply pass, whose writes are not all in the engine yet."""
         self.wake: Callable[[], None] = lambda: None
         """Set by the driver: called whenever an iteration is due."""
         self._check_ident()
@@ -130,8 +133,14 @@ class Store:
             state = raft_serverpb_pb2.RangeLocalState.FromString(value)
             mine = [p for p in state.descriptor.peers if p.store_id == self.store_id]
             if state.state == raft_serverpb_pb2.RangeLocalState.TOMBSTONE:
-                self.tombstones[range_id] = mine[0].id if mine else 0
+                self.tombstones[range_id] = max((p.id for p in mine), default=0)
                 continue
+            if len(mine) != 1:
+                raise DamagedStateError(
+                    f"store {self.store_id}: range {range_id}'s persisted descriptor names "
+                    f"{len(mine)} replicas on this store (peers {[p.id for p in mine]}); the "
+                    "store's state is damaged and it will not start on it"
+                )
             apply_raw = self.engine.get(CF_META, apply_state_key(range_id))
             apply = raft_serverpb_pb2.ApplyState.FromString(apply_raw or b"")
             peer = Peer(self, state.descriptor, mine[0].id, apply.applied_index,
@@ -348,14 +357,18 @@ class Store:
         self._flush_outbox()
         self.apply_batch = self.engine.batch()
         answers: list[tuple[Callback, object]] = []
-        for peer, rd in it.readies:
-            if rd.committed_entries:
-                peer.apply(rd.committed_entries, answers)
-            if rd.read_states:
-                peer.on_read_states(rd)
-            peer.maybe_compact_log(self.apply_batch)
-        destroyed = self._destroy_scheduled(self.apply_batch)
-        self.flush_apply(sync=bool(destroyed))
+        self.applying = True
+        try:
+            for peer, rd in it.readies:
+                if rd.committed_entries:
+                    peer.apply(rd.committed_entries, answers)
+                if rd.read_states:
+                    peer.on_read_states(rd)
+                peer.maybe_compact_log(self.apply_batch)
+            destroyed = self._destroy_scheduled(self.apply_batch)
+            self.flush_apply(sync=bool(destroyed))
+        finally:
+            self.applying = False
         for callback, result in answers:
             callback(result)
         for peer, rd in it.readies:
@@ -375,16 +388,7 @@ class Store:
             self.tombstones[peer.range_id] = peer.peer_id
             peer.storage.destroy(batch)
             batch.delete_range(CF_DEFAULT, peer.desc.start_key, keyspace.data_end(peer.desc))
-            # The applied descriptor no longer names the removed replica; ``_load`` finds the
-            # tombstone's peer id by this store, so keep it there, or after a restart a message
-            # to that id would bring it back to life with its votes forgotten.
-            tomb = metapb_pb2.RangeDescriptor()
-            tomb.CopyFrom(peer.desc)
-            if not any(p.id == peer.peer_id for p in tomb.peers):
-                tomb.peers.add(id=peer.peer_id, store_id=self.store_id)
-            state = raft_serverpb_pb2.RangeLocalState(state=raft_serverpb_pb2.RangeLocalState.TOMBSTONE,
-                                                      descriptor=tomb)
-            batch.put(CF_META, range_state_key(peer.range_id), state.SerializeToString())
+            peer.write_tombstone(batch)
             peer.fail_all(RangeNotFoundError(peer.range_id))
             log.info("range %d: replica %d removed from store %d", peer.range_id, peer.peer_id, self.store_id)
         return destroyed

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from kvdb.pb import kvrpc_pb2, metapb_pb2
-from kvdb.raft import ConfChangeType
+import pytest
+
+from kvdb.pb import kvrpc_pb2, metapb_pb2, raft_serverpb_pb2
+from kvdb.raft import ConfChangeType, EntryType
 from kvdb.server.kv_handler import KvHandler
-from kvdb.storage.engine import CF_DEFAULT
+from kvdb.storage.engine import CF_DEFAULT, CF_META
+from kvdb.storage.keys import range_state_key
 from kvdb.storage.memory import MemEngine
 from kvdb.store.config import StoreConfig
-from kvdb.store.errors import StoreError
+from kvdb.store.errors import DamagedStateError, StoreError
 from tests.store.local_cluster import LocalCluster, context, get, new_peer, put
 
 SMALL_LOG = StoreConfig(raft_log_gc_count_limit=30, raft_log_gc_keep=5)
@@ -222,3 +225,121 @@ def test_conf_change_on_a_stale_epoch_is_rejected_at_apply() -> None:
     cluster.advance(0.3)
     assert isinstance(results[0], StoreError) and "stale epoch" in str(results[0])
     assert 9 not in peer.conf_state.learners
+
+
+def test_a_snapshot_is_never_built_from_an_apply_pass_that_is_not_written_yet() -> None:
+    """Applying a conf change makes the leader send to every follower, which builds a snapshot for
+    one whose next entry was truncated. In the middle of an apply pass the engine lacks the
+    pass's earlier writes, while ``applied`` already counts them: such a snapshot would lose an
+    acknowledged write on the follower that installs it (issue 10, item 9)."""
+    cluster = LocalCluster([1, 2, 3], SMALL_LOG)
+    cluster.engines[4] = MemEngine()
+    cluster.start(4)
+    cluster.elect()
+    lagging = next(sid for sid, s in cluster.stores.items() if sid != 4 and not s.peers[1].is_leader)
+    cluster.isolate(lagging)
+    write_keys(cluster, 80)
+    leader = cluster.leader()
+    peer = leader.peers[1]
+    lagging_id = cluster.stores[lagging].peers[1].peer_id
+    assert peer.storage.first_index() > 10  # the lagging follower's next entry is gone
+    # Two proposals that commit together and so apply in one pass: a put, then the conf change
+    # whose application sends to every follower.
+    results: list[object] = []
+    KvHandler(leader).handle(put(b"in-the-pass", b"v", context(leader)), results.append)
+    leader.run_once()
+    leader.change_peer(1, ConfChangeType.ADD_LEARNER, new_peer(4, 4), results.append)
+    for _frm, to, _payload, snap in cluster.wire:
+        if snap is not None and to == lagging:
+            snap[1](False)  # the snapshot the proposals sent is lost on the cut link
+    cluster.wire = [w for w in cluster.wire if w[1] != lagging]
+    cluster.heal()
+    # The leader's view of the lagging follower when the pass starts, as it is right after the
+    # follower answered a heartbeat whose snapshot attempt has not happened yet: probing, not
+    # paused, known to be alive, next entry long gone.
+    apply_pass = peer.apply
+
+    def apply_with_lagging_follower_probed(entries: list, answers: list) -> None:
+        pr = peer.raw.raft.trk.progress.get(lagging_id)
+        if pr is not None and any(e.type == EntryType.CONF_CHANGE for e in entries):
+            pr.become_probe()
+            pr.recent_active = True
+            pr.next = 2
+        apply_pass(entries, answers)
+
+    peer.apply = apply_with_lagging_follower_probed
+    cluster.pump()
+    cluster.advance(1.0)
+    assert len(results) == 2 and not isinstance(results[1], StoreError)
+    lagging_peer = cluster.stores[lagging].peers[1]
+    assert lagging_peer.applied >= peer.applied - 1
+    assert cluster.stores[lagging].engine.get(CF_DEFAULT, b"in-the-pass") == b"v", (
+        "the lagging follower installed a snapshot that lacks a write applied before its index"
+    )
+
+
+class _Crash(Exception):
+    """The process dies here."""
+
+
+def test_a_crash_in_the_pass_that_applies_a_replicas_removal_leaves_a_store_that_starts() -> None:
+    """The removed replica's pass also held a CAS, whose flush wrote the new descriptor (without
+    this store's replica) before the tombstone: after a crash there, the store could not start
+    (IndexError in ``_load``). Now the descriptor is written as a tombstone at once and a removed
+    replica applies nothing after its removal (issue 10, item 5)."""
+    cluster = LocalCluster([1, 2, 3])
+    leader = cluster.elect()
+    victim = next(sid for sid, s in cluster.stores.items() if not s.peers[1].is_leader)
+    victim_store = cluster.stores[victim]
+    victim_peer = victim_store.peers[1]
+    passes: list[list[int]] = []
+    apply_pass = victim_peer.apply
+
+    def record(entries: list, answers: list) -> None:
+        passes.append([e.type for e in entries if e.index > victim_peer.applied])
+        apply_pass(entries, answers)
+
+    destroy_scheduled = victim_store._destroy_scheduled
+
+    def crash(batch: object) -> list:
+        if victim_store._to_destroy:
+            raise _Crash()  # after the pass's entries, before the replica's destruction
+        return destroy_scheduled(batch)
+
+    victim_peer.apply = record
+    victim_store._destroy_scheduled = crash
+    results: list[object] = []
+    leader.change_peer(1, ConfChangeType.REMOVE_NODE, new_peer(victim, victim), results.append)
+    cas = kvrpc_pb2.Request(cas=kvrpc_pb2.RawCompareAndSwapRequest(
+        context=context(leader), key=b"k", value=b"v", previous_not_exist=True))
+    KvHandler(leader).handle(cas, results.append)
+    try:
+        cluster.pump()
+    except _Crash:
+        pass
+    else:
+        raise AssertionError("the victim never applied its removal")
+    assert any(EntryType.CONF_CHANGE in p and len(p) >= 2 for p in passes), (
+        f"the removal and the CAS must apply in one pass on the victim: {passes}"
+    )
+    cluster.crash(victim)
+    restarted = cluster.start(victim)  # raised IndexError before the fix
+    cluster.advance(0.5)
+    assert 1 not in restarted.peers and restarted.tombstones[1] == victim_peer.peer_id
+    assert cluster.leader().engine.get(CF_DEFAULT, b"k") == b"v"
+
+
+def test_a_store_refuses_to_start_on_a_descriptor_that_names_no_replica_of_its_own() -> None:
+    cluster = LocalCluster([1, 2, 3])
+    cluster.elect()
+    engine = cluster.engines[3]
+    state = raft_serverpb_pb2.RangeLocalState.FromString(engine.get(CF_META, range_state_key(1)))
+    kept = [p for p in state.descriptor.peers if p.store_id != 3]
+    del state.descriptor.peers[:]
+    state.descriptor.peers.extend(kept)
+    batch = engine.batch()
+    batch.put(CF_META, range_state_key(1), state.SerializeToString())
+    engine.write(batch, sync=True)
+    cluster.crash(3)
+    with pytest.raises(DamagedStateError, match="range 1's persisted descriptor names 0 replicas"):
+        cluster.start(3)
