@@ -34,11 +34,18 @@ class StoreConfig:
     raft_log_gc_keep: int = 1_000
     entry_cache_entries: int = 4096
     snapshot_chunk_bytes: int = 1 << 20
+    session_ttl: float = 600.0
+    """Seconds of log time (the leaders' wall clocks) after its last write that a client session is
+    forgotten; a retry after that raises UncertainResultError in the client (docs/client.md)."""
 
     @property
     def election_timeout(self) -> float:
         """The minimum election timeout in seconds."""
         return self.election_tick * self.tick_interval
+
+    @property
+    def session_ttl_ms(self) -> int:
+        return round(self.session_ttl * 1000)
 
     @property
     def lease_span(self) -> float:
@@ -52,5 +59,7 @@ class StoreConfig:
             raise ValueError("max_clock_drift must not be negative")
         if self.lease_span <= 0:
             raise ValueError("max_clock_drift must be shorter than the election timeout")
+        if self.session_ttl <= 0:
+            raise ValueError("session_ttl must be positive")
         if self.raft_log_gc_keep >= self.raft_log_gc_count_limit:
             raise ValueError("raft_log_gc_keep must be smaller than raft_log_gc_count_limit")
