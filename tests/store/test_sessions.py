@@ -186,3 +186,13 @@ def test_log_time_never_goes_back_and_expiry_waits_for_the_check_point() -> None
     assert W1 not in sessions.table
     engine.write(batch, sync=False)
     assert Sessions.load(engine, 1, 1000).to_pb() == sessions.to_pb()
+
+
+def test_a_malformed_session_header_is_refused_before_it_is_proposed() -> None:
+    cluster = LocalCluster([1, 2, 3])
+    leader = cluster.elect()
+    proposals = leader.peers[1].counters["proposals"]
+    for bad in (header(W1, 0), header(W1, 3, first_incomplete=4)):
+        resp = cluster.call(leader, sput(leader, b"k", b"v", bad))
+        assert resp.put.error.WhichOneof("kind") == "invalid_argument", resp
+    assert leader.peers[1].counters["proposals"] == proposals
