@@ -53,6 +53,8 @@ def _add_store_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--raft-log-gc-count-limit", type=int, help="truncate a log beyond this many entries")
     p.add_argument("--raft-log-gc-keep", type=int, help="entries kept when truncating the log")
     p.add_argument("--max-clock-drift", type=float, help="seconds of clock drift the lease allows for")
+    p.add_argument("--session-ttl", type=float,
+                   help="seconds of log time an idle client session is kept for deduplication (default 600)")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
 
 
@@ -124,7 +126,8 @@ def _run_store(args: argparse.Namespace) -> int:
 
     _setup_logging(args.log_level)
     store_cfg = StoreConfig()
-    for name in ("tick_interval", "raft_log_gc_count_limit", "raft_log_gc_keep", "max_clock_drift"):
+    for name in ("tick_interval", "raft_log_gc_count_limit", "raft_log_gc_keep", "max_clock_drift",
+                 "session_ttl"):
         value = getattr(args, name)
         if value is not None:
             setattr(store_cfg, name, value)

@@ -19,7 +19,8 @@ class UnavailableError(KvdbError):
 
 
 class DeadlineExceededError(KvdbError):
-    """The cluster was reachable but the call did not finish before its deadline."""
+    """The cluster was reachable but the call did not finish before its deadline (a write: none of
+    its attempts can have applied; otherwise it is an ``UncertainResultError``)."""
 
 
 class InvalidArgumentError(KvdbError, ValueError):
@@ -31,7 +32,9 @@ class ClusterMismatchError(KvdbError):
 
 
 class UncertainResultError(KvdbError):
-    """A compare-and-swap was sent but its outcome is unknown: it may or may not have applied."""
+    """A write was sent but its outcome is unknown: it may or may not have applied (the deadline
+    passed without an answer, or a retry reached a range that had forgotten the client's session,
+    see docs/client.md "Sessions"). The message names the session id, as store debug logs do."""
 
 
 class ClientClosedError(KvdbError):

@@ -4,8 +4,14 @@ and failures allow, until the call's deadline.
 Every call runs under one deadline (its ``timeout``, else the client's). Within it, an attempt
 goes to the leader the range cache names; the store's answer is either the result or a routing
 error that updates the cache (see ARCHITECTURE.md, "Routing errors are data"), after which the
-attempt is repeated at once or after a backoff. Only a compare-and-swap is not repeated once it
-may have applied: its outcome is then unknown (``UncertainResultError``).
+attempt is repeated at once or after a backoff.
+
+Writes belong to the client's session (a random id chosen at connect): each write request to one
+range gets a sequence number, kept by its retries, so the range applies it at most once however
+often it is re-sent (``kvdb.store.sessions``). That makes re-sending a write whose outcome is
+unknown (no answer, a broken stream, a superseded command) safe, compare-and-swap included. If
+the range has forgotten the session by then, or the call's deadline passes with the outcome
+unknown, the call raises ``UncertainResultError`` rather than guess.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import asyncio
 import random
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from kvdb.client.cache import CachedRange, RangeCache
@@ -49,8 +55,19 @@ MAX_HOPS = 3
 BACKOFF = (0.01, 0.5)
 
 
-class _Retry(Exception):
-    """This attempt failed in a way worth repeating (the backoff, if any, is done)."""
+WRITES = frozenset({"put", "delete", "batch_put", "delete_range", "cas"})
+
+
+@dataclass
+class _Write:
+    """One write request to one range, across its attempts: its seq, and what its store knows."""
+
+    seq: int
+    ambiguous: bool = False
+    """An attempt may have applied (sent, then no answer or a superseded command): retries say so."""
+    in_flight: bool = False
+    """The current attempt went out and is not answered yet."""
+    done: bool = False
 
 
 @dataclass
@@ -58,14 +75,17 @@ class _Op:
     """The state of one call across its attempts: what went wrong last, and the backoff."""
 
     name: str
-    cas: bool = False
     reached: bool = False
     """Whether any store answered: a deadline is then "too slow", not "unreachable"."""
-    cas_sent: bool = False
-    """Whether the CAS of the current attempt went out (its outcome is unknown until answered)."""
     last: str = "nothing tried"
     hops: int = 0
+    writes: list[_Write] = field(default_factory=list)
     _delay: float = 0.0
+
+    @property
+    def uncertain(self) -> bool:
+        """Some write of this call may have applied, and its answer never came."""
+        return any(w.in_flight or w.ambiguous for w in self.writes if not w.done)
 
     async def backoff(self, why: str, at_least: float = 0.0) -> None:
         """Exponential with jitter, so clients that failed together do not retry in lockstep."""
@@ -74,9 +94,6 @@ class _Op:
         low, high = BACKOFF
         self._delay = min(max(self._delay * 2, low), high)
         await asyncio.sleep(max(self._delay * random.uniform(0.5, 1.0), at_least * random.uniform(1.0, 1.5)))
-
-    def sent(self) -> None:
-        self.cas_sent = True
 
     def hop(self, why: str) -> bool:
         self.last = why
@@ -136,6 +153,13 @@ class AsyncClient:
         self._connections: dict[str, StoreConnection] = {}
         self._down: dict[int, float] = {}
         """store id -> when it was last found unreachable (monotonic)."""
+        self.session_id = random.SystemRandom().getrandbits(64) or 1
+        """This client's session (never 0): shown in logs and errors to match a store's debug logs."""
+        self._next_seq = 1
+        self._incomplete: dict[int, None] = {}
+        """Seqs of the writes still running, oldest first (allocated in increasing order)."""
+        self.ambiguous_retries = 0
+        """Write attempts re-sent after an attempt whose outcome was unknown (tests, debugging)."""
         self._closed = False
 
     async def connect(self) -> AsyncClient:
@@ -221,14 +245,16 @@ class AsyncClient:
 
         async def run(op: _Op) -> None:
             cursor = start
+            write = self._new_write(op)
             while True:
                 loc = await self._locate(op, cursor)
                 request = kvrpc_pb2.RawDeleteRangeRequest(start_key=cursor, end_key=end)
-                if await self._attempt(op, loc, "delete_range", request) is None:
+                if await self._attempt(op, loc, "delete_range", request, write) is None:
                     continue
                 if not loc.end or (end and loc.end >= end):
                     return
                 cursor = loc.end
+                write = self._new_write(op)
 
         await self._run("delete_range", timeout, run)
 
@@ -261,24 +287,24 @@ class AsyncClient:
             body = await self._on_key(op, key, "cas", request)
             return body.succeed, None if body.previous_not_exist else body.previous_value
 
-        return await self._run("compare_and_swap", timeout, run, cas=True)
+        return await self._run("compare_and_swap", timeout, run)
 
     # ---------------------------------------------------------------------------- call frame
 
-    async def _run(self, name: str, timeout: float | None, body: Callable[[_Op], Coroutine[Any, Any, T]],
-                   cas: bool = False) -> T:
+    async def _run(self, name: str, timeout: float | None,
+                   body: Callable[[_Op], Coroutine[Any, Any, T]]) -> T:
         """Runs ``body`` under the call's deadline and turns what is left of failures into KvdbErrors."""
         if self._closed:
             raise ClientClosedError("the client is closed")
         timeout = self.timeout if timeout is None else check_timeout(timeout)
-        op = _Op(name, cas=cas)
+        op = _Op(name)
         try:
             async with asyncio.timeout(timeout):
                 return await body(op)
         except TimeoutError:
-            if op.cas_sent:
+            if op.uncertain:
                 raise UncertainResultError(f"{name}: no answer within {timeout}s after it was sent "
-                                           f"({op.last})") from None
+                                           f"({op.last}; session {self.session_id:016x})") from None
             cls = DeadlineExceededError if op.reached else UnavailableError
             raise cls(f"{name}: not done within {timeout}s ({op.last})") from None
         except PdUnavailableError as exc:
@@ -291,6 +317,27 @@ class AsyncClient:
             if self._closed and not asyncio.current_task().cancelling():
                 raise ClientClosedError("the client was closed during the call") from None
             raise
+        finally:
+            for w in op.writes:  # finished, one way or another: ranges may forget their results
+                self._incomplete.pop(w.seq, None)
+
+    def _new_write(self, op: _Op, parent: _Write | None = None) -> _Write:
+        """A write request of ``op`` to one range: a new seq, or the ``parent``'s for a part of a
+        request re-split after its range changed (a split range's children keep its sessions)."""
+        if parent is not None:
+            write = _Write(parent.seq, ambiguous=parent.ambiguous)
+        else:
+            write = _Write(self._next_seq)
+            self._incomplete[self._next_seq] = None
+            self._next_seq += 1
+        op.writes.append(write)
+        return write
+
+    def _session(self, write: _Write) -> kvrpc_pb2.SessionHeader:
+        first_incomplete = next(iter(self._incomplete), self._next_seq)
+        return kvrpc_pb2.SessionHeader(session_id=self.session_id, seq=write.seq,
+                                       first_incomplete_seq=min(first_incomplete, write.seq),
+                                       retry_after_ambiguous=write.ambiguous)
 
     # ------------------------------------------------------------------------------- routing
 
@@ -329,24 +376,31 @@ class AsyncClient:
         return list(groups.values())
 
     async def _on_key(self, op: _Op, key: bytes, kind: str, make: Callable[[list[bytes]], Any]) -> Any:
+        write = self._new_write(op) if kind in WRITES else None
         while True:
             loc = await self._locate(op, key)
-            body = await self._attempt(op, loc, kind, make([key]))
+            body = await self._attempt(op, loc, kind, make([key]), write)
             if body is not None:
                 return body
 
-    async def _on_keys(self, op: _Op, keys: list[bytes], kind: str, make: Callable[[list[bytes]], Any]
-                       ) -> list[Any]:
+    async def _on_keys(self, op: _Op, keys: list[bytes], kind: str, make: Callable[[list[bytes]], Any],
+                       parent: _Write | None = None) -> list[Any]:
         """Sends ``keys`` split by range (and in chunks), concurrently; a part whose range moved is
-        split again by the ranges it covers now."""
+        split again by the ranges it covers now, its parts keeping its seq. (A part never exceeds
+        one chunk, so its re-split parts all lie in different ranges.)"""
+        write: _Write | None = None
         while True:
             groups = [(loc, chunk) for loc, ks in await self._group(op, keys)
                       for chunk in _chunks(ks, BATCH_CHUNK)]
             if len(groups) > 1:
-                parts = await _all(self._on_keys(op, ks, kind, make) for _, ks in groups)
+                if write is not None:
+                    write.done = True  # its parts carry on, and its uncertainty with them
+                parts = await _all(self._on_keys(op, ks, kind, make, write or parent) for _, ks in groups)
                 return [body for part in parts for body in part]
+            if write is None and kind in WRITES:
+                write = self._new_write(op, parent)
             loc, ks = groups[0]
-            body = await self._attempt(op, loc, kind, make(ks))
+            body = await self._attempt(op, loc, kind, make(ks), write)
             if body is not None:
                 return [body]
 
@@ -420,9 +474,11 @@ class AsyncClient:
             conn = self._connections[address] = StoreConnection(address)
         return conn
 
-    async def _attempt(self, op: _Op, loc: CachedRange, kind: str, request: Any) -> Any:
+    async def _attempt(self, op: _Op, loc: CachedRange, kind: str, request: Any, write: _Write | None = None
+                       ) -> Any:
         """One try at ``loc``'s leader: the response body, or None once it is time to try again
-        (the cache updated from the error and any backoff slept)."""
+        (the cache updated from the error and any backoff slept). A ``write`` carries its session
+        header; an attempt whose outcome is unknown marks it ambiguous for the next."""
         store_id = self._target(loc)
         conn = await self._connection(op, store_id) if store_id is not None else None
         if conn is None:
@@ -431,16 +487,24 @@ class AsyncClient:
             return None
         request.context.CopyFrom(kvrpc_pb2.Context(cluster_id=self._pd.cluster_id, range_id=loc.id,
                                                    epoch=loc.descriptor.epoch))
-        on_sent = op.sent if op.cas else None
+        on_sent = None
+        if write is not None:
+            request.context.session.CopyFrom(self._session(write))
+            if write.ambiguous:
+                self.ambiguous_retries += 1
+
+            def on_sent() -> None:
+                write.in_flight = True
+
         try:
             async with asyncio.timeout(ATTEMPT_TIMEOUT):
                 response = await conn.request(kvrpc_pb2.Request(**{kind: request}), on_sent)
         except (StoreUnreachable, TimeoutError) as exc:
-            sent = exc.sent if isinstance(exc, StoreUnreachable) else op.cas_sent
             why = str(exc) if isinstance(exc, StoreUnreachable) else f"store {store_id}: no answer"
-            if op.cas and sent:
-                raise UncertainResultError(f"{op.name}: {why} after it was sent") from None
-            op.cas_sent = False
+            if write is not None:
+                sent = exc.sent if isinstance(exc, StoreUnreachable) else write.in_flight
+                write.ambiguous |= sent
+                write.in_flight = False
             self._down[store_id] = time.monotonic()
             self._addresses.pop(store_id, None)  # it may come back elsewhere: ask PD again
             self._cache.invalidate(loc.id)
@@ -449,14 +513,18 @@ class AsyncClient:
         op.reached = True
         self._down.pop(store_id, None)
         body = getattr(response, kind)
+        if write is not None:
+            write.in_flight = False
         if not body.HasField("error"):
             self._cache.set_leader(loc.id, store_id)
+            if write is not None:
+                write.done = True
             return body
-        op.cas_sent = False  # answered: whatever the error, the outcome is known (stale/timeout raise)
-        await self._on_error(op, loc, store_id, body.error)
+        await self._on_error(op, loc, store_id, body.error, write)
         return None
 
-    async def _on_error(self, op: _Op, loc: CachedRange, store_id: int, error: kvrpc_pb2.Error) -> None:
+    async def _on_error(self, op: _Op, loc: CachedRange, store_id: int, error: kvrpc_pb2.Error,
+                        write: _Write | None) -> None:
         """Acts on a store's error: updates the cache, backs off if waiting helps, or raises."""
         kind = error.WhichOneof("kind")
         why = f"store {store_id}: {kind} {error.message}"
@@ -486,9 +554,12 @@ class AsyncClient:
         elif kind == "server_busy":
             await op.backoff(why, at_least=error.server_busy.backoff_ms / 1000)
         elif kind in ("stale_command", "timeout"):
-            if op.cas:
-                raise UncertainResultError(f"{op.name}: {why}")
+            if write is not None:
+                write.ambiguous = True  # it may still apply: the retry's session header says so
             op.last = why
+        elif kind == "session_expired":
+            raise UncertainResultError(f"{op.name}: an earlier attempt may have applied, and the range no "
+                                       f"longer knows session {self.session_id:016x} to tell ({why})")
         elif kind == "invalid_argument":
             raise InvalidArgumentError(error.message)
         elif kind == "wrong_cluster":

@@ -94,6 +94,11 @@ class Client:
             raise ClientClosedError("the client is closed")
         return self._async
 
+    @property
+    def session_id(self) -> int:
+        """This client's session, as errors and store debug logs name it (docs/client.md, "Sessions")."""
+        return self._client().session_id
+
     def get(self, key: bytes, timeout: float | None = None) -> bytes | None:
         return self._call(self._client().get(key, timeout=timeout), timeout)
 

@@ -16,7 +16,7 @@ class RangeStatusRequest(_message.Message):
     def __init__(self, range_id: _Optional[int] = ...) -> None: ...
 
 class RangeStatus(_message.Message):
-    __slots__ = ("descriptor", "peer_id", "role", "term", "leader_id", "commit_index", "applied_index", "first_index", "last_index", "lease_valid", "lease_remaining_ms", "lease_reads", "read_index_reads", "proposals", "snapshots_sent", "snapshots_applied")
+    __slots__ = ("descriptor", "peer_id", "role", "term", "leader_id", "commit_index", "applied_index", "first_index", "last_index", "lease_valid", "lease_remaining_ms", "lease_reads", "read_index_reads", "proposals", "snapshots_sent", "snapshots_applied", "duplicates_answered", "duplicates_rejected", "sessions_expired")
     DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +33,9 @@ class RangeStatus(_message.Message):
     PROPOSALS_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOTS_SENT_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOTS_APPLIED_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_ANSWERED_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_REJECTED_FIELD_NUMBER: _ClassVar[int]
+    SESSIONS_EXPIRED_FIELD_NUMBER: _ClassVar[int]
     descriptor: _metapb_pb2.RangeDescriptor
     peer_id: int
     role: str
@@ -49,7 +52,10 @@ class RangeStatus(_message.Message):
     proposals: int
     snapshots_sent: int
     snapshots_applied: int
-    def __init__(self, descriptor: _Optional[_Union[_metapb_pb2.RangeDescriptor, _Mapping]] = ..., peer_id: _Optional[int] = ..., role: _Optional[str] = ..., term: _Optional[int] = ..., leader_id: _Optional[int] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., first_index: _Optional[int] = ..., last_index: _Optional[int] = ..., lease_valid: _Optional[bool] = ..., lease_remaining_ms: _Optional[float] = ..., lease_reads: _Optional[int] = ..., read_index_reads: _Optional[int] = ..., proposals: _Optional[int] = ..., snapshots_sent: _Optional[int] = ..., snapshots_applied: _Optional[int] = ...) -> None: ...
+    duplicates_answered: int
+    duplicates_rejected: int
+    sessions_expired: int
+    def __init__(self, descriptor: _Optional[_Union[_metapb_pb2.RangeDescriptor, _Mapping]] = ..., peer_id: _Optional[int] = ..., role: _Optional[str] = ..., term: _Optional[int] = ..., leader_id: _Optional[int] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., first_index: _Optional[int] = ..., last_index: _Optional[int] = ..., lease_valid: _Optional[bool] = ..., lease_remaining_ms: _Optional[float] = ..., lease_reads: _Optional[int] = ..., read_index_reads: _Optional[int] = ..., proposals: _Optional[int] = ..., snapshots_sent: _Optional[int] = ..., snapshots_applied: _Optional[int] = ..., duplicates_answered: _Optional[int] = ..., duplicates_rejected: _Optional[int] = ..., sessions_expired: _Optional[int] = ...) -> None: ...
 
 class RangeStatusResponse(_message.Message):
     __slots__ = ("error", "store_id", "ranges")
@@ -113,10 +119,12 @@ class SetFailpointRequest(_message.Message):
         DELAY_TO_STORE: _ClassVar[SetFailpointRequest.Kind]
         CLOCK_OFFSET: _ClassVar[SetFailpointRequest.Kind]
         CLOCK_RATE: _ClassVar[SetFailpointRequest.Kind]
+        DROP_WRITE_RESPONSES: _ClassVar[SetFailpointRequest.Kind]
     DROP_TO_STORE: SetFailpointRequest.Kind
     DELAY_TO_STORE: SetFailpointRequest.Kind
     CLOCK_OFFSET: SetFailpointRequest.Kind
     CLOCK_RATE: SetFailpointRequest.Kind
+    DROP_WRITE_RESPONSES: SetFailpointRequest.Kind
     KIND_FIELD_NUMBER: _ClassVar[int]
     STORE_ID_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]

@@ -67,8 +67,22 @@ class Timeout(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class SessionExpired(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: int
+    def __init__(self, session_id: _Optional[int] = ...) -> None: ...
+
+class DuplicateRequest(_message.Message):
+    __slots__ = ("session_id", "seq")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    session_id: int
+    seq: int
+    def __init__(self, session_id: _Optional[int] = ..., seq: _Optional[int] = ...) -> None: ...
+
 class Error(_message.Message):
-    __slots__ = ("message", "not_leader", "epoch_not_match", "range_not_found", "key_not_in_range", "server_busy", "stale_command", "invalid_argument", "wrong_cluster", "timeout")
+    __slots__ = ("message", "not_leader", "epoch_not_match", "range_not_found", "key_not_in_range", "server_busy", "stale_command", "invalid_argument", "wrong_cluster", "timeout", "session_expired", "duplicate_request")
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     NOT_LEADER_FIELD_NUMBER: _ClassVar[int]
     EPOCH_NOT_MATCH_FIELD_NUMBER: _ClassVar[int]
@@ -79,6 +93,8 @@ class Error(_message.Message):
     INVALID_ARGUMENT_FIELD_NUMBER: _ClassVar[int]
     WRONG_CLUSTER_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    SESSION_EXPIRED_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_REQUEST_FIELD_NUMBER: _ClassVar[int]
     message: str
     not_leader: NotLeader
     epoch_not_match: EpochNotMatch
@@ -89,17 +105,33 @@ class Error(_message.Message):
     invalid_argument: InvalidArgument
     wrong_cluster: WrongCluster
     timeout: Timeout
-    def __init__(self, message: _Optional[str] = ..., not_leader: _Optional[_Union[NotLeader, _Mapping]] = ..., epoch_not_match: _Optional[_Union[EpochNotMatch, _Mapping]] = ..., range_not_found: _Optional[_Union[RangeNotFound, _Mapping]] = ..., key_not_in_range: _Optional[_Union[KeyNotInRange, _Mapping]] = ..., server_busy: _Optional[_Union[ServerBusy, _Mapping]] = ..., stale_command: _Optional[_Union[StaleCommand, _Mapping]] = ..., invalid_argument: _Optional[_Union[InvalidArgument, _Mapping]] = ..., wrong_cluster: _Optional[_Union[WrongCluster, _Mapping]] = ..., timeout: _Optional[_Union[Timeout, _Mapping]] = ...) -> None: ...
+    session_expired: SessionExpired
+    duplicate_request: DuplicateRequest
+    def __init__(self, message: _Optional[str] = ..., not_leader: _Optional[_Union[NotLeader, _Mapping]] = ..., epoch_not_match: _Optional[_Union[EpochNotMatch, _Mapping]] = ..., range_not_found: _Optional[_Union[RangeNotFound, _Mapping]] = ..., key_not_in_range: _Optional[_Union[KeyNotInRange, _Mapping]] = ..., server_busy: _Optional[_Union[ServerBusy, _Mapping]] = ..., stale_command: _Optional[_Union[StaleCommand, _Mapping]] = ..., invalid_argument: _Optional[_Union[InvalidArgument, _Mapping]] = ..., wrong_cluster: _Optional[_Union[WrongCluster, _Mapping]] = ..., timeout: _Optional[_Union[Timeout, _Mapping]] = ..., session_expired: _Optional[_Union[SessionExpired, _Mapping]] = ..., duplicate_request: _Optional[_Union[DuplicateRequest, _Mapping]] = ...) -> None: ...
+
+class SessionHeader(_message.Message):
+    __slots__ = ("session_id", "seq", "first_incomplete_seq", "retry_after_ambiguous")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    FIRST_INCOMPLETE_SEQ_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AFTER_AMBIGUOUS_FIELD_NUMBER: _ClassVar[int]
+    session_id: int
+    seq: int
+    first_incomplete_seq: int
+    retry_after_ambiguous: bool
+    def __init__(self, session_id: _Optional[int] = ..., seq: _Optional[int] = ..., first_incomplete_seq: _Optional[int] = ..., retry_after_ambiguous: _Optional[bool] = ...) -> None: ...
 
 class Context(_message.Message):
-    __slots__ = ("cluster_id", "range_id", "epoch")
+    __slots__ = ("cluster_id", "range_id", "epoch", "session")
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     RANGE_ID_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
     cluster_id: int
     range_id: int
     epoch: _metapb_pb2.RangeEpoch
-    def __init__(self, cluster_id: _Optional[int] = ..., range_id: _Optional[int] = ..., epoch: _Optional[_Union[_metapb_pb2.RangeEpoch, _Mapping]] = ...) -> None: ...
+    session: SessionHeader
+    def __init__(self, cluster_id: _Optional[int] = ..., range_id: _Optional[int] = ..., epoch: _Optional[_Union[_metapb_pb2.RangeEpoch, _Mapping]] = ..., session: _Optional[_Union[SessionHeader, _Mapping]] = ...) -> None: ...
 
 class KvPair(_message.Message):
     __slots__ = ("key", "value")

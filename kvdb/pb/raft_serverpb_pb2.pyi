@@ -1,3 +1,4 @@
+from kvdb.pb import kvrpc_pb2 as _kvrpc_pb2
 from kvdb.pb import metapb_pb2 as _metapb_pb2
 from kvdb.pb import raft_pb2 as _raft_pb2
 from google.protobuf.internal import containers as _containers
@@ -48,16 +49,18 @@ class SnapshotChunk(_message.Message):
     def __init__(self, cluster_id: _Optional[int] = ..., message: _Optional[_Union[RaftMessage, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class SnapshotHeader(_message.Message):
-    __slots__ = ("descriptor", "data_size", "key_count", "checksum")
+    __slots__ = ("descriptor", "data_size", "key_count", "checksum", "sessions")
     DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
     DATA_SIZE_FIELD_NUMBER: _ClassVar[int]
     KEY_COUNT_FIELD_NUMBER: _ClassVar[int]
     CHECKSUM_FIELD_NUMBER: _ClassVar[int]
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
     descriptor: _metapb_pb2.RangeDescriptor
     data_size: int
     key_count: int
     checksum: int
-    def __init__(self, descriptor: _Optional[_Union[_metapb_pb2.RangeDescriptor, _Mapping]] = ..., data_size: _Optional[int] = ..., key_count: _Optional[int] = ..., checksum: _Optional[int] = ...) -> None: ...
+    sessions: RangeSessions
+    def __init__(self, descriptor: _Optional[_Union[_metapb_pb2.RangeDescriptor, _Mapping]] = ..., data_size: _Optional[int] = ..., key_count: _Optional[int] = ..., checksum: _Optional[int] = ..., sessions: _Optional[_Union[RangeSessions, _Mapping]] = ...) -> None: ...
 
 class Mutation(_message.Message):
     __slots__ = ("kind", "key", "value")
@@ -90,16 +93,20 @@ class CompareAndSwap(_message.Message):
     def __init__(self, key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., previous_value: _Optional[bytes] = ..., previous_not_exist: _Optional[bool] = ...) -> None: ...
 
 class RaftCommand(_message.Message):
-    __slots__ = ("range_id", "epoch", "mutations", "cas")
+    __slots__ = ("range_id", "epoch", "mutations", "cas", "session", "log_time_ms")
     RANGE_ID_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     MUTATIONS_FIELD_NUMBER: _ClassVar[int]
     CAS_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    LOG_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     range_id: int
     epoch: _metapb_pb2.RangeEpoch
     mutations: _containers.RepeatedCompositeFieldContainer[Mutation]
     cas: CompareAndSwap
-    def __init__(self, range_id: _Optional[int] = ..., epoch: _Optional[_Union[_metapb_pb2.RangeEpoch, _Mapping]] = ..., mutations: _Optional[_Iterable[_Union[Mutation, _Mapping]]] = ..., cas: _Optional[_Union[CompareAndSwap, _Mapping]] = ...) -> None: ...
+    session: _kvrpc_pb2.SessionHeader
+    log_time_ms: int
+    def __init__(self, range_id: _Optional[int] = ..., epoch: _Optional[_Union[_metapb_pb2.RangeEpoch, _Mapping]] = ..., mutations: _Optional[_Iterable[_Union[Mutation, _Mapping]]] = ..., cas: _Optional[_Union[CompareAndSwap, _Mapping]] = ..., session: _Optional[_Union[_kvrpc_pb2.SessionHeader, _Mapping]] = ..., log_time_ms: _Optional[int] = ...) -> None: ...
 
 class ChangePeerContext(_message.Message):
     __slots__ = ("epoch", "peers")
@@ -130,6 +137,48 @@ class ApplyState(_message.Message):
     applied_index: int
     conf_state: _raft_pb2.ConfState
     def __init__(self, applied_index: _Optional[int] = ..., conf_state: _Optional[_Union[_raft_pb2.ConfState, _Mapping]] = ...) -> None: ...
+
+class SessionResult(_message.Message):
+    __slots__ = ("seq", "is_cas", "succeed", "previous_value", "previous_not_exist")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    IS_CAS_FIELD_NUMBER: _ClassVar[int]
+    SUCCEED_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_VALUE_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_NOT_EXIST_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    is_cas: bool
+    succeed: bool
+    previous_value: bytes
+    previous_not_exist: bool
+    def __init__(self, seq: _Optional[int] = ..., is_cas: _Optional[bool] = ..., succeed: _Optional[bool] = ..., previous_value: _Optional[bytes] = ..., previous_not_exist: _Optional[bool] = ...) -> None: ...
+
+class SessionState(_message.Message):
+    __slots__ = ("session_id", "last_active_ms", "floor", "results")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_ACTIVE_MS_FIELD_NUMBER: _ClassVar[int]
+    FLOOR_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    session_id: int
+    last_active_ms: int
+    floor: int
+    results: _containers.RepeatedCompositeFieldContainer[SessionResult]
+    def __init__(self, session_id: _Optional[int] = ..., last_active_ms: _Optional[int] = ..., floor: _Optional[int] = ..., results: _Optional[_Iterable[_Union[SessionResult, _Mapping]]] = ...) -> None: ...
+
+class SessionClock(_message.Message):
+    __slots__ = ("log_time_ms", "next_expiry_check_ms")
+    LOG_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_EXPIRY_CHECK_MS_FIELD_NUMBER: _ClassVar[int]
+    log_time_ms: int
+    next_expiry_check_ms: int
+    def __init__(self, log_time_ms: _Optional[int] = ..., next_expiry_check_ms: _Optional[int] = ...) -> None: ...
+
+class RangeSessions(_message.Message):
+    __slots__ = ("clock", "sessions")
+    CLOCK_FIELD_NUMBER: _ClassVar[int]
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    clock: SessionClock
+    sessions: _containers.RepeatedCompositeFieldContainer[SessionState]
+    def __init__(self, clock: _Optional[_Union[SessionClock, _Mapping]] = ..., sessions: _Optional[_Iterable[_Union[SessionState, _Mapping]]] = ...) -> None: ...
 
 class StoreIdent(_message.Message):
     __slots__ = ("cluster_id", "store_id")

@@ -4,6 +4,9 @@ Transport-free so the unary RPCs, the batched stream and the simulator share it:
 takes one ``kvrpc.Request`` and calls ``respond`` exactly once with its ``kvrpc.Response``,
 possibly later (after the write applied or the read became safe), possibly never if the
 caller's deadline answers first (see ``ResponseOnce``).
+
+Writes carry the client's session header into the Raft command, stamped with this leader's wall
+clock: apply uses both to apply each write at most once (``kvdb.store.sessions``).
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ from collections.abc import Callable
 from kvdb.pb import kvrpc_pb2, raft_serverpb_pb2
 from kvdb.storage.engine import CF_DEFAULT
 from kvdb.store import keyspace
+from kvdb.store.clock import wall_ms
 from kvdb.store.config import StoreConfig
 from kvdb.store.errors import InvalidArgumentError, KeyNotInRangeError, StoreError
 from kvdb.store.peer import Peer
 from kvdb.store.store import Store
 
 Respond = Callable[[kvrpc_pb2.Response], None]
+_READS = frozenset({"get", "batch_get", "scan"})
 Mutation = raft_serverpb_pb2.Mutation
 
 
@@ -37,6 +42,8 @@ class KvHandler:
             "scan": (self._scan, _fill_pairs),
             "cas": (self._cas, _fill_cas),
         }
+        self.drop_write_responses = 0
+        """Failpoint (tests only): swallow this many more write responses, after they applied."""
 
     def handle(self, req: kvrpc_pb2.Request, respond: Respond) -> None:
         kind = req.WhichOneof("cmd")
@@ -54,6 +61,9 @@ class KvHandler:
                 body.error.CopyFrom(result.to_pb())
             else:
                 fill(body, result)
+                if self.drop_write_responses and kind not in _READS:
+                    self.drop_write_responses -= 1
+                    return
             respond(resp)
 
         inner = getattr(req, kind)
@@ -105,6 +115,14 @@ class KvHandler:
         return bounds
 
     def _write(self, ctx: kvrpc_pb2.Context, cmd: raft_serverpb_pb2.RaftCommand, finish: Callable) -> None:
+        if ctx.session.session_id:
+            session = ctx.session
+            if session.seq == 0 or session.first_incomplete_seq > session.seq:
+                raise InvalidArgumentError(
+                    f"session {session.session_id:016x}: seq {session.seq} with first incomplete seq "
+                    f"{session.first_incomplete_seq} (seq must be positive and not below it)")
+            cmd.session.CopyFrom(session)
+        cmd.log_time_ms = wall_ms(self.store.clock)
         size = cmd.ByteSize()
         if size > self.config.max_request_bytes:
             limit = self.config.max_request_bytes

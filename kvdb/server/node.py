@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 
 from kvdb.pb import adminpb_pb2, adminpb_pb2_grpc, kvrpc_pb2_grpc, metapb_pb2, raft_serverpb_pb2_grpc
+from kvdb.server.kv_handler import KvHandler
 from kvdb.server.pd_worker import PdWorker
 from kvdb.server.raft_host import RaftHost, serve_until_signalled
 from kvdb.server.services import AdminService, KvService, RaftService
@@ -75,6 +76,7 @@ class StoreNode:
         self.clock = SkewedClock(MonotonicClock()) if config.test_failpoints else MonotonicClock()
         self.addresses = dict(config.static_cluster)
         self.host: RaftHost | None = None
+        self.kv_handler: KvHandler | None = None
         self.pd_worker: PdWorker | None = None
 
     @property
@@ -103,6 +105,7 @@ class StoreNode:
         store = self.host.store
         if cfg.static_cluster and not store.peers and FIRST_RANGE_ID not in store.tombstones:
             store.bootstrap_range(static_first_range(cfg.static_cluster))
+        self.kv_handler = KvHandler(store)
         self._server = grpc.aio.server(options=GRPC_OPTIONS)
         kvrpc_pb2_grpc.add_KvServicer_to_server(KvService(self), self._server)
         raft_serverpb_pb2_grpc.add_RaftTransportServicer_to_server(RaftService(self), self._server)
@@ -132,6 +135,8 @@ class StoreNode:
             if value <= 0:
                 raise InvalidArgumentError(f"clock rate must be positive, got {value}")
             self.clock.set_rate(value)
+        elif kind == K.DROP_WRITE_RESPONSES:
+            self.kv_handler.drop_write_responses = int(value)
         else:
             raise InvalidArgumentError(f"unknown failpoint {kind}")
 

@@ -18,7 +18,6 @@ from kvdb.pb import (
     raft_serverpb_pb2_grpc,
 )
 from kvdb.raft import ConfChangeType
-from kvdb.server.kv_handler import KvHandler
 from kvdb.store.errors import DeadlineError, InvalidArgumentError, RangeNotFoundError, StoreError
 from kvdb.store.peer import ROLE_NAMES
 from kvdb.store.snapshot import SnapshotCorruptError
@@ -53,7 +52,7 @@ def _timeout_response(req: kvrpc_pb2.Request) -> kvrpc_pb2.Response:
 class KvService(kvrpc_pb2_grpc.KvServicer):
     def __init__(self, node: StoreNode) -> None:
         self.node = node
-        self.handler = KvHandler(node.store)
+        self.handler = node.kv_handler
         for method, kind in _UNARY_KINDS.items():
             setattr(self, method, self._unary_method(kind))
 

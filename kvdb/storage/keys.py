@@ -7,8 +7,10 @@ CF_RAFT: ``range_id (8) | kind (1) [| index (8)]``, with kind 0x01 log entry, 0x
 0x03 truncated state. A range's log keys are exactly the keys between its 0x01 and 0x02 prefixes,
 so one ``delete_range`` drops a whole log and never touches the hard or truncated state.
 
-CF_META: ``kind (1) | ...``: 0x00 store ident, 0x01 range state, 0x02 apply state. Range state
-keys have a prefix of their own so a restarting store can list its ranges with one scan.
+CF_META: ``kind (1) | ...``: 0x00 store ident, 0x01 range state, 0x02 apply state, 0x03 client
+sessions (``range_id (8) | 0x00`` the range's log time, ``range_id (8) | 0x01 | session_id (8)``
+one session). Range state keys have a prefix of their own so a restarting store can list its
+ranges with one scan; a range's sessions likewise.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ STORE_IDENT_KEY = b"\x00"
 RANGE_STATE_PREFIX = b"\x01"
 """CF_META: prefix of every ``range_state_key``."""
 _APPLY_STATE_PREFIX = b"\x02"
+_SESSION_PREFIX = b"\x03"
+_SESSION_CLOCK = 0x00
+_SESSION = 0x01
 
 
 def raft_log_key(range_id: int, index: int) -> bytes:
@@ -70,6 +75,22 @@ def range_id_from_state_key(key: bytes) -> int:
 def apply_state_key(range_id: int) -> bytes:
     """CF_META: the range's applied index and conf state, owned by the store."""
     return _APPLY_STATE_PREFIX + _U64.pack(range_id)
+
+
+def session_clock_key(range_id: int) -> bytes:
+    """CF_META: the range's log time (``SessionClock``)."""
+    return _SESSION_PREFIX + _RANGE_KIND.pack(range_id, _SESSION_CLOCK)
+
+
+def session_key(range_id: int, session_id: int) -> bytes:
+    """CF_META: one client session's state in the range (``SessionState``)."""
+    return _SESSION_PREFIX + _RANGE_KIND.pack(range_id, _SESSION) + _U64.pack(session_id)
+
+
+def session_bounds(range_id: int) -> tuple[bytes, bytes]:
+    """CF_META: [start, end) holding every ``session_key`` of the range and nothing else."""
+    return (_SESSION_PREFIX + _RANGE_KIND.pack(range_id, _SESSION),
+            _SESSION_PREFIX + _RANGE_KIND.pack(range_id, _SESSION + 1))
 
 
 def prefix_end(prefix: bytes) -> bytes | None:

@@ -17,9 +17,20 @@ class Clock(Protocol):
         ...
 
 
+def wall_ms(clock: Clock) -> int:
+    """Wall-clock milliseconds from ``clock``, for the log time a leader stamps on commands
+    (``kvdb.store.sessions``): comparable across stores, unlike ``now``. A clock without a
+    ``wall_ms`` (the simulator's, the unit tests') stamps its ``now`` instead."""
+    read = getattr(clock, "wall_ms", None)
+    return read() if read is not None else int(clock.now() * 1000)
+
+
 class MonotonicClock:
     def now(self) -> float:
         return time.monotonic()
+
+    def wall_ms(self) -> int:
+        return time.time_ns() // 1_000_000
 
 
 class SkewedClock:
@@ -37,6 +48,10 @@ class SkewedClock:
 
     def now(self) -> float:
         return self._anchor_value + (self._base.now() - self._anchor_base) * self._rate
+
+    def wall_ms(self) -> int:
+        """The base's wall clock, skewed as ``now`` is."""
+        return wall_ms(self._base) + int((self.now() - self._base.now()) * 1000)
 
     @property
     def rate(self) -> float:

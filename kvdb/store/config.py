@@ -36,11 +36,18 @@ class StoreConfig:
     raft_log_gc_keep: int = 1_000
     entry_cache_entries: int = 4096
     snapshot_chunk_bytes: int = 1 << 20
+    session_ttl: float = 600.0
+    """Seconds of log time (the leaders' wall clocks) after its last write that a client session is
+    forgotten; a retry after that raises UncertainResultError in the client (docs/client.md)."""
 
     @property
     def election_timeout(self) -> float:
         """The minimum election timeout in seconds."""
         return self.election_tick * self.tick_interval
+
+    @property
+    def session_ttl_ms(self) -> int:
+        return round(self.session_ttl * 1000)
 
     @property
     def lease_span(self) -> float:
@@ -73,5 +80,7 @@ class StoreConfig:
                 f"promise ends ({self.promise_span:.3f} s), less than max_clock_drift "
                 f"({self.max_clock_drift:.3f} s)"
             )
+        if self.session_ttl <= 0:
+            raise ValueError("session_ttl must be positive")
         if self.raft_log_gc_keep >= self.raft_log_gc_count_limit:
             raise ValueError("raft_log_gc_keep must be smaller than raft_log_gc_count_limit")

@@ -118,3 +118,28 @@ class DamagedStateError(ValueError):
 
     A ValueError, so ``kvdb store`` reports it in one line and exits instead of serving on it.
     """
+
+class SessionExpiredError(StoreError):
+    """A retry of an ambiguous write reached a range that does not know its session (any more)."""
+
+    def __init__(self, range_id: int, session_id: int) -> None:
+        super().__init__(f"range {range_id}: session {session_id:016x} is unknown here (expired?); "
+                         "the earlier attempt may or may not have applied")
+        self.session_id = session_id
+
+    def _fill(self, err: kvrpc_pb2.Error) -> None:
+        err.session_expired.session_id = self.session_id
+
+
+class DuplicateRequestError(StoreError):
+    """A stale copy of a request its client has finished with (seq below the session's floor)."""
+
+    def __init__(self, range_id: int, session_id: int, seq: int) -> None:
+        super().__init__(f"range {range_id}: session {session_id:016x} seq {seq} was already completed; "
+                         "not applied again")
+        self.session_id = session_id
+        self.seq = seq
+
+    def _fill(self, err: kvrpc_pb2.Error) -> None:
+        err.duplicate_request.session_id = self.session_id
+        err.duplicate_request.seq = self.seq

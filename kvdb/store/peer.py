@@ -30,6 +30,7 @@ from kvdb.store.errors import (
     StoreError,
 )
 from kvdb.store.lease import Lease
+from kvdb.store.sessions import Sessions
 
 if TYPE_CHECKING:
     from kvdb.store.store import Store
@@ -104,7 +105,9 @@ class Peer:
         self.removed = False  # applied its own removal: applies nothing more, destroyed this pass
         self.destroyed = False
         self.counters = {"lease_reads": 0, "read_index_reads": 0, "proposals": 0,
-                         "snapshots_sent": 0, "snapshots_applied": 0}
+                         "snapshots_sent": 0, "snapshots_applied": 0, "duplicates_answered": 0,
+                         "duplicates_rejected": 0, "sessions_expired": 0}
+        self.sessions = Sessions(desc.id, cfg.session_ttl_ms)  # the store loads a restarted one's
 
     # --------------------------------------------------------------------------- state queries
     @property
@@ -278,6 +281,7 @@ class Peer:
         batch.delete_range(CF_DEFAULT, desc.start_key, keyspace.data_end(desc))
         for key, value in snapshot.decode_pairs(blob):
             batch.put(CF_DEFAULT, key, value)
+        self.sessions.replace(header.sessions, batch)
         self.storage.apply_snapshot(batch, meta.index, meta.term, meta.conf_state)
         self.conf_state = meta.conf_state
         self.applied = meta.index
@@ -301,7 +305,7 @@ class Peer:
             raise SnapshotTemporarilyUnavailableError()
         pairs = self.store.engine.iter_range(CF_DEFAULT, self.desc.start_key, keyspace.data_end(self.desc))
         blob, count = snapshot.encode_pairs(pairs)
-        header = snapshot.build_header(self.desc, blob, count)
+        header = snapshot.build_header(self.desc, blob, count, self.sessions.to_pb())
         self.snapshot_blobs = {self.applied: blob}
         meta = SnapshotMetadata(self.applied, self.storage.term(self.applied), self.conf_state)
         return Snapshot(meta, header)

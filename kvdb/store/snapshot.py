@@ -48,11 +48,16 @@ def decode_pairs(blob: bytes) -> Iterator[tuple[bytes, bytes]]:
         pos += klen + vlen
 
 
-def build_header(desc: metapb_pb2.RangeDescriptor, blob: bytes, count: int) -> bytes:
+def build_header(desc: metapb_pb2.RangeDescriptor, blob: bytes, count: int,
+                 sessions: raft_serverpb_pb2.RangeSessions | None = None) -> bytes:
+    """The header of the snapshot ``blob``; the range's client sessions travel in it (they are part
+    of the state machine: without them a follower that later leads would apply re-sent writes)."""
     header = raft_serverpb_pb2.SnapshotHeader(
         data_size=len(blob), key_count=count, checksum=xxhash.xxh64_intdigest(blob)
     )
     header.descriptor.CopyFrom(desc)
+    if sessions is not None:
+        header.sessions.CopyFrom(sessions)
     return header.SerializeToString()
 
 

@@ -37,15 +37,21 @@ from kvdb.store.clock import Clock
 from kvdb.store.config import StoreConfig
 from kvdb.store.errors import (
     DamagedStateError,
+    DuplicateRequestError,
     EpochNotMatchError,
     InvalidArgumentError,
     RangeNotFoundError,
     ServerBusyError,
+    SessionExpiredError,
     WrongClusterError,
 )
 from kvdb.store.peer import Callback, Peer, Read
+from kvdb.store.sessions import Result, Sessions
 
 log = logging.getLogger(__name__)
+
+_REPLAY_COUNTERS = {DuplicateRequestError: "duplicates_rejected", SessionExpiredError: "sessions_expired"}
+"""Peer counter of each refusal of a re-sent write; an answer from a stored result is a duplicate answered."""
 
 MT = MessageType
 _CREATES_REPLICA = frozenset({MT.APP, MT.HEARTBEAT, MT.SNAP})
@@ -145,6 +151,7 @@ class Store:
             apply = raft_serverpb_pb2.ApplyState.FromString(apply_raw or b"")
             peer = Peer(self, state.descriptor, mine[0].id, apply.applied_index,
                         conf_state_from_pb(apply.conf_state), self._peer_rng())
+            peer.sessions = Sessions.load(self.engine, range_id, self.config.session_ttl_ms)
             self.peers[range_id] = peer
             self._mark(peer)
         log.info("store %d: loaded %d ranges (%d tombstones)", self.store_id, len(self.peers),
@@ -182,6 +189,7 @@ class Store:
         self._dirty.discard(peer)
         batch = self.engine.batch()
         peer.storage.destroy(batch)
+        peer.sessions.delete(batch)
         batch.delete(CF_META, range_state_key(range_id))
         batch.delete(CF_META, apply_state_key(range_id))
         self.engine.write(batch, sync=True)
@@ -387,6 +395,7 @@ class Store:
             del self.peers[peer.range_id]
             self.tombstones[peer.range_id] = peer.peer_id
             peer.storage.destroy(batch)
+            peer.sessions.delete(batch)
             batch.delete_range(CF_DEFAULT, peer.desc.start_key, keyspace.data_end(peer.desc))
             peer.write_tombstone(batch)
             peer.fail_all(RangeNotFoundError(peer.range_id))
@@ -450,10 +459,26 @@ class Store:
 
     # --------------------------------------------------------------------------------- apply
     def apply_command(self, peer: Peer, data: bytes) -> object:
-        """Apply one replicated command into ``apply_batch``; the result goes to its proposer."""
+        """Apply one replicated command into ``apply_batch``; the result goes to its proposer.
+
+        A command with a client session is applied at most once: a re-sent copy is answered from
+        the session's stored result (``kvdb.store.sessions``)."""
         cmd = raft_serverpb_pb2.RaftCommand.FromString(data)
         if cmd.epoch.version != peer.desc.epoch.version:
             return EpochNotMatchError(f"range {peer.range_id}: command on a stale epoch", [peer.desc])
+        sessions = peer.sessions
+        sessions.advance(cmd.log_time_ms, self.apply_batch)
+        if not cmd.session.session_id:
+            return self._apply_mutations(peer, cmd)
+        replayed = sessions.replay(cmd.session, self.apply_batch)
+        if replayed is not None:
+            peer.counters[_REPLAY_COUNTERS.get(type(replayed.answer), "duplicates_answered")] += 1
+            return replayed.answer
+        result = self._apply_mutations(peer, cmd)
+        sessions.record(cmd.session, result, self.apply_batch)  # after a CAS's flush: a new batch
+        return result
+
+    def _apply_mutations(self, peer: Peer, cmd: raft_serverpb_pb2.RaftCommand) -> Result:
         result = None
         if cmd.HasField("cas"):
             # A compare must see every earlier entry: write them, with the index they reach, so

@@ -52,6 +52,12 @@ class FakeCluster:
         self.log: list[tuple[int, str, int]] = []
         """(store id, command, range id) of every request a store received."""
         self.script: Script = lambda store, req: None
+        self.lose: Script = lambda store, req: None
+        """Like ``script``, but after the request applied: its answer is lost or superseded."""
+        self.requests: list[kvrpc_pb2.Request] = []
+        self.results: dict[tuple[int, int, int], kvrpc_pb2.Response] = {}
+        """(range, session, seq) -> the answer of an applied write: a store's session table."""
+        self.applied = 0
         self.cluster_id = CLUSTER_ID
 
     # -- the PD client's interface
@@ -92,7 +98,24 @@ class FakeCluster:
         if error is not None:
             body.error.CopyFrom(error)
             return resp
-        self._apply(kind, inner, body, self.ranges[inner.context.range_id])
+        self.requests.append(req)
+        session = inner.context.session
+        dedup = (inner.context.range_id, session.session_id, session.seq)
+        if session.session_id and dedup in self.results:
+            resp.CopyFrom(self.results[dedup])
+        else:
+            self._apply(kind, inner, body, self.ranges[inner.context.range_id])
+            self.applied += kind not in ("get", "batch_get", "scan")
+            if session.session_id:
+                self.results[dedup] = resp
+        lost = self.lose(store_id, req)
+        if isinstance(lost, Exception):
+            raise lost
+        if lost is not None:
+            failed = kvrpc_pb2.Response(id=req.id)
+            getattr(failed, kind).error.CopyFrom(lost)
+            return failed
+        resp.id = req.id
         return resp
 
     def _check(self, store_id: int, inner: object) -> kvrpc_pb2.Error | None:
@@ -253,38 +276,98 @@ def test_server_busy_waits_at_least_the_backoff_asked_for(fake: FakeCluster) -> 
     run(fake, body)
 
 
-@pytest.mark.parametrize("kind", ["stale_command", "timeout"])
-def test_a_superseded_write_is_retried_but_a_superseded_cas_is_uncertain(fake: FakeCluster,
-                                                                          kind: str) -> None:
-    def script(store: int, req: kvrpc_pb2.Request) -> kvrpc_pb2.Error | None:
-        if sum(1 for entry in fake.log if entry[1] == req.WhichOneof("cmd")) == 1:
-            return kvrpc_pb2.Error(**{kind: getattr(kvrpc_pb2, "StaleCommand" if kind == "stale_command"
-                                                    else "Timeout")()})
-        return None
+STALE = kvrpc_pb2.Error(stale_command=kvrpc_pb2.StaleCommand())
+AMBIGUOUS = {
+    "stale_command": STALE,
+    "timeout": kvrpc_pb2.Error(timeout=kvrpc_pb2.Timeout()),
+    "broken_stream": StoreUnreachable("store1", "reset", sent=True),
+    "no_answer": TimeoutError(),  # the attempt's timeout, without waiting for it
+}
 
-    fake.script = script
+
+def once(failure: kvrpc_pb2.Error | Exception) -> Script:
+    """Fails the first write the store applies with ``failure``, then serves."""
+    left = [failure]
+    return lambda store, req: left.pop() if left and req.WhichOneof("cmd") != "get" else None
+
+
+def sessions_of(fake: FakeCluster, kind: str) -> list[tuple[int, int, int, bool]]:
+    return [(h.session_id, h.seq, h.first_incomplete_seq, h.retry_after_ambiguous)
+            for r in fake.requests if r.WhichOneof("cmd") == kind
+            for h in [getattr(r, kind).context.session]]
+
+
+@pytest.mark.parametrize("failure", list(AMBIGUOUS))
+def test_an_ambiguous_write_is_retried_with_its_seq_and_applied_once(fake: FakeCluster, failure: str) -> None:
+    """The store applied the put, but its answer was lost (or said "superseded"): the retry carries
+    the same seq, flagged, and is answered from the stored result."""
+    fake.lose = once(AMBIGUOUS[failure])
 
     async def body(client: AsyncClient) -> None:
         await client.put(b"a", b"v")
-        assert fake.data == {b"a": b"v"}
-        assert await client.get(b"a") == b"v"  # a read after a timeout is retried too
-        with pytest.raises(UncertainResultError):
-            await client.compare_and_swap(b"a", b"v", b"w")
-        assert [kind for _, kind, _ in fake.log].count("cas") == 1
+        sid = client.session_id
+        assert sessions_of(fake, "put") == [(sid, 1, 1, False), (sid, 1, 1, True)]
+        assert fake.applied == 1 and fake.data == {b"a": b"v"}
+        assert client.ambiguous_retries >= 1  # (a bounce off a follower on the way counts too)
+        await client.put(b"a", b"w")  # the next write: a new seq, and seq 1 is acknowledged
+        assert sessions_of(fake, "put")[-1] == (sid, 2, 2, False)
 
     run(fake, body)
 
 
-def test_a_broken_stream_retries_writes_but_makes_a_sent_cas_uncertain(fake: FakeCluster) -> None:
-    broken = {"put": [StoreUnreachable("store1", "reset", sent=True)],
-              "cas": [StoreUnreachable("store1", "reset", sent=True)]}
-    fake.script = lambda store, req: (broken[req.WhichOneof("cmd")] or [None]).pop()
+@pytest.mark.parametrize("failure", list(AMBIGUOUS))
+def test_a_cas_whose_answer_was_lost_is_retried_and_gets_its_own_result(fake: FakeCluster,
+                                                                        failure: str) -> None:
+    fake.data[b"a"] = b"v"
+    fake.lose = once(AMBIGUOUS[failure])
 
     async def body(client: AsyncClient) -> None:
-        await client.put(b"a", b"v")
-        assert fake.data == {b"a": b"v"}
-        with pytest.raises(UncertainResultError):
-            await client.compare_and_swap(b"a", b"v", b"w")
+        # Repeated blindly, the compare would now fail against its own write.
+        assert await client.compare_and_swap(b"a", b"v", b"w") == (True, b"v")
+        assert [h[1:] for h in sessions_of(fake, "cas")] == [(1, 1, False), (1, 1, True)]
+        assert fake.applied == 1 and fake.data == {b"a": b"w"}
+
+    run(fake, body)
+
+
+def test_each_part_of_a_batch_has_its_own_seq_and_keeps_it_across_retries(fake: FakeCluster) -> None:
+    fake.lose = lambda store, req: STALE if req.batch_put.context.range_id == 2 and len(
+        [r for r in fake.requests if r.batch_put.context.range_id == 2]) == 1 else None
+
+    async def body(client: AsyncClient) -> None:
+        await client.batch_put({b"a": b"1", b"h": b"2", b"q": b"3"})
+        by_range: dict[int, list[tuple[int, bool]]] = {}
+        for r in fake.requests:
+            h = r.batch_put.context.session
+            by_range.setdefault(r.batch_put.context.range_id, []).append((h.seq, h.retry_after_ambiguous))
+        assert sorted(seqs[0][0] for seqs in by_range.values()) == [1, 2, 3]
+        assert by_range[2] == [(by_range[2][0][0], False), (by_range[2][0][0], True)]
+        assert fake.applied == 3
+
+    run(fake, body)
+
+
+def test_a_retry_the_range_cannot_vouch_for_is_uncertain(fake: FakeCluster) -> None:
+    fake.lose = once(STALE)
+    fake.script = lambda store, req: kvrpc_pb2.Error(
+        message="session unknown", session_expired=kvrpc_pb2.SessionExpired(session_id=7)
+    ) if getattr(req, req.WhichOneof("cmd")).context.session.retry_after_ambiguous else None
+
+    async def body(client: AsyncClient) -> None:
+        with pytest.raises(UncertainResultError, match=f"{client.session_id:016x}"):
+            await client.put(b"a", b"v")
+        assert [h[3] for h in sessions_of(fake, "put")] == [False]  # the refused retry applied nothing
+
+    run(fake, body)
+
+
+def test_a_read_after_a_server_timeout_is_retried(fake: FakeCluster) -> None:
+    answers = [kvrpc_pb2.Error(timeout=kvrpc_pb2.Timeout())]
+    fake.script = lambda store, req: answers.pop() if answers else None
+
+    async def body(client: AsyncClient) -> None:
+        assert await client.get(b"a") is None
+        assert not answers
 
     run(fake, body)
 
