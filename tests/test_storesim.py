@@ -57,7 +57,7 @@ def test_seeds(stores: int, start: int) -> None:
             totals.add(StoreSimulation(SimOptions(seed=seed, stores=stores)).run())
         except SimFailure as failure:
             lines = str(failure).splitlines()
-            failures.append(f"{lines[0]}\n{lines[1]}")
+            failures.append("\n".join(lines[:3]))  # what failed, its repro, its swarm profile
     assert not failures, "\n".join(failures)
     idle = [name for name in EXERCISED if getattr(totals, name) == 0]
     assert not idle, f"the chunk never exercised {idle}: {totals.summary()}"
