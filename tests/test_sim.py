@@ -51,7 +51,7 @@ def test_seeds(nodes: int, start: int) -> None:
             totals.add(Simulation(SimOptions(seed=seed, nodes=nodes, ticks=CI_TICKS)).run())
         except SimFailure as failure:
             lines = str(failure).splitlines()
-            failures.append(f"{lines[0]}\n{lines[1]}")
+            failures.append("\n".join(lines[:3]))  # what failed, its repro, its swarm profile
     assert not failures, "\n".join(failures)
     idle = [name for name in EXERCISED if getattr(totals, name) == 0]
     assert not idle, f"the workload never exercised {idle}: {totals.summary()}"

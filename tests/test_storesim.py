@@ -57,7 +57,7 @@ def test_seeds(stores: int, start: int) -> None:
             totals.add(StoreSimulation(SimOptions(seed=seed, stores=stores)).run())
         except SimFailure as failure:
             lines = str(failure).splitlines()
-            failures.append(f"{lines[0]}\n{lines[1]}")
+            failures.append("\n".join(lines[:3]))  # what failed, its repro, its swarm profile
     assert not failures, "\n".join(failures)
     idle = [name for name in EXERCISED if getattr(totals, name) == 0]
     assert not idle, f"the chunk never exercised {idle}: {totals.summary()}"
@@ -130,13 +130,15 @@ def test_planted_unsafe_lease_is_caught(monkeypatch: pytest.MonkeyPatch, plant: 
 
 @PLANTS
 def test_planted_unsafe_lease_overlaps_leases(monkeypatch: pytest.MonkeyPatch, plant: Plant) -> None:
-    """The per-tick check sees two stores hold a valid lease at once, in ordinary runs."""
+    """The lease checks (two valid leases at once, or a lease read behind a commit made elsewhere)
+    catch it in ordinary runs."""
     plant(monkeypatch)
     for seed in range(PLANTED_SEEDS):
         try:
             StoreSimulation(SimOptions(seed=seed)).run()
         except SimFailure as failure:
-            assert "hold a valid lease at the same time" in str(failure).splitlines()[0], str(failure)
+            first = str(failure).splitlines()[0]
+            assert "hold a valid lease at the same time" in first or "stale lease" in first, str(failure)
             return
     pytest.fail(f"no lease overlap seen in {PLANTED_SEEDS} seeds")
 

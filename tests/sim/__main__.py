@@ -2,6 +2,10 @@
 
     .venv/bin/python -m tests.sim --seed 1234 --nodes 5 [--verbose]
     .venv/bin/python -m tests.sim --seeds 20000 [--start 0] [--nodes 3|5|both] [--jobs 2]
+    .venv/bin/python -m tests.sim --seeds 500 --profile figure8
+
+Each seed draws its swarm profile (which faults, how often, clock skew) from the seed itself, so
+--seed N alone reproduces a failure; --profile forces one profile on every seed.
 
 The soak exits non-zero if any seed fails, after printing every failure's repro command.
 """
@@ -14,6 +18,8 @@ import sys
 import time
 
 from tests.sim.cluster import DEFAULT_LIVENESS_TICKS, DEFAULT_TICKS, SimFailure, SimOptions, Simulation, Stats
+from tests.sim.faults import PROFILES
+from tests.sim.swarm import profile_names
 
 SUMMARY_FIELDS = (
     "proposals_acked",
@@ -25,6 +31,7 @@ SUMMARY_FIELDS = (
     "transfers_completed",
     "snapshots_sent",
     "snapshots_applied",
+    "aimed_faults",
 )
 
 
@@ -39,7 +46,8 @@ def run_one(options: SimOptions) -> tuple[SimOptions, Stats | None, str | None]:
 def soak(args: argparse.Namespace) -> int:
     sizes = [3, 5] if args.nodes == "both" else [int(args.nodes)]
     runs = [
-        SimOptions(seed=seed, nodes=n, ticks=args.ticks, liveness_ticks=args.liveness_ticks)
+        SimOptions(seed=seed, nodes=n, ticks=args.ticks, liveness_ticks=args.liveness_ticks,
+                   profile=args.profile)
         for seed in range(args.start, args.start + args.seeds)
         for n in sizes
     ]
@@ -51,7 +59,8 @@ def soak(args: argparse.Namespace) -> int:
         for done, (options, stats, failure) in enumerate(pool.imap_unordered(run_one, runs, chunksize=4), 1):
             if failure is not None:
                 failures.append(failure)
-                print(f"FAIL {failure.splitlines()[0]}\n  repro: {options.repro()}", flush=True)
+                lines = failure.splitlines()
+                print(f"FAIL {lines[0]}\n  repro: {options.repro()}\n{lines[2]}", flush=True)
             else:
                 totals.add(stats)
             if done % progress_every == 0 or done == len(runs):
@@ -80,13 +89,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--liveness-ticks", type=int, default=DEFAULT_LIVENESS_TICKS,
                         help="ticks the healed cluster has to commit a fresh proposal")
     parser.add_argument("--jobs", type=int, default=multiprocessing.cpu_count(), help="soak: processes")
+    parser.add_argument("--profile", choices=profile_names(PROFILES),
+                        help="force this swarm profile (default: each seed draws its own)")
     parser.add_argument("--verbose", action="store_true", help="print the event trace")
     args = parser.parse_args(argv)
     if args.seeds is not None:
         return soak(args)
     if args.nodes == "both":
         parser.error("--seed needs --nodes 3 or 5")
-    options = SimOptions(args.seed, int(args.nodes), args.ticks, args.liveness_ticks, args.verbose)
+    options = SimOptions(args.seed, int(args.nodes), args.ticks, args.liveness_ticks, args.verbose,
+                         args.profile)
     started = time.monotonic()
     sim = Simulation(options)
     try:
@@ -95,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         print(failure, file=sys.stderr)
         return 1
     elapsed = time.monotonic() - started
-    print(f"seed {args.seed} ({args.nodes} nodes) passed in {elapsed:.2f}s")
+    print(f"seed {args.seed} ({args.nodes} nodes) passed in {elapsed:.2f}s; {sim.profile.describe()}")
     print(f"history {sim.fingerprint()}\n{stats.summary()}")
     return 0
 

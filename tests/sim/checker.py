@@ -32,9 +32,29 @@ LeaderLogs = Callable[[], Iterable[tuple[int, int, LogView]]]
 """Yields ``(node id, term, log)`` for every node that currently thinks it leads."""
 
 
+class Leaseholder(Protocol):
+    def check_lease(self) -> None:
+        """Check the read this node would serve by lease now, if any (``Checker.on_lease_read``)."""
+
+
+Leaseholders = Callable[[], Iterable[Leaseholder]]
+"""Yields every node that may hold a lease now."""
+
+Electable = Callable[[int, int], list[int]]
+"""``(index, term)`` -> voters whose durable log lacks that entry but could still win an election:
+a quorum of the current voters has durable logs no more up to date than theirs."""
+
+
 class Checker:
-    def __init__(self, leader_logs: LeaderLogs) -> None:
+    def __init__(
+        self,
+        leader_logs: LeaderLogs,
+        leaseholders: Leaseholders = lambda: (),
+        electable: Electable = lambda index, term: [],
+    ) -> None:
         self.leader_logs = leader_logs
+        self.leaseholders = leaseholders
+        self.electable = electable
         # Election safety: term -> the one leader of that term.
         self.leaders: dict[int, int] = {}
         # Log matching: (index, term) -> (type, data, term at index - 1), over every durable log.
@@ -94,6 +114,20 @@ class Checker:
         self.commit_frontier = commit
         for leader_id, leader_term, leader_log in self.leader_logs():
             self._check_leader_log(leader_id, leader_term, leader_log, new)
+        # Leader completeness, ahead of time: a node that lacks a committed entry must never be
+        # able to win an election. Checked on the newest committed entry (having it means having
+        # every earlier one, by log matching), so a commit that only a later election would undo
+        # (Figure 8's shape) is caught the moment it happens, not only if that election comes.
+        lacking = self.electable(commit, self.commits[commit][1])
+        if lacking:
+            raise InvariantViolation(
+                f"index {commit} (entry term {self.commits[commit][1]}) was committed in term {term}, "
+                f"but voters {lacking} lack it and could still be elected by a quorum of no more "
+                "up-to-date logs"
+            )
+        # A commit anywhere (e.g. by a new leader) is the moment an old lease turns stale.
+        for node in self.leaseholders():
+            node.check_lease()
 
     def _check_leader_log(self, node_id: int, term: int, log: LogView, indexes: range) -> None:
         """Leader completeness: entries committed in earlier terms are in the leader's log.
@@ -195,11 +229,22 @@ class Checker:
             self.max_acked_index = index
 
     def on_lease_read(self, node_id: int, index: int) -> None:
-        """A lease read served locally at applied ``index`` sees every acknowledged write."""
+        """A lease read served locally at applied ``index`` sees every write committed anywhere.
+
+        Not only what the reading leader knows: the commit frontier is the highest index any
+        leader of any term has committed so far, and a valid lease means no other leader can
+        have committed past what this one applied (a new leader's first commit, its no-op, lies
+        beyond the old leader's whole log).
+        """
         if index < self.max_acked_index:
             raise InvariantViolation(
                 f"stale lease read: leader {node_id} served a read at applied index {index}, but index "
                 f"{self.max_acked_index} was acknowledged before"
+            )
+        if index < self.commit_frontier:
+            raise InvariantViolation(
+                f"stale lease read: leader {node_id} served a read at applied index {index}, but a "
+                f"leader committed index {self.commit_frontier} before"
             )
 
     def read_issued(self, ctx: bytes) -> None:

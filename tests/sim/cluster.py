@@ -23,10 +23,11 @@ from kvdb.raft.types import (
     SnapshotMetadata,
 )
 from tests.sim.checker import Checker, LogView
-from tests.sim.faults import Nemesis
+from tests.sim.faults import BASE_WEIGHTS, PROFILES, Nemesis
 from tests.sim.network import Network
-from tests.sim.node import SimNode
+from tests.sim.node import TICK_JITTER_US, SimNode
 from tests.sim.statemachine import GENESIS, StateMachine
+from tests.sim.swarm import Profile, draw_profile
 from tests.sim.workload import Workload
 from tests.sim.world import TICK_US, World
 
@@ -57,9 +58,13 @@ class SimOptions:
     ticks: int = DEFAULT_TICKS
     liveness_ticks: int = DEFAULT_LIVENESS_TICKS
     verbose: bool = False
+    profile: str | None = None
+    """Force this swarm profile (``tests/sim/faults.py`` PROFILES); None: drawn from the seed."""
 
     def repro(self) -> str:
         cmd = f".venv/bin/python -m tests.sim --seed {self.seed} --nodes {self.nodes}"
+        if self.profile is not None:
+            cmd += f" --profile {self.profile}"
         if self.ticks != DEFAULT_TICKS:
             cmd += f" --ticks {self.ticks}"
         if self.liveness_ticks != DEFAULT_LIVENESS_TICKS:
@@ -88,6 +93,8 @@ class Stats:
     compactions: int = 0
     snapshots_sent: int = 0
     snapshots_applied: int = 0
+    aimed_faults: int = 0
+    """Aimed schedules that fired (cut after an ack, crash after a heartbeat ack, Figure 8, ...)."""
     messages: int = 0
 
     def add(self, other: Stats) -> None:
@@ -108,7 +115,10 @@ class Simulation:
         self.world = World(options.seed, options.verbose)
         self.rng = self.world.rng
         self.stats = Stats(runs=1)
-        self.checker = Checker(self._leader_logs)
+        # First draw of the seed: the rest of the run depends on it.
+        self.profile: Profile = draw_profile(self.rng, PROFILES, BASE_WEIGHTS, options.profile)
+        self.world.trace("%s", self.profile.describe())
+        self.checker = Checker(self._leader_logs, self._leaseholders, self._electable_lacking)
         self.network = Network(self.world, self._deliver, self._on_drop)
         self.raft_params = self._pick_raft_params()
         self.world.trace("raft params %s", self.raft_params)
@@ -128,6 +138,11 @@ class Simulation:
             storage.set_hard_state(HardState(term=INIT_TERM, commit=INIT_INDEX))
             self.nodes[node_id] = SimNode(self, node_id, storage)
         self.workload = Workload(self)
+        if self.profile.name == "churn":
+            self.workload.boost({"_change_membership": 4, "_compact": 3})
+        elif self.profile.name == "figure8":
+            # Elections among varied logs, mostly in a settled membership (see _electable_lacking).
+            self.workload.boost({"_change_membership": 0.1})
         self.nemesis = Nemesis(self)
         self.live_acked = False
         self._probe: tuple[int, int, int] | None = None  # (node id, incarnation, give-up time)
@@ -135,11 +150,14 @@ class Simulation:
     def _pick_raft_params(self) -> dict[str, object]:
         """Vary the knobs that change message shapes and timing, so seeds cover more paths."""
         rng = self.rng
+        # Small appends make a lagging follower (Figure 8's minority, a slow follower) get its
+        # entries one at a time, so commits happen on every prefix.
+        small = self.profile.name in ("churn", "figure8")
         return {
             "election_tick": 10,
             "heartbeat_tick": rng.choice([1, 1, 2, 3]),
-            "max_size_per_msg": rng.choice([1 << 20, 256, 64]),
-            "max_inflight_msgs": rng.choice([256, 8, 2]),
+            "max_size_per_msg": rng.choice([256, 64, 1] if small else [1 << 20, 256, 64]),
+            "max_inflight_msgs": rng.choice([8, 2] if small else [256, 8, 2]),
             "max_committed_size_per_ready": rng.choice([None, None, 100]),
             "max_uncommitted_entries_size": rng.choice([0, 0, 2000]),
             "pre_vote": rng.random() < 0.85,
@@ -158,6 +176,7 @@ class Simulation:
                 f"seed {opts.seed} ({opts.nodes} nodes) failed at {self.world.now / 1000:.3f}ms: "
                 f"{type(exc).__name__}: {exc}\n"
                 f"  repro: {opts.repro()}  (add --verbose for the full trace)\n"
+                f"  {self.profile.describe()}\n"
                 f"  last events:\n{self.world.recent_trace()}"
             ) from exc
         return self.stats
@@ -239,12 +258,45 @@ class Simulation:
                     best = node
         return best
 
+    def _electable_lacking(self, index: int, term: int) -> list[int]:
+        """Voters whose durable log lacks entry ``(index, term)`` yet could win an election.
+
+        Only while the membership is settled (no joint config, no change in flight): then a
+        committed entry is on a majority of the current voters, and any voter whose durable log
+        a quorum would find at least as up to date as theirs could be elected.
+        """
+        conf = self.conf
+        if conf.voters_outgoing or self.workload.pending_cc is not None:
+            return []
+        voters = [self.nodes[v] for v in conf.voters if v in self.nodes and not self.nodes[v].retired]
+        if len(voters) != len(conf.voters):
+            return []
+        tips = {n.id: n.durable_tip() for n in voters}
+        quorum = len(voters) // 2 + 1
+        lacking = []
+        for node in voters:
+            if node.durably_has(index, term):
+                continue
+            tip = tips[node.id]
+            if sum(1 for other in tips.values() if other <= tip) >= quorum:
+                lacking.append(node.id)
+        return lacking
+
+    def _leaseholders(self) -> list[SimNode]:
+        return [n for n in self.nodes.values() if n.alive and n.lease is not None]
+
     def _leader_logs(self) -> list[tuple[int, int, LogView]]:
         return [
             (n.id, n.raw.raft.term, n.raw.raft.raft_log)
             for n in self.nodes.values()
             if n.alive and n.raw.raft.role == Role.LEADER
         ]
+
+    def draw_fast_clock(self) -> int:
+        """How early a new node's ticks come (µs): with skew, most nodes run at the drift bound."""
+        if not self.profile.skew:
+            return 0
+        return self.rng.choice([0, TICK_JITTER_US * 4 // 5, TICK_JITTER_US, TICK_JITTER_US])
 
     def disk_latency(self) -> int:
         if self.rng.random() < 0.05:
@@ -255,6 +307,7 @@ class Simulation:
 
     def send(self, msg: Message) -> None:
         self.stats.messages += 1
+        self.nemesis.on_send(msg)
         if msg.type == MessageType.SNAP:
             self.stats.snapshots_sent += 1
         self.network.send(msg)
@@ -267,6 +320,7 @@ class Simulation:
         node.receive(msg)
         if msg.type == MessageType.SNAP:
             self._report(msg.frm, "report_snapshot", msg.to, False)
+        self.nemesis.on_deliver(msg)
 
     def _on_drop(self, msg: Message) -> None:
         """Tell the sender what a real transport would notice: a snapshot failed, a peer is gone."""
@@ -295,13 +349,13 @@ class Simulation:
         self.stats.leader_changes += 1
         self.world.trace("%r became leader of term %d", node, term)
         self.workload.on_new_leader(node)
+        self.nemesis.on_new_leader(node)
 
     def on_entry_applied(self, node: SimNode, entry: Entry) -> None:
         if self.workload.on_entry_applied(node, entry):
             # A write was acknowledged: whoever holds a lease must already see it.
-            for other in self.nodes.values():
-                if other.alive and other.lease is not None:
-                    other.check_lease()
+            for other in self._leaseholders():
+                other.check_lease()
             if entry.data.startswith(b"live"):
                 self.live_acked = True
 

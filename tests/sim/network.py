@@ -66,6 +66,7 @@ class Network(LinkCuts):
         self.drop_rate = 0.0
         self.dup_rate = 0.0
         self.slow_rate = 0.05
+        self.slow_to: dict[int, int] = {}  # node id -> extra latency (µs) of every message to it
         self.sent = 0
         self.dropped = 0
 
@@ -78,12 +79,13 @@ class Network(LinkCuts):
             return
         copies = 2 if self.dup_rate and rng.random() < self.dup_rate else 1
         for _ in range(copies):
-            self.world.after(self._latency(), self._arrive, clone_message(msg))
+            self.world.after(self._latency(msg.to), self._arrive, clone_message(msg))
 
-    def _latency(self) -> int:
+    def _latency(self, to: int) -> int:
+        extra = self.slow_to.get(to, 0) if self.slow_to else 0
         if self.rng.random() < self.slow_rate:
-            return self.rng.randint(5_000, 40_000)
-        return self.rng.randint(200, 3_000)
+            return extra + self.rng.randint(5_000, 40_000)
+        return extra + self.rng.randint(200, 3_000)
 
     def _arrive(self, msg: Message) -> None:
         if (msg.frm, msg.to) in self.blocked:

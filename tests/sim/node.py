@@ -32,7 +32,12 @@ TICK_JITTER_US = 500
 """Each tick of each node comes up to this much early or late, so nodes never tick in lockstep."""
 
 MAX_CLOCK_DRIFT_US = 10 * TICK_JITTER_US
-"""How much shorter an election timeout (10 ticks) can be on a follower than on the leader."""
+"""How much shorter an election timeout (10 ticks) can be on a follower than on the leader.
+
+A node's clock may also run fast (swarm profiles with skew): each tick then comes ``fast_us``
+early on average and jitters by ``TICK_JITTER_US - fast_us``, so that ten ticks never take less
+than ``10 * TICK_US - MAX_CLOCK_DRIFT_US``: the bound the lease is built for, reached but not
+exceeded."""
 
 
 class SimNode:
@@ -55,6 +60,7 @@ class SimNode:
         # are ignored, which is how a crash cancels the in-flight write and the tick chain.
         self.incarnation = 0
         self.retired = False
+        self.fast_us = sim.draw_fast_clock()
 
     @property
     def alive(self) -> bool:
@@ -102,8 +108,9 @@ class SimNode:
             return
         self.raw.tick()
         self._settle()
-        jitter = self.sim.rng.randint(-TICK_JITTER_US, TICK_JITTER_US)
-        self.world.after(TICK_US + jitter, self._tick, incarnation)
+        spread = TICK_JITTER_US - self.fast_us
+        jitter = self.sim.rng.randint(-spread, spread)
+        self.world.after(TICK_US - self.fast_us + jitter, self._tick, incarnation)
 
     def receive(self, msg: Message) -> None:
         self.world.trace("deliver %r", msg)
@@ -186,6 +193,18 @@ class SimNode:
                 _, round_, t0 = began[-1]
                 self.lease = (term, t0 + self.raw.raft.election_timeout * TICK_US - MAX_CLOCK_DRIFT_US)
                 self.round_times = [x for x in self.round_times if x[0] == term and x[1] >= round_]
+
+    def durable_tip(self) -> tuple[int, int]:
+        """(last term, last index) of the log on disk: what a voter compares a candidate's with."""
+        last = self.storage.last_index()
+        return self.storage.term(last), last
+
+    def durably_has(self, index: int, term: int) -> bool:
+        """Whether the disk holds entry ``(index, term)``, or a snapshot past it."""
+        storage = self.storage
+        if index < storage.first_index():
+            return True
+        return index <= storage.last_index() and storage.term(index) == term
 
     def compact(self, rng: random.Random) -> None:
         """Snapshot the state machine at its applied index, then drop a random part of the log."""

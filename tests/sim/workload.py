@@ -49,6 +49,10 @@ class Workload:
             (self._compact, 5),
         ]
 
+    def boost(self, factors: dict[str, float]) -> None:
+        """Multiply the weights of some actions (by method name), for a swarm profile."""
+        self.actions = [(a, w * factors.get(a.__name__, 1)) for a, w in self.actions]
+
     def start(self) -> None:
         self.active = True
         self.world.after(0, self._step)
@@ -102,8 +106,11 @@ class Workload:
 
     def _read(self) -> None:
         node = self._pick_node(leader_bias=0.5)
-        if node is None:
-            return
+        if node is not None:
+            self.read_on(node)
+
+    def read_on(self, node: SimNode) -> None:
+        """Issue a ReadIndex read on ``node`` (dropped reads are a client's retry, not a bug)."""
         ctx = self._unique(b"r")
         self.sim.checker.read_issued(ctx)
         self.stats.reads_issued += 1
@@ -192,8 +199,11 @@ class Workload:
 
     def _transfer_leader(self) -> None:
         leader = self.sim.leader()
-        if leader is None:
-            return
+        if leader is not None:
+            self.transfer_from(leader)
+
+    def transfer_from(self, leader: SimNode) -> None:
+        """Ask ``leader`` to hand leadership to a random other voter."""
         targets = [v for v in self.sim.conf.voters if v != leader.id]
         if not targets:
             return

@@ -31,6 +31,9 @@ class World:
         self._seq = 0
         # Unformatted (time, format, args): formatting only happens on failure or with --verbose.
         self._recent: deque[tuple[int, str, tuple[Any, ...]]] = deque(maxlen=TRACE_TAIL)
+        # Called after every event, for invariants that must hold at every instant (a check only
+        # every tick could miss a window shorter than a tick).
+        self.after_event: Callable[[], None] | None = None
 
     def child_rng(self) -> random.Random:
         """A new generator seeded from the world's, e.g. for a node's ``Config.rng``."""
@@ -44,10 +47,13 @@ class World:
     def run_until(self, end_us: int, stop: Callable[[], bool] | None = None) -> None:
         """Run events due up to ``end_us``, or until ``stop()`` becomes true after some event."""
         queue = self._queue
+        after_event = self.after_event
         while queue and queue[0][0] <= end_us:
             when, _, fn, args = heapq.heappop(queue)
             self.now = when
             fn(*args)
+            if after_event is not None:
+                after_event()
             if stop is not None and stop():
                 return
         self.now = max(self.now, end_us)

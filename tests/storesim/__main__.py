@@ -6,6 +6,9 @@
 With --pd the range starts with one replica and a simulated PD grows and repairs it (5 stores
 unless --stores says otherwise).
 
+Each seed draws its swarm profile (which faults, how often, clock skew at the drift bound) from
+the seed itself, so --seed N alone reproduces a failure; --profile forces one on every seed.
+
 A soak runs its seeds one after another in this process, prints a repro command for every
 failure as it happens, and exits non-zero if any seed failed.
 """
@@ -17,6 +20,7 @@ import logging
 import sys
 import time
 
+from tests.sim.swarm import profile_names
 from tests.storesim.cluster import (
     DEFAULT_LIVENESS_TICKS,
     DEFAULT_PD_TICKS,
@@ -26,6 +30,7 @@ from tests.storesim.cluster import (
     Stats,
     StoreSimulation,
 )
+from tests.storesim.faults import PROFILES
 
 
 def _options(args: argparse.Namespace, seed: int, stores: int) -> SimOptions:
@@ -33,7 +38,7 @@ def _options(args: argparse.Namespace, seed: int, stores: int) -> SimOptions:
                       clients=args.clients, readers=args.readers, keys=args.keys,
                       client_timeout_ticks=args.client_timeout_ticks, churn=not args.no_churn,
                       faults=not args.no_faults, check_leases=not args.no_check_leases, pd=args.pd,
-                      verbose=args.verbose)
+                      verbose=args.verbose, profile=args.profile)
 
 
 def _stores(args: argparse.Namespace) -> int:
@@ -53,8 +58,9 @@ def soak(args: argparse.Namespace) -> int:
             totals.add(StoreSimulation(options).run())
         except SimFailure as failure:
             first = str(failure).splitlines()[0]
-            failures.append(f"{first}\n  repro: {options.repro()}")
-            print(f"FAIL {first}\n  repro: {options.repro()}", flush=True)
+            profile = str(failure).splitlines()[2]
+            failures.append(f"{first}\n  repro: {options.repro()}\n{profile}")
+            print(f"FAIL {first}\n  repro: {options.repro()}\n{profile}", flush=True)
         if done % progress_every == 0 or done == len(runs):
             elapsed = time.monotonic() - started
             print(f"[{done}/{len(runs)}] {elapsed:.0f}s, {len(failures)} failed", flush=True)
@@ -96,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-check-leases", action="store_true",
                         help="do not check every tick that at most one store holds a valid lease")
     parser.add_argument("--no-faults", action="store_true", help="a healthy run: no nemesis at all")
+    parser.add_argument("--profile", choices=profile_names(PROFILES),
+                        help="force this swarm profile (default: each seed draws its own)")
     parser.add_argument("--verbose", action="store_true", help="print the event trace and the store's logs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR)
@@ -105,13 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--seed needs --stores 3 or 5")
     options = _options(args, args.seed, _stores(args))
     started = time.monotonic()
+    sim = StoreSimulation(options)
     try:
-        stats = StoreSimulation(options).run()
+        stats = sim.run()
     except SimFailure as failure:
         print(failure, file=sys.stderr)
         return 1
     print(f"seed {args.seed} ({options.stores} stores{', PD' if args.pd else ''}) passed in "
-          f"{time.monotonic() - started:.2f}s")
+          f"{time.monotonic() - started:.2f}s; {sim.profile.describe()}")
     print(stats.summary())
     return 0
 

@@ -31,9 +31,10 @@ from kvdb.raft import Role
 from kvdb.storage.engine import CF_DEFAULT
 from kvdb.store.config import StoreConfig
 from kvdb.testing.linearizability import Operation, check_history
+from tests.sim.swarm import Profile, draw_profile
 from tests.sim.world import World
 from tests.storesim.clients import Clients
-from tests.storesim.faults import RANGE_ID, Nemesis
+from tests.storesim.faults import BASE_WEIGHTS, PROFILES, RANGE_ID, Nemesis
 from tests.storesim.node import SimStore
 from tests.storesim.pd import REPLICA_COUNT, PdAgent, SimPd
 from tests.storesim.transport import SimNetwork
@@ -87,6 +88,8 @@ class SimOptions:
     pd: bool = False
     """PD mode: the range starts with one replica and a simulated PD schedules its replicas."""
     verbose: bool = False
+    profile: str | None = None
+    """Force this swarm profile (``tests/storesim/faults.py`` PROFILES); None: drawn from the seed."""
 
     def __post_init__(self) -> None:
         if self.stores is None:
@@ -100,6 +103,8 @@ class SimOptions:
         cmd = f".venv/bin/python -m tests.storesim --seed {self.seed} --stores {self.stores}"
         if self.pd:
             cmd += " --pd"
+        if self.profile is not None:
+            cmd += f" --profile {self.profile}"
         defaults = SimOptions(seed=self.seed, pd=self.pd)
         for name in ("ticks", "liveness_ticks", "clients", "readers", "keys", "client_timeout_ticks"):
             if getattr(self, name) != getattr(defaults, name):
@@ -137,6 +142,8 @@ class Stats:
     replicas_added: int = 0
     stale_replicas_replaced: int = 0
     messages: int = 0
+    aimed_faults: int = 0
+    """Aimed schedules that fired (cut after an ack, transfer racing reads)."""
     # PD mode only (left out of the summary of runs without PD).
     pd_runs: int = 0
     pd_messages: int = 0
@@ -195,6 +202,9 @@ class StoreSimulation:
     def __init__(self, options: SimOptions) -> None:
         self.options = options
         self.world = World(options.seed, options.verbose)
+        # First draw of the seed: the rest of the run depends on it.
+        self.profile: Profile = draw_profile(self.world.rng, PROFILES, BASE_WEIGHTS, options.profile)
+        self.world.trace("%s", self.profile.describe())
         self.rng = self.world.child_rng()
         self.config = sim_config(self.rng)
         self.tick_us = int(self.config.tick_interval * 1e6)
@@ -219,6 +229,8 @@ class StoreSimulation:
         if options.client_timeout_ticks is not None:
             timeout_ticks = options.client_timeout_ticks
         readers = self.rng.choice([0, options.stores]) if options.readers is None else options.readers
+        if options.readers is None and self.profile.name == "transfers":
+            readers = 2 * options.stores  # reads in flight at every store when leadership moves
         self.clients = Clients(self, options.clients, readers, options.keys, timeout_ticks * self.tick_us)
         self.nemesis = Nemesis(self)
         self.history: list[Operation] = []
@@ -226,11 +238,17 @@ class StoreSimulation:
         self._current_leader: tuple[int, int] | None = None
         self.settled = False
         self.pd_grew = False  # PD grew the range: from then on it may never shrink below a quorum
+        # The highest index any replica has seen committed: a lease read must not miss it.
+        self.commit_frontier = 0
+        if options.check_leases:
+            self.world.after_event = self._check_lease_frontier
 
     # -- knobs the components share -----------------------------------------------------------
 
     def draw_clock_rate(self, rng: random.Random) -> float:
         d = self.max_rate_deviation
+        if self.profile.skew:
+            return rng.choice([1 - d, 1 + d])  # at the edge of what max_clock_drift covers
         return rng.uniform(1 - d, 1 + d)
 
     def disk_latency(self) -> int:
@@ -265,6 +283,7 @@ class StoreSimulation:
                 f"{self.world.now / 1000:.3f}ms: "
                 f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}\n"
                 f"  repro: {opts.repro()}  (add --verbose for the full trace)\n"
+                f"  {self.profile.describe()}\n"
                 f"{exc}\n  last events:\n{self.world.recent_trace()}"
             ) from exc
         return self.stats
@@ -366,6 +385,41 @@ class StoreSimulation:
                              f"lead={raft.lead},applied={peer.applied},commit={raft.raft_log.committed},"
                              f"last={raft.raft_log.last_index()}")
         return "; ".join(parts)
+
+    # -- per-event and per-tick invariants, quiescence ----------------------------------------
+
+    def _check_lease_frontier(self) -> None:
+        """After every event: a store that could serve a lease read now knows every commit.
+
+        The frontier is the highest index any replica has seen committed, by whatever leader of
+        whatever term. A leader whose lease is valid has committed an entry of its term, so no
+        other leader can have been elected since its lease round, and a new leader's first commit
+        (its no-op) lies beyond the old leader's whole log: a frontier beyond what the
+        leaseholder has committed means a read it serves now can miss a committed (perhaps
+        acknowledged) write. This compares with every commit in the cluster, not only with what
+        the reading leader knows, and at every instant, not once per tick.
+        """
+        frontier = self.commit_frontier
+        holders = []
+        for node in self.stores.values():
+            store = node.store
+            peer = store.peers.get(RANGE_ID) if store is not None else None
+            if peer is None:
+                continue
+            raft = peer.raw.raft
+            committed = raft.raft_log.committed
+            if committed > frontier:
+                frontier = committed
+            if raft.role == Role.LEADER:
+                holders.append((node, peer, committed))
+        self.commit_frontier = frontier
+        for node, peer, committed in holders:
+            if committed < frontier and peer.lease_valid(node.clock.now()):
+                raise InvariantViolation(
+                    f"stale lease: {node!r} (term {peer.raw.raft.term}) could serve a lease read at "
+                    f"applied index {peer.applied}, committed {committed}, but index {frontier} was "
+                    "committed elsewhere"
+                )
 
     # -- per-tick invariants and quiescence ---------------------------------------------------
 

@@ -8,7 +8,18 @@ Faults only run during the fault phase; every partition heals by itself after a 
 crashed store restarts and every paused one resumes after a while, so the cluster keeps making
 some progress between faults.
 Clock rates stay within the drift bound the lease is built for: the simulator checks the store
-under the conditions it promises to survive, not beyond them.
+under the conditions it promises to survive, not beyond them (profiles with skew put them at the
+edge of it).
+
+Which faults a seed uses, and how often, is its swarm profile (``tests/sim/swarm.py``). Besides
+the faults above there are schedules aimed at the lease's dangerous windows:
+
+- ``isolate_after_ack``: the next time the leader receives an acknowledgement from a follower,
+  cut the two apart (one follower at a time);
+- ``transfer_racing_reads``: hand leadership over while readers keep asking the leader, and
+  sometimes cut the old leader off from the transferee right after its TIMEOUT_NOW;
+- ``slow_follower``: every message to one follower is slow for a while, so that with small
+  messages, compaction and replica replacement it needs snapshots.
 """
 
 from __future__ import annotations
@@ -16,10 +27,11 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
-from kvdb.pb import metapb_pb2
-from kvdb.raft import ConfChangeType
+from kvdb.pb import metapb_pb2, raft_serverpb_pb2
+from kvdb.raft import ConfChangeType, MessageType
 from kvdb.store.errors import StoreError
 from kvdb.store.peer import Peer
+from tests.sim.swarm import ProfileSpec
 from tests.storesim.transport import PD_NODE
 
 if TYPE_CHECKING:
@@ -27,6 +39,37 @@ if TYPE_CHECKING:
     from tests.storesim.node import SimStore
 
 RANGE_ID = 1
+
+ACKS = frozenset({MessageType.HEARTBEAT_RESP, MessageType.APP_RESP})
+
+BASE_WEIGHTS = {
+    "crash_random": 3,
+    "crash_leader": 2,
+    "pause": 3,
+    "partition": 2,
+    "one_way": 2,
+    "isolate_leader": 3,
+    "weather": 2,
+    "clock_rate": 2,
+    "transfer_leader": 2,
+    "compact_log": 2,
+    "churn": 2,
+    "isolate_after_ack": 2,
+    "transfer_racing_reads": 1,
+    "slow_follower": 1,
+}
+
+PROFILES = [
+    ProfileSpec("calm", {"weather": 1}, (60, 150), keep=0.2),
+    ProfileSpec("mixed", {name: 1 for name in BASE_WEIGHTS}, (5, 40)),
+    ProfileSpec("partitions", {"partition": 2, "one_way": 2, "isolate_leader": 2, "isolate_after_ack": 3},
+                (5, 30)),
+    ProfileSpec("crashes", {"crash_random": 3, "crash_leader": 3}, (5, 30)),
+    ProfileSpec("pauses", {"pause": 4}, (10, 40)),
+    ProfileSpec("skew", {"isolate_after_ack": 4, "clock_rate": 2, "slow_follower": 3}, (5, 30), skew=True),
+    ProfileSpec("transfers", {"transfer_racing_reads": 6, "transfer_leader": 2}, (5, 25), skew=True),
+    ProfileSpec("churn", {"churn": 4, "compact_log": 3, "slow_follower": 3}, (5, 30)),
+]
 
 
 class Nemesis:
@@ -44,25 +87,20 @@ class Nemesis:
         self.crash_in_write_rate = self.rng.choice([0.0, 0.003, 0.01])
         # In PD mode PD is the one operator that changes membership.
         self.churn = Churn(sim, self.rng) if sim.options.churn and sim.pd is None else None
-        self.faults = [
-            (self._crash_random, 3),
-            (self._crash_leader, 2),
-            (self._pause, 3),
-            (self._partition, 2),
-            (self._one_way, 2),
-            (self._isolate_leader, 3),
-            (self._weather, 2),
-            (self._clock_rate, 2),
-            (self._transfer_leader, 2),
-            (self._compact_log, 2),
-            (self._churn, 2 if self.churn else 0),
-        ]
+        profile = sim.profile
+        self.faults = [(getattr(self, "_" + name), w) for name, w in profile.weights.items() if w > 0]
+        if not self.churn:
+            self.faults = [(f, w) for f, w in self.faults if f != self._churn]
+        # Armed aimed schedules, fired by the next matching message (see on_arrive).
+        self.cut_on_ack = False
+        self.cut_on_timeout_now = False
+        self.network.on_arrive = self.on_arrive
         if sim.pd is not None:
             self.faults += [(self._long_outage, 2), (self._cut_from_pd, 2), (self._stall_pd_link, 2),
                             (self._mute_store_heartbeats, 1), (self.sim.pd.fail_over, 1)]
             self.outage_until = 0  # world time the current long outage ends
         # Tests that aim at one fault retune these.
-        self.fault_gap = (5, 40)  # ticks between faults
+        self.fault_gap = profile.gap  # ticks between faults
         self.pause_ticks = (2, 40)  # up to four election timeouts
 
     def start(self) -> None:
@@ -175,6 +213,45 @@ class Nemesis:
         if leader is not None:
             others = [i for i in sorted(self.sim.stores) if i != leader.id]
             self._heal_later(self.network.partition([leader.id], others))
+
+    def _isolate_after_ack(self) -> None:
+        self.cut_on_ack = True
+
+    def on_arrive(self, frm: int, to: int, msg: raft_serverpb_pb2.RaftMessage) -> None:
+        """Fire armed schedules on a Raft message reaching store ``to`` (before it handles it)."""
+        if not self.active or not (self.cut_on_ack or self.cut_on_timeout_now):
+            return
+        kind = msg.message.type
+        if self.cut_on_ack and kind in ACKS:
+            leader = self.sim.leader()
+            if leader is not None and leader.id == to:
+                self.cut_on_ack = False
+                self.stats.aimed_faults += 1
+                self.world.trace("cut leader %r from store %d right after its acknowledgement", leader, frm)
+                self._heal_later(self.network.partition([to], [frm]))
+        elif self.cut_on_timeout_now and kind == MessageType.TIMEOUT_NOW:
+            self.cut_on_timeout_now = False
+            self.stats.aimed_faults += 1
+            self.world.trace("cut old leader %d from transferee %d", frm, to)
+            self._heal_later(self.network.partition([frm], [to]))
+
+    def _transfer_racing_reads(self) -> None:
+        """Transfer leadership while the readers bound to the leader's store keep asking it."""
+        self.cut_on_timeout_now = self.rng.random() < 0.5
+        self._transfer_leader()
+        self.stats.aimed_faults += 1
+
+    def _slow_follower(self) -> None:
+        """Slow every message to one follower, or sometimes to the leader: acknowledgements then
+        arrive after later rounds began (which round's send time starts the lease matters)."""
+        leader = self.sim.leader()
+        followers = [i for i in sorted(self.sim.stores) if leader is None or i != leader.id]
+        target = self.rng.choice(followers)
+        if leader is not None and self.rng.random() < 0.3:
+            target = leader.id
+        self.network.slow_to[target] = self.rng.randint(5_000, 30_000)
+        self.world.trace("messages to store %d are slow", target)
+        self.world.after(self.rng.randint(20, 100) * self.tick_us, self.network.slow_to.pop, target, None)
 
     def _cut_from_pd(self) -> None:
         """Cut some stores off from PD (PD on the other side of a partition), sometimes for longer

@@ -43,6 +43,9 @@ class SimNetwork(LinkCuts):
         self.slow_rate = 0.02
         self.sent = 0
         self.pd_sent = 0
+        self.slow_to: dict[int, int] = {}  # store id -> extra latency (µs) of Raft messages to it
+        # Sees every Raft message as it reaches a live store (the nemesis's aimed schedules).
+        self.on_arrive: Callable[[int, int, RaftMessage], None] | None = None
         self.pd_stalls: dict[int, int] = {}  # store id -> extra latency (µs) of its PD link, up to
         self.dropped = 0
         self.snapshots_delivered = 0
@@ -65,15 +68,19 @@ class SimNetwork(LinkCuts):
             self.dropped += 1
             return
         copies = 2 if self.dup_rate and rng.random() < self.dup_rate else 1
+        extra = self.slow_to.get(to, 0) if self.slow_to else 0
         for _ in range(copies):
-            self.world.after(self.latency(), self._arrive, frm, to, data)
+            self.world.after(self.latency() + extra, self._arrive, frm, to, data)
 
     def _arrive(self, frm: int, to: int, data: bytes) -> None:
         target = self.stores[to]
         if (frm, to) in self.blocked or not target.alive:
             self.dropped += 1
             return
-        target.deliver(("raft", frm), target.store.on_raft_messages, [RaftMessage.FromString(data)])
+        msg = RaftMessage.FromString(data)
+        if self.on_arrive is not None:
+            self.on_arrive(frm, to, msg)
+        target.deliver(("raft", frm), target.store.on_raft_messages, [msg])
 
     # -- PD traffic ---------------------------------------------------------------------------
 
@@ -151,6 +158,7 @@ class SimNetwork(LinkCuts):
         """No partitions, no loss, no duplication, no stalls: the network of the liveness phase."""
         super().heal()
         self.pd_stalls.clear()
+        self.slow_to.clear()
         self.drop_rate = self.dup_rate = 0.0
         self.world.trace("net heal")
 
