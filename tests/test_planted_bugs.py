@@ -70,6 +70,12 @@ def lease_during_transfer(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(raft_module.Raft, "lease_allowed", lambda self: self.check_quorum and self.role == Role.LEADER)
 
 
+def campaign_inside_promise(mp: pytest.MonkeyPatch) -> None:
+    """A follower's own election timer ignores its promise (issue 10 item 1): it may campaign one
+    tick interval before the promise, and so the lease it acknowledged, ends."""
+    mp.setattr(raft_module.Raft, "_promise_forbids_campaign", lambda self, campaign_type: False)
+
+
 def run_simulator(name: str, profile: str | None = None, seeds: int = SEEDS) -> None:
     """The Raft simulator catches ``name`` within ``seeds`` seeds (3 then 5 nodes each)."""
     for seed in range(seeds):
@@ -107,8 +113,11 @@ PLANTED: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], Catch]] = {
     # Transfers racing reads: Raft simulator seed 0, store simulator seed 1.
     "lease_during_transfer_raft": (lease_during_transfer, lambda n: run_simulator(n, "transfers", 10)),
     "lease_during_transfer_store": (lease_during_transfer, lambda n: run_store_simulator(n, "transfers", 10)),
-    # A round's acknowledgement arriving after later rounds began: store simulator seed 6 (skew).
+    # A round's acknowledgement arriving after later rounds began: store simulator seed 4 (skew).
     "lease_from_later_round": (lease_from_later_round, lambda n: run_store_simulator(n, "skew", 10)),
+    # Issue 10 item 1: store simulator seed 2 of the promise profile (a lease a tenth of a tick
+    # short of the promise, cut after a heartbeat ack; about one seed in six catches it).
+    "campaign_inside_promise": (campaign_inside_promise, lambda n: run_store_simulator(n, "promise", 15)),
 }
 
 

@@ -16,6 +16,10 @@ the faults above there are schedules aimed at the lease's dangerous windows:
 
 - ``isolate_after_ack``: the next time the leader receives an acknowledgement from a follower,
   cut the two apart (one follower at a time);
+- ``cut_two_after_ack``: cut the leader from one follower for long; once that follower's promise
+  has run out, cut the leader from the next follower that acknowledges a heartbeat round. The
+  two can then elect a leader as soon as the second one's promise ends, while the old leader's
+  lease, started by that round, still runs: the promise must outlast the lease (issue 10 item 1);
 - ``transfer_racing_reads``: hand leadership over while readers keep asking the leader, and
   sometimes cut the old leader off from the transferee right after its TIMEOUT_NOW;
 - ``slow_follower``: every message to one follower is slow for a while, so that with small
@@ -55,6 +59,7 @@ BASE_WEIGHTS = {
     "compact_log": 2,
     "churn": 2,
     "isolate_after_ack": 2,
+    "cut_two_after_ack": 1,
     "transfer_racing_reads": 1,
     "slow_follower": 1,
 }
@@ -69,6 +74,8 @@ PROFILES = [
     ProfileSpec("skew", {"isolate_after_ack": 4, "clock_rate": 2, "slow_follower": 3}, (5, 30), skew=True),
     ProfileSpec("transfers", {"transfer_racing_reads": 6, "transfer_leader": 2}, (5, 25), skew=True),
     ProfileSpec("churn", {"churn": 4, "compact_log": 3, "slow_follower": 3}, (5, 30)),
+    # Always the "tight" timing (cluster.py TIMINGS): a lease a fifth of a tick short of the promise.
+    ProfileSpec("promise", {"cut_two_after_ack": 6, "clock_rate": 1}, (10, 20), skew=True, keep=0.0),
 ]
 
 
@@ -93,6 +100,9 @@ class Nemesis:
             self.faults = [(f, w) for f, w in self.faults if f != self._churn]
         # Armed aimed schedules, fired by the next matching message (see on_arrive).
         self.cut_on_ack = False
+        self.cut_on_heartbeat_ack = False  # the second cut of cut_two_after_ack
+        # (store, incarnation) of the leader a cut_two_after_ack works on, until it is over.
+        self.cut_two: tuple[int, int] | None = None
         self.cut_on_timeout_now = False
         self.network.on_arrive = self.on_arrive
         if sim.pd is not None:
@@ -194,9 +204,9 @@ class Nemesis:
 
     # -- network ------------------------------------------------------------------------------
 
-    def _heal_later(self, links: list[tuple[int, int]]) -> None:
+    def _heal_later(self, links: list[tuple[int, int]], ticks: tuple[int, int] = (5, 80)) -> None:
         self.stats.partitions += 1
-        self.world.after(self.rng.randint(5, 80) * self.tick_us, self.network.restore, links)
+        self.world.after(self.rng.randint(*ticks) * self.tick_us, self.network.restore, links)
 
     def _partition(self) -> None:
         ids = sorted(self.sim.stores)
@@ -217,18 +227,50 @@ class Nemesis:
     def _isolate_after_ack(self) -> None:
         self.cut_on_ack = True
 
+    def _cut_two_after_ack(self) -> None:
+        leader = self.sim.leader()
+        if leader is None or self.cut_two is not None:
+            return
+        # The worst case: the follower left connected is the one whose election timer is shortest.
+        followers = [n for n in self.sim.stores.values() if n.alive and n.id != leader.id]
+        if not followers:
+            return
+        first = max(followers, key=lambda n: (n.store.peers[RANGE_ID].raw.raft.randomized_election_timeout
+                                              if RANGE_ID in n.store.peers else 0, self.rng.random())).id
+        election_tick = self.sim.config.election_tick
+        self.world.trace("cut leader %r from store %d for long", leader, first)
+        self.cut_two = (leader.id, leader.incarnation)
+        self._heal_later(self.network.partition([leader.id], [first]), (4 * election_tick, 8 * election_tick))
+        wait = election_tick + self.rng.randint(2, election_tick)  # the first one's promise is over
+        self.world.after(wait * self.tick_us, self._arm_heartbeat_cut)
+
+    def _arm_heartbeat_cut(self) -> None:
+        leader = self.sim.leader()
+        if leader is not None and (leader.id, leader.incarnation) == self.cut_two:
+            self.cut_on_heartbeat_ack = True
+        else:
+            self.cut_two = None  # leadership moved meanwhile: the shape is gone
+
+    def _cut_two_done(self) -> None:
+        self.cut_two = None
+
     def on_arrive(self, frm: int, to: int, msg: raft_serverpb_pb2.RaftMessage) -> None:
         """Fire armed schedules on a Raft message reaching store ``to`` (before it handles it)."""
-        if not self.active or not (self.cut_on_ack or self.cut_on_timeout_now):
+        if not self.active or not (self.cut_on_ack or self.cut_on_heartbeat_ack or self.cut_on_timeout_now):
             return
         kind = msg.message.type
-        if self.cut_on_ack and kind in ACKS:
+        heartbeat_ack = kind == MessageType.HEARTBEAT_RESP
+        if (self.cut_on_ack and kind in ACKS) or (self.cut_on_heartbeat_ack and heartbeat_ack):
             leader = self.sim.leader()
             if leader is not None and leader.id == to:
-                self.cut_on_ack = False
                 self.stats.aimed_faults += 1
                 self.world.trace("cut leader %r from store %d right after its acknowledgement", leader, frm)
-                self._heal_later(self.network.partition([to], [frm]))
+                # The second cut of cut_two_after_ack outlasts the follower's promise.
+                heal = (2 * self.sim.config.election_tick, 80) if self.cut_on_heartbeat_ack else (5, 80)
+                if self.cut_on_heartbeat_ack:  # the next one may start once this one played out
+                    self.world.after((self.sim.config.election_tick + 5) * self.tick_us, self._cut_two_done)
+                self.cut_on_ack = self.cut_on_heartbeat_ack = False
+                self._heal_later(self.network.partition([to], [frm]), heal)
         elif self.cut_on_timeout_now and kind == MessageType.TIMEOUT_NOW:
             self.cut_on_timeout_now = False
             self.stats.aimed_faults += 1
@@ -298,6 +340,10 @@ class Nemesis:
         net.drop_rate = rng.choice([0.0, 0.0, 0.01, 0.05, 0.2])
         net.dup_rate = rng.choice([0.0, 0.01, 0.05])
         net.slow_rate = rng.choice([0.01, 0.05, 0.2])
+        if self.sim.profile.name == "promise":
+            # A clean network around the aimed cuts: a lost or slow vote would let the lease run out.
+            net.drop_rate = net.dup_rate = 0.0
+            net.slow_rate = 0.01
         self.world.trace("net weather: drop %.2f dup %.2f slow %.2f", net.drop_rate, net.dup_rate,
                          net.slow_rate)
 
