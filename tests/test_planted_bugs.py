@@ -76,6 +76,12 @@ def campaign_inside_promise(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(raft_module.Raft, "_promise_forbids_campaign", lambda self, campaign_type: False)
 
 
+def heartbeat_ack_before_persist(mp: pytest.MonkeyPatch) -> None:
+    """A heartbeat acknowledgement leaves before the term it was sent in is durable (issue 10
+    item 2): a store that crashes then restarts at the bootstrap term, outside its promise."""
+    mp.setattr(raft_module, "_AFTER_PERSIST", raft_module._AFTER_PERSIST - {MessageType.HEARTBEAT_RESP})
+
+
 def run_simulator(name: str, profile: str | None = None, seeds: int = SEEDS) -> None:
     """The Raft simulator catches ``name`` within ``seeds`` seeds (3 then 5 nodes each)."""
     for seed in range(seeds):
@@ -118,6 +124,9 @@ PLANTED: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], Catch]] = {
     # Issue 10 item 1: store simulator seed 2 of the promise profile (a lease a tenth of a tick
     # short of the promise, cut after a heartbeat ack; about one seed in six catches it).
     "campaign_inside_promise": (campaign_inside_promise, lambda n: run_store_simulator(n, "promise", 15)),
+    # Issue 10 item 2: store simulator seed 0 of the first_term profile (8 of seeds 0-9 catch it).
+    "heartbeat_ack_before_persist": (heartbeat_ack_before_persist,
+                                     lambda n: run_store_simulator(n, "first_term", 5)),
 }
 
 

@@ -20,6 +20,12 @@ the faults above there are schedules aimed at the lease's dangerous windows:
   has run out, cut the leader from the next follower that acknowledges a heartbeat round. The
   two can then elect a leader as soon as the second one's promise ends, while the old leader's
   lease, started by that round, still runs: the promise must outlast the lease (issue 10 item 1);
+- ``first_term`` (its own profile, played once from the start): one store misses the first
+  election, then hears of the first term through a heartbeat, acknowledges it and crashes before
+  the new term is durable, cut off from the leader; meanwhile the other follower lost the leader
+  and its promise ran out. The restarted store, back at the bootstrap term, must still keep the
+  promise its acknowledgement gave (issue 10 item 2), or the two elect a leader under the old
+  leader's lease;
 - ``transfer_racing_reads``: hand leadership over while readers keep asking the leader, and
   sometimes cut the old leader off from the transferee right after its TIMEOUT_NOW;
 - ``slow_follower``: every message to one follower is slow for a while, so that with small
@@ -74,6 +80,8 @@ PROFILES = [
     ProfileSpec("skew", {"isolate_after_ack": 4, "clock_rate": 2, "slow_follower": 3}, (5, 30), skew=True),
     ProfileSpec("transfers", {"transfer_racing_reads": 6, "transfer_leader": 2}, (5, 25), skew=True),
     ProfileSpec("churn", {"churn": 4, "compact_log": 3, "slow_follower": 3}, (5, 30)),
+    # The FirstTerm shape first (on a clean network), then a little of everything.
+    ProfileSpec("first_term", {"isolate_after_ack": 1}, (10, 40), keep=0.3),
     # Always the "tight" timing (cluster.py TIMINGS): a lease a fifth of a tick short of the promise.
     ProfileSpec("promise", {"cut_two_after_ack": 6, "clock_rate": 1}, (10, 20), skew=True, keep=0.0),
 ]
@@ -104,6 +112,7 @@ class Nemesis:
         # (store, incarnation) of the leader a cut_two_after_ack works on, until it is over.
         self.cut_two: tuple[int, int] | None = None
         self.cut_on_timeout_now = False
+        self.first_term: FirstTerm | None = None
         self.network.on_arrive = self.on_arrive
         if sim.pd is not None:
             self.faults += [(self._long_outage, 2), (self._cut_from_pd, 2), (self._stall_pd_link, 2),
@@ -116,7 +125,17 @@ class Nemesis:
     def start(self) -> None:
         self.active = True
         self._weather()
+        if self.sim.profile.name == "first_term" and self.sim.pd is None:
+            self.network.drop_rate = self.network.dup_rate = 0.0
+            self.first_term = FirstTerm(self)
+            return  # the other faults start once the shape played out (FirstTerm.done)
         self.world.after(self.rng.randint(20, 40) * self.tick_us, self._step)
+
+    def start_faults(self) -> None:
+        """The ordinary faults of the profile, from now on."""
+        if self.active:
+            self._weather()
+            self.world.after(self.rng.randint(20, 40) * self.tick_us, self._step)
 
     def stop(self) -> None:
         self.active = False
@@ -158,6 +177,8 @@ class Nemesis:
 
     def on_write_started(self, node: SimStore, latency: int) -> None:
         """Sometimes crash ``node`` before the write it just started is durable."""
+        if self.first_term is not None and self.first_term.on_write_started(node):
+            return
         if self.active and self.crash_in_write_rate and self.rng.random() < self.crash_in_write_rate:
             self.world.after(self.rng.randint(0, latency - 1), self._crash_mid_write, node, node.incarnation)
 
@@ -391,6 +412,79 @@ class Nemesis:
     def _churn(self) -> None:
         if self.churn is not None:
             self.churn.begin()
+
+
+class FirstTerm:
+    """Issue 10 item 2's shape, from the cluster's start (3 stores: leader L, followers B, C).
+
+    C is cut off from the start, so L and B elect L in the first term after bootstrap. Once L
+    committed in its term, B is cut off from L; a few ticks before B's election timer fires, C
+    is reconnected, hears of L's term through a heartbeat, acknowledges it (the acknowledgement
+    counts toward L's lease) and crashes as the write of the new term starts, cut off from L.
+    C restarts at once at the bootstrap term, and B campaigns: C must refuse while L's lease
+    runs. That is why a heartbeat acknowledgement may only leave once its term is durable.
+    """
+
+    LEAD_TIME = 4
+    """Ticks between C's reconnection and B's election timer: L's heartbeats come every two."""
+
+    def __init__(self, nemesis: Nemesis) -> None:
+        self.nemesis = nemesis
+        self.sim = nemesis.sim
+        self.world = nemesis.world
+        self.network = nemesis.network
+        self.tick_us = nemesis.tick_us
+        ids = sorted(self.sim.stores)
+        self.c = nemesis.rng.choice(ids)
+        self.cut = self.network.partition([self.c], [i for i in ids if i != self.c])
+        self.world.trace("first term: store %d misses the first election", self.c)
+        self.crash_armed = False
+        self.leader = 0
+        self.links: list[tuple[int, int]] = []
+        self.polls = 0
+        self.world.after(self.tick_us, self._await_leader)
+
+    def _await_leader(self) -> None:
+        """Once L committed in its term, cut B off and time C's return to B's election timer."""
+        leader = self.sim.leader()
+        peer = leader.store.peers[RANGE_ID] if leader is not None else None
+        self.polls += 1
+        if peer is None or peer.applied_term != peer.raw.raft.term:
+            if self.polls < 100:
+                self.world.after(self.tick_us, self._await_leader)
+            else:
+                self.done()
+            return
+        self.leader = leader.id
+        b = next(i for i in sorted(self.sim.stores) if i not in (leader.id, self.c))
+        raft_b = self.sim.stores[b].store.peers[RANGE_ID].raw.raft
+        self.links = self.network.partition([leader.id], [b])
+        fires_in = raft_b.randomized_election_timeout - raft_b.election_elapsed
+        self.world.trace("first term: %r cut from store %d, its timer fires in %d ticks", leader, b, fires_in)
+        self.world.after(max(1, fires_in - self.LEAD_TIME) * self.tick_us, self._reconnect)
+
+    def _reconnect(self) -> None:
+        self.network.restore(self.cut)
+        self.crash_armed = True
+        self.world.trace("first term: store %d reconnected", self.c)
+
+    def on_write_started(self, node: SimStore) -> bool:
+        """C's first synced write after reconnecting holds L's term: C dies before it is durable."""
+        if not (self.crash_armed and node.id == self.c):
+            return False
+        self.crash_armed = False
+        self.nemesis.stats.aimed_faults += 1
+        # Only L's way: C's acknowledgement, already on the wire, still reaches L.
+        self.links += self.network.block_one_way(self.leader, self.c)
+        self.world.trace("first term: store %d crashes as it writes the term it acknowledged", self.c)
+        self.world.after(0, self.nemesis._crash, node, 1)
+        self.world.after(30 * self.tick_us, self.done)
+        return True
+
+    def done(self) -> None:
+        self.network.restore(self.links)
+        self.nemesis.first_term = None
+        self.nemesis.start_faults()
 
 
 class ConfChangeMisreported(AssertionError):
