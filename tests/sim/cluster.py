@@ -119,7 +119,14 @@ class Simulation:
         self.profile: Profile = draw_profile(self.rng, PROFILES, BASE_WEIGHTS, options.profile)
         self.world.trace("%s", self.profile.describe())
         self.checker = Checker(self._leader_logs, self._leaseholders, self._electable_lacking)
+        # The promise profile: a drift bound of a tenth of a tick (the lease ends a tenth of a tick
+        # before the followers' promise), on a quick network and disk, so that anything that
+        # shortens the promise by a tick leaves time for an election under the old lease.
+        self.quick = self.profile.name == "promise"
+        self.jitter_us = TICK_JITTER_US // 5 if self.quick else TICK_JITTER_US
         self.network = Network(self.world, self._deliver, self._on_drop)
+        if self.quick:
+            self.network.latency_us = (200, 500)
         self.raft_params = self._pick_raft_params()
         self.world.trace("raft params %s", self.raft_params)
         # The latest membership applied anywhere (applies happen in index order everywhere).
@@ -161,7 +168,7 @@ class Simulation:
             "max_committed_size_per_ready": rng.choice([None, None, 100]),
             "max_uncommitted_entries_size": rng.choice([0, 0, 2000]),
             "pre_vote": rng.random() < 0.85,
-            "check_quorum": rng.random() < 0.85,
+            "check_quorum": rng.random() < 0.85 or self.quick,  # no lease without it
         }
 
     # -- running ------------------------------------------------------------------------------
@@ -296,9 +303,11 @@ class Simulation:
         """How early a new node's ticks come (µs): with skew, most nodes run at the drift bound."""
         if not self.profile.skew:
             return 0
-        return self.rng.choice([0, TICK_JITTER_US * 4 // 5, TICK_JITTER_US, TICK_JITTER_US])
+        return self.rng.choice([0, self.jitter_us * 4 // 5, self.jitter_us, self.jitter_us])
 
     def disk_latency(self) -> int:
+        if self.quick:
+            return self.rng.randint(100, 500)
         if self.rng.random() < 0.05:
             return self.rng.randint(5_000, 20_000)
         return self.rng.randint(100, 3_000)

@@ -10,6 +10,11 @@ The aimed schedules:
 - ``isolate_after_ack``: the next time the leader hears an acknowledgement from a follower, cut
   the two apart (one follower at a time; two in a row reproduce the stale-lease shape of a
   follower that campaigns right after acknowledging a round, while the other one lost the leader);
+- ``cut_two_after_ack``: cut the leader from one follower for long; once that follower's promise
+  has run out, cut the leader from the follower with the shortest election timer right after it
+  acknowledges a heartbeat round: the two can elect a leader the moment the second one's promise
+  ends, while the lease that round started still runs (issue 10 item 1; the promise profile
+  leaves a tenth of a tick between the two);
 - ``crash_after_ack``: the next follower that acknowledges a heartbeat crashes at that instant,
   before its next write is durable (what it promised must survive the restart);
 - ``transfer_racing_reads``: reads queue on the leader, then it hands leadership over, and the old
@@ -45,6 +50,7 @@ BASE_WEIGHTS = {
     "isolate_leader": 3,
     "weather": 2,
     "isolate_after_ack": 2,
+    "cut_two_after_ack": 1,
     "crash_after_ack": 1,
     "transfer_racing_reads": 1,
     "minority_then_crash": 1,
@@ -61,6 +67,8 @@ PROFILES = [
     ProfileSpec("transfers", {"transfer_racing_reads": 8, "isolate_after_ack": 1}, (5, 25), skew=True),
     ProfileSpec("churn", {"slow_follower": 4, "crash": 1}, (10, 40)),
     ProfileSpec("figure8", {"minority_then_crash": 10, "crash": 1}, (5, 20)),
+    # A quick network and disk and a drift bound of a tenth of a tick (Simulation.quick).
+    ProfileSpec("promise", {"cut_two_after_ack": 6}, (10, 20), skew=True, keep=0.0),
 ]
 
 
@@ -82,6 +90,8 @@ class Nemesis:
         self.faults = [(methods[name], w) for name, w in self.profile.weights.items() if w > 0]
         # Armed aimed schedules, fired by the next matching message (see on_deliver / on_send).
         self.cut_on_ack = False
+        self.cut_on_heartbeat_ack: int | None = None  # cut_two_after_ack: its leader's second cut
+        self.cut_two_busy = False
         self.crash_on_ack = False
         self.cut_on_timeout_now = False
         self.figure8_armed = False
@@ -174,10 +184,40 @@ class Nemesis:
     def _isolate_after_ack(self) -> None:
         self.cut_on_ack = True
 
+    def _cut_two_after_ack(self) -> None:
+        leader = self.sim.leader()
+        followers = [n for n in self.sim.alive_nodes() if leader is not None and n.id != leader.id
+                     and not n.retired]
+        if leader is None or self.cut_two_busy or len(followers) < 2:
+            return
+        self.cut_two_busy = True
+        # The one left connected is the one whose election timer is shortest: the worst case.
+        first = max(followers, key=lambda n: (n.raw.raft.randomized_election_timeout, self.rng.random()))
+        self.world.trace("cut leader %d from %d for long", leader.id, first.id)
+        self._heal_later(self.network.partition([leader.id], [first.id]), (40, 80))
+        wait = self.rng.randint(12, 20)  # the first one's promise is over
+        self.world.after(wait * TICK_US, self._arm_heartbeat_cut, leader.id, leader.incarnation)
+
+    def _arm_heartbeat_cut(self, leader_id: int, incarnation: int) -> None:
+        leader = self.sim.leader()
+        if leader is not None and (leader.id, leader.incarnation) == (leader_id, incarnation):
+            self.cut_on_heartbeat_ack = leader_id
+        else:
+            self.cut_two_busy = False  # leadership moved meanwhile: the shape is gone
+
+    def _cut_two_done(self) -> None:
+        self.cut_two_busy = False
+
     def on_deliver(self, msg: Message) -> None:
         """Fire armed schedules on the message just delivered (after its recipient handled it)."""
         if not self.active:
             return
+        if self.cut_on_heartbeat_ack == msg.to and msg.type == MessageType.HEARTBEAT_RESP:
+            self.cut_on_heartbeat_ack = None
+            self.stats.aimed_faults += 1
+            self.world.trace("cut leader %d from %d right after its heartbeat ack", msg.to, msg.frm)
+            self._heal_later(self.network.partition([msg.to], [msg.frm]), (20, 80))
+            self.world.after(15 * TICK_US, self._cut_two_done)
         if self.cut_on_ack and msg.type in ACKS:
             leader = self.sim.leader()
             if leader is not None and msg.to == leader.id:
@@ -245,8 +285,10 @@ class Nemesis:
         net.drop_rate = rng.choice([0.0, 0.0, 0.01, 0.05, 0.2])
         net.dup_rate = rng.choice([0.0, 0.01, 0.05])
         net.slow_rate = rng.choice([0.01, 0.05, 0.2])
-        if self.profile.name == "calm":
+        if self.profile.name in ("calm", "promise"):
             net.drop_rate = net.dup_rate = 0.0
+        if self.sim.quick:
+            net.slow_rate = 0.0
         self.world.trace(
             "net weather: drop %.2f dup %.2f slow %.2f", net.drop_rate, net.dup_rate, net.slow_rate
         )

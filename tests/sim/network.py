@@ -66,6 +66,7 @@ class Network(LinkCuts):
         self.drop_rate = 0.0
         self.dup_rate = 0.0
         self.slow_rate = 0.05
+        self.latency_us = (200, 3_000)  # an ordinary message's latency range
         self.slow_to: dict[int, int] = {}  # node id -> extra latency (µs) of every message to it
         self.sent = 0
         self.dropped = 0
@@ -85,7 +86,7 @@ class Network(LinkCuts):
         extra = self.slow_to.get(to, 0) if self.slow_to else 0
         if self.rng.random() < self.slow_rate:
             return extra + self.rng.randint(5_000, 40_000)
-        return extra + self.rng.randint(200, 3_000)
+        return extra + self.rng.randint(*self.latency_us)
 
     def _arrive(self, msg: Message) -> None:
         if (msg.frm, msg.to) in self.blocked:

@@ -29,15 +29,18 @@ if TYPE_CHECKING:
     from tests.sim.cluster import Simulation
 
 TICK_JITTER_US = 500
-"""Each tick of each node comes up to this much early or late, so nodes never tick in lockstep."""
+"""Each tick of each node comes up to this much early or late, so nodes never tick in lockstep
+(``Simulation.jitter_us``: the promise profile uses a fifth of it)."""
 
-MAX_CLOCK_DRIFT_US = 10 * TICK_JITTER_US
-"""How much shorter an election timeout (10 ticks) can be on a follower than on the leader.
 
-A node's clock may also run fast (swarm profiles with skew): each tick then comes ``fast_us``
-early on average and jitters by ``TICK_JITTER_US - fast_us``, so that ten ticks never take less
-than ``10 * TICK_US - MAX_CLOCK_DRIFT_US``: the bound the lease is built for, reached but not
-exceeded."""
+def max_clock_drift_us(jitter_us: int) -> int:
+    """How much shorter an election timeout (10 ticks) can be on a follower than on the leader.
+
+    A node's clock may also run fast (swarm profiles with skew): each tick then comes ``fast_us``
+    early on average and jitters by ``jitter_us - fast_us``, so that ten ticks never take less
+    than ``10 * TICK_US - max_clock_drift_us(jitter_us)``: the bound the lease is built for,
+    reached but not exceeded."""
+    return 10 * jitter_us
 
 
 class SimNode:
@@ -108,7 +111,7 @@ class SimNode:
             return
         self.raw.tick()
         self._settle()
-        spread = TICK_JITTER_US - self.fast_us
+        spread = self.sim.jitter_us - self.fast_us
         jitter = self.sim.rng.randint(-spread, spread)
         self.world.after(TICK_US - self.fast_us + jitter, self._tick, incarnation)
 
@@ -191,7 +194,8 @@ class SimNode:
             began = [x for x in self.round_times if x[0] == term and x[1] <= rd.lease_round_acked]
             if began:
                 _, round_, t0 = began[-1]
-                self.lease = (term, t0 + self.raw.raft.election_timeout * TICK_US - MAX_CLOCK_DRIFT_US)
+                drift = max_clock_drift_us(self.sim.jitter_us)
+                self.lease = (term, t0 + self.raw.raft.election_timeout * TICK_US - drift)
                 self.round_times = [x for x in self.round_times if x[0] == term and x[1] >= round_]
 
     def durable_tip(self) -> tuple[int, int]:
