@@ -113,10 +113,12 @@ class SetFailpointRequest(_message.Message):
         DELAY_TO_STORE: _ClassVar[SetFailpointRequest.Kind]
         CLOCK_OFFSET: _ClassVar[SetFailpointRequest.Kind]
         CLOCK_RATE: _ClassVar[SetFailpointRequest.Kind]
+        CRASH_TICK_LOOP: _ClassVar[SetFailpointRequest.Kind]
     DROP_TO_STORE: SetFailpointRequest.Kind
     DELAY_TO_STORE: SetFailpointRequest.Kind
     CLOCK_OFFSET: SetFailpointRequest.Kind
     CLOCK_RATE: SetFailpointRequest.Kind
+    CRASH_TICK_LOOP: SetFailpointRequest.Kind
     KIND_FIELD_NUMBER: _ClassVar[int]
     STORE_ID_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]

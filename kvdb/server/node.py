@@ -132,6 +132,8 @@ class StoreNode:
             if value <= 0:
                 raise InvalidArgumentError(f"clock rate must be positive, got {value}")
             self.clock.set_rate(value)
+        elif kind == K.CRASH_TICK_LOOP:
+            self.host.crash_tick_loop = bool(value)
         else:
             raise InvalidArgumentError(f"unknown failpoint {kind}")
 
