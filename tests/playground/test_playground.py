@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 
 from bench.compare import free_base_port
+from kvdb import playground as playground_module
+from kvdb.server.supervisor import CRASH_EXIT_STATUS
 from tests.integration.cluster import wait_for
 
 READY_TIMEOUT = 60.0
@@ -209,3 +211,18 @@ def test_a_cluster_that_does_not_serve_in_time_is_given_up(tmp_path: Path) -> No
     assert result.returncode == 1 and result.stdout == ""
     assert "did not serve within" in result.stderr.splitlines()[-1]
     assert not list((tmp_path / "run").glob("*.pid"))
+
+
+def test_a_crashed_child_is_reported_with_its_exit_status(tmp_path: Path) -> None:
+    """A store whose background task crashed exits with CRASH_EXIT_STATUS (tests/server/
+    test_supervision.py); the playground names that, not only "exited", and stops everything."""
+    playground = playground_module.Playground(tmp_path, playground_module.Layout(pd=1, stores=1))
+    crashed = playground.children[-1]
+    crashed.proc = subprocess.Popen([sys.executable, "-c", f"raise SystemExit({CRASH_EXIT_STATUS})"])
+    crashed.proc.wait(timeout=CLI_TIMEOUT)
+    with pytest.raises(playground_module._Exit) as info:
+        playground._check_children()
+    assert info.value.status == 1
+    assert info.value.message.startswith(f"store 1 (pid {crashed.proc.pid}, log ")
+    assert f"crashed (exit status {CRASH_EXIT_STATUS}" in info.value.message
+    assert "traceback is in its log" in info.value.message
