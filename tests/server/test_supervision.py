@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from kvdb.pb import adminpb_pb2
 from kvdb.server import supervisor
 from kvdb.server.supervisor import CRASH_EXIT_STATUS, spawn
+from placement.server import PdConfig, PdMember
 from tests.integration.client import Client
 from tests.integration.cluster import Cluster, wait_for
 
@@ -77,3 +79,25 @@ def test_a_task_that_raises_is_logged_and_exits(monkeypatch: pytest.MonkeyPatch,
     assert exits == [CRASH_EXIT_STATUS]
     [record] = caplog.records
     assert "the broken loop crashed" in record.getMessage() and record.exc_info[0] is KeyError
+
+
+def test_a_pd_member_whose_tick_loop_crashes_exits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PD members host their Raft group on the same supervised ``RaftHost`` (in process here, with
+    the exit observed instead of taken)."""
+    exits: list[int] = []
+    monkeypatch.setattr(supervisor, "exit_now", exits.append)
+
+    async def main() -> None:
+        member = PdMember(PdConfig(member_id=1, listen="127.0.0.1:0", data_dir=tmp_path,
+                                   initial_members={1: "127.0.0.1:1"}))
+        await member.start()
+        try:
+            member.host.crash_tick_loop = True
+            deadline = time.monotonic() + EXIT_DEADLINE
+            while not exits and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+        finally:
+            await member.stop()
+
+    asyncio.run(main())
+    assert exits == [CRASH_EXIT_STATUS]
