@@ -49,6 +49,8 @@ class Playground:
         return self.proc is not None and self.proc.poll() is None
 
     def start(self) -> None:
+        # A second one would be refused, and the first one's children orphaned by the fixture.
+        assert not self.running, "the playground already runs: the module's tests run in order"
         with self.stderr_path.open("a") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "kvdb", "playground", "--data-dir", str(self.data_dir),
