@@ -120,11 +120,13 @@ class SetFailpointRequest(_message.Message):
         CLOCK_OFFSET: _ClassVar[SetFailpointRequest.Kind]
         CLOCK_RATE: _ClassVar[SetFailpointRequest.Kind]
         DROP_WRITE_RESPONSES: _ClassVar[SetFailpointRequest.Kind]
+        CRASH_TICK_LOOP: _ClassVar[SetFailpointRequest.Kind]
     DROP_TO_STORE: SetFailpointRequest.Kind
     DELAY_TO_STORE: SetFailpointRequest.Kind
     CLOCK_OFFSET: SetFailpointRequest.Kind
     CLOCK_RATE: SetFailpointRequest.Kind
     DROP_WRITE_RESPONSES: SetFailpointRequest.Kind
+    CRASH_TICK_LOOP: SetFailpointRequest.Kind
     KIND_FIELD_NUMBER: _ClassVar[int]
     STORE_ID_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from kvdb.pb import metapb_pb2, pdpb_pb2
 from kvdb.raft import ConfChangeType, Role
 from kvdb.raft.progress import ProgressState
+from kvdb.server.supervisor import spawn
 from kvdb.store.errors import StoreError
 from kvdb.store.peer import Callback, Peer
 from placement.client import PdClient, PdError
@@ -89,7 +90,7 @@ class PdWorker:
         """
         if store_id not in self._resolving:
             self._resolving.add(store_id)
-            task = asyncio.get_running_loop().create_task(self._fetch_address(store_id))
+            task = spawn(self._fetch_address(store_id), f"address lookup of store {store_id}")
             self._tasks.append(task)
             task.add_done_callback(self._tasks.remove)
         return self.addresses.get(store_id, "")
@@ -106,9 +107,8 @@ class PdWorker:
 
     # ---------------------------------------------------------------------------- heartbeats
     def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._tasks += [loop.create_task(self._store_heartbeats()),
-                        loop.create_task(self._range_heartbeats())]
+        self._tasks += [spawn(self._store_heartbeats(), "store heartbeats to PD"),
+                        spawn(self._range_heartbeats(), "range heartbeats to PD")]
 
     async def _store_heartbeats(self) -> None:
         while True:
@@ -122,7 +122,7 @@ class PdWorker:
 
     async def _range_heartbeats(self) -> None:
         stream = self.pd.range_heartbeat_stream()
-        reader = asyncio.get_running_loop().create_task(self._read_operators(stream))
+        reader = spawn(self._read_operators(stream), "PD operator reader")
         try:
             while True:
                 for peer in list(self.store.peers.values()):
