@@ -2,8 +2,10 @@
 
 Joining: the first store of a new cluster creates the first range (all keys, one replica on
 itself) locally, then asks PD to record it; PD's bootstrap is a compare-and-set, so exactly one
-store wins, and a loser drops its local range. A store that crashed between the two steps finds
-its range still local and retries. Every store then registers its address (PutStore).
+store wins, and a loser drops its local range. A loser is told which range won, so a store whose
+own bootstrap applied but lost its answer keeps its range when the retry hears "already
+bootstrapped". A store that crashed between the two steps finds its range still local and
+retries. Every store then registers its address (PutStore).
 
 Range leaders heartbeat their ranges; PD answers with at most one operator step (add learner,
 promote, remove, transfer leader), which the leader proposes if the range's epoch still matches.
@@ -181,7 +183,8 @@ def range_info(peer: Peer) -> pdpb_pb2.RangeInfo:
     waited to promote for as long as the writes went on.
     """
     raft = peer.raw.raft
-    info = pdpb_pb2.RangeInfo(descriptor=peer.desc)
+    info = pdpb_pb2.RangeInfo(descriptor=peer.desc, term=raft.term,
+                              joint=bool(peer.conf_state.voters_outgoing))
     info.leader.CopyFrom(peer.peer_cache[peer.peer_id])
     if raft.role == Role.LEADER:
         first = raft.raft_log.first_index()

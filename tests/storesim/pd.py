@@ -5,8 +5,8 @@ only forgets the operators in flight), but all it exchanges with stores crosses 
 network, with its latency, loss, duplication and reordering, and the nemesis can cut stores off
 from it, stall their links or fail their store heartbeats. It runs the real scheduling code:
 ``store_state`` over the last heartbeat times (world milliseconds), and on each range heartbeat
-``OperatorTracker.next_operator`` with ``check_replicas``, keeping only the highest-epoch
-descriptor per range, as ``placement/service.py`` does. Stores report as ``PdWorker`` does
+``OperatorTracker.next_operator`` with ``check_replicas``, keeping only the newest report per range
+(``range_report_stale``: higher epoch, then higher term), as ``placement/service.py`` does. Stores report as ``PdWorker`` does
 (``range_info`` of every range they lead) and carry out operators with ``execute_operator``,
 so a stale, lost or repeated reply exercises the same epoch checks as in production.
 """
@@ -21,6 +21,7 @@ from kvdb.raft import ConfChangeType
 from kvdb.server.pd_worker import execute_operator, range_info
 from kvdb.store.errors import StoreError
 from placement.checker import OperatorTracker, check_replicas, store_state
+from placement.service import range_report_stale
 from tests.storesim.faults import RANGE_ID, check_applied
 from tests.storesim.transport import PD_NODE
 
@@ -51,11 +52,6 @@ _DONE_STATS = {
 
 def _describe(op: pdpb_pb2.Operator) -> str:
     return f"{pdpb_pb2.Operator.Kind.Name(op.kind).lower()} peer {op.peer.id} on store {op.peer.store_id}"
-
-
-def _epoch_older(a: metapb_pb2.RangeEpoch, b: metapb_pb2.RangeEpoch) -> bool:
-    """PD's rule (``placement/service.py``): a descriptor older in either part is stale."""
-    return a.conf_ver < b.conf_ver or a.version < b.version
 
 
 class SimPd:
@@ -134,7 +130,7 @@ class SimPd:
         desc = info.descriptor
         resp = pdpb_pb2.RangeHeartbeatResponse(range_id=desc.id)
         old = self.ranges.get(desc.id)
-        if old is not None and _epoch_older(desc.epoch, old.descriptor.epoch):
+        if old is not None and range_report_stale(info, old):
             self.stats.pd_stale_heartbeats += 1
             resp.epoch.CopyFrom(old.descriptor.epoch)  # the store finds it stale and does nothing
             return resp
