@@ -8,7 +8,8 @@ bootstrapped". A store that crashed between the two steps finds its range still 
 retries. Every store then registers its address (PutStore).
 
 Range leaders heartbeat their ranges; PD answers with at most one operator step (add learner,
-promote, remove, transfer leader), which the leader proposes if the range's epoch still matches.
+promote, replace a failed voter, remove, transfer leader), which the leader proposes if the
+range's epoch still matches.
 Addresses of other stores are resolved through PD on demand.
 """
 
@@ -161,6 +162,11 @@ def execute_operator(store: Store, peer: Peer, op: pdpb_pb2.Operator, done: Call
     try:
         if op.kind == pdpb_pb2.Operator.TRANSFER_LEADER:
             store.transfer_leader(peer.range_id, op.peer.id)
+        elif op.kind == pdpb_pb2.Operator.REPLACE_VOTER:
+            if any(p.id == op.peer.id and p.role == metapb_pb2.VOTER for p in peer.desc.peers):
+                return  # done, or half-way: the leader leaves the joint configuration by itself
+            changes = [(ConfChangeType.ADD_NODE, op.peer), (ConfChangeType.ADD_LEARNER, op.demote_peer)]
+            store.change_peers(peer.range_id, changes, done or _log_result(op))
         elif op.kind in _CONF_CHANGES:
             added = any(p.id == op.peer.id for p in peer.desc.peers)
             if added and op.kind == pdpb_pb2.Operator.ADD_LEARNER:
@@ -169,9 +175,9 @@ def execute_operator(store: Store, peer: Peer, op: pdpb_pb2.Operator, done: Call
         else:
             log.warning("range %d: operator %s is not supported yet", peer.range_id, op.kind)
             return
-        log.info("range %d: carrying out %s", peer.range_id, _describe(op))
+        log.info("range %d: carrying out %s", peer.range_id, describe_operator(op))
     except StoreError as exc:
-        log.info("range %d: operator %s refused for now: %s", peer.range_id, _describe(op), exc)
+        log.info("range %d: operator %s refused for now: %s", peer.range_id, describe_operator(op), exc)
 
 
 def range_info(peer: Peer) -> pdpb_pb2.RangeInfo:
@@ -194,13 +200,16 @@ def range_info(peer: Peer) -> pdpb_pb2.RangeInfo:
     return info
 
 
-def _describe(op: pdpb_pb2.Operator) -> str:
-    return f"{pdpb_pb2.Operator.Kind.Name(op.kind).lower()} peer {op.peer.id} on store {op.peer.store_id}"
+def describe_operator(op: pdpb_pb2.Operator) -> str:
+    text = f"{pdpb_pb2.Operator.Kind.Name(op.kind).lower()} peer {op.peer.id} on store {op.peer.store_id}"
+    if op.HasField("demote_peer"):
+        text += f" for peer {op.demote_peer.id} on store {op.demote_peer.store_id}"
+    return text
 
 
 def _log_result(op: pdpb_pb2.Operator):  # noqa: ANN202
     def done(result: object) -> None:
         if isinstance(result, StoreError):
-            log.info("operator %s failed: %s", _describe(op), result)
+            log.info("operator %s failed: %s", describe_operator(op), result)
 
     return done
