@@ -10,12 +10,14 @@ here, before anything is proposed:
   never win an election (reproduced with two voters). Transfer leadership first, as TiKV does.
 - a change after which the voters the leader recently heard from are not a quorum of the new
   configuration (both halves of a joint one): {A, B, C} with C down, removing B leaves A alone in
-  {A, C}. "Recently heard" is the core's ``recent_active``, set by any answer within the current
-  CheckQuorum period (one election timeout); a peer added by the change has not answered yet.
+  {A, C}. "Recently heard" means either the core's ``recent_active`` (an answer within the
+  current CheckQuorum period, one election timeout) or an echo of the leader's current or
+  previous round (rounds start at least every heartbeat, see ``kvdb.raft.raft``): the second
+  covers the start of a period, when ``recent_active`` has just been cleared for everyone. A
+  peer added by the change has not answered yet.
 
-``recent_active`` is cleared at the start of every period (and for a new leader), so during the
-first heartbeats of a period a live voter can look silent: a refusal then is "busy, retry", not
-a verdict.
+A new leader has heard from nobody but its voters yet, so early in a CheckQuorum period a
+refusal is "busy, retry" rather than a verdict.
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ def check_conf_change(peer: Peer, changes: list[ConfChangeSingle], joint: bool) 
     if incoming == voters and not joint:
         return  # only learners change: the quorum is what it was
     progress = raft.trk.progress
-    live = {peer.peer_id} | {i for i, pr in progress.items() if pr.recent_active}
+    live = {peer.peer_id} | {i for i, pr in progress.items()
+                             if pr.recent_active or 0 < pr.acked_round >= raft.round - 1}
     for config in (incoming, voters) if joint else (incoming,):
         alive = config & live
         if len(alive) >= len(config) // 2 + 1:
