@@ -26,7 +26,7 @@ from kvdb.pb import kvrpc_pb2 as kvrpc__pb2
 from kvdb.pb import metapb_pb2 as metapb__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\radminpb.proto\x12\nkvdb.admin\x1a\x0bkvrpc.proto\x1a\x0cmetapb.proto\"&\n\x12RangeStatusRequest\x12\x10\n\x08range_id\x18\x01 \x01(\x04\"\xf9\x02\n\x0bRangeStatus\x12.\n\ndescriptor\x18\x01 \x01(\x0b\x32\x1a.kvdb.meta.RangeDescriptor\x12\x0f\n\x07peer_id\x18\x02 \x01(\x04\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x11\n\tleader_id\x18\x05 \x01(\x04\x12\x14\n\x0c\x63ommit_index\x18\x06 \x01(\x04\x12\x15\n\rapplied_index\x18\x07 \x01(\x04\x12\x13\n\x0b\x66irst_index\x18\x08 \x01(\x04\x12\x12\n\nlast_index\x18\t \x01(\x04\x12\x13\n\x0blease_valid\x18\n \x01(\x08\x12\x1a\n\x12lease_remaining_ms\x18\x0b \x01(\x01\x12\x13\n\x0blease_reads\x18\x0c \x01(\x04\x12\x18\n\x10read_index_reads\x18\r \x01(\x04\x12\x11\n\tproposals\x18\x0e \x01(\x04\x12\x16\n\x0esnapshots_sent\x18\x0f \x01(\x04\x12\x19\n\x11snapshots_applied\x18\x10 \x01(\x04\"o\n\x13RangeStatusResponse\x12\x1d\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x0e.kvdb.kv.Error\x12\x10\n\x08store_id\x18\x02 \x01(\x04\x12\'\n\x06ranges\x18\x03 \x03(\x0b\x32\x17.kvdb.admin.RangeStatus\"\xd1\x01\n\x11\x43hangePeerRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x10\n\x08range_id\x18\x02 \x01(\x04\x12=\n\x0b\x63hange_type\x18\x03 \x01(\x0e\x32(.kvdb.admin.ChangePeerRequest.ChangeType\x12\x1d\n\x04peer\x18\x04 \x01(\x0b\x32\x0f.kvdb.meta.Peer\"8\n\nChangeType\x12\x0f\n\x0b\x41\x44\x44_LEARNER\x10\x00\x12\r\n\tADD_VOTER\x10\x01\x12\n\n\x06REMOVE\x10\x02\"c\n\x12\x43hangePeerResponse\x12\x1d\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x0e.kvdb.kv.Error\x12.\n\ndescriptor\x18\x02 \x01(\x0b\x32\x1a.kvdb.meta.RangeDescriptor\"Q\n\x15TransferLeaderRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x10\n\x08range_id\x18\x02 \x01(\x04\x12\x12\n\nto_peer_id\x18\x03 \x01(\x04\"7\n\x16TransferLeaderResponse\x12\x1d\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x0e.kvdb.kv.Error\"\xbb\x01\n\x13SetFailpointRequest\x12\x32\n\x04kind\x18\x01 \x01(\x0e\x32$.kvdb.admin.SetFailpointRequest.Kind\x12\x10\n\x08store_id\x18\x02 \x01(\x04\x12\r\n\x05value\x18\x03 \x01(\x01\"O\n\x04Kind\x12\x11\n\rDROP_TO_STORE\x10\x00\x12\x12\n\x0e\x44\x45LAY_TO_STORE\x10\x01\x12\x10\n\x0c\x43LOCK_OFFSET\x10\x02\x12\x0e\n\nCLOCK_RATE\x10\x03\"5\n\x14SetFailpointResponse\x12\x1d\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x0e.kvdb.kv.Error\"%\n\x11\x43ompactLogRequest\x12\x10\n\x08range_id\x18\x01 \x01(\x04\"H\n\x12\x43ompactLogResponse\x12\x1d\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x0e.kvdb.kv.Error\x12\x13\n\x0b\x66irst_index\x18\x02 \x01(\x04\x32\x9d\x03\n\x05\x41\x64min\x12N\n\x0bRangeStatus\x12\x1e.kvdb.admin.RangeStatusRequest\x1a\x1f.kvdb.admin.RangeStatusResponse\x12K\n\nChangePeer\x12\x1d.kvdb.admin.ChangePeerRequest\x1a\x1e.kvdb.admin.ChangePeerResponse\x12W\n\x0eTransferLeader\x12!.kvdb.admin.TransferLeaderRequest\x1a\".kvdb.admin.TransferLeaderResponse\x12Q\n\x0cSetFailpoint\x12\x1f.kvdb.admin.SetFailpointRequest\x1a .kvdb.admin.SetFailpointResponse\x12K\n\nCompactLog\x12\x1d.kvdb.admin.CompactLogRequest\x1a\x1e.kvdb.admin.CompactLogResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\radminpb.proto\x12\nkvdb.admin\x1a\x0bkvrpc.proto\x1a\x0cmetapb.proto\"&\n\x12RangeStatusRequest\x12\x10\n\x08range_id\x18\x01 \x01(\x04\"\xf9\x02\n\x0bRangeStatus\x12.\n\ndescriptor\x18\x01 \x01(\x0b\x32\x1a.kvdb.meta.RangeDescriptor\x12\x0f\n\x07peer_id\x18\x02 \x01(\x04\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x11\n\tleader_id\x18\x05 \x01(\x04\x12\x14\n\x0c\x63ommit_index\x18\x06 \x01(\x04\x12\x15\n\rapplied_index\x18\x07 \x01(\x04\x12\x13\n\x0b\x66irst_index\x18\x08 \x01(\x04\x12\x12\n\nlast_index\x18\t \x01(\x04\x12\x13\n\x0blease_valid\x18\n \x01(\x08\x12\x1a\n\x12lease_remaining_ms\x18\x0b \x01(\x01\x12\x13\n\x0blease_reads\x18\x0c \x01(\x04\x12\x18\n\x10read_index_reads\x18\r \x01(\x04\x12\x11\n\tproposals\x18\x0e \x01(\x04\x12\x16\n\x0esnapshots_sent\x18\x0f \x01(\x04\x12\x19\n\x11snapshots_applied\x18\x10 \x01(\x04\"o\n\x13RangeStatusResponse\x12\x1d\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x0e.kvdb.kv.Error\x12\x10\n\x08store_id\x18\x02 \x01(\x04\x12\'\n\x06ranges\x18\x03 \x03(\x0b\x32\x17.kvdb.admin.RangeStatus\"\xd1\x01\n\x11\x43hangePeerRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x10\n\x08range_id\x18\x02 \x01(\x04\x12=\n\x0b\x63hange_type\x18\x03 \x01(\x0e\x32(.kvdb.admin.ChangePeerRequest.ChangeType\x12\x1d\n\x04peer\x18\x04 \x01(\x0b\x32\x0f.kvdb.meta.Peer\"8\n\nChangeType\x12\x0f\n\x0b\x41\x44\x44_LEARNER\x10\x00\x12\r\n\tADD_VOTER\x10\x01\x12\n\n\x06REMOVE\x10\x02\"\x95\x01\n\x10UnsafeConfChange\x12\x33\n\x06reason\x18\x01 \x01(\x0e\x32#.kvdb.admin.UnsafeConfChange.Reason\x12\x1c\n\x14unreachable_peer_ids\x18\x02 \x03(\x04\".\n\x06Reason\x12\x12\n\x0eREMOVES_LEADER\x10\x00\x12\x10\n\x0cLOSES_QUORUM\x10\x01\"\x91\x01\n\x12\x43hangePeerResponse\x12\x1d\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x0e.kvdb.kv.Error\x12.\n\ndescriptor\x18\x02 \x01(\x0b\x32\x1a.kvdb.meta.RangeDescriptor\x12,\n\x06unsafe\x18\x03 \x01(\x0b\x32\x1c.kvdb.admin.UnsafeConfChange\"Q\n\x15TransferLeaderRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x10\n\x08range_id\x18\x02 \x01(\x04\x12\x12\n\nto_peer_id\x18\x03 \x01(\x04\"7\n\x16TransferLeaderResponse\x12\x1d\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x0e.kvdb.kv.Error\"\xbb\x01\n\x13SetFailpointRequest\x12\x32\n\x04kind\x18\x01 \x01(\x0e\x32$.kvdb.admin.SetFailpointRequest.Kind\x12\x10\n\x08store_id\x18\x02 \x01(\x04\x12\r\n\x05value\x18\x03 \x01(\x01\"O\n\x04Kind\x12\x11\n\rDROP_TO_STORE\x10\x00\x12\x12\n\x0e\x44\x45LAY_TO_STORE\x10\x01\x12\x10\n\x0c\x43LOCK_OFFSET\x10\x02\x12\x0e\n\nCLOCK_RATE\x10\x03\"5\n\x14SetFailpointResponse\x12\x1d\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x0e.kvdb.kv.Error\"%\n\x11\x43ompactLogRequest\x12\x10\n\x08range_id\x18\x01 \x01(\x04\"H\n\x12\x43ompactLogResponse\x12\x1d\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x0e.kvdb.kv.Error\x12\x13\n\x0b\x66irst_index\x18\x02 \x01(\x04\x32\x9d\x03\n\x05\x41\x64min\x12N\n\x0bRangeStatus\x12\x1e.kvdb.admin.RangeStatusRequest\x1a\x1f.kvdb.admin.RangeStatusResponse\x12K\n\nChangePeer\x12\x1d.kvdb.admin.ChangePeerRequest\x1a\x1e.kvdb.admin.ChangePeerResponse\x12W\n\x0eTransferLeader\x12!.kvdb.admin.TransferLeaderRequest\x1a\".kvdb.admin.TransferLeaderResponse\x12Q\n\x0cSetFailpoint\x12\x1f.kvdb.admin.SetFailpointRequest\x1a .kvdb.admin.SetFailpointResponse\x12K\n\nCompactLog\x12\x1d.kvdb.admin.CompactLogRequest\x1a\x1e.kvdb.admin.CompactLogResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,22 +43,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHANGEPEERREQUEST']._serialized_end=799
   _globals['_CHANGEPEERREQUEST_CHANGETYPE']._serialized_start=743
   _globals['_CHANGEPEERREQUEST_CHANGETYPE']._serialized_end=799
-  _globals['_CHANGEPEERRESPONSE']._serialized_start=801
-  _globals['_CHANGEPEERRESPONSE']._serialized_end=900
-  _globals['_TRANSFERLEADERREQUEST']._serialized_start=902
-  _globals['_TRANSFERLEADERREQUEST']._serialized_end=983
-  _globals['_TRANSFERLEADERRESPONSE']._serialized_start=985
-  _globals['_TRANSFERLEADERRESPONSE']._serialized_end=1040
-  _globals['_SETFAILPOINTREQUEST']._serialized_start=1043
-  _globals['_SETFAILPOINTREQUEST']._serialized_end=1230
-  _globals['_SETFAILPOINTREQUEST_KIND']._serialized_start=1151
-  _globals['_SETFAILPOINTREQUEST_KIND']._serialized_end=1230
-  _globals['_SETFAILPOINTRESPONSE']._serialized_start=1232
-  _globals['_SETFAILPOINTRESPONSE']._serialized_end=1285
-  _globals['_COMPACTLOGREQUEST']._serialized_start=1287
-  _globals['_COMPACTLOGREQUEST']._serialized_end=1324
-  _globals['_COMPACTLOGRESPONSE']._serialized_start=1326
-  _globals['_COMPACTLOGRESPONSE']._serialized_end=1398
-  _globals['_ADMIN']._serialized_start=1401
-  _globals['_ADMIN']._serialized_end=1814
+  _globals['_UNSAFECONFCHANGE']._serialized_start=802
+  _globals['_UNSAFECONFCHANGE']._serialized_end=951
+  _globals['_UNSAFECONFCHANGE_REASON']._serialized_start=905
+  _globals['_UNSAFECONFCHANGE_REASON']._serialized_end=951
+  _globals['_CHANGEPEERRESPONSE']._serialized_start=954
+  _globals['_CHANGEPEERRESPONSE']._serialized_end=1099
+  _globals['_TRANSFERLEADERREQUEST']._serialized_start=1101
+  _globals['_TRANSFERLEADERREQUEST']._serialized_end=1182
+  _globals['_TRANSFERLEADERRESPONSE']._serialized_start=1184
+  _globals['_TRANSFERLEADERRESPONSE']._serialized_end=1239
+  _globals['_SETFAILPOINTREQUEST']._serialized_start=1242
+  _globals['_SETFAILPOINTREQUEST']._serialized_end=1429
+  _globals['_SETFAILPOINTREQUEST_KIND']._serialized_start=1350
+  _globals['_SETFAILPOINTREQUEST_KIND']._serialized_end=1429
+  _globals['_SETFAILPOINTRESPONSE']._serialized_start=1431
+  _globals['_SETFAILPOINTRESPONSE']._serialized_end=1484
+  _globals['_COMPACTLOGREQUEST']._serialized_start=1486
+  _globals['_COMPACTLOGREQUEST']._serialized_end=1523
+  _globals['_COMPACTLOGRESPONSE']._serialized_start=1525
+  _globals['_COMPACTLOGRESPONSE']._serialized_end=1597
+  _globals['_ADMIN']._serialized_start=1600
+  _globals['_ADMIN']._serialized_end=2013
 # @@protoc_insertion_point(module_scope)

@@ -24,24 +24,29 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kvdb.pb import adminpb_pb2
 from kvdb.raft import ConfChangeSingle, ConfChangeType
 from kvdb.store.errors import InvalidArgumentError, ServerBusyError
 
 if TYPE_CHECKING:
     from kvdb.store.peer import Peer
 
-REMOVES_LEADER = "removes_leader"
-LOSES_QUORUM = "loses_quorum"
+REMOVES_LEADER = adminpb_pb2.UnsafeConfChange.REMOVES_LEADER
+LOSES_QUORUM = adminpb_pb2.UnsafeConfChange.LOSES_QUORUM
 
 
 class UnsafeConfChangeError(InvalidArgumentError):
     """A membership change refused before it was proposed; ``reason`` is one of the constants
     above and ``unreachable`` the voters the leader has not heard from recently."""
 
-    def __init__(self, message: str, reason: str, unreachable: list[int]) -> None:
+    def __init__(self, message: str, reason: int, unreachable: list[int]) -> None:
         super().__init__(message)
         self.reason = reason
         self.unreachable = unreachable
+
+    def detail(self) -> adminpb_pb2.UnsafeConfChange:
+        """The refusal for ``ChangePeerResponse.unsafe``, next to the invalid_argument error."""
+        return adminpb_pb2.UnsafeConfChange(reason=self.reason, unreachable_peer_ids=self.unreachable)
 
 
 def check_conf_change(peer: Peer, changes: list[ConfChangeSingle], joint: bool) -> None:

@@ -50,6 +50,7 @@ def test_remove_voter_then_add_learner_promote_and_remove_another(cluster: Clust
     req = CP(cluster_id=1, range_id=1, change_type=CP.REMOVE, peer=myself)
     resp = client.admin(leader).ChangePeer(req, timeout=15)
     assert resp.error.HasField("invalid_argument") and "transfer leadership" in resp.error.message, resp
+    assert resp.unsafe.reason == adminpb_pb2.UnsafeConfChange.REMOVES_LEADER
     assert client.status(leader).descriptor.epoch.conf_ver == epoch0
 
     # Remove store 3's voter: the range goes on with two, and store 3 drops its replica and data.
