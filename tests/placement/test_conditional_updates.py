@@ -1,6 +1,6 @@
-"""PD's read-modify-write updates against the real service on a real one-member PD (in process):
-two updates of one record interleaved the racy way (both read, then both write) must not let
-the later write bring back what the earlier one replaced.
+"""PD's read-modify-write updates (and Bootstrap's answer) against the real service on a real
+one-member PD (in process): two updates of one record interleaved the racy way (both read, then
+both write) must not let the later write bring back what the earlier one replaced.
 
 The interleaving is forced, not hoped for: the first update's replicated write is held at a gate
 until the second update has finished.
@@ -175,5 +175,26 @@ def test_range_heartbeat_of_a_deposed_leader_does_not_replace_the_new_one(tmp_pa
             newer = _range(conf_ver=2, leader=13, term=8)
             await _heartbeat(service, header, newer)
             assert await _stored(member, md.range_key(10), pdpb_pb2.RangeInfo) == newer
+
+    run()
+
+
+def test_bootstrap_answers_already_bootstrapped_with_the_recorded_range(tmp_path: Path) -> None:
+    """The compare-and-set of Bootstrap, retried or lost to another store, says what it recorded,
+    so ``PdClient.bootstrap`` can tell its own earlier try from another store's."""
+
+    @async_test
+    async def run() -> None:
+        async with one_member_pd(tmp_path) as member:
+            service = _service(member)
+            await _bootstrap(member, service)
+            other = metapb_pb2.RangeDescriptor(id=20, epoch=metapb_pb2.RangeEpoch(conf_ver=1, version=1),
+                                               peers=[metapb_pb2.Peer(id=21, store_id=2)])
+            resp = await service.Bootstrap(pdpb_pb2.BootstrapRequest(
+                store=pdpb_pb2.StoreInfo(id=2, address="127.0.0.1:2"), first_range=other), None)
+            assert resp.header.error.already_bootstrapped
+            assert (resp.bootstrap_store_id, resp.first_range.id) == (1, 10)
+            assert (await _stored(member, md.range_key(10), pdpb_pb2.RangeInfo)).descriptor.id == 10
+            assert await member.state.get(md.range_key(20)) is None
 
     run()
