@@ -5,7 +5,8 @@ itself) locally, then asks PD to record it; PD's bootstrap is a compare-and-set,
 store wins, and a loser drops its local range. A loser is told which range won, so a store whose
 own bootstrap applied but lost its answer keeps its range when the retry hears "already
 bootstrapped". A store that crashed between the two steps finds its range still local and
-retries. Every store then registers its address (PutStore).
+offers it again (kept if it won, dropped if not). Every store then registers its address
+(PutStore).
 
 Range leaders heartbeat their ranges; PD answers with at most one operator step (add learner,
 promote, replace a failed voter, remove, transfer leader), which the leader proposes if the
@@ -50,19 +51,23 @@ class PdWorker:
 
     # ---------------------------------------------------------------------------------- join
     async def join(self, store: Store, address: str) -> None:
-        """Bootstrap the cluster if nobody has, then register ``address`` as this store's."""
+        """Bootstrap the cluster if nobody has, then register ``address`` as this store's.
+
+        A local first range is offered to PD even when the cluster is bootstrapped already: it is
+        ours if our bootstrap applied before a crash, and a leftover to drop if another store won
+        meanwhile (kept, it would lead itself and report a second range over all keys).
+        """
         self.store, self.address = store, address
-        if not await self.pd.is_bootstrapped():
-            first = self._local_first_range()
-            if first is None and not store.peers:
-                first = await self._create_first_range()
-            if first is not None:
-                info = pdpb_pb2.StoreInfo(id=store.store_id, address=self.address)
-                if await self.pd.bootstrap(info, first):
-                    log.info("store %d bootstrapped the cluster with range %d", store.store_id, first.id)
-                else:
-                    log.info("another store bootstrapped the cluster; dropping local range %d", first.id)
-                    store.discard_range(first.id)
+        first = self._local_first_range()
+        if first is None and not store.peers and not await self.pd.is_bootstrapped():
+            first = await self._create_first_range()
+        if first is not None:
+            info = pdpb_pb2.StoreInfo(id=store.store_id, address=self.address)
+            if await self.pd.bootstrap(info, first):
+                log.info("store %d bootstrapped the cluster with range %d", store.store_id, first.id)
+            else:
+                log.info("another store bootstrapped the cluster; dropping local range %d", first.id)
+                store.discard_range(first.id)
         await self.pd.put_store(pdpb_pb2.StoreInfo(id=store.store_id, address=self.address))
 
     def _local_first_range(self) -> metapb_pb2.RangeDescriptor | None:

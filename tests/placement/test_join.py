@@ -59,7 +59,8 @@ async def test_a_store_that_lost_the_bootstrap_race_drops_its_range() -> None:
         async def race() -> bool:
             answer = await real()
             # Store 2 bootstraps right after we were told nobody had.
-            await client_for(pd.address(1)).bootstrap(pdpb_pb2.StoreInfo(id=2, address="s2"), winner)
+            async with client_for(pd.address(1)) as other:
+                await other.bootstrap(pdpb_pb2.StoreInfo(id=2, address="s2"), winner)
             return answer
 
         worker.pd.is_bootstrapped = race
@@ -67,4 +68,41 @@ async def test_a_store_that_lost_the_bootstrap_race_drops_its_range() -> None:
         await worker.join(store, "127.0.0.1:20160")
         assert pd.bootstrapped_with.first_range == winner
         assert store.peers == {}
+        await worker.pd.close()
+
+
+@async_test
+async def test_a_first_range_left_by_a_crash_before_bootstrap_is_dropped_once_another_store_won() -> None:
+    """The store created its first range, crashed before asking PD, and restarts into a cluster
+    store 2 bootstrapped meanwhile: the leftover goes (it used to stay, lead itself, and report
+    a second range over all keys)."""
+    async with fake_pd() as pd:
+        engine = MemEngine()
+        mine = metapb_pb2.RangeDescriptor(id=900, epoch=metapb_pb2.RangeEpoch(conf_ver=1, version=1),
+                                          peers=[metapb_pb2.Peer(id=901, store_id=STORE_ID)])
+        _store(engine).bootstrap_range(mine)  # then the crash
+        winner = metapb_pb2.RangeDescriptor(id=500, epoch=mine.epoch,
+                                            peers=[metapb_pb2.Peer(id=501, store_id=2)])
+        async with client_for(pd.address(1)) as other:
+            assert await other.bootstrap(pdpb_pb2.StoreInfo(id=2, address="s2"), winner)
+        worker = PdWorker(client_for(pd.address(1)), {}, 1.0)
+        store = _store(engine)
+        assert list(store.peers) == [900]
+        await worker.join(store, "127.0.0.1:20160")
+        assert store.peers == {}
+        await worker.pd.close()
+
+
+@async_test
+async def test_a_restarted_bootstrap_store_keeps_its_first_range() -> None:
+    """Our bootstrap applied before a crash: the untouched first range found locally is ours."""
+    async with fake_pd() as pd:
+        engine = MemEngine()
+        worker = PdWorker(client_for(pd.address(1)), {}, 1.0)
+        await worker.join(_store(engine), "127.0.0.1:20160")
+        await worker.pd.close()
+        worker = PdWorker(client_for(pd.address(1)), {}, 1.0)
+        store = _store(engine)
+        await worker.join(store, "127.0.0.1:20160")
+        assert list(store.peers) == [pd.bootstrapped_with.first_range.id]
         await worker.pd.close()
