@@ -16,6 +16,7 @@ from kvdb.pb import metapb_pb2, raft_serverpb_pb2
 from kvdb.raft import ConfChangeType, Message, MessageType
 from kvdb.raft.codec import message_to_pb
 from kvdb.store.config import StoreConfig
+from kvdb.store.errors import ServerBusyError
 from kvdb.store.lease import Lease
 from tests.storesim import SimFailure, SimOptions, Stats, StoreSimulation
 from tests.storesim.faults import RANGE_ID
@@ -162,7 +163,16 @@ def test_removed_replica_stays_removed_across_restart() -> None:
     victim = next(node for node in sim.stores.values() if node is not leader)
     answers: list[object] = []
     target = metapb_pb2.Peer(id=victim.id, store_id=victim.id)
-    leader.store.change_peer(RANGE_ID, ConfChangeType.REMOVE_NODE, target, answers.append)
+
+    def removal_proposed() -> bool:
+        # Busy until the new leader has heard from the voter that stays (a quorum of the rest).
+        try:
+            leader.store.change_peer(RANGE_ID, ConfChangeType.REMOVE_NODE, target, answers.append)
+        except ServerBusyError:
+            return False
+        return True
+
+    world.run_until(world.now + 1_000_000, stop=removal_proposed)
     world.run_until(world.now + 1_000_000, stop=lambda: RANGE_ID not in victim.store.peers)
     assert RANGE_ID not in victim.store.peers and isinstance(answers[0], metapb_pb2.RangeDescriptor)
 
