@@ -15,7 +15,6 @@ import pytest
 from kvdb.pb import metapb_pb2, raft_serverpb_pb2
 from kvdb.raft import ConfChangeType, Message, MessageType
 from kvdb.raft.codec import message_to_pb
-from kvdb.store.config import StoreConfig
 from kvdb.store.errors import ServerBusyError
 from kvdb.store.lease import Lease
 from tests.storesim import SimFailure, SimOptions, Stats, StoreSimulation
@@ -86,13 +85,15 @@ def _never_expires(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Lease, "valid", lambda self, term, now: term == self._term and self._expiry > 0)
 
 
-def _three_election_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(StoreConfig, "lease_span", property(lambda self: 3 * self.election_timeout))
+def _three_times_longer(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Planted in the lease itself: StoreConfig.validate refuses a lease_span beyond the promise.
+    init = Lease.__init__
+    monkeypatch.setattr(Lease, "__init__", lambda self, span: init(self, 3 * span))
 
 
 Plant = Callable[[pytest.MonkeyPatch], None]
-PLANTS = pytest.mark.parametrize("plant", [_never_expires, _three_election_timeouts],
-                                 ids=["lease-never-expires", "lease-three-election-timeouts"])
+PLANTS = pytest.mark.parametrize("plant", [_never_expires, _three_times_longer],
+                                 ids=["lease-never-expires", "lease-three-times-longer"])
 
 
 def _planted_run(seed: int) -> StoreSimulation:
