@@ -69,10 +69,23 @@ def log_appends_in_the_apply_batch(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(Store, "flush_apply", flush_with_log)
 
 
+def appends_not_counted_as_must_sync(mp: pytest.MonkeyPatch) -> None:
+    """An iteration whose Readies only append entries counted as not needing the fsync (as if
+    only a term or vote change had to be durable), so the loop writes it unsynced and acks."""
+    init = Iteration.__init__
+
+    def init_without_appends(self: Iteration, readies: list, batch: WriteBatch) -> None:
+        init(self, readies, batch)
+        self.must_sync = any(rd.must_sync and not rd.entries for _, rd in readies)
+
+    mp.setattr(Iteration, "__init__", init_without_appends)
+
+
 PLANTED: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
     "synced_write_without_fsync": synced_write_without_fsync,
     "acks_before_the_synced_write": acks_before_the_synced_write,
     "log_appends_in_the_apply_batch": log_appends_in_the_apply_batch,
+    "appends_not_counted_as_must_sync": appends_not_counted_as_must_sync,
 }
 
 
