@@ -51,6 +51,11 @@ class RaftLoop:
             store.finish(it)
         return None
 
+    @property
+    def in_flight(self) -> Iteration | None:
+        """The iteration handed out by ``step`` whose synced write has not been reported yet."""
+        return self._in_flight
+
     def write(self, it: Iteration) -> None:
         """The synced write of ``it`` (WAL fsync) that every driver performs. Touches no loop
         state, so a driver may run it on another thread (``RaftHost`` does)."""

@@ -3,7 +3,8 @@
 The ``MemEngine`` is the disk: it outlives the process. A crash is a power cut: it drops the
 ``Store`` object (with whatever it held in memory: a begun but unwritten batch, pending requests,
 leases) and the writes the disk had not made durable (``MemEngine.crash``: every unsynced write
-no later synced one covered, except a random prefix the OS may have written back); a restart
+no later synced one covered, except a random prefix the OS may have written back, which may be
+all of them as after a kill -9; a synced write in flight may be among them); a restart
 builds a new ``Store`` over the same engine, as ``kvdb.server.node`` does over RocksDB. The loop
 is the production one (``kvdb.store.loop.RaftLoop``): this driver only makes its synced write
 take simulated disk time, during which inputs keep arriving to be group-committed by the next
@@ -117,6 +118,11 @@ class SimStore:
         self.world.trace("%r crash (write in flight: %s)", self, self.writing)
         self.peers_seen.update(self.store.peers.values())
         self.sim.network.receiver_died(self.id)
+        in_flight = self.loop.in_flight
+        if in_flight is not None and self.rng.random() < 0.5:
+            # The synced write had reached the WAL but not the platter: it is one more unsynced
+            # write (kept or not below), whose acks were never sent.
+            self.engine.write(in_flight.batch, sync=False)
         self.store = None
         self.loop = None
         self.handler = None
