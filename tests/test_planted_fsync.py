@@ -32,12 +32,15 @@ from kvdb.store.store import Iteration, Store
 from tests.storesim import SimFailure, SimOptions, StoreSimulation
 
 SEEDS = 30
-"""Seeds tried per store count; see each case for how many it took when written."""
+"""Seeds tried per store count. When written, of seeds 0-9 with 3 and 5 stores (20 runs), these
+caught: synced_write_without_fsync 14, acks_before_the_synced_write 9,
+appends_not_counted_as_must_sync 9, log_appends_in_the_apply_batch 3 (first: seed 3, 3 stores);
+the others were first caught by seed 0."""
 
 
 def synced_write_without_fsync(mp: pytest.MonkeyPatch) -> None:
     """The loop's must-sync batch written with ``sync=False`` (an "optimisation": the WAL write
-    is fast without the fsync). Caught by seed 0 with 3 stores when written."""
+    is fast without the fsync)."""
     mp.setattr(RaftLoop, "write", lambda self, it: self.store.engine.write(it.batch, sync=False))
 
 
