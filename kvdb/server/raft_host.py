@@ -27,6 +27,7 @@ from kvdb.server.transport import GrpcTransport
 from kvdb.storage.rocks import RocksEngine
 from kvdb.store.clock import Clock, SkewedClock
 from kvdb.store.config import StoreConfig
+from kvdb.store.loop import RaftLoop
 from kvdb.store.store import Store
 
 
@@ -66,18 +67,15 @@ class RaftHost:
             self.store.tick()
 
     async def _raft_loop(self) -> None:
+        """Drive ``kvdb.store.loop.RaftLoop``: its synced writes run on the writer thread."""
         loop = asyncio.get_running_loop()
-        store, engine = self.store, self.engine
+        raft_loop = RaftLoop(self.store)
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while store.has_work():
-                it = store.begin()
-                if it.must_sync:
-                    await loop.run_in_executor(self._writer, engine.write, it.batch, True)
-                elif len(it.batch):
-                    engine.write(it.batch, False)  # no fsync: cheaper inline than a thread hop
-                store.finish(it)
+            while (it := raft_loop.step()) is not None:
+                await loop.run_in_executor(self._writer, raft_loop.write, it)
+                raft_loop.written(it)
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -45,6 +45,7 @@ from kvdb.store.errors import (
     SessionExpiredError,
     WrongClusterError,
 )
+from kvdb.store.loop import RaftLoop
 from kvdb.store.membership import check_conf_change
 from kvdb.store.peer import Callback, Peer, Read
 from kvdb.store.sessions import Result, Sessions
@@ -426,13 +427,11 @@ class Store:
             self.apply_batch = self.engine.batch()
 
     def run_once(self) -> bool:
-        """One synchronous iteration (tests and tools); returns whether there was anything to do."""
+        """Run the production loop (``kvdb.store.loop``) until idle, every write inline (tests and
+        tools); returns whether there was anything to do."""
         if not self.has_work():
             return False
-        it = self.begin()
-        if len(it.batch):
-            self.engine.write(it.batch, sync=it.must_sync)
-        self.finish(it)
+        RaftLoop(self).drain()
         return True
 
     # ----------------------------------------------------------------------------- messaging
