@@ -1,11 +1,12 @@
 """The multi-Raft host: every replica on this store, driven by one loop with group commit.
 
 Sans-I/O: the store takes its engine, transport and clock as arguments and is driven by calls.
-A driver (``kvdb.server.node`` for real processes, ``tests/storesim`` in the simulator) feeds it
-inputs (``tick``, ``on_raft_messages``, requests) and runs iterations:
+A driver (``kvdb.server.raft_host`` for real processes, ``tests/storesim`` in the simulator) feeds
+it inputs (``tick``, ``on_raft_messages``, requests) and runs iterations through
+``kvdb.store.loop.RaftLoop``, the one place that decides what is synced and when acks go:
 
     it = store.begin()          # gather every peer's Ready, send messages, stage ONE batch
-    engine.write(it.batch, sync=it.must_sync)   # or simulated latency; inputs keep arriving
+    (the batch is written: fsynced if it.must_sync; inputs keep arriving meanwhile)
     store.finish(it)            # send acks, apply committed entries, answer requests
 
 Only one iteration is in flight at a time, so whatever arrives during a write is batched into
