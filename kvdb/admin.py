@@ -42,6 +42,7 @@ async def ranges(pd: PdClient) -> list[Row]:
             "replicas": [{"peer_id": p.id, "store_id": p.store_id, "role": metapb_pb2.PeerRole.Name(p.role)}
                          for p in desc.peers],
             "leader": leader,
+            "joint": info.joint,  # mid-way through a joint membership change
         })
     return rows
 
@@ -74,7 +75,7 @@ def table(kind: str, rows: list[Row]) -> str:
     else:
         header = ["ID", "START", "END", "EPOCH", "REPLICAS (*leader, peer@store)", "LEADER"]
         cells = [[str(r["id"]), repr_key(r["start"], "(start)"), repr_key(r["end"], "(end)"),
-                  f"{r['epoch']['conf_ver']}/{r['epoch']['version']}",
+                  f"{r['epoch']['conf_ver']}/{r['epoch']['version']}" + ("(joint)" if r.get("joint") else ""),
                   ",".join(_replica(p, r["leader"]) for p in r["replicas"]),
                   f"store {r['leader']['store_id']}" if r["leader"] else "none"]
                  for r in rows]

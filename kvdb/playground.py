@@ -9,7 +9,8 @@ them in order (SIGTERM, wait) instead of racing their own shutdowns. They also g
 the kernel if the playground itself dies (``PR_SET_PDEATHSIG``), so a killed playground does not
 leave processes holding the ports and RocksDB locks that the next start needs.
 
-A child that exits on its own is a failure the user must see: the playground reports it and
+A child that exits on its own is a failure the user must see: the playground reports it with
+its exit status (a crashed background task has its own, see ``kvdb.server.supervisor``) and
 stops everything (exit 1). A child killed with SIGKILL after the cluster is ready is taken as
 deliberate (the quick-start tour does it to show failover): it is reported and the rest keeps
 running until the playground is stopped; starting again brings it back.
@@ -34,6 +35,7 @@ from typing import TypeVar
 import grpc
 
 from kvdb.pb import kvrpc_pb2, kvrpc_pb2_grpc, metapb_pb2
+from kvdb.server.supervisor import CRASH_EXIT_STATUS
 from placement.client import PdClient, PdError
 
 T = TypeVar("T")
@@ -245,8 +247,7 @@ class Playground:
                 self.say(f"{child.describe()} was killed with SIGKILL; the others keep serving "
                          "(restart the playground to bring it back)")
                 continue
-            how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
-            raise _Exit(1, f"{child.describe()} {how}; stopping everything")
+            raise _Exit(1, f"{child.describe()} {_how_it_ended(status)}; stopping everything")
 
     async def _until_ready(self) -> None:
         deadline = time.monotonic() + self.ready_timeout
@@ -276,6 +277,15 @@ class Playground:
         for child in self.children:
             child.pid_path.unlink(missing_ok=True)
             child.ready_path.unlink(missing_ok=True)
+
+
+def _how_it_ended(status: int) -> str:
+    """A child's exit status in words; a crashed background task points at the traceback."""
+    if status < 0:
+        return f"was killed by signal {-status}"
+    if status == CRASH_EXIT_STATUS:
+        return f"crashed (exit status {status}: a background task failed, the traceback is in its log)"
+    return f"exited with status {status}"
 
 
 async def _serves(pd: PdClient, want_voters: int) -> bool:

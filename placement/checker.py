@@ -2,9 +2,11 @@
 
 Pure logic over PD's current view (store infos, one range heartbeat, the schedule config): no
 clocks, no I/O, so the PD server, the simulator and the tests get identical decisions. Repair goes
-one conf change at a time through a learner (add learner, let it catch up, promote) so a range
-never gains a voter that cannot vote yet, and it never removes a replica while that would leave
-too few live voters to reach a quorum.
+through a learner (add learner, let it catch up, then promote it) so a range never gains a voter
+that cannot vote yet, and it never removes a replica while that would leave too few live voters
+to reach a quorum. A failed voter is replaced in one joint-consensus step (promote the learner and
+demote the failed voter at once), so the range never runs with four voters of which three must
+answer, nor with two of which both must; the demoted voter is then removed as a learner.
 """
 
 from __future__ import annotations
@@ -58,14 +60,27 @@ def check_replicas(
         info = stores.get(peer.store_id)
         return pdpb_pb2.TOMBSTONE if info is None else info.state  # unknown store: gone for good
 
+    if rng.joint:
+        return None  # mid-way through a joint change, which the leader finishes by itself
+
     peers = rng.descriptor.peers
     pending = set(rng.pending_peer_ids)
     learners = [p for p in peers if p.role == metapb_pb2.LEARNER]
     voters = [p for p in peers if p.role == metapb_pb2.VOTER]
+    failed = [p for p in voters if state(p) not in _HEALTHY]
 
     for learner in learners:
         if learner.id not in pending and state(learner) == pdpb_pb2.UP:
-            return _operator(pdpb_pb2.Operator.PROMOTE_LEARNER, learner)
+            replaceable = [p for p in failed if p.id != rng.leader.id]  # a leader is never demoted
+            if replaceable:
+                op = _operator(pdpb_pb2.Operator.REPLACE_VOTER, learner)
+                op.demote_peer.CopyFrom(replaceable[0])
+                return op
+            if failed or len(voters) < config.replica_count:
+                return _operator(pdpb_pb2.Operator.PROMOTE_LEARNER, learner)
+            # Nothing to replace any more (e.g. the failed voter's store came back, or this is
+            # a voter demoted by a replacement whose store returned): the learner is surplus.
+            return _operator(pdpb_pb2.Operator.REMOVE_PEER, learner)
     # A learner on a failed store will never catch up and would block repair forever; removing
     # one never touches the quorum.
     for learner in learners:
@@ -81,7 +96,6 @@ def check_replicas(
             peer = metapb_pb2.Peer(id=new_peer_id(), store_id=store.id, role=metapb_pb2.LEARNER)
             return _operator(pdpb_pb2.Operator.ADD_LEARNER, peer)
 
-    failed = [p for p in voters if state(p) not in _HEALTHY]
     if failed:
         if len(healthy) < config.replica_count // 2 + 1:
             return None  # too few live voters: removing one now could cost the range its quorum
@@ -92,10 +106,16 @@ def check_replicas(
         return _transfer_leader(rng, voters, stores)
 
     if len(voters) > config.replica_count:
+        # A silent (DISCONNECTED) voter goes first: removing a live one while others are silent
+        # can leave fewer live voters than the smaller range needs (5 voters, 2 silent, remove a
+        # live one: 2 of 4 alive).
         victim = max(
             (p for p in voters if p.id != rng.leader.id),
-            key=lambda p: (stores[p.store_id].stats.range_count, p.store_id),
+            key=lambda p: (state(p) != pdpb_pb2.UP, stores[p.store_id].stats.range_count, p.store_id),
         )
+        rest = [p for p in voters if p.id != victim.id]
+        if sum(state(p) == pdpb_pb2.UP for p in rest) < len(rest) // 2 + 1:
+            return None  # no victim keeps a live quorum: wait for the silent stores
         return _operator(pdpb_pb2.Operator.REMOVE_PEER, victim)
     return None
 
@@ -186,8 +206,13 @@ class OperatorTracker:
 
 
 def _is_stale(tracked: _InFlight, rng: pdpb_pb2.RangeInfo) -> bool:
-    """Whether the range's membership moved on without the operator (a split does not care)."""
-    return tracked.op.kind != pdpb_pb2.Operator.SPLIT and rng.descriptor.epoch.conf_ver != tracked.conf_ver
+    """Whether the range's membership moved on without the operator (a split does not care; a
+    replacement's own joint configuration is its half-way point, not someone else's change)."""
+    if tracked.op.kind == pdpb_pb2.Operator.SPLIT:
+        return False
+    if tracked.op.kind == pdpb_pb2.Operator.REPLACE_VOTER and rng.joint:
+        return False
+    return rng.descriptor.epoch.conf_ver != tracked.conf_ver
 
 
 def _is_done(tracked: _InFlight, rng: pdpb_pb2.RangeInfo) -> bool:
@@ -198,6 +223,9 @@ def _is_done(tracked: _InFlight, rng: pdpb_pb2.RangeInfo) -> bool:
         return op.peer.id in roles
     if op.kind == pdpb_pb2.Operator.PROMOTE_LEARNER:
         return roles.get(op.peer.id) == metapb_pb2.VOTER
+    if op.kind == pdpb_pb2.Operator.REPLACE_VOTER:
+        return (not rng.joint and roles.get(op.peer.id) == metapb_pb2.VOTER
+                and roles.get(op.demote_peer.id) != metapb_pb2.VOTER)
     if op.kind == pdpb_pb2.Operator.REMOVE_PEER:
         return op.peer.id not in roles
     if op.kind == pdpb_pb2.Operator.TRANSFER_LEADER:

@@ -12,8 +12,9 @@ Measured grpc.aio costs (docs: ~4k unary calls/s) make one RPC per timestamp too
 long-lived stream. Heartbeats of range leaders also use one long-lived stream.
 
 Retries may repeat an RPC whose first try took effect but lost its answer: harmless for reads,
-heartbeats, ``put_store`` and timestamps (the skipped stamps are simply never used), wastes an id
-for ``alloc_id``, and makes ``bootstrap`` report False for a bootstrap this client just did.
+heartbeats, ``put_store`` and timestamps (the skipped stamps are simply never used), and wastes an
+id for ``alloc_id``. ``bootstrap`` compares PD's record with its request, so a retry that finds
+its own earlier try applied still reports success.
 """
 
 from __future__ import annotations
@@ -174,10 +175,15 @@ class PdClient:
         return response.bootstrapped
 
     async def bootstrap(self, store: pdpb_pb2.StoreInfo, first_range: metapb_pb2.RangeDescriptor) -> bool:
-        """False if the cluster already was bootstrapped (see the module docstring for retries)."""
+        """Whether the cluster is bootstrapped with ``first_range`` by ``store``: by this call, or by
+        an earlier try of it whose answer was lost (PD then answers already_bootstrapped naming
+        the range it recorded). False if another store's bootstrap won."""
         request = pdpb_pb2.BootstrapRequest(store=store, first_range=first_range)
         response = await self._call("Bootstrap", request, accept=("already_bootstrapped",))
-        return not response.header.HasField("error")
+        if not response.header.HasField("error"):
+            return True
+        # Range ids come from PD's allocator, so nobody else can have recorded this id.
+        return response.bootstrap_store_id == store.id and response.first_range.id == first_range.id
 
     async def put_store(self, store: pdpb_pb2.StoreInfo) -> None:
         await self._call("PutStore", pdpb_pb2.PutStoreRequest(store=store))

@@ -12,7 +12,7 @@ import grpc
 from kvdb.pb import metapb_pb2, pdpb_pb2, pdpb_pb2_grpc
 from placement import metadata as md
 from placement.checker import check_replicas, store_state
-from placement.state import NotServingError
+from placement.state import NotServingError, Update
 
 if TYPE_CHECKING:
     from placement.server import PdMember
@@ -34,6 +34,14 @@ def now_ms() -> int:
 
 def _epoch_older(a: metapb_pb2.RangeEpoch, b: metapb_pb2.RangeEpoch) -> bool:
     return a.conf_ver < b.conf_ver or a.version < b.version
+
+
+def range_report_stale(new: pdpb_pb2.RangeInfo, recorded: pdpb_pb2.RangeInfo) -> bool:
+    """Whether a range heartbeat says less than PD's record: an epoch older in either part, or a
+    leader of an older term (a deposed leader that has not heard yet reports the same epoch)."""
+    if _epoch_older(new.descriptor.epoch, recorded.descriptor.epoch):
+        return True
+    return 0 < new.term < recorded.term
 
 
 class PdService(pdpb_pb2_grpc.PDServicer):
@@ -108,6 +116,8 @@ class PdService(pdpb_pb2_grpc.PDServicer):
 
     async def Bootstrap(self, request: pdpb_pb2.BootstrapRequest,
                         context: grpc.aio.ServicerContext) -> pdpb_pb2.BootstrapResponse:
+        resp = pdpb_pb2.BootstrapResponse()
+
         async def handle() -> None:
             store, rng = request.store, request.first_range
             if not store.id or not store.address or not rng.id or not rng.peers:
@@ -124,11 +134,15 @@ class PdService(pdpb_pb2_grpc.PDServicer):
                     md.end_index_key(rng.end_key): rng.id.to_bytes(8, "big")}
             if not await self.state.write(puts, expect=(md.BOOTSTRAPPED, None),
                                           new_value=request.SerializeToString()):
+                # Say with what: the caller may be retrying its own bootstrap whose answer was lost.
+                recorded = pdpb_pb2.BootstrapRequest.FromString(await self.state.get(md.BOOTSTRAPPED))
+                resp.bootstrap_store_id = recorded.store.id
+                resp.first_range.CopyFrom(recorded.first_range)
                 raise RequestError("the cluster is already bootstrapped", already_bootstrapped=True)
             log.info("cluster %d bootstrapped by store %d (range %d)", self.member.cluster_id, store.id,
                      rng.id)
 
-        return await self._serve(request, pdpb_pb2.BootstrapResponse(), handle)
+        return await self._serve(request, resp, handle)
 
     async def IsBootstrapped(self, request: pdpb_pb2.IsBootstrappedRequest,
                              context: grpc.aio.ServicerContext) -> pdpb_pb2.IsBootstrappedResponse:
@@ -150,15 +164,18 @@ class PdService(pdpb_pb2_grpc.PDServicer):
                 if other.address == new.address and other.id != new.id and other.state != pdpb_pb2.TOMBSTONE:
                     raise RequestError(f"address {new.address} belongs to store {other.id}",
                                        invalid_argument=True)
-            old = await self._store(new.id)
-            if old is not None and old.state == pdpb_pb2.TOMBSTONE:
-                raise RequestError(f"store {new.id} is a tombstone", invalid_argument=True)
-            info = old or pdpb_pb2.StoreInfo(id=new.id)
-            info.address = new.address
-            del info.labels[:]
-            info.labels.extend(new.labels)
-            info.last_heartbeat_ms = now_ms()
-            await self.state.write({md.store_key(new.id): info.SerializeToString()})
+
+            async def register(raw: bytes | None) -> Update:
+                info = pdpb_pb2.StoreInfo(id=new.id) if raw is None else pdpb_pb2.StoreInfo.FromString(raw)
+                if info.state == pdpb_pb2.TOMBSTONE:
+                    raise RequestError(f"store {new.id} is a tombstone", invalid_argument=True)
+                info.address = new.address
+                del info.labels[:]
+                info.labels.extend(new.labels)
+                info.last_heartbeat_ms = now_ms()
+                return info.SerializeToString(), {}, []
+
+            await self.state.update(md.store_key(new.id), register)
 
         return await self._serve(request, pdpb_pb2.PutStoreResponse(), handle)
 
@@ -187,14 +204,17 @@ class PdService(pdpb_pb2_grpc.PDServicer):
 
     async def StoreHeartbeat(self, request: pdpb_pb2.StoreHeartbeatRequest,
                              context: grpc.aio.ServicerContext) -> pdpb_pb2.StoreHeartbeatResponse:
-        async def handle() -> None:
-            info = await self._store(request.store_id)
-            if info is None:
+        async def beat(raw: bytes | None) -> Update:
+            if raw is None:
                 raise RequestError(f"store {request.store_id} is unknown: PutStore first",
                                    invalid_argument=True)
+            info = pdpb_pb2.StoreInfo.FromString(raw)  # as stored: a PutStore's address is kept
             info.stats.CopyFrom(request.stats)
             info.last_heartbeat_ms = now_ms()
-            await self.state.write({md.store_key(info.id): info.SerializeToString()})
+            return info.SerializeToString(), {}, []
+
+        async def handle() -> None:
+            await self.state.update(md.store_key(request.store_id), beat)
 
         return await self._serve(request, pdpb_pb2.StoreHeartbeatResponse(), handle)
 
@@ -212,22 +232,32 @@ class PdService(pdpb_pb2_grpc.PDServicer):
         desc = info.descriptor
         if not desc.id:
             raise RequestError("range heartbeat without a range id", invalid_argument=True)
-        old = await self._range_by_id(desc.id)
-        if old is not None and _epoch_older(desc.epoch, old.descriptor.epoch):
-            resp.epoch.CopyFrom(old.descriptor.epoch)  # stale: PD trusts the higher epoch
-            return
-        resp.epoch.CopyFrom(desc.epoch)
-        if old is None or old.descriptor != desc or old.leader != info.leader or (
-                old.pending_peer_ids != info.pending_peer_ids):
-            puts = {md.range_key(desc.id): info.SerializeToString(),
-                    md.end_index_key(desc.end_key): desc.id.to_bytes(8, "big")}
+        range_id = desc.id.to_bytes(8, "big")
+        index_key = md.end_index_key(desc.end_key)
+        stale = False
+
+        async def record(raw: bytes | None) -> Update | None:
+            nonlocal stale
+            old = None if raw is None else pdpb_pb2.RangeInfo.FromString(raw)
+            stale = old is not None and range_report_stale(info, old)
+            if stale:
+                resp.epoch.CopyFrom(old.descriptor.epoch)  # PD trusts the higher epoch and term
+                return None
+            resp.epoch.CopyFrom(desc.epoch)
+            # The index entry is checked too: a split's halves race for the old end's entry.
+            if old == info and await self.state.get(index_key) == range_id:
+                return None
             deletes = []
             if old is not None and old.descriptor.end_key != desc.end_key:
                 # The old end may belong to another range by now (a split's right half).
                 old_index = md.end_index_key(old.descriptor.end_key)
-                if await self.state.get(old_index) == desc.id.to_bytes(8, "big"):
+                if await self.state.get(old_index) == range_id:
                     deletes.append(old_index)
-            await self.state.write(puts, deletes)
+            return info.SerializeToString(), {index_key: range_id}, deletes
+
+        await self.state.update(md.range_key(desc.id), record)
+        if stale:
+            return
         stores = {s.id: s for s in await self._all_stores()}
         await self.member.ensure_spare_ids()
         schedule = self.member.schedule

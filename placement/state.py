@@ -8,7 +8,7 @@ holds its lease serves, so the answers a client gets never come from a deposed l
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from kvdb.pb import raft_serverpb_pb2
 from kvdb.storage.engine import CF_DEFAULT
@@ -18,6 +18,11 @@ from kvdb.store.store import Store
 
 PD_RANGE_ID = 1
 Mutation = raft_serverpb_pb2.Mutation
+UPDATE_ATTEMPTS = 8
+"""Tries of a read-modify-write before giving up (each lost try means another write got in)."""
+
+Update = tuple[bytes, dict[bytes, bytes], list[bytes]]
+"""A read-modify-write's outcome: the key's new value, other keys to put, keys to delete."""
 
 
 class NotServingError(Exception):
@@ -91,3 +96,24 @@ class MetadataState:
         peer = self.peer
         result = await self._await(lambda cb: self.store.propose(PD_RANGE_ID, peer.desc.epoch, cmd, cb))
         return True if result is None else result[0]
+
+    async def update(self, key: bytes, modify: Callable[[bytes | None], Awaitable[Update | None]]) -> None:
+        """Read ``key``, let ``modify`` compute the change from what it holds, write it: conditional
+        on ``key`` still holding exactly the bytes read, checked when the command applies.
+
+        A plain read-then-write loses updates: two requests read the same record, and the one
+        whose write lands last writes back what the other replaced (an older epoch or leader, an
+        old store address). Here the loser's compare fails; it reads again and ``modify`` decides
+        afresh (usually that its update is stale now). ``modify`` returns None for "nothing to
+        write" and may raise to refuse.
+        """
+        for _ in range(UPDATE_ATTEMPTS):
+            old = await self.get(key)
+            change = await modify(old)
+            if change is None:
+                return
+            value, puts, deletes = change
+            if await self.write(puts, deletes, expect=(key, old), new_value=value):
+                return
+        raise NotServingError(f"metadata key {key!r} changed under {UPDATE_ATTEMPTS} tries in a row",
+                              backoff_ms=50)

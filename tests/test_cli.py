@@ -112,6 +112,8 @@ def test_ranges_table_marks_the_leader() -> None:
     lines = table("ranges", rows).splitlines()
     assert lines[0].split()[:4] == ["ID", "START", "END", "EPOCH"]
     assert lines[1].split() == ["1", "(start)", '"m"', "5/1", "*2@s2,7@s3(learner)", "store", "2"]
+    rows[0]["joint"] = True  # mid-way through a joint membership change
+    assert table("ranges", rows).splitlines()[1].split()[3] == "5/1(joint)"
 
 
 def test_store_reads_a_toml_config_and_flags_win(tmp_path: Path) -> None:

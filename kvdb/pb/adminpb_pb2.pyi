@@ -87,13 +87,29 @@ class ChangePeerRequest(_message.Message):
     peer: _metapb_pb2.Peer
     def __init__(self, cluster_id: _Optional[int] = ..., range_id: _Optional[int] = ..., change_type: _Optional[_Union[ChangePeerRequest.ChangeType, str]] = ..., peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ...) -> None: ...
 
+class UnsafeConfChange(_message.Message):
+    __slots__ = ("reason", "unreachable_peer_ids")
+    class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        REMOVES_LEADER: _ClassVar[UnsafeConfChange.Reason]
+        LOSES_QUORUM: _ClassVar[UnsafeConfChange.Reason]
+    REMOVES_LEADER: UnsafeConfChange.Reason
+    LOSES_QUORUM: UnsafeConfChange.Reason
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    UNREACHABLE_PEER_IDS_FIELD_NUMBER: _ClassVar[int]
+    reason: UnsafeConfChange.Reason
+    unreachable_peer_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, reason: _Optional[_Union[UnsafeConfChange.Reason, str]] = ..., unreachable_peer_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
 class ChangePeerResponse(_message.Message):
-    __slots__ = ("error", "descriptor")
+    __slots__ = ("error", "descriptor", "unsafe")
     ERROR_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
+    UNSAFE_FIELD_NUMBER: _ClassVar[int]
     error: _kvrpc_pb2.Error
     descriptor: _metapb_pb2.RangeDescriptor
-    def __init__(self, error: _Optional[_Union[_kvrpc_pb2.Error, _Mapping]] = ..., descriptor: _Optional[_Union[_metapb_pb2.RangeDescriptor, _Mapping]] = ...) -> None: ...
+    unsafe: UnsafeConfChange
+    def __init__(self, error: _Optional[_Union[_kvrpc_pb2.Error, _Mapping]] = ..., descriptor: _Optional[_Union[_metapb_pb2.RangeDescriptor, _Mapping]] = ..., unsafe: _Optional[_Union[UnsafeConfChange, _Mapping]] = ...) -> None: ...
 
 class TransferLeaderRequest(_message.Message):
     __slots__ = ("cluster_id", "range_id", "to_peer_id")
@@ -120,11 +136,13 @@ class SetFailpointRequest(_message.Message):
         CLOCK_OFFSET: _ClassVar[SetFailpointRequest.Kind]
         CLOCK_RATE: _ClassVar[SetFailpointRequest.Kind]
         DROP_WRITE_RESPONSES: _ClassVar[SetFailpointRequest.Kind]
+        CRASH_TICK_LOOP: _ClassVar[SetFailpointRequest.Kind]
     DROP_TO_STORE: SetFailpointRequest.Kind
     DELAY_TO_STORE: SetFailpointRequest.Kind
     CLOCK_OFFSET: SetFailpointRequest.Kind
     CLOCK_RATE: SetFailpointRequest.Kind
     DROP_WRITE_RESPONSES: SetFailpointRequest.Kind
+    CRASH_TICK_LOOP: SetFailpointRequest.Kind
     KIND_FIELD_NUMBER: _ClassVar[int]
     STORE_ID_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]

@@ -120,18 +120,22 @@ class RangeStats(_message.Message):
     def __init__(self, approximate_size: _Optional[int] = ..., approximate_keys: _Optional[int] = ..., written_bytes_per_sec: _Optional[int] = ..., read_bytes_per_sec: _Optional[int] = ...) -> None: ...
 
 class RangeInfo(_message.Message):
-    __slots__ = ("descriptor", "leader", "stats", "down_peer_ids", "pending_peer_ids")
+    __slots__ = ("descriptor", "leader", "stats", "down_peer_ids", "pending_peer_ids", "term", "joint")
     DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
     LEADER_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
     DOWN_PEER_IDS_FIELD_NUMBER: _ClassVar[int]
     PENDING_PEER_IDS_FIELD_NUMBER: _ClassVar[int]
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    JOINT_FIELD_NUMBER: _ClassVar[int]
     descriptor: _metapb_pb2.RangeDescriptor
     leader: _metapb_pb2.Peer
     stats: RangeStats
     down_peer_ids: _containers.RepeatedScalarFieldContainer[int]
     pending_peer_ids: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, descriptor: _Optional[_Union[_metapb_pb2.RangeDescriptor, _Mapping]] = ..., leader: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., stats: _Optional[_Union[RangeStats, _Mapping]] = ..., down_peer_ids: _Optional[_Iterable[int]] = ..., pending_peer_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+    term: int
+    joint: bool
+    def __init__(self, descriptor: _Optional[_Union[_metapb_pb2.RangeDescriptor, _Mapping]] = ..., leader: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., stats: _Optional[_Union[RangeStats, _Mapping]] = ..., down_peer_ids: _Optional[_Iterable[int]] = ..., pending_peer_ids: _Optional[_Iterable[int]] = ..., term: _Optional[int] = ..., joint: _Optional[bool] = ...) -> None: ...
 
 class ScheduleConfig(_message.Message):
     __slots__ = ("replica_count", "max_range_size", "store_down_ms", "operator_timeout_ms")
@@ -172,10 +176,14 @@ class BootstrapRequest(_message.Message):
     def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., store: _Optional[_Union[StoreInfo, _Mapping]] = ..., first_range: _Optional[_Union[_metapb_pb2.RangeDescriptor, _Mapping]] = ...) -> None: ...
 
 class BootstrapResponse(_message.Message):
-    __slots__ = ("header",)
+    __slots__ = ("header", "bootstrap_store_id", "first_range")
     HEADER_FIELD_NUMBER: _ClassVar[int]
+    BOOTSTRAP_STORE_ID_FIELD_NUMBER: _ClassVar[int]
+    FIRST_RANGE_FIELD_NUMBER: _ClassVar[int]
     header: ResponseHeader
-    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ...) -> None: ...
+    bootstrap_store_id: int
+    first_range: _metapb_pb2.RangeDescriptor
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., bootstrap_store_id: _Optional[int] = ..., first_range: _Optional[_Union[_metapb_pb2.RangeDescriptor, _Mapping]] = ...) -> None: ...
 
 class IsBootstrappedRequest(_message.Message):
     __slots__ = ("header",)
@@ -262,7 +270,7 @@ class RangeHeartbeatRequest(_message.Message):
     def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., range: _Optional[_Union[RangeInfo, _Mapping]] = ...) -> None: ...
 
 class Operator(_message.Message):
-    __slots__ = ("kind", "peer", "split_key")
+    __slots__ = ("kind", "peer", "split_key", "demote_peer")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         ADD_LEARNER: _ClassVar[Operator.Kind]
@@ -270,18 +278,22 @@ class Operator(_message.Message):
         REMOVE_PEER: _ClassVar[Operator.Kind]
         TRANSFER_LEADER: _ClassVar[Operator.Kind]
         SPLIT: _ClassVar[Operator.Kind]
+        REPLACE_VOTER: _ClassVar[Operator.Kind]
     ADD_LEARNER: Operator.Kind
     PROMOTE_LEARNER: Operator.Kind
     REMOVE_PEER: Operator.Kind
     TRANSFER_LEADER: Operator.Kind
     SPLIT: Operator.Kind
+    REPLACE_VOTER: Operator.Kind
     KIND_FIELD_NUMBER: _ClassVar[int]
     PEER_FIELD_NUMBER: _ClassVar[int]
     SPLIT_KEY_FIELD_NUMBER: _ClassVar[int]
+    DEMOTE_PEER_FIELD_NUMBER: _ClassVar[int]
     kind: Operator.Kind
     peer: _metapb_pb2.Peer
     split_key: bytes
-    def __init__(self, kind: _Optional[_Union[Operator.Kind, str]] = ..., peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., split_key: _Optional[bytes] = ...) -> None: ...
+    demote_peer: _metapb_pb2.Peer
+    def __init__(self, kind: _Optional[_Union[Operator.Kind, str]] = ..., peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., split_key: _Optional[bytes] = ..., demote_peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ...) -> None: ...
 
 class RangeHeartbeatResponse(_message.Message):
     __slots__ = ("header", "range_id", "epoch", "operator")

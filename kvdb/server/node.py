@@ -137,6 +137,8 @@ class StoreNode:
             self.clock.set_rate(value)
         elif kind == K.DROP_WRITE_RESPONSES:
             self.kv_handler.drop_write_responses = int(value)
+        elif kind == K.CRASH_TICK_LOOP:
+            self.host.crash_tick_loop = bool(value)
         else:
             raise InvalidArgumentError(f"unknown failpoint {kind}")
 

@@ -2,11 +2,15 @@
 
 Joining: the first store of a new cluster creates the first range (all keys, one replica on
 itself) locally, then asks PD to record it; PD's bootstrap is a compare-and-set, so exactly one
-store wins, and a loser drops its local range. A store that crashed between the two steps finds
-its range still local and retries. Every store then registers its address (PutStore).
+store wins, and a loser drops its local range. A loser is told which range won, so a store whose
+own bootstrap applied but lost its answer keeps its range when the retry hears "already
+bootstrapped". A store that crashed between the two steps finds its range still local and
+offers it again (kept if it won, dropped if not). Every store then registers its address
+(PutStore).
 
 Range leaders heartbeat their ranges; PD answers with at most one operator step (add learner,
-promote, remove, transfer leader), which the leader proposes if the range's epoch still matches.
+promote, replace a failed voter, remove, transfer leader), which the leader proposes if the
+range's epoch still matches.
 Addresses of other stores are resolved through PD on demand.
 """
 
@@ -19,6 +23,7 @@ from typing import TYPE_CHECKING
 from kvdb.pb import metapb_pb2, pdpb_pb2
 from kvdb.raft import ConfChangeType, Role
 from kvdb.raft.progress import ProgressState
+from kvdb.server.supervisor import spawn
 from kvdb.store.errors import StoreError
 from kvdb.store.peer import Callback, Peer
 from placement.client import PdClient, PdError
@@ -47,19 +52,23 @@ class PdWorker:
 
     # ---------------------------------------------------------------------------------- join
     async def join(self, store: Store, address: str) -> None:
-        """Bootstrap the cluster if nobody has, then register ``address`` as this store's."""
+        """Bootstrap the cluster if nobody has, then register ``address`` as this store's.
+
+        A local first range is offered to PD even when the cluster is bootstrapped already: it is
+        ours if our bootstrap applied before a crash, and a leftover to drop if another store won
+        meanwhile (kept, it would lead itself and report a second range over all keys).
+        """
         self.store, self.address = store, address
-        if not await self.pd.is_bootstrapped():
-            first = self._local_first_range()
-            if first is None and not store.peers:
-                first = await self._create_first_range()
-            if first is not None:
-                info = pdpb_pb2.StoreInfo(id=store.store_id, address=self.address)
-                if await self.pd.bootstrap(info, first):
-                    log.info("store %d bootstrapped the cluster with range %d", store.store_id, first.id)
-                else:
-                    log.info("another store bootstrapped the cluster; dropping local range %d", first.id)
-                    store.discard_range(first.id)
+        first = self._local_first_range()
+        if first is None and not store.peers and not await self.pd.is_bootstrapped():
+            first = await self._create_first_range()
+        if first is not None:
+            info = pdpb_pb2.StoreInfo(id=store.store_id, address=self.address)
+            if await self.pd.bootstrap(info, first):
+                log.info("store %d bootstrapped the cluster with range %d", store.store_id, first.id)
+            else:
+                log.info("another store bootstrapped the cluster; dropping local range %d", first.id)
+                store.discard_range(first.id)
         await self.pd.put_store(pdpb_pb2.StoreInfo(id=store.store_id, address=self.address))
 
     def _local_first_range(self) -> metapb_pb2.RangeDescriptor | None:
@@ -89,7 +98,7 @@ class PdWorker:
         """
         if store_id not in self._resolving:
             self._resolving.add(store_id)
-            task = asyncio.get_running_loop().create_task(self._fetch_address(store_id))
+            task = spawn(self._fetch_address(store_id), f"address lookup of store {store_id}")
             self._tasks.append(task)
             task.add_done_callback(self._tasks.remove)
         return self.addresses.get(store_id, "")
@@ -106,9 +115,8 @@ class PdWorker:
 
     # ---------------------------------------------------------------------------- heartbeats
     def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._tasks += [loop.create_task(self._store_heartbeats()),
-                        loop.create_task(self._range_heartbeats())]
+        self._tasks += [spawn(self._store_heartbeats(), "store heartbeats to PD"),
+                        spawn(self._range_heartbeats(), "range heartbeats to PD")]
 
     async def _store_heartbeats(self) -> None:
         while True:
@@ -122,7 +130,7 @@ class PdWorker:
 
     async def _range_heartbeats(self) -> None:
         stream = self.pd.range_heartbeat_stream()
-        reader = asyncio.get_running_loop().create_task(self._read_operators(stream))
+        reader = spawn(self._read_operators(stream), "PD operator reader")
         try:
             while True:
                 for peer in list(self.store.peers.values()):
@@ -159,6 +167,11 @@ def execute_operator(store: Store, peer: Peer, op: pdpb_pb2.Operator, done: Call
     try:
         if op.kind == pdpb_pb2.Operator.TRANSFER_LEADER:
             store.transfer_leader(peer.range_id, op.peer.id)
+        elif op.kind == pdpb_pb2.Operator.REPLACE_VOTER:
+            if any(p.id == op.peer.id and p.role == metapb_pb2.VOTER for p in peer.desc.peers):
+                return  # done, or half-way: the leader leaves the joint configuration by itself
+            changes = [(ConfChangeType.ADD_NODE, op.peer), (ConfChangeType.ADD_LEARNER, op.demote_peer)]
+            store.change_peers(peer.range_id, changes, done or _log_result(op))
         elif op.kind in _CONF_CHANGES:
             added = any(p.id == op.peer.id for p in peer.desc.peers)
             if added and op.kind == pdpb_pb2.Operator.ADD_LEARNER:
@@ -167,9 +180,9 @@ def execute_operator(store: Store, peer: Peer, op: pdpb_pb2.Operator, done: Call
         else:
             log.warning("range %d: operator %s is not supported yet", peer.range_id, op.kind)
             return
-        log.info("range %d: carrying out %s", peer.range_id, _describe(op))
+        log.info("range %d: carrying out %s", peer.range_id, describe_operator(op))
     except StoreError as exc:
-        log.info("range %d: operator %s refused for now: %s", peer.range_id, _describe(op), exc)
+        log.info("range %d: operator %s refused for now: %s", peer.range_id, describe_operator(op), exc)
 
 
 def range_info(peer: Peer) -> pdpb_pb2.RangeInfo:
@@ -181,7 +194,8 @@ def range_info(peer: Peer) -> pdpb_pb2.RangeInfo:
     waited to promote for as long as the writes went on.
     """
     raft = peer.raw.raft
-    info = pdpb_pb2.RangeInfo(descriptor=peer.desc)
+    info = pdpb_pb2.RangeInfo(descriptor=peer.desc, term=raft.term,
+                              joint=bool(peer.conf_state.voters_outgoing))
     info.leader.CopyFrom(peer.peer_cache[peer.peer_id])
     if raft.role == Role.LEADER:
         first = raft.raft_log.first_index()
@@ -191,13 +205,16 @@ def range_info(peer: Peer) -> pdpb_pb2.RangeInfo:
     return info
 
 
-def _describe(op: pdpb_pb2.Operator) -> str:
-    return f"{pdpb_pb2.Operator.Kind.Name(op.kind).lower()} peer {op.peer.id} on store {op.peer.store_id}"
+def describe_operator(op: pdpb_pb2.Operator) -> str:
+    text = f"{pdpb_pb2.Operator.Kind.Name(op.kind).lower()} peer {op.peer.id} on store {op.peer.store_id}"
+    if op.HasField("demote_peer"):
+        text += f" for peer {op.demote_peer.id} on store {op.demote_peer.store_id}"
+    return text
 
 
 def _log_result(op: pdpb_pb2.Operator):  # noqa: ANN202
     def done(result: object) -> None:
         if isinstance(result, StoreError):
-            log.info("operator %s failed: %s", _describe(op), result)
+            log.info("operator %s failed: %s", describe_operator(op), result)
 
     return done

@@ -7,6 +7,9 @@ The Raft loop runs an iteration whenever the store says one is due. The synced w
 iteration runs on a dedicated writer thread (RocksDB releases the GIL while it syncs), so
 requests and Raft messages keep arriving during the fsync and all go into the next iteration:
 the longer a write takes, the larger the next group commit.
+
+Both loops are supervised (``kvdb.server.supervisor``): if one dies, the process exits non-zero
+instead of answering requests that no loop will ever serve.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
+from kvdb.server.supervisor import spawn
 from kvdb.server.transport import GrpcTransport
 from kvdb.storage.rocks import RocksEngine
 from kvdb.store.clock import Clock, SkewedClock
 from kvdb.store.config import StoreConfig
+from kvdb.store.loop import RaftLoop
 from kvdb.store.store import Store
 
 
@@ -40,10 +45,12 @@ class RaftHost:
         self._wakeup = asyncio.Event()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raft-writer")
         self._tasks: list[asyncio.Task] = []
+        self.crash_tick_loop = False
+        """Failpoint (tests only): the tick loop raises at its next tick."""
 
     def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._raft_loop()), loop.create_task(self._tick_loop())]
+        self._tasks = [spawn(self._raft_loop(), "raft loop"),
+                       spawn(self._tick_loop(), "tick loop")]
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -55,21 +62,20 @@ class RaftHost:
         while True:
             rate = self.clock.rate if isinstance(self.clock, SkewedClock) else 1.0
             await asyncio.sleep(interval / rate)
+            if self.crash_tick_loop:
+                raise RuntimeError("failpoint crash_tick_loop: the tick loop dies")
             self.store.tick()
 
     async def _raft_loop(self) -> None:
+        """Drive ``kvdb.store.loop.RaftLoop``: its synced writes run on the writer thread."""
         loop = asyncio.get_running_loop()
-        store, engine = self.store, self.engine
+        raft_loop = RaftLoop(self.store)
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while store.has_work():
-                it = store.begin()
-                if it.must_sync:
-                    await loop.run_in_executor(self._writer, engine.write, it.batch, True)
-                elif len(it.batch):
-                    engine.write(it.batch, False)  # no fsync: cheaper inline than a thread hop
-                store.finish(it)
+            while (it := raft_loop.step()) is not None:
+                await loop.run_in_executor(self._writer, raft_loop.write, it)
+                raft_loop.written(it)
 
     async def stop(self) -> None:
         for task in self._tasks:

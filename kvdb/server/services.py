@@ -19,6 +19,7 @@ from kvdb.pb import (
 )
 from kvdb.raft import ConfChangeType
 from kvdb.store.errors import DeadlineError, InvalidArgumentError, RangeNotFoundError, StoreError
+from kvdb.store.membership import UnsafeConfChangeError
 from kvdb.store.peer import ROLE_NAMES
 from kvdb.store.snapshot import SnapshotCorruptError
 
@@ -234,6 +235,8 @@ class AdminService(adminpb_pb2_grpc.AdminServicer):
             result = DeadlineError("conf change")
         if isinstance(result, StoreError):
             resp.error.CopyFrom(result.to_pb())
+            if isinstance(result, UnsafeConfChangeError):
+                resp.unsafe.CopyFrom(result.detail())
         else:
             resp.descriptor.CopyFrom(result)
         return resp

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 import grpc
 
 from kvdb.pb import raft_serverpb_pb2, raft_serverpb_pb2_grpc
+from kvdb.server.supervisor import spawn
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,26 @@ GRPC_OPTIONS = [
 ]
 
 
+class _Attempt:
+    """One connect attempt's stream: the wake-up of its request generator, and what it achieved.
+
+    grpc.aio keeps consuming a stream's request generator after the call has failed (only a local
+    cancel stops that), so a generator parked on a wake-up shared by every attempt would outlive
+    its call: once messages came, it would take the queue and write it to the finished call. Each
+    attempt therefore has its own wake-up, and retiring the attempt ends its generator.
+    """
+
+    def __init__(self) -> None:
+        self.wakeup = asyncio.Event()
+        self.retired = False
+        self.delivered = False
+        """A batch reached the transport: the stream was up, so the next connect may be quick."""
+
+    def retire(self) -> None:
+        self.retired = True
+        self.wakeup.set()  # a generator still parked wakes, sees it is retired and ends
+
+
 class _Connection:
     """The stream to one store and the messages waiting for it."""
 
@@ -36,8 +57,9 @@ class _Connection:
         self.transport = transport
         self.store_id = store_id
         self.queue: list[raft_serverpb_pb2.RaftMessage] = []
-        self.ready = asyncio.Event()
-        self.task = asyncio.get_running_loop().create_task(self._run())
+        self.attempt: _Attempt | None = None
+        """The stream being connected or up; None between attempts."""
+        self.task = spawn(self._run(), f"raft stream to store {store_id}")
 
     def push(self, messages: list[raft_serverpb_pb2.RaftMessage]) -> None:
         self.queue.extend(messages)
@@ -45,19 +67,23 @@ class _Connection:
         if overflow > 0:
             del self.queue[:overflow]
             log.warning("to store %d: queue full, dropped %d messages", self.store_id, overflow)
-        self.ready.set()
+        if self.attempt is not None:
+            self.attempt.wakeup.set()
 
-    async def _batches(self) -> AsyncIterator[raft_serverpb_pb2.RaftMessageBatch]:
+    async def _batches(self, attempt: _Attempt) -> AsyncIterator[raft_serverpb_pb2.RaftMessageBatch]:
         t = self.transport
         while True:
-            await self.ready.wait()
-            self.ready.clear()
+            await attempt.wakeup.wait()
+            attempt.wakeup.clear()
+            if attempt.retired:  # its call has ended: the queue belongs to the next stream
+                return
             if not self.queue:
                 continue
             messages, self.queue = self.queue, []
             yield raft_serverpb_pb2.RaftMessageBatch(
                 cluster_id=t.cluster_id, from_store=t.store_id, messages=messages
             )
+            attempt.delivered = True  # grpc asks for the next batch only once this one was written
 
     async def _run(self) -> None:
         backoff = RECONNECT_BACKOFF[0]
@@ -67,18 +93,26 @@ class _Connection:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, RECONNECT_BACKOFF[1])
                 continue
+            attempt = self.attempt = _Attempt()
+            if self.queue:
+                attempt.wakeup.set()
             try:
                 async with grpc.aio.insecure_channel(address, options=GRPC_OPTIONS) as channel:
                     stub = raft_serverpb_pb2_grpc.RaftTransportStub(channel)
-                    await stub.Raft(self._batches())
+                    await stub.Raft(self._batches(attempt))
             except asyncio.CancelledError:
                 raise
             except grpc.aio.AioRpcError as exc:
                 log.debug("raft stream to store %d (%s) ended: %s", self.store_id, address, exc.code())
             except Exception:
                 log.exception("raft stream to store %d failed", self.store_id)
+            finally:
+                attempt.retire()
+                self.attempt = None
             # Whatever was queued for a dead stream is as good as lost: Raft resends.
             self.queue.clear()
+            if attempt.delivered:  # it was up: the peer likely restarted, so try again at once
+                backoff = RECONNECT_BACKOFF[0]
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, RECONNECT_BACKOFF[1])
 
@@ -115,7 +149,7 @@ class GrpcTransport:
 
     def send_snapshot(self, store_id: int, message: raft_serverpb_pb2.RaftMessage, blob: bytes,
                       done: Callable[[bool], None]) -> None:
-        task = asyncio.get_running_loop().create_task(self._stream_snapshot(store_id, message, blob, done))
+        task = spawn(self._stream_snapshot(store_id, message, blob, done), f"snapshot to store {store_id}")
         self._snapshot_tasks.add(task)
         task.add_done_callback(self._snapshot_tasks.discard)
 

@@ -56,7 +56,12 @@ class Engine(Protocol):
     def batch(self) -> WriteBatch: ...
 
     def write(self, batch: WriteBatch, sync: bool) -> None:
-        """Apply ``batch`` atomically; ``sync=True`` returns only once it is on disk (WAL fsync)."""
+        """Apply ``batch`` atomically and make it visible at once.
+
+        ``sync=True`` returns only once the batch is on disk (WAL fsync), and with it every
+        earlier write, as the WAL is sequential. An unsynced write survives a process crash (it
+        is in the OS page cache) but not a power cut, unless a later synced write covered it;
+        ``MemEngine.crash`` models the power cut."""
         ...
 
     def get(self, cf: str, key: bytes) -> bytes | None: ...

@@ -1,14 +1,22 @@
 """An in-memory ``Engine`` for the deterministic simulator and fast tests.
 
-It models a disk that survives process crashes: a restarted store is handed the same
-``MemEngine`` object and finds everything that was written, synced or not. Each column family is
-a sorted key list (searched with ``bisect``) plus a dict, so scans never depend on hash order.
+It models RocksDB's write-ahead log on a machine that can lose power: a write is visible at once,
+but ``crash()`` takes back every write not yet made durable. ``write(sync=True)`` makes its batch
+and every earlier one durable (the WAL is one sequential file, so its fsync covers all that was
+appended before). A restarted store is handed the same ``MemEngine`` after ``crash()`` and finds
+exactly what a store restarted after a power cut would find. Unsynced writes are undone from an
+undo log (each changed key's previous value), cleared by every synced write: a workload that never
+crashes pays one dict lookup per staged operation and memory for the writes since the last sync.
+
+Each column family is a sorted key list (searched with ``bisect``) plus a dict, so scans never
+depend on hash order.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections.abc import Iterator
+from random import Random
 
 from kvdb.storage.engine import ALL_CFS, WriteBatch, iter_in_chunks
 
@@ -63,33 +71,74 @@ class _Family:
         self.data: dict[bytes, bytes] = {}
 
 
+_Undo = list[tuple[str, bytes, bytes | None]]
+"""(column family, key, value before the write or None) per key a write changed, in order."""
+
+
 class MemEngine:
     def __init__(self) -> None:
         self._cfs = {name: _Family() for name in ALL_CFS}
+        self._unsynced: list[_Undo] = []  # one undo list per unsynced write since the last sync
 
     def batch(self) -> MemWriteBatch:
         return MemWriteBatch()
 
     def write(self, batch: WriteBatch, sync: bool) -> None:
-        """Apply ``batch``; ``sync`` changes nothing, as everything written survives a crash here."""
+        """Apply ``batch`` atomically; with ``sync`` it and every earlier write become durable."""
         if not isinstance(batch, MemWriteBatch):
             raise TypeError(f"MemEngine cannot write a {type(batch).__name__}")
+        if sync:
+            self._unsynced.clear()
+            undo = None
+        else:
+            undo = []
+            self._unsynced.append(undo)
         for op, cf, key, arg in batch._ops:
             fam = self._cfs[cf]
             if op == _PUT:
-                if key not in fam.data:
+                old = fam.data.get(key)
+                if old is None:
                     insort(fam.keys, key)
                 fam.data[key] = arg
+                if undo is not None:
+                    undo.append((cf, key, old))
             elif op == _DELETE:
-                if fam.data.pop(key, None) is not None:
+                old = fam.data.pop(key, None)
+                if old is not None:
                     del fam.keys[bisect_left(fam.keys, key)]
+                    if undo is not None:
+                        undo.append((cf, key, old))
             else:
                 keys = fam.keys
                 lo = bisect_left(keys, key)
                 hi = bisect_left(keys, arg, lo)
                 for k in keys[lo:hi]:
-                    del fam.data[k]
+                    old = fam.data.pop(k)
+                    if undo is not None:
+                        undo.append((cf, k, old))
                 del keys[lo:hi]
+
+    def crash(self, rng: Random | None = None) -> int:
+        """Lose the writes a power cut would: every unsynced one, or with ``rng`` a random suffix
+        of them (the OS may have written back part of the WAL; never a later write without the
+        earlier ones, and never part of a batch). Returns how many writes were lost."""
+        keep = rng.randint(0, len(self._unsynced)) if rng is not None and self._unsynced else 0
+        lost = self._unsynced[keep:]
+        del self._unsynced[:]
+        for undo in reversed(lost):
+            for cf, key, old in reversed(undo):
+                self._restore(self._cfs[cf], key, old)
+        return len(lost)
+
+    @staticmethod
+    def _restore(fam: _Family, key: bytes, old: bytes | None) -> None:
+        if old is None:
+            if fam.data.pop(key, None) is not None:
+                del fam.keys[bisect_left(fam.keys, key)]
+            return
+        if key not in fam.data:
+            insort(fam.keys, key)
+        fam.data[key] = old
 
     def get(self, cf: str, key: bytes) -> bytes | None:
         return self._cfs[cf].data.get(key)
@@ -116,4 +165,5 @@ class MemEngine:
         return iter_in_chunks(self.scan, cf, start, end)
 
     def close(self) -> None:
-        """Nothing to release; the engine stays usable so a restarted store can reuse it."""
+        """Nothing to release: a clean shutdown keeps even unsynced writes (RocksDB flushes its
+        WAL on close), and the engine stays usable so a restarted store can reuse it."""

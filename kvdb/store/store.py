@@ -1,11 +1,12 @@
 """The multi-Raft host: every replica on this store, driven by one loop with group commit.
 
 Sans-I/O: the store takes its engine, transport and clock as arguments and is driven by calls.
-A driver (``kvdb.server.node`` for real processes, ``tests/storesim`` in the simulator) feeds it
-inputs (``tick``, ``on_raft_messages``, requests) and runs iterations:
+A driver (``kvdb.server.raft_host`` for real processes, ``tests/storesim`` in the simulator) feeds
+it inputs (``tick``, ``on_raft_messages``, requests) and runs iterations through
+``kvdb.store.loop.RaftLoop``, the one place that decides what is synced and when acks go:
 
     it = store.begin()          # gather every peer's Ready, send messages, stage ONE batch
-    engine.write(it.batch, sync=it.must_sync)   # or simulated latency; inputs keep arriving
+    (the batch is written: fsynced if it.must_sync; inputs keep arriving meanwhile)
     store.finish(it)            # send acks, apply committed entries, answer requests
 
 Only one iteration is in flight at a time, so whatever arrives during a write is batched into
@@ -45,6 +46,8 @@ from kvdb.store.errors import (
     SessionExpiredError,
     WrongClusterError,
 )
+from kvdb.store.loop import RaftLoop
+from kvdb.store.membership import check_conf_change
 from kvdb.store.peer import Callback, Peer, Read
 from kvdb.store.sessions import Result, Sessions
 
@@ -294,15 +297,31 @@ class Store:
 
     def change_peer(self, range_id: int, change: int, target: metapb_pb2.Peer, callback: Callback) -> None:
         """Propose one membership change; ``change`` is a ``ConfChangeType``."""
+        self.change_peers(range_id, [(change, target)], callback)
+
+    def change_peers(self, range_id: int, changes: list[tuple[int, metapb_pb2.Peer]],
+                     callback: Callback) -> None:
+        """Propose membership changes as one; several go through joint consensus, which the leader
+        leaves by itself once applied (e.g. promote a learner and demote a dead voter at once).
+
+        Refused before anything is proposed if it would remove the leader or leave the live
+        voters short of a quorum (``kvdb.store.membership``).
+        """
         peer = self.peer(range_id)
-        if change != ConfChangeType.REMOVE_NODE:
-            if target.store_id == 0:
-                raise InvalidArgumentError("the new peer needs a store id")
-            if any(p.store_id == target.store_id and p.id != target.id for p in peer.desc.peers):
-                raise InvalidArgumentError(f"store {target.store_id} already hosts range {range_id}")
+        if not peer.is_leader:
+            raise peer.not_leader()
+        for change, target in changes:
+            if change != ConfChangeType.REMOVE_NODE:
+                if target.store_id == 0:
+                    raise InvalidArgumentError("the new peer needs a store id")
+                if any(p.store_id == target.store_id and p.id != target.id for p in peer.desc.peers):
+                    raise InvalidArgumentError(f"store {target.store_id} already hosts range {range_id}")
+        singles = [ConfChangeSingle(change, target.id) for change, target in changes]
+        check_conf_change(peer, singles, joint=len(singles) > 1)
         context = raft_serverpb_pb2.ChangePeerContext(epoch=peer.desc.epoch)
-        context.peers.add().CopyFrom(target)
-        cc = ConfChange([ConfChangeSingle(change, target.id)], context=context.SerializeToString())
+        for _, target in changes:
+            context.peers.add().CopyFrom(target)
+        cc = ConfChange(singles, context=context.SerializeToString())
         peer.propose_conf_change(cc, callback)
         self._mark(peer)
 
@@ -409,13 +428,11 @@ class Store:
             self.apply_batch = self.engine.batch()
 
     def run_once(self) -> bool:
-        """One synchronous iteration (tests and tools); returns whether there was anything to do."""
+        """Run the production loop (``kvdb.store.loop``) until idle, every write inline (tests and
+        tools); returns whether there was anything to do."""
         if not self.has_work():
             return False
-        it = self.begin()
-        if len(it.batch):
-            self.engine.write(it.batch, sync=it.must_sync)
-        self.finish(it)
+        RaftLoop(self).drain()
         return True
 
     # ----------------------------------------------------------------------------- messaging

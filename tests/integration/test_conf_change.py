@@ -13,10 +13,15 @@ CP = adminpb_pb2.ChangePeerRequest
 
 
 def change_peer(client: Client, change: int, peer: metapb_pb2.Peer) -> metapb_pb2.RangeDescriptor:
-    """Propose one change at the leader and return the descriptor it produced."""
-    leader = client.wait_leader()
+    """Propose one change at the leader and return the descriptor it produced; "busy" (a new
+    leader that has not heard from every voter yet) is retried."""
     req = CP(cluster_id=1, range_id=1, change_type=change, peer=peer)
-    resp = client.admin(leader).ChangePeer(req, timeout=15)
+
+    def attempt() -> adminpb_pb2.ChangePeerResponse | None:
+        resp = client.admin(client.wait_leader()).ChangePeer(req, timeout=15)
+        return None if resp.error.HasField("server_busy") else resp
+
+    resp = wait_for(attempt, 10, "the leader to accept the change")
     assert not resp.HasField("error"), resp.error.message
     return resp.descriptor
 
@@ -38,6 +43,15 @@ def test_remove_voter_then_add_learner_promote_and_remove_another(cluster: Clust
     if client.wait_leader() == 3:
         client.transfer_leader(1)
     epoch0 = client.status(1).descriptor.epoch.conf_ver
+
+    # The leader may not remove itself: refused with a clear error, and nothing changes.
+    leader = client.wait_leader()
+    myself = metapb_pb2.Peer(id=leader, store_id=leader)
+    req = CP(cluster_id=1, range_id=1, change_type=CP.REMOVE, peer=myself)
+    resp = client.admin(leader).ChangePeer(req, timeout=15)
+    assert resp.error.HasField("invalid_argument") and "transfer leadership" in resp.error.message, resp
+    assert resp.unsafe.reason == adminpb_pb2.UnsafeConfChange.REMOVES_LEADER
+    assert client.status(leader).descriptor.epoch.conf_ver == epoch0
 
     # Remove store 3's voter: the range goes on with two, and store 3 drops its replica and data.
     desc = change_peer(client, CP.REMOVE, metapb_pb2.Peer(id=3, store_id=3))

@@ -18,6 +18,7 @@ KIND = {
     Op.REMOVE_PEER: "remove",
     Op.TRANSFER_LEADER: "transfer",
     Op.SPLIT: "split",
+    Op.REPLACE_VOTER: "replace",
 }
 
 
@@ -68,6 +69,10 @@ def apply(rng: pdpb_pb2.RangeInfo, op: pdpb_pb2.Operator) -> None:
         rng.pending_peer_ids.append(op.peer.id)
     elif op.kind == Op.PROMOTE_LEARNER:
         next(p for p in desc.peers if p.id == op.peer.id).role = VOTER
+    elif op.kind == Op.REPLACE_VOTER:  # into the joint configuration and out of it
+        next(p for p in desc.peers if p.id == op.peer.id).role = VOTER
+        next(p for p in desc.peers if p.id == op.demote_peer.id).role = LEARNER
+        desc.epoch.conf_ver += 1
     elif op.kind == Op.REMOVE_PEER:
         keep = [p for p in desc.peers if p.id != op.peer.id]
         del desc.peers[:]
@@ -95,7 +100,10 @@ def drive(rng, stores, config=THREE, ids=None, max_steps=20) -> list[tuple | Non
             trace.append(None)
             del rng.pending_peer_ids[:]
             continue
-        trace.append((KIND[op.kind], op.peer.id, op.peer.store_id))
+        step = (KIND[op.kind], op.peer.id, op.peer.store_id)
+        if op.kind == Op.REPLACE_VOTER:
+            step += (op.demote_peer.id,)
+        trace.append(step)
         apply(rng, op)
     raise AssertionError(f"no fixed point after {max_steps} steps: {trace}")
 
@@ -148,18 +156,52 @@ def test_candidate_is_an_up_store_without_a_replica_with_fewest_ranges_then_lowe
     assert (op.kind, op.peer.store_id) == (Op.ADD_LEARNER, 8)
 
 
-def test_voter_on_a_down_store_is_replaced_first_and_removed_after_the_promotion():
+def test_voter_on_a_down_store_is_replaced_in_one_joint_step_then_removed_as_a_learner():
     stores = stores_of(store(1), store(2), store(3, DOWN), store(4, ranges=3), store(5, ranges=1))
     rng = range_info([(10, 1, VOTER), (11, 2, VOTER), (12, 3, VOTER)], leader=10)
     trace = drive(rng, stores)
-    assert trace == [("add", 100, 5), None, ("promote", 100, 5), ("remove", 12, 3)]
+    assert trace == [("add", 100, 5), None, ("replace", 100, 5, 12), ("remove", 12, 3)]
     assert voters(rng) == {10: 1, 11: 2, 100: 5}
 
 
 def test_voter_on_a_store_pd_does_not_know_counts_as_gone():
     stores = stores_of(store(1), store(2), store(4))
     rng = range_info([(10, 1, VOTER), (11, 2, VOTER), (12, 3, VOTER)], leader=10)
-    assert drive(rng, stores) == [("add", 100, 4), None, ("promote", 100, 4), ("remove", 12, 3)]
+    assert drive(rng, stores) == [("add", 100, 4), None, ("replace", 100, 4, 12), ("remove", 12, 3)]
+
+
+def test_nothing_is_planned_while_the_range_is_in_a_joint_configuration():
+    stores = stores_of(store(1), store(2), store(3, DOWN), store(4))
+    rng = range_info([(10, 1, VOTER), (11, 2, VOTER), (12, 3, VOTER), (100, 4, VOTER)], leader=10)
+    rng.joint = True  # 12 is an outgoing voter the leader is about to demote
+    assert check_replicas(rng, stores, THREE, no_ids) is None
+
+
+def test_a_learner_nobody_needs_any_more_is_removed_not_promoted():
+    """The failed voter's store came back while its replacement caught up (or a demoted voter's
+    store returned): promoting would only make a fourth voter to remove again."""
+    stores = stores_of(store(1), store(2), store(3), store(4))
+    rng = range_info([(10, 1, VOTER), (11, 2, VOTER), (12, 3, VOTER), (100, 4, LEARNER)], leader=10)
+    assert drive(rng, stores) == [("remove", 100, 4)]
+
+
+def test_five_voters_two_silent_shrink_by_removing_the_silent_ones():
+    """What the issue reproduced: replica count 3, five voters of which two are DISCONNECTED;
+    removing a live voter on the fullest store left 2 of 4 voters alive."""
+    stores = stores_of(store(1, ranges=1), store(2, ranges=9), store(3, ranges=8),
+                       store(4, DISCONNECTED, ranges=0), store(5, DISCONNECTED, ranges=0))
+    rng = range_info([(10 + i, i, VOTER) for i in range(1, 6)], leader=11)
+    op = check_replicas(rng, stores, THREE, no_ids)
+    assert (op.kind, op.peer.id) == (Op.REMOVE_PEER, 15)
+    assert drive(rng, stores) == [("remove", 15, 5), ("remove", 14, 4)]
+    assert voters(rng) == {11: 1, 12: 2, 13: 3}
+
+
+def test_no_surplus_voter_is_removed_when_no_choice_keeps_a_live_quorum():
+    stores = stores_of(store(1), store(2), store(3, DISCONNECTED), store(4, DISCONNECTED),
+                       store(5, DISCONNECTED))
+    rng = range_info([(10 + i, i, VOTER) for i in range(1, 6)], leader=11)
+    assert check_replicas(rng, stores, THREE, no_ids) is None
 
 
 @pytest.mark.parametrize(
@@ -200,7 +242,7 @@ def test_pending_learner_blocks_a_second_learner_and_removals():
     assert check_replicas(rng, stores, THREE, no_ids) is None
     del rng.pending_peer_ids[:]
     op = check_replicas(rng, stores, THREE, no_ids)
-    assert (op.kind, op.peer.id) == (Op.PROMOTE_LEARNER, 100)
+    assert (op.kind, op.peer.id, op.demote_peer.id) == (Op.REPLACE_VOTER, 100, 12)
 
 
 def test_learner_on_a_disconnected_store_is_not_promoted_and_not_doubled():
@@ -454,6 +496,21 @@ def test_tracker_done_conditions_for_membership_changes(op, not_done, done):
     assert tracker.next_operator(range_info(not_done, leader=10), 1, Check()) is op
     assert tracker.next_operator(range_info(done, leader=10), 2, Check(None)) is None
     assert tracker.pending() == {}
+
+
+def test_tracker_keeps_a_replacement_through_its_joint_configuration_until_it_is_left():
+    tracker = OperatorTracker(timeout_ms=1_000)
+    op = Op(kind=Op.REPLACE_VOTER, peer=_peer(100, 4, LEARNER), demote_peer=_peer(12, 3))
+    before = range_info([(10, 1, VOTER), (11, 2, VOTER), (12, 3, VOTER), (100, 4, LEARNER)], leader=10)
+    tracker.next_operator(before, 0, Check(op))
+    joint = range_info([(10, 1, VOTER), (11, 2, VOTER), (12, 3, VOTER), (100, 4, VOTER)], leader=10)
+    joint.joint = True
+    joint.descriptor.epoch.conf_ver += 1
+    assert tracker.next_operator(joint, 1, Check()) is op
+    left = range_info([(10, 1, VOTER), (11, 2, VOTER), (12, 3, LEARNER), (100, 4, VOTER)], leader=10)
+    left.descriptor.epoch.conf_ver += 2
+    assert tracker.next_operator(left, 2, Check(None)) is None
+    assert (tracker.pending(), tracker.stale) == ({}, 0)
 
 
 def test_tracker_transfer_leader_is_done_when_the_target_leads():

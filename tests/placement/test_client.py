@@ -123,14 +123,20 @@ class FakeMember(pdpb_pb2_grpc.PDServicer):
     async def Bootstrap(self, request: pdpb_pb2.BootstrapRequest,
                         context: grpc.aio.ServicerContext) -> pdpb_pb2.BootstrapResponse:
         header = self._check("Bootstrap", request, cluster=False, bootstrapped=False)
+        response = pdpb_pb2.BootstrapResponse(header=header)
         if not header.HasField("error"):
             if self.pd.bootstrapped:
-                header.error.already_bootstrapped = True
+                response.header.error.already_bootstrapped = True
+                recorded = self.pd.bootstrapped_with
+                response.bootstrap_store_id = recorded.store.id
+                response.first_range.CopyFrom(recorded.first_range)
             else:
                 self.pd.bootstrapped = True
+                self.pd.bootstrapped_with = request
                 self.pd.stores[request.store.id] = request.store
                 self.pd.ranges.append(pdpb_pb2.RangeInfo(descriptor=request.first_range))
-        return pdpb_pb2.BootstrapResponse(header=header)
+                await self._stall("Bootstrap")  # applied, but the answer may be lost
+        return response
 
     async def PutStore(self, request: pdpb_pb2.PutStoreRequest,
                        context: grpc.aio.ServicerContext) -> pdpb_pb2.PutStoreResponse:
@@ -234,6 +240,7 @@ class FakePd:
         self.unavailable = 0
         """The leader answers this many requests with unavailable_backoff_ms (no lease yet)."""
         self.bootstrapped = False
+        self.bootstrapped_with = pdpb_pb2.BootstrapRequest()
         self.stores: dict[int, pdpb_pb2.StoreInfo] = {}
         self.ranges: list[pdpb_pb2.RangeInfo] = []
         self.next_id = 1000
@@ -313,7 +320,11 @@ async def test_calls() -> None:
         first = metapb_pb2.RangeDescriptor(id=2, epoch=metapb_pb2.RangeEpoch(conf_ver=1, version=1),
                                            peers=[metapb_pb2.Peer(id=3, store_id=1)])
         assert await client.bootstrap(store, first)
-        assert not await client.bootstrap(store, first)
+        # Asking again with the same range is answered "yours"; with another range, "not yours".
+        assert await client.bootstrap(store, first)
+        other = metapb_pb2.RangeDescriptor(id=9, epoch=first.epoch,
+                                           peers=[metapb_pb2.Peer(id=10, store_id=5)])
+        assert not await client.bootstrap(pdpb_pb2.StoreInfo(id=5, address="s5:20160"), other)
         assert await client.is_bootstrapped()
         await client.put_store(pdpb_pb2.StoreInfo(id=4, address="s4:20160", state=pdpb_pb2.TOMBSTONE))
         assert (await client.get_store(1)).address == "s1:20160"

@@ -21,12 +21,17 @@ from pathlib import Path
 import pytest
 
 from bench.compare import free_base_port
+from kvdb import playground as playground_module
+from kvdb.server.supervisor import CRASH_EXIT_STATUS
 from tests.integration.cluster import wait_for
 
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 CLI_TIMEOUT = 30.0
 PROCESSES = 6
+QUICK_STOP = 10.0
+"""Seconds Ctrl-C may take: about 1 s measured; half the 20 s after which the playground would
+kill a child that did not stop (issue 14 saw stops take that long)."""
 
 
 class Playground:
@@ -44,6 +49,8 @@ class Playground:
         return self.proc is not None and self.proc.poll() is None
 
     def start(self) -> None:
+        # A second one would be refused, and the first one's children orphaned by the fixture.
+        assert not self.running, "the playground already runs: the module's tests run in order"
         with self.stderr_path.open("a") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "kvdb", "playground", "--data-dir", str(self.data_dir),
@@ -198,7 +205,10 @@ def test_a_killed_playground_takes_its_children_along(pg: Playground) -> None:
 def test_ctrl_c_stops_cleanly(pg: Playground) -> None:
     pg.start()
     pids = pg.child_pids()
+    asked = time.monotonic()
     assert pg.stop(signal.SIGINT) == 0
+    took = time.monotonic() - asked
+    assert took < QUICK_STOP, f"Ctrl-C took {took:.1f}s: a child waited for something on its way out"
     assert all(gone(pid) for pid in pids.values())
 
 
@@ -209,3 +219,18 @@ def test_a_cluster_that_does_not_serve_in_time_is_given_up(tmp_path: Path) -> No
     assert result.returncode == 1 and result.stdout == ""
     assert "did not serve within" in result.stderr.splitlines()[-1]
     assert not list((tmp_path / "run").glob("*.pid"))
+
+
+def test_a_crashed_child_is_reported_with_its_exit_status(tmp_path: Path) -> None:
+    """A store whose background task crashed exits with CRASH_EXIT_STATUS (tests/server/
+    test_supervision.py); the playground names that, not only "exited", and stops everything."""
+    playground = playground_module.Playground(tmp_path, playground_module.Layout(pd=1, stores=1))
+    crashed = playground.children[-1]
+    crashed.proc = subprocess.Popen([sys.executable, "-c", f"raise SystemExit({CRASH_EXIT_STATUS})"])
+    crashed.proc.wait(timeout=CLI_TIMEOUT)
+    with pytest.raises(playground_module._Exit) as info:
+        playground._check_children()
+    assert info.value.status == 1
+    assert info.value.message.startswith(f"store 1 (pid {crashed.proc.pid}, log ")
+    assert f"crashed (exit status {CRASH_EXIT_STATUS}" in info.value.message
+    assert "traceback is in its log" in info.value.message

@@ -242,6 +242,65 @@ def test_mem_engine_survives_close_for_a_restarted_store() -> None:
     assert len(eng.scan(CF_RAFT, b"", None, 0)) == 4
 
 
+def _state(eng: MemEngine) -> dict[str, list[tuple[bytes, bytes]]]:
+    return {cf: eng.scan(cf, b"", None, 0) for cf in ALL_CFS}
+
+
+def test_mem_crash_loses_unsynced_writes_of_every_kind() -> None:
+    eng = MemEngine()
+    fill(eng, CF_DEFAULT, range(6))
+    batch = eng.batch()
+    batch.put(CF_META, b"m", b"synced")
+    eng.write(batch, sync=True)  # makes the unsynced fill durable too (the WAL is sequential)
+    durable = _state(eng)
+    batch = eng.batch()
+    batch.put(CF_DEFAULT, k(0), b"overwritten")
+    batch.put(CF_DEFAULT, k(9), b"new")
+    batch.delete(CF_DEFAULT, k(1))
+    batch.delete_range(CF_DEFAULT, k(3), k(5))
+    batch.delete(CF_META, b"m")
+    eng.write(batch, sync=False)
+    fill(eng, CF_RAFT, range(2))
+    assert eng.get(CF_DEFAULT, k(0)) == b"overwritten"  # visible at once
+    assert eng.crash() == 2
+    assert _state(eng) == durable
+    assert eng.crash() == 0  # what survived one crash is durable
+
+
+def test_mem_synced_write_makes_earlier_unsynced_writes_durable() -> None:
+    eng = MemEngine()
+    fill(eng, CF_DEFAULT, range(3))
+    eng.write(eng.batch(), sync=True)  # even an empty synced write syncs the WAL
+    fill(eng, CF_DEFAULT, [3])
+    eng.crash()
+    assert keys_of(eng.scan(CF_DEFAULT, b"", None, 0)) == [k(0), k(1), k(2)]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_mem_crash_leaves_the_state_after_one_write_since_the_last_sync(seed: int) -> None:
+    """After a crash the engine holds exactly what it held after some write: the last synced
+    one (no rng) or a later one the OS may have written back (with rng), never a torn batch."""
+    rng = random.Random(seed)
+    eng = MemEngine()
+    since_sync = [_state(eng)]  # the state after the last synced write, then after each later one
+    crashes_that_lost = 0
+    for op in _random_ops(rng, 600):
+        if op[0] != "write":
+            continue
+        _run(eng, op)
+        if op[2]:
+            since_sync = []
+        since_sync.append(_state(eng))
+        if rng.random() < 0.05:
+            with_rng = rng.random() < 0.5
+            eng.crash(rng if with_rng else None)
+            after = _state(eng)
+            assert after in since_sync if with_rng else after == since_sync[0], f"seed {seed}"
+            crashes_that_lost += after != since_sync[-1]
+            since_sync = [after]
+    assert crashes_that_lost > 0
+
+
 def _random_ops(rng: random.Random, n: int) -> list[tuple]:
     """Batches of puts/deletes/range deletes and reads over a small key space, so they collide."""
 

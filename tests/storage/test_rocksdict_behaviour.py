@@ -1,7 +1,9 @@
 """Pins the rocksdict facts kvdb.storage relies on (see ../shared/design/DEPENDENCY-NOTES.md).
 
 These test the dependency, not our code: when one fails after an upgrade, rocksdict changed and
-the notes, and the code built on them, need another look.
+the notes, and the code built on them, need another look. That a synced write really fsyncs is
+checked where it can fail: tests/storage/test_rocks_fsync.py (a reopen cannot tell, as an unsynced
+write survives a close).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import Options, Rdict, WriteBatch
 
 
 def _open(path: Path) -> Rdict:
@@ -55,22 +57,6 @@ def test_snapshot_iteration_does_not_isolate(db: Rdict) -> None:
         it.next()
     assert seen == [(b"a", b"new"), (b"b", b"added after the snapshot")]
     del it, snap
-
-
-def test_synced_write_persists_across_reopen(tmp_path: Path) -> None:
-    path = tmp_path / "db"
-    db = _open(path)
-    batch = WriteBatch(raw_mode=True)
-    batch.put(b"k", b"v")
-    wo = WriteOptions()
-    wo.sync = True
-    db.write(batch, wo)
-    db.close()
-    db = _open(path)
-    try:
-        assert db[b"k"] == b"v"
-    finally:
-        db.close()
 
 
 def test_inverted_delete_range_fails_the_write_and_every_later_one(tmp_path: Path) -> None:

@@ -67,8 +67,11 @@ class LocalCluster:
         self.stores[store_id] = store
         return store
 
-    def crash(self, store_id: int) -> None:
+    def crash(self, store_id: int, power_cut: bool = False) -> int:
+        """Kill the store's process: its page cache survives, unless ``power_cut``, which loses
+        the writes no synced write made durable; returns how many writes were lost."""
         del self.stores[store_id]
+        return self.engines[store_id].crash() if power_cut else 0
 
     def isolate(self, store_id: int) -> None:
         for other in self.engines:

@@ -1,11 +1,14 @@
 """One simulated store process: a real ``Store`` over a ``MemEngine``, its clock, ticks and loop.
 
-The ``MemEngine`` is the disk: it outlives the process, so a crash drops only the ``Store``
-object (with whatever it held in memory: a begun but unwritten batch, pending requests, leases)
-and a restart builds a new ``Store`` over the same engine, as ``kvdb.server.node`` does over
-RocksDB. The loop follows the store's contract (``kvdb/store/store.py``): ``begin``, a synced
-write that takes simulated disk time, ``finish``, again while there is work; inputs keep
-arriving during the write and are group-committed by the next iteration.
+The ``MemEngine`` is the disk: it outlives the process. A crash is a power cut: it drops the
+``Store`` object (with whatever it held in memory: a begun but unwritten batch, pending requests,
+leases) and the writes the disk had not made durable (``MemEngine.crash``: every unsynced write
+no later synced one covered, except a random prefix the OS may have written back, which may be
+all of them as after a kill -9; a synced write in flight may be among them); a restart
+builds a new ``Store`` over the same engine, as ``kvdb.server.node`` does over RocksDB. The loop
+is the production one (``kvdb.store.loop.RaftLoop``): this driver only makes its synced write
+take simulated disk time, during which inputs keep arriving to be group-committed by the next
+iteration, and a crash during which loses the write.
 
 A process can also pause (a GC or VM stall): its clock runs on, but it handles nothing until it
 resumes; then it finds every input that queued up meanwhile, in per-connection order. That is
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from kvdb.server.kv_handler import KvHandler
 from kvdb.storage.memory import MemEngine
+from kvdb.store.loop import RaftLoop
 from kvdb.store.peer import Peer
 from kvdb.store.store import Iteration, Store
 from tests.sim.world import World
@@ -71,6 +75,7 @@ class SimStore:
         self.clock = SimClock(sim.world, rate, offset=self.rng.uniform(0, 1000))
         self.transport = SimTransport(sim.network, store_id)
         self.store: Store | None = None
+        self.loop: RaftLoop | None = None
         self.handler: KvHandler | None = None
         # Bumped on every crash: events of an earlier life carry a stale number and do nothing,
         # which is how a crash cancels the write in flight, the tick chain and snapshot reports.
@@ -99,6 +104,7 @@ class SimStore:
         if bootstrap:
             store.bootstrap_range(self.sim.first_range)
         self.store = store
+        self.loop = RaftLoop(store)
         self.handler = KvHandler(store)
         incarnation = self.incarnation
         store.wake = lambda: self._wake(incarnation)
@@ -112,8 +118,16 @@ class SimStore:
         self.world.trace("%r crash (write in flight: %s)", self, self.writing)
         self.peers_seen.update(self.store.peers.values())
         self.sim.network.receiver_died(self.id)
+        in_flight = self.loop.in_flight
+        if in_flight is not None and self.rng.random() < 0.5:
+            # The synced write had reached the WAL but not the platter: it is one more unsynced
+            # write (kept or not below), whose acks were never sent.
+            self.engine.write(in_flight.batch, sync=False)
         self.store = None
+        self.loop = None
         self.handler = None
+        lost = self.engine.crash(self.rng)
+        self.world.trace("%r lost %d unsynced writes", self, lost)
         self.incarnation += 1
         self.looping = False
         self.writing = False
@@ -178,22 +192,15 @@ class SimStore:
         if self.paused:
             self._deferred.append(("loop", self._iterate, (incarnation,)))
             return
-        store = self.store
-        while True:
-            self.peers_seen.update(store.peers.values())
-            it = store.begin()
-            if not it.must_sync and len(it.batch):
-                self.engine.write(it.batch, sync=False)  # no fsync to wait for
-            elif it.must_sync:
-                latency = self.sim.disk_latency()
-                self.writing = True
-                self.sim.nemesis.on_write_started(self, latency)
-                self.world.after(latency, self._written, incarnation, it)
-                return
-            store.finish(it)
-            if not store.has_work():
-                self.looping = False
-                return
+        self.peers_seen.update(self.store.peers.values())
+        it = self.loop.step()
+        if it is None:
+            self.looping = False
+            return
+        latency = self.sim.disk_latency()
+        self.writing = True
+        self.sim.nemesis.on_write_started(self, latency)
+        self.world.after(latency, self._written, incarnation, it)
 
     def _written(self, incarnation: int, it: Iteration) -> None:
         if incarnation != self.incarnation:
@@ -202,9 +209,7 @@ class SimStore:
             self._deferred.append(("loop", self._written, (incarnation, it)))
             return
         self.writing = False
-        self.engine.write(it.batch, sync=True)  # only must_sync batches take this path
-        self.store.finish(it)
-        if self.store.has_work():
-            self._iterate(incarnation)
-        else:
-            self.looping = False
+        self.loop.write(it)
+        self.peers_seen.update(self.store.peers.values())
+        self.loop.written(it)
+        self._iterate(incarnation)

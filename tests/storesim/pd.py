@@ -5,10 +5,11 @@ only forgets the operators in flight), but all it exchanges with stores crosses 
 network, with its latency, loss, duplication and reordering, and the nemesis can cut stores off
 from it, stall their links or fail their store heartbeats. It runs the real scheduling code:
 ``store_state`` over the last heartbeat times (world milliseconds), and on each range heartbeat
-``OperatorTracker.next_operator`` with ``check_replicas``, keeping only the highest-epoch
-descriptor per range, as ``placement/service.py`` does. Stores report as ``PdWorker`` does
-(``range_info`` of every range they lead) and carry out operators with ``execute_operator``,
-so a stale, lost or repeated reply exercises the same epoch checks as in production.
+``OperatorTracker.next_operator`` with ``check_replicas``, keeping only the newest report per
+range (``range_report_stale``: higher epoch, then higher term), as ``placement/service.py`` does.
+Stores report as ``PdWorker`` does (``range_info`` of every range they lead) and carry out
+operators with ``execute_operator``, so a stale, lost or repeated reply exercises the same epoch
+checks as in production.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typing import TYPE_CHECKING
 
 from kvdb.pb import metapb_pb2, pdpb_pb2
 from kvdb.raft import ConfChangeType
-from kvdb.server.pd_worker import execute_operator, range_info
+from kvdb.server.pd_worker import describe_operator, execute_operator, range_info
 from kvdb.store.errors import StoreError
 from placement.checker import OperatorTracker, check_replicas, store_state
+from placement.service import range_report_stale
 from tests.storesim.faults import RANGE_ID, check_applied
 from tests.storesim.transport import PD_NODE
 
@@ -40,22 +42,15 @@ _CHANGES = {
     pdpb_pb2.Operator.ADD_LEARNER: ConfChangeType.ADD_LEARNER,
     pdpb_pb2.Operator.PROMOTE_LEARNER: ConfChangeType.ADD_NODE,
     pdpb_pb2.Operator.REMOVE_PEER: ConfChangeType.REMOVE_NODE,
+    pdpb_pb2.Operator.REPLACE_VOTER: ConfChangeType.ADD_NODE,  # what it does to ``op.peer``
 }
 _DONE_STATS = {
     pdpb_pb2.Operator.ADD_LEARNER: "pd_learners_added",
     pdpb_pb2.Operator.PROMOTE_LEARNER: "pd_learners_promoted",
+    pdpb_pb2.Operator.REPLACE_VOTER: "pd_learners_promoted",
     pdpb_pb2.Operator.REMOVE_PEER: "pd_peers_removed",
     pdpb_pb2.Operator.TRANSFER_LEADER: "pd_leaders_transferred",
 }
-
-
-def _describe(op: pdpb_pb2.Operator) -> str:
-    return f"{pdpb_pb2.Operator.Kind.Name(op.kind).lower()} peer {op.peer.id} on store {op.peer.store_id}"
-
-
-def _epoch_older(a: metapb_pb2.RangeEpoch, b: metapb_pb2.RangeEpoch) -> bool:
-    """PD's rule (``placement/service.py``): a descriptor older in either part is stale."""
-    return a.conf_ver < b.conf_ver or a.version < b.version
 
 
 class SimPd:
@@ -134,7 +129,7 @@ class SimPd:
         desc = info.descriptor
         resp = pdpb_pb2.RangeHeartbeatResponse(range_id=desc.id)
         old = self.ranges.get(desc.id)
-        if old is not None and _epoch_older(desc.epoch, old.descriptor.epoch):
+        if old is not None and range_report_stale(info, old):
             self.stats.pd_stale_heartbeats += 1
             resp.epoch.CopyFrom(old.descriptor.epoch)  # the store finds it stale and does nothing
             return resp
@@ -149,19 +144,20 @@ class SimPd:
         if before is not None and op is not before:
             if tracker.timed_out > timed_out:
                 self.stats.pd_ops_timed_out += 1
-                self.world.trace("pd: %s timed out", _describe(before))
+                self.world.trace("pd: %s timed out", describe_operator(before))
             elif tracker.stale > stale:
                 self.stats.pd_ops_stale += 1
-                self.world.trace("pd: %s dropped: the membership changed without it", _describe(before))
+                self.world.trace("pd: %s dropped: the membership changed without it",
+                                 describe_operator(before))
             else:
                 name = _DONE_STATS[before.kind]
                 setattr(self.stats, name, getattr(self.stats, name) + 1)
-                self.world.trace("pd: %s done", _describe(before))
+                self.world.trace("pd: %s done", describe_operator(before))
         if op is not None:
             if op is not before:
                 self.stats.pd_ops_issued += 1
                 self.world.trace("pd: range %d (epoch %d/%d, leader %d): %s", desc.id, desc.epoch.conf_ver,
-                                 desc.epoch.version, info.leader.id, _describe(op))
+                                 desc.epoch.version, info.leader.id, describe_operator(op))
             resp.operator.CopyFrom(op)
         return resp
 
@@ -185,7 +181,7 @@ class SimPd:
         if self.ranges[RANGE_ID].descriptor != desc:
             return "PD has not seen the current descriptor"
         if self.operators.pending():
-            return f"operator in flight: {_describe(self.operators.pending()[RANGE_ID])}"
+            return f"operator in flight: {describe_operator(self.operators.pending()[RANGE_ID])}"
         return None
 
 
@@ -241,12 +237,12 @@ class PdAgent:
             self.stats.pd_replies_stale += 1
             return
         op = resp.operator
-        self.node.world.trace("%r: carry out %s", self.node, _describe(op))
+        self.node.world.trace("%r: carry out %s", self.node, describe_operator(op))
         execute_operator(store, peer, op, partial(self._conf_changed, op))
 
     def _conf_changed(self, op: pdpb_pb2.Operator, result: object) -> None:
         if isinstance(result, StoreError):
-            self.node.world.trace("%r: %s failed: %s", self.node, _describe(op), result)
+            self.node.world.trace("%r: %s failed: %s", self.node, describe_operator(op), result)
             return
         check_applied(_CHANGES[op.kind], op.peer, result)
         self.stats.pd_conf_changes += 1
