@@ -127,7 +127,7 @@ PLANTED: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], Catch]] = {
                                       lambda n: run_store_simulator(n, "promise", 15)),
     # The same in the Raft simulator: seed 1 with 3 nodes (4 of its first 60 seeds with 3 nodes).
     "campaign_inside_promise_raft": (campaign_inside_promise, lambda n: run_simulator(n, "promise", 20)),
-    # Issue 10 item 2: store simulator seed 0 of the first_term profile (8 of seeds 0-9 catch it).
+    # Issue 10 item 2: store simulator seed 0 of the first_term profile (14 of seeds 0-19 catch it).
     "heartbeat_ack_before_persist": (heartbeat_ack_before_persist,
                                      lambda n: run_store_simulator(n, "first_term", 5)),
 }
