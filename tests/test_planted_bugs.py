@@ -16,6 +16,7 @@ import pytest
 from kvdb.raft import log as log_module
 from kvdb.raft import raft as raft_module
 from kvdb.raft.types import MessageType, Role
+from kvdb.store import store as store_module
 from kvdb.store.lease import Lease
 from tests.sim import SimFailure, SimOptions, Simulation
 from tests.storesim import SimFailure as StoreSimFailure
@@ -82,6 +83,12 @@ def heartbeat_ack_before_persist(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(raft_module, "_AFTER_PERSIST", raft_module._AFTER_PERSIST - {MessageType.HEARTBEAT_RESP})
 
 
+def unsafe_membership_changes(mp: pytest.MonkeyPatch) -> None:
+    """The leader proposes any membership change (issue 10 item 10): it removes itself, or a live
+    voter while another is down, leaving the live voters short of a quorum."""
+    mp.setattr(store_module, "check_conf_change", lambda peer, changes, joint: None)
+
+
 def run_simulator(name: str, profile: str | None = None, seeds: int = SEEDS) -> None:
     """The Raft simulator catches ``name`` within ``seeds`` seeds (3 then 5 nodes each)."""
     for seed in range(seeds):
@@ -130,6 +137,9 @@ PLANTED: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], Catch]] = {
     # Issue 10 item 2: store simulator seed 0 of the first_term profile (14 of seeds 0-19 catch it).
     "heartbeat_ack_before_persist": (heartbeat_ack_before_persist,
                                      lambda n: run_store_simulator(n, "first_term", 5)),
+    # Issue 10 item 10: store simulator seed 3 of the churn profile, whose aimed fault removes a
+    # live follower while another has been down for long (6 of seeds 0-29 catch it).
+    "unsafe_membership_changes": (unsafe_membership_changes, lambda n: run_store_simulator(n, "churn", 12)),
 }
 
 

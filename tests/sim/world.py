@@ -19,6 +19,16 @@ TICK_US = 10_000
 TRACE_TAIL = 60
 """How many of the latest trace lines a failure report carries."""
 
+MAX_EVENTS = 10_000_000
+"""Events one run may take: some 40 times a long store-simulator run (a 5-store run takes about
+250,000; a Raft-simulator run some 30,000). A run that needs more is
+livelocked (e.g. two stores trading messages without simulated time moving) and fails instead
+of hanging a soak or a planted-bug search."""
+
+
+class EventBudgetExhausted(AssertionError):
+    """The run took ``MAX_EVENTS`` events: a livelock, reported like any failed check."""
+
 
 class World:
     """Clock, event queue, the world's random generator and the event trace."""
@@ -29,6 +39,7 @@ class World:
         self.verbose = verbose
         self._queue: list[tuple[int, int, Callable[..., Any], tuple[Any, ...]]] = []
         self._seq = 0
+        self.events = 0
         # Unformatted (time, format, args): formatting only happens on failure or with --verbose.
         self._recent: deque[tuple[int, str, tuple[Any, ...]]] = deque(maxlen=TRACE_TAIL)
         # Called after every event, for invariants that must hold at every instant (a check only
@@ -51,6 +62,9 @@ class World:
         while queue and queue[0][0] <= end_us:
             when, _, fn, args = heapq.heappop(queue)
             self.now = when
+            self.events += 1
+            if self.events > MAX_EVENTS:
+                raise EventBudgetExhausted(f"{MAX_EVENTS} events by {when / 1000:.3f}ms: livelocked?")
             fn(*args)
             if after_event is not None:
                 after_event()

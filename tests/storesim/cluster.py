@@ -465,6 +465,29 @@ class StoreSimulation:
             self.pd is None or self.pd.unconverged(leader.store.peers[RANGE_ID].desc) is None)
         self.world.after(self.tick_us, self._monitor)
 
+    def check_live_quorum(self, desc: metapb_pb2.RangeDescriptor, what: str) -> None:
+        """A membership change just applied on the leader: unless the cluster had already lost it,
+        the voters that are up and reachable from the leader (by the simulator's truth, not the
+        leader's view) must still be a quorum of ``desc``, or the range is stuck until a dead
+        voter comes back."""
+        leader = self.leader()
+        if leader is None:
+            return
+        voters = [p for p in desc.peers if p.role == metapb_pb2.VOTER]
+
+        def live(store_id: int) -> bool:
+            node = self.stores[store_id]
+            return store_id == leader.id or (
+                node.alive and not node.paused
+                and (leader.id, store_id) not in self.network.blocked
+                and (store_id, leader.id) not in self.network.blocked)
+
+        alive = [p.store_id for p in voters if live(p.store_id)]
+        if len(alive) < len(voters) // 2 + 1:
+            raise InvariantViolation(
+                f"{what} left voters on stores {sorted(p.store_id for p in voters)} with only "
+                f"{sorted(alive)} live: short of a quorum (epoch {desc.epoch.conf_ver})")
+
     @staticmethod
     def _check_quorum_kept(desc: metapb_pb2.RangeDescriptor) -> None:
         """PD removes a voter only while a quorum of the replica count stays healthy, and a leader

@@ -106,6 +106,9 @@ class Nemesis:
         self.faults = [(getattr(self, "_" + name), w) for name, w in profile.weights.items() if w > 0]
         if not self.churn:
             self.faults = [(f, w) for f, w in self.faults if f != self._churn]
+        elif profile.name == "churn":
+            # Outside the drawn weights, so adding it reshuffled no other profile's seeds.
+            self.faults.append((self._remove_beside_dead, 4))
         # Armed aimed schedules, fired by the next matching message (see on_arrive).
         self.cut_on_ack = False
         self.cut_on_heartbeat_ack = False  # the second cut of cut_two_after_ack
@@ -412,6 +415,45 @@ class Nemesis:
     def _churn(self) -> None:
         if self.churn is not None:
             self.churn.begin()
+
+    def _remove_beside_dead(self) -> None:
+        """Crash a follower for long, then ask the leader to remove another, live follower (issue
+        10 item 10): with {A, B, C} and C down, removing B leaves A alone in {A, C}. The leader must
+        refuse; a removal that applies anyway is checked against the network's truth."""
+        leader = self.sim.leader()
+        if leader is None or self.churn is None or self.churn.step != "idle" or self._down():
+            return
+        peer = leader.store.peers[RANGE_ID]
+        followers = [p for p in peer.desc.peers if p.role == metapb_pb2.VOTER and p.store_id != leader.id]
+        if len(followers) < 2 or len(peer.desc.peers) != len(followers) + 1:
+            return
+        dead, victim = self.rng.sample(followers, 2)
+        election_tick = self.sim.config.election_tick
+        self.stats.aimed_faults += 1
+        self.world.trace("remove beside dead: %r removes store %d's replica while store %d is down",
+                         leader, victim.store_id, dead.store_id)
+        self._crash(self.sim.stores[dead.store_id], down_ticks=6 * election_tick)
+        # Past two CheckQuorum periods: the leader has had time to notice the dead voter.
+        self.world.after(3 * election_tick * self.tick_us, self._remove_live, leader, leader.incarnation,
+                         metapb_pb2.Peer(id=victim.id, store_id=victim.store_id))
+
+    def _remove_live(self, leader: SimStore, incarnation: int, victim: metapb_pb2.Peer) -> None:
+        if not (self.active and leader.alive and leader.incarnation == incarnation):
+            return
+        peer = leader.store.peers.get(RANGE_ID)
+        if peer is None or not peer.is_leader:
+            return
+
+        def applied(result: object) -> None:
+            if isinstance(result, metapb_pb2.RangeDescriptor):
+                self.sim.check_live_quorum(result, f"removing peer {victim.id} (store {victim.store_id})")
+
+        try:
+            leader.store.change_peer(RANGE_ID, ConfChangeType.REMOVE_NODE, victim, applied)
+        except StoreError as exc:
+            self.world.trace("remove beside dead: refused: %s", exc)
+            return
+        self.world.trace("%r: proposed removing peer %d beside a dead voter", leader, victim.id)
 
 
 class FirstTerm:
