@@ -400,6 +400,7 @@ class Peer:
         batch.put(CF_META, range_state_key(self.range_id), state.SerializeToString())
 
     def write_apply_state(self, batch: WriteBatch) -> None:
+        self.sessions.stage_clock(batch)
         state = raft_serverpb_pb2.ApplyState(applied_index=self.applied)
         state.conf_state.CopyFrom(conf_state_to_pb(self.conf_state))
         batch.put(CF_META, apply_state_key(self.range_id), state.SerializeToString())

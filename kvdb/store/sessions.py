@@ -57,6 +57,7 @@ class Sessions:
         self.range_id = range_id
         self.ttl_ms = ttl_ms
         self.clock = raft_serverpb_pb2.SessionClock()
+        self._clock_moved = False  # since the clock was last staged (``stage_clock``)
         self.table: dict[int, raft_serverpb_pb2.SessionState] = {}
 
     @classmethod
@@ -92,7 +93,14 @@ class Sessions:
                 log.debug("range %d: %d sessions expired at log time %d", self.range_id, len(expired),
                           stamp_ms)
             clock.next_expiry_check_ms = stamp_ms + EXPIRY_CHECK_MS
-        batch.put(CF_META, session_clock_key(self.range_id), clock.SerializeToString())
+        self._clock_moved = True
+
+    def stage_clock(self, batch: WriteBatch) -> None:
+        """Stage the log time if it moved: once per apply state written (``Peer.write_apply_state``),
+        not once per command, and always in the batch that holds the applied index it belongs to."""
+        if self._clock_moved:
+            batch.put(CF_META, session_clock_key(self.range_id), self.clock.SerializeToString())
+            self._clock_moved = False
 
     def replay(self, header: kvrpc_pb2.SessionHeader, batch: WriteBatch) -> Replayed | None:
         """Before applying: the answer a re-sent request gets instead (its stored result or an
@@ -158,7 +166,7 @@ class Sessions:
         batch.delete_range(CF_META, start, end)
         self.clock = raft_serverpb_pb2.SessionClock()
         self.clock.CopyFrom(snap.clock)
-        batch.put(CF_META, session_clock_key(self.range_id), self.clock.SerializeToString())
+        self._clock_moved = True  # staged with the snapshot's apply state
         self.table = {}
         for state in snap.sessions:
             copy = self.table[state.session_id] = raft_serverpb_pb2.SessionState()

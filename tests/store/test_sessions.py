@@ -184,6 +184,7 @@ def test_log_time_never_goes_back_and_expiry_waits_for_the_check_point() -> None
     assert W1 in sessions.table
     sessions.advance(10_000 + 2 * EXPIRY_CHECK_MS, batch)
     assert W1 not in sessions.table
+    sessions.stage_clock(batch)  # as Peer.write_apply_state does with the applied index
     engine.write(batch, sync=False)
     assert Sessions.load(engine, 1, 1000).to_pb() == sessions.to_pb()
 
