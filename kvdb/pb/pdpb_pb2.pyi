@@ -256,21 +256,37 @@ class StoreHeartbeatRequest(_message.Message):
     def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., store_id: _Optional[int] = ..., stats: _Optional[_Union[StoreStats, _Mapping]] = ...) -> None: ...
 
 class StoreHeartbeatResponse(_message.Message):
-    __slots__ = ("header",)
+    __slots__ = ("header", "config")
     HEADER_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
     header: ResponseHeader
-    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ...) -> None: ...
+    config: ScheduleConfig
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., config: _Optional[_Union[ScheduleConfig, _Mapping]] = ...) -> None: ...
 
 class RangeHeartbeatRequest(_message.Message):
-    __slots__ = ("header", "range")
+    __slots__ = ("header", "range", "store_id", "ranges")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     RANGE_FIELD_NUMBER: _ClassVar[int]
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
+    RANGES_FIELD_NUMBER: _ClassVar[int]
     header: RequestHeader
     range: RangeInfo
-    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., range: _Optional[_Union[RangeInfo, _Mapping]] = ...) -> None: ...
+    store_id: int
+    ranges: _containers.RepeatedCompositeFieldContainer[RangeInfo]
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., range: _Optional[_Union[RangeInfo, _Mapping]] = ..., store_id: _Optional[int] = ..., ranges: _Optional[_Iterable[_Union[RangeInfo, _Mapping]]] = ...) -> None: ...
+
+class RangeDecision(_message.Message):
+    __slots__ = ("range_id", "epoch", "operator")
+    RANGE_ID_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    range_id: int
+    epoch: _metapb_pb2.RangeEpoch
+    operator: Operator
+    def __init__(self, range_id: _Optional[int] = ..., epoch: _Optional[_Union[_metapb_pb2.RangeEpoch, _Mapping]] = ..., operator: _Optional[_Union[Operator, _Mapping]] = ...) -> None: ...
 
 class Operator(_message.Message):
-    __slots__ = ("kind", "peer", "split_key", "demote_peer")
+    __slots__ = ("kind", "peer", "split_keys", "demote_peer", "split_ids")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         ADD_LEARNER: _ClassVar[Operator.Kind]
@@ -287,25 +303,37 @@ class Operator(_message.Message):
     REPLACE_VOTER: Operator.Kind
     KIND_FIELD_NUMBER: _ClassVar[int]
     PEER_FIELD_NUMBER: _ClassVar[int]
-    SPLIT_KEY_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_KEYS_FIELD_NUMBER: _ClassVar[int]
     DEMOTE_PEER_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_IDS_FIELD_NUMBER: _ClassVar[int]
     kind: Operator.Kind
     peer: _metapb_pb2.Peer
-    split_key: bytes
+    split_keys: _containers.RepeatedScalarFieldContainer[bytes]
     demote_peer: _metapb_pb2.Peer
-    def __init__(self, kind: _Optional[_Union[Operator.Kind, str]] = ..., peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., split_key: _Optional[bytes] = ..., demote_peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ...) -> None: ...
+    split_ids: _containers.RepeatedCompositeFieldContainer[SplitID]
+    def __init__(self, kind: _Optional[_Union[Operator.Kind, str]] = ..., peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., split_keys: _Optional[_Iterable[bytes]] = ..., demote_peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., split_ids: _Optional[_Iterable[_Union[SplitID, _Mapping]]] = ...) -> None: ...
+
+class SplitID(_message.Message):
+    __slots__ = ("new_range_id", "new_peer_ids")
+    NEW_RANGE_ID_FIELD_NUMBER: _ClassVar[int]
+    NEW_PEER_IDS_FIELD_NUMBER: _ClassVar[int]
+    new_range_id: int
+    new_peer_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, new_range_id: _Optional[int] = ..., new_peer_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class RangeHeartbeatResponse(_message.Message):
-    __slots__ = ("header", "range_id", "epoch", "operator")
+    __slots__ = ("header", "range_id", "epoch", "operator", "decisions")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     RANGE_ID_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    DECISIONS_FIELD_NUMBER: _ClassVar[int]
     header: ResponseHeader
     range_id: int
     epoch: _metapb_pb2.RangeEpoch
     operator: Operator
-    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., range_id: _Optional[int] = ..., epoch: _Optional[_Union[_metapb_pb2.RangeEpoch, _Mapping]] = ..., operator: _Optional[_Union[Operator, _Mapping]] = ...) -> None: ...
+    decisions: _containers.RepeatedCompositeFieldContainer[RangeDecision]
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., range_id: _Optional[int] = ..., epoch: _Optional[_Union[_metapb_pb2.RangeEpoch, _Mapping]] = ..., operator: _Optional[_Union[Operator, _Mapping]] = ..., decisions: _Optional[_Iterable[_Union[RangeDecision, _Mapping]]] = ...) -> None: ...
 
 class GetRangeRequest(_message.Message):
     __slots__ = ("header", "key")
@@ -382,6 +410,42 @@ class TsoResponse(_message.Message):
     timestamp: int
     count: int
     def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., timestamp: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
+
+class AskBatchSplitRequest(_message.Message):
+    __slots__ = ("header", "range", "split_count")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    range: _metapb_pb2.RangeDescriptor
+    split_count: int
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., range: _Optional[_Union[_metapb_pb2.RangeDescriptor, _Mapping]] = ..., split_count: _Optional[int] = ...) -> None: ...
+
+class AskBatchSplitResponse(_message.Message):
+    __slots__ = ("header", "ids")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    ids: _containers.RepeatedCompositeFieldContainer[SplitID]
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., ids: _Optional[_Iterable[_Union[SplitID, _Mapping]]] = ...) -> None: ...
+
+class SplitRangesRequest(_message.Message):
+    __slots__ = ("header", "split_keys", "timeout_ms")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_KEYS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    split_keys: _containers.RepeatedScalarFieldContainer[bytes]
+    timeout_ms: int
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., split_keys: _Optional[_Iterable[bytes]] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+
+class SplitRangesResponse(_message.Message):
+    __slots__ = ("header", "ranges")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    RANGES_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    ranges: _containers.RepeatedCompositeFieldContainer[RangeInfo]
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., ranges: _Optional[_Iterable[_Union[RangeInfo, _Mapping]]] = ...) -> None: ...
 
 class ClusterMeta(_message.Message):
     __slots__ = ("cluster_id", "config")

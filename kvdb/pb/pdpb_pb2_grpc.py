@@ -94,6 +94,16 @@ class PDStub:
                 request_serializer=pdpb__pb2.AllocIDRequest.SerializeToString,
                 response_deserializer=pdpb__pb2.AllocIDResponse.FromString,
                 _registered_method=True)
+        self.AskBatchSplit = channel.unary_unary(
+                '/kvdb.pd.PD/AskBatchSplit',
+                request_serializer=pdpb__pb2.AskBatchSplitRequest.SerializeToString,
+                response_deserializer=pdpb__pb2.AskBatchSplitResponse.FromString,
+                _registered_method=True)
+        self.SplitRanges = channel.unary_unary(
+                '/kvdb.pd.PD/SplitRanges',
+                request_serializer=pdpb__pb2.SplitRangesRequest.SerializeToString,
+                response_deserializer=pdpb__pb2.SplitRangesResponse.FromString,
+                _registered_method=True)
         self.Tso = channel.stream_stream(
                 '/kvdb.pd.PD/Tso',
                 request_serializer=pdpb__pb2.TsoRequest.SerializeToString,
@@ -176,6 +186,18 @@ class PDServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AskBatchSplit(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SplitRanges(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Tso(self, request_iterator, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -244,6 +266,16 @@ def add_PDServicer_to_server(servicer, server):
                     servicer.AllocID,
                     request_deserializer=pdpb__pb2.AllocIDRequest.FromString,
                     response_serializer=pdpb__pb2.AllocIDResponse.SerializeToString,
+            ),
+            'AskBatchSplit': grpc.unary_unary_rpc_method_handler(
+                    servicer.AskBatchSplit,
+                    request_deserializer=pdpb__pb2.AskBatchSplitRequest.FromString,
+                    response_serializer=pdpb__pb2.AskBatchSplitResponse.SerializeToString,
+            ),
+            'SplitRanges': grpc.unary_unary_rpc_method_handler(
+                    servicer.SplitRanges,
+                    request_deserializer=pdpb__pb2.SplitRangesRequest.FromString,
+                    response_serializer=pdpb__pb2.SplitRangesResponse.SerializeToString,
             ),
             'Tso': grpc.stream_stream_rpc_method_handler(
                     servicer.Tso,
@@ -575,6 +607,60 @@ class PD:
             '/kvdb.pd.PD/AllocID',
             pdpb__pb2.AllocIDRequest.SerializeToString,
             pdpb__pb2.AllocIDResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AskBatchSplit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kvdb.pd.PD/AskBatchSplit',
+            pdpb__pb2.AskBatchSplitRequest.SerializeToString,
+            pdpb__pb2.AskBatchSplitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SplitRanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kvdb.pd.PD/SplitRanges',
+            pdpb__pb2.SplitRangesRequest.SerializeToString,
+            pdpb__pb2.SplitRangesResponse.FromString,
             options,
             channel_credentials,
             insecure,

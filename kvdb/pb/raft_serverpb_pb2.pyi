@@ -11,18 +11,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RaftMessage(_message.Message):
-    __slots__ = ("range_id", "from_peer", "to_peer", "epoch", "message")
+    __slots__ = ("range_id", "from_peer", "to_peer", "epoch", "message", "start_key", "end_key")
     RANGE_ID_FIELD_NUMBER: _ClassVar[int]
     FROM_PEER_FIELD_NUMBER: _ClassVar[int]
     TO_PEER_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    START_KEY_FIELD_NUMBER: _ClassVar[int]
+    END_KEY_FIELD_NUMBER: _ClassVar[int]
     range_id: int
     from_peer: _metapb_pb2.Peer
     to_peer: _metapb_pb2.Peer
     epoch: _metapb_pb2.RangeEpoch
     message: _raft_pb2.Message
-    def __init__(self, range_id: _Optional[int] = ..., from_peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., to_peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., epoch: _Optional[_Union[_metapb_pb2.RangeEpoch, _Mapping]] = ..., message: _Optional[_Union[_raft_pb2.Message, _Mapping]] = ...) -> None: ...
+    start_key: bytes
+    end_key: bytes
+    def __init__(self, range_id: _Optional[int] = ..., from_peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., to_peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., epoch: _Optional[_Union[_metapb_pb2.RangeEpoch, _Mapping]] = ..., message: _Optional[_Union[_raft_pb2.Message, _Mapping]] = ..., start_key: _Optional[bytes] = ..., end_key: _Optional[bytes] = ...) -> None: ...
 
 class RaftMessageBatch(_message.Message):
     __slots__ = ("cluster_id", "from_store", "messages")
@@ -92,21 +96,39 @@ class CompareAndSwap(_message.Message):
     previous_not_exist: bool
     def __init__(self, key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., previous_value: _Optional[bytes] = ..., previous_not_exist: _Optional[bool] = ...) -> None: ...
 
+class SplitRequest(_message.Message):
+    __slots__ = ("split_key", "new_range_id", "new_peer_ids")
+    SPLIT_KEY_FIELD_NUMBER: _ClassVar[int]
+    NEW_RANGE_ID_FIELD_NUMBER: _ClassVar[int]
+    NEW_PEER_IDS_FIELD_NUMBER: _ClassVar[int]
+    split_key: bytes
+    new_range_id: int
+    new_peer_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, split_key: _Optional[bytes] = ..., new_range_id: _Optional[int] = ..., new_peer_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class BatchSplitRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[SplitRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[SplitRequest, _Mapping]]] = ...) -> None: ...
+
 class RaftCommand(_message.Message):
-    __slots__ = ("range_id", "epoch", "mutations", "cas", "session", "log_time_ms")
+    __slots__ = ("range_id", "epoch", "mutations", "cas", "session", "log_time_ms", "split")
     RANGE_ID_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     MUTATIONS_FIELD_NUMBER: _ClassVar[int]
     CAS_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
     LOG_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
     range_id: int
     epoch: _metapb_pb2.RangeEpoch
     mutations: _containers.RepeatedCompositeFieldContainer[Mutation]
     cas: CompareAndSwap
     session: _kvrpc_pb2.SessionHeader
     log_time_ms: int
-    def __init__(self, range_id: _Optional[int] = ..., epoch: _Optional[_Union[_metapb_pb2.RangeEpoch, _Mapping]] = ..., mutations: _Optional[_Iterable[_Union[Mutation, _Mapping]]] = ..., cas: _Optional[_Union[CompareAndSwap, _Mapping]] = ..., session: _Optional[_Union[_kvrpc_pb2.SessionHeader, _Mapping]] = ..., log_time_ms: _Optional[int] = ...) -> None: ...
+    split: BatchSplitRequest
+    def __init__(self, range_id: _Optional[int] = ..., epoch: _Optional[_Union[_metapb_pb2.RangeEpoch, _Mapping]] = ..., mutations: _Optional[_Iterable[_Union[Mutation, _Mapping]]] = ..., cas: _Optional[_Union[CompareAndSwap, _Mapping]] = ..., session: _Optional[_Union[_kvrpc_pb2.SessionHeader, _Mapping]] = ..., log_time_ms: _Optional[int] = ..., split: _Optional[_Union[BatchSplitRequest, _Mapping]] = ...) -> None: ...
 
 class ChangePeerContext(_message.Message):
     __slots__ = ("epoch", "peers")

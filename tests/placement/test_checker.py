@@ -525,7 +525,7 @@ def test_tracker_transfer_leader_is_done_when_the_target_leads():
 def test_tracker_split_is_done_when_the_epoch_version_moves():
     tracker = OperatorTracker(timeout_ms=1_000)
     rng = three_voters()
-    op = Op(kind=Op.SPLIT, split_key=b"m")
+    op = Op(kind=Op.SPLIT, split_keys=[b"m"])
     tracker.next_operator(rng, 0, Check(op))
     rng.descriptor.epoch.conf_ver += 1
     assert tracker.next_operator(rng, 1, Check()) is op
