@@ -196,9 +196,18 @@ class OperatorTracker:
                 return tracked.op
         op = check()
         if op is not None:
-            epoch = rng.descriptor.epoch
-            self._in_flight[range_id] = _InFlight(op, now_ms, epoch.version, epoch.conf_ver)
+            self.start(rng, op, now_ms)
         return op
+
+    def busy(self, range_id: int) -> bool:
+        """Whether an operator is in flight for the range (it may be done by now: a heartbeat tells)."""
+        return range_id in self._in_flight
+
+    def start(self, rng: pdpb_pb2.RangeInfo, op: pdpb_pb2.Operator, now_ms: int) -> None:
+        """Track ``op``, decided outside the checker (a split asked for by an operator), for the
+        range's next heartbeats to carry; the caller checked that the range is not ``busy``."""
+        epoch = rng.descriptor.epoch
+        self._in_flight[rng.descriptor.id] = _InFlight(op, now_ms, epoch.version, epoch.conf_ver)
 
     def pending(self) -> dict[int, pdpb_pb2.Operator]:
         """Range id to its operator in flight (a copy: callers may not disturb the tracking)."""

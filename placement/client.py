@@ -196,8 +196,10 @@ class PdClient:
         request = pdpb_pb2.GetAllStoresRequest(exclude_tombstones=exclude_tombstones)
         return list((await self._call("GetAllStores", request)).stores)
 
-    async def store_heartbeat(self, store_id: int, stats: pdpb_pb2.StoreStats) -> None:
-        await self._call("StoreHeartbeat", pdpb_pb2.StoreHeartbeatRequest(store_id=store_id, stats=stats))
+    async def store_heartbeat(self, store_id: int, stats: pdpb_pb2.StoreStats) -> pdpb_pb2.ScheduleConfig:
+        """Reports the store's stats; returns the cluster's schedule config (e.g. max_range_size)."""
+        request = pdpb_pb2.StoreHeartbeatRequest(store_id=store_id, stats=stats)
+        return (await self._call("StoreHeartbeat", request)).config
 
     async def get_range(self, key: bytes) -> pdpb_pb2.RangeInfo | None:
         response = await self._call("GetRange", pdpb_pb2.GetRangeRequest(key=key))
@@ -210,6 +212,25 @@ class PdClient:
     async def scan_ranges(self, start: bytes, end: bytes = b"", limit: int = 0) -> list[pdpb_pb2.RangeInfo]:
         request = pdpb_pb2.ScanRangesRequest(start_key=start, end_key=end, limit=limit)
         return list((await self._call("ScanRanges", request)).ranges)
+
+    async def ask_batch_split(self, desc: metapb_pb2.RangeDescriptor, count: int) -> list[pdpb_pb2.SplitID]:
+        """New ids for ``count`` ranges split off ``desc`` (a range id and one peer id per replica each).
+        A retry after a lost answer wastes the ids of the first try, nothing else."""
+        request = pdpb_pb2.AskBatchSplitRequest(range=desc, split_count=count)
+        return list((await self._call("AskBatchSplit", request)).ids)
+
+    async def split_ranges(self, keys: list[bytes], timeout: float) -> list[pdpb_pb2.RangeInfo]:
+        """Split the ranges holding ``keys`` so that each key starts a range; returns the ranges
+        starting at the keys, in key order, once PD saw every split applied. PD waits up to
+        ``timeout`` seconds (then PdError, kind timed_out); retries are harmless (PD skips keys
+        that already start a range)."""
+        if timeout <= 0:
+            raise ValueError(f"the split timeout must be positive, got {timeout}")
+        request = pdpb_pb2.SplitRangesRequest(split_keys=keys, timeout_ms=max(1, int(timeout * 1000)))
+        # PD answers after up to ``timeout``: the attempt gets that plus the usual margin.
+        response = await self._call("SplitRanges", request, attempt_timeout=timeout + ATTEMPT_TIMEOUT,
+                                    total_timeout=max(self.timeout, timeout + ATTEMPT_TIMEOUT))
+        return list(response.ranges)
 
     async def alloc_id(self) -> int:
         return (await self._call("AllocID", pdpb_pb2.AllocIDRequest())).id
@@ -334,19 +355,23 @@ class PdClient:
             self.members = list(response.members)
         return response.leader.address if response.HasField("leader") else ""
 
-    async def _call(self, method: str, request: Any, accept: tuple[str, ...] = ()) -> Any:
+    async def _call(self, method: str, request: Any, accept: tuple[str, ...] = (),
+                    attempt_timeout: float = ATTEMPT_TIMEOUT, total_timeout: float | None = None) -> Any:
         """Sends ``request`` to the leader until it answers; error kinds in ``accept`` are answers too."""
         self._check_open()
         retry = _Retry(self.backoff)
+        total = self.timeout if total_timeout is None else total_timeout
         try:
-            async with asyncio.timeout(self.timeout):
-                while (response := await self._attempt(method, request, accept, retry)) is None:
+            async with asyncio.timeout(total):
+                while (response := await self._attempt(method, request, accept, retry,
+                                                       attempt_timeout)) is None:
                     pass
                 return response
         except TimeoutError:
-            raise PdUnavailableError(f"{method}: no answer within {self.timeout}s ({retry.last})") from None
+            raise PdUnavailableError(f"{method}: no answer within {total}s ({retry.last})") from None
 
-    async def _attempt(self, method: str, request: Any, accept: tuple[str, ...], retry: _Retry) -> Any:
+    async def _attempt(self, method: str, request: Any, accept: tuple[str, ...], retry: _Retry,
+                       attempt_timeout: float) -> Any:
         """One try; None after a failure, once it is time for the next try."""
         address = await self._leader()
         if not address:
@@ -354,7 +379,7 @@ class PdClient:
             return None
         request.header.cluster_id = self.cluster_id
         try:
-            response = await getattr(self._stub(address), method)(request, timeout=ATTEMPT_TIMEOUT)
+            response = await getattr(self._stub(address), method)(request, timeout=attempt_timeout)
         except asyncio.CancelledError:
             self._closed_under_us()
             raise
@@ -502,17 +527,22 @@ class _TsoDispatcher:
 
 
 class RangeHeartbeatStream:
-    """Range leaders' heartbeats to PD and PD's answers (operators), over one long-lived stream.
+    """A store's batched range heartbeats to PD and PD's answers (operators), over one long-lived
+    stream.
 
-    A heartbeat reports a range's whole state, so one waiting heartbeat supersedes an older one
-    of the same range: while PD is unreachable, the backlog stays one heartbeat per range. Whatever
-    was in flight when a stream broke is lost; the next heartbeats repeat it.
+    A range's report is its whole state, so requests waiting to go out are merged into one, a
+    newer report of a range replacing an older one: while PD is unreachable, the backlog stays one
+    report per range. Whatever was in flight when a stream broke is lost, and a request PD answered
+    with an error did nothing; ``losses`` counts both, so the sender knows to report everything
+    again rather than only what changed.
     """
 
     def __init__(self, client: PdClient) -> None:
         self._client = client
-        self._unsent: dict[int, pdpb_pb2.RangeHeartbeatRequest] = {}
+        self._unsent: dict[int, pdpb_pb2.RangeInfo] = {}
+        self._unsent_store = 0
         self._has_unsent = asyncio.Event()
+        self.losses = 0
         self._responses: asyncio.Queue[pdpb_pb2.RangeHeartbeatResponse | None] = asyncio.Queue()
         self._closed = False
         self._retry = _Retry(client.backoff)
@@ -520,12 +550,14 @@ class RangeHeartbeatStream:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def send(self, req: pdpb_pb2.RangeHeartbeatRequest) -> None:
-        """Queues ``req``; its header.cluster_id is filled in when it goes out."""
+        """Queues ``req`` (merged with what is still waiting); its header.cluster_id is filled in
+        when it goes out."""
         if self._closed:
             raise PdError("range heartbeat stream is closed")
-        range_id = req.range.descriptor.id
-        self._unsent.pop(range_id, None)
-        self._unsent[range_id] = req
+        self._unsent_store = req.store_id
+        for info in req.ranges:
+            self._unsent.pop(info.descriptor.id, None)
+            self._unsent[info.descriptor.id] = info
         self._has_unsent.set()
 
     async def responses(self) -> AsyncIterator[pdpb_pb2.RangeHeartbeatResponse]:
@@ -551,6 +583,7 @@ class RangeHeartbeatStream:
         while True:
             address = await client._leader()
             if address:
+                self.losses += 1  # whatever the last stream had not delivered
                 call = client._stub(address).RangeHeartbeat()
                 writer = asyncio.get_running_loop().create_task(self._write(call))
                 try:
@@ -571,10 +604,10 @@ class RangeHeartbeatStream:
         while True:
             await self._has_unsent.wait()
             self._has_unsent.clear()
-            batch, self._unsent = list(self._unsent.values()), {}
-            for request in batch:
-                request.header.cluster_id = self._client.cluster_id
-                await call.write(request)
+            ranges, self._unsent = list(self._unsent.values()), {}
+            request = pdpb_pb2.RangeHeartbeatRequest(store_id=self._unsent_store, ranges=ranges)
+            request.header.cluster_id = self._client.cluster_id
+            await call.write(request)
 
     async def _read(self, address: str, call: grpc.aio.StreamStreamCall) -> bool:
         """Passes answers on until the stream ends; True if it ended naming another leader."""
@@ -590,6 +623,7 @@ class RangeHeartbeatStream:
                 self._responses.put_nowait(response)
                 self._retry.succeeded()
                 continue
+            self.losses += 1
             error = response.header.error
             kind = error.WhichOneof("kind")
             if kind == "not_leader":

@@ -28,6 +28,7 @@ from kvdb.store.config import StoreConfig
 from kvdb.store.store import Store
 from placement import metadata as md
 from placement.checker import OperatorTracker
+from placement.range_tree import RangeTree
 from placement.service import PdService, now_ms
 from placement.state import MetadataState, NotServingError
 from placement.windows import IdAllocator, Persist, TimestampOracle
@@ -99,6 +100,17 @@ class PdMember:
         self._ready_lock = asyncio.Lock()
         self._spare_ids: list[int] = []
         self._server: grpc.aio.Server | None = None
+        # The leader's in-memory views of the replicated records it serves from: loaded when it
+        # starts to serve, updated with every write it makes, reloaded after a write that failed
+        # (it may or may not have applied).
+        self.ranges = RangeTree()
+        self.stores: dict[int, pdpb_pb2.StoreInfo] = {}
+        self.bootstrapped = False
+        self.range_lock = asyncio.Lock()
+        """Held by whoever writes range records: decisions against the tree and their writes
+        happen in the same order."""
+        self._views_stale = True
+        self._ranges_changed = asyncio.Event()
 
     @property
     def store(self) -> Store:
@@ -143,13 +155,38 @@ class PdMember:
     async def ensure_leader_ready(self) -> None:
         """Serve only as the leaseholder, after loading this leadership's state once per term."""
         term = self.state.check_serving()
-        if term == self._ready_term:
-            return
-        async with self._ready_lock:
-            if self.state.check_serving() == self._ready_term:
-                return
-            await self._become_ready()
-            self._ready_term = term
+        if term != self._ready_term:
+            async with self._ready_lock:
+                if self.state.check_serving() != self._ready_term:
+                    await self._become_ready()
+                    self._ready_term = term
+        if self._views_stale:
+            async with self._ready_lock, self.range_lock:
+                if self._views_stale:
+                    await self._load_views()
+
+    async def _load_views(self) -> None:
+        """Rebuild the store and range views from the replicated metadata (one scan each)."""
+        state = self.state
+        self.bootstrapped = await state.get(md.BOOTSTRAPPED) is not None
+        stores = await state.scan(md.STORE_PREFIX, md.prefix_end(md.STORE_PREFIX))
+        self.stores = {info.id: info for info in (pdpb_pb2.StoreInfo.FromString(v) for _, v in stores)}
+        ranges = await state.scan(md.RANGE_PREFIX, md.prefix_end(md.RANGE_PREFIX))
+        self.ranges = RangeTree(pdpb_pb2.RangeInfo.FromString(v) for _, v in ranges)
+        self._views_stale = False
+        self.ranges_changed()
+
+    def views_stale(self) -> None:
+        """A write failed without telling whether it applied: reload the views before serving."""
+        self._views_stale = True
+
+    def ranges_changed(self) -> None:
+        """Wake whoever waits for the range tree to change (``SplitRanges``)."""
+        self._ranges_changed.set()
+        self._ranges_changed = asyncio.Event()
+
+    def ranges_change_event(self) -> asyncio.Event:
+        return self._ranges_changed
 
     async def _become_ready(self) -> None:
         state = self.state
@@ -168,6 +205,7 @@ class PdMember:
         await self.tso.start(windows[md.TSO_WINDOW])
         self.operators = OperatorTracker(self.schedule.operator_timeout_ms)
         self._spare_ids.clear()
+        self._views_stale = True
         self.serving_since_ms = now_ms()
         log.info("PD member %d leads (cluster %d)", self.config.member_id, self.cluster_id)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -9,15 +10,25 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from kvdb.pb import metapb_pb2, pdpb_pb2, pdpb_pb2_grpc
+from kvdb.pb import pdpb_pb2, pdpb_pb2_grpc
 from placement import metadata as md
 from placement.checker import check_replicas, store_state
+from placement.range_tree import RangeTree
 from placement.state import NotServingError, Update
 
 if TYPE_CHECKING:
     from placement.server import PdMember
 
 log = logging.getLogger(__name__)
+
+MAX_RANGES_PER_WRITE = 1000
+"""Range records per metadata write: a first report of many ranges goes out as a few commands of
+bounded size, not one huge one."""
+MAX_SPLITS = 1000
+"""Most new ranges one AskBatchSplit or SplitRanges asks for."""
+DEFAULT_SPLIT_TIMEOUT_MS = 30_000
+SPLIT_RECHECK_S = 1.0
+"""How often a waiting SplitRanges looks again even if no range changed (an operator timed out)."""
 
 
 class RequestError(Exception):
@@ -30,18 +41,6 @@ class RequestError(Exception):
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _epoch_older(a: metapb_pb2.RangeEpoch, b: metapb_pb2.RangeEpoch) -> bool:
-    return a.conf_ver < b.conf_ver or a.version < b.version
-
-
-def range_report_stale(new: pdpb_pb2.RangeInfo, recorded: pdpb_pb2.RangeInfo) -> bool:
-    """Whether a range heartbeat says less than PD's record: an epoch older in either part, or a
-    leader of an older term (a deposed leader that has not heard yet reports the same epoch)."""
-    if _epoch_older(new.descriptor.epoch, recorded.descriptor.epoch):
-        return True
-    return 0 < new.term < recorded.term
 
 
 class PdService(pdpb_pb2_grpc.PDServicer):
@@ -76,27 +75,32 @@ class PdService(pdpb_pb2_grpc.PDServicer):
         err.not_leader.leader_address = self.member.members.get(exc.leader_id, "")
         return err
 
-    async def _require_bootstrapped(self) -> None:
-        if await self.state.get(md.BOOTSTRAPPED) is None:
+    def _require_bootstrapped(self) -> None:
+        if not self.member.bootstrapped:
             raise RequestError("the cluster is not bootstrapped", not_bootstrapped=True)
 
-    async def _store(self, store_id: int) -> pdpb_pb2.StoreInfo | None:
-        raw = await self.state.get(md.store_key(store_id))
-        return None if raw is None else pdpb_pb2.StoreInfo.FromString(raw)
+    @property
+    def _tree(self) -> RangeTree:
+        return self.member.ranges
 
-    def _with_state(self, info: pdpb_pb2.StoreInfo) -> pdpb_pb2.StoreInfo:
+    def _with_state(self, stored: pdpb_pb2.StoreInfo) -> pdpb_pb2.StoreInfo:
+        """A copy of a store's record with the state PD acts on now (the view keeps the record)."""
+        info = pdpb_pb2.StoreInfo()
+        info.CopyFrom(stored)
         cfg = self.member.config
         info.state = store_state(info, now_ms(), cfg.store_disconnect_ms, self.member.schedule.store_down_ms,
                                  self.member.serving_since_ms)
         return info
 
-    async def _all_stores(self) -> list[pdpb_pb2.StoreInfo]:
-        pairs = await self.state.scan(md.STORE_PREFIX, md.prefix_end(md.STORE_PREFIX))
-        return [self._with_state(pdpb_pb2.StoreInfo.FromString(v)) for _, v in pairs]
+    def _all_stores(self) -> list[pdpb_pb2.StoreInfo]:
+        return [self._with_state(info) for _, info in sorted(self.member.stores.items())]
 
-    async def _range_by_id(self, range_id: int) -> pdpb_pb2.RangeInfo | None:
-        raw = await self.state.get(md.range_key(range_id))
-        return None if raw is None else pdpb_pb2.RangeInfo.FromString(raw)
+    async def _update_store(self, store_id: int, modify: Callable[[bytes | None], Awaitable[Update | None]]
+                            ) -> None:
+        """A conditional update of a store's record; the view follows what was written."""
+        written = await self.state.update(md.store_key(store_id), modify)
+        if written is not None:
+            self.member.stores[store_id] = pdpb_pb2.StoreInfo.FromString(written)
 
     # ------------------------------------------------------------------------------- RPCs
     async def GetMembers(self, request: pdpb_pb2.GetMembersRequest,
@@ -130,10 +134,13 @@ class PdService(pdpb_pb2_grpc.PDServicer):
             stored = pdpb_pb2.StoreInfo(id=store.id, address=store.address, labels=store.labels,
                                         last_heartbeat_ms=now_ms())
             puts = {md.store_key(store.id): stored.SerializeToString(),
-                    md.range_key(rng.id): info.SerializeToString(),
-                    md.end_index_key(rng.end_key): rng.id.to_bytes(8, "big")}
-            if not await self.state.write(puts, expect=(md.BOOTSTRAPPED, None),
-                                          new_value=request.SerializeToString()):
+                    md.range_key(rng.id): info.SerializeToString()}
+            try:
+                won = await self.state.write(puts, expect=(md.BOOTSTRAPPED, None),
+                                             new_value=request.SerializeToString())
+            finally:
+                self.member.views_stale()  # reloaded with the outcome, whichever it was
+            if not won:
                 # Say with what: the caller may be retrying its own bootstrap whose answer was lost.
                 recorded = pdpb_pb2.BootstrapRequest.FromString(await self.state.get(md.BOOTSTRAPPED))
                 resp.bootstrap_store_id = recorded.store.id
@@ -149,18 +156,18 @@ class PdService(pdpb_pb2_grpc.PDServicer):
         resp = pdpb_pb2.IsBootstrappedResponse()
 
         async def handle() -> None:
-            resp.bootstrapped = await self.state.get(md.BOOTSTRAPPED) is not None
+            resp.bootstrapped = self.member.bootstrapped
 
         return await self._serve(request, resp, handle)
 
     async def PutStore(self, request: pdpb_pb2.PutStoreRequest,
                        context: grpc.aio.ServicerContext) -> pdpb_pb2.PutStoreResponse:
         async def handle() -> None:
-            await self._require_bootstrapped()
+            self._require_bootstrapped()
             new = request.store
             if not new.id or not new.address:
                 raise RequestError("a store needs an id and an address", invalid_argument=True)
-            for other in await self._all_stores():
+            for other in self._all_stores():
                 if other.address == new.address and other.id != new.id and other.state != pdpb_pb2.TOMBSTONE:
                     raise RequestError(f"address {new.address} belongs to store {other.id}",
                                        invalid_argument=True)
@@ -175,7 +182,7 @@ class PdService(pdpb_pb2_grpc.PDServicer):
                 info.last_heartbeat_ms = now_ms()
                 return info.SerializeToString(), {}, []
 
-            await self.state.update(md.store_key(new.id), register)
+            await self._update_store(new.id, register)
 
         return await self._serve(request, pdpb_pb2.PutStoreResponse(), handle)
 
@@ -184,7 +191,7 @@ class PdService(pdpb_pb2_grpc.PDServicer):
         resp = pdpb_pb2.GetStoreResponse()
 
         async def handle() -> None:
-            info = await self._store(request.store_id)
+            info = self.member.stores.get(request.store_id)
             if info is None:
                 raise RequestError(f"store {request.store_id} is unknown", invalid_argument=True)
             resp.store.CopyFrom(self._with_state(info))
@@ -196,7 +203,7 @@ class PdService(pdpb_pb2_grpc.PDServicer):
         resp = pdpb_pb2.GetAllStoresResponse()
 
         async def handle() -> None:
-            for info in await self._all_stores():
+            for info in self._all_stores():
                 if not (request.exclude_tombstones and info.state == pdpb_pb2.TOMBSTONE):
                     resp.stores.append(info)
 
@@ -213,68 +220,93 @@ class PdService(pdpb_pb2_grpc.PDServicer):
             info.last_heartbeat_ms = now_ms()
             return info.SerializeToString(), {}, []
 
-        async def handle() -> None:
-            await self.state.update(md.store_key(request.store_id), beat)
+        resp = pdpb_pb2.StoreHeartbeatResponse()
 
-        return await self._serve(request, pdpb_pb2.StoreHeartbeatResponse(), handle)
+        async def handle() -> None:
+            await self._update_store(request.store_id, beat)
+            resp.config.CopyFrom(self.member.schedule)  # e.g. max_range_size for the split checker
+
+        return await self._serve(request, resp, handle)
 
     async def RangeHeartbeat(self, request_iterator: AsyncIterator[pdpb_pb2.RangeHeartbeatRequest],
                              context: grpc.aio.ServicerContext,
                              ) -> AsyncIterator[pdpb_pb2.RangeHeartbeatResponse]:
         async for request in request_iterator:
-            resp = pdpb_pb2.RangeHeartbeatResponse(range_id=request.range.descriptor.id)
+            resp = pdpb_pb2.RangeHeartbeatResponse()
             yield await self._serve(request, resp, lambda r=request, s=resp: self._range_heartbeat(r, s))
 
     async def _range_heartbeat(self, request: pdpb_pb2.RangeHeartbeatRequest,
                                resp: pdpb_pb2.RangeHeartbeatResponse) -> None:
-        await self._require_bootstrapped()
-        info = request.range
-        desc = info.descriptor
-        if not desc.id:
+        """Record what changed, then decide operators: for each reported range, and for the
+        operators in flight of ranges this store leads that it did not report this time."""
+        self._require_bootstrapped()
+        if any(not info.descriptor.id for info in request.ranges):
             raise RequestError("range heartbeat without a range id", invalid_argument=True)
-        range_id = desc.id.to_bytes(8, "big")
-        index_key = md.end_index_key(desc.end_key)
-        stale = False
+        fresh = await self._record_ranges(request.ranges)
+        member = self.member
+        stores = {s.id: s for s in self._all_stores()}
+        schedule, tracker = member.schedule, member.operators
+        for info in fresh:
+            await member.ensure_spare_ids()
+            op = tracker.next_operator(
+                info, now_ms(), lambda i=info: check_replicas(i, stores, schedule, member.take_spare_id))
+            if op is not None:
+                resp.decisions.add(range_id=info.descriptor.id, epoch=info.descriptor.epoch, operator=op)
+        reported = {info.descriptor.id for info in request.ranges}
+        for range_id, op in tracker.pending().items():
+            info = self._tree.get_by_id(range_id)
+            if range_id not in reported and info is not None and info.leader.store_id == request.store_id:
+                resp.decisions.add(range_id=range_id, epoch=info.descriptor.epoch, operator=op)
 
-        async def record(raw: bytes | None) -> Update | None:
-            nonlocal stale
-            old = None if raw is None else pdpb_pb2.RangeInfo.FromString(raw)
-            stale = old is not None and range_report_stale(info, old)
-            if stale:
-                resp.epoch.CopyFrom(old.descriptor.epoch)  # PD trusts the higher epoch and term
-                return None
-            resp.epoch.CopyFrom(desc.epoch)
-            # The index entry is checked too: a split's halves race for the old end's entry.
-            if old == info and await self.state.get(index_key) == range_id:
-                return None
-            deletes = []
-            if old is not None and old.descriptor.end_key != desc.end_key:
-                # The old end may belong to another range by now (a split's right half).
-                old_index = md.end_index_key(old.descriptor.end_key)
-                if await self.state.get(old_index) == range_id:
-                    deletes.append(old_index)
-            return info.SerializeToString(), {index_key: range_id}, deletes
+    async def _record_ranges(self, infos: list[pdpb_pb2.RangeInfo]) -> list[pdpb_pb2.RangeInfo]:
+        """Write the reports that change PD's view (a few batched writes); returns the reports
+        that are not stale. An unchanged report costs a lookup and a comparison, no I/O.
 
-        await self.state.update(md.range_key(desc.id), record)
-        if stale:
-            return
-        stores = {s.id: s for s in await self._all_stores()}
-        await self.member.ensure_spare_ids()
-        schedule = self.member.schedule
-        op = self.member.operators.next_operator(
-            info, now_ms(), lambda: check_replicas(info, stores, schedule, self.member.take_spare_id))
-        if op is not None:
-            resp.operator.CopyFrom(op)
+        Decisions and writes happen under ``range_lock`` in one order, so no conditional write is
+        needed: only the leader writes range records, and its proposals apply in the order made.
+        A write that fails may or may not have applied, so the views are reloaded before the
+        next request is served.
+        """
+        member = self.member
+        fresh = []
+        async with member.range_lock:
+            tree = self._tree
+            changes: dict[int, pdpb_pb2.RangeInfo | None] = {}
+            for info in infos:
+                if tree.is_stale(info):
+                    continue
+                fresh.append(info)
+                if tree.get_by_id(info.descriptor.id) == info:
+                    continue
+                for replaced in tree.put(info):
+                    changes[replaced] = None
+                    log.info("range %d replaces range %d's older record", info.descriptor.id, replaced)
+                changes[info.descriptor.id] = info
+            if changes:
+                try:
+                    await self._write_ranges(changes)
+                except BaseException:
+                    member.views_stale()
+                    raise
+                member.ranges_changed()
+        return fresh
+
+    async def _write_ranges(self, changes: dict[int, pdpb_pb2.RangeInfo | None]) -> None:
+        items = list(changes.items())
+        for at in range(0, len(items), MAX_RANGES_PER_WRITE):
+            chunk = items[at:at + MAX_RANGES_PER_WRITE]
+            puts = {md.range_key(rid): info.SerializeToString() for rid, info in chunk if info is not None}
+            await self.state.write(puts, [md.range_key(rid) for rid, info in chunk if info is None])
 
     async def GetRange(self, request: pdpb_pb2.GetRangeRequest,
                        context: grpc.aio.ServicerContext) -> pdpb_pb2.GetRangeResponse:
         resp = pdpb_pb2.GetRangeResponse()
 
         async def handle() -> None:
-            await self._require_bootstrapped()
-            found = await self._scan_ranges(request.key, b"", 1)
-            if found and found[0].descriptor.start_key <= request.key:
-                resp.range.CopyFrom(found[0])
+            self._require_bootstrapped()
+            found = self._tree.find(request.key)
+            if found is not None:
+                resp.range.CopyFrom(found)
 
         return await self._serve(request, resp, handle)
 
@@ -283,7 +315,7 @@ class PdService(pdpb_pb2_grpc.PDServicer):
         resp = pdpb_pb2.GetRangeResponse()
 
         async def handle() -> None:
-            info = await self._range_by_id(request.range_id)
+            info = self._tree.get_by_id(request.range_id)
             if info is not None:
                 resp.range.CopyFrom(info)
 
@@ -294,23 +326,97 @@ class PdService(pdpb_pb2_grpc.PDServicer):
         resp = pdpb_pb2.ScanRangesResponse()
 
         async def handle() -> None:
-            await self._require_bootstrapped()
-            resp.ranges.extend(await self._scan_ranges(request.start_key, request.end_key, request.limit))
+            self._require_bootstrapped()
+            resp.ranges.extend(self._tree.scan(request.start_key, request.end_key, request.limit))
 
         return await self._serve(request, resp, handle)
 
-    async def _scan_ranges(self, start: bytes, end: bytes, limit: int) -> list[pdpb_pb2.RangeInfo]:
-        """Ranges overlapping [start, end), from the end-key index (the first end above ``start``)."""
-        index = await self.state.scan(md.lookup_start(start), md.END_INDEX_END, limit)
-        out = []
-        for _, value in index:
-            info = await self._range_by_id(int.from_bytes(value, "big"))
-            if info is None:
+    # ---------------------------------------------------------------------------------- splits
+    async def _split_id(self, replicas: int) -> pdpb_pb2.SplitID:
+        """Ids for one new range: its own, and one peer id per replica of the parent."""
+        ids = self.member.ids
+        split = pdpb_pb2.SplitID(new_range_id=await ids.alloc())
+        for _ in range(replicas):
+            split.new_peer_ids.append(await ids.alloc())
+        return split
+
+    async def AskBatchSplit(self, request: pdpb_pb2.AskBatchSplitRequest,
+                            context: grpc.aio.ServicerContext) -> pdpb_pb2.AskBatchSplitResponse:
+        resp = pdpb_pb2.AskBatchSplitResponse()
+
+        async def handle() -> None:
+            self._require_bootstrapped()
+            desc, count = request.range, request.split_count
+            if not 1 <= count <= MAX_SPLITS:
+                raise RequestError(f"split_count must be in 1..{MAX_SPLITS}, got {count}",
+                                   invalid_argument=True)
+            known = self._tree.get_by_id(desc.id)
+            if known is None:
+                raise RequestError(f"range {desc.id} is unknown to PD", invalid_argument=True)
+            if not desc.peers:
+                raise RequestError(f"range {desc.id}: the descriptor lists no peers", invalid_argument=True)
+            theirs, ours = desc.epoch, known.descriptor.epoch
+            if theirs.conf_ver < ours.conf_ver or theirs.version < ours.version:
+                raise RequestError(f"range {desc.id}: epoch {theirs.conf_ver}/{theirs.version} is older than "
+                                   f"PD's {ours.conf_ver}/{ours.version}", invalid_argument=True)
+            for _ in range(count):
+                resp.ids.append(await self._split_id(len(desc.peers)))
+
+        return await self._serve(request, resp, handle)
+
+    async def SplitRanges(self, request: pdpb_pb2.SplitRangesRequest,
+                          context: grpc.aio.ServicerContext) -> pdpb_pb2.SplitRangesResponse:
+        """Hand each range holding split keys a SPLIT operator and wait until heartbeats show every
+        key as a range start. Idempotent: keys that already start a range are left alone, so a
+        client retrying after a lost answer waits for the same splits."""
+        resp = pdpb_pb2.SplitRangesResponse()
+
+        async def handle() -> None:
+            self._require_bootstrapped()
+            keys = sorted(set(request.split_keys))
+            if not 1 <= len(keys) <= MAX_SPLITS:
+                raise RequestError(f"give 1..{MAX_SPLITS} split keys, got {len(keys)}", invalid_argument=True)
+            timeout_ms = request.timeout_ms or DEFAULT_SPLIT_TIMEOUT_MS
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout_ms / 1000
+            while pending := [k for k in keys if (found := self._tree.find(k)) is None
+                              or found.descriptor.start_key != k]:
+                await self._hand_out_splits(pending)
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    shown = ", ".join(repr(k) for k in pending[:5]) + (" ..." if len(pending) > 5 else "")
+                    raise RequestError(f"{len(pending)} of {len(keys)} split keys do not start a range after "
+                                       f"{timeout_ms} ms: {shown}", timed_out=True)
+                changed = self.member.ranges_change_event()
+                try:
+                    async with asyncio.timeout(min(remaining, SPLIT_RECHECK_S)):
+                        await changed.wait()
+                except TimeoutError:
+                    pass
+                await self.member.ensure_leader_ready()  # a deposed leader's tree is not kept up
+            resp.ranges.extend(self._tree.find(k) for k in keys)
+
+        return await self._serve(request, resp, handle)
+
+    async def _hand_out_splits(self, keys: list[bytes]) -> None:
+        """A SPLIT operator for each range holding some of ``keys`` and none in flight (a range busy
+        with another operator gets its split once that one is done)."""
+        groups: dict[int, list[bytes]] = {}
+        for key in keys:
+            info = self._tree.find(key)
+            if info is not None:  # None: mid-split, the range of the key has not reported yet
+                groups.setdefault(info.descriptor.id, []).append(key)
+        tracker = self.member.operators
+        for range_id, split_keys in groups.items():
+            info = self._tree.get_by_id(range_id)
+            if tracker.busy(range_id):
                 continue
-            if end and info.descriptor.start_key >= end:
-                break
-            out.append(info)
-        return out
+            op = pdpb_pb2.Operator(kind=pdpb_pb2.Operator.SPLIT, split_keys=split_keys)
+            for _ in split_keys:
+                op.split_ids.append(await self._split_id(len(info.descriptor.peers)))
+            if self._tree.get_by_id(range_id) is info and not tracker.busy(range_id):  # unchanged meanwhile
+                tracker.start(info, op, now_ms())
+                log.info("range %d: split at %d keys handed to its leader", range_id, len(split_keys))
 
     async def AllocID(self, request: pdpb_pb2.AllocIDRequest,
                       context: grpc.aio.ServicerContext) -> pdpb_pb2.AllocIDResponse:

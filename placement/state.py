@@ -97,7 +97,8 @@ class MetadataState:
         result = await self._await(lambda cb: self.store.propose(PD_RANGE_ID, peer.desc.epoch, cmd, cb))
         return True if result is None else result[0]
 
-    async def update(self, key: bytes, modify: Callable[[bytes | None], Awaitable[Update | None]]) -> None:
+    async def update(self, key: bytes, modify: Callable[[bytes | None], Awaitable[Update | None]]
+                     ) -> bytes | None:
         """Read ``key``, let ``modify`` compute the change from what it holds, write it: conditional
         on ``key`` still holding exactly the bytes read, checked when the command applies.
 
@@ -105,15 +106,15 @@ class MetadataState:
         whose write lands last writes back what the other replaced (an older epoch or leader, an
         old store address). Here the loser's compare fails; it reads again and ``modify`` decides
         afresh (usually that its update is stale now). ``modify`` returns None for "nothing to
-        write" and may raise to refuse.
+        write" and may raise to refuse. Returns the value written (None if nothing was).
         """
         for _ in range(UPDATE_ATTEMPTS):
             old = await self.get(key)
             change = await modify(old)
             if change is None:
-                return
+                return None
             value, puts, deletes = change
             if await self.write(puts, deletes, expect=(key, old), new_value=value):
-                return
+                return value
         raise NotServingError(f"metadata key {key!r} changed under {UPDATE_ATTEMPTS} tries in a row",
                               backoff_ms=50)

@@ -38,7 +38,7 @@ class NotLeader(_message.Message):
     def __init__(self, leader_address: _Optional[str] = ..., leader_id: _Optional[int] = ...) -> None: ...
 
 class Error(_message.Message):
-    __slots__ = ("message", "not_leader", "not_bootstrapped", "already_bootstrapped", "invalid_argument", "unavailable_backoff_ms", "wrong_cluster")
+    __slots__ = ("message", "not_leader", "not_bootstrapped", "already_bootstrapped", "invalid_argument", "unavailable_backoff_ms", "wrong_cluster", "timed_out")
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     NOT_LEADER_FIELD_NUMBER: _ClassVar[int]
     NOT_BOOTSTRAPPED_FIELD_NUMBER: _ClassVar[int]
@@ -46,6 +46,7 @@ class Error(_message.Message):
     INVALID_ARGUMENT_FIELD_NUMBER: _ClassVar[int]
     UNAVAILABLE_BACKOFF_MS_FIELD_NUMBER: _ClassVar[int]
     WRONG_CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    TIMED_OUT_FIELD_NUMBER: _ClassVar[int]
     message: str
     not_leader: NotLeader
     not_bootstrapped: bool
@@ -53,7 +54,8 @@ class Error(_message.Message):
     invalid_argument: bool
     unavailable_backoff_ms: int
     wrong_cluster: int
-    def __init__(self, message: _Optional[str] = ..., not_leader: _Optional[_Union[NotLeader, _Mapping]] = ..., not_bootstrapped: _Optional[bool] = ..., already_bootstrapped: _Optional[bool] = ..., invalid_argument: _Optional[bool] = ..., unavailable_backoff_ms: _Optional[int] = ..., wrong_cluster: _Optional[int] = ...) -> None: ...
+    timed_out: bool
+    def __init__(self, message: _Optional[str] = ..., not_leader: _Optional[_Union[NotLeader, _Mapping]] = ..., not_bootstrapped: _Optional[bool] = ..., already_bootstrapped: _Optional[bool] = ..., invalid_argument: _Optional[bool] = ..., unavailable_backoff_ms: _Optional[int] = ..., wrong_cluster: _Optional[int] = ..., timed_out: _Optional[bool] = ...) -> None: ...
 
 class RequestHeader(_message.Message):
     __slots__ = ("cluster_id",)
@@ -264,16 +266,14 @@ class StoreHeartbeatResponse(_message.Message):
     def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., config: _Optional[_Union[ScheduleConfig, _Mapping]] = ...) -> None: ...
 
 class RangeHeartbeatRequest(_message.Message):
-    __slots__ = ("header", "range", "store_id", "ranges")
+    __slots__ = ("header", "store_id", "ranges")
     HEADER_FIELD_NUMBER: _ClassVar[int]
-    RANGE_FIELD_NUMBER: _ClassVar[int]
     STORE_ID_FIELD_NUMBER: _ClassVar[int]
     RANGES_FIELD_NUMBER: _ClassVar[int]
     header: RequestHeader
-    range: RangeInfo
     store_id: int
     ranges: _containers.RepeatedCompositeFieldContainer[RangeInfo]
-    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., range: _Optional[_Union[RangeInfo, _Mapping]] = ..., store_id: _Optional[int] = ..., ranges: _Optional[_Iterable[_Union[RangeInfo, _Mapping]]] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., store_id: _Optional[int] = ..., ranges: _Optional[_Iterable[_Union[RangeInfo, _Mapping]]] = ...) -> None: ...
 
 class RangeDecision(_message.Message):
     __slots__ = ("range_id", "epoch", "operator")
@@ -322,18 +322,12 @@ class SplitID(_message.Message):
     def __init__(self, new_range_id: _Optional[int] = ..., new_peer_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class RangeHeartbeatResponse(_message.Message):
-    __slots__ = ("header", "range_id", "epoch", "operator", "decisions")
+    __slots__ = ("header", "decisions")
     HEADER_FIELD_NUMBER: _ClassVar[int]
-    RANGE_ID_FIELD_NUMBER: _ClassVar[int]
-    EPOCH_FIELD_NUMBER: _ClassVar[int]
-    OPERATOR_FIELD_NUMBER: _ClassVar[int]
     DECISIONS_FIELD_NUMBER: _ClassVar[int]
     header: ResponseHeader
-    range_id: int
-    epoch: _metapb_pb2.RangeEpoch
-    operator: Operator
     decisions: _containers.RepeatedCompositeFieldContainer[RangeDecision]
-    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., range_id: _Optional[int] = ..., epoch: _Optional[_Union[_metapb_pb2.RangeEpoch, _Mapping]] = ..., operator: _Optional[_Union[Operator, _Mapping]] = ..., decisions: _Optional[_Iterable[_Union[RangeDecision, _Mapping]]] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., decisions: _Optional[_Iterable[_Union[RangeDecision, _Mapping]]] = ...) -> None: ...
 
 class GetRangeRequest(_message.Message):
     __slots__ = ("header", "key")

@@ -8,9 +8,13 @@ bootstrapped". A store that crashed between the two steps finds its range still 
 offers it again (kept if it won, dropped if not). Every store then registers its address
 (PutStore).
 
-Range leaders heartbeat their ranges; PD answers with at most one operator step (add learner,
-promote, replace a failed voter, remove, transfer leader), which the leader proposes if the
-range's epoch still matches.
+The store reports the ranges it leads in one batched heartbeat per interval: a range goes in
+when its info changed since the last report (or PD may have missed it: a stream lost, an error
+answer), and otherwise every ``FULL_REPORT_INTERVALS`` intervals, staggered by range id, so PD
+still sees it alive; an unchanged idle range costs PD nothing in between. After a split the
+store reports at once. PD answers with decisions: at most one operator step per range (add
+learner, promote, replace a failed voter, remove, transfer leader, split), which the leader
+carries out if the range's epoch still matches.
 Addresses of other stores are resolved through PD on demand.
 """
 
@@ -18,9 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from kvdb.pb import metapb_pb2, pdpb_pb2
+from kvdb.pb import metapb_pb2, pdpb_pb2, raft_serverpb_pb2
 from kvdb.raft import ConfChangeType, Role
 from kvdb.raft.progress import ProgressState
 from kvdb.server.supervisor import spawn
@@ -32,6 +37,10 @@ if TYPE_CHECKING:
     from kvdb.store.store import Store
 
 log = logging.getLogger(__name__)
+
+FULL_REPORT_INTERVALS = 10
+"""An unchanged range is reported once every this many intervals (PD still sees it alive and
+runs its replica checker on it, e.g. when one of its stores went down)."""
 
 _CONF_CHANGES = {
     pdpb_pb2.Operator.ADD_LEARNER: ConfChangeType.ADD_LEARNER,
@@ -49,6 +58,9 @@ class PdWorker:
         self.address = ""
         self._tasks: list[asyncio.Task] = []
         self._resolving: set[int] = set()
+        self._report_now = asyncio.Event()
+        self.cluster_config: pdpb_pb2.ScheduleConfig | None = None
+        """The cluster's schedule config as of the last store heartbeat PD answered (None before)."""
 
     # ---------------------------------------------------------------------------------- join
     async def join(self, store: Store, address: str) -> None:
@@ -115,6 +127,7 @@ class PdWorker:
 
     # ---------------------------------------------------------------------------- heartbeats
     def start(self) -> None:
+        self.store.on_split = self._on_split
         self._tasks += [spawn(self._store_heartbeats(), "store heartbeats to PD"),
                         spawn(self._range_heartbeats(), "range heartbeats to PD")]
 
@@ -123,38 +136,94 @@ class PdWorker:
             peers = list(self.store.peers.values())
             stats = pdpb_pb2.StoreStats(range_count=len(peers), leader_count=sum(p.is_leader for p in peers))
             try:
-                await self.pd.store_heartbeat(self.store.store_id, stats)
+                self.cluster_config = await self.pd.store_heartbeat(self.store.store_id, stats)
             except PdError as exc:
                 log.warning("store heartbeat failed: %s", exc)
             await asyncio.sleep(self.interval)
 
+    def report_now(self) -> None:
+        """Send the next range heartbeat at once instead of at the end of the interval."""
+        self._report_now.set()
+
+    def _on_split(self, descriptors: list[metapb_pb2.RangeDescriptor]) -> None:
+        self.report_now()  # PD learns the new ranges now, and a SplitRanges waiting on them answers
+
     async def _range_heartbeats(self) -> None:
         stream = self.pd.range_heartbeat_stream()
-        reader = spawn(self._read_operators(stream), "PD operator reader")
+        reader = spawn(self._read_decisions(stream), "PD operator reader")
+        reports = HeartbeatBatcher(self.store.store_id)
         try:
             while True:
-                for peer in list(self.store.peers.values()):
-                    if peer.is_leader and peer.initialized:
-                        await stream.send(pdpb_pb2.RangeHeartbeatRequest(range=range_info(peer)))
-                await asyncio.sleep(self.interval)
+                leaders = [p for p in self.store.peers.values() if p.is_leader and p.initialized]
+                await stream.send(reports.next_request(leaders, stream.losses))
+                try:
+                    async with asyncio.timeout(self.interval):
+                        await self._report_now.wait()
+                except TimeoutError:
+                    pass
+                self._report_now.clear()
         finally:
             reader.cancel()
             await stream.close()
 
-    async def _read_operators(self, stream: object) -> None:
+    async def _read_decisions(self, stream: object) -> None:
         async for resp in stream.responses():
-            if resp.header.error.message or not resp.HasField("operator"):
-                continue
-            peer = self.store.peers.get(resp.range_id)
-            if peer is None or not peer.is_leader or peer.desc.epoch != resp.epoch:
-                continue  # stale: the next heartbeat brings a fresh decision
-            execute_operator(self.store, peer, resp.operator)
+            carry_out_decisions(self.store, resp)
 
     async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.pd.close()
+
+
+class HeartbeatBatcher:
+    """Which ranges a store's next batched heartbeat carries: those whose info differs from the
+    last report, all of them after a possible loss, and each unchanged one every
+    ``FULL_REPORT_INTERVALS`` heartbeats (staggered by range id, so they do not all come at once)."""
+
+    def __init__(self, store_id: int) -> None:
+        self.store_id = store_id
+        self._reported: dict[int, pdpb_pb2.RangeInfo] = {}
+        self._losses = -1
+        self._beats = 0
+
+    def next_request(self, leaders: list[Peer], losses: int) -> pdpb_pb2.RangeHeartbeatRequest:
+        """The request for ranges led by ``leaders``; ``losses`` is the stream's loss count."""
+        if losses != self._losses:
+            self._losses = losses
+            self._reported.clear()
+        request = pdpb_pb2.RangeHeartbeatRequest(store_id=self.store_id)
+        reported = {}
+        for peer in leaders:
+            info = range_info(peer)
+            range_id = info.descriptor.id
+            due = (self._beats + range_id) % FULL_REPORT_INTERVALS == 0
+            if due or self._reported.get(range_id) != info:
+                request.ranges.append(info)
+            reported[range_id] = info
+        self._reported = reported  # a range led again later is reported afresh
+        self._beats += 1
+        return request
+
+
+def carry_out_decisions(store: Store, resp: pdpb_pb2.RangeHeartbeatResponse,
+                        done: Callable[[pdpb_pb2.Operator], Callback] | None = None) -> int:
+    """Carry out PD's decisions that still fit: this store leads the range at the epoch PD
+    decided on (otherwise the decision is stale and the next heartbeat brings a fresh one).
+    ``done(op)`` gives the callback for an operator's outcome (default: log failures). Returns
+    how many decisions were stale."""
+    if resp.header.error.message:
+        return 0
+    stale = 0
+    for decision in resp.decisions:
+        peer = store.peers.get(decision.range_id)
+        if peer is None or not peer.is_leader or peer.desc.epoch != decision.epoch:
+            stale += 1
+            continue
+        op = decision.operator
+        execute_operator(store, peer, op, None if done is None else done(op))
+    return stale
 
 
 def execute_operator(store: Store, peer: Peer, op: pdpb_pb2.Operator, done: Callback | None = None) -> None:
@@ -172,6 +241,15 @@ def execute_operator(store: Store, peer: Peer, op: pdpb_pb2.Operator, done: Call
                 return  # done, or half-way: the leader leaves the joint configuration by itself
             changes = [(ConfChangeType.ADD_NODE, op.peer), (ConfChangeType.ADD_LEARNER, op.demote_peer)]
             store.change_peers(peer.range_id, changes, done or _log_result(op))
+        elif op.kind == pdpb_pb2.Operator.SPLIT:
+            if len(op.split_ids) != len(op.split_keys):
+                log.warning("range %d: split operator with %d keys but %d id sets", peer.range_id,
+                            len(op.split_keys), len(op.split_ids))
+                return
+            requests = [raft_serverpb_pb2.SplitRequest(split_key=key, new_range_id=ids.new_range_id,
+                                                       new_peer_ids=ids.new_peer_ids)
+                        for key, ids in zip(op.split_keys, op.split_ids, strict=True)]
+            store.split(peer.range_id, peer.desc.epoch, requests, done or _log_result(op))
         elif op.kind in _CONF_CHANGES:
             added = any(p.id == op.peer.id for p in peer.desc.peers)
             if added and op.kind == pdpb_pb2.Operator.ADD_LEARNER:
@@ -206,6 +284,9 @@ def range_info(peer: Peer) -> pdpb_pb2.RangeInfo:
 
 
 def describe_operator(op: pdpb_pb2.Operator) -> str:
+    if op.kind == pdpb_pb2.Operator.SPLIT:
+        return f"split at {len(op.split_keys)} keys ({', '.join(repr(k) for k in op.split_keys[:3])}" + \
+            (" ...)" if len(op.split_keys) > 3 else ")")
     text = f"{pdpb_pb2.Operator.Kind.Name(op.kind).lower()} peer {op.peer.id} on store {op.peer.store_id}"
     if op.HasField("demote_peer"):
         text += f" for peer {op.demote_peer.id} on store {op.demote_peer.store_id}"

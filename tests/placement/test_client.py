@@ -225,8 +225,11 @@ class FakeMember(pdpb_pb2_grpc.PDServicer):
             # The operator names the answering member, so tests see which stream carried it.
             operator = pdpb_pb2.Operator(kind=pdpb_pb2.Operator.TRANSFER_LEADER,
                                          peer=metapb_pb2.Peer(store_id=self.id))
-            yield pdpb_pb2.RangeHeartbeatResponse(header=header, range_id=request.range.descriptor.id,
-                                                  operator=operator)
+            self.pd.heartbeats.append(request)
+            resp = pdpb_pb2.RangeHeartbeatResponse(header=header)
+            for info in request.ranges:
+                resp.decisions.add(range_id=info.descriptor.id, operator=operator)
+            yield resp
 
 
 def covers(descriptor: metapb_pb2.RangeDescriptor, key: bytes) -> bool:
@@ -247,6 +250,8 @@ class FakePd:
         self.ts = compose_ts(1_700_000_000_000, 0)
         self.tso_requests: list[tuple[int, int]] = []
         """(member id, count) of every TsoRequest served."""
+        self.heartbeats: list[pdpb_pb2.RangeHeartbeatRequest] = []
+        """Every RangeHeartbeatRequest a leader answered."""
         self.calls: Counter[tuple[int, str]] = Counter()
         self.stalled: set[str] = set()
         """Methods whose calls are counted, then never answered (a hung member)."""
@@ -455,9 +460,9 @@ async def test_tso_across_failover_stays_increasing() -> None:
         assert max(stamps) > NEW_LEADER_TS_JUMP + min(stamps)
 
 
-def heartbeat(range_id: int) -> pdpb_pb2.RangeHeartbeatRequest:
-    descriptor = metapb_pb2.RangeDescriptor(id=range_id)
-    return pdpb_pb2.RangeHeartbeatRequest(range=pdpb_pb2.RangeInfo(descriptor=descriptor))
+def heartbeat(*range_ids: int, term: int = 0) -> pdpb_pb2.RangeHeartbeatRequest:
+    return pdpb_pb2.RangeHeartbeatRequest(store_id=4, ranges=[
+        pdpb_pb2.RangeInfo(descriptor=metapb_pb2.RangeDescriptor(id=i), term=term) for i in range_ids])
 
 
 @async_test
@@ -476,13 +481,13 @@ async def test_range_heartbeat_stream_follows_the_leader() -> None:
         async def answered_by(member_id: int) -> None:
             # Heartbeats repeat; one lost with a broken stream is sent again.
             deadline = time.monotonic() + 5
-            while not any(a.operator.peer.store_id == member_id for a in answers):
+            while not any(d.operator.peer.store_id == member_id for a in answers for d in a.decisions):
                 assert time.monotonic() < deadline, f"no heartbeat answer from member {member_id}"
                 await stream.send(heartbeat(7))
                 await asyncio.sleep(0.02)
 
         await answered_by(1)
-        assert answers[0].range_id == 7
+        assert answers[0].decisions[0].range_id == 7
         assert pd.calls[1, "RangeHeartbeat"] >= 1
 
         pd.set_leader(2)  # member 1 answers not_leader on the open stream; the client moves
@@ -496,6 +501,26 @@ async def test_range_heartbeat_stream_follows_the_leader() -> None:
         await asyncio.wait_for(reader, 1)  # responses() ends with the stream
         with pytest.raises(PdError):
             await stream.send(heartbeat(7))
+
+
+@async_test
+async def test_range_heartbeats_waiting_merge_and_a_new_stream_counts_as_a_loss() -> None:
+    """While no leader answers, queued batches merge into one request (a range's newest report
+    wins); the stream that finally carries it counts as a loss, so the store reports everything."""
+    async with fake_pd() as pd, client_for(pd.address(1)) as client:
+        pd.bootstrapped = True
+        pd.set_leader(None)
+        stream = client.range_heartbeat_stream()
+        await stream.send(heartbeat(1, 2, term=1))
+        await stream.send(heartbeat(1, 3, term=2))
+        losses = stream.losses
+        pd.set_leader(1)
+        await until(lambda: pd.heartbeats, "the merged heartbeat to arrive")
+        assert len(pd.heartbeats) == 1
+        got = {info.descriptor.id: info.term for info in pd.heartbeats[0].ranges}
+        assert got == {1: 2, 2: 1, 3: 2} and pd.heartbeats[0].store_id == 4
+        assert stream.losses > losses
+        await stream.close()
 
 
 def runs_client_code(task: asyncio.Task) -> bool:

@@ -7,9 +7,10 @@ from it, stall their links or fail their store heartbeats. It runs the real sche
 ``store_state`` over the last heartbeat times (world milliseconds), and on each range heartbeat
 ``OperatorTracker.next_operator`` with ``check_replicas``, keeping only the newest report per
 range (``range_report_stale``: higher epoch, then higher term), as ``placement/service.py`` does.
-Stores report as ``PdWorker`` does (``range_info`` of every range they lead) and carry out
-operators with ``execute_operator``, so a stale, lost or repeated reply exercises the same epoch
-checks as in production.
+Stores report as ``PdWorker`` does (one batched request with ``range_info`` of every range they
+lead; the simulated stores report every range every time) and carry out PD's decisions with
+``carry_out_decisions``, so a stale, lost or repeated reply exercises the same epoch checks as in
+production.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from typing import TYPE_CHECKING
 
 from kvdb.pb import metapb_pb2, pdpb_pb2
 from kvdb.raft import ConfChangeType
-from kvdb.server.pd_worker import describe_operator, execute_operator, range_info
+from kvdb.server.pd_worker import carry_out_decisions, describe_operator, range_info
 from kvdb.store.errors import StoreError
 from placement.checker import OperatorTracker, check_replicas, store_state
-from placement.service import range_report_stale
+from placement.range_tree import range_report_stale
 from tests.storesim.faults import RANGE_ID, check_applied
 from tests.storesim.transport import PD_NODE
 
@@ -121,19 +122,21 @@ class SimPd:
 
     def on_range_heartbeat(self, store_id: int, reply: Callable[[bytes], None], data: bytes) -> None:
         """Answer on the heartbeat's own stream: back to ``store_id`` through the network."""
-        resp = self._range_heartbeat(pdpb_pb2.RangeHeartbeatRequest.FromString(data).range)
+        resp = pdpb_pb2.RangeHeartbeatResponse()
+        for info in pdpb_pb2.RangeHeartbeatRequest.FromString(data).ranges:
+            op = self._range_heartbeat(info)
+            if op is not None:
+                resp.decisions.add(range_id=info.descriptor.id, epoch=info.descriptor.epoch, operator=op)
         self.network.send_pd(PD_NODE, store_id, resp.SerializeToString(), reply)
 
-    def _range_heartbeat(self, info: pdpb_pb2.RangeInfo) -> pdpb_pb2.RangeHeartbeatResponse:
+    def _range_heartbeat(self, info: pdpb_pb2.RangeInfo) -> pdpb_pb2.Operator | None:
+        """PD's decision on one reported range: the operator its leader should carry out, if any."""
         self.stats.pd_range_heartbeats += 1
         desc = info.descriptor
-        resp = pdpb_pb2.RangeHeartbeatResponse(range_id=desc.id)
         old = self.ranges.get(desc.id)
         if old is not None and range_report_stale(info, old):
             self.stats.pd_stale_heartbeats += 1
-            resp.epoch.CopyFrom(old.descriptor.epoch)  # the store finds it stale and does nothing
-            return resp
-        resp.epoch.CopyFrom(desc.epoch)
+            return None  # no decision on a stale view
         self.ranges[desc.id] = info
         stores = self.store_view()
         tracker = self.operators
@@ -158,8 +161,7 @@ class SimPd:
                 self.stats.pd_ops_issued += 1
                 self.world.trace("pd: range %d (epoch %d/%d, leader %d): %s", desc.id, desc.epoch.conf_ver,
                                  desc.epoch.version, info.leader.id, describe_operator(op))
-            resp.operator.CopyFrom(op)
-        return resp
+        return op
 
     # -- convergence --------------------------------------------------------------------------
 
@@ -216,10 +218,11 @@ class PdAgent:
             self.network.send_pd(node.id, PD_NODE, req.SerializeToString(), pd.on_store_heartbeat)
         # The reply stream belongs to this process: a reply reaching a later one is dropped.
         reply = partial(self._on_reply, node.incarnation)
-        for peer in peers:
-            if peer.is_leader and peer.initialized:
-                data = pdpb_pb2.RangeHeartbeatRequest(range=range_info(peer)).SerializeToString()
-                self.network.send_pd(node.id, PD_NODE, data, partial(pd.on_range_heartbeat, node.id, reply))
+        req = pdpb_pb2.RangeHeartbeatRequest(
+            store_id=node.id, ranges=[range_info(p) for p in peers if p.is_leader and p.initialized])
+        if req.ranges:
+            self.network.send_pd(node.id, PD_NODE, req.SerializeToString(),
+                                 partial(pd.on_range_heartbeat, node.id, reply))
 
     def _on_reply(self, incarnation: int, data: bytes) -> None:
         node = self.node
@@ -227,18 +230,13 @@ class PdAgent:
             node.deliver(("pd",), self._carry_out, data)
 
     def _carry_out(self, data: bytes) -> None:
-        """What ``PdWorker._read_operators`` does with one reply."""
+        """What ``PdWorker._read_decisions`` does with one reply."""
         resp = pdpb_pb2.RangeHeartbeatResponse.FromString(data)
-        if resp.header.error.message or not resp.HasField("operator"):
-            return
-        store = self.node.store
-        peer = store.peers.get(resp.range_id)
-        if peer is None or not peer.is_leader or peer.desc.epoch != resp.epoch:
-            self.stats.pd_replies_stale += 1
-            return
-        op = resp.operator
+        self.stats.pd_replies_stale += carry_out_decisions(self.node.store, resp, self._outcome)
+
+    def _outcome(self, op: pdpb_pb2.Operator) -> Callable[[object], None]:
         self.node.world.trace("%r: carry out %s", self.node, describe_operator(op))
-        execute_operator(store, peer, op, partial(self._conf_changed, op))
+        return partial(self._conf_changed, op)
 
     def _conf_changed(self, op: pdpb_pb2.Operator, result: object) -> None:
         if isinstance(result, StoreError):
