@@ -30,21 +30,27 @@ async def stores(pd: PdClient) -> list[Row]:
 
 
 async def ranges(pd: PdClient) -> list[Row]:
-    rows = []
-    for info in await pd.scan_ranges(b"", b"", 0):
-        desc = info.descriptor
-        leader = ({"peer_id": info.leader.id, "store_id": info.leader.store_id} if info.leader.id else None)
-        rows.append({
-            "id": desc.id,
-            "start": desc.start_key.hex(),
-            "end": desc.end_key.hex(),
-            "epoch": {"conf_ver": desc.epoch.conf_ver, "version": desc.epoch.version},
-            "replicas": [{"peer_id": p.id, "store_id": p.store_id, "role": metapb_pb2.PeerRole.Name(p.role)}
-                         for p in desc.peers],
-            "leader": leader,
-            "joint": info.joint,  # mid-way through a joint membership change
-        })
-    return rows
+    return [_range_row(info) for info in await pd.scan_ranges(b"", b"", 0)]
+
+
+async def split(pd: PdClient, keys: list[bytes], timeout: float) -> list[Row]:
+    """Split so that every key starts a range; the ranges starting at the keys, once applied."""
+    return [_range_row(info) for info in await pd.split_ranges(keys, timeout)]
+
+
+def _range_row(info: pdpb_pb2.RangeInfo) -> Row:
+    desc = info.descriptor
+    leader = ({"peer_id": info.leader.id, "store_id": info.leader.store_id} if info.leader.id else None)
+    return {
+        "id": desc.id,
+        "start": desc.start_key.hex(),
+        "end": desc.end_key.hex(),
+        "epoch": {"conf_ver": desc.epoch.conf_ver, "version": desc.epoch.version},
+        "replicas": [{"peer_id": p.id, "store_id": p.store_id, "role": metapb_pb2.PeerRole.Name(p.role)}
+                     for p in desc.peers],
+        "leader": leader,
+        "joint": info.joint,  # mid-way through a joint membership change
+    }
 
 
 _NAMED_ESCAPES = {b"\\": b"\\\\", b"\t": b"\\t", b"\n": b"\\n", b"\r": b"\\r"}
@@ -65,7 +71,7 @@ def _replica(peer: Row, leader: Row | None) -> str:
 
 
 def table(kind: str, rows: list[Row]) -> str:
-    """``rows`` of ``kind`` (members, stores, ranges) as an aligned text table."""
+    """``rows`` of ``kind`` (members, stores, ranges or split: ranges too) as an aligned text table."""
     if kind == "members":
         header = ["ID", "ADDRESS", "LEADER"]
         cells = [[str(r["id"]), r["address"], "yes" if r["leader"] else ""] for r in rows]

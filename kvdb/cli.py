@@ -7,6 +7,7 @@ so that scripts fail loudly instead of doing nothing.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -207,6 +208,16 @@ def _add_admin_parser(sub: argparse._SubParsersAction) -> None:
         q = what.add_parser(name, help=helptext, description=helptext[0].upper() + helptext[1:] + ".")
         q.add_argument("--json", action="store_true", help="a JSON list of objects instead of a table")
         _add_client_flags(q)
+    helptext = "split ranges so that each KEY starts one; prints the ranges starting at the keys"
+    q = what.add_parser("split", help=helptext,
+                        description="Split the ranges holding the KEYs so that each KEY starts a range, "
+                                    "through PD (the ranges' leaders split them), and print the ranges that "
+                                    "start at the keys once the splits are applied. A KEY already starting "
+                                    "a range is left as it is. --timeout bounds the wait.")
+    q.add_argument("keys", metavar="KEY", nargs="+", help="a split key")
+    q.add_argument("--hex", action="store_true", help="the KEYs are hex (for bytes that are not text)")
+    q.add_argument("--json", action="store_true", help="a JSON list of objects instead of a table")
+    _add_client_flags(q)
 
 
 def _check_endpoints(spec: str) -> str:
@@ -222,13 +233,16 @@ def _check_endpoints(spec: str) -> str:
 
 
 def _decode_arg(args: argparse.Namespace, name: str) -> bytes:
-    text = getattr(args, name)
-    if not args.hex:
+    return _decode_key(getattr(args, name), args.hex, name.upper())
+
+
+def _decode_key(text: str, as_hex: bool, name: str = "KEY") -> bytes:
+    if not as_hex:
         return text.encode("utf-8", "surrogateescape")
     try:
         return bytes.fromhex(text)
     except ValueError:
-        raise ValueError(f"{name.upper()} is not hex: {text!r}") from None
+        raise ValueError(f"{name} is not hex: {text!r}") from None
 
 
 def _kv(args: argparse.Namespace, endpoints: str) -> int:
@@ -272,14 +286,22 @@ def _admin(args: argparse.Namespace, endpoints: str) -> int:
     from kvdb import admin
     from placement.client import PdClient
 
-    fetch: Callable[[PdClient], Coroutine[Any, Any, list[admin.Row]]] = getattr(admin, args.what)
+    fetch: Callable[[PdClient], Coroutine[Any, Any, list[admin.Row]]]
+    if args.what == "split":
+        keys = [_decode_key(text, args.hex) for text in args.keys]
+        if b"" in keys:
+            raise ValueError("an empty KEY cannot be a split key (the first range starts there)")
+        fetch = functools.partial(admin.split, keys=keys, timeout=args.timeout)
+    else:
+        fetch = getattr(admin, args.what)
 
     async def run() -> list[admin.Row]:
         async with PdClient(endpoints, timeout=args.timeout) as pd:
             return await fetch(pd)
 
     rows = asyncio.run(run())
-    print(json.dumps(rows, indent=2) if args.json else admin.table(args.what, rows))
+    kind = "ranges" if args.what == "split" else args.what
+    print(json.dumps(rows, indent=2) if args.json else admin.table(kind, rows))
     return 0
 
 
