@@ -47,6 +47,7 @@ class RangeCache:
     def __init__(self) -> None:
         self._starts: list[bytes] = []
         self._ranges: list[CachedRange] = []
+        self._by_id: dict[int, CachedRange] = {}  # the same entries: a cluster may have many ranges
 
     def __len__(self) -> int:
         return len(self._ranges)
@@ -69,7 +70,7 @@ class RangeCache:
         return None
 
     def by_id(self, range_id: int) -> CachedRange | None:
-        return next((r for r in self._ranges if r.id == range_id), None)
+        return self._by_id.get(range_id)
 
     def insert(self, descriptor: metapb_pb2.RangeDescriptor, leader_store: int | None = None) -> CachedRange:
         """Caches ``descriptor``, evicting what it overlaps, unless a cached overlapping range is
@@ -85,16 +86,26 @@ class RangeCache:
                 old.id == descriptor.id and old.descriptor.epoch.conf_ver > descriptor.epoch.conf_ver
             ):
                 return old
+        same = self._by_id.get(descriptor.id)
+        if same is not None and same not in self._ranges[lo:hi]:  # the range moved away from its bounds
+            self.invalidate(same.id)
+            return self.insert(descriptor, leader_store)
         entry = CachedRange(descriptor, leader_store)
+        for old in self._ranges[lo:hi]:
+            del self._by_id[old.id]
         self._starts[lo:hi] = [descriptor.start_key]
         self._ranges[lo:hi] = [entry]
+        self._by_id[entry.id] = entry
         return entry
 
     def invalidate(self, range_id: int) -> None:
-        for i, entry in enumerate(self._ranges):
-            if entry.id == range_id:
-                del self._starts[i], self._ranges[i]
-                return
+        entry = self._by_id.pop(range_id, None)
+        if entry is None:
+            return
+        i = bisect.bisect_left(self._starts, entry.start)
+        while self._ranges[i] is not entry:
+            i += 1
+        del self._starts[i], self._ranges[i]
 
     def set_leader(self, range_id: int, store_id: int | None) -> None:
         entry = self.by_id(range_id)
