@@ -242,6 +242,8 @@ def execute_operator(store: Store, peer: Peer, op: pdpb_pb2.Operator, done: Call
             changes = [(ConfChangeType.ADD_NODE, op.peer), (ConfChangeType.ADD_LEARNER, op.demote_peer)]
             store.change_peers(peer.range_id, changes, done or _log_result(op))
         elif op.kind == pdpb_pb2.Operator.SPLIT:
+            if peer.splits_in_flight:
+                return  # PD re-sends the operator until a heartbeat shows it done
             if len(op.split_ids) != len(op.split_keys):
                 log.warning("range %d: split operator with %d keys but %d id sets", peer.range_id,
                             len(op.split_keys), len(op.split_ids))

@@ -15,7 +15,7 @@ import time
 
 import grpc
 
-from kvdb.pb import metapb_pb2, pdpb_pb2, pdpb_pb2_grpc
+from kvdb.pb import pdpb_pb2, pdpb_pb2_grpc
 from tests.integration.client import PdHandle
 from tests.integration.cluster import Cluster, wait_for
 from tests.integration.conftest import MakePdCluster
@@ -31,7 +31,7 @@ def range_heartbeat(cluster: Cluster, pd: PdHandle, info: pdpb_pb2.RangeInfo
     very heartbeat (the client's stream passes answers of any heartbeat on).
     """
     request = pdpb_pb2.RangeHeartbeatRequest(header=pdpb_pb2.RequestHeader(cluster_id=cluster.cluster_id),
-                                             range=info)
+                                             store_id=info.leader.store_id, ranges=[info])
 
     def attempt() -> pdpb_pb2.RangeHeartbeatResponse | None:
         with grpc.insecure_channel(cluster.pd[pd.leader_member()].address) as channel:
@@ -42,16 +42,6 @@ def range_heartbeat(cluster: Cluster, pd: PdHandle, info: pdpb_pb2.RangeInfo
         return None if response.header.HasField("error") else response
 
     return wait_for(attempt, 15, f"PD to answer a heartbeat of range {info.descriptor.id}", interval=0.05)
-
-
-def range_info(range_id: int, conf_ver: int, version: int, peers: list[tuple[int, int]]
-               ) -> pdpb_pb2.RangeInfo:
-    """A heartbeat's range: ``peers`` as (peer id, store id) voters, the first one leading."""
-    desc = metapb_pb2.RangeDescriptor(id=range_id, start_key=b"\xff\xfe", end_key=b"\xff\xff",
-                                      epoch=metapb_pb2.RangeEpoch(conf_ver=conf_ver, version=version))
-    for peer_id, store_id in peers:
-        desc.peers.add(id=peer_id, store_id=store_id, role=metapb_pb2.VOTER)
-    return pdpb_pb2.RangeInfo(descriptor=desc, leader=desc.peers[0])
 
 
 def test_metadata_and_ids_survive_kill_9_of_every_pd_member(make_pd_cluster: MakePdCluster) -> None:
@@ -121,20 +111,10 @@ def test_pd_trusts_the_higher_range_epoch(make_pd_cluster: MakePdCluster) -> Non
     del older_version.descriptor.peers[2:]
     for info in (stale, older_version):
         answer = range_heartbeat(cluster, pd, info)
-        assert answer.epoch == desc.epoch, "PD must answer with the newer epoch it knows"
-        assert not answer.HasField("operator"), "no operator may be decided on a stale view"
+        assert not answer.decisions, "no operator may be decided on a stale view"
         recorded = pd.run(pd.client.get_range_by_id(desc.id))
         assert recorded.descriptor == desc, recorded
+    # Which of two reports wins in every other order (a split's halves, deposed leaders): the
+    # range tree's unit tests (tests/placement/test_range_tree.py).
 
-    # A range no store hosts (ids far above anything allocated here), so the real one is untouched.
-    fake_id = 1 << 40
-    first = range_info(fake_id, 1, 1, [(fake_id + 1, 1), (fake_id + 2, 2), (fake_id + 3, 3)])
-    newer = range_info(fake_id, 2, 1, [(fake_id + 1, 1), (fake_id + 2, 2), (fake_id + 4, 3)])
-    split = range_info(fake_id, 2, 2, [(fake_id + 1, 1), (fake_id + 2, 2), (fake_id + 4, 3)])
-    for sent, expected in ((first, first), (newer, newer), (first, newer), (split, split), (newer, split)):
-        answer = range_heartbeat(cluster, pd, sent)
-        assert answer.epoch == expected.descriptor.epoch
-        recorded = pd.run(pd.client.get_range_by_id(fake_id))
-        assert recorded is not None and recorded.descriptor == expected.descriptor, (sent, recorded)
-    assert pd.run(pd.client.get_range_by_id(desc.id)).descriptor == desc
     cluster.assert_all_running()
