@@ -1,0 +1,56 @@
+"""Which ranges a store's batched heartbeat carries (``kvdb.server.pd_worker.HeartbeatBatcher``):
+changed ones, all after a possible loss, and each unchanged one every FULL_REPORT_INTERVALS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from kvdb.pb import metapb_pb2, pdpb_pb2
+from kvdb.server import pd_worker
+from kvdb.server.pd_worker import FULL_REPORT_INTERVALS, HeartbeatBatcher
+
+
+@dataclass
+class FakeLeader:
+    range_id: int
+    term: int = 1
+
+
+@pytest.fixture(autouse=True)
+def fake_range_info(monkeypatch: pytest.MonkeyPatch) -> None:
+    def info(peer: FakeLeader) -> pdpb_pb2.RangeInfo:
+        return pdpb_pb2.RangeInfo(descriptor=metapb_pb2.RangeDescriptor(id=peer.range_id), term=peer.term)
+
+    monkeypatch.setattr(pd_worker, "range_info", info)
+
+
+def carried(batcher: HeartbeatBatcher, leaders: list[FakeLeader], losses: int = 0) -> set[int]:
+    request = batcher.next_request(leaders, losses)
+    assert request.store_id == 7
+    return {info.descriptor.id for info in request.ranges}
+
+
+def test_unchanged_ranges_are_reported_once_per_full_report_interval() -> None:
+    leaders = [FakeLeader(i) for i in range(1, 101)]
+    batcher = HeartbeatBatcher(7)
+    assert carried(batcher, leaders) == set(range(1, 101)), "the first report carries every range"
+    seen: list[int] = []
+    for _ in range(FULL_REPORT_INTERVALS):
+        ids = carried(batcher, leaders)
+        assert len(ids) == 100 // FULL_REPORT_INTERVALS, "unchanged ranges are spread over the intervals"
+        seen += ids
+    assert sorted(seen) == list(range(1, 101)), "each unchanged range once per FULL_REPORT_INTERVALS"
+
+
+def test_changes_losses_and_regained_leadership_are_reported_at_once() -> None:
+    leaders = [FakeLeader(i) for i in range(1, 21)]
+    batcher = HeartbeatBatcher(7)
+    carried(batcher, leaders)
+    leaders[4].term = 2
+    assert 5 in carried(batcher, leaders)
+    assert 5 not in carried(batcher, leaders), "reported once, not again while unchanged"
+    assert carried(batcher, leaders, losses=1) == set(range(1, 21)), "a lost stream: report everything"
+    carried(batcher, leaders[1:], losses=1)  # range 1's leadership moved away ...
+    assert 1 in carried(batcher, leaders, losses=1)  # ... and came back: PD may hold another leader
