@@ -97,8 +97,11 @@ class PdService(pdpb_pb2_grpc.PDServicer):
 
     async def _update_store(self, store_id: int, modify: Callable[[bytes | None], Awaitable[Update | None]]
                             ) -> None:
-        """A conditional update of a store's record; the view follows what was written."""
-        written = await self.state.update(md.store_key(store_id), modify)
+        """A conditional update of a store's record, guessing it holds what the view has (no read
+        unless the guess is wrong); the view follows what was written."""
+        known = self.member.stores.get(store_id)
+        guess = None if known is None else known.SerializeToString()
+        written = await self.state.update(md.store_key(store_id), modify, guess)
         if written is not None:
             self.member.stores[store_id] = pdpb_pb2.StoreInfo.FromString(written)
 

@@ -25,6 +25,13 @@ Update = tuple[bytes, dict[bytes, bytes], list[bytes]]
 """A read-modify-write's outcome: the key's new value, other keys to put, keys to delete."""
 
 
+class Unknown:
+    """The type of ``UNKNOWN``: no guess at a key's value."""
+
+
+UNKNOWN = Unknown()
+
+
 class NotServingError(Exception):
     """This member cannot answer: not the leader (``leader_id`` hints who is), or not yet ready."""
 
@@ -97,8 +104,8 @@ class MetadataState:
         result = await self._await(lambda cb: self.store.propose(PD_RANGE_ID, peer.desc.epoch, cmd, cb))
         return True if result is None else result[0]
 
-    async def update(self, key: bytes, modify: Callable[[bytes | None], Awaitable[Update | None]]
-                     ) -> bytes | None:
+    async def update(self, key: bytes, modify: Callable[[bytes | None], Awaitable[Update | None]],
+                     guess: bytes | None | Unknown = UNKNOWN) -> bytes | None:
         """Read ``key``, let ``modify`` compute the change from what it holds, write it: conditional
         on ``key`` still holding exactly the bytes read, checked when the command applies.
 
@@ -107,9 +114,12 @@ class MetadataState:
         old store address). Here the loser's compare fails; it reads again and ``modify`` decides
         afresh (usually that its update is stale now). ``modify`` returns None for "nothing to
         write" and may raise to refuse. Returns the value written (None if nothing was).
+
+        With ``guess`` (what the caller believes the key holds, e.g. from the leader's in-memory
+        view), the first try skips the read: a wrong guess only fails the compare.
         """
-        for _ in range(UPDATE_ATTEMPTS):
-            old = await self.get(key)
+        for attempt in range(UPDATE_ATTEMPTS):
+            old = guess if attempt == 0 and not isinstance(guess, Unknown) else await self.get(key)
             change = await modify(old)
             if change is None:
                 return None

@@ -346,3 +346,33 @@ def test_split_ranges_times_out_with_a_clear_error(tmp_path: Path) -> None:
             assert resp.header.error.invalid_argument
 
     run()
+
+
+def test_heartbeats_read_no_metadata(tmp_path: Path) -> None:
+    """Store and range heartbeats are served from the leader's views: no Raft read each."""
+
+    @async_test
+    async def run() -> None:
+        async with one_member_pd(tmp_path) as member:
+            service = _service(member)
+            await _bootstrap(member, service)
+            header = _header(member)
+            reads = 0
+            real = member.state.read
+
+            async def read(fn: object) -> object:
+                nonlocal reads
+                reads += 1
+                return await real(fn)
+
+            member.state.read = read
+            for term in (5, 6):
+                resp = await service.StoreHeartbeat(pdpb_pb2.StoreHeartbeatRequest(
+                    header=header, store_id=1, stats=pdpb_pb2.StoreStats(range_count=term)), None)
+                assert not resp.header.HasField("error"), resp.header.error
+                assert resp.config.replica_count == 3, "the answer carries the schedule config"
+                await _heartbeat(service, header, _range(conf_ver=2, leader=11, term=term))
+            assert reads == 0
+            assert (await _stored(member, md.store_key(1), pdpb_pb2.StoreInfo)).stats.range_count == 6
+
+    run()
