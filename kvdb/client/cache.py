@@ -75,9 +75,9 @@ class RangeCache:
     def insert(self, descriptor: metapb_pb2.RangeDescriptor, leader_store: int | None = None) -> CachedRange:
         """Caches ``descriptor``, evicting what it overlaps, unless a cached overlapping range is
         newer (a late PD answer must not undo what a store just told us)."""
-        lo = max(bisect.bisect_right(self._starts, descriptor.start_key) - 1, 0)
-        if lo < len(self._ranges) and not _overlaps(self._ranges[lo].descriptor, descriptor):
-            lo += 1
+        lo = bisect.bisect_right(self._starts, descriptor.start_key) - 1
+        if lo < 0 or not _overlaps(self._ranges[lo].descriptor, descriptor):
+            lo += 1  # (a range starting below every cached one goes first, not second)
         hi = lo
         while hi < len(self._ranges) and _overlaps(self._ranges[hi].descriptor, descriptor):
             hi += 1
@@ -87,12 +87,14 @@ class RangeCache:
             ):
                 return old
         same = self._by_id.get(descriptor.id)
-        if same is not None and same not in self._ranges[lo:hi]:  # the range moved away from its bounds
+        if same is not None and not any(r is same for r in self._ranges[lo:hi]):  # its bounds moved
             self.invalidate(same.id)
             return self.insert(descriptor, leader_store)
-        entry = CachedRange(descriptor, leader_store)
+        copy = metapb_pb2.RangeDescriptor()
+        copy.CopyFrom(descriptor)  # the caller's message may change later; the index must not
+        entry = CachedRange(copy, leader_store)
         for old in self._ranges[lo:hi]:
-            del self._by_id[old.id]
+            self._by_id.pop(old.id, None)
         self._starts[lo:hi] = [descriptor.start_key]
         self._ranges[lo:hi] = [entry]
         self._by_id[entry.id] = entry
