@@ -149,6 +149,8 @@ class Stats:
     """Hibernated followers woken because their leader's store went silent."""
     hibernated_strikes: int = 0
     """Faults the hibernate profile aimed at a fully hibernated range."""
+    hibernated_takeovers: int = 0
+    """Crashes of a hibernated leader after which a follower was checked to take over in time."""
     """Aimed schedules that fired (cut after an ack, transfer racing reads)."""
     # PD mode only (left out of the summary of runs without PD).
     pd_runs: int = 0

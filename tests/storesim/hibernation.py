@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kvdb.pb import metapb_pb2
+
 if TYPE_CHECKING:
     from tests.storesim.cluster import StoreSimulation
     from tests.storesim.faults import Nemesis
@@ -21,7 +23,12 @@ if TYPE_CHECKING:
 
 RANGE_ID = 1
 
-STRIKES = ("crash_leader", "isolate_leader", "cut_follower", "pause_leader", "none")
+STRIKES = ("crash_leader", "crash_leader", "isolate_leader", "cut_follower", "pause_leader", "none")
+
+TAKEOVER_ELECTION_TIMEOUTS = 6
+"""With the hibernated leader's store dead and nothing else wrong, a follower must lead within this
+many election timeouts: the store liveness timeout (E + 1 ticks), a randomized election timeout
+(< 2E ticks) and an election, with room for a split vote and lost messages."""
 
 
 class HibernateSchedule:
@@ -71,6 +78,34 @@ class HibernateSchedule:
             return
         self.world.after(self.tick_us, self._watch, quiet_until)
 
+    def _calm(self, leader: SimStore) -> bool:
+        """Every store up, running and a voter of the range, no link cut: nothing else stands in a
+        takeover's way."""
+        nodes = self.sim.stores.values()
+        if self.sim.network.blocked or not all(n.alive and not n.paused for n in nodes):
+            return False
+        desc = leader.store.peers[RANGE_ID].desc
+        voters = {p.store_id: p.id for p in desc.peers if p.role == metapb_pb2.VOTER}
+        replicas = {n.id: n.store.peers[RANGE_ID].peer_id for n in nodes if RANGE_ID in n.store.peers}
+        return replicas == voters and len(voters) == len(nodes)
+
+    def _faults_so_far(self) -> tuple[int, ...]:
+        stats = self.sim.stats
+        return stats.crashes, stats.partitions, stats.pauses, stats.conf_changes, stats.transfers_requested
+
+    def _check_takeover(self, dead: int, faults: tuple[int, ...]) -> None:
+        """The hibernated leader's store died: its followers must notice (store liveness) and elect."""
+        from tests.storesim.cluster import LivenessFailure  # cluster imports this module
+
+        if not self.active or self._faults_so_far() != (faults[0] + 1, *faults[1:]):
+            return  # another fault came meanwhile: the bound is off
+        leader = self.sim.leader()
+        if leader is None or leader.id == dead:
+            raise LivenessFailure(
+                f"store {dead}, the hibernated range's leader, died and no follower took over within "
+                f"{TAKEOVER_ELECTION_TIMEOUTS} election timeouts ({self.sim._describe()})")
+        self.sim.stats.hibernated_takeovers += 1
+
     def _all_asleep(self) -> bool:
         nodes = [n for n in self.sim.stores.values() if n.alive and RANGE_ID in n.store.peers]
         return len(nodes) >= 2 and all(
@@ -87,7 +122,10 @@ class HibernateSchedule:
             return
         others = [i for i in sorted(self.sim.stores) if i != leader.id]
         if what == "crash_leader" and nemesis._down() < nemesis.max_down:
-            nemesis._crash(leader, self.rng.randint(20, 80))
+            bound = TAKEOVER_ELECTION_TIMEOUTS * self.sim.config.election_tick
+            if self._calm(leader):
+                self.world.after(bound * self.tick_us, self._check_takeover, leader.id, self._faults_so_far())
+            nemesis._crash(leader, bound + self.rng.randint(10, 40))
         elif what == "isolate_leader":
             nemesis._heal_later(self.sim.network.partition([leader.id], others), (20, 80))
         elif what == "cut_follower":
