@@ -8,6 +8,7 @@ from kvdb.server.kv_handler import KvHandler
 from kvdb.store.config import StoreConfig
 from kvdb.store.store import Store
 from tests.store.local_cluster import LocalCluster, context, get, put
+from tests.store.test_split import do_split
 
 CONFIG = StoreConfig(hibernate_idle_ticks=6)
 E = CONFIG.election_tick
@@ -206,3 +207,17 @@ def test_a_follower_hibernates_only_on_a_notice_that_matches_its_log() -> None:
     assert follower.hibernation.counters["notices_ignored"] == len(stale)
     follower.on_raft_messages([notice()])
     assert follower.hibernation.is_asleep(peer)
+
+
+def test_a_split_wakes_a_hibernated_range_and_every_new_range_hibernates_when_idle() -> None:
+    cluster, leader = hibernated_cluster()
+    descs = do_split(cluster, [b"m", b"t"])
+    assert not any(asleep(cluster).values())
+    tick(cluster, 3 * CONFIG.hibernate_idle_ticks)
+    for desc in descs:
+        assert all(asleep(cluster, desc.id).values()), (desc.id, asleep(cluster, desc.id))
+    new = descs[1].id
+    resp = cluster.call(leader, put(b"n", b"1", context(leader, new)))
+    assert not resp.put.HasField("error")
+    assert not any(asleep(cluster, new).values())
+    assert all(asleep(cluster, 1).values()), "a write to one range woke another"
