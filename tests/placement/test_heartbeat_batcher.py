@@ -12,17 +12,23 @@ from kvdb.server import pd_worker
 from kvdb.server.pd_worker import FULL_REPORT_INTERVALS, HeartbeatBatcher
 
 
-@dataclass
+@dataclass(eq=False)
 class FakeLeader:
     range_id: int
     term: int = 1
 
 
+BUILT: list[int] = []
+"""Range ids whose report was built (range_info called), for the test to inspect."""
+
+
 @pytest.fixture(autouse=True)
 def fake_range_info(monkeypatch: pytest.MonkeyPatch) -> None:
     def info(peer: FakeLeader) -> pdpb_pb2.RangeInfo:
+        BUILT.append(peer.range_id)
         return pdpb_pb2.RangeInfo(descriptor=metapb_pb2.RangeDescriptor(id=peer.range_id), term=peer.term)
 
+    BUILT.clear()
     monkeypatch.setattr(pd_worker, "range_info", info)
 
 
@@ -54,3 +60,21 @@ def test_changes_losses_and_regained_leadership_are_reported_at_once() -> None:
     assert carried(batcher, leaders, losses=1) == set(range(1, 21)), "a lost stream: report everything"
     carried(batcher, leaders[1:], losses=1)  # range 1's leadership moved away ...
     assert 1 in carried(batcher, leaders, losses=1)  # ... and came back: PD may hold another leader
+
+
+def test_a_hibernated_leaders_report_is_reused_not_rebuilt() -> None:
+    leaders = [FakeLeader(i) for i in range(1, 21)]
+    batcher = HeartbeatBatcher(7)
+    carried(batcher, leaders)
+    asleep = set(leaders[:10])
+    BUILT.clear()
+    seen = set()
+    for _ in range(FULL_REPORT_INTERVALS):
+        request = batcher.next_request(leaders, 0, asleep)
+        seen |= {info.descriptor.id for info in request.ranges}
+    assert seen == set(range(1, 21)), "hibernated ranges are still reported when due"
+    assert sorted(BUILT) == sorted(list(range(11, 21)) * FULL_REPORT_INTERVALS), "only awake ones rebuilt"
+    assert not set(BUILT) & {p.range_id for p in asleep}
+    BUILT.clear()
+    first = HeartbeatBatcher(7).next_request(leaders, 0, asleep)
+    assert len(first.ranges) == 20 and sorted(BUILT) == list(range(1, 21)), "nothing to reuse yet: built"
