@@ -94,9 +94,10 @@ class Writer(threading.Thread):
 
 
 def load(client: Client, leader: int, keys: int, value_size: int) -> None:
-    value = os.urandom(value_size)
+    """Incompressible values, each its own, so the range's size on disk is its logical size."""
     for start in range(0, keys, LOAD_BATCH):
-        reqs = [kvrpc_pb2.Request(id=i, put=client.request("put", key=b"k%09d" % (start + i), value=value))
+        reqs = [kvrpc_pb2.Request(id=i, put=client.request("put", key=b"k%09d" % (start + i),
+                                                           value=os.urandom(value_size)))
                 for i in range(min(LOAD_BATCH, keys - start))]
         responses = client.batch(leader, reqs, timeout=120)
         assert all(error_kind(r.put) is None for r in responses), "load failed"
@@ -124,6 +125,7 @@ def main() -> None:
         load(client, leader, 3000, 16)  # past the log GC limit
         compact = client.admin(leader).CompactLog(adminpb_pb2.CompactLogRequest(range_id=1), timeout=30)
         assert not compact.HasField("error"), compact.error.message
+        leader = client.wait_leader()
         sent_before = client.status(leader).snapshots_sent
         writer = Writer(client, leader)
         writer.start()
@@ -146,6 +148,7 @@ def main() -> None:
         hwm = rss_mb(cluster.stores[follower].proc.pid, "VmHWM")
         writer.stop_event.set()
         writer.join()
+        assert client.find_leader() == leader, "the leader changed during the transfer: numbers mixed"
         ssts = (cluster.stores[leader].data_dir / "db").glob("*.sst")
         data_mb = sum(f.stat().st_size for f in ssts) / 2**20
         print(f"leader store{leader} sent {client.status(leader).snapshots_sent - sent_before} snapshot(s); "

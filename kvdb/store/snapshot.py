@@ -23,6 +23,7 @@ import logging
 from collections.abc import Iterator
 
 import xxhash
+from google.protobuf.message import DecodeError
 
 from kvdb.pb import raft_serverpb_pb2
 from kvdb.raft import ConfState
@@ -123,7 +124,10 @@ class Incoming:
     def __init__(self, files: FileStore, name: str, message: raft_serverpb_pb2.RaftMessage) -> None:
         self.files = files
         self.message = message
-        self.header = raft_serverpb_pb2.SnapshotHeader.FromString(message.message.snapshot.data)
+        try:
+            self.header = raft_serverpb_pb2.SnapshotHeader.FromString(message.message.snapshot.data)
+        except DecodeError as exc:
+            raise SnapshotCorruptError(f"bad snapshot header: {exc}") from exc
         self.index = message.message.snapshot.metadata.index
         self.name: str | None = name if self.header.data_size else None
         self._sink: FileSink | None = files.create(name) if self.name is not None else None
@@ -131,6 +135,8 @@ class Incoming:
         self._received = 0
 
     def write(self, data: bytes) -> None:
+        if not data:
+            return
         self._received += len(data)
         if self._received > self.header.data_size or self._sink is None:
             raise SnapshotCorruptError(f"snapshot data is over {self.header.data_size} bytes, "

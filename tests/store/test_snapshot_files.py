@@ -98,6 +98,10 @@ def test_received_data_that_differs_from_the_header_is_refused(engine: Engine) -
     long = snapshot.Incoming(engine.files, "recv-3", message(built))
     with pytest.raises(snapshot.SnapshotCorruptError, match="over"):
         long.write(data + b"!")
+    garbled = message(built)
+    garbled.message.snapshot.data = b"\xff\xff\xff"
+    with pytest.raises(snapshot.SnapshotCorruptError, match="header"):
+        snapshot.Incoming(engine.files, "recv-4", garbled)
     for incoming in (flipped, short, long):
         incoming.discard()
     assert engine.files.names() == ["send-1"]
