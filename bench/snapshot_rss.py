@@ -26,6 +26,7 @@ from tests.integration.cluster import Cluster, wait_for
 
 GC_ARGS = ["--raft-log-gc-count-limit", "1000", "--raft-log-gc-keep", "100"]
 LOAD_BATCH = 2000
+LOAD_RETRIES = 20
 WRITE_BATCH = 50
 SAMPLE_INTERVAL = 0.02
 
@@ -93,14 +94,22 @@ class Writer(threading.Thread):
         return sum(ops for _, ops in inside) / (end - start), lats[int(0.99 * (len(lats) - 1))], lats[-1]
 
 
-def load(client: Client, leader: int, keys: int, value_size: int) -> None:
-    """Incompressible values, each its own, so the range's size on disk is its logical size."""
+def load(client: Client, keys: int, value_size: int) -> None:
+    """Incompressible values, each its own, so the range's size on disk is its logical size.
+    Puts refused (busy, leader moved) are sent again, a bounded number of times."""
     for start in range(0, keys, LOAD_BATCH):
-        reqs = [kvrpc_pb2.Request(id=i, put=client.request("put", key=b"k%09d" % (start + i),
-                                                           value=os.urandom(value_size)))
-                for i in range(min(LOAD_BATCH, keys - start))]
-        responses = client.batch(leader, reqs, timeout=120)
-        assert all(error_kind(r.put) is None for r in responses), "load failed"
+        todo = list(range(start, min(start + LOAD_BATCH, keys)))
+        for _ in range(LOAD_RETRIES):
+            reqs = [kvrpc_pb2.Request(id=i, put=client.request("put", key=b"k%09d" % n,
+                                                               value=os.urandom(value_size)))
+                    for i, n in enumerate(todo)]
+            responses = client.batch(client.wait_leader(), reqs, timeout=120)
+            done = {r.id for r in responses if error_kind(r.put) is None}
+            todo = [n for i, n in enumerate(todo) if i not in done]
+            if not todo:
+                break
+        else:
+            raise AssertionError(f"load failed: {len(todo)} puts refused {LOAD_RETRIES} times")
 
 
 def main() -> None:
@@ -118,11 +127,11 @@ def main() -> None:
         leader = client.wait_leader()
         follower = next(sid for sid in (1, 2, 3) if sid != leader)
         t0 = time.monotonic()
-        load(client, leader, args.keys, args.value_size)
+        load(client, args.keys, args.value_size)
         print(f"loaded {args.keys} keys x {args.value_size} B in {time.monotonic() - t0:.1f}s")
         client.wait_caught_up([follower], timeout=120)
         cluster.kill(follower)
-        load(client, leader, 3000, 16)  # past the log GC limit
+        load(client, 3000, 16)  # past the log GC limit
         compact = client.admin(leader).CompactLog(adminpb_pb2.CompactLogRequest(range_id=1), timeout=30)
         assert not compact.HasField("error"), compact.error.message
         leader = client.wait_leader()
