@@ -4,6 +4,7 @@ changed ones, all after a possible loss, and each unchanged one every FULL_REPOR
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 
@@ -14,8 +15,20 @@ from kvdb.server.pd_worker import FULL_REPORT_INTERVALS, HeartbeatBatcher
 
 @dataclass(eq=False)
 class FakeLeader:
+    """What ``HeartbeatBatcher`` and the fake ``range_info`` read of a leader ``Peer``."""
+
     range_id: int
     term: int = 1
+    conf_ver: int = 1
+
+    @property
+    def desc(self) -> metapb_pb2.RangeDescriptor:
+        epoch = metapb_pb2.RangeEpoch(conf_ver=self.conf_ver)
+        return metapb_pb2.RangeDescriptor(id=self.range_id, epoch=epoch)
+
+    @property
+    def raw(self) -> SimpleNamespace:
+        return SimpleNamespace(raft=SimpleNamespace(term=self.term))
 
 
 BUILT: list[int] = []
@@ -26,7 +39,7 @@ BUILT: list[int] = []
 def fake_range_info(monkeypatch: pytest.MonkeyPatch) -> None:
     def info(peer: FakeLeader) -> pdpb_pb2.RangeInfo:
         BUILT.append(peer.range_id)
-        return pdpb_pb2.RangeInfo(descriptor=metapb_pb2.RangeDescriptor(id=peer.range_id), term=peer.term)
+        return pdpb_pb2.RangeInfo(descriptor=peer.desc, term=peer.term)
 
     BUILT.clear()
     monkeypatch.setattr(pd_worker, "range_info", info)
@@ -78,3 +91,17 @@ def test_a_hibernated_leaders_report_is_reused_not_rebuilt() -> None:
     BUILT.clear()
     first = HeartbeatBatcher(7).next_request(leaders, 0, asleep)
     assert len(first.ranges) == 20 and sorted(BUILT) == list(range(1, 21)), "nothing to reuse yet: built"
+
+
+def test_a_change_made_just_before_falling_asleep_is_reported() -> None:
+    """Reported at conf_ver 1, promoted a learner (conf_ver 2) and hibernated before the next
+    heartbeat: the old report must not be reused (test_operators_flow_through_a_pd_leader_kill
+    waited 30 s for PD to see the promotion)."""
+    leaders = [FakeLeader(i) for i in range(1, 4)]
+    batcher = HeartbeatBatcher(7)
+    carried(batcher, leaders)
+    leaders[1].conf_ver = 2
+    leaders[2].term = 2
+    request = batcher.next_request(leaders, 0, set(leaders))
+    sent = {(i.descriptor.id, i.descriptor.epoch.conf_ver, i.term) for i in request.ranges}
+    assert {(2, 2, 1), (3, 1, 2)} <= sent
