@@ -57,6 +57,12 @@ def test_admin_split_at_two_keys_keeps_every_key_readable(make_pd_cluster: MakeP
     assert lines[0].split()[:3] == ["ID", "START", "END"] and len(lines) == 3
     assert [line.split()[0] for line in lines[1:]] == [str(r["id"]) for r in rows]
     assert len(bounds(pd)) == 3
+
+    # What a split checker would ask for next: ids for two more ranges out of the last one.
+    last = pd.run(pd.client.get_range(b"key-0250")).descriptor
+    ids = pd.run(pd.client.ask_batch_split(last, 2))
+    assert [len(i.new_peer_ids) for i in ids] == [3, 3]
+    assert len({i.new_range_id for i in ids} | {p for i in ids for p in i.new_peer_ids}) == 8
     cluster.assert_all_running()
 
 
