@@ -81,6 +81,18 @@ def test_healthy_run_reads_by_lease() -> None:
     assert stats.lease_reads >= 0.95 * reads, stats.summary()
 
 
+def test_many_ranges_route_by_key() -> None:
+    """With four founding ranges every range serves its own keys: clients route by key through the
+    range cache, and each range's replicas proposed writes (the ranges' logs are their own)."""
+    sim = StoreSimulation(SimOptions(seed=7, faults=False, ranges=4))
+    sim.run()
+    assert sim.range_ids == [1, 2, 3, 4]
+    for range_id in sim.range_ids:
+        proposals = sum(p.counters["proposals"] for node in sim.stores.values() for p in node.peers_seen
+                        if p.range_id == range_id)
+        assert proposals > 20, (range_id, proposals)
+
+
 def _never_expires(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Lease, "valid", lambda self, term, now: term == self._term and self._expiry > 0)
 
@@ -152,7 +164,7 @@ def test_removed_replica_stays_removed_across_restart() -> None:
     """A restarted store keeps the removed replica's id in its tombstone: a leader that has not
     applied the removal yet may still address that id, which must not recreate it (with its
     vote forgotten)."""
-    sim = StoreSimulation(SimOptions(seed=3, clients=0, readers=0, faults=False))
+    sim = StoreSimulation(SimOptions(seed=3, clients=0, readers=0, faults=False, ranges=1))
     world = sim.world
     for node in sim.stores.values():
         node.start(bootstrap=True)

@@ -98,11 +98,14 @@ class SimStore:
     # -- life cycle ---------------------------------------------------------------------------
 
     def start(self, bootstrap: bool = False) -> None:
-        """Start the process: the Store constructor reloads every replica from the engine."""
+        """Start the process: the Store constructor reloads every replica from the engine;
+        ``bootstrap``: first create this store's replicas of the founding ranges."""
         store = Store(CLUSTER_ID, self.id, self.engine, self.transport, self.clock, self.sim.config,
                       self.world.child_rng())
-        if bootstrap:
-            store.bootstrap_range(self.sim.first_range)
+        if bootstrap:  # the founding ranges with a replica here (PD mode: store 1 alone)
+            for desc in self.sim.founding:
+                if any(p.store_id == self.id for p in desc.peers):
+                    store.bootstrap_range(desc)
         self.store = store
         self.loop = RaftLoop(store)
         self.handler = KvHandler(store)
