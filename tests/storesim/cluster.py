@@ -32,13 +32,21 @@ from kvdb.storage.engine import CF_DEFAULT
 from kvdb.store import keyspace
 from kvdb.store.config import StoreConfig
 from kvdb.testing.linearizability import Operation, check_history
-from tests.sim.swarm import Profile, draw_profile
+from tests.sim.swarm import Profile
 from tests.sim.world import World
 from tests.storesim.clients import Clients
-from tests.storesim.faults import BASE_WEIGHTS, PROFILES, RANGE_ID, Nemesis
+from tests.storesim.faults import RANGE_ID, Nemesis, draw_seed_profile
 from tests.storesim.node import SimStore
 from tests.storesim.pd import REPLICA_COUNT, PdAgent, SimPd
-from tests.storesim.ranges import check_disjoint, check_tiling, draw_range_count, founding_ranges, owner
+from tests.storesim.ranges import (
+    FIRST_SPLIT_ID,
+    check_disjoint,
+    check_lease_overlap,
+    check_tiling,
+    draw_range_count,
+    founding_ranges,
+    owner,
+)
 from tests.storesim.transport import SimNetwork
 
 DEFAULT_TICKS = 300
@@ -151,6 +159,11 @@ class Stats:
     messages: int = 0
     aimed_faults: int = 0
     """Aimed schedules that fired (cut after an ack, transfer racing reads)."""
+    splits_proposed: int = 0
+    splits_applied: int = 0
+    """Splits the proposing leader saw applied (answered with the new descriptors)."""
+    ranges_created: int = 0
+    """Ranges made by splits (known to the simulator once any store applied the split)."""
     # PD mode only (left out of the summary of runs without PD).
     pd_runs: int = 0
     pd_messages: int = 0
@@ -221,7 +234,7 @@ class StoreSimulation:
         self.options = options
         self.world = World(options.seed, options.verbose)
         # First draw of the seed: the rest of the run depends on it.
-        self.profile: Profile = draw_profile(self.world.rng, PROFILES, BASE_WEIGHTS, options.profile)
+        self.profile: Profile = draw_seed_profile(self.world.rng, options.seed, options.profile, options.pd)
         self.rng = self.world.child_rng()
         # Only the promise profile's: with long ticks acknowledgements seldom arrive after later
         # rounds began, which other profiles need (and PD's timeouts are sized for short ticks).
@@ -241,6 +254,7 @@ class StoreSimulation:
         self.first_range = self.founding[0]
         self.range_ids = [d.id for d in self.founding]
         """Every range the cluster has had (splits add theirs): what settling and the checks cover."""
+        self._next_id = FIRST_SPLIT_ID
         self.stores: dict[int, SimStore] = {}
         for store_id in range(1, options.stores + 1):
             self.stores[store_id] = SimStore(self, store_id, self.draw_clock_rate(self.rng))
@@ -282,6 +296,20 @@ class StoreSimulation:
 
     def client_latency(self) -> int:
         return self.rng.randint(100, 1_000)
+
+    def alloc_id(self) -> int:
+        """A new range or peer id for a split: ids only grow, as PD's allocator's do."""
+        self._next_id += 1
+        return self._next_id
+
+    def on_split(self, node: SimStore, descs: list[metapb_pb2.RangeDescriptor]) -> None:
+        """``Store.on_split``: from now on the checks cover the new ranges and the run settles
+        only once they did."""
+        for desc in descs[1:]:
+            if desc.id not in self.range_ids:
+                self.range_ids.append(desc.id)
+                self.stats.ranges_created += 1
+        self.world.trace("%r applied the split of range %d into %s", node, descs[0].id, [d.id for d in descs])
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -454,9 +482,15 @@ class StoreSimulation:
         two replicas; and whether every range settled."""
         for range_id in self.range_ids:
             self._monitor_range(range_id)
+        holders = []
         for node in self.stores.values():
             if node.alive:
                 check_disjoint(node.id, node.store.peers.values())
+                if self.options.check_leases:
+                    now = node.clock.now()
+                    holders += [(node.id, p.desc) for p in node.store.peers.values()
+                                if p.is_leader and p.lease_valid(now)]
+        check_lease_overlap(holders)
         self.settled = not self.clients.active and all(self._is_settled(r) for r in self.range_ids) and (
             self.pd is None or self.pd.unconverged(self.leader().store.peers[RANGE_ID].desc) is None)
         self.world.after(self.tick_us, self._monitor)

@@ -29,19 +29,23 @@ the faults above there are schedules aimed at the lease's dangerous windows:
 - ``transfer_racing_reads``: hand leadership over while readers keep asking the leader, and
   sometimes cut the old leader off from the transferee right after its TIMEOUT_NOW;
 - ``slow_follower``: every message to one follower is slow for a while, so that with small
-  messages, compaction and replica replacement it needs snapshots.
+  messages, compaction and replica replacement it needs snapshots;
+- splits, plain and aimed (``tests/storesim/splits.py``): the ``splits`` profile's, and some
+  other seeds' (``draw_seed_profile``).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kvdb.pb import metapb_pb2, raft_serverpb_pb2
 from kvdb.raft import ConfChangeType, MessageType
 from kvdb.store.errors import StoreError
 from kvdb.store.peer import Peer
-from tests.sim.swarm import ProfileSpec
+from tests.sim.swarm import Profile, ProfileSpec, draw_profile
+from tests.storesim.splits import SPLIT_FAULTS, Splitter
 from tests.storesim.transport import PD_NODE
 
 if TYPE_CHECKING:
@@ -86,6 +90,38 @@ PROFILES = [
     ProfileSpec("promise", {"cut_two_after_ack": 6, "clock_rate": 1}, (10, 20), skew=True, keep=0.0),
 ]
 
+SPLITS = ProfileSpec("splits", {"crash_leader": 2, "transfer_leader": 1, "compact_log": 2, "churn": 1,
+                                "isolate_after_ack": 1}, (5, 25), skew=True)
+"""Splits aimed at every window, with clocks at the drift bound; not in ``PROFILES`` (whose draw
+the seeds pinned by tests depend on): ``draw_seed_profile`` picks it for some seeds."""
+ALL_PROFILES = [*PROFILES, SPLITS]
+SPLIT_WEIGHTS = {"split": 3, "split_isolated_follower": 2, "split_crash_leader": 2, "split_transfer": 1,
+                 "split_churn": 1}
+SPLITS_SHARE = 0.15
+"""Seeds that run the ``splits`` profile."""
+SPLITS_ELSEWHERE = 0.3
+"""Seeds of another profile that split too (each split fault then on with the profile's keep)."""
+
+
+def draw_seed_profile(world_rng: random.Random, seed: int, forced: str | None, pd: bool) -> Profile:
+    """The seed's swarm profile, with split faults for some seeds.
+
+    Whether a seed splits is drawn on a generator of its own, after the profile draw, so that a
+    seed which does not split draws what it drew before splits existed (the planted-bug tests pin
+    such seeds). PD mode does not split: its simulated PD schedules one range.
+    """
+    own = random.Random(f"splits-{seed}")
+    if forced == SPLITS.name or (forced is None and not pd and own.random() < SPLITS_SHARE):
+        profile = draw_profile(world_rng, [SPLITS], BASE_WEIGHTS)
+        profile.weights.update(SPLIT_WEIGHTS)
+        return profile
+    profile = draw_profile(world_rng, PROFILES, BASE_WEIGHTS, forced)
+    if forced is None and not pd and own.random() < SPLITS_ELSEWHERE:
+        profile.weights.update({name: w if own.random() < profile.spec.keep else 0.0
+                                for name, w in SPLIT_WEIGHTS.items()})
+        profile.weights["split"] = SPLIT_WEIGHTS["split"]
+    return profile
+
 
 class Nemesis:
     def __init__(self, sim: StoreSimulation) -> None:
@@ -103,7 +139,8 @@ class Nemesis:
         # In PD mode PD is the one operator that changes membership.
         self.churn = Churn(sim, self.rng) if sim.options.churn and sim.pd is None else None
         profile = sim.profile
-        self.faults = [(getattr(self, "_" + name), w) for name, w in profile.weights.items() if w > 0]
+        self.splitter = Splitter(self)
+        self.faults = [(self._fault(name), w) for name, w in profile.weights.items() if w > 0]
         if not self.churn:
             self.faults = [(f, w) for f, w in self.faults if f != self._churn]
         elif profile.name == "churn":
@@ -124,6 +161,9 @@ class Nemesis:
         # Tests that aim at one fault retune these.
         self.fault_gap = profile.gap  # ticks between faults
         self.pause_ticks = (2, 40)  # up to four election timeouts
+
+    def _fault(self, name: str) -> Callable[[], object]:
+        return getattr(self.splitter, name) if name in SPLIT_FAULTS else getattr(self, "_" + name)
 
     def start(self) -> None:
         self.active = True
@@ -187,6 +227,10 @@ class Nemesis:
     def on_write_started(self, node: SimStore, latency: int) -> None:
         """Sometimes crash ``node`` before the write it just started is durable."""
         if self.first_term is not None and self.first_term.on_write_started(node):
+            return
+        if node.crash_on_next_write:
+            node.crash_on_next_write = False
+            self.world.after(self.rng.randint(0, latency - 1), self._crash_mid_write, node, node.incarnation)
             return
         if self.active and self.crash_in_write_rate and self.rng.random() < self.crash_in_write_rate:
             self.world.after(self.rng.randint(0, latency - 1), self._crash_mid_write, node, node.incarnation)
@@ -388,8 +432,8 @@ class Nemesis:
 
     # -- operator actions ---------------------------------------------------------------------
 
-    def _transfer_leader(self) -> None:
-        range_id = self._some_range()
+    def _transfer_leader(self, range_id: int | None = None) -> None:
+        range_id = self._some_range() if range_id is None else range_id
         leader = self.sim.leader(range_id)
         if leader is None:
             return

@@ -83,6 +83,7 @@ class SimStore:
         self.looping = False  # an iteration is scheduled or its write is in flight
         self.writing = False
         self.paused = False
+        self.crash_on_next_write = False  # the nemesis's: crash during the next synced write
         self._deferred: list[tuple[object, Callable[..., Any], tuple[Any, ...]]] = []
         # Every replica object this store ever had, for their counters (they die with a crash).
         self.peers_seen: set[Peer] = set()
@@ -111,6 +112,7 @@ class SimStore:
         self.handler = KvHandler(store)
         incarnation = self.incarnation
         store.wake = lambda: self._wake(incarnation)
+        store.on_split = lambda descs: self.sim.on_split(self, descs)
         self.world.trace("%r start (%d replicas)", self, len(store.peers))
         if self.pd_agent is not None:
             self.pd_agent.started()
@@ -135,6 +137,7 @@ class SimStore:
         self.looping = False
         self.writing = False
         self.paused = False
+        self.crash_on_next_write = False
         self._deferred = []
 
     # -- pauses -------------------------------------------------------------------------------

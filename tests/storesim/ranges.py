@@ -77,6 +77,16 @@ def check_disjoint(store_id: int, peers: Iterable[Peer]) -> None:
             raise KeySpaceViolation(f"store {store_id} holds overlapping replicas: {_span(a)} and {_span(b)}")
 
 
+def check_lease_overlap(holders: list[tuple[int, metapb_pb2.RangeDescriptor]]) -> None:
+    """No key is under two valid leases of different ranges at one instant: a parent whose lease
+    still covers keys a split gave a child would serve them while the child takes writes."""
+    holders = sorted(holders, key=lambda h: h[1].start_key)
+    for (sa, a), (sb, b) in zip(holders, holders[1:], strict=False):
+        if a.id != b.id and _overlap(a, b):
+            raise KeySpaceViolation(f"store {sa} ({_span(a)}) and store {sb} ({_span(b)}) hold valid leases "
+                                    "over the same keys")
+
+
 def check_tiling(descs: list[metapb_pb2.RangeDescriptor]) -> None:
     """The settled ranges cover the key space exactly once, from b"" to the end."""
     descs = sorted(descs, key=lambda d: d.start_key)
