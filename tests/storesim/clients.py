@@ -183,7 +183,9 @@ class Client:
             desc = next((p.desc for p in node.store.peers.values()
                          if p.initialized and keyspace.contains(p.desc, key)), None)
             if desc is not None:
-                return self.cache.insert(desc, node.id if node.store.peers[desc.id].is_leader else None)
+                entry = self.cache.insert(desc, node.id if node.store.peers[desc.id].is_leader else None)
+                # A newer cached range kept out this store's stale one: ask another store next time.
+                return entry if entry.contains(key) else None
         return None
 
     def _leader(self, loc: CachedRange) -> int:
