@@ -41,6 +41,8 @@ EXERCISED = (
     "conf_changes",
     "replicas_removed",
     "replicas_added",
+    "splits_applied",
+    "ranges_created",
 )
 
 
@@ -113,7 +115,7 @@ def _planted_run(seed: int) -> StoreSimulation:
     asking; the per-tick lease invariant is off, so only the client history can tell. The
     profile is fixed, so that adding a profile does not change what these seeds do."""
     options = SimOptions(seed=seed, stores=3, clients=5, readers=9, churn=False, check_leases=False,
-                         profile="mixed")
+                         profile="mixed", ranges=1)
     sim = StoreSimulation(options)
     nemesis = sim.nemesis
     nemesis.faults = [(nemesis._pause, 1)]

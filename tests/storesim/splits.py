@@ -19,6 +19,7 @@ covers them and the run only settles once they did.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kvdb.pb import metapb_pb2, raft_serverpb_pb2
@@ -53,9 +54,10 @@ class Splitter:
         self.stats = nemesis.stats
         self.tick_us = nemesis.tick_us
 
-    def split(self, range_id: int | None = None) -> SimStore | None:
+    def split(self, range_id: int | None = None, then: Callable[[list[int]], None] | None = None
+              ) -> SimStore | None:
         """Ask the leader of ``range_id`` (default: a random range) to split it; the leader's store
-        if the split was proposed."""
+        if the split was proposed. ``then`` gets the new ranges' ids once the split applied there."""
         range_id = self.nemesis._some_range() if range_id is None else range_id
         leader = self.sim.leader(range_id)
         if leader is None:
@@ -78,6 +80,8 @@ class Splitter:
                 if result != derive(desc, requests):
                     raise SplitMisreported(f"split of range {desc.id} answered {result}")
                 self.stats.splits_applied += 1
+                if then is not None:
+                    then([d.id for d in result[1:]])
             self.world.trace("split of range %d at %r: %s", range_id, keys,
                              "applied" if isinstance(result, list) else result)
 
@@ -146,14 +150,25 @@ class Splitter:
             nemesis._crash(node)
 
     def split_transfer(self) -> None:
+        """Hand the parent's leadership over around its split, or a new range's right after it
+        applied (cutting the old leader off from the transferee after its TIMEOUT_NOW, sometimes):
+        a new range's first leader must have no lease it did not earn itself."""
         range_id = self.nemesis._some_range()
         self.stats.aimed_faults += 1
-        if self.rng.random() < 0.5:
+        if self.rng.random() < 0.4:
+            self.split(range_id, then=self._transfer_child)
+        elif self.rng.random() < 0.5:
             self.split(range_id)
             self.nemesis._transfer_leader(range_id)
         else:
             self.nemesis._transfer_leader(range_id)
             self.world.after(self.rng.randint(0, 2) * self.tick_us, self.split, range_id)
+
+    def _transfer_child(self, new_ids: list[int]) -> None:
+        if self.nemesis.active:
+            self.nemesis.cut_on_timeout_now = self.rng.random() < 0.5
+            self.world.after(self.rng.randint(0, 2) * self.tick_us, self.nemesis._transfer_leader,
+                             self.rng.choice(new_ids))
 
     def split_churn(self) -> None:
         range_id = self.sim.range_ids[0]
