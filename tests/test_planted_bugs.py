@@ -13,10 +13,10 @@ from collections.abc import Callable
 
 import pytest
 
+from kvdb.pb import raft_serverpb_pb2
 from kvdb.raft import log as log_module
 from kvdb.raft import raft as raft_module
 from kvdb.raft.types import MessageType, Role
-from kvdb.pb import raft_serverpb_pb2
 from kvdb.store import store as store_module
 from kvdb.store.lease import Lease
 from kvdb.store.peer import Peer
