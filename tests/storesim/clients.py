@@ -40,6 +40,7 @@ from tests.storesim.node import CLUSTER_ID
 
 if TYPE_CHECKING:
     from tests.storesim.cluster import StoreSimulation
+    from tests.storesim.node import SimStore
 
 NOT_EXECUTED = frozenset({"not_leader", "epoch_not_match", "range_not_found", "key_not_in_range",
                           "server_busy"})
@@ -60,6 +61,21 @@ EXPLORE = 0.1
 class WrongAnswer(AssertionError):
     """A store answered a valid request with an error it has no reason to give, or with a
     result that does not fit the request."""
+
+
+def check_read_in_bounds(node: SimStore, range_id: int, call: Call, body: object) -> None:
+    """A store answers a read only for keys its replica of the range holds when it answers: a read
+    that waited (for ReadIndex) while a split moved its keys away must be refused, as those keys'
+    writes now go to another range (issue 11, item 1)."""
+    if body.HasField("error"):
+        return
+    keys = [p.key for p in body.pairs] if call.kind == "scan" else call.keys
+    peer = node.store.peers.get(range_id)
+    outside = [k for k in keys if peer is None or not keyspace.contains(peer.desc, k)]
+    if outside:
+        where = "gone" if peer is None else f"[{peer.desc.start_key!r}, {peer.desc.end_key!r})"
+        raise WrongAnswer(f"{node!r} answered {call.kind} #{call.seq} on range {range_id} for keys {outside} "
+                          f"outside the range ({where}, version {peer.desc.epoch.version if peer else '-'})")
 
 
 class Clients:
@@ -266,9 +282,14 @@ class Client:
             return
         self.world.trace("client %d -> %r: #%d %s %r %r", self.id, node, call.seq, call.kind, call.keys,
                          call.values)
-        seq = call.seq
-        node.deliver(("client", self.id), node.handler.handle, req, lambda resp: self.world.after(
-            self.sim.client_latency(), self._answer, store_id, resp.SerializeToString(), seq))
+        seq, range_id = call.seq, self.loc.id
+
+        def answered(resp: kvrpc_pb2.Response) -> None:
+            if call.kind in READS:
+                check_read_in_bounds(node, range_id, call, getattr(resp, call.kind))
+            self.world.after(self.sim.client_latency(), self._answer, store_id, resp.SerializeToString(), seq)
+
+        node.deliver(("client", self.id), node.handler.handle, req, answered)
 
     # -- outcomes -----------------------------------------------------------------------------
 
