@@ -55,6 +55,10 @@ def _add_store_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-clock-drift", type=float, help="seconds of clock drift the lease allows for")
     p.add_argument("--session-ttl", type=float,
                    help="seconds of log time an idle client session is kept for deduplication (default 600)")
+    p.add_argument("--hibernate", action=argparse.BooleanOptionalAction, default=None,
+                   help="idle ranges stop ticking and heartbeating (default on)")
+    p.add_argument("--hibernate-idle-ticks", type=int,
+                   help="ticks a range leader must be idle before the range hibernates (default 20)")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
 
 
@@ -127,7 +131,7 @@ def _run_store(args: argparse.Namespace) -> int:
     _setup_logging(args.log_level)
     store_cfg = StoreConfig()
     for name in ("tick_interval", "raft_log_gc_count_limit", "raft_log_gc_keep", "max_clock_drift",
-                 "session_ttl"):
+                 "session_ttl", "hibernate", "hibernate_idle_ticks"):
         value = getattr(args, name)
         if value is not None:
             setattr(store_cfg, name, value)

@@ -17,6 +17,7 @@ from kvdb.pb import raft_serverpb_pb2
 from kvdb.raft import log as log_module
 from kvdb.raft import raft as raft_module
 from kvdb.raft.types import MessageType, Role
+from kvdb.store import hibernate as hibernate_module
 from kvdb.store import store as store_module
 from kvdb.store.lease import Lease
 from kvdb.store.peer import Peer
@@ -158,6 +159,10 @@ def read_index_without_epoch_fence(mp: pytest.MonkeyPatch) -> None:
     """(issue 11) A read queued for ReadIndex is served although a split applied meanwhile: its
     keys may belong to a range led elsewhere by then."""
     mp.setattr(Peer, "_fenced", lambda self, fn: fn)
+def hibernation_without_store_liveness(mp: pytest.MonkeyPatch) -> None:
+    """Hibernated followers never hear that their leader's store died: with no ticks and no
+    heartbeats they wait for it for ever, and the range stays without a leader."""
+    mp.setattr(hibernate_module.Hibernation, "_check_liveness", lambda self: None)
 
 
 def run_simulator(name: str, profile: str | None = None, seeds: int = SEEDS) -> None:
@@ -213,6 +218,10 @@ PLANTED: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], Catch]] = {
     # Issue 10 item 10: store simulator seed 3 of the churn profile, whose aimed fault removes a
     # live follower while another has been down for long (6 of seeds 0-29 catch it).
     "unsafe_membership_changes": (unsafe_membership_changes, lambda n: run_store_simulator(n, "churn", 12)),
+    # Issue 11 item 5: store simulator seed 0 of the hibernate profile, whose check after a crash
+    # of the hibernated leader wants a new leader within six election timeouts (3 of seeds 0-9).
+    "hibernation_without_store_liveness": (hibernation_without_store_liveness,
+                                           lambda n: run_store_simulator(n, "hibernate", 6)),
     # Issue 11, split races: with both overlap checks gone (messages and snapshots) the per-tick
     # "no key in two replicas on a store" check fires: splits profile seeds 0, 8, 9, 16, 19 of
     # 0-19. With only the message check gone nothing shows: the snapshot check and the split's

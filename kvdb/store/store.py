@@ -48,6 +48,7 @@ from kvdb.store.errors import (
     SessionExpiredError,
     WrongClusterError,
 )
+from kvdb.store.hibernate import Hibernation
 from kvdb.store.loop import RaftLoop
 from kvdb.store.membership import check_conf_change
 from kvdb.store.peer import Callback, Peer, Read
@@ -131,6 +132,8 @@ class Store:
         self._new_ranges: list[NewRange] = []
         self._splits_applied: list[list[metapb_pb2.RangeDescriptor]] = []
         self._held: dict[int, raft_serverpb_pb2.RaftMessage] = {}  # by range id (``_HELD_UNTIL_SPLIT``)
+        self._snapshots_stepped: dict[int, metapb_pb2.RangeDescriptor] = {}
+        """Snapshots handed to their replicas since the last ``begin``, which applies or drops them."""
         self.on_split: Callable[[list[metapb_pb2.RangeDescriptor]], None] = lambda descs: None
         """Set by the driver: a split applied here and is written (the parent first)."""
         self.tombstones: dict[int, int] = {}  # range id -> the removed peer's id
@@ -142,6 +145,7 @@ class Store:
         """True during an apply pass, whose writes are not all in the engine yet."""
         self.wake: Callable[[], None] = lambda: None
         """Set by the driver: called whenever an iteration is due."""
+        self.hibernation = Hibernation(self)
         self._check_ident()
         self._load()
 
@@ -230,12 +234,20 @@ class Store:
 
     # ---------------------------------------------------------------------------------- inputs
     def tick(self) -> None:
-        for peer in self.peers.values():
+        """Tick every replica that is not hibernated (``kvdb.store.hibernate``)."""
+        for peer in self.hibernation.tick():
             peer.raw.tick()
             self._mark(peer)
 
     def on_raft_messages(self, messages: list[raft_serverpb_pb2.RaftMessage]) -> None:
+        hibernation = self.hibernation
         for msg in messages:
+            hibernation.heard_from(msg.from_peer.store_id)
+            if msg.store_heartbeat:
+                continue
+            if msg.hibernate:
+                hibernation.on_notice(msg)
+                continue
             peer = self._peer_for_message(msg)
             if peer is None:
                 continue
@@ -252,6 +264,7 @@ class Store:
         header = snapshot.verify(msg.message.snapshot.data, blob)
         if self._overlaps_others(peer.range_id, header.descriptor):
             return False
+        self._snapshots_stepped[peer.range_id] = header.descriptor
         peer.snapshot_blobs[msg.message.snapshot.metadata.index] = blob
         self._step(peer, msg)
         return True
@@ -260,6 +273,8 @@ class Store:
         """Whether another replica here holds keys of ``desc``: a snapshot of it must wait (the
         other replica is a parent yet to apply its split, or a range yet to learn it was removed)."""
         others = [r for r in self.range_index.overlapping(desc.start_key, desc.end_key) if r != range_id]
+        others += [r for r, d in self._snapshots_stepped.items()
+                   if r != range_id and keyspace.clip(d, desc.start_key, desc.end_key) is not None]
         if others:
             log.info("range %d: snapshot refused, it overlaps ranges %s on store %d", range_id, others,
                      self.store_id)
@@ -428,12 +443,22 @@ class Store:
 
     # ------------------------------------------------------------------------------- the loop
     def _mark(self, peer: Peer) -> None:
-        """``peer`` may have a Ready now: make sure the driver runs an iteration."""
+        """``peer`` may have a Ready now: make sure the driver runs an iteration (and that the
+        replica is ticked: work wakes a hibernated one)."""
         self._dirty.add(peer)
+        self.hibernation.wake(peer)
+        self.wake()
+
+    def is_dirty(self, peer: Peer) -> bool:
+        return peer in self._dirty
+
+    def post(self, store_id: int, msg: raft_serverpb_pb2.RaftMessage) -> None:
+        """Send a store-level message (not from a Ready) with the next iteration's messages."""
+        self._outbox.setdefault(store_id, []).append(msg)
         self.wake()
 
     def has_work(self) -> bool:
-        return bool(self._dirty) or bool(self._to_destroy)
+        return bool(self._dirty) or bool(self._to_destroy) or bool(self._outbox)
 
     def begin(self) -> Iteration:
         """Collect every Ready; send what may go before the write; stage the synced batch."""
@@ -454,6 +479,7 @@ class Store:
             peer.on_ready_begin(rd, batch, now)
             self._queue(peer, rd.messages)
             readies.append((peer, rd))
+        self._snapshots_stepped.clear()  # each is in this batch (and the range index) or was refused
         self._flush_outbox()
         return Iteration(readies, batch)
 

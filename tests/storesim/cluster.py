@@ -109,7 +109,8 @@ class SimOptions:
         if self.ticks is None:
             self.ticks = DEFAULT_PD_TICKS if self.pd else DEFAULT_TICKS
         if self.ranges is None:
-            self.ranges = draw_range_count(self.seed, self.pd)
+            # PD's and the hibernate profile's schedules watch one range.
+            self.ranges = draw_range_count(self.seed, self.pd or self.profile == "hibernate")
 
     def repro(self) -> str:
         """The command that runs these options (a test that also retunes the nemesis is its own
@@ -159,6 +160,14 @@ class Stats:
     messages: int = 0
     aimed_faults: int = 0
     """Aimed schedules that fired (cut after an ack, transfer racing reads)."""
+    hibernations: int = 0
+    """Replicas that hibernated (leaders and followers)."""
+    liveness_wakes: int = 0
+    """Hibernated followers woken because their leader's store went silent."""
+    hibernated_strikes: int = 0
+    """Faults the hibernate profile aimed at a fully hibernated range."""
+    hibernated_takeovers: int = 0
+    """Crashes of a hibernated leader after which a follower was checked to take over in time."""
     splits_proposed: int = 0
     splits_applied: int = 0
     """Splits the proposing leader saw applied (answered with the new descriptors)."""
@@ -618,6 +627,8 @@ class StoreSimulation:
         for node in self.stores.values():
             if node.alive:
                 node.peers_seen.update(node.store.peers.values())
+            if node.alive:
+                node.count_hibernation()
             for peer in node.peers_seen:
                 c = peer.counters
                 stats.lease_reads += c["lease_reads"]

@@ -45,6 +45,7 @@ from kvdb.raft import ConfChangeType, MessageType
 from kvdb.store.errors import StoreError
 from kvdb.store.peer import Peer
 from tests.sim.swarm import Profile, ProfileSpec, draw_profile
+from tests.storesim.hibernation import HibernateSchedule
 from tests.storesim.splits import SPLIT_FAULTS, Splitter
 from tests.storesim.transport import PD_NODE
 
@@ -90,11 +91,16 @@ PROFILES = [
     ProfileSpec("promise", {"cut_two_after_ack": 6, "clock_rate": 1}, (10, 20), skew=True, keep=0.0),
 ]
 
+HIBERNATE = ProfileSpec("hibernate", {"weather": 1}, (60, 150), keep=0.2)
+"""Quiet spells until the range hibernates, then a fault on the hibernated state
+(``tests/storesim/hibernation.py``). Only by ``--profile hibernate``: drawing it too would change
+the profile every other seed draws."""
+
 SPLITS = ProfileSpec("splits", {"crash_leader": 2, "transfer_leader": 1, "compact_log": 2, "churn": 1,
                                 "isolate_after_ack": 1}, (5, 25), skew=True)
 """Splits aimed at every window, with clocks at the drift bound; not in ``PROFILES`` (whose draw
 the seeds pinned by tests depend on): ``draw_seed_profile`` picks it for some seeds."""
-ALL_PROFILES = [*PROFILES, SPLITS]
+ALL_PROFILES = [*PROFILES, HIBERNATE, SPLITS]
 SPLIT_WEIGHTS = {"split": 3, "split_isolated_follower": 2, "split_crash_leader": 2, "split_transfer": 1,
                  "split_churn": 1}
 SPLITS_SHARE = 0.15
@@ -109,13 +115,16 @@ def draw_seed_profile(world_rng: random.Random, seed: int, forced: str | None, p
     Whether a seed splits is drawn on a generator of its own, after the profile draw, so that a
     seed which does not split draws what it drew before splits existed (the planted-bug tests pin
     such seeds). PD mode does not split: its simulated PD schedules one range.
+    ``forced``: the profile's name, from ``ALL_PROFILES``.
     """
     own = random.Random(f"splits-{seed}")
     if forced == SPLITS.name or (forced is None and not pd and own.random() < SPLITS_SHARE):
         profile = draw_profile(world_rng, [SPLITS], BASE_WEIGHTS)
         profile.weights.update(SPLIT_WEIGHTS)
         return profile
-    profile = draw_profile(world_rng, PROFILES, BASE_WEIGHTS, forced)
+    # The hibernate profile is drawn from the list it was measured with.
+    specs = [*PROFILES, HIBERNATE] if forced == HIBERNATE.name else PROFILES
+    profile = draw_profile(world_rng, specs, BASE_WEIGHTS, forced)
     if forced is None and not pd and own.random() < SPLITS_ELSEWHERE:
         profile.weights.update({name: w if own.random() < profile.spec.keep else 0.0
                                 for name, w in SPLIT_WEIGHTS.items()})
@@ -153,6 +162,7 @@ class Nemesis:
         self.cut_two: tuple[int, int] | None = None
         self.cut_on_timeout_now = False
         self.first_term: FirstTerm | None = None
+        self.hibernate: HibernateSchedule | None = None
         self.network.on_arrive = self.on_arrive
         if sim.pd is not None:
             self.faults += [(self._long_outage, 2), (self._cut_from_pd, 2), (self._stall_pd_link, 2),
@@ -172,6 +182,8 @@ class Nemesis:
             self.network.drop_rate = self.network.dup_rate = 0.0
             self.first_term = FirstTerm(self)
             return  # the other faults start once the shape played out (FirstTerm.done)
+        if self.sim.profile.name == HIBERNATE.name:
+            self.hibernate = HibernateSchedule(self)
         self.world.after(self.rng.randint(20, 40) * self.tick_us, self._step)
 
     def start_faults(self) -> None:
@@ -182,6 +194,8 @@ class Nemesis:
 
     def stop(self) -> None:
         self.active = False
+        if self.hibernate is not None:
+            self.hibernate.stop()
 
     def _some_range(self) -> int:
         """A random range for a fault aimed at one (no draw while there is one: such seeds run as

@@ -34,11 +34,12 @@ class KeySpaceViolation(AssertionError):
     """A key is in two ranges on one store, or in none across the cluster."""
 
 
-def draw_range_count(seed: int, pd: bool) -> int:
+def draw_range_count(seed: int, single: bool) -> int:
     """K founding ranges, drawn from the seed on a generator of its own, so that adding ranges
-    did not reshuffle what the rest of a seed draws (a one-range seed runs as it always did).
-    PD mode keeps one: its PD grows one range from a single replica."""
-    if pd:
+    did not reshuffle what the rest of a seed draws (a one-range seed runs as it always did);
+    ``single``: one (PD mode, whose PD grows one range from a single replica, and schedules
+    that watch one range)."""
+    if single:
         return 1
     return random.Random(f"founding-ranges-{seed}").randint(1, MAX_FOUNDING_RANGES)
 
