@@ -19,6 +19,7 @@ from kvdb.store.errors import ServerBusyError
 from kvdb.store.lease import Lease
 from tests.storesim import SimFailure, SimOptions, Stats, StoreSimulation
 from tests.storesim.faults import RANGE_ID
+from tests.storesim.ranges import KeySpaceViolation, check_lease_overlap, check_tiling
 
 CHUNK = 20
 CHUNKS = [(3, 0), (3, CHUNK), (3, 2 * CHUNK), (5, 0), (5, CHUNK)]
@@ -110,6 +111,23 @@ def test_many_ranges_route_by_key() -> None:
         proposals = sum(p.counters["proposals"] for node in sim.stores.values() for p in node.peers_seen
                         if p.range_id == range_id)
         assert proposals > 20, (range_id, proposals)
+
+
+def _desc(range_id: int, start: bytes, end: bytes) -> metapb_pb2.RangeDescriptor:
+    return metapb_pb2.RangeDescriptor(id=range_id, start_key=start, end_key=end)
+
+
+def test_key_space_checks_fail_on_a_gap_an_overlap_or_two_leases() -> None:
+    """The simulator's key-space checks have teeth: a lost key range, a key in two ranges, and two
+    leases over one key each fail (a split that lost or doubled keys would show this way)."""
+    tiled = [_desc(1, b"", b"k2"), _desc(5, b"k2", b"k3"), _desc(6, b"k3", b"")]
+    check_tiling(tiled)
+    for broken in ([tiled[0], tiled[2]], [tiled[0], _desc(5, b"k1", b"k3"), tiled[2]], tiled[:2]):
+        with pytest.raises(KeySpaceViolation):
+            check_tiling(broken)
+    check_lease_overlap([(1, tiled[0]), (2, tiled[1])])
+    with pytest.raises(KeySpaceViolation):
+        check_lease_overlap([(1, _desc(1, b"", b"")), (2, tiled[1])])
 
 
 def _never_expires(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,16 +3,19 @@
 A run has four phases:
 
 1. faults: clients call the raw KV API while the nemesis crashes and pauses stores, cuts links,
-   skews clock rates, transfers leadership, compacts logs and replaces replicas;
+   skews clock rates, transfers leadership, compacts logs, replaces replicas and splits ranges;
 2. liveness: faults stop, the network heals, every store restarts; a write invoked after the
    heal must be acknowledged within a bound;
 3. drain: clients stop; every call in flight gets its answer or times out;
-4. quiescence: the range must settle (one leader, every member applied its whole log) within a
-   bound; then every member's data must be identical, and the history, with a final read of
-   every key from that data, must be linearizable.
+4. quiescence: every range (founding ones and those splits made) must settle (one leader, every
+   member applied its whole log) within a bound; then every member's data in the range's
+   bounds must be identical, the ranges must tile the key space, and the history, with a final
+   read of every key from the range that owns it, must be linearizable.
 
-Two cheap invariants are checked every tick as well: no two stores lead one term, and no two
-stores hold a valid lease at the same instant (each by its own clock).
+Cheap invariants are checked every tick as well, per range: no two stores lead one term, and no
+two stores hold a valid lease at the same instant (each by its own clock); across ranges: no
+store holds two replicas of one key, and no key is under two valid leases
+(``tests/storesim/ranges.py``).
 
 In PD mode (``tests/storesim/pd.py``) the range starts with one replica, on store 1, and a
 simulated PD must first grow it to three voters (with a bound) before the faults start; the
