@@ -19,6 +19,7 @@ from kvdb.store.errors import ServerBusyError
 from kvdb.store.lease import Lease
 from tests.storesim import SimFailure, SimOptions, Stats, StoreSimulation
 from tests.storesim.faults import RANGE_ID
+from tests.storesim.ranges import KeySpaceViolation, check_lease_overlap, check_tiling
 
 CHUNK = 20
 CHUNKS = [(3, 0), (3, CHUNK), (3, 2 * CHUNK), (5, 0), (5, CHUNK)]
@@ -41,6 +42,8 @@ EXERCISED = (
     "conf_changes",
     "replicas_removed",
     "replicas_added",
+    "splits_applied",
+    "ranges_created",
 )
 
 
@@ -98,6 +101,35 @@ def test_healthy_run_reads_by_lease() -> None:
     assert stats.lease_reads >= 0.95 * reads, stats.summary()
 
 
+def test_many_ranges_route_by_key() -> None:
+    """With four founding ranges every range serves its own keys: clients route by key through the
+    range cache, and each range's replicas proposed writes (the ranges' logs are their own)."""
+    sim = StoreSimulation(SimOptions(seed=7, faults=False, ranges=4))
+    sim.run()
+    assert sim.range_ids == [1, 2, 3, 4]
+    for range_id in sim.range_ids:
+        proposals = sum(p.counters["proposals"] for node in sim.stores.values() for p in node.peers_seen
+                        if p.range_id == range_id)
+        assert proposals > 20, (range_id, proposals)
+
+
+def _desc(range_id: int, start: bytes, end: bytes) -> metapb_pb2.RangeDescriptor:
+    return metapb_pb2.RangeDescriptor(id=range_id, start_key=start, end_key=end)
+
+
+def test_key_space_checks_fail_on_a_gap_an_overlap_or_two_leases() -> None:
+    """The simulator's key-space checks have teeth: a lost key range, a key in two ranges, and two
+    leases over one key each fail (a split that lost or doubled keys would show this way)."""
+    tiled = [_desc(1, b"", b"k2"), _desc(5, b"k2", b"k3"), _desc(6, b"k3", b"")]
+    check_tiling(tiled)
+    for broken in ([tiled[0], tiled[2]], [tiled[0], _desc(5, b"k1", b"k3"), tiled[2]], tiled[:2]):
+        with pytest.raises(KeySpaceViolation):
+            check_tiling(broken)
+    check_lease_overlap([(1, tiled[0]), (2, tiled[1])])
+    with pytest.raises(KeySpaceViolation):
+        check_lease_overlap([(1, _desc(1, b"", b"")), (2, tiled[1])])
+
+
 def _never_expires(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Lease, "valid", lambda self, term, now: term == self._term and self._expiry > 0)
 
@@ -118,7 +150,7 @@ def _planted_run(seed: int) -> StoreSimulation:
     asking; the per-tick lease invariant is off, so only the client history can tell. The
     profile is fixed, so that adding a profile does not change what these seeds do."""
     options = SimOptions(seed=seed, stores=3, clients=5, readers=9, churn=False, check_leases=False,
-                         profile="mixed")
+                         profile="mixed", ranges=1)
     sim = StoreSimulation(options)
     nemesis = sim.nemesis
     nemesis.faults = [(nemesis._pause, 1)]
@@ -169,7 +201,7 @@ def test_removed_replica_stays_removed_across_restart() -> None:
     """A restarted store keeps the removed replica's id in its tombstone: a leader that has not
     applied the removal yet may still address that id, which must not recreate it (with its
     vote forgotten)."""
-    sim = StoreSimulation(SimOptions(seed=3, clients=0, readers=0, faults=False))
+    sim = StoreSimulation(SimOptions(seed=3, clients=0, readers=0, faults=False, ranges=1))
     world = sim.world
     for node in sim.stores.values():
         node.start(bootstrap=True)

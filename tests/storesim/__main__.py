@@ -38,7 +38,7 @@ def _options(args: argparse.Namespace, seed: int, stores: int) -> SimOptions:
                       clients=args.clients, readers=args.readers, keys=args.keys,
                       client_timeout_ticks=args.client_timeout_ticks, churn=not args.no_churn,
                       faults=not args.no_faults, check_leases=not args.no_check_leases, pd=args.pd,
-                      verbose=args.verbose, profile=args.profile)
+                      verbose=args.verbose, profile=args.profile, ranges=args.ranges)
 
 
 def _stores(args: argparse.Namespace) -> int:
@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readers", type=int, default=None,
                         help="read-only clients bound to one store each (default: drawn per seed)")
     parser.add_argument("--keys", type=int, default=5)
+    parser.add_argument("--ranges", type=int, default=None,
+                        help="founding ranges, over the keys evenly (default: 1-4 per seed; 1 with --pd)")
     parser.add_argument("--client-timeout-ticks", type=int, default=None,
                         help="how long a client waits for an answer (default: drawn per seed)")
     parser.add_argument("--no-churn", action="store_true", help="no replica replacement (none with --pd)")

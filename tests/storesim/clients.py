@@ -2,8 +2,14 @@
 
 Each client runs one call at a time over a few keys: get, batch get and scan; put, batch put,
 delete and delete range (every written value is unique, so a read names the write it saw); and
-cas against a value recently seen (or absence). A call goes to the store the client believes
-leads, through ``KvHandler.handle``, with network latency each way. Readers are clients bound to
+cas against a value recently seen (or absence). A call covers one range: the client routes by
+key through the production client's ``RangeCache`` (seeded with the founding ranges, as if from
+PD), and a call on several keys keeps to the keys, or clips its bounds to, one cached range. It
+goes to the store the cache names as that range's leader, through ``KvHandler.handle``, with
+network latency each way. Routing errors update the cache as the production client does
+(``kvdb/client/aio.py``): ``epoch_not_match`` brings the new descriptors, ``not_leader`` a hint,
+``key_not_in_range`` evicts the entry; a key the cache misses is looked up on a random live
+store (the simulator's stand-in for PD, which may be as stale as PD's view). Readers are clients bound to
 one store (as a client of one node): they only get, with a short timeout, so they keep asking a
 leader that was paused or cut off, right up to when it wakes up; that is where a lease that
 outlives its promise answers stale reads.
@@ -26,14 +32,18 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
-from kvdb.pb import kvrpc_pb2, metapb_pb2
+from kvdb.client.cache import CachedRange, RangeCache
+from kvdb.pb import kvrpc_pb2
+from kvdb.store import keyspace
 from kvdb.testing.linearizability import Operation
 from tests.storesim.node import CLUSTER_ID
 
 if TYPE_CHECKING:
     from tests.storesim.cluster import StoreSimulation
+    from tests.storesim.node import SimStore
 
-NOT_EXECUTED = frozenset({"not_leader", "epoch_not_match", "range_not_found", "server_busy"})
+NOT_EXECUTED = frozenset({"not_leader", "epoch_not_match", "range_not_found", "key_not_in_range",
+                          "server_busy"})
 """Errors that mean the command was refused before it could take effect."""
 
 KINDS = ("get", "batch_get", "scan", "put", "batch_put", "cas", "delete", "delete_range")
@@ -51,6 +61,21 @@ EXPLORE = 0.1
 class WrongAnswer(AssertionError):
     """A store answered a valid request with an error it has no reason to give, or with a
     result that does not fit the request."""
+
+
+def check_read_in_bounds(node: SimStore, range_id: int, call: Call, body: object) -> None:
+    """A store answers a read only for keys its replica of the range holds when it answers: a read
+    that waited (for ReadIndex) while a split moved its keys away must be refused, as those keys'
+    writes now go to another range (issue 11, item 1)."""
+    if body.HasField("error"):
+        return
+    keys = [p.key for p in body.pairs] if call.kind == "scan" else call.keys
+    peer = node.store.peers.get(range_id)
+    outside = [k for k in keys if peer is None or not keyspace.contains(peer.desc, k)]
+    if outside:
+        where = "gone" if peer is None else f"[{peer.desc.start_key!r}, {peer.desc.end_key!r})"
+        raise WrongAnswer(f"{node!r} answered {call.kind} #{call.seq} on range {range_id} for keys {outside} "
+                          f"outside the range ({where}, version {peer.desc.epoch.version if peer else '-'})")
 
 
 class Clients:
@@ -139,11 +164,14 @@ class Client:
         self.world = clients.world
         self.rng = clients.sim.world.child_rng()
         self.id = client_id
-        self.leader_guess = self.rng.choice(sorted(self.sim.stores))
+        guess = self.rng.choice(sorted(self.sim.stores))
+        self.cache = RangeCache()
+        for desc in self.sim.founding:
+            self.cache.insert(desc, guess)
         self.home = home  # a reader's store
         self.timeout_us = timeout_us
-        self.epoch = metapb_pb2.RangeEpoch(conf_ver=1, version=1)
         self.call: Call | None = None
+        self.loc: CachedRange | None = None  # the cached range the call in flight went to
         self.seq = 0
 
     # -- issuing ------------------------------------------------------------------------------
@@ -155,19 +183,45 @@ class Client:
             self.world.after(self.clients.quiet_until - self.world.now, self.next_call)
             return
         self.seq += 1
-        call = self._draw()
+        drawn = self._draw()
+        if drawn is None:  # no live store knows the key's range now: try again later
+            self.world.after(self.rng.randint(1_000, 10_000), self.next_call)
+            return
+        call, self.loc = drawn
         self.call = call
         self.clients.outstanding += 1
-        req = self._request(call)
+        req = self._request(call, self.loc)
         # Now and then ask another store: that is how clients of a cut-off leader learn of its
         # successor while the old one still answers them, the window a broken lease would show in.
-        target = self.leader_guess if self.home is None else self.home
+        target = self._leader(self.loc) if self.home is None else self.home
         if self.home is None and self.rng.random() < EXPLORE:
             target = self.rng.choice(sorted(self.sim.stores))
         self.world.after(self.sim.client_latency(), self._deliver, target, req, call)
         self.world.after(self.timeout_us, self._timed_out, call.seq)
 
-    def _draw(self) -> Call:
+    def _locate(self, key: bytes) -> CachedRange | None:
+        """The cached range of ``key``; on a miss, whatever a random live store holds for it."""
+        loc = self.cache.find(key)
+        if loc is not None:
+            return loc
+        nodes = [n for n in self.sim.stores.values() if n.alive]
+        self.rng.shuffle(nodes)
+        for node in nodes:
+            desc = next((p.desc for p in node.store.peers.values()
+                         if p.initialized and keyspace.contains(p.desc, key)), None)
+            if desc is not None:
+                entry = self.cache.insert(desc, node.id if node.store.peers[desc.id].is_leader else None)
+                # A newer cached range kept out this store's stale one: ask another store next time.
+                return entry if entry.contains(key) else None
+        return None
+
+    def _leader(self, loc: CachedRange) -> int:
+        """The cached leader of ``loc``, else a random replica of it (it will name the leader)."""
+        if loc.leader_store is None:
+            loc.leader_store = self.rng.choice(sorted(loc.store_ids() or self.sim.stores))
+        return loc.leader_store
+
+    def _draw(self) -> tuple[Call, CachedRange] | None:
         rng, all_keys = self.rng, self.clients.keys
         kind = "get" if self.home is not None else rng.choices(KINDS, KIND_WEIGHTS)[0]
         bounds = (b"", b"")
@@ -175,12 +229,27 @@ class Client:
             lo = rng.randrange(len(all_keys))
             hi = rng.randrange(lo + 1, len(all_keys) + 1)
             # An empty end is the range's end: past every client key.
-            bounds = (all_keys[lo], all_keys[hi] if hi < len(all_keys) else b"")
-            keys = all_keys[lo:hi]
+            loc = self._locate(all_keys[lo])
+            if loc is None:
+                return None
+            clipped = keyspace.clip(loc.descriptor, all_keys[lo], all_keys[hi] if hi < len(all_keys) else b"")
+            bounds = (clipped[0], b"" if clipped[1] == keyspace.KEY_SPACE_END else clipped[1])
+            keys = [k for k in all_keys[lo:hi] if loc.contains(k)]
         elif kind.startswith("batch"):
-            keys = rng.sample(all_keys, rng.randint(1, min(3, len(all_keys))))
+            # Keys of one range: all of them while the cache knows one range for everything.
+            candidates = all_keys
+            loc = self.cache.find(all_keys[0]) if len(self.cache) == 1 else None
+            if loc is None or loc.start or loc.end:
+                loc = self._locate(rng.choice(all_keys))
+                if loc is None:
+                    return None
+                candidates = [k for k in all_keys if loc.contains(k)]
+            keys = rng.sample(candidates, rng.randint(1, min(3, len(candidates))))
         else:
             keys = [rng.choice(all_keys)]
+            loc = self._locate(keys[0])
+            if loc is None:
+                return None
         values = []
         if kind in ("put", "batch_put", "cas"):
             values = [b"c%d-%d-%d" % (self.id, self.seq, i) for i in range(len(keys))]
@@ -188,14 +257,14 @@ class Client:
         if kind == "cas":
             recent = self.clients.recent[keys[0]]
             expected = recent[-1] if rng.random() < 0.7 else rng.choice([*recent, None])
-        return Call(self.id, kind, keys, values, expected, bounds, self.world.now, self.seq)
+        return Call(self.id, kind, keys, values, expected, bounds, self.world.now, self.seq), loc
 
-    def _request(self, call: Call) -> kvrpc_pb2.Request:
+    def _request(self, call: Call, loc: CachedRange) -> kvrpc_pb2.Request:
         req = kvrpc_pb2.Request(id=call.seq)
         body = getattr(req, call.kind)
         body.context.cluster_id = CLUSTER_ID
-        body.context.range_id = self.sim.first_range.id
-        body.context.epoch.CopyFrom(self.epoch)
+        body.context.range_id = loc.id
+        body.context.epoch.CopyFrom(loc.descriptor.epoch)
         kind = call.kind
         if kind in RANGED:
             body.start_key, body.end_key = call.bounds
@@ -224,9 +293,14 @@ class Client:
             return
         self.world.trace("client %d -> %r: #%d %s %r %r", self.id, node, call.seq, call.kind, call.keys,
                          call.values)
-        seq = call.seq
-        node.deliver(("client", self.id), node.handler.handle, req, lambda resp: self.world.after(
-            self.sim.client_latency(), self._answer, store_id, resp.SerializeToString(), seq))
+        seq, range_id = call.seq, self.loc.id
+
+        def answered(resp: kvrpc_pb2.Response) -> None:
+            if call.kind in READS:
+                check_read_in_bounds(node, range_id, call, getattr(resp, call.kind))
+            self.world.after(self.sim.client_latency(), self._answer, store_id, resp.SerializeToString(), seq)
+
+        node.deliver(("client", self.id), node.handler.handle, req, answered)
 
     # -- outcomes -----------------------------------------------------------------------------
 
@@ -244,7 +318,7 @@ class Client:
         if call.kind not in READS:
             self.clients.history += call.indeterminate()
             counts["indeterminate"] += 1
-        self.leader_guess = self.rng.choice(sorted(self.sim.stores))
+        self.loc.leader_store = self.rng.choice(sorted(self.sim.stores))
         self._done(0)
 
     def _answer(self, store_id: int, data: bytes, seq: int) -> None:
@@ -268,7 +342,7 @@ class Client:
                 self.clients.recent[op.key].append(op.value)
         if call.kind not in READS:
             self.clients.last_write_ok = max(self.clients.last_write_ok, call.invoke)
-        self.leader_guess = store_id
+        self.cache.set_leader(self.loc.id, store_id)
         self._done(self.rng.randint(0, 2_000))
 
     def _record_read(self, call: Call, body: object, now: int) -> None:
@@ -306,11 +380,18 @@ class Client:
             counts["not_executed"] += 1
         else:
             raise WrongAnswer(f"store {store_id} answered a valid {call.kind} with {kind}: {err.message}")
+        loc = self.loc
         if kind == "not_leader" and err.not_leader.HasField("leader"):
-            self.leader_guess = err.not_leader.leader.store_id
+            loc.leader_store = err.not_leader.leader.store_id
         elif kind == "epoch_not_match" and err.epoch_not_match.current_ranges:
-            self.epoch.CopyFrom(err.epoch_not_match.current_ranges[0].epoch)
+            self.cache.invalidate(loc.id)
+            for desc in err.epoch_not_match.current_ranges:
+                self.cache.insert(desc, store_id if any(p.store_id == store_id for p in desc.peers) else None)
+        elif kind == "key_not_in_range":
+            self.cache.invalidate(loc.id)  # the next call on its keys looks them up afresh
         elif kind != "stale_command":
-            self.leader_guess = self.rng.choice([s for s in sorted(self.sim.stores) if s != store_id])
+            # Kept cached (unlike the production client, which asks PD again): the store lacks
+            # a replica or is not sure who leads; another replica will tell.
+            loc.leader_store = self.rng.choice([s for s in sorted(self.sim.stores) if s != store_id])
         # A reader asking a follower is told so every time: it need not ask that often.
         self._done(self.rng.randint(1_000, 10_000) * (1 if self.home is None else 3))

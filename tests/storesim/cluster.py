@@ -3,16 +3,19 @@
 A run has four phases:
 
 1. faults: clients call the raw KV API while the nemesis crashes and pauses stores, cuts links,
-   skews clock rates, transfers leadership, compacts logs and replaces replicas;
+   skews clock rates, transfers leadership, compacts logs, replaces replicas and splits ranges;
 2. liveness: faults stop, the network heals, every store restarts; a write invoked after the
    heal must be acknowledged within a bound;
 3. drain: clients stop; every call in flight gets its answer or times out;
-4. quiescence: the range must settle (one leader, every member applied its whole log) within a
-   bound; then every member's data must be identical, and the history, with a final read of
-   every key from that data, must be linearizable.
+4. quiescence: every range (founding ones and those splits made) must settle (one leader, every
+   member applied its whole log) within a bound; then every member's data in the range's
+   bounds must be identical, the ranges must tile the key space, and the history, with a final
+   read of every key from the range that owns it, must be linearizable.
 
-Two cheap invariants are checked every tick as well: no two stores lead one term, and no two
-stores hold a valid lease at the same instant (each by its own clock).
+Cheap invariants are checked every tick as well, per range: no two stores lead one term, and no
+two stores hold a valid lease at the same instant (each by its own clock); across ranges: no
+store holds two replicas of one key, and no key is under two valid leases
+(``tests/storesim/ranges.py``).
 
 In PD mode (``tests/storesim/pd.py``) the range starts with one replica, on store 1, and a
 simulated PD must first grow it to three voters (with a bound) before the faults start; the
@@ -29,14 +32,24 @@ from dataclasses import dataclass, fields
 from kvdb.pb import metapb_pb2
 from kvdb.raft import Role
 from kvdb.storage.engine import CF_DEFAULT
+from kvdb.store import keyspace
 from kvdb.store.config import StoreConfig
 from kvdb.testing.linearizability import Operation, check_history
-from tests.sim.swarm import Profile, draw_profile, profile_names
+from tests.sim.swarm import Profile
 from tests.sim.world import World
 from tests.storesim.clients import Clients
-from tests.storesim.faults import ALL_PROFILES, BASE_WEIGHTS, PROFILES, RANGE_ID, Nemesis
+from tests.storesim.faults import RANGE_ID, Nemesis, draw_seed_profile
 from tests.storesim.node import SimStore
 from tests.storesim.pd import REPLICA_COUNT, PdAgent, SimPd
+from tests.storesim.ranges import (
+    FIRST_SPLIT_ID,
+    check_disjoint,
+    check_lease_overlap,
+    check_tiling,
+    draw_range_count,
+    founding_ranges,
+    owner,
+)
 from tests.storesim.transport import SimNetwork
 
 DEFAULT_TICKS = 300
@@ -90,12 +103,17 @@ class SimOptions:
     verbose: bool = False
     profile: str | None = None
     """Force this swarm profile (``tests/storesim/faults.py`` PROFILES); None: drawn from the seed."""
+    ranges: int | None = None
+    """Founding ranges (``tests/storesim/ranges.py``); None: drawn from the seed (1 in PD mode)."""
 
     def __post_init__(self) -> None:
         if self.stores is None:
             self.stores = 5 if self.pd else 3
         if self.ticks is None:
             self.ticks = DEFAULT_PD_TICKS if self.pd else DEFAULT_TICKS
+        if self.ranges is None:
+            # PD's and the hibernate profile's schedules watch one range.
+            self.ranges = draw_range_count(self.seed, self.pd or self.profile == "hibernate")
 
     def repro(self) -> str:
         """The command that runs these options (a test that also retunes the nemesis is its own
@@ -106,7 +124,8 @@ class SimOptions:
         if self.profile is not None:
             cmd += f" --profile {self.profile}"
         defaults = SimOptions(seed=self.seed, pd=self.pd)
-        for name in ("ticks", "liveness_ticks", "clients", "readers", "keys", "client_timeout_ticks"):
+        for name in ("ticks", "liveness_ticks", "clients", "readers", "keys", "client_timeout_ticks",
+                     "ranges"):
             if getattr(self, name) != getattr(defaults, name):
                 cmd += f" --{name.replace('_', '-')} {getattr(self, name)}"
         for name in ("churn", "faults", "check_leases"):
@@ -143,6 +162,7 @@ class Stats:
     stale_replicas_replaced: int = 0
     messages: int = 0
     aimed_faults: int = 0
+    """Aimed schedules that fired (cut after an ack, transfer racing reads)."""
     hibernations: int = 0
     """Replicas that hibernated (leaders and followers)."""
     liveness_wakes: int = 0
@@ -151,7 +171,13 @@ class Stats:
     """Faults the hibernate profile aimed at a fully hibernated range."""
     hibernated_takeovers: int = 0
     """Crashes of a hibernated leader after which a follower was checked to take over in time."""
-    """Aimed schedules that fired (cut after an ack, transfer racing reads)."""
+    splits_proposed: int = 0
+    splits_applied: int = 0
+    """Splits the proposing leader saw applied (answered with the new descriptors)."""
+    ranges_created: int = 0
+    """Ranges made by splits (known to the simulator once any store applied the split)."""
+    stale_parent_blocks: int = 0
+    """Replicas of new ranges a stale, never-told parent kept off their store (a known gap)."""
     # PD mode only (left out of the summary of runs without PD).
     pd_runs: int = 0
     pd_messages: int = 0
@@ -222,8 +248,7 @@ class StoreSimulation:
         self.options = options
         self.world = World(options.seed, options.verbose)
         # First draw of the seed: the rest of the run depends on it.
-        specs = ALL_PROFILES if options.profile in profile_names(ALL_PROFILES[len(PROFILES):]) else PROFILES
-        self.profile: Profile = draw_profile(self.world.rng, specs, BASE_WEIGHTS, options.profile)
+        self.profile: Profile = draw_seed_profile(self.world.rng, options.seed, options.profile, options.pd)
         self.rng = self.world.child_rng()
         # Only the promise profile's: with long ticks acknowledgements seldom arrive after later
         # rounds began, which other profiles need (and PD's timeouts are sized for short ticks).
@@ -237,10 +262,13 @@ class StoreSimulation:
         self.max_rate_deviation = 0.9 * self.config.max_clock_drift / (2 * self.config.election_timeout)
         self.stats = Stats(runs=1, pd_runs=int(options.pd))
         self.network = SimNetwork(self.world)
-        epoch = metapb_pb2.RangeEpoch(conf_ver=1, version=1)
-        self.first_range = metapb_pb2.RangeDescriptor(id=RANGE_ID, epoch=epoch)
-        for store_id in [FIRST_STORE] if options.pd else range(1, options.stores + 1):
-            self.first_range.peers.add(id=store_id, store_id=store_id, role=metapb_pb2.VOTER)
+        founders = [FIRST_STORE] if options.pd else range(1, options.stores + 1)
+        self.founding = founding_ranges(options.ranges, founders, [b"k%d" % i for i in range(options.keys)],
+                                        RANGE_ID)
+        self.first_range = self.founding[0]
+        self.range_ids = [d.id for d in self.founding]
+        """Every range the cluster has had (splits add theirs): what settling and the checks cover."""
+        self._next_id = FIRST_SPLIT_ID
         self.stores: dict[int, SimStore] = {}
         for store_id in range(1, options.stores + 1):
             self.stores[store_id] = SimStore(self, store_id, self.draw_clock_rate(self.rng))
@@ -258,12 +286,12 @@ class StoreSimulation:
         self.clients = Clients(self, options.clients, readers, options.keys, timeout_ticks * self.tick_us)
         self.nemesis = Nemesis(self)
         self.history: list[Operation] = []
-        self._leaders: dict[int, int] = {}  # term -> store that led it
-        self._current_leader: tuple[int, int] | None = None
+        self._leaders: dict[tuple[int, int], int] = {}  # (range, term) -> store that led it
+        self._current_leader: dict[int, tuple[int, int]] = {}  # range -> (store, term)
         self.settled = False
         self.pd_grew = False  # PD grew the range: from then on it may never shrink below a quorum
-        # The highest index any replica has seen committed: a lease read must not miss it.
-        self.commit_frontier = 0
+        # Per range, the highest index any replica has seen committed: a lease read must not miss it.
+        self.commit_frontier: dict[int, int] = {}
         if options.check_leases:
             self.world.after_event = self._check_lease_frontier
 
@@ -283,13 +311,27 @@ class StoreSimulation:
     def client_latency(self) -> int:
         return self.rng.randint(100, 1_000)
 
+    def alloc_id(self) -> int:
+        """A new range or peer id for a split: ids only grow, as PD's allocator's do."""
+        self._next_id += 1
+        return self._next_id
+
+    def on_split(self, node: SimStore, descs: list[metapb_pb2.RangeDescriptor]) -> None:
+        """``Store.on_split``: from now on the checks cover the new ranges and the run settles
+        only once they did."""
+        for desc in descs[1:]:
+            if desc.id not in self.range_ids:
+                self.range_ids.append(desc.id)
+                self.stats.ranges_created += 1
+        self.world.trace("%r applied the split of range %d into %s", node, descs[0].id, [d.id for d in descs])
+
     # -- queries ------------------------------------------------------------------------------
 
-    def leader(self) -> SimStore | None:
-        """The live store whose replica leads the highest term, if any."""
+    def leader(self, range_id: int = RANGE_ID) -> SimStore | None:
+        """The live store whose replica of ``range_id`` leads the highest term, if any."""
         best, best_term = None, -1
         for node in self.stores.values():
-            peer = node.store.peers.get(RANGE_ID) if node.alive else None
+            peer = node.store.peers.get(range_id) if node.alive else None
             if peer is not None and peer.is_leader and peer.raw.raft.term > best_term:
                 best, best_term = node, peer.raw.raft.term
         return best
@@ -315,7 +357,7 @@ class StoreSimulation:
     def _run(self) -> None:
         world, tick = self.world, self.tick_us
         for node in self.stores.values():
-            node.start(bootstrap=any(p.store_id == node.id for p in self.first_range.peers))
+            node.start(bootstrap=True)
         world.after(0, self._monitor)
         self.clients.start()
         if self.pd is not None:
@@ -397,17 +439,19 @@ class StoreSimulation:
                 desc = leader.store.peers[RANGE_ID].desc
             states = {sid: info.state for sid, info in self.pd.store_view().items()}
             parts.append(f"pd: {self.pd.unconverged(desc) or 'converged'}, store states {states}")
-        for node in self.stores.values():
-            peer = node.store.peers.get(RANGE_ID) if node.alive else None
-            if not node.alive:
-                parts.append(f"{node.id}:down")
-            elif peer is None:
-                parts.append(f"{node.id}:no replica")
-            else:
-                raft = peer.raw.raft
-                parts.append(f"{node.id}:peer={peer.peer_id},term={raft.term},role={_ROLES[raft.role]},"
-                             f"lead={raft.lead},applied={peer.applied},commit={raft.raft_log.committed},"
-                             f"last={raft.raft_log.last_index()}")
+        for range_id in self.range_ids:
+            for node in self.stores.values():
+                peer = node.store.peers.get(range_id) if node.alive else None
+                where = f"{node.id}" if len(self.range_ids) == 1 else f"r{range_id}@{node.id}"
+                if not node.alive:
+                    parts.append(f"{where}:down")
+                elif peer is None:
+                    parts.append(f"{where}:no replica")
+                else:
+                    raft = peer.raw.raft
+                    parts.append(f"{where}:peer={peer.peer_id},term={raft.term},role={_ROLES[raft.role]},"
+                                 f"lead={raft.lead},applied={peer.applied},commit={raft.raft_log.committed},"
+                                 f"last={raft.raft_log.last_index()}")
         return "; ".join(parts)
 
     # -- per-event and per-tick invariants, quiescence ----------------------------------------
@@ -423,56 +467,73 @@ class StoreSimulation:
         acknowledged) write. This compares with every commit in the cluster, not only with what
         the reading leader knows, and at every instant, not once per tick.
         """
-        frontier = self.commit_frontier
+        frontiers = self.commit_frontier
         holders = []
+        leader = Role.LEADER
         for node in self.stores.values():
             store = node.store
-            peer = store.peers.get(RANGE_ID) if store is not None else None
-            if peer is None:
+            if store is None:
                 continue
-            raft = peer.raw.raft
-            committed = raft.raft_log.committed
-            if committed > frontier:
-                frontier = committed
-            if raft.role == Role.LEADER:
-                holders.append((node, peer, committed))
-        self.commit_frontier = frontier
+            for range_id, peer in store.peers.items():
+                raft = peer.raw.raft
+                committed = raft.raft_log.committed
+                if committed > frontiers.get(range_id, 0):
+                    frontiers[range_id] = committed
+                if raft.role is leader:
+                    holders.append((node, peer, committed))
         for node, peer, committed in holders:
+            frontier = frontiers[peer.range_id]
             if committed < frontier and peer.lease_valid(node.clock.now()):
                 raise InvariantViolation(
-                    f"stale lease: {node!r} (term {peer.raw.raft.term}) could serve a lease read at "
-                    f"applied index {peer.applied}, committed {committed}, but index {frontier} was "
-                    "committed elsewhere"
+                    f"stale lease: {node!r} (range {peer.range_id}, term {peer.raw.raft.term}) could serve "
+                    f"a lease read at applied index {peer.applied}, committed {committed}, but index "
+                    f"{frontier} was committed elsewhere"
                 )
 
     # -- per-tick invariants and quiescence ---------------------------------------------------
 
     def _monitor(self) -> None:
-        """Every tick: one leader per term, one lease at a time, and whether the range settled."""
+        """Every tick, per range: one leader per term, one lease at a time; on each store no key in
+        two replicas; and whether every range settled."""
+        for range_id in self.range_ids:
+            self._monitor_range(range_id)
+        holders = []
+        for node in self.stores.values():
+            if node.alive:
+                check_disjoint(node.id, node.store.peers.values())
+                if self.options.check_leases:
+                    now = node.clock.now()
+                    holders += [(node.id, p.desc) for p in node.store.peers.values()
+                                if p.is_leader and p.lease_valid(now)]
+        check_lease_overlap(holders)
+        self.settled = not self.clients.active and all(self._is_settled(r) for r in self.range_ids) and (
+            self.pd is None or self.pd.unconverged(self.leader().store.peers[RANGE_ID].desc) is None)
+        self.world.after(self.tick_us, self._monitor)
+
+    def _monitor_range(self, range_id: int) -> None:
         leases = []
         for node in self.stores.values():
-            peer = node.store.peers.get(RANGE_ID) if node.alive else None
+            peer = node.store.peers.get(range_id) if node.alive else None
             if peer is None or not peer.is_leader:
                 continue
             term = peer.raw.raft.term
-            if self._leaders.setdefault(term, node.id) != node.id:
-                raise InvariantViolation(f"stores {self._leaders[term]} and {node.id} both lead term {term}")
+            if self._leaders.setdefault((range_id, term), node.id) != node.id:
+                raise InvariantViolation(f"stores {self._leaders[range_id, term]} and {node.id} both lead "
+                                         f"range {range_id} in term {term}")
             if self.options.check_leases and peer.lease_valid(node.clock.now()):
                 leases.append(node.id)
         if len(leases) > 1:
-            raise InvariantViolation(f"stores {leases} hold a valid lease at the same time")
-        leader = self.leader()
+            raise InvariantViolation(f"stores {leases} hold a valid lease at the same time "
+                                     f"(range {range_id})")
+        leader = self.leader(range_id)
         if leader is not None:
-            current = (leader.id, leader.store.peers[RANGE_ID].raw.raft.term)
-            if current != self._current_leader:
-                self._current_leader = current
+            current = (leader.id, leader.store.peers[range_id].raw.raft.term)
+            if current != self._current_leader.get(range_id):
+                self._current_leader[range_id] = current
                 self.stats.leader_changes += 1
-                self.world.trace("%r leads term %d", leader, current[1])
+                self.world.trace("%r leads range %d in term %d", leader, range_id, current[1])
             if self.pd_grew:
-                self._check_quorum_kept(leader.store.peers[RANGE_ID].desc)
-        self.settled = not self.clients.active and self._is_settled(leader) and (
-            self.pd is None or self.pd.unconverged(leader.store.peers[RANGE_ID].desc) is None)
-        self.world.after(self.tick_us, self._monitor)
+                self._check_quorum_kept(leader.store.peers[range_id].desc)
 
     def check_live_quorum(self, desc: metapb_pb2.RangeDescriptor, what: str) -> None:
         """A membership change just applied on the leader: unless the cluster had already lost it,
@@ -506,54 +567,82 @@ class StoreSimulation:
         if len(voters) < REPLICA_COUNT // 2 + 1:
             raise InvariantViolation(f"the range shrank to voters {voters} (epoch {desc.epoch.conf_ver})")
 
-    def _members(self, leader: SimStore) -> dict[int, int]:
-        """Store id -> peer id of every replica in the leader's membership."""
-        return {p.store_id: p.id for p in leader.store.peers[RANGE_ID].desc.peers}
+    def _members(self, desc: metapb_pb2.RangeDescriptor) -> dict[int, int]:
+        """Store id -> peer id of every replica in ``desc``, but for stores where a stale replica
+        blocks it (``_blocked_by_stale``)."""
+        return {p.store_id: p.id for p in desc.peers if not self._blocked_by_stale(p.store_id, desc)}
 
-    def _is_settled(self, leader: SimStore | None) -> bool:
+    def _blocked_by_stale(self, store_id: int, desc: metapb_pb2.RangeDescriptor) -> bool:
+        """The known gap (docs/store.md, "Known gaps"): a replica removed while it was away, and so
+        never told, holds keys of ``desc`` on ``store_id`` (the parent it was split off, at its old
+        bounds), so the store never creates its replica of ``desc``. Without PD nothing removes it
+        (in these runs: churn removed it and the nemesis stopped before the replacement)."""
+        node = self.stores[store_id]
+        if not node.alive or desc.id in node.store.peers:
+            return False
+        for peer in node.store.peers.values():
+            if not peer.initialized or keyspace.clip(peer.desc, desc.start_key, desc.end_key) is None:
+                continue
+            leader = self.leader(peer.range_id)
+            if leader is not None and peer.peer_id not in {
+                    p.id for p in leader.store.peers[peer.range_id].desc.peers}:
+                return True
+        return False
+
+    def _is_settled(self, range_id: int) -> bool:
+        leader = self.leader(range_id)
         if leader is None:
             return False
-        lead = leader.store.peers[RANGE_ID]
+        lead = leader.store.peers[range_id]
         raft = lead.raw.raft
         log = raft.raft_log
         if log.committed != log.last_index() or lead.applied != log.committed:
             return False
         if lead.applied_term != raft.term:
             return False
-        for store_id, peer_id in self._members(leader).items():
+        for store_id, peer_id in self._members(lead.desc).items():
             node = self.stores[store_id]
-            peer = node.store.peers.get(RANGE_ID) if node.alive else None
+            peer = node.store.peers.get(range_id) if node.alive else None
             if peer is None or peer.peer_id != peer_id or peer.applied != lead.applied or node.looping:
                 return False
         return True
 
     def _check_replicas(self) -> None:
-        """Every member holds the same data, no removed replica leads; a final read of every key
-        joins the history."""
-        leader = self.leader()
-        members = self._members(leader)
-        data = {sid: self.stores[sid].engine.scan(CF_DEFAULT, b"", None, 0) for sid in sorted(members)}
-        reference = data[leader.id]
-        for sid, pairs in data.items():
-            if pairs != reference:
-                diff = sorted(set(pairs) ^ set(reference))[:10]
-                raise InvariantViolation(
-                    f"store {sid} and leader store {leader.id} hold different data at applied index "
-                    f"{leader.store.peers[RANGE_ID].applied}: {diff}"
-                )
-        for node in self.stores.values():
-            stale = node.store.peers.get(RANGE_ID) if node.alive and node.id not in members else None
-            if stale is not None and stale.is_leader:
-                # Removed while away and never replaced (PD mode): it may linger, but never lead.
-                raise InvariantViolation(f"{node!r} still leads with removed replica {stale.peer_id}")
-        final = dict(reference)
+        """Per range, every member holds the same data within its bounds and no removed replica
+        leads; the ranges tile the key space; a final read of every key, from the range that owns
+        it, joins the history."""
+        descs = []
+        for range_id in self.range_ids:
+            leader = self.leader(range_id)
+            desc = leader.store.peers[range_id].desc
+            descs.append(desc)
+            members = self._members(desc)
+            self.stats.stale_parent_blocks += len(desc.peers) - len(members)
+            bounds = (desc.start_key, keyspace.data_end(desc))
+            data = {sid: self.stores[sid].engine.scan(CF_DEFAULT, *bounds, 0) for sid in sorted(members)}
+            reference = data[leader.id]
+            for sid, pairs in data.items():
+                if pairs != reference:
+                    diff = sorted(set(pairs) ^ set(reference))[:10]
+                    raise InvariantViolation(
+                        f"range {range_id}: store {sid} and leader store {leader.id} hold different data at "
+                        f"applied index {leader.store.peers[range_id].applied}: {diff}"
+                    )
+            for node in self.stores.values():
+                stale = node.store.peers.get(range_id) if node.alive and node.id not in members else None
+                if stale is not None and stale.is_leader:
+                    # Removed while away and never replaced (PD mode): it may linger, but never lead.
+                    raise InvariantViolation(f"{node!r} still leads range {range_id} with removed replica "
+                                             f"{stale.peer_id}")
+        check_tiling(descs)
         now = self.world.now
         for key in self.clients.keys:
-            self.history.append(Operation(-1, "get", key, now, now, final.get(key)))
+            home = self.leader(owner(descs, key).id)
+            self.history.append(Operation(-1, "get", key, now, now, home.engine.get(CF_DEFAULT, key)))
 
     def _collect(self) -> None:
         stats, counts = self.stats, self.clients.counts
-        members = self._members(self.leader())
+        members = self._members(self.leader().store.peers[RANGE_ID].desc)
         stats.ops_ok = counts["ok"]
         stats.ops_not_executed = counts["not_executed"]
         stats.ops_indeterminate = counts["indeterminate"]

@@ -29,20 +29,24 @@ the faults above there are schedules aimed at the lease's dangerous windows:
 - ``transfer_racing_reads``: hand leadership over while readers keep asking the leader, and
   sometimes cut the old leader off from the transferee right after its TIMEOUT_NOW;
 - ``slow_follower``: every message to one follower is slow for a while, so that with small
-  messages, compaction and replica replacement it needs snapshots.
+  messages, compaction and replica replacement it needs snapshots;
+- splits, plain and aimed (``tests/storesim/splits.py``): the ``splits`` profile's, and some
+  other seeds' (``draw_seed_profile``).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kvdb.pb import metapb_pb2, raft_serverpb_pb2
 from kvdb.raft import ConfChangeType, MessageType
 from kvdb.store.errors import StoreError
 from kvdb.store.peer import Peer
-from tests.sim.swarm import ProfileSpec
+from tests.sim.swarm import Profile, ProfileSpec, draw_profile
 from tests.storesim.hibernation import HibernateSchedule
+from tests.storesim.splits import SPLIT_FAULTS, Splitter
 from tests.storesim.transport import PD_NODE
 
 if TYPE_CHECKING:
@@ -91,7 +95,41 @@ HIBERNATE = ProfileSpec("hibernate", {"weather": 1}, (60, 150), keep=0.2)
 """Quiet spells until the range hibernates, then a fault on the hibernated state
 (``tests/storesim/hibernation.py``). Only by ``--profile hibernate``: drawing it too would change
 the profile every other seed draws."""
-ALL_PROFILES = [*PROFILES, HIBERNATE]
+
+SPLITS = ProfileSpec("splits", {"crash_leader": 2, "transfer_leader": 1, "compact_log": 2, "churn": 1,
+                                "isolate_after_ack": 1}, (5, 25), skew=True)
+"""Splits aimed at every window, with clocks at the drift bound; not in ``PROFILES`` (whose draw
+the seeds pinned by tests depend on): ``draw_seed_profile`` picks it for some seeds."""
+ALL_PROFILES = [*PROFILES, HIBERNATE, SPLITS]
+SPLIT_WEIGHTS = {"split": 3, "split_isolated_follower": 2, "split_crash_leader": 2, "split_transfer": 1,
+                 "split_churn": 1}
+SPLITS_SHARE = 0.15
+"""Seeds that run the ``splits`` profile."""
+SPLITS_ELSEWHERE = 0.3
+"""Seeds of another profile that split too (each split fault then on with the profile's keep)."""
+
+
+def draw_seed_profile(world_rng: random.Random, seed: int, forced: str | None, pd: bool) -> Profile:
+    """The seed's swarm profile, with split faults for some seeds.
+
+    Whether a seed splits is drawn on a generator of its own, after the profile draw, so that a
+    seed which does not split draws what it drew before splits existed (the planted-bug tests pin
+    such seeds). PD mode does not split: its simulated PD schedules one range.
+    ``forced``: the profile's name, from ``ALL_PROFILES``.
+    """
+    own = random.Random(f"splits-{seed}")
+    if forced == SPLITS.name or (forced is None and not pd and own.random() < SPLITS_SHARE):
+        profile = draw_profile(world_rng, [SPLITS], BASE_WEIGHTS)
+        profile.weights.update(SPLIT_WEIGHTS)
+        return profile
+    # The hibernate profile is drawn from the list it was measured with.
+    specs = [*PROFILES, HIBERNATE] if forced == HIBERNATE.name else PROFILES
+    profile = draw_profile(world_rng, specs, BASE_WEIGHTS, forced)
+    if forced is None and not pd and own.random() < SPLITS_ELSEWHERE:
+        profile.weights.update({name: w if own.random() < profile.spec.keep else 0.0
+                                for name, w in SPLIT_WEIGHTS.items()})
+        profile.weights["split"] = SPLIT_WEIGHTS["split"]
+    return profile
 
 
 class Nemesis:
@@ -110,7 +148,8 @@ class Nemesis:
         # In PD mode PD is the one operator that changes membership.
         self.churn = Churn(sim, self.rng) if sim.options.churn and sim.pd is None else None
         profile = sim.profile
-        self.faults = [(getattr(self, "_" + name), w) for name, w in profile.weights.items() if w > 0]
+        self.splitter = Splitter(self)
+        self.faults = [(self._fault(name), w) for name, w in profile.weights.items() if w > 0]
         if not self.churn:
             self.faults = [(f, w) for f, w in self.faults if f != self._churn]
         elif profile.name == "churn":
@@ -132,6 +171,9 @@ class Nemesis:
         # Tests that aim at one fault retune these.
         self.fault_gap = profile.gap  # ticks between faults
         self.pause_ticks = (2, 40)  # up to four election timeouts
+
+    def _fault(self, name: str) -> Callable[[], object]:
+        return getattr(self.splitter, name) if name in SPLIT_FAULTS else getattr(self, "_" + name)
 
     def start(self) -> None:
         self.active = True
@@ -155,6 +197,12 @@ class Nemesis:
         if self.hibernate is not None:
             self.hibernate.stop()
 
+    def _some_range(self) -> int:
+        """A random range for a fault aimed at one (no draw while there is one: such seeds run as
+        before ranges were many). Aimed schedules, churn and PD's work stay on the first range."""
+        ids = self.sim.range_ids
+        return ids[0] if len(ids) == 1 else self.rng.choice(ids)
+
     def _step(self) -> None:
         if not self.active:
             return
@@ -173,7 +221,7 @@ class Nemesis:
             self._crash(self.rng.choice(alive))
 
     def _crash_leader(self) -> None:
-        leader = self.sim.leader()
+        leader = self.sim.leader(self._some_range())
         if leader is not None and self._down() < self.max_down:
             self._crash(leader)
 
@@ -193,6 +241,10 @@ class Nemesis:
     def on_write_started(self, node: SimStore, latency: int) -> None:
         """Sometimes crash ``node`` before the write it just started is durable."""
         if self.first_term is not None and self.first_term.on_write_started(node):
+            return
+        if node.crash_on_next_write:
+            node.crash_on_next_write = False
+            self.world.after(self.rng.randint(0, latency - 1), self._crash_mid_write, node, node.incarnation)
             return
         if self.active and self.crash_in_write_rate and self.rng.random() < self.crash_in_write_rate:
             self.world.after(self.rng.randint(0, latency - 1), self._crash_mid_write, node, node.incarnation)
@@ -221,8 +273,8 @@ class Nemesis:
     # -- pauses -------------------------------------------------------------------------------
 
     def _pause(self) -> None:
-        """Stall a store, most often the leader, for up to a few election timeouts."""
-        leader = self.sim.leader()
+        """Stall a store, most often a leader, for up to a few election timeouts."""
+        leader = self.sim.leader(self._some_range())
         running = [s for s in self.sim.stores.values() if s.alive and not s.paused]
         node = leader if leader is not None and not leader.paused and self.rng.random() < 0.7 else None
         if node is None and running:
@@ -255,7 +307,7 @@ class Nemesis:
         self._heal_later(self.network.block_one_way(frm, to))
 
     def _isolate_leader(self) -> None:
-        leader = self.sim.leader()
+        leader = self.sim.leader(self._some_range())
         if leader is not None:
             others = [i for i in sorted(self.sim.stores) if i != leader.id]
             self._heal_later(self.network.partition([leader.id], others))
@@ -322,7 +374,7 @@ class Nemesis:
     def _slow_follower(self) -> None:
         """Slow every message to one follower, or sometimes to the leader: acknowledgements then
         arrive after later rounds began (which round's send time starts the lease matters)."""
-        leader = self.sim.leader()
+        leader = self.sim.leader(self._some_range())
         followers = [i for i in sorted(self.sim.stores) if leader is None or i != leader.id]
         target = self.rng.choice(followers)
         if leader is not None and self.rng.random() < 0.3:
@@ -394,35 +446,37 @@ class Nemesis:
 
     # -- operator actions ---------------------------------------------------------------------
 
-    def _transfer_leader(self) -> None:
-        leader = self.sim.leader()
+    def _transfer_leader(self, range_id: int | None = None) -> None:
+        range_id = self._some_range() if range_id is None else range_id
+        leader = self.sim.leader(range_id)
         if leader is None:
             return
-        peer = leader.store.peers[RANGE_ID]
+        peer = leader.store.peers[range_id]
         voters = [v for v in peer.conf_state.voters if v != peer.peer_id]
         if not voters:
             return
         to = self.rng.choice(sorted(voters))
         try:
-            leader.store.transfer_leader(RANGE_ID, to)
+            leader.store.transfer_leader(range_id, to)
         except StoreError as exc:
             self.world.trace("transfer to peer %d refused: %s", to, exc)
             return
         self.stats.transfers_requested += 1
-        self.world.trace("%r: transfer leadership to peer %d", leader, to)
+        self.world.trace("%r: transfer leadership of range %d to peer %d", leader, range_id, to)
 
     def _compact_log(self) -> None:
-        alive = [s for s in self.sim.stores.values() if s.alive and RANGE_ID in s.store.peers]
+        range_id = self._some_range()
+        alive = [s for s in self.sim.stores.values() if s.alive and range_id in s.store.peers]
         if not alive:
             return
         node = self.rng.choice(alive)
         try:
-            first = node.store.compact_log(RANGE_ID)
+            first = node.store.compact_log(range_id)
         except StoreError as exc:
             self.world.trace("%r: compaction refused: %s", node, exc)
             return
         self.stats.compactions += 1
-        self.world.trace("%r: log compacted, first index now %d", node, first)
+        self.world.trace("%r: range %d's log compacted, first index now %d", node, range_id, first)
 
     def _churn(self) -> None:
         if self.churn is not None:

@@ -83,6 +83,7 @@ class SimStore:
         self.looping = False  # an iteration is scheduled or its write is in flight
         self.writing = False
         self.paused = False
+        self.crash_on_next_write = False  # the nemesis's: crash during the next synced write
         self._deferred: list[tuple[object, Callable[..., Any], tuple[Any, ...]]] = []
         # Every replica object this store ever had, for their counters (they die with a crash).
         self.peers_seen: set[Peer] = set()
@@ -98,16 +99,20 @@ class SimStore:
     # -- life cycle ---------------------------------------------------------------------------
 
     def start(self, bootstrap: bool = False) -> None:
-        """Start the process: the Store constructor reloads every replica from the engine."""
+        """Start the process: the Store constructor reloads every replica from the engine;
+        ``bootstrap``: first create this store's replicas of the founding ranges."""
         store = Store(CLUSTER_ID, self.id, self.engine, self.transport, self.clock, self.sim.config,
                       self.world.child_rng())
-        if bootstrap:
-            store.bootstrap_range(self.sim.first_range)
+        if bootstrap:  # the founding ranges with a replica here (PD mode: store 1 alone)
+            for desc in self.sim.founding:
+                if any(p.store_id == self.id for p in desc.peers):
+                    store.bootstrap_range(desc)
         self.store = store
         self.loop = RaftLoop(store)
         self.handler = KvHandler(store)
         incarnation = self.incarnation
         store.wake = lambda: self._wake(incarnation)
+        store.on_split = lambda descs: self.sim.on_split(self, descs)
         self.world.trace("%r start (%d replicas)", self, len(store.peers))
         if self.pd_agent is not None:
             self.pd_agent.started()
@@ -133,6 +138,7 @@ class SimStore:
         self.looping = False
         self.writing = False
         self.paused = False
+        self.crash_on_next_write = False
         self._deferred = []
 
     def count_hibernation(self) -> None:
