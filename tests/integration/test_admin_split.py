@@ -12,6 +12,7 @@ import sys
 
 import kvdb
 from tests.integration.client import PdHandle
+from tests.integration.cluster import wait_for
 from tests.integration.conftest import MakePdCluster
 
 KEYS = 300
@@ -77,3 +78,34 @@ def test_admin_split_errors_are_one_line(make_pd_cluster: MakePdCluster) -> None
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 3 and len(lines) == 1, result.stderr
     assert lines[0].startswith("kvdb admin split: ") and "not_bootstrapped" in lines[0], result.stderr
+
+
+def test_admin_split_survives_a_pd_leader_kill(make_pd_cluster: MakePdCluster) -> None:
+    """The PD leader dies once the range's leader has been handed the split (or later): the
+    command retries at the next leader, whose operator tracking starts empty and whose range tree
+    comes from the records, and still answers with the ranges at the keys."""
+    cluster, pd = make_pd_cluster()
+    pd.wait_voters(3)
+    written = {b"key-%04d" % i: b"v" for i in range(100)}
+    with kvdb.connect(cluster.pd_endpoints, timeout=20) as client:
+        client.batch_put(written)
+    old_leader = pd.leader_member()
+    command = subprocess.Popen([sys.executable, "-m", "kvdb", "admin", "split", "key-0050", "--json",
+                                "--pd", cluster.pd_endpoints, "--timeout", "40"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def handed_out() -> bool:
+            return any("carrying out split" in s.tail(200) for s in cluster.stores.values())
+
+        wait_for(handed_out, 30, "a store to carry out the split operator", interval=0.02)
+        cluster.kill_pd(old_leader)
+        out, err = command.communicate(timeout=90)
+    finally:
+        command.kill()
+    assert command.returncode == 0, err
+    rows = json.loads(out)
+    assert [(bytes.fromhex(r["start"]), r["end"]) for r in rows] == [(b"key-0050", "")]
+    assert pd.leader_member() != old_leader
+    assert bounds(pd) == [(b"", b"key-0050"), (b"key-0050", b"")]
+    with kvdb.connect(cluster.pd_endpoints, timeout=20) as client:
+        assert client.batch_get(list(written)) == written
