@@ -1,0 +1,189 @@
+"""The split checker's decisions: size estimates and measures, and the load split key chooser."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from kvdb.pb import metapb_pb2
+from kvdb.store.config import StoreConfig
+from kvdb.store.split_check import (
+    LoadChecker,
+    LoadConfig,
+    SizeChecker,
+    SizeMeasure,
+    choose_load_split_key,
+    point,
+)
+
+
+def _desc(start: bytes = b"", end: bytes = b"", version: int = 1,
+          range_id: int = 7) -> metapb_pb2.RangeDescriptor:
+    return metapb_pb2.RangeDescriptor(id=range_id, start_key=start, end_key=end,
+                                      epoch=metapb_pb2.RangeEpoch(conf_ver=1, version=version))
+
+
+class _Data:
+    """Sorted pairs with the scan the checker is given; counts the keys each scan returns."""
+
+    def __init__(self, pairs: list[tuple[bytes, bytes]]) -> None:
+        self.pairs = sorted(pairs)
+        self.largest_scan = 0
+
+    def scan(self, start: bytes, end: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+        out = [(k, v) for k, v in self.pairs if start <= k < end][:limit]
+        self.largest_scan = max(self.largest_scan, len(out))
+        return out
+
+
+def _key(i: int) -> bytes:
+    return b"k%06d" % i
+
+
+# ------------------------------------------------------------------------------------- size
+def test_measure_counts_every_key_in_bounded_steps_and_finds_the_middle_by_bytes() -> None:
+    # Small values first, big ones after: the middle by bytes is far right of the middle by count.
+    pairs = [(_key(i), b"s" * 10) for i in range(900)] + [(_key(i), b"B" * 1000) for i in range(900, 1000)]
+    data = _Data(pairs)
+    m = SizeMeasure(_desc(), checkpoint_bytes=1000)
+    steps = 0
+    while not m.done:
+        m.step(data.scan, 64)
+        steps += 1
+    total = sum(len(k) + len(v) for k, v in pairs)
+    assert (m.keys, m.bytes) == (1000, total)
+    assert data.largest_scan <= 64 and steps >= 1000 // 64
+    key = m.middle_key()
+    left = sum(len(k) + len(v) for k, v in pairs if k < key)
+    assert abs(left - total / 2) <= 2 * 1007  # within a checkpoint or so of the half
+    assert key > _key(900)
+
+
+def test_measure_never_picks_the_start_key_nor_a_key_outside_the_range() -> None:
+    # One huge first key: the only byte-middle would be the start key itself.
+    pairs = [(b"a", b"x" * 10_000), (b"b", b"y"), (b"c", b"z"), (b"zz", b"outside")]
+    m = SizeMeasure(_desc(b"a", b"d"), checkpoint_bytes=100)
+    while not m.done:
+        m.step(_Data(pairs).scan, 1)
+    assert m.keys == 3
+    assert m.middle_key() in (b"b", b"c")
+    single = SizeMeasure(_desc(b"a", b"b"), checkpoint_bytes=1)
+    single.step(_Data(pairs).scan, 10)
+    assert single.done and single.middle_key() is None  # one key: nothing to split at
+
+
+def test_measure_of_a_range_far_above_the_limit_keeps_its_checkpoints_bounded() -> None:
+    pairs = [(_key(i), b"v" * 100) for i in range(5000)]
+    m = SizeMeasure(_desc(), checkpoint_bytes=10)
+    while not m.done:
+        m.step(_Data(pairs).scan, 1000)
+    assert len(m.checkpoints) <= 256
+    key = m.middle_key()
+    assert _key(2400) <= key <= _key(2600)
+
+
+def test_size_checker_measures_only_when_due_and_splits_above_the_limit() -> None:
+    pairs = [(_key(i), b"v" * 100) for i in range(100)]  # ~10.7 kB
+    data = _Data(pairs)
+    checker = SizeChecker(max_range_size=8 * 1024)
+    desc = _desc()
+    assert checker.due(desc) and checker.stats(desc.id) is None  # never measured
+    read, key = checker.measure(desc, data.scan, 1000)
+    assert read == 100 and key is not None and _key(40) <= key <= _key(60)
+    assert checker.stats(desc.id) == (sum(len(k) + len(v) for k, v in pairs), 100)
+
+    small = SizeChecker(max_range_size=64 * 1024)
+    assert small.measure(desc, data.scan, 1000) == (100, None)
+    assert not small.due(desc)  # measured, little written since
+    small.on_write(desc, 64 * 1024 // 16, 1)
+    assert small.due(desc)  # a sixteenth of the limit written
+    assert small.stats(desc.id)[0] == 10_700 + 4096
+    small.measure(desc, data.scan, 1000)
+    assert not small.due(desc)  # the writes were overwrites: the measure corrected the estimate
+    assert small.stats(desc.id) == (10_700, 100)
+
+
+def test_size_checker_starts_afresh_after_a_split_and_forgets_ranges_led_elsewhere() -> None:
+    checker = SizeChecker(max_range_size=1 << 20)
+    data = _Data([(_key(i), b"v") for i in range(10)])
+    checker.measure(_desc(version=1), data.scan, 100)
+    assert checker.stats(7) is not None
+    assert checker.due(_desc(version=2))  # the epoch moved: the old numbers are of another range
+    assert checker.stats(7) is None
+    checker.forget(keep=set())
+    assert checker.ranges == {}
+
+
+def test_store_config_refuses_bad_split_settings() -> None:
+    for bad in ({"max_range_size": 10}, {"split_check_interval": 0}, {"load_split_qps": -1},
+                {"split_check_keys_per_round": 0}):
+        with pytest.raises(ValueError):
+            StoreConfig(**bad).validate()
+    StoreConfig(max_range_size=256 * 1024, load_split_qps=0).validate()
+
+
+# ------------------------------------------------------------------------------------- load
+CFG = LoadConfig(min_samples=100)
+
+
+def test_uniform_load_splits_near_the_middle() -> None:
+    rng = random.Random(1)
+    spans = [point(_key(rng.randrange(1000))) for _ in range(1000)]
+    key = choose_load_split_key(spans, _desc(), CFG)
+    assert key is not None and _key(450) <= key <= _key(550)
+
+
+def test_skewed_load_splits_inside_the_hot_keys() -> None:
+    rng = random.Random(2)
+    spans = [point(_key(500 + rng.randrange(20))) if rng.random() < 0.9 else point(_key(rng.randrange(1000)))
+             for _ in range(1000)]
+    key = choose_load_split_key(spans, _desc(), CFG)
+    assert key is not None and _key(500) <= key <= _key(520)
+
+
+def test_a_single_hot_key_gives_no_split() -> None:
+    rng = random.Random(3)
+    spans = [point(b"hot") if rng.random() < 0.95 else point(_key(rng.randrange(1000))) for _ in range(1000)]
+    assert choose_load_split_key(spans, _desc(), CFG) is None
+
+
+def test_keys_crossed_by_most_requests_are_refused() -> None:
+    # Every request scans [k000000, k001000): any key inside splits every one of them.
+    rng = random.Random(4)
+    spans = [(_key(0), _key(1000))] * 600 + [point(_key(rng.randrange(1000))) for _ in range(400)]
+    assert choose_load_split_key(spans, _desc(), CFG) is None
+    # The same scans over half the keys, the rest point reads: splitting at the scans' end is fine.
+    spans = [(_key(0), _key(500))] * 300 + [point(_key(500 + rng.randrange(500))) for _ in range(300)]
+    key = choose_load_split_key(spans, _desc(), CFG)
+    assert key is not None and _key(490) <= key <= _key(520)
+
+
+def test_chooser_needs_enough_samples_and_stays_inside_the_range() -> None:
+    spans = [point(_key(i)) for i in range(50)]
+    assert choose_load_split_key(spans, _desc(), CFG) is None  # below min_samples
+    spans = [point(_key(i)) for i in range(200)]
+    key = choose_load_split_key(spans, _desc(_key(100), _key(150)), CFG)
+    assert key is not None and _key(100) < key < _key(150)
+
+
+def test_load_checker_splits_only_after_a_whole_hot_window() -> None:
+    checker = LoadChecker(LoadConfig(qps_threshold=100, detect_seconds=3, min_samples=50), random.Random(5))
+    desc = _desc()
+    rng = random.Random(6)
+
+    def one_second(requests: int) -> bytes | None:
+        for _ in range(requests):
+            checker.record(desc, [point(_key(rng.randrange(1000)))])
+        return checker.check(desc, elapsed=1.0)
+
+    assert one_second(150) is None and one_second(150) is None
+    assert one_second(50) is None  # cooled down: the window starts again
+    assert one_second(150) is None and one_second(150) is None
+    key = one_second(150)
+    assert key is not None and _key(350) <= key <= _key(650)
+    assert len(checker.ranges) == 0  # a fresh window after the decision
+    for _ in range(5000):
+        checker.record(desc, [point(_key(rng.randrange(1000)))])
+    assert len(checker.ranges[desc.id].samples) == checker.config.sample_size  # the reservoir is bounded
+    assert checker.check(_desc(version=2), 1.0) is None  # samples of the old epoch are not used
