@@ -24,6 +24,7 @@ import random
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from kvdb.pb import metapb_pb2
 from kvdb.store import keyspace
@@ -114,6 +115,15 @@ class SizeState:
         return self.measured_keys + self.written_keys
 
 
+class MeasureStep(NamedTuple):
+    read: int
+    """Keys read by this step."""
+    done: bool
+    """The measure is over (and the estimate corrected)."""
+    split_key: bytes | None
+    """Once done: where to split a range found above ``max_range_size``, if it has such a key."""
+
+
 class SizeChecker:
     """Size estimates of the ranges this store leads, and the measures that correct them."""
 
@@ -147,13 +157,8 @@ class SizeChecker:
         return (not state.measured or state.written_bytes >= self.max_range_size // 16
                 or state.approximate_bytes >= self.max_range_size)
 
-    def measure(self, desc: metapb_pb2.RangeDescriptor, scan: ScanFn,
-                max_keys: int) -> tuple[int, bytes | None]:
-        """Advance ``desc``'s measure by at most ``max_keys`` keys.
-
-        Returns (keys read, split key): the split key once a finished measure finds the range above
-        ``max_range_size`` with a key to split at, else None.
-        """
+    def measure(self, desc: metapb_pb2.RangeDescriptor, scan: ScanFn, max_keys: int) -> MeasureStep:
+        """Advance ``desc``'s measure by at most ``max_keys`` keys."""
         state = self._state(desc)
         if state.measure is None:
             state.measure = SizeMeasure(desc, self.max_range_size // CHECKPOINTS_PER_LIMIT)
@@ -161,12 +166,10 @@ class SizeChecker:
         m = state.measure
         read = m.step(scan, max_keys)
         if not m.done:
-            return read, None
+            return MeasureStep(read, False, None)
         state.measure = None
         state.measured, state.measured_bytes, state.measured_keys = True, m.bytes, m.keys
-        if m.bytes <= self.max_range_size:
-            return read, None
-        return read, m.middle_key()
+        return MeasureStep(read, True, m.middle_key() if m.bytes > self.max_range_size else None)
 
     def stats(self, range_id: int) -> tuple[int, int] | None:
         """(approximate bytes, approximate keys) once measured, else None."""

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+from collections.abc import Callable
 
 import pytest
 
-from kvdb.pb import metapb_pb2
+from kvdb.pb import kvrpc_pb2, metapb_pb2, pdpb_pb2, raft_serverpb_pb2
+from kvdb.server.kv_handler import KvHandler
+from kvdb.server.split_worker import SplitWorker, request_load
 from kvdb.store.config import StoreConfig
 from kvdb.store.split_check import (
     LoadChecker,
@@ -16,6 +20,7 @@ from kvdb.store.split_check import (
     choose_load_split_key,
     point,
 )
+from tests.store.local_cluster import LocalCluster, context, get, put
 
 
 def _desc(start: bytes = b"", end: bytes = b"", version: int = 1,
@@ -89,12 +94,13 @@ def test_size_checker_measures_only_when_due_and_splits_above_the_limit() -> Non
     checker = SizeChecker(max_range_size=8 * 1024)
     desc = _desc()
     assert checker.due(desc) and checker.stats(desc.id) is None  # never measured
-    read, key = checker.measure(desc, data.scan, 1000)
-    assert read == 100 and key is not None and _key(40) <= key <= _key(60)
+    read, done, key = checker.measure(desc, data.scan, 1000)
+    assert read == 100 and done and key is not None and _key(40) <= key <= _key(60)
     assert checker.stats(desc.id) == (sum(len(k) + len(v) for k, v in pairs), 100)
 
     small = SizeChecker(max_range_size=64 * 1024)
-    assert small.measure(desc, data.scan, 1000) == (100, None)
+    assert small.measure(desc, data.scan, 60) == (60, False, None)
+    assert small.measure(desc, data.scan, 60) == (40, True, None)
     assert not small.due(desc)  # measured, little written since
     small.on_write(desc, 64 * 1024 // 16, 1)
     assert small.due(desc)  # a sixteenth of the limit written
@@ -187,3 +193,119 @@ def test_load_checker_splits_only_after_a_whole_hot_window() -> None:
         checker.record(desc, [point(_key(rng.randrange(1000)))])
     assert len(checker.ranges[desc.id].samples) == checker.config.sample_size  # the reservoir is bounded
     assert checker.check(_desc(version=2), 1.0) is None  # samples of the old epoch are not used
+
+
+# ------------------------------------------------------------------------------- the worker
+class _FakePd:
+    def __init__(self) -> None:
+        self.asked: list[tuple[int, int]] = []
+
+    async def ask_batch_split(self, desc: metapb_pb2.RangeDescriptor, count: int) -> list[pdpb_pb2.SplitID]:
+        self.asked.append((desc.id, count))
+        return [pdpb_pb2.SplitID(new_range_id=100 + i, new_peer_ids=[200 + i]) for i in range(count)]
+
+
+class _WorkerRig:
+    """One store leading range 1, its requests observed by a split worker whose splits are recorded."""
+
+    def __init__(self, **config: object) -> None:
+        self.cluster = LocalCluster([1], StoreConfig(**config))
+        self.store = self.cluster.elect()
+        self.pd = _FakePd()
+        self.cluster_config: pdpb_pb2.ScheduleConfig | None = None
+        self.worker = SplitWorker(self.store, self.pd, self.store.config, lambda: self.cluster_config)
+        self.handler = KvHandler(self.store)
+        self.handler.on_served = self.worker.observe
+        self.splits: list[tuple[int, metapb_pb2.RangeEpoch, list[raft_serverpb_pb2.SplitRequest]]] = []
+        self.store.split = self._split
+
+    def _split(self, range_id: int, epoch: metapb_pb2.RangeEpoch,
+               requests: list[raft_serverpb_pb2.SplitRequest], callback: Callable[[object], None]) -> None:
+        self.splits.append((range_id, epoch, list(requests)))
+        callback([self.store.peers[range_id].desc])
+
+    def call(self, request: kvrpc_pb2.Request) -> kvrpc_pb2.Response:
+        answers: list[kvrpc_pb2.Response] = []
+        self.handler.handle(request, answers.append)
+        self.cluster.pump()
+        assert len(answers) == 1
+        return answers[0]
+
+    def rounds(self, n: int, elapsed: float = 1.0) -> None:
+        async def run() -> None:
+            for _ in range(n):
+                await self.worker.round(elapsed)
+                while self.worker._splitting:  # the split tasks the round started
+                    await asyncio.sleep(0)
+
+        asyncio.run(run())
+
+
+def test_worker_splits_a_range_grown_past_the_limit_near_its_middle() -> None:
+    rig = _WorkerRig(max_range_size=64 * 1024, split_check_keys_per_scan=16, load_split_qps=0)
+    ctx = context(rig.store)
+    for i in range(100):
+        assert not rig.call(put(_key(i), b"v" * 1000, ctx)).put.HasField("error")
+    assert rig.worker.size.stats(1) is None  # written, never measured yet
+    rig.rounds(1)
+    assert rig.pd.asked == [(1, 1)]
+    ((range_id, epoch, requests),) = rig.splits
+    assert range_id == 1 and epoch == ctx.epoch
+    assert len(requests) == 1 and requests[0].new_range_id == 100 and list(requests[0].new_peer_ids) == [200]
+    assert _key(40) <= requests[0].split_key <= _key(60)
+    assert rig.worker.splits == {"size": 1, "load": 0}
+    stats = rig.worker.range_stats(1)
+    assert stats.approximate_keys == 100 and 100_000 <= stats.approximate_size <= 101_000
+
+
+def test_worker_reads_a_bounded_number_of_keys_per_round_and_obeys_the_cluster_limit() -> None:
+    rig = _WorkerRig(max_range_size=1 << 20, split_check_keys_per_round=40, split_check_keys_per_scan=16,
+                     load_split_qps=0)
+    ctx = context(rig.store)
+    for i in range(100):
+        rig.call(put(_key(i), b"v" * 1000, ctx))
+    rig.rounds(2)
+    assert rig.worker.size.stats(1) is None and rig.splits == []  # 80 of 100 keys read so far
+    rig.rounds(1)
+    assert rig.worker.size.stats(1)[1] == 100 and rig.splits == []  # 100 kB: below 1 MiB
+    rig.cluster_config = pdpb_pb2.ScheduleConfig(max_range_size=64 * 1024)
+    rig.call(put(_key(100), b"v" * 8000, ctx))  # a sixteenth of the cluster's limit: measure again
+    rig.rounds(3)
+    assert len(rig.splits) == 1
+
+
+def test_worker_splits_a_busy_range_after_its_detect_window() -> None:
+    rig = _WorkerRig(load_split_qps=100, load_split_seconds=2)
+    ctx = context(rig.store)
+    for i in range(0, 1000, 10):
+        rig.call(put(_key(i), b"v", ctx))
+    rig.rounds(1)  # the measure of the new range; the writes were one busy second
+    rig.splits.clear()
+    rng = random.Random(7)
+    for _ in range(2):
+        for _ in range(150):
+            assert not rig.call(get(_key(rng.randrange(1000)), ctx)).get.HasField("error")
+        rig.rounds(1)
+    ((_, _, requests),) = rig.splits
+    assert _key(350) <= requests[0].split_key <= _key(650)
+    assert rig.worker.splits["load"] == 1
+
+
+def test_request_load_covers_every_request_kind() -> None:
+    desc = _desc(b"b", b"y")
+    kinds = {f.name for f in kvrpc_pb2.Request.DESCRIPTOR.oneofs_by_name["cmd"].fields}
+    pair = kvrpc_pb2.KvPair(key=b"c", value=b"12")
+    bodies = {"get": kvrpc_pb2.RawGetRequest(key=b"c"), "put": kvrpc_pb2.RawPutRequest(key=b"c", value=b"12"),
+              "batch_get": kvrpc_pb2.RawBatchGetRequest(keys=[b"c", b"d"]),
+              "batch_put": kvrpc_pb2.RawBatchPutRequest(pairs=[pair, pair]),
+              "delete": kvrpc_pb2.RawDeleteRequest(key=b"c"),
+              "delete_range": kvrpc_pb2.RawDeleteRangeRequest(start_key=b"a", end_key=b"d"),
+              "scan": kvrpc_pb2.RawScanRequest(start_key=b"c"),
+              "cas": kvrpc_pb2.RawCompareAndSwapRequest(key=b"c", value=b"12")}
+    assert set(bodies) == set(kinds)
+    loads = {kind: request_load(kind, body, desc) for kind, body in bodies.items()}
+    assert loads["put"] == ([point(b"c")], 3, 1) and loads["cas"] == ([point(b"c")], 3, 1)
+    assert loads["batch_put"] == ([point(b"c")] * 2, 6, 2)
+    assert loads["batch_get"] == ([point(b"c"), point(b"d")], 0, 0)
+    assert loads["delete_range"] == ([(b"b", b"d")], 0, 0)  # clipped to the range
+    assert loads["scan"] == ([(b"c", b"y")], 0, 0)
