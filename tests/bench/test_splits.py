@@ -1,0 +1,61 @@
+"""The split benchmarks' pure parts: pre-split keys and the split-under-load analysis."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.splits import Op, analyse, split_keys
+from bench.workloads import key_of
+from tests.bench.test_bench_cli import bench
+
+
+def test_split_keys_cut_the_key_space_into_equal_counts() -> None:
+    keys = split_keys(1000, 4)
+    assert keys == [key_of(250), key_of(500), key_of(750)]
+    assert split_keys(1000, 1) == [] and len(split_keys(20_000, 64)) == 63
+    assert keys == sorted(keys) and len(set(split_keys(64, 64))) == 63
+    with pytest.raises(ValueError, match="cannot cut"):
+        split_keys(10, 11)
+
+
+def _steady(lo: float, hi: float, per_second: int, latency: float) -> list[Op]:
+    n = round((hi - lo) * per_second)
+    return [Op(lo + i / per_second, lo + i / per_second + latency, True) for i in range(n)]
+
+
+def test_analysis_measures_the_stall_and_the_recovery() -> None:
+    # 1000 ops/s at 2 ms, a 0.8 s stall when the split starts at 5 s (one write waits it out), 2 s at
+    # half speed, then 1000 ops/s again until 12 s.
+    ops = _steady(0, 5, 1000, 0.002) + [Op(5.0, 5.8, True)] + _steady(5.8, 7.8, 500, 0.004) \
+        + _steady(7.8, 12, 1000, 0.002) + [Op(5.5, 5.9, False)]
+    result = analyse(ops, split_start=5.0, split_end=6.0, end=12.0)
+    assert result["before"]["throughput"] == pytest.approx(1000, rel=0.01)
+    assert result["before"]["p99_ms"] == pytest.approx(2, rel=0.02)
+    assert result["during"]["errors"] == 1 and result["during"]["max_ms"] == pytest.approx(800, rel=0.01)
+    assert 800 < result["after"]["throughput"] < 900  # 0.9k + 4.2k in 6 s
+    assert result["max_latency_ms"] == pytest.approx(800, rel=0.01)
+    assert result["max_gap_ms"] == pytest.approx(800, abs=5)
+    assert result["recovery_seconds"] == pytest.approx(3.0)  # the window 7.5-8.0 was the last one short
+    assert result["recovered"]
+    assert len(result["timeline"]) == 24
+
+
+def test_analysis_of_a_run_that_never_recovers_says_so() -> None:
+    ops = _steady(0, 5, 1000, 0.002) + _steady(5, 10, 100, 0.002)
+    result = analyse(ops, split_start=5.0, split_end=5.5, end=10.0)
+    assert not result["recovered"] and result["recovery_seconds"] == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["write", "--pd", "127.0.0.1:1", "--pre-split", "-1"], ["--pre-split"]),
+    (["write", "--pd", "127.0.0.1:1", "--keys", "10", "--pre-split", "11"], ["--pre-split"]),
+    (["read", "--target", "etcd", "--endpoints", "127.0.0.1:1", "--pre-split", "4"], ["--target kvdb"]),
+    (["split-under-load"], ["--pd"]),
+    (["split-under-load", "--pd", "127.0.0.1:1", "--ranges", "1"], ["--ranges"]),
+])
+def test_usage_errors_are_one_line(args: list[str], words: list[str]) -> None:
+    result = bench(*args)
+    assert result.returncode == 2, result
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
+    for word in words:
+        assert word in result.stderr
