@@ -268,11 +268,15 @@ class RaftLogStorage:
         self._log_size = 0
 
     @staticmethod
-    def bootstrap(batch: WriteBatch, range_id: int) -> None:
+    def bootstrap(batch: WriteBatch, range_id: int, voted: HardState | None = None) -> None:
         """Stage a founding member's Raft state, as ``MemoryStorage(conf_state)`` starts: the log
-        begins after the bootstrap snapshot, whose index is already committed."""
+        begins after the bootstrap snapshot, whose index is already committed. A range made by a
+        split starts the same way; ``voted`` is the term and vote its replica may already have
+        given (as an uninitialized replica), which must never be forgotten."""
         batch.put(CF_RAFT, truncated_state_key(range_id), _TRUNCATED.pack(BOOTSTRAP_INDEX, BOOTSTRAP_TERM))
         hard_state = HardState(BOOTSTRAP_TERM, 0, BOOTSTRAP_INDEX)
+        if voted is not None and voted.term >= BOOTSTRAP_TERM:
+            hard_state = HardState(voted.term, voted.vote, BOOTSTRAP_INDEX)
         batch.put(CF_RAFT, hard_state_key(range_id), _encode_hard_state(hard_state))
 
     def _set_truncated(self, batch: WriteBatch, index: int, term: int) -> None:

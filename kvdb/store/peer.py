@@ -103,6 +103,8 @@ class Peer:
         self._read_seq = 0
         self.snapshot_blobs: dict[int, bytes] = {}  # by snapshot index: built to send / received
         self.removed = False  # applied its own removal: applies nothing more, destroyed this pass
+        self.splits_in_flight = 0  # proposed here, not answered yet: no lease reads meanwhile
+        self.split_family: list[int] = []  # the ranges this one's last split produced (error hints)
         self.destroyed = False
         self.counters = {"lease_reads": 0, "read_index_reads": 0, "proposals": 0,
                          "snapshots_sent": 0, "snapshots_applied": 0, "duplicates_answered": 0,
@@ -134,6 +136,7 @@ class Peer:
             raft.role == Role.LEADER
             and self.applied_term == raft.term  # applied an entry of its own term
             and raft.lease_allowed()  # no transfer in flight
+            and not self.splits_in_flight  # keys may be leaving for ranges led elsewhere
             and self.lease.valid(raft.term, now)
         )
 
@@ -144,8 +147,18 @@ class Peer:
             raise EpochNotMatchError(
                 f"range {self.range_id}: epoch {epoch.conf_ver}/{epoch.version} is stale, "
                 f"current {ours.conf_ver}/{ours.version}",
-                [self.desc],
+                self.current_descs(),
             )
+
+    def current_descs(self) -> list[metapb_pb2.RangeDescriptor]:
+        """This range's descriptor and those of the ranges its last split made, as this store knows
+        them: what a client routed with an older epoch needs to route again without asking PD."""
+        out = [self.desc]
+        for range_id in self.split_family:
+            other = self.store.peers.get(range_id)
+            if other is not None and other.initialized and other is not self:
+                out.append(other.desc)
+        return out
 
     # --------------------------------------------------------------------------------- requests
     def propose(self, data: bytes, callback: Callback) -> None:
@@ -198,7 +211,20 @@ class Peer:
             return
         if not self.is_leader:
             raise self.not_leader()
-        self.to_read.append((fn, callback))
+        self.to_read.append((self._fenced(fn), callback))
+
+    def _fenced(self, fn: Read) -> Read:
+        """``fn``, unless the range's bounds changed (a split applied) before the read could be
+        served: its keys may belong to another range by then, whose writes this one never sees."""
+        version = self.desc.epoch.version
+
+        def read() -> object:
+            if self.desc.epoch.version != version:
+                return EpochNotMatchError(
+                    f"range {self.range_id}: split while the read waited", self.current_descs())
+            return fn()
+
+        return read
 
     def flush_reads(self) -> None:
         """One ReadIndex request covers every read that queued since the last one."""
@@ -286,7 +312,7 @@ class Peer:
         self.conf_state = meta.conf_state
         self.applied = meta.index
         self.applied_term = meta.term
-        self._set_desc(desc, batch)
+        self.set_desc(desc, batch)
         self.write_apply_state(batch)
         self.snapshot_blobs = {i: b for i, b in self.snapshot_blobs.items() if i > meta.index}
         self.counters["snapshots_applied"] += 1
@@ -368,21 +394,24 @@ class Peer:
             role = metapb_pb2.VOTER if peer_id in voters else metapb_pb2.LEARNER
             desc.peers.add(id=peer_id, store_id=known.store_id, role=role)
         self.removed = self.peer_id not in voters | set(cs.learners) | set(cs.learners_next)
-        self._set_desc(desc, batch)
+        self.set_desc(desc, batch)
         if self.removed:
             self.store.schedule_destroy(self)
         return desc
 
-    def _set_desc(self, desc: metapb_pb2.RangeDescriptor, batch: WriteBatch) -> None:
+    def set_desc(self, desc: metapb_pb2.RangeDescriptor, batch: WriteBatch) -> None:
+        """Adopt ``desc`` (applied: a conf change, a split, a snapshot) and stage it in ``batch``."""
         self.desc = desc
         for p in desc.peers:
             self.peer_cache[p.id] = p
         if self.removed:
+            self.store.range_index.remove(self.range_id)
             # A descriptor without this store's replica is written only as a tombstone, in the
             # same batch: an apply pass may be written in several batches (a CAS flushes), and a
             # crash between them must not leave a live range that names no replica here.
             self.write_tombstone(batch)
             return
+        self.store.range_index.put(desc)
         state = raft_serverpb_pb2.RangeLocalState(descriptor=desc)
         batch.put(CF_META, range_state_key(self.range_id), state.SerializeToString())
 

@@ -21,8 +21,8 @@ and at each check point (every ``EXPIRY_CHECK_MS`` of log time) drops sessions i
 than the TTL. No replica consults its own clock. The table is written in the apply batch, with the
 data and the applied index it belongs to, and travels in snapshots.
 
-Splits (not built yet) must copy the parent's sessions to both children, so a request re-sent to a
-child after the split is still recognised.
+A split copies the parent's sessions to every new range (``copy_to``), so a request re-sent to a
+new range after the split is still recognised.
 """
 
 from __future__ import annotations
@@ -172,6 +172,14 @@ class Sessions:
             copy = self.table[state.session_id] = raft_serverpb_pb2.SessionState()
             copy.CopyFrom(state)
             batch.put(CF_META, session_key(self.range_id, state.session_id), state.SerializeToString())
+
+    def copy_to(self, range_id: int, batch: WriteBatch) -> Sessions:
+        """The table of a range split off this one, staged in ``batch``: a request re-sent to the
+        new range after the split is still recognised there."""
+        copy = Sessions(range_id, self.ttl_ms)
+        copy.replace(self.to_pb(), batch)
+        copy.stage_clock(batch)  # with the new range's first apply state, staged by the caller
+        return copy
 
     def delete(self, batch: WriteBatch) -> None:
         """The replica is going away: its sessions go with its data, in the same batch."""

@@ -22,8 +22,10 @@ from typing import Protocol
 
 from kvdb.pb import metapb_pb2, raft_serverpb_pb2
 from kvdb.raft import ConfChange, ConfChangeSingle, ConfChangeType, ConfState, Message, MessageType, Ready
-from kvdb.raft.codec import conf_state_from_pb, message_from_pb, message_to_pb
+from kvdb.raft.codec import conf_state_from_pb, conf_state_to_pb, message_from_pb, message_to_pb
 from kvdb.raft.errors import StepError
+from kvdb.raft.storage import BOOTSTRAP_INDEX
+from kvdb.raft.types import HardState
 from kvdb.storage.engine import CF_DEFAULT, CF_META, Engine, WriteBatch
 from kvdb.storage.keys import (
     RANGE_STATE_PREFIX,
@@ -33,7 +35,7 @@ from kvdb.storage.keys import (
     range_state_key,
 )
 from kvdb.storage.raft_log import RaftLogStorage
-from kvdb.store import keyspace, snapshot
+from kvdb.store import keyspace, snapshot, split
 from kvdb.store.clock import Clock
 from kvdb.store.config import StoreConfig
 from kvdb.store.errors import (
@@ -49,6 +51,7 @@ from kvdb.store.errors import (
 from kvdb.store.loop import RaftLoop
 from kvdb.store.membership import check_conf_change
 from kvdb.store.peer import Callback, Peer, Read
+from kvdb.store.range_index import RangeIndex
 from kvdb.store.sessions import Result, Sessions
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,10 @@ _REPLAY_COUNTERS = {DuplicateRequestError: "duplicates_rejected", SessionExpired
 MT = MessageType
 _CREATES_REPLICA = frozenset({MT.APP, MT.HEARTBEAT, MT.SNAP})
 """Messages only a leader sends: receiving one for an unknown range means we were added to it."""
+_HELD_UNTIL_SPLIT = frozenset({MT.VOTE, MT.PRE_VOTE})
+"""Requests for a range this store's parent range has not split off yet: kept and stepped once the
+split creates it here, so a new range elects its leader without waiting out an election timeout."""
+MAX_HELD_MESSAGES = 1024
 
 
 class Transport(Protocol):
@@ -71,6 +78,19 @@ class Transport(Protocol):
     ) -> None:
         """Stream a MSG_SNAP and its data; ``done(ok)`` is called once, from the store's thread."""
         ...
+
+
+class NewRange:
+    """A range a split applied here: staged in the apply batch, started once that is written."""
+
+    __slots__ = ("parent", "desc", "peer_id", "sessions")
+
+    def __init__(self, parent: Peer, desc: metapb_pb2.RangeDescriptor, peer_id: int,
+                 sessions: Sessions) -> None:
+        self.parent = parent
+        self.desc = desc
+        self.peer_id = peer_id
+        self.sessions = sessions
 
 
 class Iteration:
@@ -106,6 +126,13 @@ class Store:
         self.rng = rng or random.Random()
         self.addresses = addresses if addresses is not None else {}  # shared with the transport
         self.peers: dict[int, Peer] = {}
+        self.range_index = RangeIndex()
+        """The initialized replicas by key (kept by ``Peer.set_desc``, start-up and removal)."""
+        self._new_ranges: list[NewRange] = []
+        self._splits_applied: list[list[metapb_pb2.RangeDescriptor]] = []
+        self._held: dict[int, raft_serverpb_pb2.RaftMessage] = {}  # by range id (``_HELD_UNTIL_SPLIT``)
+        self.on_split: Callable[[list[metapb_pb2.RangeDescriptor]], None] = lambda descs: None
+        """Set by the driver: a split applied here and is written (the parent first)."""
         self.tombstones: dict[int, int] = {}  # range id -> the removed peer's id
         self._dirty: set[Peer] = set()
         self._to_destroy: list[Peer] = []
@@ -156,6 +183,7 @@ class Store:
                         conf_state_from_pb(apply.conf_state), self._peer_rng())
             peer.sessions = Sessions.load(self.engine, range_id, self.config.session_ttl_ms)
             self.peers[range_id] = peer
+            self.range_index.put(state.descriptor)
             self._mark(peer)
         log.info("store %d: loaded %d ranges (%d tombstones)", self.store_id, len(self.peers),
                  len(self.tombstones))
@@ -170,9 +198,7 @@ class Store:
         mine = [p for p in desc.peers if p.store_id == self.store_id]
         if not mine:
             raise ValueError(f"range {desc.id} has no replica on store {self.store_id}")
-        voters = [p.id for p in desc.peers if p.role == metapb_pb2.VOTER]
-        learners = [p.id for p in desc.peers if p.role == metapb_pb2.LEARNER]
-        conf_state = ConfState(voters=voters, learners=learners)
+        conf_state = _conf_state_of(desc)
         batch = self.engine.batch()
         RaftLogStorage.bootstrap(batch, desc.id)
         batch.put(CF_META, range_state_key(desc.id), raft_serverpb_pb2.RangeLocalState(descriptor=desc)
@@ -183,6 +209,7 @@ class Store:
         self.engine.write(batch, sync=True)
         # Re-create it from disk so the Raft node starts from exactly what a restart would see.
         self.peers[desc.id] = peer = Peer(self, desc, mine[0].id, 1, conf_state, self._peer_rng())
+        self.range_index.put(desc)
         self._mark(peer)
 
     def discard_range(self, range_id: int) -> None:
@@ -190,6 +217,7 @@ class Store:
         peer = self.peers.pop(range_id)
         peer.destroyed = True
         self._dirty.discard(peer)
+        self.range_index.remove(range_id)
         batch = self.engine.batch()
         peer.storage.destroy(batch)
         peer.sessions.delete(batch)
@@ -221,10 +249,21 @@ class Store:
         peer = self._peer_for_message(msg)
         if peer is None:
             return False
-        snapshot.verify(msg.message.snapshot.data, blob)
+        header = snapshot.verify(msg.message.snapshot.data, blob)
+        if self._overlaps_others(peer.range_id, header.descriptor):
+            return False
         peer.snapshot_blobs[msg.message.snapshot.metadata.index] = blob
         self._step(peer, msg)
         return True
+
+    def _overlaps_others(self, range_id: int, desc: metapb_pb2.RangeDescriptor) -> bool:
+        """Whether another replica here holds keys of ``desc``: a snapshot of it must wait (the
+        other replica is a parent yet to apply its split, or a range yet to learn it was removed)."""
+        others = [r for r in self.range_index.overlapping(desc.start_key, desc.end_key) if r != range_id]
+        if others:
+            log.info("range %d: snapshot refused, it overlaps ranges %s on store %d", range_id, others,
+                     self.store_id)
+        return bool(others)
 
     def _step(self, peer: Peer, msg: raft_serverpb_pb2.RaftMessage) -> None:
         peer.peer_cache.setdefault(msg.from_peer.id, msg.from_peer)
@@ -251,7 +290,15 @@ class Store:
                 self.schedule_destroy(peer)
                 self.wake()
             return None
-        if msg.message.type not in _CREATES_REPLICA or self.tombstones.get(msg.range_id, 0) >= msg.to_peer.id:
+        if self.tombstones.get(msg.range_id, 0) >= msg.to_peer.id:
+            return None
+        if self.range_index.overlapping(msg.start_key, msg.end_key):
+            # A range made by a split whose parent here has not applied it yet: the parent's split
+            # creates this replica with its data; an empty one now would hold the same keys twice.
+            if msg.message.type in _HELD_UNTIL_SPLIT:
+                self._hold(msg)
+            return None
+        if msg.message.type not in _CREATES_REPLICA:
             return None
         # A leader added us: start an empty replica; its data comes by snapshot.
         desc = metapb_pb2.RangeDescriptor(id=msg.range_id)
@@ -260,6 +307,13 @@ class Store:
         self.peers[msg.range_id] = peer
         log.info("range %d: created replica %d on a leader's message", msg.range_id, msg.to_peer.id)
         return peer
+
+    def _hold(self, msg: raft_serverpb_pb2.RaftMessage) -> None:
+        held = self._held
+        held.pop(msg.range_id, None)  # the latest request per range is the one worth answering
+        if len(held) >= MAX_HELD_MESSAGES:
+            del held[next(iter(held))]
+        held[msg.range_id] = msg
 
     def peer(self, range_id: int) -> Peer:
         peer = self.peers.get(range_id)
@@ -284,6 +338,32 @@ class Store:
         cmd.epoch.CopyFrom(epoch)
         peer.propose(cmd.SerializeToString(), callback)
         self._mark(peer)
+
+    def split(self, range_id: int, epoch: metapb_pb2.RangeEpoch,
+              requests: list[raft_serverpb_pb2.SplitRequest], callback: Callback) -> None:
+        """Propose splitting the range at each request's key (``kvdb.store.split``); ``callback``
+        gets the shrunk parent's and the new ranges' descriptors once it applied here.
+
+        Until it is answered the leader serves no lease read: once the split commits, the new
+        ranges may elect leaders elsewhere and take writes to keys this lease still covers.
+        """
+        peer = self.peer(range_id)
+        if not peer.is_leader:
+            raise peer.not_leader()
+        peer.check_epoch(epoch, conf_change=True)
+        if peer.conf_state.voters_outgoing:
+            raise ServerBusyError(f"range {range_id}: membership change in progress",
+                                  self.config.busy_backoff_ms)
+        split.check(peer.desc, requests)
+        cmd = raft_serverpb_pb2.RaftCommand()
+        cmd.split.requests.extend(requests)
+
+        def done(result: object) -> None:
+            peer.splits_in_flight -= 1
+            callback(result)
+
+        self.propose(range_id, epoch, cmd, done)
+        peer.splits_in_flight += 1
 
     def read(self, range_id: int, epoch: metapb_pb2.RangeEpoch, fn: Read, callback: Callback) -> None:
         """Run ``fn`` once it is linearizable to (lease or ReadIndex), then ``callback(result)``."""
@@ -396,6 +476,7 @@ class Store:
             self.flush_apply(sync=bool(destroyed))
         finally:
             self.applying = False
+        self._start_new_ranges()
         for callback, result in answers:
             callback(result)
         for peer, rd in it.readies:
@@ -415,7 +496,9 @@ class Store:
             self.tombstones[peer.range_id] = peer.peer_id
             peer.storage.destroy(batch)
             peer.sessions.delete(batch)
-            batch.delete_range(CF_DEFAULT, peer.desc.start_key, keyspace.data_end(peer.desc))
+            if peer.initialized:  # an uninitialized replica's descriptor has no bounds: no data
+                self.range_index.remove(peer.range_id)
+                batch.delete_range(CF_DEFAULT, peer.desc.start_key, keyspace.data_end(peer.desc))
             peer.write_tombstone(batch)
             peer.fail_all(RangeNotFoundError(peer.range_id))
             log.info("range %d: replica %d removed from store %d", peer.range_id, peer.peer_id, self.store_id)
@@ -447,6 +530,8 @@ class Store:
             msg.from_peer.store_id = self.store_id
             msg.to_peer.CopyFrom(to)
             msg.epoch.CopyFrom(peer.desc.epoch)
+            msg.start_key = peer.desc.start_key
+            msg.end_key = peer.desc.end_key
             if m.type == MT.SNAP:
                 self._send_snapshot(peer, msg, m)
             else:
@@ -482,7 +567,10 @@ class Store:
         the session's stored result (``kvdb.store.sessions``)."""
         cmd = raft_serverpb_pb2.RaftCommand.FromString(data)
         if cmd.epoch.version != peer.desc.epoch.version:
-            return EpochNotMatchError(f"range {peer.range_id}: command on a stale epoch", [peer.desc])
+            return EpochNotMatchError(f"range {peer.range_id}: command on a stale epoch",
+                                      peer.current_descs())
+        if cmd.HasField("split"):
+            return self._apply_split(peer, cmd)
         sessions = peer.sessions
         sessions.advance(cmd.log_time_ms, self.apply_batch)
         if not cmd.session.session_id:
@@ -521,3 +609,83 @@ class Store:
                 if bounds is not None:
                     batch.delete_range(CF_DEFAULT, *bounds)
         return result
+
+    # --------------------------------------------------------------------------------- splits
+    def _apply_split(self, peer: Peer, cmd: raft_serverpb_pb2.RaftCommand) -> object:
+        """Shrink the parent and stage every new range's state, all in the apply batch (with the
+        parent's applied index, written at the end of the pass). The new replicas start once the
+        batch is written (``_start_new_ranges``)."""
+        desc = peer.desc
+        if cmd.epoch.conf_ver != desc.epoch.conf_ver:
+            return EpochNotMatchError(f"range {peer.range_id}: split on a stale membership", [desc])
+        if peer.conf_state.voters_outgoing:
+            return ServerBusyError(f"range {peer.range_id}: split during a membership change",
+                                   self.config.busy_backoff_ms)
+        requests = cmd.split.requests
+        try:
+            split.check(desc, requests)
+        except InvalidArgumentError as exc:
+            return exc
+        descs = split.derive(desc, requests)
+        for child in descs[1:]:
+            self._stage_new_range(peer, child)
+        peer.set_desc(descs[0], self.apply_batch)
+        peer.split_family = [d.id for d in descs[1:]]
+        self._splits_applied.append(descs)
+        log.info("range %d: split at %d keys into ranges %s on store %d", peer.range_id, len(requests),
+                 [d.id for d in descs], self.store_id)
+        return descs
+
+    def _stage_new_range(self, parent: Peer, desc: metapb_pb2.RangeDescriptor) -> None:
+        batch = self.apply_batch
+        me = next(p for p in desc.peers if p.store_id == self.store_id)
+        existing = self.peers.get(desc.id)
+        if self.tombstones.get(desc.id, 0) >= me.id or (existing is not None and existing.initialized):
+            # This store's replica of the new range was removed before the parent got here (or a
+            # newer one already holds the range): the keys it would have taken belong to nobody here.
+            if existing is None or not existing.initialized:
+                batch.delete_range(CF_DEFAULT, desc.start_key, keyspace.data_end(desc))
+            log.info("range %d: not created by the split on store %d (removed here already)", desc.id,
+                     self.store_id)
+            return
+        # An uninitialized replica (created by the new range's leader, before the overlap check
+        # existed or after the parent was removed) may have voted: keep its term and vote.
+        hard_state = existing.storage.hard_state if existing is not None else HardState()
+        RaftLogStorage.bootstrap(batch, desc.id, hard_state)
+        batch.put(CF_META, range_state_key(desc.id),
+                  raft_serverpb_pb2.RangeLocalState(descriptor=desc).SerializeToString())
+        apply_state = raft_serverpb_pb2.ApplyState(applied_index=BOOTSTRAP_INDEX)
+        apply_state.conf_state.CopyFrom(conf_state_to_pb(_conf_state_of(desc)))
+        batch.put(CF_META, apply_state_key(desc.id), apply_state.SerializeToString())
+        sessions = parent.sessions.copy_to(desc.id, batch)
+        self._new_ranges.append(NewRange(parent, desc, me.id, sessions))
+
+    def _start_new_ranges(self) -> None:
+        """Start the replicas the pass's splits created, now that their state is written."""
+        new, self._new_ranges = self._new_ranges, []
+        for item in new:
+            old = self.peers.pop(item.desc.id, None)
+            if old is not None:  # the uninitialized replica a message created: this one replaces it
+                old.destroyed = True
+                self._dirty.discard(old)
+                old.fail_all(RangeNotFoundError(item.desc.id))
+            peer = Peer(self, item.desc, item.peer_id, BOOTSTRAP_INDEX, _conf_state_of(item.desc),
+                        self._peer_rng())
+            peer.sessions = item.sessions
+            self.peers[item.desc.id] = peer
+            self.range_index.put(item.desc)
+            if item.parent.is_leader:
+                peer.raw.campaign()  # its peers just applied the same split, or are about to
+            self._mark(peer)
+            held = self._held.pop(item.desc.id, None)
+            if held is not None and held.to_peer.id == peer.peer_id:
+                self._step(peer, held)
+        applied, self._splits_applied = self._splits_applied, []
+        for descs in applied:
+            self.on_split(descs)
+
+
+def _conf_state_of(desc: metapb_pb2.RangeDescriptor) -> ConfState:
+    """The Raft configuration a descriptor names (a new range's: never joint)."""
+    return ConfState(voters=[p.id for p in desc.peers if p.role == metapb_pb2.VOTER],
+                     learners=[p.id for p in desc.peers if p.role == metapb_pb2.LEARNER])
