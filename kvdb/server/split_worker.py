@@ -168,9 +168,9 @@ class SplitWorker:
         finally:
             self._splitting.discard(range_id)
 
-    def range_stats(self, range_id: int) -> pdpb_pb2.RangeStats | None:
+    def range_stats(self, desc: metapb_pb2.RangeDescriptor) -> pdpb_pb2.RangeStats | None:
         """The approximate size of a range led here, for its heartbeat to PD."""
-        stats = self.size.stats(range_id)
+        stats = self.size.stats(desc)
         if stats is None:
             return None
         return pdpb_pb2.RangeStats(approximate_size=stats[0], approximate_keys=stats[1])

@@ -171,10 +171,10 @@ class SizeChecker:
         state.measured, state.measured_bytes, state.measured_keys = True, m.bytes, m.keys
         return MeasureStep(read, True, m.middle_key() if m.bytes > self.max_range_size else None)
 
-    def stats(self, range_id: int) -> tuple[int, int] | None:
-        """(approximate bytes, approximate keys) once measured, else None."""
-        state = self.ranges.get(range_id)
-        if state is None or not state.measured:
+    def stats(self, desc: metapb_pb2.RangeDescriptor) -> tuple[int, int] | None:
+        """(approximate bytes, approximate keys) once measured at ``desc``'s version, else None."""
+        state = self.ranges.get(desc.id)
+        if state is None or state.version != desc.epoch.version or not state.measured:
             return None
         return state.approximate_bytes, state.approximate_keys
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
 
 import pytest
 
-from kvdb.pb import kvrpc_pb2, metapb_pb2, pdpb_pb2, raft_serverpb_pb2
+from kvdb.pb import kvrpc_pb2, metapb_pb2, pdpb_pb2
 from kvdb.server.kv_handler import KvHandler
 from kvdb.server.split_worker import SplitWorker, request_load
 from kvdb.store.config import StoreConfig
@@ -93,10 +92,10 @@ def test_size_checker_measures_only_when_due_and_splits_above_the_limit() -> Non
     data = _Data(pairs)
     checker = SizeChecker(max_range_size=8 * 1024)
     desc = _desc()
-    assert checker.due(desc) and checker.stats(desc.id) is None  # never measured
+    assert checker.due(desc) and checker.stats(desc) is None  # never measured
     read, done, key = checker.measure(desc, data.scan, 1000)
     assert read == 100 and done and key is not None and _key(40) <= key <= _key(60)
-    assert checker.stats(desc.id) == (sum(len(k) + len(v) for k, v in pairs), 100)
+    assert checker.stats(desc) == (sum(len(k) + len(v) for k, v in pairs), 100)
 
     small = SizeChecker(max_range_size=64 * 1024)
     assert small.measure(desc, data.scan, 60) == (60, False, None)
@@ -104,19 +103,19 @@ def test_size_checker_measures_only_when_due_and_splits_above_the_limit() -> Non
     assert not small.due(desc)  # measured, little written since
     small.on_write(desc, 64 * 1024 // 16, 1)
     assert small.due(desc)  # a sixteenth of the limit written
-    assert small.stats(desc.id)[0] == 10_700 + 4096
+    assert small.stats(desc)[0] == 10_700 + 4096
     small.measure(desc, data.scan, 1000)
     assert not small.due(desc)  # the writes were overwrites: the measure corrected the estimate
-    assert small.stats(desc.id) == (10_700, 100)
+    assert small.stats(desc) == (10_700, 100)
 
 
 def test_size_checker_starts_afresh_after_a_split_and_forgets_ranges_led_elsewhere() -> None:
     checker = SizeChecker(max_range_size=1 << 20)
     data = _Data([(_key(i), b"v") for i in range(10)])
     checker.measure(_desc(version=1), data.scan, 100)
-    assert checker.stats(7) is not None
+    assert checker.stats(_desc(version=1)) is not None
     assert checker.due(_desc(version=2))  # the epoch moved: the old numbers are of another range
-    assert checker.stats(7) is None
+    assert checker.stats(_desc(version=1)) is None
     checker.forget(keep=set())
     assert checker.ranges == {}
 
@@ -216,13 +215,8 @@ class _WorkerRig:
         self.worker = SplitWorker(self.store, self.pd, self.store.config, lambda: self.cluster_config)
         self.handler = KvHandler(self.store)
         self.handler.on_served = self.worker.observe
-        self.splits: list[tuple[int, metapb_pb2.RangeEpoch, list[raft_serverpb_pb2.SplitRequest]]] = []
-        self.store.split = self._split
-
-    def _split(self, range_id: int, epoch: metapb_pb2.RangeEpoch,
-               requests: list[raft_serverpb_pb2.SplitRequest], callback: Callable[[object], None]) -> None:
-        self.splits.append((range_id, epoch, list(requests)))
-        callback([self.store.peers[range_id].desc])
+        self.splits: list[list[metapb_pb2.RangeDescriptor]] = []
+        self.store.on_split = self.splits.append
 
     def call(self, request: kvrpc_pb2.Request) -> kvrpc_pb2.Response:
         answers: list[kvrpc_pb2.Response] = []
@@ -231,12 +225,22 @@ class _WorkerRig:
         assert len(answers) == 1
         return answers[0]
 
+    def stats(self, range_id: int) -> tuple[int, int] | None:
+        return self.worker.size.stats(self.store.peers[range_id].desc)
+
+    def range_stats(self, range_id: int) -> pdpb_pb2.RangeStats | None:
+        return self.worker.range_stats(self.store.peers[range_id].desc)
+
     def rounds(self, n: int, elapsed: float = 1.0) -> None:
         async def run() -> None:
             for _ in range(n):
                 await self.worker.round(elapsed)
-                while self.worker._splitting:  # the split tasks the round started
+                for _ in range(1000):  # the split tasks the round started: propose, apply, answer
+                    if not self.worker._splitting:
+                        break
                     await asyncio.sleep(0)
+                    self.cluster.pump()
+                assert not self.worker._splitting, "a split did not finish"
 
         asyncio.run(run())
 
@@ -246,16 +250,19 @@ def test_worker_splits_a_range_grown_past_the_limit_near_its_middle() -> None:
     ctx = context(rig.store)
     for i in range(100):
         assert not rig.call(put(_key(i), b"v" * 1000, ctx)).put.HasField("error")
-    assert rig.worker.size.stats(1) is None  # written, never measured yet
+    assert rig.stats(1) is None  # written, never measured yet
     rig.rounds(1)
     assert rig.pd.asked == [(1, 1)]
-    ((range_id, epoch, requests),) = rig.splits
-    assert range_id == 1 and epoch == ctx.epoch
-    assert len(requests) == 1 and requests[0].new_range_id == 100 and list(requests[0].new_peer_ids) == [200]
-    assert _key(40) <= requests[0].split_key <= _key(60)
+    ((parent, child),) = rig.splits
+    assert parent.id == 1 and child.id == 100 and [p.id for p in child.peers] == [200]
+    assert parent.end_key == child.start_key and _key(40) <= child.start_key <= _key(60)
     assert rig.worker.splits == {"size": 1, "load": 0}
-    stats = rig.worker.range_stats(1)
-    assert stats.approximate_keys == 100 and 100_000 <= stats.approximate_size <= 101_000
+    assert rig.range_stats(1) is None  # the parent shrank: measured afresh next round
+    rig.rounds(1)
+    left, right = rig.range_stats(1), rig.range_stats(100)
+    assert left.approximate_keys + right.approximate_keys == 100
+    assert 100_000 <= left.approximate_size + right.approximate_size <= 101_000
+    assert rig.splits == [[parent, child]]  # both halves are below the limit
 
 
 def test_worker_reads_a_bounded_number_of_keys_per_round_and_obeys_the_cluster_limit() -> None:
@@ -265,9 +272,9 @@ def test_worker_reads_a_bounded_number_of_keys_per_round_and_obeys_the_cluster_l
     for i in range(100):
         rig.call(put(_key(i), b"v" * 1000, ctx))
     rig.rounds(2)
-    assert rig.worker.size.stats(1) is None and rig.splits == []  # 80 of 100 keys read so far
+    assert rig.stats(1) is None and rig.splits == []  # 80 of 100 keys read so far
     rig.rounds(1)
-    assert rig.worker.size.stats(1)[1] == 100 and rig.splits == []  # 100 kB: below 1 MiB
+    assert rig.stats(1)[1] == 100 and rig.splits == []  # 100 kB: below 1 MiB
     rig.cluster_config = pdpb_pb2.ScheduleConfig(max_range_size=64 * 1024)
     rig.call(put(_key(100), b"v" * 8000, ctx))  # a sixteenth of the cluster's limit: measure again
     rig.rounds(3)
@@ -275,7 +282,7 @@ def test_worker_reads_a_bounded_number_of_keys_per_round_and_obeys_the_cluster_l
 
 
 def test_worker_splits_a_busy_range_after_its_detect_window() -> None:
-    rig = _WorkerRig(load_split_qps=100, load_split_seconds=2)
+    rig = _WorkerRig(load_split_qps=120, load_split_seconds=2)
     ctx = context(rig.store)
     for i in range(0, 1000, 10):
         rig.call(put(_key(i), b"v", ctx))
@@ -286,8 +293,8 @@ def test_worker_splits_a_busy_range_after_its_detect_window() -> None:
         for _ in range(150):
             assert not rig.call(get(_key(rng.randrange(1000)), ctx)).get.HasField("error")
         rig.rounds(1)
-    ((_, _, requests),) = rig.splits
-    assert _key(350) <= requests[0].split_key <= _key(650)
+    ((_, child),) = rig.splits
+    assert _key(350) <= child.start_key <= _key(650)
     assert rig.worker.splits["load"] == 1
 
 
