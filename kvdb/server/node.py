@@ -124,6 +124,7 @@ class StoreNode:
             pd_worker = self.pd_worker
             self.split_worker = SplitWorker(store, pd_worker.pd, cfg.store, lambda: pd_worker.cluster_config)
             self.kv_handler.on_served = self.split_worker.observe
+            pd_worker.range_stats = self.split_worker.range_stats
             self.split_worker.start()
         log.info("store %d serving on %s (cluster %d, %d ranges)", cfg.store_id, cfg.listen, cluster_id,
                  len(store.peers))

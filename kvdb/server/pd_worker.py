@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kvdb.pb import metapb_pb2, pdpb_pb2
@@ -49,6 +50,9 @@ class PdWorker:
         self.address = ""
         self._tasks: list[asyncio.Task] = []
         self._resolving: set[int] = set()
+        self.range_stats: Callable[[metapb_pb2.RangeDescriptor], pdpb_pb2.RangeStats | None] = \
+            lambda desc: None
+        """Set by the split checker: a led range's approximate size, for its heartbeat."""
 
     # ---------------------------------------------------------------------------------- join
     async def join(self, store: Store, address: str) -> None:
@@ -135,7 +139,10 @@ class PdWorker:
             while True:
                 for peer in list(self.store.peers.values()):
                     if peer.is_leader and peer.initialized:
-                        await stream.send(pdpb_pb2.RangeHeartbeatRequest(range=range_info(peer)))
+                        info = range_info(peer)
+                        if (stats := self.range_stats(peer.desc)) is not None:
+                            info.stats.CopyFrom(stats)
+                        await stream.send(pdpb_pb2.RangeHeartbeatRequest(range=info))
                 await asyncio.sleep(self.interval)
         finally:
             reader.cancel()

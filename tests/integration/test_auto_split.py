@@ -21,18 +21,30 @@ VALUE = b"v" * 1000
 FAST_CHECKS = ["--split-check-interval", "0.2"]
 
 
-def ranges(pd: PdHandle) -> list[pdpb_pb2.RangeInfo]:
-    """PD's ranges in key order, checked to tile the key space: no gap, no overlap."""
+def tiling(pd: PdHandle) -> list[pdpb_pb2.RangeInfo] | None:
+    """PD's ranges in key order once they tile the key space (no gap, no overlap), else None: PD
+    learns a split from several heartbeats (the parent's and each new range's leader's)."""
     infos = sorted(pd.run(pd.client.scan_ranges(b"")), key=lambda i: i.descriptor.start_key)
-    assert infos and infos[0].descriptor.start_key == b"" and infos[-1].descriptor.end_key == b"", infos
-    for left, right in zip(infos, infos[1:], strict=False):
-        assert left.descriptor.end_key == right.descriptor.start_key, (left.descriptor, right.descriptor)
+    if not infos or infos[0].descriptor.start_key or infos[-1].descriptor.end_key:
+        return None
+    if any(a.descriptor.end_key != b.descriptor.start_key for a, b in zip(infos, infos[1:], strict=False)):
+        return None
     return infos
 
 
-def at_least(pd: PdHandle, n: int) -> list[pdpb_pb2.RangeInfo] | None:
-    infos = ranges(pd)
-    return infos if len(infos) >= n else None
+def wait_ranges(pd: PdHandle, at_least: int, what: str, timeout: float = 60.0,
+                stats: bool = False) -> list[pdpb_pb2.RangeInfo]:
+    """PD's tiling of at least ``at_least`` ranges (each with its approximate size, if ``stats``)."""
+
+    def ready() -> list[pdpb_pb2.RangeInfo] | None:
+        infos = tiling(pd)
+        if infos is None or len(infos) < at_least:
+            return None
+        if stats and not all(i.stats.approximate_keys for i in infos):
+            return None
+        return infos
+
+    return wait_for(ready, timeout, what, interval=0.2)
 
 
 def key(i: int) -> bytes:
@@ -48,20 +60,12 @@ def test_a_range_splits_by_size_under_writes_and_every_key_stays_readable(
         items = list(written.items())
         for i in range(0, len(items), 50):
             client.batch_put(items[i:i + 50])
-        infos = wait_for(lambda: at_least(pd, 4), 60.0, "the range to split by size into at least 4",
-                         interval=0.2)
+        infos = wait_ranges(pd, 4, "the range to split by size into at least 4")
         assert client.batch_get(list(written)) == written
         assert dict(client.scan(b"", b"", limit=len(written) + 10)) == written
     for info in infos:
         assert not info.descriptor.start_key or info.descriptor.start_key in written  # a key boundary
-
-    def sized() -> list[pdpb_pb2.RangeInfo] | None:
-        infos = ranges(pd)
-        if all(i.stats.approximate_keys for i in infos):
-            return infos
-        return None
-
-    infos = wait_for(sized, 30.0, "every range's approximate size in its heartbeat", interval=0.2)
+    infos = wait_ranges(pd, 4, "every range's approximate size in its heartbeat", stats=True)
     assert sum(i.stats.approximate_keys for i in infos) == len(written)
     assert all(i.stats.approximate_size <= MAX_RANGE_SIZE for i in infos), [i.stats for i in infos]
 
@@ -73,14 +77,14 @@ def test_a_busy_range_splits_by_load(make_pd_cluster: MakePdCluster) -> None:
     written = {key(i): b"%06d" % i for i in range(200)}
     with kvdb.connect(cluster.pd_endpoints) as client:
         client.batch_put(written.items())
-        assert len(ranges(pd)) == 1  # 200 small keys: far below the size limit
+        assert len(wait_ranges(pd, 1, "PD's map")) == 1  # 200 small keys: far below the size limit
         deadline = time.monotonic() + 60.0
         i = 0
-        while len(ranges(pd)) < 2:  # reads spread over every key, until a split or the deadline
+        while len(tiling(pd) or ()) < 2:  # reads spread over every key, until a split or the deadline
             assert time.monotonic() < deadline, "no load split within 60 s of steady reads"
             for _ in range(50):
                 assert client.get(key(i % 200)) == written[key(i % 200)]
                 i += 7
-        split_keys = [r.descriptor.start_key for r in ranges(pd)[1:]]
+        split_keys = [r.descriptor.start_key for r in wait_ranges(pd, 2, "PD's map")[1:]]
         assert all(key(20) <= k <= key(180) for k in split_keys), split_keys  # not at an edge
         assert client.batch_get(list(written)) == written
