@@ -55,7 +55,6 @@ class SizeMeasure:
     """
 
     def __init__(self, desc: metapb_pb2.RangeDescriptor, checkpoint_bytes: int) -> None:
-        self.start = desc.start_key
         self.end = keyspace.data_end(desc)
         self.cursor = desc.start_key
         self.bytes = 0
@@ -71,7 +70,8 @@ class SizeMeasure:
             return 0
         pairs = scan(self.cursor, self.end, max_keys)
         for key, value in pairs:
-            if self.bytes >= self._next_checkpoint and key > self.start:
+            # Never at the first key (no bytes before it yet): a checkpoint has data on its left.
+            if self.bytes >= self._next_checkpoint:
                 self.checkpoints.append((self.bytes, key))
                 self._next_checkpoint = self.bytes + self.checkpoint_bytes
                 if len(self.checkpoints) > MAX_CHECKPOINTS:
