@@ -59,6 +59,8 @@ class SplitWorker:
         self.load = LoadChecker(LoadConfig(qps_threshold=config.load_split_qps,
                                            detect_seconds=config.load_split_seconds))
         self._splitting: set[int] = set()
+        self._resume_at = 0
+        """The range id the size measures continue from in the next round."""
         self._tasks: list[asyncio.Task] = []
         self.splits: dict[str, int] = {"size": 0, "load": 0}
         """Splits applied, by reason (tests and logs)."""
@@ -114,11 +116,15 @@ class SplitWorker:
         def scan(start: bytes, end: bytes, limit: int) -> list[tuple[bytes, bytes]]:
             return engine.scan(CF_DEFAULT, start, end, limit)
 
-        for peer in led.values():
+        # Go on where the last round stopped: a big range being measured, or one written to all
+        # the time, must not keep the ranges after it from ever being measured.
+        for range_id in sorted(led, key=lambda rid: (rid < self._resume_at, rid)):
+            peer = led[range_id]
             if budget <= 0:
                 break
-            if peer.range_id in self._splitting or not self.size.due(peer.desc):
+            if range_id in self._splitting or not self.size.due(peer.desc):
                 continue
+            self._resume_at = range_id  # if the keys run out before this measure is done
             while budget > 0 and not peer.destroyed and peer.is_leader:
                 step = self.size.measure(peer.desc, scan, min(budget, self.config.split_check_keys_per_scan))
                 budget -= max(step.read, 1)
@@ -126,6 +132,7 @@ class SplitWorker:
                     self._split(peer, step.split_key, "size")
                 await asyncio.sleep(0)  # let requests in between two scans
                 if step.done:
+                    self._resume_at = range_id + 1
                     break
 
     # ---------------------------------------------------------------------------------- splits

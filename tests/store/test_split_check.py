@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from kvdb.pb import kvrpc_pb2, metapb_pb2, pdpb_pb2
+from kvdb.pb import kvrpc_pb2, metapb_pb2, pdpb_pb2, raft_serverpb_pb2
 from kvdb.server.kv_handler import KvHandler
 from kvdb.server.split_worker import SplitWorker, request_load
 from kvdb.store.config import StoreConfig
@@ -316,3 +316,23 @@ def test_request_load_covers_every_request_kind() -> None:
     assert loads["batch_get"] == ([point(b"c"), point(b"d")], 0, 0)
     assert loads["delete_range"] == ([(b"b", b"d")], 0, 0)  # clipped to the range
     assert loads["scan"] == ([(b"c", b"y")], 0, 0)
+
+
+def test_measures_take_turns_when_a_round_runs_out_of_keys() -> None:
+    rig = _WorkerRig(max_range_size=1 << 20, split_check_keys_per_round=50, split_check_keys_per_scan=50,
+                     load_split_qps=0)
+    ctx = context(rig.store)
+    for i in range(200):
+        rig.call(put(_key(i), b"v" * 10, ctx))
+    requests = [raft_serverpb_pb2.SplitRequest(split_key=_key(190), new_range_id=100, new_peer_ids=[200])]
+    rig.store.split(1, rig.store.peers[1].desc.epoch, requests, lambda result: None)
+    rig.cluster.pump()
+    rig.cluster.elect(100)
+    assert rig.store.peers[1].desc.end_key == _key(190)
+    # Range 1 takes four rounds to measure and is due again by then; range 100 gets what is left.
+    for _ in range(5):
+        rig.call(put(_key(0), b"v" * (1 << 16), context(rig.store)))
+        rig.rounds(1)
+        if rig.stats(100) is not None:
+            break
+    assert rig.stats(100) == (10 * 17, 10)
