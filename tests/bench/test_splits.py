@@ -1,12 +1,19 @@
-"""The split benchmarks' pure parts: pre-split keys and the split-under-load analysis."""
+"""The split benchmarks: pre-split keys, the split-under-load analysis, and both run on a playground."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from pathlib import Path
+
 import pytest
 
+from bench.compare import free_base_port
 from bench.splits import Op, analyse, split_keys
 from bench.workloads import key_of
+from placement.client import PdClient
 from tests.bench.test_bench_cli import bench
+from tests.playground.test_playground import PROCESSES, STOP_TIMEOUT, Playground
 
 
 def test_split_keys_cut_the_key_space_into_equal_counts() -> None:
@@ -59,3 +66,32 @@ def test_usage_errors_are_one_line(args: list[str], words: list[str]) -> None:
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
     for word in words:
         assert word in result.stderr
+
+
+def test_pre_split_and_split_under_load_on_a_playground(tmp_path: Path) -> None:
+    pg = Playground(tmp_path / "data", free_base_port(PROCESSES))
+    pg.start()
+    try:
+        result = bench("write", "--pd", pg.endpoints, "--keys", "800", "--pre-split", "8", "--duration", "1",
+                       "--warmup", "0.2", "--concurrency", "4", "--no-progress")
+        assert result.returncode == 0, result
+        starts = asyncio.run(_range_starts(pg.endpoints))
+        assert set(split_keys(800, 8)) <= set(starts), starts
+
+        out = tmp_path / "split.json"
+        result = bench("split-under-load", "--pd", pg.endpoints, "--keys", "2000", "--ranges", "4",
+                       "--before", "1", "--after", "1.5", "--concurrency", "8", "--output", str(out))
+        assert result.returncode == 0, result
+        assert "split into 4" in result.stdout and "recovered in" in result.stdout
+        data = json.loads(out.read_text())
+        assert data["new_ranges"] == 3
+        assert data["before"]["throughput"] > 0 and data["after"]["throughput"] > 0
+        assert set(split_keys(2000, 4)) <= set(asyncio.run(_range_starts(pg.endpoints)))
+    finally:
+        pg.proc.terminate()
+        pg.proc.wait(timeout=STOP_TIMEOUT)
+
+
+async def _range_starts(endpoints: str) -> list[bytes]:
+    async with PdClient(endpoints) as pd:
+        return [info.descriptor.start_key for info in await pd.scan_ranges(b"")]
