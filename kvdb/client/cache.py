@@ -47,6 +47,7 @@ class RangeCache:
     def __init__(self) -> None:
         self._starts: list[bytes] = []
         self._ranges: list[CachedRange] = []
+        self._by_id: dict[int, CachedRange] = {}  # the same entries: a cluster may have many ranges
 
     def __len__(self) -> int:
         return len(self._ranges)
@@ -69,14 +70,14 @@ class RangeCache:
         return None
 
     def by_id(self, range_id: int) -> CachedRange | None:
-        return next((r for r in self._ranges if r.id == range_id), None)
+        return self._by_id.get(range_id)
 
     def insert(self, descriptor: metapb_pb2.RangeDescriptor, leader_store: int | None = None) -> CachedRange:
         """Caches ``descriptor``, evicting what it overlaps, unless a cached overlapping range is
         newer (a late PD answer must not undo what a store just told us)."""
-        lo = max(bisect.bisect_right(self._starts, descriptor.start_key) - 1, 0)
-        if lo < len(self._ranges) and not _overlaps(self._ranges[lo].descriptor, descriptor):
-            lo += 1
+        lo = bisect.bisect_right(self._starts, descriptor.start_key) - 1
+        if lo < 0 or not _overlaps(self._ranges[lo].descriptor, descriptor):
+            lo += 1  # (a range starting below every cached one goes first, not second)
         hi = lo
         while hi < len(self._ranges) and _overlaps(self._ranges[hi].descriptor, descriptor):
             hi += 1
@@ -85,16 +86,28 @@ class RangeCache:
                 old.id == descriptor.id and old.descriptor.epoch.conf_ver > descriptor.epoch.conf_ver
             ):
                 return old
-        entry = CachedRange(descriptor, leader_store)
+        same = self._by_id.get(descriptor.id)
+        if same is not None and not any(r is same for r in self._ranges[lo:hi]):  # its bounds moved
+            self.invalidate(same.id)
+            return self.insert(descriptor, leader_store)
+        copy = metapb_pb2.RangeDescriptor()
+        copy.CopyFrom(descriptor)  # the caller's message may change later; the index must not
+        entry = CachedRange(copy, leader_store)
+        for old in self._ranges[lo:hi]:
+            self._by_id.pop(old.id, None)
         self._starts[lo:hi] = [descriptor.start_key]
         self._ranges[lo:hi] = [entry]
+        self._by_id[entry.id] = entry
         return entry
 
     def invalidate(self, range_id: int) -> None:
-        for i, entry in enumerate(self._ranges):
-            if entry.id == range_id:
-                del self._starts[i], self._ranges[i]
-                return
+        entry = self._by_id.pop(range_id, None)
+        if entry is None:
+            return
+        i = bisect.bisect_left(self._starts, entry.start)
+        while self._ranges[i] is not entry:
+            i += 1
+        del self._starts[i], self._ranges[i]
 
     def set_leader(self, range_id: int, store_id: int | None) -> None:
         entry = self.by_id(range_id)

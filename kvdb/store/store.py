@@ -131,6 +131,8 @@ class Store:
         self._new_ranges: list[NewRange] = []
         self._splits_applied: list[list[metapb_pb2.RangeDescriptor]] = []
         self._held: dict[int, raft_serverpb_pb2.RaftMessage] = {}  # by range id (``_HELD_UNTIL_SPLIT``)
+        self._snapshots_stepped: dict[int, metapb_pb2.RangeDescriptor] = {}
+        """Snapshots handed to their replicas since the last ``begin``, which applies or drops them."""
         self.on_split: Callable[[list[metapb_pb2.RangeDescriptor]], None] = lambda descs: None
         """Set by the driver: a split applied here and is written (the parent first)."""
         self.tombstones: dict[int, int] = {}  # range id -> the removed peer's id
@@ -252,6 +254,7 @@ class Store:
         header = snapshot.verify(msg.message.snapshot.data, blob)
         if self._overlaps_others(peer.range_id, header.descriptor):
             return False
+        self._snapshots_stepped[peer.range_id] = header.descriptor
         peer.snapshot_blobs[msg.message.snapshot.metadata.index] = blob
         self._step(peer, msg)
         return True
@@ -260,6 +263,8 @@ class Store:
         """Whether another replica here holds keys of ``desc``: a snapshot of it must wait (the
         other replica is a parent yet to apply its split, or a range yet to learn it was removed)."""
         others = [r for r in self.range_index.overlapping(desc.start_key, desc.end_key) if r != range_id]
+        others += [r for r, d in self._snapshots_stepped.items()
+                   if r != range_id and keyspace.clip(d, desc.start_key, desc.end_key) is not None]
         if others:
             log.info("range %d: snapshot refused, it overlaps ranges %s on store %d", range_id, others,
                      self.store_id)
@@ -454,6 +459,7 @@ class Store:
             peer.on_ready_begin(rd, batch, now)
             self._queue(peer, rd.messages)
             readies.append((peer, rd))
+        self._snapshots_stepped.clear()  # each is in this batch (and the range index) or was refused
         self._flush_outbox()
         return Iteration(readies, batch)
 

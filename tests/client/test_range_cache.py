@@ -81,3 +81,24 @@ def test_leader_hints_and_invalidation() -> None:
     cache.invalidate(2)  # already gone: nothing to do
     cache.set_leader(2, 1)
     assert len(cache) == 2
+
+
+def test_ranges_cached_in_any_order_are_all_found() -> None:
+    """A range below every cached one used to be inserted second, unsorting the index (PD answers
+    and stores' errors arrive in any order once there are many ranges)."""
+    cache = RangeCache()
+    for d in (desc(3, b"p", b""), desc(2, b"g", b"p"), desc(1, b"", b"g")):
+        cache.insert(d)
+    assert ids(cache, [b"a", b"h", b"q"]) == [1, 2, 3]
+    cache.invalidate(1)
+    cache.invalidate(3)
+    assert ids(cache, [b"a", b"h", b"q"]) == [None, 2, None]
+    assert cache.by_id(2).start == b"g"
+
+
+def test_a_cached_descriptor_is_a_copy() -> None:
+    cache = RangeCache()
+    d = desc(1, b"", b"g")
+    cache.insert(d)
+    d.start_key = b"zz"
+    assert ids(cache, [b"a"]) == [1]
