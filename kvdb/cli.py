@@ -62,6 +62,10 @@ def _add_store_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--load-split-seconds", type=float,
                    help="... for this many seconds (default 10)")
     p.add_argument("--split-check-interval", type=float, help="seconds between split checks (default 1)")
+    p.add_argument("--hibernate", action=argparse.BooleanOptionalAction, default=None,
+                   help="idle ranges stop ticking and heartbeating (default on)")
+    p.add_argument("--hibernate-idle-ticks", type=int,
+                   help="ticks a range leader must be idle before the range hibernates (default 20)")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
 
 
@@ -134,8 +138,8 @@ def _run_store(args: argparse.Namespace) -> int:
     _setup_logging(args.log_level)
     store_cfg = StoreConfig()
     for name in ("tick_interval", "raft_log_gc_count_limit", "raft_log_gc_keep", "max_clock_drift",
-                 "session_ttl", "max_range_size", "load_split_qps", "load_split_seconds",
-                 "split_check_interval"):
+                 "session_ttl", "hibernate", "hibernate_idle_ticks", "max_range_size", "load_split_qps",
+                 "load_split_seconds", "split_check_interval"):
         value = getattr(args, name)
         if value is not None:
             setattr(store_cfg, name, value)

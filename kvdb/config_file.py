@@ -44,7 +44,7 @@ def _on_command_line(option: str, argv: list[str]) -> bool:
 
 
 def _convert(action: argparse.Action, key: str, value: object) -> object:
-    if isinstance(action, argparse._StoreTrueAction):
+    if isinstance(action, argparse._StoreTrueAction | argparse.BooleanOptionalAction):
         if not isinstance(value, bool):
             raise ValueError(f"config key '{key}' must be true or false")
         return value

@@ -16,6 +16,8 @@ import pytest
 
 from kvdb import __version__
 from kvdb.admin import show_key, table
+from kvdb.cli import _build_parser, _subparser
+from kvdb.config_file import apply_config_file
 from kvdb.playground import Layout, PlaygroundError, resolve_layout
 from tests.integration.cluster import free_ports
 
@@ -161,3 +163,27 @@ def test_store_refuses_a_tiny_max_range_size(tmp_path: Path) -> None:
 
 def test_pd_without_required_flags_fails_with_one_line() -> None:
     assert_one_line_error(run("pd", "--member-id", "1"), 2, "missing --listen, --data-dir, --initial-members")
+
+
+@pytest.mark.parametrize(("toml", "argv", "expected"), [
+    ("", [], None),
+    ("hibernate = false\nhibernate-idle-ticks = 7\n", [], (False, 7)),
+    ("hibernate = false\n", ["--hibernate"], (True, None)),
+    ("hibernate = true\n", ["--no-hibernate"], (False, None)),
+])
+def test_hibernation_settings_come_from_flags_or_the_config_file(
+        toml: str, argv: list[str], expected: tuple[bool, int | None] | None, tmp_path: Path) -> None:
+    config = tmp_path / "store.toml"
+    config.write_text(toml)
+    argv = ["store", "--config", str(config), *argv]
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    apply_config_file(_subparser(parser, "store"), args, argv)
+    got = None if args.hibernate is None else (args.hibernate, args.hibernate_idle_ticks)
+    assert got == expected
+
+
+def test_a_hibernate_key_that_is_not_a_boolean_fails_with_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("store-id = 1\nhibernate = 'yes'\n")
+    assert_one_line_error(run("store", "--config", str(config)), 2, "hibernate", "true or false")

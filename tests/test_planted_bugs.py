@@ -16,6 +16,7 @@ import pytest
 from kvdb.raft import log as log_module
 from kvdb.raft import raft as raft_module
 from kvdb.raft.types import MessageType, Role
+from kvdb.store import hibernate as hibernate_module
 from kvdb.store import store as store_module
 from kvdb.store.lease import Lease
 from tests.sim import SimFailure, SimOptions, Simulation
@@ -89,6 +90,12 @@ def unsafe_membership_changes(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(store_module, "check_conf_change", lambda peer, changes, joint: None)
 
 
+def hibernation_without_store_liveness(mp: pytest.MonkeyPatch) -> None:
+    """Hibernated followers never hear that their leader's store died: with no ticks and no
+    heartbeats they wait for it for ever, and the range stays without a leader."""
+    mp.setattr(hibernate_module.Hibernation, "_check_liveness", lambda self: None)
+
+
 def run_simulator(name: str, profile: str | None = None, seeds: int = SEEDS) -> None:
     """The Raft simulator catches ``name`` within ``seeds`` seeds (3 then 5 nodes each)."""
     for seed in range(seeds):
@@ -140,6 +147,10 @@ PLANTED: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], Catch]] = {
     # Issue 10 item 10: store simulator seed 3 of the churn profile, whose aimed fault removes a
     # live follower while another has been down for long (6 of seeds 0-29 catch it).
     "unsafe_membership_changes": (unsafe_membership_changes, lambda n: run_store_simulator(n, "churn", 12)),
+    # Issue 11 item 5: store simulator seed 0 of the hibernate profile, whose check after a crash
+    # of the hibernated leader wants a new leader within six election timeouts (3 of seeds 0-9).
+    "hibernation_without_store_liveness": (hibernation_without_store_liveness,
+                                           lambda n: run_store_simulator(n, "hibernate", 6)),
 }
 
 

@@ -63,6 +63,23 @@ def test_seeds(stores: int, start: int) -> None:
     assert not idle, f"the chunk never exercised {idle}: {totals.summary()}"
 
 
+@pytest.mark.parametrize("stores", [3, 5])
+def test_hibernate_profile_seeds(stores: int) -> None:
+    """Ranges hibernate in quiet spells and faults strike the hibernated state (its leader
+    crashes, is cut off or paused, a follower misses the notice): histories stay linearizable,
+    and a follower takes over from a crashed hibernated leader in time."""
+    totals = Stats()
+    failures = []
+    for seed in range(10):
+        try:
+            totals.add(StoreSimulation(SimOptions(seed=seed, stores=stores, profile="hibernate")).run())
+        except SimFailure as failure:
+            failures.append("\n".join(str(failure).splitlines()[:3]))
+    assert not failures, "\n".join(failures)
+    for name in ("hibernations", "liveness_wakes", "hibernated_strikes", "hibernated_takeovers"):
+        assert getattr(totals, name) > 0, f"the hibernate seeds never exercised {name}: {totals.summary()}"
+
+
 def test_a_seed_replays_exactly() -> None:
     """A failing seed is only worth its repro command if it runs the same way every time."""
     runs = []

@@ -26,7 +26,7 @@ from kvdb.pb import kvrpc_pb2 as kvrpc__pb2
 from kvdb.pb import metapb_pb2 as metapb__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\radminpb.proto\x12\nkvdb.admin\x1a\x0bkvrpc.proto\x1a\x0cmetapb.proto\"&\n\x12RangeStatusRequest\x12\x10\n\x08range_id\x18\x01 \x01(\x04\"\xcd\x03\n\x0bRangeStatus\x12.\n\ndescriptor\x18\x01 \x01(\x0b\x32\x1a.kvdb.meta.RangeDescriptor\x12\x0f\n\x07peer_id\x18\x02 \x01(\x04\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x11\n\tleader_id\x18\x05 \x01(\x04\x12\x14\n\x0c\x63ommit_index\x18\x06 \x01(\x04\x12\x15\n\rapplied_index\x18\x07 \x01(\x04\x12\x13\n\x0b\x66irst_index\x18\x08 \x01(\x04\x12\x12\n\nlast_index\x18\t \x01(\x04\x12\x13\n\x0blease_valid\x18\n \x01(\x08\x12\x1a\n\x12lease_remaining_ms\x18\x0b \x01(\x01\x12\x13\n\x0blease_reads\x18\x0c \x01(\x04\x12\x18\n\x10read_index_reads\x18\r \x01(\x04\x12\x11\n\tproposals\x18\x0e \x01(\x04\x12\x16\n\x0esnapshots_sent\x18\x0f \x01(\x04\x12\x19\n\x11snapshots_applied\x18\x10 \x01(\x04\x12\x1b\n\x13\x64uplicates_answered\x18\x11 \x01(\x04\x12\x1b\n\x13\x64uplicates_rejected\x18\x12 \x01(\x04\x12\x18\n\x10sessions_expired\x18\x13 \x01(\x04\"o\n\x13RangeStatusResponse\x12\x1d\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x0e.kvdb.kv.Error\x12\x10\n\x08store_id\x18\x02 \x01(\x04\x12\'\n\x06ranges\x18\x03 \x03(\x0b\x32\x17.kvdb.admin.RangeStatus\"\xd1\x01\n\x11\x43hangePeerRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x10\n\x08range_id\x18\x02 \x01(\x04\x12=\n\x0b\x63hange_type\x18\x03 \x01(\x0e\x32(.kvdb.admin.ChangePeerRequest.ChangeType\x12\x1d\n\x04peer\x18\x04 \x01(\x0b\x32\x0f.kvdb.meta.Peer\"8\n\nChangeType\x12\x0f\n\x0b\x41\x44\x44_LEARNER\x10\x00\x12\r\n\tADD_VOTER\x10\x01\x12\n\n\x06REMOVE\x10\x02\"\x95\x01\n\x10UnsafeConfChange\x12\x33\n\x06reason\x18\x01 \x01(\x0e\x32#.kvdb.admin.UnsafeConfChange.Reason\x12\x1c\n\x14unreachable_peer_ids\x18\x02 \x03(\x04\".\n\x06Reason\x12\x12\n\x0eREMOVES_LEADER\x10\x00\x12\x10\n\x0cLOSES_QUORUM\x10\x01\"\x91\x01\n\x12\x43hangePeerResponse\x12\x1d\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x0e.kvdb.kv.Error\x12.\n\ndescriptor\x18\x02 \x01(\x0b\x32\x1a.kvdb.meta.RangeDescriptor\x12,\n\x06unsafe\x18\x03 \x01(\x0b\x32\x1c.kvdb.admin.UnsafeConfChange\"Q\n\x15TransferLeaderRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x10\n\x08range_id\x18\x02 \x01(\x04\x12\x12\n\nto_peer_id\x18\x03 \x01(\x04\"7\n\x16TransferLeaderResponse\x12\x1d\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x0e.kvdb.kv.Error\"\xea\x01\n\x13SetFailpointRequest\x12\x32\n\x04kind\x18\x01 \x01(\x0e\x32$.kvdb.admin.SetFailpointRequest.Kind\x12\x10\n\x08store_id\x18\x02 \x01(\x04\x12\r\n\x05value\x18\x03 \x01(\x01\"~\n\x04Kind\x12\x11\n\rDROP_TO_STORE\x10\x00\x12\x12\n\x0e\x44\x45LAY_TO_STORE\x10\x01\x12\x10\n\x0c\x43LOCK_OFFSET\x10\x02\x12\x0e\n\nCLOCK_RATE\x10\x03\x12\x18\n\x14\x44ROP_WRITE_RESPONSES\x10\x04\x12\x13\n\x0f\x43RASH_TICK_LOOP\x10\x05\"5\n\x14SetFailpointResponse\x12\x1d\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x0e.kvdb.kv.Error\"%\n\x11\x43ompactLogRequest\x12\x10\n\x08range_id\x18\x01 \x01(\x04\"H\n\x12\x43ompactLogResponse\x12\x1d\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x0e.kvdb.kv.Error\x12\x13\n\x0b\x66irst_index\x18\x02 \x01(\x04\x32\x9d\x03\n\x05\x41\x64min\x12N\n\x0bRangeStatus\x12\x1e.kvdb.admin.RangeStatusRequest\x1a\x1f.kvdb.admin.RangeStatusResponse\x12K\n\nChangePeer\x12\x1d.kvdb.admin.ChangePeerRequest\x1a\x1e.kvdb.admin.ChangePeerResponse\x12W\n\x0eTransferLeader\x12!.kvdb.admin.TransferLeaderRequest\x1a\".kvdb.admin.TransferLeaderResponse\x12Q\n\x0cSetFailpoint\x12\x1f.kvdb.admin.SetFailpointRequest\x1a .kvdb.admin.SetFailpointResponse\x12K\n\nCompactLog\x12\x1d.kvdb.admin.CompactLogRequest\x1a\x1e.kvdb.admin.CompactLogResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\radminpb.proto\x12\nkvdb.admin\x1a\x0bkvrpc.proto\x1a\x0cmetapb.proto\"&\n\x12RangeStatusRequest\x12\x10\n\x08range_id\x18\x01 \x01(\x04\"\xe1\x03\n\x0bRangeStatus\x12.\n\ndescriptor\x18\x01 \x01(\x0b\x32\x1a.kvdb.meta.RangeDescriptor\x12\x0f\n\x07peer_id\x18\x02 \x01(\x04\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x11\n\tleader_id\x18\x05 \x01(\x04\x12\x14\n\x0c\x63ommit_index\x18\x06 \x01(\x04\x12\x15\n\rapplied_index\x18\x07 \x01(\x04\x12\x13\n\x0b\x66irst_index\x18\x08 \x01(\x04\x12\x12\n\nlast_index\x18\t \x01(\x04\x12\x13\n\x0blease_valid\x18\n \x01(\x08\x12\x1a\n\x12lease_remaining_ms\x18\x0b \x01(\x01\x12\x13\n\x0blease_reads\x18\x0c \x01(\x04\x12\x18\n\x10read_index_reads\x18\r \x01(\x04\x12\x11\n\tproposals\x18\x0e \x01(\x04\x12\x16\n\x0esnapshots_sent\x18\x0f \x01(\x04\x12\x19\n\x11snapshots_applied\x18\x10 \x01(\x04\x12\x1b\n\x13\x64uplicates_answered\x18\x11 \x01(\x04\x12\x1b\n\x13\x64uplicates_rejected\x18\x12 \x01(\x04\x12\x18\n\x10sessions_expired\x18\x13 \x01(\x04\x12\x12\n\nhibernated\x18\x14 \x01(\x08\"o\n\x13RangeStatusResponse\x12\x1d\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x0e.kvdb.kv.Error\x12\x10\n\x08store_id\x18\x02 \x01(\x04\x12\'\n\x06ranges\x18\x03 \x03(\x0b\x32\x17.kvdb.admin.RangeStatus\"\xd1\x01\n\x11\x43hangePeerRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x10\n\x08range_id\x18\x02 \x01(\x04\x12=\n\x0b\x63hange_type\x18\x03 \x01(\x0e\x32(.kvdb.admin.ChangePeerRequest.ChangeType\x12\x1d\n\x04peer\x18\x04 \x01(\x0b\x32\x0f.kvdb.meta.Peer\"8\n\nChangeType\x12\x0f\n\x0b\x41\x44\x44_LEARNER\x10\x00\x12\r\n\tADD_VOTER\x10\x01\x12\n\n\x06REMOVE\x10\x02\"\x95\x01\n\x10UnsafeConfChange\x12\x33\n\x06reason\x18\x01 \x01(\x0e\x32#.kvdb.admin.UnsafeConfChange.Reason\x12\x1c\n\x14unreachable_peer_ids\x18\x02 \x03(\x04\".\n\x06Reason\x12\x12\n\x0eREMOVES_LEADER\x10\x00\x12\x10\n\x0cLOSES_QUORUM\x10\x01\"\x91\x01\n\x12\x43hangePeerResponse\x12\x1d\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x0e.kvdb.kv.Error\x12.\n\ndescriptor\x18\x02 \x01(\x0b\x32\x1a.kvdb.meta.RangeDescriptor\x12,\n\x06unsafe\x18\x03 \x01(\x0b\x32\x1c.kvdb.admin.UnsafeConfChange\"Q\n\x15TransferLeaderRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x10\n\x08range_id\x18\x02 \x01(\x04\x12\x12\n\nto_peer_id\x18\x03 \x01(\x04\"7\n\x16TransferLeaderResponse\x12\x1d\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x0e.kvdb.kv.Error\"\xea\x01\n\x13SetFailpointRequest\x12\x32\n\x04kind\x18\x01 \x01(\x0e\x32$.kvdb.admin.SetFailpointRequest.Kind\x12\x10\n\x08store_id\x18\x02 \x01(\x04\x12\r\n\x05value\x18\x03 \x01(\x01\"~\n\x04Kind\x12\x11\n\rDROP_TO_STORE\x10\x00\x12\x12\n\x0e\x44\x45LAY_TO_STORE\x10\x01\x12\x10\n\x0c\x43LOCK_OFFSET\x10\x02\x12\x0e\n\nCLOCK_RATE\x10\x03\x12\x18\n\x14\x44ROP_WRITE_RESPONSES\x10\x04\x12\x13\n\x0f\x43RASH_TICK_LOOP\x10\x05\"5\n\x14SetFailpointResponse\x12\x1d\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x0e.kvdb.kv.Error\"%\n\x11\x43ompactLogRequest\x12\x10\n\x08range_id\x18\x01 \x01(\x04\"H\n\x12\x43ompactLogResponse\x12\x1d\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x0e.kvdb.kv.Error\x12\x13\n\x0b\x66irst_index\x18\x02 \x01(\x04\x32\x9d\x03\n\x05\x41\x64min\x12N\n\x0bRangeStatus\x12\x1e.kvdb.admin.RangeStatusRequest\x1a\x1f.kvdb.admin.RangeStatusResponse\x12K\n\nChangePeer\x12\x1d.kvdb.admin.ChangePeerRequest\x1a\x1e.kvdb.admin.ChangePeerResponse\x12W\n\x0eTransferLeader\x12!.kvdb.admin.TransferLeaderRequest\x1a\".kvdb.admin.TransferLeaderResponse\x12Q\n\x0cSetFailpoint\x12\x1f.kvdb.admin.SetFailpointRequest\x1a .kvdb.admin.SetFailpointResponse\x12K\n\nCompactLog\x12\x1d.kvdb.admin.CompactLogRequest\x1a\x1e.kvdb.admin.CompactLogResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,33 +36,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RANGESTATUSREQUEST']._serialized_start=56
   _globals['_RANGESTATUSREQUEST']._serialized_end=94
   _globals['_RANGESTATUS']._serialized_start=97
-  _globals['_RANGESTATUS']._serialized_end=558
-  _globals['_RANGESTATUSRESPONSE']._serialized_start=560
-  _globals['_RANGESTATUSRESPONSE']._serialized_end=671
-  _globals['_CHANGEPEERREQUEST']._serialized_start=674
-  _globals['_CHANGEPEERREQUEST']._serialized_end=883
-  _globals['_CHANGEPEERREQUEST_CHANGETYPE']._serialized_start=827
-  _globals['_CHANGEPEERREQUEST_CHANGETYPE']._serialized_end=883
-  _globals['_UNSAFECONFCHANGE']._serialized_start=886
-  _globals['_UNSAFECONFCHANGE']._serialized_end=1035
-  _globals['_UNSAFECONFCHANGE_REASON']._serialized_start=989
-  _globals['_UNSAFECONFCHANGE_REASON']._serialized_end=1035
-  _globals['_CHANGEPEERRESPONSE']._serialized_start=1038
-  _globals['_CHANGEPEERRESPONSE']._serialized_end=1183
-  _globals['_TRANSFERLEADERREQUEST']._serialized_start=1185
-  _globals['_TRANSFERLEADERREQUEST']._serialized_end=1266
-  _globals['_TRANSFERLEADERRESPONSE']._serialized_start=1268
-  _globals['_TRANSFERLEADERRESPONSE']._serialized_end=1323
-  _globals['_SETFAILPOINTREQUEST']._serialized_start=1326
-  _globals['_SETFAILPOINTREQUEST']._serialized_end=1560
-  _globals['_SETFAILPOINTREQUEST_KIND']._serialized_start=1434
-  _globals['_SETFAILPOINTREQUEST_KIND']._serialized_end=1560
-  _globals['_SETFAILPOINTRESPONSE']._serialized_start=1562
-  _globals['_SETFAILPOINTRESPONSE']._serialized_end=1615
-  _globals['_COMPACTLOGREQUEST']._serialized_start=1617
-  _globals['_COMPACTLOGREQUEST']._serialized_end=1654
-  _globals['_COMPACTLOGRESPONSE']._serialized_start=1656
-  _globals['_COMPACTLOGRESPONSE']._serialized_end=1728
-  _globals['_ADMIN']._serialized_start=1731
-  _globals['_ADMIN']._serialized_end=2144
+  _globals['_RANGESTATUS']._serialized_end=578
+  _globals['_RANGESTATUSRESPONSE']._serialized_start=580
+  _globals['_RANGESTATUSRESPONSE']._serialized_end=691
+  _globals['_CHANGEPEERREQUEST']._serialized_start=694
+  _globals['_CHANGEPEERREQUEST']._serialized_end=903
+  _globals['_CHANGEPEERREQUEST_CHANGETYPE']._serialized_start=847
+  _globals['_CHANGEPEERREQUEST_CHANGETYPE']._serialized_end=903
+  _globals['_UNSAFECONFCHANGE']._serialized_start=906
+  _globals['_UNSAFECONFCHANGE']._serialized_end=1055
+  _globals['_UNSAFECONFCHANGE_REASON']._serialized_start=1009
+  _globals['_UNSAFECONFCHANGE_REASON']._serialized_end=1055
+  _globals['_CHANGEPEERRESPONSE']._serialized_start=1058
+  _globals['_CHANGEPEERRESPONSE']._serialized_end=1203
+  _globals['_TRANSFERLEADERREQUEST']._serialized_start=1205
+  _globals['_TRANSFERLEADERREQUEST']._serialized_end=1286
+  _globals['_TRANSFERLEADERRESPONSE']._serialized_start=1288
+  _globals['_TRANSFERLEADERRESPONSE']._serialized_end=1343
+  _globals['_SETFAILPOINTREQUEST']._serialized_start=1346
+  _globals['_SETFAILPOINTREQUEST']._serialized_end=1580
+  _globals['_SETFAILPOINTREQUEST_KIND']._serialized_start=1454
+  _globals['_SETFAILPOINTREQUEST_KIND']._serialized_end=1580
+  _globals['_SETFAILPOINTRESPONSE']._serialized_start=1582
+  _globals['_SETFAILPOINTRESPONSE']._serialized_end=1635
+  _globals['_COMPACTLOGREQUEST']._serialized_start=1637
+  _globals['_COMPACTLOGREQUEST']._serialized_end=1674
+  _globals['_COMPACTLOGRESPONSE']._serialized_start=1676
+  _globals['_COMPACTLOGRESPONSE']._serialized_end=1748
+  _globals['_ADMIN']._serialized_start=1751
+  _globals['_ADMIN']._serialized_end=2164
 # @@protoc_insertion_point(module_scope)

@@ -16,7 +16,7 @@ class RangeStatusRequest(_message.Message):
     def __init__(self, range_id: _Optional[int] = ...) -> None: ...
 
 class RangeStatus(_message.Message):
-    __slots__ = ("descriptor", "peer_id", "role", "term", "leader_id", "commit_index", "applied_index", "first_index", "last_index", "lease_valid", "lease_remaining_ms", "lease_reads", "read_index_reads", "proposals", "snapshots_sent", "snapshots_applied", "duplicates_answered", "duplicates_rejected", "sessions_expired")
+    __slots__ = ("descriptor", "peer_id", "role", "term", "leader_id", "commit_index", "applied_index", "first_index", "last_index", "lease_valid", "lease_remaining_ms", "lease_reads", "read_index_reads", "proposals", "snapshots_sent", "snapshots_applied", "duplicates_answered", "duplicates_rejected", "sessions_expired", "hibernated")
     DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +36,7 @@ class RangeStatus(_message.Message):
     DUPLICATES_ANSWERED_FIELD_NUMBER: _ClassVar[int]
     DUPLICATES_REJECTED_FIELD_NUMBER: _ClassVar[int]
     SESSIONS_EXPIRED_FIELD_NUMBER: _ClassVar[int]
+    HIBERNATED_FIELD_NUMBER: _ClassVar[int]
     descriptor: _metapb_pb2.RangeDescriptor
     peer_id: int
     role: str
@@ -55,7 +56,8 @@ class RangeStatus(_message.Message):
     duplicates_answered: int
     duplicates_rejected: int
     sessions_expired: int
-    def __init__(self, descriptor: _Optional[_Union[_metapb_pb2.RangeDescriptor, _Mapping]] = ..., peer_id: _Optional[int] = ..., role: _Optional[str] = ..., term: _Optional[int] = ..., leader_id: _Optional[int] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., first_index: _Optional[int] = ..., last_index: _Optional[int] = ..., lease_valid: _Optional[bool] = ..., lease_remaining_ms: _Optional[float] = ..., lease_reads: _Optional[int] = ..., read_index_reads: _Optional[int] = ..., proposals: _Optional[int] = ..., snapshots_sent: _Optional[int] = ..., snapshots_applied: _Optional[int] = ..., duplicates_answered: _Optional[int] = ..., duplicates_rejected: _Optional[int] = ..., sessions_expired: _Optional[int] = ...) -> None: ...
+    hibernated: bool
+    def __init__(self, descriptor: _Optional[_Union[_metapb_pb2.RangeDescriptor, _Mapping]] = ..., peer_id: _Optional[int] = ..., role: _Optional[str] = ..., term: _Optional[int] = ..., leader_id: _Optional[int] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., first_index: _Optional[int] = ..., last_index: _Optional[int] = ..., lease_valid: _Optional[bool] = ..., lease_remaining_ms: _Optional[float] = ..., lease_reads: _Optional[int] = ..., read_index_reads: _Optional[int] = ..., proposals: _Optional[int] = ..., snapshots_sent: _Optional[int] = ..., snapshots_applied: _Optional[int] = ..., duplicates_answered: _Optional[int] = ..., duplicates_rejected: _Optional[int] = ..., sessions_expired: _Optional[int] = ..., hibernated: _Optional[bool] = ...) -> None: ...
 
 class RangeStatusResponse(_message.Message):
     __slots__ = ("error", "store_id", "ranges")

@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RaftMessage(_message.Message):
-    __slots__ = ("range_id", "from_peer", "to_peer", "epoch", "message", "start_key", "end_key")
+    __slots__ = ("range_id", "from_peer", "to_peer", "epoch", "message", "start_key", "end_key", "hibernate", "store_heartbeat")
     RANGE_ID_FIELD_NUMBER: _ClassVar[int]
     FROM_PEER_FIELD_NUMBER: _ClassVar[int]
     TO_PEER_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +19,8 @@ class RaftMessage(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     START_KEY_FIELD_NUMBER: _ClassVar[int]
     END_KEY_FIELD_NUMBER: _ClassVar[int]
+    HIBERNATE_FIELD_NUMBER: _ClassVar[int]
+    STORE_HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     range_id: int
     from_peer: _metapb_pb2.Peer
     to_peer: _metapb_pb2.Peer
@@ -26,7 +28,9 @@ class RaftMessage(_message.Message):
     message: _raft_pb2.Message
     start_key: bytes
     end_key: bytes
-    def __init__(self, range_id: _Optional[int] = ..., from_peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., to_peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., epoch: _Optional[_Union[_metapb_pb2.RangeEpoch, _Mapping]] = ..., message: _Optional[_Union[_raft_pb2.Message, _Mapping]] = ..., start_key: _Optional[bytes] = ..., end_key: _Optional[bytes] = ...) -> None: ...
+    hibernate: bool
+    store_heartbeat: bool
+    def __init__(self, range_id: _Optional[int] = ..., from_peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., to_peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., epoch: _Optional[_Union[_metapb_pb2.RangeEpoch, _Mapping]] = ..., message: _Optional[_Union[_raft_pb2.Message, _Mapping]] = ..., start_key: _Optional[bytes] = ..., end_key: _Optional[bytes] = ..., hibernate: _Optional[bool] = ..., store_heartbeat: _Optional[bool] = ...) -> None: ...
 
 class RaftMessageBatch(_message.Message):
     __slots__ = ("cluster_id", "from_store", "messages")

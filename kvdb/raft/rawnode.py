@@ -129,6 +129,11 @@ class RawNode:
     def transfer_leader(self, transferee: int) -> None:
         self.raft.step(Message(MT.TRANSFER_LEADER, frm=transferee))
 
+    def beat(self) -> None:
+        """A leader broadcasts a heartbeat round now, as its heartbeat timer would (a host that
+        stopped ticking an idle group calls it when the group wakes up)."""
+        self.raft.step(Message(MT.BEAT, frm=self.raft.id))
+
     def read_index(self, ctx: bytes) -> None:
         self.raft.step(Message(MT.READ_INDEX, context=ctx))
 

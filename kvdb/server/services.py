@@ -211,6 +211,7 @@ class AdminService(adminpb_pb2_grpc.AdminServicer):
                 first_index=peer.storage.first_index(), last_index=raft.raft_log.last_index(),
                 lease_valid=peer.lease_valid(now),
                 lease_remaining_ms=peer.lease.remaining(raft.term, now) * 1000,
+                hibernated=store.hibernation.is_asleep(peer),
                 **peer.counters,
             )
             st.descriptor.CopyFrom(peer.desc)

@@ -36,6 +36,11 @@ class StoreConfig:
     raft_log_gc_keep: int = 1_000
     entry_cache_entries: int = 4096
     snapshot_chunk_bytes: int = 1 << 20
+    hibernate: bool = True
+    """Idle ranges stop ticking and heartbeating (``kvdb.store.hibernate``)."""
+    hibernate_idle_ticks: int = 20
+    """Ticks a leader must be idle (nothing proposed, read or pending; every replica's log
+    matching) before its range hibernates: 1 s by default."""
     session_ttl: float = 600.0
     """Seconds of log time (the leaders' wall clocks) after its last write that a client session is
     forgotten; a retry after that raises UncertainResultError in the client (docs/client.md)."""
@@ -93,6 +98,8 @@ class StoreConfig:
                 f"promise ends ({self.promise_span:.3f} s), less than max_clock_drift "
                 f"({self.max_clock_drift:.3f} s)"
             )
+        if self.hibernate_idle_ticks < 1:
+            raise ValueError("hibernate_idle_ticks must be positive")
         if self.session_ttl <= 0:
             raise ValueError("session_ttl must be positive")
         if self.max_range_size < 1024:

@@ -48,6 +48,7 @@ from kvdb.store.errors import (
     SessionExpiredError,
     WrongClusterError,
 )
+from kvdb.store.hibernate import Hibernation
 from kvdb.store.loop import RaftLoop
 from kvdb.store.membership import check_conf_change
 from kvdb.store.peer import Callback, Peer, Read
@@ -144,6 +145,7 @@ class Store:
         """True during an apply pass, whose writes are not all in the engine yet."""
         self.wake: Callable[[], None] = lambda: None
         """Set by the driver: called whenever an iteration is due."""
+        self.hibernation = Hibernation(self)
         self._check_ident()
         self._load()
 
@@ -232,12 +234,20 @@ class Store:
 
     # ---------------------------------------------------------------------------------- inputs
     def tick(self) -> None:
-        for peer in self.peers.values():
+        """Tick every replica that is not hibernated (``kvdb.store.hibernate``)."""
+        for peer in self.hibernation.tick():
             peer.raw.tick()
             self._mark(peer)
 
     def on_raft_messages(self, messages: list[raft_serverpb_pb2.RaftMessage]) -> None:
+        hibernation = self.hibernation
         for msg in messages:
+            hibernation.heard_from(msg.from_peer.store_id)
+            if msg.store_heartbeat:
+                continue
+            if msg.hibernate:
+                hibernation.on_notice(msg)
+                continue
             peer = self._peer_for_message(msg)
             if peer is None:
                 continue
@@ -433,12 +443,22 @@ class Store:
 
     # ------------------------------------------------------------------------------- the loop
     def _mark(self, peer: Peer) -> None:
-        """``peer`` may have a Ready now: make sure the driver runs an iteration."""
+        """``peer`` may have a Ready now: make sure the driver runs an iteration (and that the
+        replica is ticked: work wakes a hibernated one)."""
         self._dirty.add(peer)
+        self.hibernation.wake(peer)
+        self.wake()
+
+    def is_dirty(self, peer: Peer) -> bool:
+        return peer in self._dirty
+
+    def post(self, store_id: int, msg: raft_serverpb_pb2.RaftMessage) -> None:
+        """Send a store-level message (not from a Ready) with the next iteration's messages."""
+        self._outbox.setdefault(store_id, []).append(msg)
         self.wake()
 
     def has_work(self) -> bool:
-        return bool(self._dirty) or bool(self._to_destroy)
+        return bool(self._dirty) or bool(self._to_destroy) or bool(self._outbox)
 
     def begin(self) -> Iteration:
         """Collect every Ready; send what may go before the write; stage the synced batch."""

@@ -15,11 +15,14 @@ from tests.integration.client import Client, error_kind
 from tests.integration.cluster import Cluster, wait_for
 from tests.integration.conftest import MakeCluster
 
+NO_HIBERNATE = ["--no-hibernate"]
+"""These tests watch the lease of a steady leader; a hibernated (idle) range holds none."""
+
 
 def test_lease_reads_do_no_raft_round(make_cluster: MakeCluster) -> None:
     # A longer lease (0.5 s election timeout - 0.05 s drift) than the other tests use, so that a
     # store starved of CPU on a shared machine does not lose it between heartbeats mid-test.
-    cluster = make_cluster(tick_interval=0.05, max_clock_drift=0.05)
+    cluster = make_cluster(tick_interval=0.05, max_clock_drift=0.05, extra_args=NO_HIBERNATE)
     client = Client(cluster)
     client.put(b"k", b"v")
     leader = client.wait_leader()
@@ -92,7 +95,16 @@ def watch_status(client: Client, stop: threading.Event, out: list[Sample]) -> No
                 out.append(Sample(sid, sent, time.monotonic(), st))
 
 
-def test_cut_off_leader_stops_serving_stale_reads(cluster: Cluster, client: Client) -> None:
+def test_cut_off_leader_stops_serving_stale_reads(make_cluster: MakeCluster) -> None:
+    cluster = make_cluster(extra_args=NO_HIBERNATE)
+    client = Client(cluster)
+    try:
+        cut_off_leader_stops_serving_stale_reads(cluster, client)
+    finally:
+        client.close()
+
+
+def cut_off_leader_stops_serving_stale_reads(cluster: Cluster, client: Client) -> None:
     client.put(b"k", b"old")
     old = client.wait_leader()
     others = [sid for sid in (1, 2, 3) if sid != old]

@@ -30,7 +30,7 @@ from tests.storesim.cluster import (
     Stats,
     StoreSimulation,
 )
-from tests.storesim.faults import PROFILES
+from tests.storesim.faults import ALL_PROFILES
 
 
 def _options(args: argparse.Namespace, seed: int, stores: int) -> SimOptions:
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-check-leases", action="store_true",
                         help="do not check every tick that at most one store holds a valid lease")
     parser.add_argument("--no-faults", action="store_true", help="a healthy run: no nemesis at all")
-    parser.add_argument("--profile", choices=profile_names(PROFILES),
+    parser.add_argument("--profile", choices=profile_names(ALL_PROFILES),
                         help="force this swarm profile (default: each seed draws its own)")
     parser.add_argument("--verbose", action="store_true", help="print the event trace and the store's logs")
     args = parser.parse_args(argv)

@@ -65,6 +65,8 @@ class Clients:
         self.history: list[Operation] = []
         self.recent: dict[bytes, deque[bytes | None]] = {k: deque([None], maxlen=3) for k in self.keys}
         self.active = False
+        self.quiet_until = 0
+        """World time (µs) before which no client starts a call (the hibernate profile's quiet spells)."""
         stores = sorted(sim.stores)
         self.clients = [Client(self, i, None, timeout_us) for i in range(count)]
         for i in range(readers):
@@ -77,6 +79,12 @@ class Clients:
         self.active = True
         for client in self.clients:
             self.world.after(self.rng.randint(0, 5_000), client.next_call)
+
+    def resume(self) -> None:
+        """End a quiet spell now."""
+        self.quiet_until = 0
+        for client in self.clients:
+            client.next_call()
 
     def finish_history(self) -> list[Operation]:
         """The history so far, with every unanswered write as indeterminate."""
@@ -142,6 +150,9 @@ class Client:
 
     def next_call(self) -> None:
         if not self.clients.active or self.call is not None:
+            return
+        if self.world.now < self.clients.quiet_until:
+            self.world.after(self.clients.quiet_until - self.world.now, self.next_call)
             return
         self.seq += 1
         call = self._draw()

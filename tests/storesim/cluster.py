@@ -31,10 +31,10 @@ from kvdb.raft import Role
 from kvdb.storage.engine import CF_DEFAULT
 from kvdb.store.config import StoreConfig
 from kvdb.testing.linearizability import Operation, check_history
-from tests.sim.swarm import Profile, draw_profile
+from tests.sim.swarm import Profile, draw_profile, profile_names
 from tests.sim.world import World
 from tests.storesim.clients import Clients
-from tests.storesim.faults import BASE_WEIGHTS, PROFILES, RANGE_ID, Nemesis
+from tests.storesim.faults import ALL_PROFILES, BASE_WEIGHTS, PROFILES, RANGE_ID, Nemesis
 from tests.storesim.node import SimStore
 from tests.storesim.pd import REPLICA_COUNT, PdAgent, SimPd
 from tests.storesim.transport import SimNetwork
@@ -143,6 +143,14 @@ class Stats:
     stale_replicas_replaced: int = 0
     messages: int = 0
     aimed_faults: int = 0
+    hibernations: int = 0
+    """Replicas that hibernated (leaders and followers)."""
+    liveness_wakes: int = 0
+    """Hibernated followers woken because their leader's store went silent."""
+    hibernated_strikes: int = 0
+    """Faults the hibernate profile aimed at a fully hibernated range."""
+    hibernated_takeovers: int = 0
+    """Crashes of a hibernated leader after which a follower was checked to take over in time."""
     """Aimed schedules that fired (cut after an ack, transfer racing reads)."""
     # PD mode only (left out of the summary of runs without PD).
     pd_runs: int = 0
@@ -214,7 +222,8 @@ class StoreSimulation:
         self.options = options
         self.world = World(options.seed, options.verbose)
         # First draw of the seed: the rest of the run depends on it.
-        self.profile: Profile = draw_profile(self.world.rng, PROFILES, BASE_WEIGHTS, options.profile)
+        specs = ALL_PROFILES if options.profile in profile_names(ALL_PROFILES[len(PROFILES):]) else PROFILES
+        self.profile: Profile = draw_profile(self.world.rng, specs, BASE_WEIGHTS, options.profile)
         self.rng = self.world.child_rng()
         # Only the promise profile's: with long ticks acknowledgements seldom arrive after later
         # rounds began, which other profiles need (and PD's timeouts are sized for short ticks).
@@ -553,6 +562,8 @@ class StoreSimulation:
         for node in self.stores.values():
             if node.alive:
                 node.peers_seen.update(node.store.peers.values())
+            if node.alive:
+                node.count_hibernation()
             for peer in node.peers_seen:
                 c = peer.counters
                 stats.lease_reads += c["lease_reads"]

@@ -42,6 +42,7 @@ from kvdb.raft import ConfChangeType, MessageType
 from kvdb.store.errors import StoreError
 from kvdb.store.peer import Peer
 from tests.sim.swarm import ProfileSpec
+from tests.storesim.hibernation import HibernateSchedule
 from tests.storesim.transport import PD_NODE
 
 if TYPE_CHECKING:
@@ -86,6 +87,12 @@ PROFILES = [
     ProfileSpec("promise", {"cut_two_after_ack": 6, "clock_rate": 1}, (10, 20), skew=True, keep=0.0),
 ]
 
+HIBERNATE = ProfileSpec("hibernate", {"weather": 1}, (60, 150), keep=0.2)
+"""Quiet spells until the range hibernates, then a fault on the hibernated state
+(``tests/storesim/hibernation.py``). Only by ``--profile hibernate``: drawing it too would change
+the profile every other seed draws."""
+ALL_PROFILES = [*PROFILES, HIBERNATE]
+
 
 class Nemesis:
     def __init__(self, sim: StoreSimulation) -> None:
@@ -116,6 +123,7 @@ class Nemesis:
         self.cut_two: tuple[int, int] | None = None
         self.cut_on_timeout_now = False
         self.first_term: FirstTerm | None = None
+        self.hibernate: HibernateSchedule | None = None
         self.network.on_arrive = self.on_arrive
         if sim.pd is not None:
             self.faults += [(self._long_outage, 2), (self._cut_from_pd, 2), (self._stall_pd_link, 2),
@@ -132,6 +140,8 @@ class Nemesis:
             self.network.drop_rate = self.network.dup_rate = 0.0
             self.first_term = FirstTerm(self)
             return  # the other faults start once the shape played out (FirstTerm.done)
+        if self.sim.profile.name == HIBERNATE.name:
+            self.hibernate = HibernateSchedule(self)
         self.world.after(self.rng.randint(20, 40) * self.tick_us, self._step)
 
     def start_faults(self) -> None:
@@ -142,6 +152,8 @@ class Nemesis:
 
     def stop(self) -> None:
         self.active = False
+        if self.hibernate is not None:
+            self.hibernate.stop()
 
     def _step(self) -> None:
         if not self.active:

@@ -117,6 +117,7 @@ class SimStore:
     def crash(self) -> None:
         self.world.trace("%r crash (write in flight: %s)", self, self.writing)
         self.peers_seen.update(self.store.peers.values())
+        self.count_hibernation()
         self.sim.network.receiver_died(self.id)
         in_flight = self.loop.in_flight
         if in_flight is not None and self.rng.random() < 0.5:
@@ -133,6 +134,12 @@ class SimStore:
         self.writing = False
         self.paused = False
         self._deferred = []
+
+    def count_hibernation(self) -> None:
+        """Add this life's hibernation counters to the run's stats (they die with the process)."""
+        counters = self.store.hibernation.counters
+        self.sim.stats.hibernations += counters["hibernated"]
+        self.sim.stats.liveness_wakes += counters["woken_by_liveness"]
 
     # -- pauses -------------------------------------------------------------------------------
 

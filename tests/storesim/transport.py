@@ -47,6 +47,7 @@ class SimNetwork(LinkCuts):
         # Sees every Raft message as it reaches a live store (the nemesis's aimed schedules).
         self.on_arrive: Callable[[int, int, RaftMessage], None] | None = None
         self.pd_stalls: dict[int, int] = {}  # store id -> extra latency (µs) of its PD link, up to
+        self.lose_notices_to: set[int] = set()  # stores whose hibernate notices are lost
         self.dropped = 0
         self.snapshots_delivered = 0
         # Streams that reached a paused receiver, by receiver: handled when it resumes, or failed
@@ -78,6 +79,9 @@ class SimNetwork(LinkCuts):
             self.dropped += 1
             return
         msg = RaftMessage.FromString(data)
+        if msg.hibernate and to in self.lose_notices_to:
+            self.dropped += 1
+            return
         if self.on_arrive is not None:
             self.on_arrive(frm, to, msg)
         target.deliver(("raft", frm), target.store.on_raft_messages, [msg])
