@@ -44,6 +44,8 @@ def test_analysis_measures_the_stall_and_the_recovery() -> None:
     assert result["max_gap_ms"] == pytest.approx(800, abs=5)
     assert result["recovery_seconds"] == pytest.approx(3.0)  # the window 7.5-8.0 was the last one short
     assert result["recovered"]
+    assert result["settled_throughput"] == pytest.approx(1000)
+    assert result["settle_seconds"] == pytest.approx(3.0)
     assert len(result["timeline"]) == 24
 
 
@@ -51,6 +53,8 @@ def test_analysis_of_a_run_that_never_recovers_says_so() -> None:
     ops = _steady(0, 5, 1000, 0.002) + _steady(5, 10, 100, 0.002)
     result = analyse(ops, split_start=5.0, split_end=5.5, end=10.0)
     assert not result["recovered"] and result["recovery_seconds"] == pytest.approx(5.0)
+    # ... but it settled at once at its new level: the split did not disturb it beyond that.
+    assert result["settled_throughput"] == pytest.approx(100) and result["settle_seconds"] == 0.0
 
 
 @pytest.mark.parametrize("args, words", [
@@ -82,7 +86,7 @@ def test_pre_split_and_split_under_load_on_a_playground(tmp_path: Path) -> None:
         result = bench("split-under-load", "--pd", pg.endpoints, "--keys", "2000", "--ranges", "4",
                        "--before", "1", "--after", "1.5", "--concurrency", "8", "--output", str(out))
         assert result.returncode == 0, result
-        assert "split into 4" in result.stdout and "recovered in" in result.stdout
+        assert "split into 4" in result.stdout and "settled at" in result.stdout
         data = json.loads(out.read_text())
         assert data["new_ranges"] == 3
         assert data["before"]["throughput"] > 0 and data["after"]["throughput"] > 0
