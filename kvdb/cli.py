@@ -56,7 +56,7 @@ def _add_store_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--session-ttl", type=float,
                    help="seconds of log time an idle client session is kept for deduplication (default 600)")
     p.add_argument("--max-range-size", type=byte_size,
-                   help="split a range beyond this many bytes, e.g. 96MiB (the default; PD's setting wins)")
+                   help="split a range beyond this many bytes, e.g. 256KiB (default: the cluster's, 96MiB)")
     p.add_argument("--load-split-qps", type=float,
                    help="split a range whose requests per second stay this high (default 3000; 0: never)")
     p.add_argument("--load-split-seconds", type=float,

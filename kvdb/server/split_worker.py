@@ -26,7 +26,7 @@ from kvdb.pb import metapb_pb2, pdpb_pb2, raft_serverpb_pb2
 from kvdb.server.supervisor import spawn
 from kvdb.storage.engine import CF_DEFAULT
 from kvdb.store import keyspace
-from kvdb.store.config import StoreConfig
+from kvdb.store.config import DEFAULT_MAX_RANGE_SIZE, StoreConfig
 from kvdb.store.errors import StoreError
 from kvdb.store.split_check import LoadChecker, LoadConfig, SizeChecker, Span, point
 from placement.client import PdError
@@ -54,8 +54,9 @@ class SplitWorker:
         self.pd = pd
         self.config = config
         self.cluster_config = cluster_config
-        """The cluster's settings as PD last sent them; its max_range_size, if set, wins."""
-        self.size = SizeChecker(config.max_range_size)
+        """The cluster's settings as PD last sent them (its max_range_size applies unless the
+        store sets its own)."""
+        self.size = SizeChecker(self.max_range_size())
         self.load = LoadChecker(LoadConfig(qps_threshold=config.load_split_qps,
                                            detect_seconds=config.load_split_seconds))
         self._splitting: set[int] = set()
@@ -96,8 +97,10 @@ class SplitWorker:
             last = now
 
     def max_range_size(self) -> int:
+        """The store's setting, else the cluster's, else the default."""
         cluster = self.cluster_config()
-        return (cluster.max_range_size if cluster is not None else 0) or self.config.max_range_size
+        return (self.config.max_range_size or (cluster.max_range_size if cluster is not None else 0)
+                or DEFAULT_MAX_RANGE_SIZE)
 
     async def round(self, elapsed: float) -> None:
         """One check of every range led here, ``elapsed`` seconds after the last one."""

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from kvdb.raft.config import promise_intervals
 
+DEFAULT_MAX_RANGE_SIZE = 96 * 1024 * 1024
+
 
 @dataclass
 class StoreConfig:
@@ -44,9 +46,10 @@ class StoreConfig:
     session_ttl: float = 600.0
     """Seconds of log time (the leaders' wall clocks) after its last write that a client session is
     forgotten; a retry after that raises UncertainResultError in the client (docs/client.md)."""
-    max_range_size: int = 96 * 1024 * 1024
-    """A range led here splits near its middle once its data exceeds this many bytes (the
-    cluster's setting from PD, when it has one, wins: ``kvdb.server.split_worker``)."""
+    max_range_size: int = 0
+    """A range led here splits near its middle once its data exceeds this many bytes; 0: the
+    cluster's setting from PD, or ``DEFAULT_MAX_RANGE_SIZE`` without one. PD always reports a
+    setting (96 MiB unless configured), so a store's own setting wins, else it would never apply."""
     split_check_interval: float = 1.0
     """Seconds between two rounds of the split checker (size measures and load windows)."""
     split_check_keys_per_round: int = 20_000
@@ -102,7 +105,7 @@ class StoreConfig:
             raise ValueError("hibernate_idle_ticks must be positive")
         if self.session_ttl <= 0:
             raise ValueError("session_ttl must be positive")
-        if self.max_range_size < 1024:
+        if self.max_range_size and self.max_range_size < 1024:
             raise ValueError(f"max_range_size must be at least 1024 bytes, got {self.max_range_size}")
         if self.split_check_interval <= 0 or self.load_split_seconds <= 0:
             raise ValueError("split_check_interval and load_split_seconds must be positive")

@@ -126,6 +126,7 @@ def test_store_config_refuses_bad_split_settings() -> None:
         with pytest.raises(ValueError):
             StoreConfig(**bad).validate()
     StoreConfig(max_range_size=256 * 1024, load_split_qps=0).validate()
+    StoreConfig(max_range_size=0).validate()  # 0: the cluster's setting
 
 
 # ------------------------------------------------------------------------------------- load
@@ -266,19 +267,28 @@ def test_worker_splits_a_range_grown_past_the_limit_near_its_middle() -> None:
 
 
 def test_worker_reads_a_bounded_number_of_keys_per_round_and_obeys_the_cluster_limit() -> None:
-    rig = _WorkerRig(max_range_size=1 << 20, split_check_keys_per_round=40, split_check_keys_per_scan=16,
-                     load_split_qps=0)
+    rig = _WorkerRig(split_check_keys_per_round=40, split_check_keys_per_scan=16, load_split_qps=0)
     ctx = context(rig.store)
     for i in range(100):
         rig.call(put(_key(i), b"v" * 1000, ctx))
     rig.rounds(2)
     assert rig.stats(1) is None and rig.splits == []  # 80 of 100 keys read so far
     rig.rounds(1)
-    assert rig.stats(1)[1] == 100 and rig.splits == []  # 100 kB: below 1 MiB
+    assert rig.stats(1)[1] == 100 and rig.splits == []  # 100 kB: below the default 96 MiB
     rig.cluster_config = pdpb_pb2.ScheduleConfig(max_range_size=64 * 1024)
     rig.call(put(_key(100), b"v" * 8000, ctx))  # a sixteenth of the cluster's limit: measure again
     rig.rounds(3)
     assert len(rig.splits) == 1
+
+
+def test_a_store_setting_wins_over_the_clusters() -> None:
+    rig = _WorkerRig(max_range_size=1 << 20, load_split_qps=0)
+    rig.cluster_config = pdpb_pb2.ScheduleConfig(max_range_size=64 * 1024)
+    ctx = context(rig.store)
+    for i in range(100):
+        rig.call(put(_key(i), b"v" * 1000, ctx))
+    rig.rounds(2)
+    assert rig.stats(1)[1] == 100 and rig.splits == []  # 100 kB: below the store's 1 MiB
 
 
 def test_worker_splits_a_busy_range_after_its_detect_window() -> None:
