@@ -9,6 +9,7 @@ its lease and has loaded its per-leadership state (cluster id, TSO and id window
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 from dataclasses import dataclass, field
@@ -109,7 +110,10 @@ class PdMember:
 
     async def start(self) -> None:
         cfg = self.config
-        self.host = RaftHost(pd_group_id(self.members), cfg.member_id, cfg.data_dir, cfg.store,
+        # The metadata range serves every PD answer from its leader's lease, which a hibernated
+        # range drops (and nothing here would wake it): it never hibernates.
+        store_config = dataclasses.replace(cfg.store, hibernate=False)
+        self.host = RaftHost(pd_group_id(self.members), cfg.member_id, cfg.data_dir, store_config,
                              MonotonicClock(), self.members.get, self.members)
         if not self.store.peers:
             self.store.bootstrap_range(static_first_range(self.members))
