@@ -25,8 +25,9 @@ from bench.workloads import key_of
 WINDOW = 0.5
 """Seconds per throughput sample of the timeline."""
 RECOVERED = 0.8
-"""Throughput is back once every later window reaches this share of the level it is compared with:
-the throughput before the split, and the level it settled at in the second half of the run after."""
+"""Throughput is back once ``STEADY`` windows in a row reach this share of the level it is compared
+with: the throughput before the split, and the level it settled at in the second half after it."""
+STEADY = 2
 
 
 def split_keys(key_count: int, ranges: int) -> list[bytes]:
@@ -81,11 +82,13 @@ def analyse(ops: list[Op], split_start: float, split_end: float, end: float) -> 
         windows.append((t, sum(t <= op.end < t + WINDOW and op.ok for op in ops) / WINDOW))
         t += WINDOW
     def back_to(level: float) -> tuple[float, bool]:
-        """Seconds from the split's start until every later window reaches RECOVERED * level."""
-        low = [w for w, rate in windows if w + WINDOW > split_start and rate < RECOVERED * level]
-        if not low:
-            return 0.0, True
-        return max(0.0, low[-1] + WINDOW - split_start), low[-1] + WINDOW < end - 1e-9
+        """Seconds from the split's start to the first of ``STEADY`` windows in a row that all
+        reach RECOVERED * level (a later dip is noise, not the split); False if that never came."""
+        after = [(w, rate >= RECOVERED * level) for w, rate in windows if w + WINDOW > split_start]
+        for i in range(len(after) - STEADY + 1):
+            if all(ok for _, ok in after[i:i + STEADY]):
+                return max(0.0, after[i][0] - split_start), True
+        return round(end - split_start, 3), False
 
     recovery, recovered = back_to(before["throughput"])
     # Many ranges may run slower than one for good (more Raft groups per write batch): how long the
