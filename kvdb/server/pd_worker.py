@@ -53,6 +53,8 @@ class PdWorker:
         self.range_stats: Callable[[metapb_pb2.RangeDescriptor], pdpb_pb2.RangeStats | None] = \
             lambda desc: None
         """Set by the split checker: a led range's approximate size, for its heartbeat."""
+        self.cluster_config: pdpb_pb2.ScheduleConfig | None = None
+        """The cluster's schedule config as of the last store heartbeat PD answered (None before)."""
 
     # ---------------------------------------------------------------------------------- join
     async def join(self, store: Store, address: str) -> None:
