@@ -37,13 +37,17 @@ class RaftHost:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.config = config
         self.clock = clock
-        self.engine = RocksEngine(data_dir / "db")
+        self.engine = RocksEngine(data_dir / "db", data_dir / "snap")
         self.transport = GrpcTransport(cluster_id, store_id, resolve, config.snapshot_chunk_bytes)
         self.store = Store(cluster_id, store_id, self.engine, self.transport, clock, config, random.Random(),
                            addresses)
         self.store.wake = self.wake
+        self.store.background = self._background
         self._wakeup = asyncio.Event()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raft-writer")
+        # Snapshot builds: one at a time, each a long pass in Python that the GIL interleaves
+        # with the loop (it yields every switch interval, ~5 ms).
+        self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot-builder")
         self._tasks: list[asyncio.Task] = []
         self.crash_tick_loop = False
         """Failpoint (tests only): the tick loop raises at its next tick."""
@@ -66,6 +70,13 @@ class RaftHost:
                 raise RuntimeError("failpoint crash_tick_loop: the tick loop dies")
             self.store.tick()
 
+    def _background(self, work: Callable[[], object], done: Callable[[object], None]) -> None:
+        def finished(future: asyncio.Future) -> None:  # on the loop
+            if not future.cancelled():  # cancelled: the host is stopping
+                done(future.exception() or future.result())
+
+        asyncio.get_running_loop().run_in_executor(self._builder, work).add_done_callback(finished)
+
     async def _raft_loop(self) -> None:
         """Drive ``kvdb.store.loop.RaftLoop``: its synced writes run on the writer thread."""
         loop = asyncio.get_running_loop()
@@ -83,6 +94,7 @@ class RaftHost:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.transport.close()
         self._writer.shutdown(wait=True)
+        self._builder.shutdown(wait=True, cancel_futures=True)  # a build uses the engine
         self.engine.close()
 
 

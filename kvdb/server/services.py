@@ -21,7 +21,7 @@ from kvdb.raft import ConfChangeType
 from kvdb.store.errors import DeadlineError, InvalidArgumentError, RangeNotFoundError, StoreError
 from kvdb.store.membership import UnsafeConfChangeError
 from kvdb.store.peer import ROLE_NAMES
-from kvdb.store.snapshot import SnapshotCorruptError
+from kvdb.store.snapshot import Incoming, SnapshotCorruptError
 
 if TYPE_CHECKING:
     from kvdb.server.node import StoreNode
@@ -163,22 +163,29 @@ class RaftService(raft_serverpb_pb2_grpc.RaftTransportServicer):
 
     async def Snapshot(self, request_iterator: AsyncIterator[raft_serverpb_pb2.SnapshotChunk],
                        context: grpc.aio.ServicerContext) -> raft_serverpb_pb2.Done:
+        """Chunks go to a file as they come (``Incoming``): never the whole snapshot in memory."""
         store = self.node.store
-        header: raft_serverpb_pb2.SnapshotChunk | None = None
-        parts: list[bytes] = []
-        async for chunk in request_iterator:
-            if header is None:
-                header = chunk
-                if chunk.cluster_id != store.cluster_id:
-                    await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "snapshot from another cluster")
-            else:
-                parts.append(chunk.data)
-        if header is None:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "empty snapshot stream")
+        incoming: Incoming | None = None
+        message: raft_serverpb_pb2.RaftMessage | None = None
         try:
-            accepted = store.on_snapshot(header.message, b"".join(parts))
+            async for chunk in request_iterator:
+                if message is None:
+                    if chunk.cluster_id != store.cluster_id:
+                        await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                            "snapshot from another cluster")
+                    message = chunk.message
+                    incoming = store.receive_snapshot(message)
+                else:
+                    incoming.write(chunk.data)
+            if message is None:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "empty snapshot stream")
+            handed, incoming = incoming, None  # on_snapshot keeps or deletes the file
+            accepted = store.on_snapshot(message, handed)
         except SnapshotCorruptError as exc:
             await context.abort(grpc.StatusCode.DATA_LOSS, str(exc))
+        finally:
+            if incoming is not None:  # the stream failed midway
+                incoming.discard()
         self.node.wake()
         if not accepted:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "no replica accepts this snapshot")

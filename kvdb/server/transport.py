@@ -3,7 +3,8 @@
 Messages a loop iteration produces for one store leave as one ``RaftMessageBatch``; if the
 stream is busy, everything queued meanwhile is coalesced into the next batch. The queue is
 bounded: when a peer store is down or slow, the oldest messages are dropped (Raft retries), so a
-dead store never costs unbounded memory. Snapshots take their own stream, in chunks.
+dead store never costs unbounded memory. Snapshots take their own stream, in chunks read from
+the snapshot's file.
 
 Failpoints (tests only) sit here: drop or delay everything sent to a store.
 """
@@ -18,6 +19,7 @@ import grpc
 
 from kvdb.pb import raft_serverpb_pb2, raft_serverpb_pb2_grpc
 from kvdb.server.supervisor import spawn
+from kvdb.store.snapshot import Built
 
 log = logging.getLogger(__name__)
 
@@ -147,13 +149,13 @@ class GrpcTransport:
             conn = self._connections[store_id] = _Connection(self, store_id)
         conn.push(messages)
 
-    def send_snapshot(self, store_id: int, message: raft_serverpb_pb2.RaftMessage, blob: bytes,
+    def send_snapshot(self, store_id: int, message: raft_serverpb_pb2.RaftMessage, data: Built,
                       done: Callable[[bool], None]) -> None:
-        task = spawn(self._stream_snapshot(store_id, message, blob, done), f"snapshot to store {store_id}")
+        task = spawn(self._stream_snapshot(store_id, message, data, done), f"snapshot to store {store_id}")
         self._snapshot_tasks.add(task)
         task.add_done_callback(self._snapshot_tasks.discard)
 
-    async def _stream_snapshot(self, store_id: int, message: raft_serverpb_pb2.RaftMessage, blob: bytes,
+    async def _stream_snapshot(self, store_id: int, message: raft_serverpb_pb2.RaftMessage, data: Built,
                                done: Callable[[bool], None]) -> None:
         ok = False
         try:
@@ -164,15 +166,19 @@ class GrpcTransport:
                 return
 
             async def chunks() -> AsyncIterator[raft_serverpb_pb2.SnapshotChunk]:
+                # One chunk read from the file at a time; grpc asks for the next once this one
+                # is written, so a slow receiver holds back the reads (bounded memory).
                 yield raft_serverpb_pb2.SnapshotChunk(cluster_id=self.cluster_id, message=message)
-                for pos in range(0, len(blob), self.chunk_bytes):
-                    yield raft_serverpb_pb2.SnapshotChunk(data=blob[pos : pos + self.chunk_bytes])
+                for piece in data.chunks(self.chunk_bytes):
+                    yield raft_serverpb_pb2.SnapshotChunk(data=piece)
 
             async with grpc.aio.insecure_channel(address, options=GRPC_OPTIONS) as channel:
                 await raft_serverpb_pb2_grpc.RaftTransportStub(channel).Snapshot(chunks(), timeout=300)
             ok = True
         except grpc.aio.AioRpcError as exc:
             log.warning("snapshot to store %d failed: %s %s", store_id, exc.code(), exc.details())
+        except OSError as exc:  # the file went (the store is stopping)
+            log.warning("snapshot to store %d failed: %s", store_id, exc)
         finally:
             done(ok)
 

@@ -8,8 +8,10 @@ user data) so each can be compacted on its own.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
+
+from kvdb.storage.files import FileStore
 
 CF_DEFAULT = "default"
 """User data (raw KV)."""
@@ -52,7 +54,22 @@ class WriteBatch(Protocol):
         ...
 
 
+class EngineView(Protocol):
+    """A read-only, point-in-time copy of the whole engine (``Engine.checkpoint``)."""
+
+    def get(self, cf: str, key: bytes) -> bytes | None: ...
+
+    def iter_range(self, cf: str, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, bytes]]: ...
+
+    def close(self) -> None:
+        """Release the copy (and delete its files)."""
+        ...
+
+
 class Engine(Protocol):
+    files: FileStore
+    """The store's snapshot files (see ``kvdb.storage.files``)."""
+
     def batch(self) -> WriteBatch: ...
 
     def write(self, batch: WriteBatch, sync: bool) -> None:
@@ -75,6 +92,24 @@ class Engine(Protocol):
 
     def iter_range(self, cf: str, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
         """Pairs in [start, end) in key order, read lazily (see ``iter_in_chunks``)."""
+        ...
+
+    def checkpoint(self, name: str) -> EngineView:
+        """A consistent copy of everything written so far, kept in ``files`` under ``name``.
+
+        Unlike iterating the live engine (or a RocksDB snapshot through rocksdict, see
+        DEPENDENCY-NOTES.md), reading the copy never sees a later write, so it may be read on
+        another thread while the store keeps writing."""
+        ...
+
+    def write_sst(self, name: str, pairs: Iterable[tuple[bytes, bytes]]) -> int:
+        """Write ``pairs`` (ascending keys) to the file ``name`` in ``files`` in a form ``ingest``
+        takes; returns how many there were. With no pairs no file is created."""
+        ...
+
+    def ingest(self, cf: str, name: str) -> None:
+        """Add the pairs of the file ``name`` (from ``write_sst``) to ``cf``, durably and over
+        every earlier write to their keys; the file stays in ``files``."""
         ...
 
     def close(self) -> None: ...

@@ -9,8 +9,9 @@ so one ``delete_range`` drops a whole log and never touches the hard or truncate
 
 CF_META: ``kind (1) | ...``: 0x00 store ident, 0x01 range state, 0x02 apply state, 0x03 client
 sessions (``range_id (8) | 0x00`` the range's log time, ``range_id (8) | 0x01 | session_id (8)``
-one session). Range state keys have a prefix of their own so a restarting store can list its
-ranges with one scan; a range's sessions likewise.
+one session), 0x04 a snapshot being ingested (``snapshot_ingest_key``). Range state keys have a
+prefix of their own so a restarting store can list its ranges with one scan; a range's sessions
+likewise.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ RANGE_STATE_PREFIX = b"\x01"
 """CF_META: prefix of every ``range_state_key``."""
 _APPLY_STATE_PREFIX = b"\x02"
 _SESSION_PREFIX = b"\x03"
+SNAPSHOT_INGEST_PREFIX = b"\x04"
+"""CF_META: prefix of every ``snapshot_ingest_key``."""
 _SESSION_CLOCK = 0x00
 _SESSION = 0x01
 
@@ -75,6 +78,15 @@ def range_id_from_state_key(key: bytes) -> int:
 def apply_state_key(range_id: int) -> bytes:
     """CF_META: the range's applied index and conf state, owned by the store."""
     return _APPLY_STATE_PREFIX + _U64.pack(range_id)
+
+
+def snapshot_ingest_key(range_id: int) -> bytes:
+    """CF_META: the snapshot file the range's data is being replaced with (``kvdb.store.snapshot``)."""
+    return SNAPSHOT_INGEST_PREFIX + _U64.pack(range_id)
+
+
+def range_id_from_ingest_key(key: bytes) -> int:
+    return _U64.unpack_from(key, len(SNAPSHOT_INGEST_PREFIX))[0]
 
 
 def session_clock_key(range_id: int) -> bytes:

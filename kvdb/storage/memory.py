@@ -14,11 +14,16 @@ depend on hash order.
 
 from __future__ import annotations
 
+import struct
 from bisect import bisect_left, insort
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from random import Random
 
 from kvdb.storage.engine import ALL_CFS, WriteBatch, iter_in_chunks
+from kvdb.storage.files import MemFiles
+
+_LEN = struct.Struct(">II")
+"""A ``write_sst`` file: (key length, value length) before each key and value."""
 
 _PUT = 0
 _DELETE = 1
@@ -79,6 +84,7 @@ class MemEngine:
     def __init__(self) -> None:
         self._cfs = {name: _Family() for name in ALL_CFS}
         self._unsynced: list[_Undo] = []  # one undo list per unsynced write since the last sync
+        self.files = MemFiles()
 
     def batch(self) -> MemWriteBatch:
         return MemWriteBatch()
@@ -164,6 +170,51 @@ class MemEngine:
     def iter_range(self, cf: str, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
         return iter_in_chunks(self.scan, cf, start, end)
 
+    def checkpoint(self, name: str) -> MemEngine:
+        """A copy of every family (the simulator's engines are small); nothing in ``files``."""
+        view = MemEngine()
+        for cf, fam in self._cfs.items():
+            copy = view._cfs[cf]
+            copy.keys = list(fam.keys)
+            copy.data = dict(fam.data)
+        return view
+
+    def write_sst(self, name: str, pairs: Iterable[tuple[bytes, bytes]]) -> int:
+        sink = None
+        count = 0
+        for key, value in pairs:
+            if sink is None:
+                sink = self.files.create(name)
+            sink.write(_LEN.pack(len(key), len(value)) + key + value)
+            count += 1
+        if sink is not None:
+            sink.close()
+        return count
+
+    def ingest(self, cf: str, name: str) -> None:
+        """Durable at once, as RocksDB's ingestion (it writes the MANIFEST synced): a crash no
+        longer undoes an earlier unsynced write to an ingested key, whose new value wins."""
+        pairs = list(_decode(b"".join(self.files.chunks(name, 1 << 20))))
+        if not pairs:
+            return
+        lo, hi = pairs[0][0], pairs[-1][0]
+        for undo in self._unsynced:
+            undo[:] = [u for u in undo if u[0] != cf or not lo <= u[1] <= hi]
+        fam = self._cfs[cf]
+        for key, value in pairs:
+            if key not in fam.data:
+                insort(fam.keys, key)
+            fam.data[key] = value
+
     def close(self) -> None:
         """Nothing to release: a clean shutdown keeps even unsynced writes (RocksDB flushes its
         WAL on close), and the engine stays usable so a restarted store can reuse it."""
+
+
+def _decode(data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    pos = 0
+    while pos < len(data):
+        klen, vlen = _LEN.unpack_from(data, pos)
+        pos += _LEN.size
+        yield data[pos : pos + klen], data[pos + klen : pos + klen + vlen]
+        pos += klen + vlen

@@ -16,10 +16,15 @@ from typing import TYPE_CHECKING
 from kvdb.pb import metapb_pb2, raft_serverpb_pb2
 from kvdb.raft import ConfChange, Config, ConfState, Entry, EntryType, RawNode, Ready, Role, Snapshot
 from kvdb.raft.codec import conf_state_to_pb, decode_conf_change
-from kvdb.raft.errors import ProposalDroppedError, SnapshotTemporarilyUnavailableError
+from kvdb.raft.errors import (
+    ProposalDroppedError,
+    SnapshotTemporarilyUnavailableError,
+    StorageError,
+)
+from kvdb.raft.progress import ProgressState
 from kvdb.raft.types import SnapshotMetadata
 from kvdb.storage.engine import CF_DEFAULT, CF_META, WriteBatch
-from kvdb.storage.keys import apply_state_key, range_state_key
+from kvdb.storage.keys import apply_state_key, range_state_key, snapshot_ingest_key
 from kvdb.storage.raft_log import RaftLogStorage
 from kvdb.store import keyspace, snapshot
 from kvdb.store.errors import (
@@ -101,7 +106,11 @@ class Peer:
         self.reading: dict[bytes, list[tuple[Read, Callback]]] = {}  # ReadIndex in flight, by ctx
         self.read_ready: list[tuple[int, list[tuple[Read, Callback]]]] = []  # (index, reads)
         self._read_seq = 0
-        self.snapshot_blobs: dict[int, bytes] = {}  # by snapshot index: built to send / received
+        self.received_snapshots: dict[int, snapshot.Incoming] = {}  # verified, by snapshot index
+        self.ingest_after_write: str | None = None  # the applied snapshot's file (``_apply_snapshot``)
+        self.outgoing: snapshot.Built | None = None  # the snapshot built to send, if any
+        self.building = False  # a snapshot build is running in the background
+        self.build_started_at = 0
         self.removed = False  # applied its own removal: applies nothing more, destroyed this pass
         self.splits_in_flight = 0  # proposed here, not answered yet: no lease reads meanwhile
         self.split_family: list[int] = []  # the ranges this one's last split produced (error hints)
@@ -298,43 +307,92 @@ class Peer:
             self.storage.set_hard_state(batch, rd.hard_state)
 
     def _apply_snapshot(self, snap: Snapshot, batch: WriteBatch) -> None:
+        """First half of applying a snapshot, in the Ready's synced batch: everything but the
+        data, which ``ingest_snapshot`` adds once this batch is written (``kvdb.store.snapshot``)."""
         meta = snap.metadata
-        blob = self.snapshot_blobs.pop(meta.index)
-        header = snapshot.verify(snap.data, blob)
-        desc = header.descriptor
+        received = self.received_snapshots.pop(meta.index)
+        desc = received.header.descriptor
         if self.initialized:
             batch.delete_range(CF_DEFAULT, self.desc.start_key, keyspace.data_end(self.desc))
         batch.delete_range(CF_DEFAULT, desc.start_key, keyspace.data_end(desc))
-        for key, value in snapshot.decode_pairs(blob):
-            batch.put(CF_DEFAULT, key, value)
-        self.sessions.replace(header.sessions, batch)
+        if received.name is not None:
+            batch.put(CF_META, snapshot_ingest_key(self.range_id), received.name.encode())
+            self.ingest_after_write = received.name
+        self.sessions.replace(received.header.sessions, batch)
         self.storage.apply_snapshot(batch, meta.index, meta.term, meta.conf_state)
         self.conf_state = meta.conf_state
         self.applied = meta.index
         self.applied_term = meta.term
         self.set_desc(desc, batch)
         self.write_apply_state(batch)
-        self.snapshot_blobs = {i: b for i, b in self.snapshot_blobs.items() if i > meta.index}
+        for index in [i for i in self.received_snapshots if i <= meta.index]:
+            self.received_snapshots.pop(index).discard()
         self.counters["snapshots_applied"] += 1
         log.info("range %d: peer %d applies a snapshot at index %d (%d keys)", self.range_id, self.peer_id,
-                 meta.index, header.key_count)
+                 meta.index, received.header.key_count)
 
-    def _snapshot_unavailable(self) -> bool:
-        """Whether the engine may lag ``applied``: during an apply pass (applying a conf change
-        makes the core send to followers) the pass's writes are still in the store's batch."""
-        return self.store.applying
+    def ingest_snapshot(self) -> None:
+        """Second half: the batch of ``_apply_snapshot`` is written, so the data may go in."""
+        name, self.ingest_after_write = self.ingest_after_write, None
+        if name is not None:
+            snapshot.ingest(self.store.engine, self.range_id, name)
 
     def _build_snapshot(self) -> Snapshot:
-        """Called by the core when a follower needs a snapshot: the range as of ``applied``."""
-        if self._snapshot_unavailable():
-            # The core tries again on the follower's next response, after this pass is written.
-            raise SnapshotTemporarilyUnavailableError()
-        pairs = self.store.engine.iter_range(CF_DEFAULT, self.desc.start_key, keyspace.data_end(self.desc))
-        blob, count = snapshot.encode_pairs(pairs)
-        header = snapshot.build_header(self.desc, blob, count, self.sessions.to_pb())
-        self.snapshot_blobs = {self.applied: blob}
-        meta = SnapshotMetadata(self.applied, self.storage.term(self.applied), self.conf_state)
-        return Snapshot(meta, header)
+        """Called by the core when a follower needs a snapshot: the one built, if still of use,
+        or else start building one in the background (the core asks again on the follower's
+        next response)."""
+        out = self.outgoing
+        if out is not None:
+            try:
+                if out.index >= self.storage.truncated[0]:  # else: the log moved past it
+                    return Snapshot(SnapshotMetadata(out.index, self.storage.term(out.index), out.conf_state),
+                                    out.header_bytes)
+            except StorageError:
+                pass  # compacted since: build again
+            self._drop_outgoing()
+        if not self.building:
+            self.building = True
+            self.build_started_at = self.applied  # the build's index will be at least this
+            store = self.store
+            name = store.snapshot_file_name("send", self.range_id)
+            ttl = store.config.session_ttl_ms
+            store.background(lambda: snapshot.build(store.engine, self.range_id, name, ttl), self._built)
+            if self.outgoing is not None:  # built inline (tests, the simulator)
+                return self._build_snapshot()
+        raise SnapshotTemporarilyUnavailableError()
+
+    def _built(self, result: snapshot.Built | BaseException) -> None:
+        self.building = False
+        if isinstance(result, BaseException):
+            log.warning("range %d: building a snapshot failed: %r", self.range_id, result)
+            return
+        if self.destroyed:
+            result.remove()
+            return
+        self._drop_outgoing()
+        self.outgoing = result
+        log.info("range %d: built a snapshot at index %d (%d keys, %d bytes)", self.range_id, result.index,
+                 result.header.key_count, result.size)
+
+    def snapshot_sent(self, built: snapshot.Built) -> None:
+        """A stream of ``built`` ended: the last one deletes it (a later need builds afresh)."""
+        built.users -= 1
+        if built.users == 0:
+            built.remove()
+            if self.outgoing is built:
+                self.outgoing = None
+
+    def _drop_outgoing(self) -> None:
+        out, self.outgoing = self.outgoing, None
+        if out is not None and out.users == 0:
+            out.remove()  # else the last stream's ``snapshot_sent`` does
+
+    def release_snapshots(self) -> None:
+        """The replica is destroyed: delete its snapshot files (a send in flight deletes its own)."""
+        self._drop_outgoing()
+        for received in self.received_snapshots.values():
+            received.discard()
+        self.received_snapshots.clear()
 
     # ------------------------------------------------------------------------- ready, 2nd half
     def apply(self, entries: list[Entry], answers: list[tuple[Callback, object]]) -> None:
@@ -440,6 +498,21 @@ class Peer:
             if batch is not None:
                 self.read_ready.append((rs.index, batch))
 
+    def _snapshot_floor(self) -> int:
+        """The highest index the log may be truncated to without outdating a snapshot being
+        built, built for a follower or being sent. Without it, under steady writes each build
+        was outdated by log GC before it could be sent, so the next was built, and the follower
+        never caught up (bench/snapshot_rss.py with 1,000-entry GC: 114 builds in 2 minutes)."""
+        floors = [self.applied]
+        if self.building:
+            floors.append(self.build_started_at)
+        if self.is_leader:
+            progress = [pr for pid, pr in self.raw.raft.trk.progress.items() if pid != self.peer_id]
+            floors += [pr.pending_snapshot for pr in progress if pr.state == ProgressState.SNAPSHOT]
+            if self.outgoing is not None and any(pr.state != ProgressState.REPLICATE for pr in progress):
+                floors.append(self.outgoing.index)
+        return min(floors)
+
     def maybe_compact_log(self, batch: WriteBatch, force: bool = False) -> bool:
         """Truncate the log by count or size, keeping a tail so slow followers avoid snapshots."""
         cfg = self.store.config
@@ -449,7 +522,7 @@ class Peer:
             self.storage.log_size_bytes() <= cfg.raft_log_gc_size_limit
         ):
             return False
-        target = self.applied if force else self.applied - cfg.raft_log_gc_keep
+        target = self.applied if force else min(self.applied - cfg.raft_log_gc_keep, self._snapshot_floor())
         if target < first:
             return False
         self.storage.compact(batch, target)

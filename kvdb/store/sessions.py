@@ -31,7 +31,7 @@ import logging
 from typing import NamedTuple
 
 from kvdb.pb import kvrpc_pb2, raft_serverpb_pb2
-from kvdb.storage.engine import CF_META, Engine, WriteBatch
+from kvdb.storage.engine import CF_META, EngineView, WriteBatch
 from kvdb.storage.keys import session_bounds, session_clock_key, session_key
 from kvdb.store.errors import DuplicateRequestError, SessionExpiredError, StoreError
 
@@ -61,7 +61,7 @@ class Sessions:
         self.table: dict[int, raft_serverpb_pb2.SessionState] = {}
 
     @classmethod
-    def load(cls, engine: Engine, range_id: int, ttl_ms: int) -> Sessions:
+    def load(cls, engine: EngineView, range_id: int, ttl_ms: int) -> Sessions:
         sessions = cls(range_id, ttl_ms)
         raw = engine.get(CF_META, session_clock_key(range_id))
         if raw is not None:

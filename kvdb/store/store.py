@@ -75,10 +75,26 @@ class Transport(Protocol):
         ...
 
     def send_snapshot(
-        self, store_id: int, message: raft_serverpb_pb2.RaftMessage, blob: bytes, done: Callable[[bool], None]
+        self, store_id: int, message: raft_serverpb_pb2.RaftMessage, data: snapshot.Built,
+        done: Callable[[bool], None]
     ) -> None:
-        """Stream a MSG_SNAP and its data; ``done(ok)`` is called once, from the store's thread."""
+        """Stream a MSG_SNAP, then ``data.chunks(...)``; the receiver hands them to an ``Incoming``
+        (``Store.receive_snapshot``) and then to ``Store.on_snapshot``. ``done(ok)`` is called
+        once, from the store's thread."""
         ...
+
+
+Background = Callable[[Callable[[], object], Callable[[object], None]], None]
+"""Runs ``work`` away from the loop and then ``done(result or exception)`` on the store's thread."""
+
+
+def run_inline(work: Callable[[], object], done: Callable[[object], None]) -> None:
+    """The ``Background`` of tests and the simulator: at once, deterministically."""
+    try:
+        result = work()
+    except Exception as exc:  # handed to ``done``, as a thread's failure would be
+        result = exc
+    done(result)
 
 
 class NewRange:
@@ -141,12 +157,14 @@ class Store:
         self._to_destroy: list[Peer] = []
         self._outbox: dict[int, list[raft_serverpb_pb2.RaftMessage]] = {}
         self.apply_batch: WriteBatch = engine.batch()
-        self.applying = False
-        """True during an apply pass, whose writes are not all in the engine yet."""
         self.wake: Callable[[], None] = lambda: None
         """Set by the driver: called whenever an iteration is due."""
         self.hibernation = Hibernation(self)
+        self.background: Background = run_inline
+        """Set by the driver: where snapshots are built (a thread in a real store)."""
+        self._snapshot_seq = 0
         self._check_ident()
+        snapshot.recover(engine)
         self._load()
 
     # ------------------------------------------------------------------------------- start-up
@@ -256,16 +274,40 @@ class Store:
                 continue
             self._step(peer, msg)
 
-    def on_snapshot(self, msg: raft_serverpb_pb2.RaftMessage, blob: bytes) -> bool:
-        """A snapshot stream completed; returns whether it was handed to the replica."""
+    def snapshot_file_name(self, kind: str, range_id: int) -> str:
+        """A name no other snapshot file of this store's life has (start-up deletes older ones)."""
+        self._snapshot_seq += 1
+        return f"{kind}-{range_id}-{self._snapshot_seq}"
+
+    def receive_snapshot(self, msg: raft_serverpb_pb2.RaftMessage) -> snapshot.Incoming:
+        """Where a snapshot stream that starts with ``msg`` writes its chunks."""
+        return snapshot.Incoming(self.engine.files, self.snapshot_file_name("recv", msg.range_id), msg)
+
+    def on_snapshot(self, msg: raft_serverpb_pb2.RaftMessage, incoming: snapshot.Incoming) -> bool:
+        """A snapshot stream completed; returns whether it was handed to the replica. Raises
+        ``SnapshotCorruptError`` if the data is not what the header says. The file is deleted
+        unless the replica keeps it to apply."""
         peer = self._peer_for_message(msg)
+        try:
+            incoming.finish()
+        except snapshot.SnapshotCorruptError:
+            incoming.discard()
+            raise
         if peer is None:
+            incoming.discard()
             return False
-        header = snapshot.verify(msg.message.snapshot.data, blob)
-        if self._overlaps_others(peer.range_id, header.descriptor):
+        if self._overlaps_others(peer.range_id, incoming.header.descriptor):
+            incoming.discard()
             return False
-        self._snapshots_stepped[peer.range_id] = header.descriptor
-        peer.snapshot_blobs[msg.message.snapshot.metadata.index] = blob
+        self._snapshots_stepped[peer.range_id] = incoming.header.descriptor
+        index = msg.message.snapshot.metadata.index
+        if index <= peer.raw.raft.raft_log.committed:
+            incoming.discard()  # the core ignores it (but answers); a copy may be about to apply
+        else:
+            old = peer.received_snapshots.pop(index, None)
+            if old is not None:
+                old.discard()
+            peer.received_snapshots[index] = incoming
         self._step(peer, msg)
         return True
 
@@ -488,20 +530,19 @@ class Store:
         for peer, rd in it.readies:
             self._queue(peer, rd.messages_after_persist)
         self._flush_outbox()
+        for peer, _ in it.readies:
+            if peer.ingest_after_write is not None:
+                peer.ingest_snapshot()
         self.apply_batch = self.engine.batch()
         answers: list[tuple[Callback, object]] = []
-        self.applying = True
-        try:
-            for peer, rd in it.readies:
-                if rd.committed_entries:
-                    peer.apply(rd.committed_entries, answers)
-                if rd.read_states:
-                    peer.on_read_states(rd)
-                peer.maybe_compact_log(self.apply_batch)
-            destroyed = self._destroy_scheduled(self.apply_batch)
-            self.flush_apply(sync=bool(destroyed))
-        finally:
-            self.applying = False
+        for peer, rd in it.readies:
+            if rd.committed_entries:
+                peer.apply(rd.committed_entries, answers)
+            if rd.read_states:
+                peer.on_read_states(rd)
+            peer.maybe_compact_log(self.apply_batch)
+        destroyed = self._destroy_scheduled(self.apply_batch)
+        self.flush_apply(sync=bool(destroyed))
         self._start_new_ranges()
         for callback, result in answers:
             callback(result)
@@ -527,6 +568,7 @@ class Store:
                 batch.delete_range(CF_DEFAULT, peer.desc.start_key, keyspace.data_end(peer.desc))
             peer.write_tombstone(batch)
             peer.fail_all(RangeNotFoundError(peer.range_id))
+            peer.release_snapshots()
             log.info("range %d: replica %d removed from store %d", peer.range_id, peer.peer_id, self.store_id)
         return destroyed
 
@@ -564,19 +606,21 @@ class Store:
                 self._outbox.setdefault(to.store_id, []).append(msg)
 
     def _send_snapshot(self, peer: Peer, msg: raft_serverpb_pb2.RaftMessage, m: Message) -> None:
-        blob = peer.snapshot_blobs.get(m.snapshot.metadata.index)
+        built = peer.outgoing
         to = m.to
-        if blob is None:
+        if built is None or built.index != m.snapshot.metadata.index:
             peer.raw.report_snapshot(to, failed=True)
             return
         peer.counters["snapshots_sent"] += 1
+        built.users += 1
 
         def done(ok: bool) -> None:
+            peer.snapshot_sent(built)
             if not peer.destroyed:
                 peer.raw.report_snapshot(to, failed=not ok)
                 self._mark(peer)
 
-        self.transport.send_snapshot(msg.to_peer.store_id, msg, blob, done)
+        self.transport.send_snapshot(msg.to_peer.store_id, msg, built, done)
 
     def _flush_outbox(self) -> None:
         if not self._outbox:

@@ -61,5 +61,8 @@ def test_follower_behind_truncated_log_gets_snapshot(make_cluster: MakeCluster) 
     # And it keeps replicating normally after the snapshot.
     client.put(b"later", b"x")
     assert client.get(b"later") == b"x"
+    # The snapshot's files were deleted on both sides once sent and ingested.
+    for sid in (leader, follower):
+        assert list((cluster.stores[sid].data_dir / "snap").iterdir()) == []
     cluster.assert_all_running()
     client.close()

@@ -1,11 +1,11 @@
-"""The store's small parts: lease arithmetic, snapshot blobs, the skewable clock, key bounds."""
+"""The store's small parts: lease arithmetic, the skewable clock, key bounds."""
 
 from __future__ import annotations
 
 import pytest
 
 from kvdb.pb import metapb_pb2
-from kvdb.store import keyspace, snapshot
+from kvdb.store import keyspace
 from kvdb.store.clock import SkewedClock
 from kvdb.store.config import StoreConfig
 from kvdb.store.lease import Lease
@@ -39,22 +39,6 @@ def test_lease_ignores_acks_of_an_older_term() -> None:
     lease.round_started(2, 1, now=0.0)
     lease.round_acked(1, 1)
     assert not lease.valid(2, 0.1)
-
-
-def test_snapshot_blob_round_trips_and_detects_corruption() -> None:
-    pairs = [(b"a", b"1"), (b"b" * 300, b""), (b"\xff", b"x" * 1000)]
-    blob, count = snapshot.encode_pairs(pairs)
-    desc = metapb_pb2.RangeDescriptor(id=4, start_key=b"a")
-    header = snapshot.build_header(desc, blob, count)
-    assert snapshot.verify(header, blob).descriptor == desc
-    assert list(snapshot.decode_pairs(blob)) == pairs
-    flipped = blob[:-1] + bytes([blob[-1] ^ 1])
-    with pytest.raises(snapshot.SnapshotCorruptError, match="checksum"):
-        snapshot.verify(header, flipped)
-    with pytest.raises(snapshot.SnapshotCorruptError, match="bytes"):
-        snapshot.verify(header, blob[:-1])
-    with pytest.raises(snapshot.SnapshotCorruptError, match="truncated"):
-        list(snapshot.decode_pairs(blob[:-1]))
 
 
 def test_skewed_clock_changes_rate_without_jumping() -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kvdb.pb import raft_serverpb_pb2
+from kvdb.store.snapshot import Built
 from tests.sim.network import LinkCuts
 from tests.sim.world import World
 
@@ -25,6 +26,8 @@ PD_NODE = 0
 """PD's end of the network in PD mode (store ids start at 1), so partitions can cut stores off it."""
 SNAPSHOT_BYTES_PER_US = 50
 """Transfer speed of a snapshot stream (50 MB/s), so bigger snapshots take longer."""
+SNAPSHOT_CHUNK = 64 * 1024
+"""Bytes per chunk the receiver's ``Incoming`` is fed, as the gRPC transport's chunks."""
 
 
 class SimNetwork(LinkCuts):
@@ -140,7 +143,11 @@ class SimNetwork(LinkCuts):
         queued = self._queued_snapshots.get(stream.to)
         if queued and stream in queued:
             queued.remove(stream)
-        ok = target.store.on_snapshot(RaftMessage.FromString(stream.header), stream.blob)
+        msg = RaftMessage.FromString(stream.header)
+        incoming = target.store.receive_snapshot(msg)
+        for pos in range(0, len(stream.blob), SNAPSHOT_CHUNK):
+            incoming.write(stream.blob[pos : pos + SNAPSHOT_CHUNK])
+        ok = target.store.on_snapshot(msg, incoming)
         self.world.trace("snapshot %d -> %d delivered (accepted: %s)", stream.frm, stream.to, ok)
         self._snapshot_answered(stream, ok)
 
@@ -194,6 +201,7 @@ class SimTransport:
             self.network.send(self.store_id, store_id, msg.SerializeToString())
 
     def send_snapshot(
-        self, store_id: int, message: RaftMessage, blob: bytes, done: Callable[[bool], None]
+        self, store_id: int, message: RaftMessage, data: Built, done: Callable[[bool], None]
     ) -> None:
+        blob = b"".join(data.chunks(SNAPSHOT_CHUNK))  # read at once: the sender may delete the file
         self.network.send_snapshot(self.store_id, store_id, message.SerializeToString(), blob, done)
