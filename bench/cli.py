@@ -9,6 +9,7 @@ with the parsed arguments, returning the exit status) as the parser's default.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib.util
 import sys
 from pathlib import Path
@@ -57,7 +58,25 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("--pd", help="kvdb: PD members HOST:PORT,...")
         p.add_argument("--endpoints", help="etcd: members HOST:PORT,...")
         p.add_argument("--output", type=Path, help="write the JSON result here")
+        p.add_argument("--pre-split", type=int, default=0, metavar="N",
+                       help="kvdb: first split the key space into N ranges of equal key counts (through PD)")
         add_run_flags(p)
+    p = sub.add_parser("split-under-load", help="write to one range, split it into many mid-run: stalls and "
+                                                "recovery",
+                       description="Write to one range at a steady concurrency, split it into --ranges "
+                                   "ranges through PD after --before seconds, keep writing --after "
+                                   "seconds; prints throughput and p99 before, during and after, the longest "
+                                   "stall and the recovery time; --output writes the JSON result with its "
+                                   "timeline.")
+    p.add_argument("--pd", required=True, help="PD members HOST:PORT,...")
+    p.add_argument("--ranges", type=int, default=64, help="ranges the hot range is split into (default 64)")
+    p.add_argument("--keys", type=int, default=20_000, help="key space size (default 20000)")
+    p.add_argument("--value-size", type=int, default=100, help="bytes per value (default 100)")
+    p.add_argument("--concurrency", type=int, default=32, help="writes in flight (default 32)")
+    p.add_argument("--before", type=float, default=5.0, help="seconds of writes before the split (default 5)")
+    p.add_argument("--after", type=float, default=10.0, help="seconds of writes after it (default 10)")
+    p.add_argument("--output", type=Path, help="write the JSON result here")
+    p.set_defaults(func=_split_under_load)
     p = sub.add_parser("plot", help="PNG plots of throughput and p99 latency vs concurrency of result files",
                        description="Draw throughput.png and latency.png (p99) against concurrency, one line "
                                    "per target, from result files of runs at several concurrencies.")
@@ -90,12 +109,54 @@ def _run(args: argparse.Namespace) -> int:
     except BenchError as exc:
         print(f"kvdb bench: {exc}", file=sys.stderr)
         return USAGE
+    if args.pre_split and args.target != "kvdb":
+        print("kvdb bench: --pre-split is for --target kvdb", file=sys.stderr)
+        return USAGE
+    if args.pre_split < 0 or args.pre_split > args.keys:
+        print(f"kvdb bench: --pre-split must be between 0 and --keys ({args.keys})", file=sys.stderr)
+        return USAGE
     try:
+        if args.pre_split > 1:
+            _pre_split(addresses, args.keys, args.pre_split)
         result = run_bench(config)
     except BenchError as exc:
         print(f"kvdb bench: {exc}", file=sys.stderr)
         return FAILED
     print(summary_line(result))
+    return 0
+
+
+def _pre_split(pd: str, keys: int, ranges: int) -> None:
+    from bench.runner import BenchError
+    from bench.splits import pre_split
+    from placement.client import PdError
+
+    try:
+        asyncio.run(pre_split(pd, keys, ranges))
+    except (PdError, OSError) as exc:
+        raise BenchError(f"cannot pre-split into {ranges} ranges: {exc}") from exc
+
+
+def _split_under_load(args: argparse.Namespace) -> int:
+    import json
+
+    from bench.splits import split_under_load, summary
+    from placement.client import PdError
+
+    if args.ranges < 2 or args.ranges > args.keys or min(args.concurrency, args.value_size) < 1 \
+            or min(args.before, args.after) <= 0:
+        print("kvdb bench split-under-load: need 2 <= --ranges <= --keys, positive --concurrency, "
+              "--value-size, --before and --after", file=sys.stderr)
+        return USAGE
+    try:
+        result = asyncio.run(split_under_load(args.pd, args.ranges, args.keys, args.value_size,
+                                              args.concurrency, args.before, args.after))
+    except (PdError, OSError) as exc:
+        print(f"kvdb bench split-under-load: {exc}", file=sys.stderr)
+        return FAILED
+    if args.output is not None:
+        args.output.write_text(json.dumps(result, indent=1) + "\n")
+    print(summary(result))
     return 0
 
 

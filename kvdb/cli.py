@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from kvdb import __version__
-from kvdb.config_file import apply_config_file, require
+from kvdb.config_file import apply_config_file, byte_size, require
 
 PLANNED_COMMANDS: dict[str, str] = {}
 DEFAULT_PD_ENDPOINTS = "127.0.0.1:2379"
@@ -56,6 +56,13 @@ def _add_store_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-clock-drift", type=float, help="seconds of clock drift the lease allows for")
     p.add_argument("--session-ttl", type=float,
                    help="seconds of log time an idle client session is kept for deduplication (default 600)")
+    p.add_argument("--max-range-size", type=byte_size,
+                   help="split a range beyond this many bytes, e.g. 256KiB (default: the cluster's, 96MiB)")
+    p.add_argument("--load-split-qps", type=float,
+                   help="split a range whose requests per second stay this high (default 3000; 0: never)")
+    p.add_argument("--load-split-seconds", type=float,
+                   help="... for this many seconds (default 10)")
+    p.add_argument("--split-check-interval", type=float, help="seconds between split checks (default 1)")
     p.add_argument("--hibernate", action=argparse.BooleanOptionalAction, default=None,
                    help="idle ranges stop ticking and heartbeating (default on)")
     p.add_argument("--hibernate-idle-ticks", type=int,
@@ -132,7 +139,8 @@ def _run_store(args: argparse.Namespace) -> int:
     _setup_logging(args.log_level)
     store_cfg = StoreConfig()
     for name in ("tick_interval", "raft_log_gc_count_limit", "raft_log_gc_keep", "max_clock_drift",
-                 "session_ttl", "hibernate", "hibernate_idle_ticks"):
+                 "session_ttl", "hibernate", "hibernate_idle_ticks", "max_range_size", "load_split_qps",
+                 "load_split_seconds", "split_check_interval"):
         value = getattr(args, name)
         if value is not None:
             setattr(store_cfg, name, value)

@@ -8,8 +8,12 @@ serve a fleet and a single process can still be adjusted by hand.
 from __future__ import annotations
 
 import argparse
+import re
 import tomllib
 from pathlib import Path
+
+_SIZE_UNITS = {"": 1, "b": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "kb": 1000, "mb": 1000**2,
+               "gb": 1000**3}
 
 
 def apply_config_file(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]) -> None:
@@ -58,3 +62,12 @@ def require(args: argparse.Namespace, *dests: str) -> None:
     missing = [f"--{d.replace('_', '-')}" for d in dests if getattr(args, d) is None]
     if missing:
         raise ValueError(f"missing {', '.join(missing)} (a flag or a key in --config)")
+
+
+def byte_size(text: str | int) -> int:
+    """A byte count: ``262144``, ``"256KiB"``, ``"96 MiB"``, ``"1GiB"`` (KB/MB/GB are powers of 1000)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", str(text))
+    unit = match and match.group(2).lower()
+    if match is None or unit not in _SIZE_UNITS:
+        raise ValueError(f"not a size: {text!r} (e.g. 262144, 256KiB, 96MiB)")
+    return int(match.group(1)) * _SIZE_UNITS[unit]

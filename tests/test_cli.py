@@ -146,11 +146,19 @@ def test_store_reads_a_toml_config_and_flags_win(tmp_path: Path) -> None:
     ("store-id = 'x'\n", ["store-id"]),
     ("store-id = [\n", ["not valid TOML"]),
     ("store-id = 1\n", ["missing --listen, --data-dir"]),
+    ("max-range-size = '12 parsecs'\n", ["max-range-size", "not a size"]),
 ])
 def test_bad_config_files_fail_with_one_line(content: str, words: list[str], tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text(content)
     assert_one_line_error(run("store", "--config", str(config)), 2, *words)
+
+
+def test_store_refuses_a_tiny_max_range_size(tmp_path: Path) -> None:
+    args = ["store", "--store-id", "1", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path),
+            "--static-cluster", "1=127.0.0.1:1"]
+    assert_one_line_error(run(*args, "--max-range-size", "1KB"), 2, "max_range_size must be at least 1024")
+    assert_one_line_error(run(*args, "--max-range-size", "lots"), 2, "--max-range-size")
 
 
 def test_pd_without_required_flags_fails_with_one_line() -> None:

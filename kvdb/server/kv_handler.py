@@ -42,6 +42,8 @@ class KvHandler:
             "scan": (self._scan, _fill_pairs),
             "cas": (self._cas, _fill_cas),
         }
+        self.on_served: Callable[[str, object], None] | None = None
+        """Set by the split checker: called with a request's kind and body once it succeeded."""
         self.drop_write_responses = 0
         """Failpoint (tests only): swallow this many more write responses, after they applied."""
 
@@ -55,18 +57,20 @@ class KvHandler:
         body = getattr(resp, kind)
         body.SetInParent()  # an empty body (a put's success) must still say which command it answers
         start, fill = self._handlers[kind]
+        inner = getattr(req, kind)
 
         def finish(result: object) -> None:
             if isinstance(result, StoreError):
                 body.error.CopyFrom(result.to_pb())
             else:
                 fill(body, result)
+                if self.on_served is not None:
+                    self.on_served(kind, inner)
                 if self.drop_write_responses and kind not in _READS:
                     self.drop_write_responses -= 1
                     return
             respond(resp)
 
-        inner = getattr(req, kind)
         try:
             self.store.check_cluster(inner.context.cluster_id)
             start(inner, finish)

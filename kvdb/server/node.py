@@ -17,6 +17,7 @@ from kvdb.server.kv_handler import KvHandler
 from kvdb.server.pd_worker import PdWorker
 from kvdb.server.raft_host import RaftHost, serve_until_signalled
 from kvdb.server.services import AdminService, KvService, RaftService
+from kvdb.server.split_worker import SplitWorker
 from kvdb.server.transport import GRPC_OPTIONS, GrpcTransport
 from kvdb.store.clock import MonotonicClock, SkewedClock
 from kvdb.store.config import StoreConfig
@@ -78,6 +79,7 @@ class StoreNode:
         self.host: RaftHost | None = None
         self.kv_handler: KvHandler | None = None
         self.pd_worker: PdWorker | None = None
+        self.split_worker: SplitWorker | None = None
 
     @property
     def store(self) -> Store:
@@ -118,6 +120,12 @@ class StoreNode:
         if self.pd_worker is not None:
             await self.pd_worker.join(store, f"{cfg.listen.rpartition(':')[0]}:{self.port}")
             self.pd_worker.start()
+            # Splits need ids from PD, so a static cluster (no PD) never splits by itself.
+            pd_worker = self.pd_worker
+            self.split_worker = SplitWorker(store, pd_worker.pd, cfg.store, lambda: pd_worker.cluster_config)
+            self.kv_handler.on_served = self.split_worker.observe
+            pd_worker.range_stats = self.split_worker.range_stats
+            self.split_worker.start()
         log.info("store %d serving on %s (cluster %d, %d ranges)", cfg.store_id, cfg.listen, cluster_id,
                  len(store.peers))
 
@@ -145,6 +153,8 @@ class StoreNode:
     async def stop(self) -> None:
         if self._server is not None:
             await self._server.stop(grace=0.5)
+        if self.split_worker is not None:
+            await self.split_worker.stop()
         if self.pd_worker is not None:
             await self.pd_worker.stop()
         if self.host is not None:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from kvdb.raft.config import promise_intervals
 
+DEFAULT_MAX_RANGE_SIZE = 96 * 1024 * 1024
+
 
 @dataclass
 class StoreConfig:
@@ -44,6 +46,20 @@ class StoreConfig:
     session_ttl: float = 600.0
     """Seconds of log time (the leaders' wall clocks) after its last write that a client session is
     forgotten; a retry after that raises UncertainResultError in the client (docs/client.md)."""
+    max_range_size: int = 0
+    """A range led here splits near its middle once its data exceeds this many bytes; 0: the
+    cluster's setting from PD, or ``DEFAULT_MAX_RANGE_SIZE`` without one. PD always reports a
+    setting (96 MiB unless configured), so a store's own setting wins, else it would never apply."""
+    split_check_interval: float = 1.0
+    """Seconds between two rounds of the split checker (size measures and load windows)."""
+    split_check_keys_per_round: int = 20_000
+    """Most keys the size measures read per round, over all ranges (a round yields to the event
+    loop every ``split_check_keys_per_scan`` keys)."""
+    split_check_keys_per_scan: int = 1_000
+    load_split_qps: float = 3000.0
+    """A range whose requests per second stay at least this high for ``load_split_seconds``
+    splits where it balances the load (0: no load splits)."""
+    load_split_seconds: float = 10.0
 
     @property
     def election_timeout(self) -> float:
@@ -89,5 +105,13 @@ class StoreConfig:
             raise ValueError("hibernate_idle_ticks must be positive")
         if self.session_ttl <= 0:
             raise ValueError("session_ttl must be positive")
+        if self.max_range_size and self.max_range_size < 1024:
+            raise ValueError(f"max_range_size must be at least 1024 bytes, got {self.max_range_size}")
+        if self.split_check_interval <= 0 or self.load_split_seconds <= 0:
+            raise ValueError("split_check_interval and load_split_seconds must be positive")
+        if self.split_check_keys_per_round < 1 or self.split_check_keys_per_scan < 1:
+            raise ValueError("split_check_keys_per_round and split_check_keys_per_scan must be positive")
+        if self.load_split_qps < 0:
+            raise ValueError("load_split_qps cannot be negative")
         if self.raft_log_gc_keep >= self.raft_log_gc_count_limit:
             raise ValueError("raft_log_gc_keep must be smaller than raft_log_gc_count_limit")

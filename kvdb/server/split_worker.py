@@ -1,0 +1,204 @@
+"""The store's split checker: splits the ranges it leads when they grow too big or too busy.
+
+Every ``split_check_interval`` a round closes each led range's load window and advances the size
+measures that are due (``kvdb.store.split_check`` decides; this module only drives it). A round
+reads at most ``split_check_keys_per_round`` keys, and yields to the event loop after every
+``split_check_keys_per_scan`` of them, so requests keep being served while a big range is measured.
+
+A split takes two steps: new range and peer ids from PD (one ``ask_batch_split`` call), then
+``Store.split``, which proposes it through the range's Raft log. Either may fail (PD unreachable,
+leadership lost, the epoch moved); nothing is retried here, because the next round decides again
+from fresh numbers. One split per range is in flight at a time.
+
+Requests reach the checker through ``KvHandler.on_served`` (``observe``): their key spans feed
+the load windows and the bytes they wrote the size estimates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from kvdb.pb import metapb_pb2, pdpb_pb2, raft_serverpb_pb2
+from kvdb.server.supervisor import spawn
+from kvdb.storage.engine import CF_DEFAULT
+from kvdb.store import keyspace
+from kvdb.store.config import DEFAULT_MAX_RANGE_SIZE, StoreConfig
+from kvdb.store.errors import StoreError
+from kvdb.store.split_check import LoadChecker, LoadConfig, SizeChecker, Span, point
+from placement.client import PdError
+
+if TYPE_CHECKING:
+    from kvdb.store.peer import Peer
+    from kvdb.store.store import Store
+
+log = logging.getLogger(__name__)
+
+SPLIT_TIMEOUT = 30.0
+"""Seconds a proposed split may take to apply before the checker stops waiting for it."""
+
+
+class SplitIds(Protocol):
+    async def ask_batch_split(self, desc: metapb_pb2.RangeDescriptor, count: int) -> list[pdpb_pb2.SplitID]:
+        """New range and peer ids for ``count`` splits of ``desc``."""
+        ...
+
+
+class SplitWorker:
+    def __init__(self, store: Store, pd: SplitIds, config: StoreConfig,
+                 cluster_config: Callable[[], pdpb_pb2.ScheduleConfig | None] = lambda: None) -> None:
+        self.store = store
+        self.pd = pd
+        self.config = config
+        self.cluster_config = cluster_config
+        """The cluster's settings as PD last sent them (its max_range_size applies unless the
+        store sets its own)."""
+        self.size = SizeChecker(self.max_range_size())
+        self.load = LoadChecker(LoadConfig(qps_threshold=config.load_split_qps,
+                                           detect_seconds=config.load_split_seconds))
+        self._splitting: set[int] = set()
+        self._resume_at = 0
+        """The range id the size measures continue from in the next round."""
+        self._tasks: list[asyncio.Task] = []
+        self.splits: dict[str, int] = {"size": 0, "load": 0}
+        """Splits applied, by reason (tests and logs)."""
+
+    # ------------------------------------------------------------------------------- requests
+    def observe(self, kind: str, request: object) -> None:
+        """A request of ``kind`` (a ``kvrpc.Request`` field) succeeded on this store."""
+        peer = self.store.peers.get(request.context.range_id)
+        if peer is None:
+            return
+        desc = peer.desc
+        spans, written, keys = request_load(kind, request, desc)
+        if written:
+            self.size.on_write(desc, written, keys)
+        if spans and self.config.load_split_qps > 0:
+            self.load.record(desc, spans)
+
+    # ---------------------------------------------------------------------------------- rounds
+    def start(self) -> None:
+        self._tasks.append(spawn(self._run(), "split checker"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _run(self) -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(self.config.split_check_interval)
+            now = time.monotonic()
+            await self.round(now - last)
+            last = now
+
+    def max_range_size(self) -> int:
+        """The store's setting, else the cluster's, else the default."""
+        cluster = self.cluster_config()
+        return (self.config.max_range_size or (cluster.max_range_size if cluster is not None else 0)
+                or DEFAULT_MAX_RANGE_SIZE)
+
+    async def round(self, elapsed: float) -> None:
+        """One check of every range led here, ``elapsed`` seconds after the last one."""
+        self.size.max_range_size = self.max_range_size()
+        led = {rid: p for rid, p in self.store.peers.items() if p.is_leader and p.initialized}
+        self.size.forget(set(led))
+        self.load.forget(set(led))
+        for peer in led.values():
+            if self.config.load_split_qps > 0:
+                key = self.load.check(peer.desc, elapsed)
+                if key is not None:
+                    self._split(peer, key, "load")
+        budget = self.config.split_check_keys_per_round
+        engine = self.store.engine
+
+        def scan(start: bytes, end: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+            return engine.scan(CF_DEFAULT, start, end, limit)
+
+        # Go on where the last round stopped: a big range being measured, or one written to all
+        # the time, must not keep the ranges after it from ever being measured.
+        for range_id in sorted(led, key=lambda rid: (rid < self._resume_at, rid)):
+            peer = led[range_id]
+            if budget <= 0:
+                break
+            if range_id in self._splitting or not self.size.due(peer.desc):
+                continue
+            self._resume_at = range_id  # if the keys run out before this measure is done
+            while budget > 0 and not peer.destroyed and peer.is_leader:
+                step = self.size.measure(peer.desc, scan, min(budget, self.config.split_check_keys_per_scan))
+                budget -= max(step.read, 1)
+                if step.split_key is not None:
+                    self._split(peer, step.split_key, "size")
+                await asyncio.sleep(0)  # let requests in between two scans
+                if step.done:
+                    self._resume_at = range_id + 1
+                    break
+
+    # ---------------------------------------------------------------------------------- splits
+    def _split(self, peer: Peer, key: bytes, reason: str) -> None:
+        if peer.range_id in self._splitting:
+            return
+        self._splitting.add(peer.range_id)
+        task = spawn(self._do_split(peer, key, reason), f"split of range {peer.range_id}")
+        self._tasks.append(task)
+        task.add_done_callback(self._tasks.remove)
+
+    async def _do_split(self, peer: Peer, key: bytes, reason: str) -> None:
+        range_id, desc = peer.range_id, metapb_pb2.RangeDescriptor()
+        desc.CopyFrom(peer.desc)
+        try:
+            log.info("range %d: splitting at %r by %s", range_id, key[:64], reason)
+            ids = await self.pd.ask_batch_split(desc, 1)
+            if len(ids) != 1:
+                log.warning("range %d: PD answered %d split ids for one split", range_id, len(ids))
+                return
+            if peer.destroyed or peer.desc.epoch != desc.epoch:
+                return  # changed meanwhile: the next round decides again
+            req = raft_serverpb_pb2.SplitRequest(split_key=key, new_range_id=ids[0].new_range_id,
+                                                 new_peer_ids=ids[0].new_peer_ids)
+            done: asyncio.Future = asyncio.get_running_loop().create_future()
+
+            def callback(result: object) -> None:
+                if not done.done():
+                    done.set_result(result)
+
+            self.store.split(range_id, desc.epoch, [req], callback)
+            result = await asyncio.wait_for(done, SPLIT_TIMEOUT)
+            if isinstance(result, StoreError):
+                raise result
+            self.splits[reason] += 1
+            log.info("range %d: split by %s into %s", range_id, reason, [d.id for d in result])
+        except (StoreError, PdError, TimeoutError) as exc:
+            log.info("range %d: %s split at %r not done (the next round decides again): %s",
+                     range_id, reason, key[:64], exc)
+        finally:
+            self._splitting.discard(range_id)
+
+    def range_stats(self, desc: metapb_pb2.RangeDescriptor) -> pdpb_pb2.RangeStats | None:
+        """The approximate size of a range led here, for its heartbeat to PD."""
+        stats = self.size.stats(desc)
+        if stats is None:
+            return None
+        return pdpb_pb2.RangeStats(approximate_size=stats[0], approximate_keys=stats[1])
+
+
+def request_load(kind: str, request: object, desc: metapb_pb2.RangeDescriptor) -> tuple[list[Span], int, int]:
+    """(key spans touched, bytes written, keys written) of a request of ``kind`` on ``desc``."""
+    if kind in ("get", "delete"):
+        return [point(request.key)], 0, 0
+    if kind in ("put", "cas"):
+        return [point(request.key)], len(request.key) + len(request.value), 1
+    if kind == "batch_get":
+        return [point(k) for k in request.keys], 0, 0
+    if kind == "batch_put":
+        return [point(p.key) for p in request.pairs], sum(len(p.key) + len(p.value) for p in request.pairs), \
+            len(request.pairs)
+    if kind in ("scan", "delete_range"):
+        bounds = keyspace.clip(desc, request.start_key, request.end_key)
+        return ([bounds] if bounds is not None else []), 0, 0
+    return [], 0, 0
+
