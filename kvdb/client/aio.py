@@ -53,6 +53,8 @@ STORE_DOWN_SECONDS = 2.0
 MAX_HOPS = 3
 """not_leader hints followed without a pause; replicas disagreeing mid-election could bounce us."""
 BACKOFF = (0.01, 0.5)
+PD_GAP_RETRY = 0.02
+"""Seconds between asking PD again for a key it knows no range for (``_Op.pause``)."""
 
 
 WRITES = frozenset({"put", "delete", "batch_put", "delete_range", "cas"})
@@ -94,6 +96,13 @@ class _Op:
         low, high = BACKOFF
         self._delay = min(max(self._delay * 2, low), high)
         await asyncio.sleep(max(self._delay * random.uniform(0.5, 1.0), at_least * random.uniform(1.0, 1.5)))
+
+    async def pause(self, why: str) -> None:
+        """A short wait that does not grow: PD's map has a hole for a moment while a split's new
+        ranges report in (the shrunk parent may come first), and an exponential backoff made
+        every client wait up to ``BACKOFF``'s top (half a second) for a gap of milliseconds."""
+        self.last = why
+        await asyncio.sleep(PD_GAP_RETRY * random.uniform(0.5, 1.0))
 
     def hop(self, why: str) -> bool:
         self.last = why
@@ -347,7 +356,7 @@ class AsyncClient:
             for info in await self._pd.scan_ranges(key, b"", CACHE_FILL):
                 self._absorb(info)
             if self._cache.find(key) is None:
-                await op.backoff(f"PD knows no range for {key!r}")
+                await op.pause(f"PD knows no range for {key!r}")
         return loc
 
     async def _locate_before(self, op: _Op, start: bytes, end: bytes) -> CachedRange:
@@ -361,7 +370,7 @@ class AsyncClient:
             for info in await self._pd.scan_ranges(start, end, 0):
                 self._absorb(info)
             if self._cache.find_before(end) is None:
-                await op.backoff(f"PD knows no range below {end!r}")
+                await op.pause(f"PD knows no range below {end!r}")
         return loc
 
     def _absorb(self, info: pdpb_pb2.RangeInfo) -> None:

@@ -133,6 +133,7 @@ class PdWorker:
     # ---------------------------------------------------------------------------- heartbeats
     def start(self) -> None:
         self.store.on_split = self._on_split
+        self.store.on_leader = lambda peer: self.report_now()
         self._tasks += [spawn(self._store_heartbeats(), "store heartbeats to PD"),
                         spawn(self._range_heartbeats(), "range heartbeats to PD")]
 

@@ -295,6 +295,8 @@ class Peer:
             if rd.soft_state.role != Role.LEADER:
                 self.lease.expire()
                 self.fail_reads(self.not_leader())
+            else:
+                self.store.on_leader(self)
         if rd.lease_round_started:
             self.lease.round_started(raft.term, rd.lease_round_started, now)
         if rd.lease_round_acked:

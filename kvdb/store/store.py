@@ -151,6 +151,9 @@ class Store:
         self._snapshots_stepped: dict[int, metapb_pb2.RangeDescriptor] = {}
         """Snapshots handed to their replicas since the last ``begin``, which applies or drops them."""
         self.on_split: Callable[[list[metapb_pb2.RangeDescriptor]], None] = lambda descs: None
+        self.on_leader: Callable[[Peer], None] = lambda peer: None
+        """Set by the driver: a replica here became its range's leader (PD should hear of it soon:
+        clients route by PD's view, and a range split off here has no other leader yet)."""
         """Set by the driver: a split applied here and is written (the parent first)."""
         self.tombstones: dict[int, int] = {}  # range id -> the removed peer's id
         self._dirty: set[Peer] = set()
