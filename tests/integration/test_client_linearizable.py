@@ -44,8 +44,9 @@ COUNTERS = ("duplicates_answered", "duplicates_rejected", "sessions_expired")
 class Workload:
     """``CLIENTS`` kvdb.aio clients on one event loop thread, each one call at a time, all recorded."""
 
-    def __init__(self, endpoints: str) -> None:
+    def __init__(self, endpoints: str, keys: list[bytes] = KEYS) -> None:
         self.endpoints = endpoints
+        self.keys = keys
         self.history: list[Operation] = []
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
@@ -75,7 +76,7 @@ class Workload:
         deadline = time.monotonic() + 90  # bounded even if the test's thread dies
         seq = 0
         while not self.stop.is_set() and time.monotonic() < deadline:
-            key, roll = rng.choice(KEYS), rng.random()
+            key, roll = rng.choice(self.keys), rng.random()
             seq += 1
             value = b"%d-%d" % (cid, seq)
             invoke = time.monotonic()

@@ -1,0 +1,79 @@
+"""Ranges split under real clients: histories stay linearizable across splits and a leader kill.
+
+Five ``kvdb.aio`` clients read, write and compare-and-swap keys spread over the key space while
+PD splits the range they use (``SplitRanges``, what ``kvdb admin split`` calls). Requests routed
+before a split meet ``epoch_not_match`` and follow the new descriptors; writes re-sent to a new
+range are recognised there through the sessions the split copied. Then a split is asked for and
+the store leading the range is killed at once with -9: PD hands the split to the next leader,
+and the answer comes when it is applied. Every call goes through ``check_history``; at the end
+PD's ranges tile the key space and every range serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import kvdb
+import kvdb.client.aio as client_aio
+from kvdb.testing.linearizability import check_history
+from tests.integration.cluster import wait_for
+from tests.integration.conftest import MakePdCluster
+from tests.integration.test_client_linearizable import ATTEMPT_TIMEOUT, PHASE_OPS, Workload
+
+KEYS = [b"a", b"f", b"k", b"p", b"u", b"z"]
+SPLIT_TIMEOUT = 30.0
+
+
+def test_splits_under_load_and_a_leader_kill_keep_histories_linearizable(
+        make_pd_cluster: MakePdCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(client_aio, "ATTEMPT_TIMEOUT", ATTEMPT_TIMEOUT)
+    cluster, pd = make_pd_cluster()
+    pd.wait_voters(3)
+    workload = Workload(cluster.pd_endpoints, keys=KEYS)
+    workload.thread.start()
+
+    def phase(what: str) -> None:
+        target = workload.answered() + PHASE_OPS
+        wait_for(lambda: workload.answered() >= target or not workload.thread.is_alive(), 30,
+                 f"{PHASE_OPS} answered operations {what}")
+        assert workload.thread.is_alive(), f"the workload ended early: {workload.errors}"
+
+    def split(keys: list[bytes]) -> list[bytes]:
+        ranges = pd.run(pd.client.split_ranges(keys, SPLIT_TIMEOUT))
+        return [r.descriptor.start_key for r in ranges]
+
+    try:
+        phase("to start with")
+        assert split([b"h", b"d"]) == [b"d", b"h"]
+        phase("after splitting at two keys")
+        assert split([b"m"]) == [b"m"]
+        phase("after a third split")
+        victim = pd.run(pd.client.get_range(b"s")).leader.store_id
+        pending = asyncio.run_coroutine_threadsafe(pd.client.split_ranges([b"s"], SPLIT_TIMEOUT), pd.loop)
+        cluster.kill(victim)  # the split may be handed out, applied or not yet: it must complete
+        assert [r.descriptor.start_key for r in pending.result(SPLIT_TIMEOUT + 10)] == [b"s"]
+        phase("after a split whose leader was killed")
+        cluster.restart(victim)
+        phase("after the killed store came back")
+    finally:
+        workload.stop.set()
+        workload.thread.join(30)
+    assert not workload.thread.is_alive(), "the workload did not stop"
+    if workload.errors:
+        raise workload.errors[0]
+
+    result = check_history(workload.history)
+    result.raise_if_failed()
+    assert result.checked_ops >= workload.answered() >= 5 * PHASE_OPS
+
+    ranges = pd.run(pd.client.scan_ranges(b""))
+    bounds = [(r.descriptor.start_key, r.descriptor.end_key) for r in ranges]
+    assert bounds == [(b"", b"d"), (b"d", b"h"), (b"h", b"m"), (b"m", b"s"), (b"s", b"")]
+    with kvdb.connect(cluster.pd_endpoints, timeout=20) as client:
+        for key in KEYS:  # every range serves a write and the read after it
+            client.put(key, b"final")
+            assert client.get(key) == b"final"
+        assert {k for k, _ in client.scan(b"", b"", limit=100)} == set(KEYS)
+    cluster.assert_all_running()
