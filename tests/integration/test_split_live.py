@@ -17,7 +17,9 @@ import pytest
 
 import kvdb
 import kvdb.client.aio as client_aio
+from kvdb.pb import adminpb_pb2
 from kvdb.testing.linearizability import check_history
+from tests.integration.client import Client
 from tests.integration.cluster import wait_for
 from tests.integration.conftest import MakePdCluster
 from tests.integration.test_client_linearizable import ATTEMPT_TIMEOUT, PHASE_OPS, Workload
@@ -76,4 +78,45 @@ def test_splits_under_load_and_a_leader_kill_keep_histories_linearizable(
             client.put(key, b"final")
             assert client.get(key) == b"final"
         assert {k for k, _ in client.scan(b"", b"", limit=100)} == set(KEYS)
+    cluster.assert_all_running()
+
+
+def test_a_follower_paused_through_a_split_catches_up_by_snapshot(make_pd_cluster: MakePdCluster) -> None:
+    """The follower misses the split and everything after it, and both logs are compacted past
+    it: it gets the shrunk parent by snapshot, and the new range's replica (created by a message
+    once the parent no longer overlaps it) by another. Then it serves both ranges as leader."""
+    cluster, pd = make_pd_cluster()
+    first = pd.wait_voters(3)
+    parent = Client(cluster, range_id=first.descriptor.id)
+    leader = parent.wait_leader()
+    follower = next(sid for sid in cluster.stores if sid != leader)
+    written = {b"%c-%03d" % (c, i): b"before" for c in b"aeimquy" for i in range(20)}
+    with kvdb.connect(cluster.pd_endpoints, timeout=20) as client:
+        client.batch_put(written)
+        parent.wait_caught_up([follower])
+        cluster.stores[follower].pause()
+        try:
+            [child_info] = pd.run(pd.client.split_ranges([b"m"], SPLIT_TIMEOUT))
+            child = Client(cluster, range_id=child_info.descriptor.id)
+            after = {key: b"after" for key in written}
+            client.batch_put(after)
+            written.update(after)
+            for rng in (parent, child):
+                lead = rng.wait_leader(exclude=[follower])
+                compact = rng.admin(lead).CompactLog(adminpb_pb2.CompactLogRequest(range_id=rng.range_id),
+                                                     timeout=5)
+                assert not compact.HasField("error"), compact.error.message
+        finally:
+            cluster.stores[follower].resume()
+        for rng in (parent, child):
+            rng.wait_caught_up([follower], timeout=30)
+            status = rng.status(follower)
+            assert status.snapshots_applied >= 1, status
+        bounds = {(rng.status(follower).descriptor.start_key, rng.status(follower).descriptor.end_key)
+                  for rng in (parent, child)}
+        assert bounds == {(b"", b"m"), (b"m", b"")}
+        # The caught-up follower now leads both ranges and answers from what it holds.
+        for rng in (parent, child):
+            rng.transfer_leader(follower)
+        assert {**parent.scan_all(follower), **child.scan_all(follower)} == written
     cluster.assert_all_running()
