@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterable
 from typing import TYPE_CHECKING
 
 from kvdb.pb import metapb_pb2, pdpb_pb2, raft_serverpb_pb2
@@ -37,6 +37,11 @@ if TYPE_CHECKING:
     from kvdb.store.store import Store
 
 log = logging.getLogger(__name__)
+
+LEADERLESS_CHECKS = 10
+"""Heartbeat intervals without a known leader before a replica asks PD whether it was removed."""
+MAX_STALE_QUERIES = 16
+"""Replicas asked about per interval: bounded, so a store cut off from everyone does not flood PD."""
 
 Stats = Callable[[metapb_pb2.RangeDescriptor], "pdpb_pb2.RangeStats | None"]
 """A led range's approximate size and keys (the split checker's), or None when not measured."""
@@ -135,7 +140,8 @@ class PdWorker:
         self.store.on_split = self._on_split
         self.store.on_leader = lambda peer: self.report_now()
         self._tasks += [spawn(self._store_heartbeats(), "store heartbeats to PD"),
-                        spawn(self._range_heartbeats(), "range heartbeats to PD")]
+                        spawn(self._range_heartbeats(), "range heartbeats to PD"),
+                        spawn(self._stale_replica_checks(), "stale replica checks")]
 
     async def _store_heartbeats(self) -> None:
         while True:
@@ -173,6 +179,20 @@ class PdWorker:
             reader.cancel()
             await stream.close()
 
+    async def _stale_replica_checks(self) -> None:
+        """Ask PD about replicas that have known no leader for a while (``LeaderlessReplicas``)."""
+        leaderless = LeaderlessReplicas()
+        while True:
+            await asyncio.sleep(self.interval)
+            for range_id in leaderless.due(self.store.peers.values()):
+                try:
+                    info = await self.pd.get_range_by_id(range_id)
+                except PdError as exc:
+                    log.warning("cannot ask PD about range %d: %s", range_id, exc)
+                    break
+                if info is not None:
+                    self.store.destroy_if_removed(range_id, info.descriptor)
+
     async def _read_decisions(self, stream: object) -> None:
         async for resp in stream.responses():
             carry_out_decisions(self.store, resp)
@@ -182,6 +202,30 @@ class PdWorker:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.pd.close()
+
+
+class LeaderlessReplicas:
+    """Which replicas to ask PD about: those that knew no leader at ``LEADERLESS_CHECKS``
+    consecutive checks (one per heartbeat interval), at most ``MAX_STALE_QUERIES`` per check, and
+    each again only after as many checks once more. A live range elects a leader well within
+    that; a replica removed while cut off never learns one (TiKV's "leader missing" check)."""
+
+    def __init__(self) -> None:
+        self._misses: dict[int, int] = {}
+
+    def due(self, peers: Iterable[Peer]) -> list[int]:
+        misses = {}
+        due = []
+        for peer in peers:
+            if not peer.initialized or peer.raw.raft.lead:
+                continue
+            count = self._misses.get(peer.range_id, 0) + 1
+            if count >= LEADERLESS_CHECKS and len(due) < MAX_STALE_QUERIES:
+                due.append(peer.range_id)
+                count = 0  # the ones over the bound stay due for the next check
+            misses[peer.range_id] = count
+        self._misses = misses  # a replica that found a leader starts counting afresh
+        return due
 
 
 Fingerprint = tuple[int, int, int]

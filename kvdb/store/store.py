@@ -481,6 +481,25 @@ class Store:
         self.engine.write(batch, sync=False)
         return peer.storage.first_index()
 
+    def destroy_if_removed(self, range_id: int, current: metapb_pb2.RangeDescriptor) -> bool:
+        """Destroy this store's replica of the range if ``current`` (PD's descriptor, from the
+        range's leader) shows it was removed: a newer membership without its peer id. A replica
+        removed while cut off never applies its removal and nobody tells it; kept, it campaigns
+        forever and (as a parent that never applied a split) keeps the replicas of the ranges
+        split off it from starting here. Peer ids are never reused, so the decision is final."""
+        peer = self.peers.get(range_id)
+        if peer is None or not peer.initialized or peer.destroyed or current.id != range_id:
+            return False
+        if current.epoch.conf_ver <= peer.desc.epoch.conf_ver:
+            return False
+        if any(p.id == peer.peer_id for p in current.peers):
+            return False
+        log.info("range %d: replica %d was removed (PD's membership %d has no such peer); removing it",
+                 range_id, peer.peer_id, current.epoch.conf_ver)
+        self.schedule_destroy(peer)
+        self.wake()
+        return True
+
     def schedule_destroy(self, peer: Peer) -> None:
         """Destroy ``peer`` in the next ``finish``, after any write that holds its log is done."""
         if peer not in self._to_destroy:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from kvdb.pb import kvrpc_pb2, metapb_pb2, raft_serverpb_pb2
+from kvdb.raft import ConfChangeType
 from kvdb.raft import MessageType as MT
 from kvdb.storage.engine import CF_DEFAULT
 from kvdb.storage.memory import MemEngine
 from kvdb.store.errors import EpochNotMatchError, InvalidArgumentError, StoreError
 from kvdb.store.store import Store
-from tests.store.local_cluster import LocalCluster, context, get, put
+from tests.store.local_cluster import LocalCluster, context, get, new_peer, put
 from tests.store.test_sessions import header, sput
 from tests.store.test_store import SMALL_LOG, write_keys
 
@@ -271,3 +272,39 @@ def test_a_message_of_a_range_overlapping_an_unsplit_parent_creates_no_replica()
     store = cluster.stores[3]
     store.on_raft_messages([_leader_message(99, 501, 3, b"m", b"")])
     assert 99 not in store.peers
+
+
+def test_a_parent_removed_while_cut_off_blocks_its_split_ranges_until_pd_says_it_was_removed() -> None:
+    """The stale-parent case the store simulator found: the split's new ranges have a replica on
+    store 3, whose parent replica was removed before it could apply the split. It never learns
+    (nobody talks to a removed replica) and its keys overlap the new ranges, so their replicas
+    cannot start there until PD's view of the parent (newer membership, no such peer) removes it."""
+    cluster = LocalCluster([1, 2, 3])
+    leader = cluster.elect()
+    if leader.store_id == 3:
+        cluster.leader().transfer_leader(1, cluster.stores[1].peers[1].peer_id)
+        cluster.advance(0.5)
+        leader = cluster.leader()
+    write_keys(cluster, 10)
+    cluster.isolate(3)
+    descs = do_split(cluster, [b"k0005"])
+    child = descs[1].id
+    removed = cluster.stores[3].peers[1].peer_id
+    results: list[object] = []
+    leader.change_peer(1, ConfChangeType.REMOVE_NODE, new_peer(removed, 3), results.append)
+    cluster.pump()
+    assert len(results) == 1 and isinstance(results[0], metapb_pb2.RangeDescriptor), results
+    cluster.heal()
+    cluster.advance(2.0)
+    stale = cluster.stores[3]
+    assert stale.peers[1].desc.end_key == b""  # still the whole key space, never split
+    assert child not in stale.peers or not stale.peers[child].initialized
+    current = leader.peers[1].desc
+    assert not stale.destroy_if_removed(1, leader.peers[child].desc)  # another range's view: no
+    assert stale.destroy_if_removed(1, current)
+    cluster.advance(2.0)
+    assert 1 not in stale.peers and stale.tombstones[1] == removed
+    assert stale.peers[child].initialized
+    assert stale.engine.get(CF_DEFAULT, b"k0007") == b"v7"  # the new range's data, by snapshot
+    assert stale.engine.get(CF_DEFAULT, b"k0001") is None  # the parent's keys went with it
+    assert not stale.destroy_if_removed(child, leader.peers[child].desc)  # a member: kept
