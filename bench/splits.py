@@ -42,13 +42,14 @@ def split_keys(key_count: int, ranges: int) -> list[bytes]:
 async def pre_split(pd_endpoints: str, key_count: int, ranges: int, timeout: float = 120.0) -> int:
     """Split the bench key space into ``ranges`` ranges; returns how many ranges now start at a split key."""
     from placement.client import PdClient
+    from placement.service import MAX_SPLITS
 
     keys = split_keys(key_count, ranges)
-    if not keys:
-        return 0
+    done = 0
     async with PdClient(pd_endpoints, timeout=timeout) as pd:
-        infos = await pd.split_ranges(keys, timeout)
-    return len(infos)
+        for i in range(0, len(keys), MAX_SPLITS):  # PD takes that many per call
+            done += len(await pd.split_ranges(keys[i:i + MAX_SPLITS], timeout))
+    return done
 
 
 # ------------------------------------------------------------------------------ split under load
