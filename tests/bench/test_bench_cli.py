@@ -27,6 +27,11 @@ def bench(*args: str) -> subprocess.CompletedProcess[str]:
     (["write", "--pd", "127.0.0.1:1", "--concurrency", "0"], ["concurrency"]),
     (["ycsb-z"], ["ycsb-z"]),
     (["plot", "/nonexistent.json"], ["nonexistent"]),
+    (["write", "--pd", "127.0.0.1:1", "--pre-split", "-1"], ["--pre-split"]),
+    (["write", "--pd", "127.0.0.1:1", "--keys", "10", "--pre-split", "11"], ["--pre-split"]),
+    (["read", "--target", "etcd", "--endpoints", "127.0.0.1:1", "--pre-split", "4"], ["--target kvdb"]),
+    (["split-under-load"], ["--pd"]),
+    (["split-under-load", "--pd", "127.0.0.1:1", "--ranges", "1"], ["--ranges"]),
 ])
 def test_usage_errors_are_one_line(args: list[str], words: list[str]) -> None:
     result = bench(*args)

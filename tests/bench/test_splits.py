@@ -58,21 +58,6 @@ def test_analysis_of_a_run_that_never_recovers_says_so() -> None:
     assert result["settled_throughput"] == pytest.approx(100) and result["settle_seconds"] == 0.0
 
 
-@pytest.mark.parametrize("args, words", [
-    (["write", "--pd", "127.0.0.1:1", "--pre-split", "-1"], ["--pre-split"]),
-    (["write", "--pd", "127.0.0.1:1", "--keys", "10", "--pre-split", "11"], ["--pre-split"]),
-    (["read", "--target", "etcd", "--endpoints", "127.0.0.1:1", "--pre-split", "4"], ["--target kvdb"]),
-    (["split-under-load"], ["--pd"]),
-    (["split-under-load", "--pd", "127.0.0.1:1", "--ranges", "1"], ["--ranges"]),
-])
-def test_usage_errors_are_one_line(args: list[str], words: list[str]) -> None:
-    result = bench(*args)
-    assert result.returncode == 2, result
-    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
-    for word in words:
-        assert word in result.stderr
-
-
 def test_pre_split_and_split_under_load_on_a_playground(tmp_path: Path) -> None:
     pg = Playground(tmp_path / "data", free_base_port(PROCESSES))
     pg.start()

@@ -57,6 +57,13 @@ class Workload:
     def answered(self) -> int:
         return sum(1 for op in self.history if op.complete is not None)
 
+    def phase(self, what: str) -> None:
+        """Wait until ``PHASE_OPS`` more operations were answered (the workload must keep going)."""
+        target = self.answered() + PHASE_OPS
+        wait_for(lambda: self.answered() >= target or not self.thread.is_alive(), 30,
+                 f"{PHASE_OPS} answered operations {what}")
+        assert self.thread.is_alive(), f"the workload ended early: {self.errors}"
+
     async def _main(self) -> None:
         clients: list[kvdb.aio.AsyncClient] = []
         try:
@@ -124,32 +131,26 @@ def test_real_client_histories_are_linearizable_through_retries_and_failovers(
     workload = Workload(cluster.pd_endpoints)
     workload.thread.start()
 
-    def phase(what: str) -> None:
-        target = workload.answered() + PHASE_OPS
-        wait_for(lambda: workload.answered() >= target or not workload.thread.is_alive(), 30,
-                 f"{PHASE_OPS} answered operations {what}")
-        assert workload.thread.is_alive(), f"the workload ended early: {workload.errors}"
-
     try:
-        phase("to start with")
+        workload.phase("to start with")
         leader = admin.wait_leader()
         admin.set_failpoint(leader, DROP, value=DROPS)
-        phase("while the leader swallows write answers")
+        workload.phase("while the leader swallows write answers")
         others = [sid for sid in cluster.stores if sid != leader]
         admin.transfer_leader(others[0])
         admin.set_failpoint(others[0], DROP, value=DROPS)
-        phase("after a leader transfer, answers swallowed again")
+        workload.phase("after a leader transfer, answers swallowed again")
         victim = admin.wait_leader()
         admin.set_failpoint(victim, DROP, value=DROPS)
-        phase("before the leader is killed")
+        workload.phase("before the leader is killed")
         before_kill = admin.status(victim)
         lost = {name: getattr(before_kill, name) for name in COUNTERS}  # its counters die with it
         cluster.kill(victim)
         admin.wait_leader(exclude=[victim])
-        phase("after kill -9 of the leader")
+        workload.phase("after kill -9 of the leader")
         cluster.restart(victim)
         admin.wait_caught_up([victim])
-        phase("after the killed store came back")
+        workload.phase("after the killed store came back")
     finally:
         workload.stop.set()
         workload.thread.join(30)

@@ -20,7 +20,6 @@ import kvdb.client.aio as client_aio
 from kvdb.pb import adminpb_pb2
 from kvdb.testing.linearizability import check_history
 from tests.integration.client import Client
-from tests.integration.cluster import wait_for
 from tests.integration.conftest import MakePdCluster
 from tests.integration.test_client_linearizable import ATTEMPT_TIMEOUT, PHASE_OPS, Workload
 
@@ -36,29 +35,23 @@ def test_splits_under_load_and_a_leader_kill_keep_histories_linearizable(
     workload = Workload(cluster.pd_endpoints, keys=KEYS)
     workload.thread.start()
 
-    def phase(what: str) -> None:
-        target = workload.answered() + PHASE_OPS
-        wait_for(lambda: workload.answered() >= target or not workload.thread.is_alive(), 30,
-                 f"{PHASE_OPS} answered operations {what}")
-        assert workload.thread.is_alive(), f"the workload ended early: {workload.errors}"
-
     def split(keys: list[bytes]) -> list[bytes]:
         ranges = pd.run(pd.client.split_ranges(keys, SPLIT_TIMEOUT))
         return [r.descriptor.start_key for r in ranges]
 
     try:
-        phase("to start with")
+        workload.phase("to start with")
         assert split([b"h", b"d"]) == [b"d", b"h"]
-        phase("after splitting at two keys")
+        workload.phase("after splitting at two keys")
         assert split([b"m"]) == [b"m"]
-        phase("after a third split")
+        workload.phase("after a third split")
         victim = pd.run(pd.client.get_range(b"s")).leader.store_id
         pending = asyncio.run_coroutine_threadsafe(pd.client.split_ranges([b"s"], SPLIT_TIMEOUT), pd.loop)
         cluster.kill(victim)  # the split may be handed out, applied or not yet: it must complete
         assert [r.descriptor.start_key for r in pending.result(SPLIT_TIMEOUT + 10)] == [b"s"]
-        phase("after a split whose leader was killed")
+        workload.phase("after a split whose leader was killed")
         cluster.restart(victim)
-        phase("after the killed store came back")
+        workload.phase("after the killed store came back")
     finally:
         workload.stop.set()
         workload.thread.join(30)
