@@ -4,8 +4,8 @@
 
 Three PD members and three stores on loopback (the integration tests' harness, production
 defaults: 50 ms ticks, 1 s PD heartbeats), range 1 split into ``--ranges`` ranges through PD's
-SplitRanges (as ``kvdb bench --pre-split`` does), one key written to each range through the
-client, then left alone until every store's replica count settles and the ranges hibernate.
+SplitRanges in rounds of ``--batch`` keys, each round left to settle (its new ranges elected and
+hibernated) before the next, then left alone.
 Reports, per store process, the share of a core it used over ``--measure`` seconds of idleness
 (from /proc utime+stime), its RSS and the RSS per hosted range; and the PD members' CPU.
 (``bench.idle_ranges`` measures the same in one process without gRPC, PD or real ticks.)
@@ -21,10 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import kvdb.aio
 from bench.snapshot_rss import rss_mb
-from bench.splits import pre_split, split_keys
-from bench.workloads import key_of
+from bench.splits import split_keys
 from kvdb.pb import adminpb_pb2
 from tests.integration.client import Client, PdHandle
 from tests.integration.cluster import Cluster, wait_for
@@ -38,17 +36,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
 
 
-async def touch_every_range(pd: str, keys: list[bytes]) -> None:
-    """One write per range, so each new range's leader has applied an entry of its term."""
-    async with await kvdb.aio.connect(pd, timeout=60) as client:
-        for start in range(0, len(keys), 500):
-            await asyncio.gather(*(client.put(k, b"x") for k in keys[start:start + 500]))
+async def split_at(pd: str, keys: list[bytes]) -> None:
+    from placement.client import PdClient
+
+    async with PdClient(pd, timeout=600) as client:
+        await client.split_ranges(keys, 600)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ranges", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=500, help="split keys per round")
     parser.add_argument("--measure", type=float, default=20.0, help="seconds of idleness measured")
     parser.add_argument("--dir", type=Path, default=None)
     args = parser.parse_args()
@@ -60,24 +59,30 @@ def main() -> None:
     try:
         cluster.start()
         pd.wait_voters(3, timeout=60)
-        key_count = args.ranges
-        t0 = time.monotonic()
-        asyncio.run(pre_split(cluster.pd_endpoints, key_count, args.ranges, timeout=600))
-        print(f"split into {args.ranges} ranges in {time.monotonic() - t0:.1f} s")
-        keys = [b""] + split_keys(key_count, args.ranges)
-        asyncio.run(touch_every_range(cluster.pd_endpoints, [k or key_of(0) for k in keys]))
         admin = Client(cluster)
 
-        def settled() -> dict[int, int] | None:
+        def settled(want: int) -> dict[int, int] | None:
+            """Each store's replica count, once every store holds ``want`` replicas, nearly all asleep."""
             counts = {}
             for sid in cluster.stores:
                 resp = admin.admin(sid).RangeStatus(adminpb_pb2.RangeStatusRequest(), timeout=30)
-                if sum(r.hibernated for r in resp.ranges) < args.ranges * 0.99:
+                if len(resp.ranges) < want or sum(r.hibernated for r in resp.ranges) < want * 0.99:
                     return None
                 counts[sid] = len(resp.ranges)
             return counts
 
-        counts = wait_for(settled, 300, "every store's replicas to settle and hibernate", interval=2.0)
+        keys = split_keys(args.ranges, args.ranges)
+        t0 = time.monotonic()
+        for i in range(0, len(keys), args.batch):
+            # One round at a time, each left to settle: a split wakes its new ranges, which elect
+            # leaders and then hibernate; piling up thousands of awake ranges overloads a store.
+            batch = keys[i:i + args.batch]
+            asyncio.run(split_at(cluster.pd_endpoints, batch))
+            want = i + len(batch) + 1
+            wait_for(lambda: settled(want), 600, "the new ranges to settle", interval=2.0)  # noqa: B023
+        print(f"split into {args.ranges} ranges in rounds of {args.batch} in {time.monotonic() - t0:.0f} s")
+        counts = settled(args.ranges)
+        assert counts is not None, "the ranges woke up again"
         pids = {f"store {sid}": sp.proc.pid for sid, sp in cluster.stores.items()}
         pids.update({f"pd {mid}": p.proc.pid for mid, p in cluster.pd.items()})
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}

@@ -105,9 +105,17 @@ class SplitWorker:
     async def round(self, elapsed: float) -> None:
         """One check of every range led here, ``elapsed`` seconds after the last one."""
         self.size.max_range_size = self.max_range_size()
-        led = {rid: p for rid, p in self.store.peers.items() if p.is_leader and p.initialized}
-        self.size.forget(set(led))
-        self.load.forget(set(led))
+        store = self.store
+        # A hibernated range serves nothing (a request wakes it), so neither its size nor its
+        # load can have changed: only awake ranges are looked at, and an idle store with many
+        # ranges pays nothing per range here.
+        hibernation = store.hibernation
+        awake = list(hibernation.awake) if hibernation.enabled else list(store.peers.values())
+        led = {p.range_id: p for p in awake if p.is_leader and p.initialized and not p.destroyed}
+        peers = store.peers
+        self.size.forget({rid for rid in self.size.ranges
+                          if (p := peers.get(rid)) is not None and p.is_leader})
+        self.load.forget(set(led))  # a load streak does not survive a nap
         for peer in led.values():
             if self.config.load_split_qps > 0:
                 key = self.load.check(peer.desc, elapsed)
