@@ -184,7 +184,9 @@ class PdWorker:
         leaderless = LeaderlessReplicas()
         while True:
             await asyncio.sleep(self.interval)
-            for range_id in leaderless.due(self.store.peers.values()):
+            hibernation = self.store.hibernation  # an asleep replica knows its leader
+            peers = hibernation.awake if hibernation.enabled else self.store.peers.values()
+            for range_id in leaderless.due(list(peers)):
                 try:
                     info = await self.pd.get_range_by_id(range_id)
                 except PdError as exc:
@@ -230,6 +232,7 @@ class LeaderlessReplicas:
 
 Fingerprint = tuple[int, int, int]
 """(conf_ver, version, term): what can change in a hibernated leader's report (``_fingerprint``)."""
+_NEVER = (None, None, -1)
 
 
 class HeartbeatBatcher:
@@ -244,7 +247,8 @@ class HeartbeatBatcher:
     def __init__(self, store_id: int, stats: Stats = lambda desc: None) -> None:
         self.store_id = store_id
         self._stats = stats
-        self._reported: dict[int, tuple[pdpb_pb2.RangeInfo, Fingerprint | None]] = {}
+        self._reported: dict[int, tuple[pdpb_pb2.RangeInfo, Fingerprint | None, int]] = {}
+        """Range id -> (last report, its fingerprint, the nap in which it was last found current)."""
         self._losses = -1
         self._beats = 0
 
@@ -260,9 +264,10 @@ class HeartbeatBatcher:
         for peer in leaders:
             range_id = peer.range_id
             due = (self._beats + range_id) % FULL_REPORT_INTERVALS == 0
-            last, mark = self._reported.get(range_id, (None, None))
-            if mark is not None and peer in asleep and mark == _fingerprint(peer):
-                reported[range_id] = last, mark
+            last, mark, nap = self._reported.get(range_id, _NEVER)
+            # Compared once per nap: nothing changes a range while it sleeps (anything would wake it).
+            if mark is not None and peer in asleep and (nap == peer.naps or mark == _fingerprint(peer)):
+                reported[range_id] = last, mark, peer.naps
                 if due:
                     request.ranges.append(last)
                 continue
@@ -271,7 +276,8 @@ class HeartbeatBatcher:
                 info.stats.CopyFrom(stats)
             if due or last != info:
                 request.ranges.append(info)
-            reported[range_id] = info, None if info.joint or info.pending_peer_ids else _fingerprint(peer)
+            mark = None if info.joint or info.pending_peer_ids else _fingerprint(peer)
+            reported[range_id] = info, mark, -1  # the next nap's first report compares
         self._reported = reported  # a range led again later is reported afresh
         self._beats += 1
         return request

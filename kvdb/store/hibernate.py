@@ -133,6 +133,7 @@ class Hibernation:
         self.awake.discard(peer)
         self._idle.pop(peer, None)
         self.asleep.add(peer)
+        peer.naps += 1
         self.counters["hibernated"] += 1
         # No lease while hibernated: a read after waking waits for a new acknowledged round.
         peer.lease.expire()

@@ -112,6 +112,7 @@ class Peer:
         self.building = False  # a snapshot build is running in the background
         self.build_started_at = 0
         self.removed = False  # applied its own removal: applies nothing more, destroyed this pass
+        self.naps = 0  # times this replica hibernated (kvdb.store.hibernate): a nap changes nothing
         self.splits_in_flight = 0  # proposed here, not answered yet: no lease reads meanwhile
         self.split_family: list[int] = []  # the ranges this one's last split produced (error hints)
         self.destroyed = False
