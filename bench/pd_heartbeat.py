@@ -48,13 +48,14 @@ async def _heartbeat(service: PdService, request: pdpb_pb2.RangeHeartbeatRequest
     async def one() -> AsyncIterator[pdpb_pb2.RangeHeartbeatRequest]:
         yield request
 
+    deadline = time.monotonic() + 30
     while True:
         started = time.process_time()
         responses = service.RangeHeartbeat(one(), None)
         resp = await anext(responses)
         spent = time.process_time() - started
         await responses.aclose()
-        if not resp.header.error.unavailable_backoff_ms:
+        if not resp.header.error.unavailable_backoff_ms or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.05)  # e.g. the lease lapsed while a big first report was written
     assert not resp.header.HasField("error"), resp.header.error

@@ -137,7 +137,8 @@ class PdWorker:
 
     # ---------------------------------------------------------------------------- heartbeats
     def start(self) -> None:
-        self.store.on_split = self._on_split
+        # PD learns new ranges and new leaders at once (and a SplitRanges waiting on them answers).
+        self.store.on_split = lambda descs: self.report_now()
         self.store.on_leader = lambda peer: self.report_now()
         self._tasks += [spawn(self._store_heartbeats(), "store heartbeats to PD"),
                         spawn(self._range_heartbeats(), "range heartbeats to PD"),
@@ -156,9 +157,6 @@ class PdWorker:
     def report_now(self) -> None:
         """Send the next range heartbeat at once instead of at the end of the interval."""
         self._report_now.set()
-
-    def _on_split(self, descriptors: list[metapb_pb2.RangeDescriptor]) -> None:
-        self.report_now()  # PD learns the new ranges now, and a SplitRanges waiting on them answers
 
     async def _range_heartbeats(self) -> None:
         stream = self.pd.range_heartbeat_stream()

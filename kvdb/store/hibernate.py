@@ -181,6 +181,7 @@ class Hibernation:
         leader_store = msg.from_peer.store_id
         self.awake.discard(peer)
         self.asleep.add(peer)
+        peer.naps += 1
         self.counters["hibernated"] += 1
         self._sleepers.setdefault(leader_store, set()).add(peer)
         self._partners.add(leader_store)

@@ -491,9 +491,7 @@ class Peer:
 
     def write_apply_state(self, batch: WriteBatch) -> None:
         self.sessions.stage_clock(batch)
-        state = raft_serverpb_pb2.ApplyState(applied_index=self.applied)
-        state.conf_state.CopyFrom(conf_state_to_pb(self.conf_state))
-        batch.put(CF_META, apply_state_key(self.range_id), state.SerializeToString())
+        stage_apply_state(batch, self.range_id, self.applied, self.conf_state)
 
     def on_read_states(self, rd: Ready) -> None:
         for rs in rd.read_states:
@@ -530,3 +528,10 @@ class Peer:
             return False
         self.storage.compact(batch, target)
         return True
+
+
+def stage_apply_state(batch: WriteBatch, range_id: int, applied: int, conf_state: ConfState) -> None:
+    """The range's applied index and configuration, written with the data they cover."""
+    state = raft_serverpb_pb2.ApplyState(applied_index=applied)
+    state.conf_state.CopyFrom(conf_state_to_pb(conf_state))
+    batch.put(CF_META, apply_state_key(range_id), state.SerializeToString())

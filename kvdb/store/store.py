@@ -22,7 +22,7 @@ from typing import Protocol
 
 from kvdb.pb import metapb_pb2, raft_serverpb_pb2
 from kvdb.raft import ConfChange, ConfChangeSingle, ConfChangeType, ConfState, Message, MessageType, Ready
-from kvdb.raft.codec import conf_state_from_pb, conf_state_to_pb, message_from_pb, message_to_pb
+from kvdb.raft.codec import conf_state_from_pb, message_from_pb, message_to_pb
 from kvdb.raft.errors import StepError
 from kvdb.raft.storage import BOOTSTRAP_INDEX
 from kvdb.raft.types import HardState
@@ -51,7 +51,7 @@ from kvdb.store.errors import (
 from kvdb.store.hibernate import Hibernation
 from kvdb.store.loop import RaftLoop
 from kvdb.store.membership import check_conf_change
-from kvdb.store.peer import Callback, Peer, Read
+from kvdb.store.peer import Callback, Peer, Read, stage_apply_state
 from kvdb.store.range_index import RangeIndex
 from kvdb.store.sessions import Result, Sessions
 
@@ -67,6 +67,9 @@ _HELD_UNTIL_SPLIT = frozenset({MT.VOTE, MT.PRE_VOTE})
 """Requests for a range this store's parent range has not split off yet: kept and stepped once the
 split creates it here, so a new range elects its leader without waiting out an election timeout."""
 MAX_HELD_MESSAGES = 1024
+_CARRIES_BOUNDS = _CREATES_REPLICA | _HELD_UNTIL_SPLIT
+"""Messages a store may receive for a range it lacks, and so must check against the ranges it
+holds (``_peer_for_message``); answers to them need no bounds, and most traffic is answers."""
 
 
 class Transport(Protocol):
@@ -100,13 +103,14 @@ def run_inline(work: Callable[[], object], done: Callable[[object], None]) -> No
 class NewRange:
     """A range a split applied here: staged in the apply batch, started once that is written."""
 
-    __slots__ = ("parent", "desc", "peer_id", "sessions")
+    __slots__ = ("parent", "desc", "peer_id", "conf_state", "sessions")
 
     def __init__(self, parent: Peer, desc: metapb_pb2.RangeDescriptor, peer_id: int,
-                 sessions: Sessions) -> None:
+                 conf_state: ConfState, sessions: Sessions) -> None:
         self.parent = parent
         self.desc = desc
         self.peer_id = peer_id
+        self.conf_state = conf_state
         self.sessions = sessions
 
 
@@ -151,10 +155,10 @@ class Store:
         self._snapshots_stepped: dict[int, metapb_pb2.RangeDescriptor] = {}
         """Snapshots handed to their replicas since the last ``begin``, which applies or drops them."""
         self.on_split: Callable[[list[metapb_pb2.RangeDescriptor]], None] = lambda descs: None
+        """Set by the driver: a split applied here and is written (the parent first)."""
         self.on_leader: Callable[[Peer], None] = lambda peer: None
         """Set by the driver: a replica here became its range's leader (PD should hear of it soon:
         clients route by PD's view, and a range split off here has no other leader yet)."""
-        """Set by the driver: a split applied here and is written (the parent first)."""
         self.tombstones: dict[int, int] = {}  # range id -> the removed peer's id
         self._dirty: set[Peer] = set()
         self._to_destroy: list[Peer] = []
@@ -262,8 +266,11 @@ class Store:
 
     def on_raft_messages(self, messages: list[raft_serverpb_pb2.RaftMessage]) -> None:
         hibernation = self.hibernation
+        sender = None
         for msg in messages:
-            hibernation.heard_from(msg.from_peer.store_id)
+            if msg.from_peer.store_id != sender:  # a batch comes from one store: note it once
+                sender = msg.from_peer.store_id
+                hibernation.heard_from(sender)
             if msg.store_heartbeat:
                 continue
             if msg.hibernate:
@@ -620,8 +627,9 @@ class Store:
             msg.from_peer.store_id = self.store_id
             msg.to_peer.CopyFrom(to)
             msg.epoch.CopyFrom(peer.desc.epoch)
-            msg.start_key = peer.desc.start_key
-            msg.end_key = peer.desc.end_key
+            if m.type in _CARRIES_BOUNDS:
+                msg.start_key = peer.desc.start_key
+                msg.end_key = peer.desc.end_key
             if m.type == MT.SNAP:
                 self._send_snapshot(peer, msg, m)
             else:
@@ -746,11 +754,10 @@ class Store:
         RaftLogStorage.bootstrap(batch, desc.id, hard_state)
         batch.put(CF_META, range_state_key(desc.id),
                   raft_serverpb_pb2.RangeLocalState(descriptor=desc).SerializeToString())
-        apply_state = raft_serverpb_pb2.ApplyState(applied_index=BOOTSTRAP_INDEX)
-        apply_state.conf_state.CopyFrom(conf_state_to_pb(_conf_state_of(desc)))
-        batch.put(CF_META, apply_state_key(desc.id), apply_state.SerializeToString())
+        conf_state = _conf_state_of(desc)
+        stage_apply_state(batch, desc.id, BOOTSTRAP_INDEX, conf_state)
         sessions = parent.sessions.copy_to(desc.id, batch)
-        self._new_ranges.append(NewRange(parent, desc, me.id, sessions))
+        self._new_ranges.append(NewRange(parent, desc, me.id, conf_state, sessions))
 
     def _start_new_ranges(self) -> None:
         """Start the replicas the pass's splits created, now that their state is written."""
@@ -761,8 +768,8 @@ class Store:
                 old.destroyed = True
                 self._dirty.discard(old)
                 old.fail_all(RangeNotFoundError(item.desc.id))
-            peer = Peer(self, item.desc, item.peer_id, BOOTSTRAP_INDEX, _conf_state_of(item.desc),
-                        self._peer_rng())
+                old.release_snapshots()
+            peer = Peer(self, item.desc, item.peer_id, BOOTSTRAP_INDEX, item.conf_state, self._peer_rng())
             peer.sessions = item.sessions
             self.peers[item.desc.id] = peer
             self.range_index.put(item.desc)
