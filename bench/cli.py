@@ -129,7 +129,7 @@ def _run(args: argparse.Namespace) -> int:
 def _pre_split(pd: str, keys: int, ranges: int) -> None:
     from bench.runner import BenchError
     from bench.splits import pre_split
-    from placement.client import PdError
+    from kvdb.pdclient.client import PdError
 
     try:
         asyncio.run(pre_split(pd, keys, ranges))
@@ -141,7 +141,7 @@ def _split_under_load(args: argparse.Namespace) -> int:
     import json
 
     from bench.splits import split_under_load, summary
-    from placement.client import PdError
+    from kvdb.pdclient.client import PdError
 
     if args.ranges < 2 or args.ranges > args.keys or min(args.concurrency, args.value_size) < 1 \
             or min(args.before, args.after) <= 0:

@@ -37,7 +37,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def split_at(pd: str, keys: list[bytes]) -> None:
-    from placement.client import PdClient
+    from kvdb.pdclient.client import PdClient
 
     async with PdClient(pd, timeout=600) as client:
         await client.split_ranges(keys, 600)

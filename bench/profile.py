@@ -82,7 +82,7 @@ def top_functions(speedscope: dict[str, Any], n: int) -> str:
 async def _leader_store(pd_endpoints: str) -> int:
     """The store leading the most ranges (ties: the lowest id)."""
     from kvdb import admin
-    from placement.client import PdClient
+    from kvdb.pdclient.client import PdClient
 
     async with PdClient(pd_endpoints, timeout=10.0) as pd:
         rows = await admin.ranges(pd)

@@ -41,7 +41,7 @@ def split_keys(key_count: int, ranges: int) -> list[bytes]:
 
 async def pre_split(pd_endpoints: str, key_count: int, ranges: int, timeout: float = 120.0) -> int:
     """Split the bench key space into ``ranges`` ranges; returns how many ranges now start at a split key."""
-    from placement.client import PdClient
+    from kvdb.pdclient.client import PdClient
     from placement.service import MAX_SPLITS
 
     keys = split_keys(key_count, ranges)
@@ -120,7 +120,7 @@ async def split_under_load(pd_endpoints: str, ranges: int = 64, key_count: int =
     """Write uniformly over ``key_count`` keys of one range; split it into ``ranges`` after
     ``before`` seconds; keep writing ``after`` seconds past the split's answer."""
     import kvdb.aio
-    from placement.client import PdClient
+    from kvdb.pdclient.client import PdClient
 
     keys = split_keys(key_count, ranges)
     rng = random.Random(seed)

@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from kvdb.pb import metapb_pb2, pdpb_pb2
-from placement.client import PdClient
+from kvdb.pdclient.client import PdClient
 
 Row = dict[str, Any]
 

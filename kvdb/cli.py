@@ -296,7 +296,7 @@ def _admin(args: argparse.Namespace, endpoints: str) -> int:
     import json
 
     from kvdb import admin
-    from placement.client import PdClient
+    from kvdb.pdclient.client import PdClient
 
     fetch: Callable[[PdClient], Coroutine[Any, Any, list[admin.Row]]]
     if args.what == "split":
@@ -320,7 +320,7 @@ def _admin(args: argparse.Namespace, endpoints: str) -> int:
 def _run_client_command(args: argparse.Namespace) -> int:
     """Runs put/get/delete/scan/admin: every failure is one line on stderr and a non-zero status."""
     from kvdb.errors import KvdbError
-    from placement.client import PdError
+    from kvdb.pdclient.client import PdError
 
     name = f"kvdb {args.command}" + (f" {args.what}" if args.command == "admin" else "")
     try:

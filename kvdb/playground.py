@@ -35,8 +35,8 @@ from typing import TypeVar
 import grpc
 
 from kvdb.pb import kvrpc_pb2, kvrpc_pb2_grpc, metapb_pb2
+from kvdb.pdclient.client import PdClient, PdError
 from kvdb.server.supervisor import CRASH_EXIT_STATUS
-from placement.client import PdClient, PdError
 
 T = TypeVar("T")
 

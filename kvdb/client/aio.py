@@ -35,7 +35,7 @@ from kvdb.errors import (
     UncertainResultError,
 )
 from kvdb.pb import kvrpc_pb2, metapb_pb2, pdpb_pb2
-from placement.client import PdClient, PdError, PdUnavailableError
+from kvdb.pdclient.client import PdClient, PdError, PdUnavailableError
 
 T = TypeVar("T")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 
 from kvdb.pb import adminpb_pb2, adminpb_pb2_grpc, kvrpc_pb2_grpc, metapb_pb2, raft_serverpb_pb2_grpc
+from kvdb.pdclient.client import PdClient
 from kvdb.server.kv_handler import KvHandler
 from kvdb.server.pd_worker import PdWorker
 from kvdb.server.raft_host import RaftHost, serve_until_signalled
@@ -23,7 +24,6 @@ from kvdb.store.clock import MonotonicClock, SkewedClock
 from kvdb.store.config import StoreConfig
 from kvdb.store.errors import InvalidArgumentError
 from kvdb.store.store import Store
-from placement.client import PdClient
 
 log = logging.getLogger(__name__)
 

@@ -26,12 +26,12 @@ from collections.abc import Callable, Container, Iterable
 from typing import TYPE_CHECKING
 
 from kvdb.pb import metapb_pb2, pdpb_pb2, raft_serverpb_pb2
+from kvdb.pdclient.client import PdClient, PdError
 from kvdb.raft import ConfChangeType, Role
 from kvdb.raft.progress import ProgressState
 from kvdb.server.supervisor import spawn
 from kvdb.store.errors import StoreError
 from kvdb.store.peer import Callback, Peer
-from placement.client import PdClient, PdError
 
 if TYPE_CHECKING:
     from kvdb.store.store import Store

@@ -23,13 +23,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from kvdb.pb import metapb_pb2, pdpb_pb2, raft_serverpb_pb2
+from kvdb.pdclient.client import PdError
 from kvdb.server.supervisor import spawn
 from kvdb.storage.engine import CF_DEFAULT
 from kvdb.store import keyspace
 from kvdb.store.config import DEFAULT_MAX_RANGE_SIZE, StoreConfig
 from kvdb.store.errors import StoreError
 from kvdb.store.split_check import LoadChecker, LoadConfig, SizeChecker, Span, point
-from placement.client import PdError
 
 if TYPE_CHECKING:
     from kvdb.store.peer import Peer

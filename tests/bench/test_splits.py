@@ -11,7 +11,7 @@ import pytest
 from bench.compare import free_base_port
 from bench.splits import Op, analyse, split_keys
 from bench.workloads import key_of
-from placement.client import PdClient
+from kvdb.pdclient.client import PdClient
 from tests.bench.test_bench_cli import bench
 from tests.playground.test_playground import PROCESSES, STOP_TIMEOUT, Playground
 

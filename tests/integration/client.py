@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import grpc
 
 from kvdb.pb import adminpb_pb2, adminpb_pb2_grpc, kvrpc_pb2, kvrpc_pb2_grpc, metapb_pb2, pdpb_pb2
-from placement.client import PdClient
+from kvdb.pdclient.client import PdClient
 from tests.integration.cluster import Cluster, wait_for
 
 T = TypeVar("T")

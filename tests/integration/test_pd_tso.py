@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from placement.client import PdClient
+from kvdb.pdclient.client import PdClient
 from tests.integration.cluster import Cluster
 from tests.integration.conftest import MakePdCluster
 

@@ -20,7 +20,7 @@ import grpc
 import pytest
 
 from kvdb.pb import metapb_pb2, pdpb_pb2, pdpb_pb2_grpc
-from placement.client import (
+from kvdb.pdclient.client import (
     PdClient,
     PdError,
     PdNotBootstrappedError,
@@ -525,7 +525,7 @@ async def test_range_heartbeats_waiting_merge_and_a_new_stream_counts_as_a_loss(
 
 def runs_client_code(task: asyncio.Task) -> bool:
     code = getattr(task.get_coro(), "cr_code", None)
-    return code is not None and code.co_filename.endswith("placement/client.py")
+    return code is not None and code.co_filename.endswith("kvdb/pdclient/client.py")
 
 
 @async_test

@@ -35,7 +35,7 @@ async def test_a_bootstrap_whose_answer_was_lost_keeps_the_first_range() -> None
     range, and every request then got range_not_found for good)."""
     async with fake_pd() as pd:
         pd.stalled = {"Bootstrap"}
-        with mock.patch("placement.client.ATTEMPT_TIMEOUT", 0.2):
+        with mock.patch("kvdb.pdclient.client.ATTEMPT_TIMEOUT", 0.2):
             worker = PdWorker(client_for(pd.address(1)), {}, 1.0)
             store = _store(MemEngine())
             await worker.join(store, "127.0.0.1:20160")
