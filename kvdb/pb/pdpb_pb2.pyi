@@ -22,12 +22,14 @@ OFFLINE: StoreState
 TOMBSTONE: StoreState
 
 class Member(_message.Message):
-    __slots__ = ("id", "address")
+    __slots__ = ("id", "address", "learner")
     ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    LEARNER_FIELD_NUMBER: _ClassVar[int]
     id: int
     address: str
-    def __init__(self, id: _Optional[int] = ..., address: _Optional[str] = ...) -> None: ...
+    learner: bool
+    def __init__(self, id: _Optional[int] = ..., address: _Optional[str] = ..., learner: _Optional[bool] = ...) -> None: ...
 
 class NotLeader(_message.Message):
     __slots__ = ("leader_address", "leader_id")
@@ -110,16 +112,20 @@ class StoreInfo(_message.Message):
     def __init__(self, id: _Optional[int] = ..., address: _Optional[str] = ..., labels: _Optional[_Iterable[_Union[StoreLabel, _Mapping]]] = ..., state: _Optional[_Union[StoreState, str]] = ..., last_heartbeat_ms: _Optional[int] = ..., stats: _Optional[_Union[StoreStats, _Mapping]] = ...) -> None: ...
 
 class RangeStats(_message.Message):
-    __slots__ = ("approximate_size", "approximate_keys", "written_bytes_per_sec", "read_bytes_per_sec")
+    __slots__ = ("approximate_size", "approximate_keys", "written_bytes_per_sec", "read_bytes_per_sec", "written_keys_per_sec", "read_keys_per_sec")
     APPROXIMATE_SIZE_FIELD_NUMBER: _ClassVar[int]
     APPROXIMATE_KEYS_FIELD_NUMBER: _ClassVar[int]
     WRITTEN_BYTES_PER_SEC_FIELD_NUMBER: _ClassVar[int]
     READ_BYTES_PER_SEC_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_KEYS_PER_SEC_FIELD_NUMBER: _ClassVar[int]
+    READ_KEYS_PER_SEC_FIELD_NUMBER: _ClassVar[int]
     approximate_size: int
     approximate_keys: int
     written_bytes_per_sec: int
     read_bytes_per_sec: int
-    def __init__(self, approximate_size: _Optional[int] = ..., approximate_keys: _Optional[int] = ..., written_bytes_per_sec: _Optional[int] = ..., read_bytes_per_sec: _Optional[int] = ...) -> None: ...
+    written_keys_per_sec: int
+    read_keys_per_sec: int
+    def __init__(self, approximate_size: _Optional[int] = ..., approximate_keys: _Optional[int] = ..., written_bytes_per_sec: _Optional[int] = ..., read_bytes_per_sec: _Optional[int] = ..., written_keys_per_sec: _Optional[int] = ..., read_keys_per_sec: _Optional[int] = ...) -> None: ...
 
 class RangeInfo(_message.Message):
     __slots__ = ("descriptor", "leader", "stats", "down_peer_ids", "pending_peer_ids", "term", "joint")
@@ -140,16 +146,36 @@ class RangeInfo(_message.Message):
     def __init__(self, descriptor: _Optional[_Union[_metapb_pb2.RangeDescriptor, _Mapping]] = ..., leader: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., stats: _Optional[_Union[RangeStats, _Mapping]] = ..., down_peer_ids: _Optional[_Iterable[int]] = ..., pending_peer_ids: _Optional[_Iterable[int]] = ..., term: _Optional[int] = ..., joint: _Optional[bool] = ...) -> None: ...
 
 class ScheduleConfig(_message.Message):
-    __slots__ = ("replica_count", "max_range_size", "store_down_ms", "operator_timeout_ms")
+    __slots__ = ("replica_count", "max_range_size", "store_down_ms", "operator_timeout_ms", "store_limit", "region_schedule_limit", "leader_schedule_limit", "hot_region_schedule_limit", "location_labels", "paused_schedulers", "evict_leader_stores", "balance_tolerance_percent", "hot_bytes_per_sec", "schedule_interval_ms")
     REPLICA_COUNT_FIELD_NUMBER: _ClassVar[int]
     MAX_RANGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     STORE_DOWN_MS_FIELD_NUMBER: _ClassVar[int]
     OPERATOR_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    STORE_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    REGION_SCHEDULE_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    LEADER_SCHEDULE_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    HOT_REGION_SCHEDULE_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_LABELS_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_SCHEDULERS_FIELD_NUMBER: _ClassVar[int]
+    EVICT_LEADER_STORES_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_TOLERANCE_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    HOT_BYTES_PER_SEC_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     replica_count: int
     max_range_size: int
     store_down_ms: int
     operator_timeout_ms: int
-    def __init__(self, replica_count: _Optional[int] = ..., max_range_size: _Optional[int] = ..., store_down_ms: _Optional[int] = ..., operator_timeout_ms: _Optional[int] = ...) -> None: ...
+    store_limit: int
+    region_schedule_limit: int
+    leader_schedule_limit: int
+    hot_region_schedule_limit: int
+    location_labels: _containers.RepeatedScalarFieldContainer[str]
+    paused_schedulers: _containers.RepeatedScalarFieldContainer[str]
+    evict_leader_stores: _containers.RepeatedScalarFieldContainer[int]
+    balance_tolerance_percent: int
+    hot_bytes_per_sec: int
+    schedule_interval_ms: int
+    def __init__(self, replica_count: _Optional[int] = ..., max_range_size: _Optional[int] = ..., store_down_ms: _Optional[int] = ..., operator_timeout_ms: _Optional[int] = ..., store_limit: _Optional[int] = ..., region_schedule_limit: _Optional[int] = ..., leader_schedule_limit: _Optional[int] = ..., hot_region_schedule_limit: _Optional[int] = ..., location_labels: _Optional[_Iterable[str]] = ..., paused_schedulers: _Optional[_Iterable[str]] = ..., evict_leader_stores: _Optional[_Iterable[int]] = ..., balance_tolerance_percent: _Optional[int] = ..., hot_bytes_per_sec: _Optional[int] = ..., schedule_interval_ms: _Optional[int] = ...) -> None: ...
 
 class GetMembersRequest(_message.Message):
     __slots__ = ("header",)
@@ -158,14 +184,16 @@ class GetMembersRequest(_message.Message):
     def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ...) -> None: ...
 
 class GetMembersResponse(_message.Message):
-    __slots__ = ("header", "members", "leader")
+    __slots__ = ("header", "members", "leader", "raft_group_id")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
     LEADER_FIELD_NUMBER: _ClassVar[int]
+    RAFT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     header: ResponseHeader
     members: _containers.RepeatedCompositeFieldContainer[Member]
     leader: Member
-    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., leader: _Optional[_Union[Member, _Mapping]] = ...) -> None: ...
+    raft_group_id: int
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., leader: _Optional[_Union[Member, _Mapping]] = ..., raft_group_id: _Optional[int] = ...) -> None: ...
 
 class BootstrapRequest(_message.Message):
     __slots__ = ("header", "store", "first_range")
@@ -258,12 +286,14 @@ class StoreHeartbeatRequest(_message.Message):
     def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., store_id: _Optional[int] = ..., stats: _Optional[_Union[StoreStats, _Mapping]] = ...) -> None: ...
 
 class StoreHeartbeatResponse(_message.Message):
-    __slots__ = ("header", "config")
+    __slots__ = ("header", "config", "state")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
     header: ResponseHeader
     config: ScheduleConfig
-    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., config: _Optional[_Union[ScheduleConfig, _Mapping]] = ...) -> None: ...
+    state: StoreState
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., config: _Optional[_Union[ScheduleConfig, _Mapping]] = ..., state: _Optional[_Union[StoreState, str]] = ...) -> None: ...
 
 class RangeHeartbeatRequest(_message.Message):
     __slots__ = ("header", "store_id", "ranges")
@@ -440,6 +470,270 @@ class SplitRangesResponse(_message.Message):
     header: ResponseHeader
     ranges: _containers.RepeatedCompositeFieldContainer[RangeInfo]
     def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., ranges: _Optional[_Iterable[_Union[RangeInfo, _Mapping]]] = ...) -> None: ...
+
+class OperatorInfo(_message.Message):
+    __slots__ = ("id", "range_id", "kind", "origin", "description", "step", "steps", "status", "created_ms", "finished_ms", "current")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RANGE_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_MS_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_MS_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    range_id: int
+    kind: str
+    origin: str
+    description: str
+    step: int
+    steps: int
+    status: str
+    created_ms: int
+    finished_ms: int
+    current: Operator
+    def __init__(self, id: _Optional[int] = ..., range_id: _Optional[int] = ..., kind: _Optional[str] = ..., origin: _Optional[str] = ..., description: _Optional[str] = ..., step: _Optional[int] = ..., steps: _Optional[int] = ..., status: _Optional[str] = ..., created_ms: _Optional[int] = ..., finished_ms: _Optional[int] = ..., current: _Optional[_Union[Operator, _Mapping]] = ...) -> None: ...
+
+class MoveReplica(_message.Message):
+    __slots__ = ("from_store", "to_store")
+    FROM_STORE_FIELD_NUMBER: _ClassVar[int]
+    TO_STORE_FIELD_NUMBER: _ClassVar[int]
+    from_store: int
+    to_store: int
+    def __init__(self, from_store: _Optional[int] = ..., to_store: _Optional[int] = ...) -> None: ...
+
+class TransferLeaderTo(_message.Message):
+    __slots__ = ("to_store",)
+    TO_STORE_FIELD_NUMBER: _ClassVar[int]
+    to_store: int
+    def __init__(self, to_store: _Optional[int] = ...) -> None: ...
+
+class AddOperatorRequest(_message.Message):
+    __slots__ = ("header", "range_id", "move_replica", "transfer_leader")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    RANGE_ID_FIELD_NUMBER: _ClassVar[int]
+    MOVE_REPLICA_FIELD_NUMBER: _ClassVar[int]
+    TRANSFER_LEADER_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    range_id: int
+    move_replica: MoveReplica
+    transfer_leader: TransferLeaderTo
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., range_id: _Optional[int] = ..., move_replica: _Optional[_Union[MoveReplica, _Mapping]] = ..., transfer_leader: _Optional[_Union[TransferLeaderTo, _Mapping]] = ...) -> None: ...
+
+class AddOperatorResponse(_message.Message):
+    __slots__ = ("header", "operator")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    operator: OperatorInfo
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., operator: _Optional[_Union[OperatorInfo, _Mapping]] = ...) -> None: ...
+
+class ListOperatorsRequest(_message.Message):
+    __slots__ = ("header", "include_finished")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_FINISHED_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    include_finished: bool
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., include_finished: _Optional[bool] = ...) -> None: ...
+
+class ListOperatorsResponse(_message.Message):
+    __slots__ = ("header", "operators")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    OPERATORS_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    operators: _containers.RepeatedCompositeFieldContainer[OperatorInfo]
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., operators: _Optional[_Iterable[_Union[OperatorInfo, _Mapping]]] = ...) -> None: ...
+
+class CancelOperatorRequest(_message.Message):
+    __slots__ = ("header", "operator_id")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    operator_id: int
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., operator_id: _Optional[int] = ...) -> None: ...
+
+class CancelOperatorResponse(_message.Message):
+    __slots__ = ("header", "operator")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    operator: OperatorInfo
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., operator: _Optional[_Union[OperatorInfo, _Mapping]] = ...) -> None: ...
+
+class SetStoreStateRequest(_message.Message):
+    __slots__ = ("header", "store_id", "state")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    store_id: int
+    state: StoreState
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., store_id: _Optional[int] = ..., state: _Optional[_Union[StoreState, str]] = ...) -> None: ...
+
+class SetStoreStateResponse(_message.Message):
+    __slots__ = ("header", "store")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    store: StoreInfo
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., store: _Optional[_Union[StoreInfo, _Mapping]] = ...) -> None: ...
+
+class SetStoreLabelsRequest(_message.Message):
+    __slots__ = ("header", "store_id", "labels")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    store_id: int
+    labels: _containers.RepeatedCompositeFieldContainer[StoreLabel]
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., store_id: _Optional[int] = ..., labels: _Optional[_Iterable[_Union[StoreLabel, _Mapping]]] = ...) -> None: ...
+
+class SetStoreLabelsResponse(_message.Message):
+    __slots__ = ("header", "store")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    store: StoreInfo
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., store: _Optional[_Union[StoreInfo, _Mapping]] = ...) -> None: ...
+
+class GetConfigRequest(_message.Message):
+    __slots__ = ("header",)
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ...) -> None: ...
+
+class GetConfigResponse(_message.Message):
+    __slots__ = ("header", "config")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    config: ScheduleConfig
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., config: _Optional[_Union[ScheduleConfig, _Mapping]] = ...) -> None: ...
+
+class SetConfigRequest(_message.Message):
+    __slots__ = ("header", "key", "value")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    key: str
+    value: str
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class SetConfigResponse(_message.Message):
+    __slots__ = ("header", "config")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    config: ScheduleConfig
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., config: _Optional[_Union[ScheduleConfig, _Mapping]] = ...) -> None: ...
+
+class SchedulerInfo(_message.Message):
+    __slots__ = ("name", "paused", "created", "running")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    paused: bool
+    created: int
+    running: int
+    def __init__(self, name: _Optional[str] = ..., paused: _Optional[bool] = ..., created: _Optional[int] = ..., running: _Optional[int] = ...) -> None: ...
+
+class ListSchedulersRequest(_message.Message):
+    __slots__ = ("header",)
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ...) -> None: ...
+
+class ListSchedulersResponse(_message.Message):
+    __slots__ = ("header", "schedulers")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULERS_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    schedulers: _containers.RepeatedCompositeFieldContainer[SchedulerInfo]
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., schedulers: _Optional[_Iterable[_Union[SchedulerInfo, _Mapping]]] = ...) -> None: ...
+
+class PauseSchedulerRequest(_message.Message):
+    __slots__ = ("header", "name", "resume")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    name: str
+    resume: bool
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., name: _Optional[str] = ..., resume: _Optional[bool] = ...) -> None: ...
+
+class PauseSchedulerResponse(_message.Message):
+    __slots__ = ("header", "scheduler")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULER_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    scheduler: SchedulerInfo
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., scheduler: _Optional[_Union[SchedulerInfo, _Mapping]] = ...) -> None: ...
+
+class AddMemberRequest(_message.Message):
+    __slots__ = ("header", "address")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    address: str
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., address: _Optional[str] = ...) -> None: ...
+
+class AddMemberResponse(_message.Message):
+    __slots__ = ("header", "member", "members")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    member: Member
+    members: _containers.RepeatedCompositeFieldContainer[Member]
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., member: _Optional[_Union[Member, _Mapping]] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ...) -> None: ...
+
+class RemoveMemberRequest(_message.Message):
+    __slots__ = ("header", "member_id")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    member_id: int
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., member_id: _Optional[int] = ...) -> None: ...
+
+class RemoveMemberResponse(_message.Message):
+    __slots__ = ("header", "members")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    members: _containers.RepeatedCompositeFieldContainer[Member]
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ...) -> None: ...
+
+class GetClusterStatusRequest(_message.Message):
+    __slots__ = ("header",)
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ...) -> None: ...
+
+class GetClusterStatusResponse(_message.Message):
+    __slots__ = ("header", "members", "leader", "stores", "range_count", "operators", "config", "schedulers")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    LEADER_FIELD_NUMBER: _ClassVar[int]
+    STORES_FIELD_NUMBER: _ClassVar[int]
+    RANGE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    OPERATORS_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULERS_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    members: _containers.RepeatedCompositeFieldContainer[Member]
+    leader: Member
+    stores: _containers.RepeatedCompositeFieldContainer[StoreInfo]
+    range_count: int
+    operators: _containers.RepeatedCompositeFieldContainer[OperatorInfo]
+    config: ScheduleConfig
+    schedulers: _containers.RepeatedCompositeFieldContainer[SchedulerInfo]
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., leader: _Optional[_Union[Member, _Mapping]] = ..., stores: _Optional[_Iterable[_Union[StoreInfo, _Mapping]]] = ..., range_count: _Optional[int] = ..., operators: _Optional[_Iterable[_Union[OperatorInfo, _Mapping]]] = ..., config: _Optional[_Union[ScheduleConfig, _Mapping]] = ..., schedulers: _Optional[_Iterable[_Union[SchedulerInfo, _Mapping]]] = ...) -> None: ...
 
 class ClusterMeta(_message.Message):
     __slots__ = ("cluster_id", "config")

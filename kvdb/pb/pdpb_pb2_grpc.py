@@ -109,6 +109,66 @@ class PDStub:
                 request_serializer=pdpb__pb2.TsoRequest.SerializeToString,
                 response_deserializer=pdpb__pb2.TsoResponse.FromString,
                 _registered_method=True)
+        self.AddOperator = channel.unary_unary(
+                '/kvdb.pd.PD/AddOperator',
+                request_serializer=pdpb__pb2.AddOperatorRequest.SerializeToString,
+                response_deserializer=pdpb__pb2.AddOperatorResponse.FromString,
+                _registered_method=True)
+        self.ListOperators = channel.unary_unary(
+                '/kvdb.pd.PD/ListOperators',
+                request_serializer=pdpb__pb2.ListOperatorsRequest.SerializeToString,
+                response_deserializer=pdpb__pb2.ListOperatorsResponse.FromString,
+                _registered_method=True)
+        self.CancelOperator = channel.unary_unary(
+                '/kvdb.pd.PD/CancelOperator',
+                request_serializer=pdpb__pb2.CancelOperatorRequest.SerializeToString,
+                response_deserializer=pdpb__pb2.CancelOperatorResponse.FromString,
+                _registered_method=True)
+        self.SetStoreState = channel.unary_unary(
+                '/kvdb.pd.PD/SetStoreState',
+                request_serializer=pdpb__pb2.SetStoreStateRequest.SerializeToString,
+                response_deserializer=pdpb__pb2.SetStoreStateResponse.FromString,
+                _registered_method=True)
+        self.SetStoreLabels = channel.unary_unary(
+                '/kvdb.pd.PD/SetStoreLabels',
+                request_serializer=pdpb__pb2.SetStoreLabelsRequest.SerializeToString,
+                response_deserializer=pdpb__pb2.SetStoreLabelsResponse.FromString,
+                _registered_method=True)
+        self.GetConfig = channel.unary_unary(
+                '/kvdb.pd.PD/GetConfig',
+                request_serializer=pdpb__pb2.GetConfigRequest.SerializeToString,
+                response_deserializer=pdpb__pb2.GetConfigResponse.FromString,
+                _registered_method=True)
+        self.SetConfig = channel.unary_unary(
+                '/kvdb.pd.PD/SetConfig',
+                request_serializer=pdpb__pb2.SetConfigRequest.SerializeToString,
+                response_deserializer=pdpb__pb2.SetConfigResponse.FromString,
+                _registered_method=True)
+        self.ListSchedulers = channel.unary_unary(
+                '/kvdb.pd.PD/ListSchedulers',
+                request_serializer=pdpb__pb2.ListSchedulersRequest.SerializeToString,
+                response_deserializer=pdpb__pb2.ListSchedulersResponse.FromString,
+                _registered_method=True)
+        self.PauseScheduler = channel.unary_unary(
+                '/kvdb.pd.PD/PauseScheduler',
+                request_serializer=pdpb__pb2.PauseSchedulerRequest.SerializeToString,
+                response_deserializer=pdpb__pb2.PauseSchedulerResponse.FromString,
+                _registered_method=True)
+        self.AddMember = channel.unary_unary(
+                '/kvdb.pd.PD/AddMember',
+                request_serializer=pdpb__pb2.AddMemberRequest.SerializeToString,
+                response_deserializer=pdpb__pb2.AddMemberResponse.FromString,
+                _registered_method=True)
+        self.RemoveMember = channel.unary_unary(
+                '/kvdb.pd.PD/RemoveMember',
+                request_serializer=pdpb__pb2.RemoveMemberRequest.SerializeToString,
+                response_deserializer=pdpb__pb2.RemoveMemberResponse.FromString,
+                _registered_method=True)
+        self.GetClusterStatus = channel.unary_unary(
+                '/kvdb.pd.PD/GetClusterStatus',
+                request_serializer=pdpb__pb2.GetClusterStatusRequest.SerializeToString,
+                response_deserializer=pdpb__pb2.GetClusterStatusResponse.FromString,
+                _registered_method=True)
 
 
 class PDServicer:
@@ -204,6 +264,78 @@ class PDServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddOperator(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOperators(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelOperator(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetStoreState(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetStoreLabels(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConfig(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetConfig(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSchedulers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseScheduler(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddMember(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveMember(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetClusterStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PDServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -281,6 +413,66 @@ def add_PDServicer_to_server(servicer, server):
                     servicer.Tso,
                     request_deserializer=pdpb__pb2.TsoRequest.FromString,
                     response_serializer=pdpb__pb2.TsoResponse.SerializeToString,
+            ),
+            'AddOperator': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddOperator,
+                    request_deserializer=pdpb__pb2.AddOperatorRequest.FromString,
+                    response_serializer=pdpb__pb2.AddOperatorResponse.SerializeToString,
+            ),
+            'ListOperators': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOperators,
+                    request_deserializer=pdpb__pb2.ListOperatorsRequest.FromString,
+                    response_serializer=pdpb__pb2.ListOperatorsResponse.SerializeToString,
+            ),
+            'CancelOperator': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelOperator,
+                    request_deserializer=pdpb__pb2.CancelOperatorRequest.FromString,
+                    response_serializer=pdpb__pb2.CancelOperatorResponse.SerializeToString,
+            ),
+            'SetStoreState': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetStoreState,
+                    request_deserializer=pdpb__pb2.SetStoreStateRequest.FromString,
+                    response_serializer=pdpb__pb2.SetStoreStateResponse.SerializeToString,
+            ),
+            'SetStoreLabels': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetStoreLabels,
+                    request_deserializer=pdpb__pb2.SetStoreLabelsRequest.FromString,
+                    response_serializer=pdpb__pb2.SetStoreLabelsResponse.SerializeToString,
+            ),
+            'GetConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConfig,
+                    request_deserializer=pdpb__pb2.GetConfigRequest.FromString,
+                    response_serializer=pdpb__pb2.GetConfigResponse.SerializeToString,
+            ),
+            'SetConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetConfig,
+                    request_deserializer=pdpb__pb2.SetConfigRequest.FromString,
+                    response_serializer=pdpb__pb2.SetConfigResponse.SerializeToString,
+            ),
+            'ListSchedulers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSchedulers,
+                    request_deserializer=pdpb__pb2.ListSchedulersRequest.FromString,
+                    response_serializer=pdpb__pb2.ListSchedulersResponse.SerializeToString,
+            ),
+            'PauseScheduler': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseScheduler,
+                    request_deserializer=pdpb__pb2.PauseSchedulerRequest.FromString,
+                    response_serializer=pdpb__pb2.PauseSchedulerResponse.SerializeToString,
+            ),
+            'AddMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddMember,
+                    request_deserializer=pdpb__pb2.AddMemberRequest.FromString,
+                    response_serializer=pdpb__pb2.AddMemberResponse.SerializeToString,
+            ),
+            'RemoveMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveMember,
+                    request_deserializer=pdpb__pb2.RemoveMemberRequest.FromString,
+                    response_serializer=pdpb__pb2.RemoveMemberResponse.SerializeToString,
+            ),
+            'GetClusterStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetClusterStatus,
+                    request_deserializer=pdpb__pb2.GetClusterStatusRequest.FromString,
+                    response_serializer=pdpb__pb2.GetClusterStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -688,6 +880,330 @@ class PD:
             '/kvdb.pd.PD/Tso',
             pdpb__pb2.TsoRequest.SerializeToString,
             pdpb__pb2.TsoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddOperator(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kvdb.pd.PD/AddOperator',
+            pdpb__pb2.AddOperatorRequest.SerializeToString,
+            pdpb__pb2.AddOperatorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOperators(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kvdb.pd.PD/ListOperators',
+            pdpb__pb2.ListOperatorsRequest.SerializeToString,
+            pdpb__pb2.ListOperatorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelOperator(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kvdb.pd.PD/CancelOperator',
+            pdpb__pb2.CancelOperatorRequest.SerializeToString,
+            pdpb__pb2.CancelOperatorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetStoreState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kvdb.pd.PD/SetStoreState',
+            pdpb__pb2.SetStoreStateRequest.SerializeToString,
+            pdpb__pb2.SetStoreStateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetStoreLabels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kvdb.pd.PD/SetStoreLabels',
+            pdpb__pb2.SetStoreLabelsRequest.SerializeToString,
+            pdpb__pb2.SetStoreLabelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kvdb.pd.PD/GetConfig',
+            pdpb__pb2.GetConfigRequest.SerializeToString,
+            pdpb__pb2.GetConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kvdb.pd.PD/SetConfig',
+            pdpb__pb2.SetConfigRequest.SerializeToString,
+            pdpb__pb2.SetConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSchedulers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kvdb.pd.PD/ListSchedulers',
+            pdpb__pb2.ListSchedulersRequest.SerializeToString,
+            pdpb__pb2.ListSchedulersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseScheduler(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kvdb.pd.PD/PauseScheduler',
+            pdpb__pb2.PauseSchedulerRequest.SerializeToString,
+            pdpb__pb2.PauseSchedulerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kvdb.pd.PD/AddMember',
+            pdpb__pb2.AddMemberRequest.SerializeToString,
+            pdpb__pb2.AddMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kvdb.pd.PD/RemoveMember',
+            pdpb__pb2.RemoveMemberRequest.SerializeToString,
+            pdpb__pb2.RemoveMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetClusterStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kvdb.pd.PD/GetClusterStatus',
+            pdpb__pb2.GetClusterStatusRequest.SerializeToString,
+            pdpb__pb2.GetClusterStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,
