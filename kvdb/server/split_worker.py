@@ -11,7 +11,9 @@ leadership lost, the epoch moved); nothing is retried here, because the next rou
 from fresh numbers. One split per range is in flight at a time.
 
 Requests reach the checker through ``KvHandler.on_served`` (``observe``): their key spans feed
-the load windows and the bytes they wrote the size estimates.
+the load windows, the bytes they wrote the size estimates, and the bytes and keys they wrote and
+read the traffic rates each range's heartbeat reports to PD (``kvdb.store.flow``; PD's
+hot-region scheduler spreads the hot ranges).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from kvdb.storage.engine import CF_DEFAULT
 from kvdb.store import keyspace
 from kvdb.store.config import DEFAULT_MAX_RANGE_SIZE, StoreConfig
 from kvdb.store.errors import StoreError
+from kvdb.store.flow import FlowMeter
 from kvdb.store.split_check import LoadChecker, LoadConfig, SizeChecker, Span, point
 
 if TYPE_CHECKING:
@@ -59,6 +62,7 @@ class SplitWorker:
         self.size = SizeChecker(self.max_range_size())
         self.load = LoadChecker(LoadConfig(qps_threshold=config.load_split_qps,
                                            detect_seconds=config.load_split_seconds))
+        self.flow = FlowMeter()
         self._splitting: set[int] = set()
         self._resume_at = 0
         """The range id the size measures continue from in the next round."""
@@ -67,13 +71,16 @@ class SplitWorker:
         """Splits applied, by reason (tests and logs)."""
 
     # ------------------------------------------------------------------------------- requests
-    def observe(self, kind: str, request: object) -> None:
-        """A request of ``kind`` (a ``kvrpc.Request`` field) succeeded on this store."""
+    def observe(self, kind: str, request: object, response: object = None) -> None:
+        """A request of ``kind`` (a ``kvrpc.Request`` field) succeeded on this store with
+        ``response`` (the matching ``kvrpc.Response`` field)."""
         peer = self.store.peers.get(request.context.range_id)
         if peer is None:
             return
         desc = peer.desc
         spans, written, keys = request_load(kind, request, desc)
+        read, read_keys = read_load(response)
+        self.flow.record(desc.id, written, keys, read, read_keys)
         if written:
             self.size.on_write(desc, written, keys)
         if spans and self.config.load_split_qps > 0:
@@ -116,6 +123,7 @@ class SplitWorker:
         self.size.forget({rid for rid in self.size.ranges
                           if (p := peers.get(rid)) is not None and p.is_leader})
         self.load.forget(set(led))  # a load streak does not survive a nap
+        self.flow.close(elapsed)
         for peer in led.values():
             if self.config.load_split_qps > 0:
                 key = self.load.check(peer.desc, elapsed)
@@ -187,11 +195,30 @@ class SplitWorker:
             self._splitting.discard(range_id)
 
     def range_stats(self, desc: metapb_pb2.RangeDescriptor) -> pdpb_pb2.RangeStats | None:
-        """The approximate size of a range led here, for its heartbeat to PD."""
-        stats = self.size.stats(desc)
-        if stats is None:
+        """The approximate size and the traffic rates of a range led here, for its heartbeat to
+        PD; None while neither is known."""
+        size, flow = self.size.stats(desc), self.flow.rate(desc.id)
+        if size is None and flow is None:
             return None
-        return pdpb_pb2.RangeStats(approximate_size=stats[0], approximate_keys=stats[1])
+        stats = pdpb_pb2.RangeStats()
+        if size is not None:
+            stats.approximate_size, stats.approximate_keys = size
+        if flow is not None:
+            stats.written_bytes_per_sec = round(flow.written_bytes)
+            stats.written_keys_per_sec = round(flow.written_keys)
+            stats.read_bytes_per_sec = round(flow.read_bytes)
+            stats.read_keys_per_sec = round(flow.read_keys)
+        return stats
+
+
+def read_load(response: object) -> tuple[int, int]:
+    """(bytes, keys) a request's response carried back: a value, or the pairs of a batch or scan."""
+    if response is None:
+        return 0, 0
+    if hasattr(response, "pairs"):
+        return sum(len(p.key) + len(p.value) for p in response.pairs), len(response.pairs)
+    value = getattr(response, "value", b"")
+    return (len(value), 1) if value else (0, 0)
 
 
 def request_load(kind: str, request: object, desc: metapb_pb2.RangeDescriptor) -> tuple[list[Span], int, int]:

@@ -258,7 +258,7 @@ def test_worker_splits_a_range_grown_past_the_limit_near_its_middle() -> None:
     assert parent.id == 1 and child.id == 100 and [p.id for p in child.peers] == [200]
     assert parent.end_key == child.start_key and _key(40) <= child.start_key <= _key(60)
     assert rig.worker.splits == {"size": 1, "load": 0}
-    assert rig.range_stats(1) is None  # the parent shrank: measured afresh next round
+    assert rig.stats(1) is None  # the parent shrank: measured afresh next round
     rig.rounds(1)
     left, right = rig.range_stats(1), rig.range_stats(100)
     assert left.approximate_keys + right.approximate_keys == 100
@@ -346,3 +346,25 @@ def test_measures_take_turns_when_a_round_runs_out_of_keys() -> None:
         if rig.stats(100) is not None:
             break
     assert rig.stats(100) == (10 * 17, 10)
+
+
+def test_range_stats_report_traffic_rates_that_follow_the_load() -> None:
+    rig = _WorkerRig(load_split_qps=0)
+    ctx = context(rig.store)
+    assert rig.range_stats(1) is None  # nothing measured, nothing served
+    for i in range(50):
+        assert not rig.call(put(_key(i), b"v" * 100, ctx)).put.HasField("error")
+    rig.rounds(1, elapsed=2.0)  # 50 writes of 107 bytes over 2 s
+    stats = rig.range_stats(1)
+    assert (stats.written_bytes_per_sec, stats.written_keys_per_sec) == (50 * (7 + 100) // 2, 25)
+    assert (stats.read_bytes_per_sec, stats.read_keys_per_sec) == (0, 0)
+    for i in range(40):
+        assert rig.call(get(_key(i), ctx)).get.value == b"v" * 100
+    rig.call(get(b"missing", ctx))  # found nothing: no bytes read
+    rig.rounds(1, elapsed=1.0)
+    stats = rig.range_stats(1)
+    assert (stats.read_bytes_per_sec, stats.read_keys_per_sec) == (4000, 40)
+    assert stats.written_bytes_per_sec == 0 and stats.approximate_keys == 50
+    rig.rounds(1)  # an idle window: the rates fall to nothing
+    stats = rig.range_stats(1)
+    assert stats.read_bytes_per_sec == stats.written_bytes_per_sec == 0 and stats.approximate_keys == 50
