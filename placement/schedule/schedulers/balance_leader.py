@@ -47,11 +47,10 @@ class BalanceLeaderScheduler(Scheduler):
 
     def _transfer(self, plan: Plan, source: int, target: int) -> Operator | None:
         model = self.model
-        for range_id in sorted(model.leaders_on(source)):
+        for range_id in sorted(model.leaders_on(source) & model.ranges_on(target)):
             info = model.get_range(range_id)
             if info is None or not plan.free(range_id) or not filters.range_settled(info):
                 continue
-            peer = peer_on(info, target)
-            if peer is not None:  # settled: every replica is a voter, none down
-                return plan.add(transfer_leader(info, peer, self.name), info)
+            peer = peer_on(info, target)  # settled: every replica is a voter, none down
+            return plan.add(transfer_leader(info, peer, self.name), info)
         return None

@@ -15,12 +15,18 @@ from placement.schedule import filters
 from placement.schedule.operator import Operator, move_replica
 from placement.schedule.schedulers.base import Plan, Scheduler, beyond_tolerance
 
+SCAN_BUDGET = 2_000
+"""Ranges one run looks at, at most: with zones most moves are ruled out (they would leave a
+zone), and a run that finds nothing must not cost PD seconds on a cluster of many ranges."""
+
 
 class BalanceRegionScheduler(Scheduler):
     name = "balance-region"
     limit_setting = "region_schedule_limit"
+    _budget = SCAN_BUDGET
 
     def plan(self, plan: Plan, now_ms: int, room: int) -> list[Operator]:
+        self._budget = SCAN_BUDGET
         ops: list[Operator] = []
         while len(ops) < room and (op := self._one(plan, now_ms)) is not None:
             ops.append(op)
@@ -54,7 +60,11 @@ class BalanceRegionScheduler(Scheduler):
         needed), then the lowest id."""
         model = self.model
         led = model.leaders_on(source)
-        for range_id in sorted(model.ranges_on(source), key=lambda r: (r in led, r)):
+        movable = model.ranges_on(source) - model.ranges_on(target)
+        for range_id in sorted(movable, key=lambda r: (r in led, r)):
+            self._budget -= 1
+            if self._budget < 0:
+                return None
             info = model.get_range(range_id)
             if (info is None or not plan.free(range_id) or not filters.range_settled(info)
                     or not filters.valid_target(model, info, target, now_ms)
