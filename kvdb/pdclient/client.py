@@ -237,6 +237,12 @@ class PdClient:
                                     total_timeout=max(self.timeout, timeout + ATTEMPT_TIMEOUT))
         return list(response.ranges)
 
+    async def get_members(self) -> pdpb_pb2.GetMembersResponse:
+        """The members and leader as the PD leader's replica of the metadata has them."""
+        response = await self._call("GetMembers", pdpb_pb2.GetMembersRequest())
+        self.members = list(response.members)
+        return response
+
     async def add_member(self, address: str) -> pdpb_pb2.AddMemberResponse:
         """Add a PD member that will listen at ``address``, as a learner (PD promotes it once it
         caught up); the answer names its id, which ``kvdb pd --member-id ID --join ...`` needs.
@@ -517,11 +523,11 @@ class _TsoDispatcher:
         client = self._client
         if self._call is None:
             self._address = await client._leader()
-        else:
-            client._maybe_refresh_members()
             if not self._address:
                 raise ConnectionError("no member knows a leader")
             self._call = client._stub(self._address).Tso()
+        else:
+            client._maybe_refresh_members()
         request = pdpb_pb2.TsoRequest(count=total)
         request.header.cluster_id = client.cluster_id
         async with asyncio.timeout(ATTEMPT_TIMEOUT):
