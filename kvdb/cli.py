@@ -113,10 +113,10 @@ def _run_pd(args: argparse.Namespace) -> int:
         schedule.replica_count = args.replica_count
         schedule.store_down_ms = args.store_down_ms
         store_cfg.validate()
-        if bool(args.initial_members) == bool(args.join):
+        if (args.initial_members is None) == (args.join is None):
             raise ValueError("give either --initial-members (a new PD) or --join (a running one)")
-        members = parse_static_cluster(args.initial_members) if args.initial_members else {}
-        join = _check_endpoints(args.join, "--join").split(",") if args.join else []
+        members = parse_static_cluster(args.initial_members) if args.join is None else {}
+        join = [] if args.join is None else _check_endpoints(args.join, "--join").split(",")
         config = PdConfig(member_id=args.member_id, listen=args.listen, data_dir=args.data_dir,
                           initial_members=members, join=join, store=store_cfg, schedule=schedule,
                           store_disconnect_ms=args.store_disconnect_ms)
