@@ -163,3 +163,21 @@ def test_replace_a_pd_member_under_load(make_pd_cluster: MakePdCluster, remove_l
     print(f"\nreplace a PD member ({'the leader' if remove_leader else 'a follower'}): " +
           ", ".join(f"{k}={v:.0f}" if isinstance(v, int) else f"{k}={v:.2f}" for k, v in numbers.items()))
 
+
+
+async def refused_requests(cluster: Cluster) -> None:
+    async with PdClient(cluster.pd_endpoints, timeout=20.0) as pd:
+        before = list((await pd.get_members()).members)
+        for call, message in [(pd.remove_member(1), "member 1 is the last voter of PD"),
+                              (pd.remove_member(42), "member 42 is unknown"),
+                              (pd.add_member("pd-4.example"), "is not HOST:PORT"),
+                              (pd.add_member("[::]:2379"), "wildcard"),
+                              (pd.add_member(cluster.pd[1].address), "belongs to member 1 already")]:
+            with pytest.raises(PdError, match=message):
+                await call
+        assert list((await pd.get_members()).members) == before
+
+
+def test_bad_member_requests_are_refused_and_change_nothing(make_pd_cluster: MakePdCluster) -> None:
+    cluster, _ = make_pd_cluster(n_stores=0, n_pd=1)
+    asyncio.run(asyncio.wait_for(refused_requests(cluster), 60))
