@@ -5,7 +5,7 @@ written with fsync by ``Store`` when it first opens the data dir. Kept in the da
 than in a file beside it, it cannot be separated from the data it names (copying, restoring or
 deleting the database takes it along) and needs no second durability scheme.
 
-It is read here before the store opens for writing (a read-only open writes nothing), so a data
+It is read here before the store opens for writing (a read-only open changes nothing), so a data
 dir of another cluster, or of another store than ``--store-id`` says, is refused with nothing
 changed. A store started without ``--store-id`` on an empty data dir asks PD for an id, which
 the store then writes as its identity, so every restart keeps it. A crash between the two steps

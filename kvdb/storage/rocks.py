@@ -232,8 +232,8 @@ class RocksView:
 
 
 def read_only_get(path: str | os.PathLike, cf: str, key: bytes) -> bytes | None:
-    """One value from the database at ``path``, opened read-only: nothing in it is written (not
-    even the files RocksDB writes when it opens for writing), so looking costs no change."""
+    """One value from the database at ``path``, opened read-only: nothing in it changes (no WAL
+    replay, no new log or manifest; rocksdict rewrites its options sidecar with the same bytes)."""
     db = Rdict(os.fspath(path), Options(raw_mode=True),
                column_families={name: Options(raw_mode=True) for name in ALL_CFS},
                access_type=AccessType.read_only())
