@@ -121,11 +121,11 @@ def _run_pd(args: argparse.Namespace) -> int:
         schedule.store_down_ms = args.store_down_ms
         store_cfg.validate()
         members = parse_static_cluster(args.initial_members)
-        check_member_address(args.member_id, members, args.listen, args.advertise_address)
         config = PdConfig(member_id=args.member_id, listen=args.listen, data_dir=args.data_dir,
                           initial_members=members, store=store_cfg, schedule=schedule,
                           store_disconnect_ms=args.store_disconnect_ms)
         config.validate()
+        check_member_address(args.member_id, members, args.listen, args.advertise_address)
     except ValueError as exc:
         print(f"kvdb pd: {exc}", file=sys.stderr)
         return 2
