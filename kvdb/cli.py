@@ -41,8 +41,8 @@ def _add_store_parser(sub: argparse._SubParsersAction) -> None:
                    help="this store's id (default: the data dir's, or PD allocates one at first start)")
     p.add_argument("--listen", help="HOST:PORT to serve gRPC on (port 0 picks one; required)")
     p.add_argument("--advertise-address", default="",
-                   help="HOST:PORT other nodes and clients dial (default: --listen; port 0: the bound port); "
-                        "required when --listen is a wildcard such as 0.0.0.0")
+                   help="HOST:PORT other nodes and clients dial (default: --listen; port 0 or none: the "
+                        "bound port); required when --listen is a wildcard such as 0.0.0.0")
     p.add_argument("--labels", default="", help="where the store stands for placement, KEY=VALUE,... "
                                                 "(e.g. zone=a,rack=r1; needs --pd)")
     p.add_argument("--data-dir", type=Path, help="directory of the store's RocksDB (required)")

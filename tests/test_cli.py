@@ -195,8 +195,10 @@ def test_a_hibernate_key_that_is_not_a_boolean_fails_with_one_line(tmp_path: Pat
     (["store", "--listen", "[::]:20160", "--pd", "127.0.0.1:1"], ["wildcard", "--advertise-address"]),
     (["store", "--listen", "127.0.0.1:0", "--advertise-address", "0.0.0.0:1", "--pd", "127.0.0.1:1"],
      ["--advertise-address", "not a wildcard"]),
-    (["store", "--listen", "127.0.0.1:0", "--advertise-address", "nohost", "--pd", "127.0.0.1:1"],
+    (["store", "--listen", "127.0.0.1:0", "--advertise-address", "host:port", "--pd", "127.0.0.1:1"],
      ["--advertise-address", "HOST:PORT"]),
+    (["store", "--listen", "127.0.0.1:0", "--advertise-address", "[::]", "--pd", "127.0.0.1:1"],
+     ["--advertise-address", "not a wildcard"]),
     (["store", "--listen", "127.0.0.1:0"], ["--store-id is required without --pd"]),
     (["store", "--listen", "127.0.0.1:0", "--pd", "127.0.0.1:1", "--labels", "zone"],
      ["--labels", "KEY=VALUE"]),
@@ -222,6 +224,8 @@ def test_advertised_address_defaults_to_listen_and_port_0_means_the_bound_port()
 
     assert advertised("127.0.0.2:0", "", 4321) == "127.0.0.2:4321"
     assert advertised("0.0.0.0:0", "10.0.0.5:0", 4321) == "10.0.0.5:4321"
+    assert advertised("0.0.0.0:0", "10.0.0.5", 4321) == "10.0.0.5:4321"  # a bare host: the bound port
+    assert advertised("[::]:0", "[fd00::5]", 4321) == "[fd00::5]:4321"
     assert advertised("0.0.0.0:20160", "10.0.0.5:30160", 20160) == "10.0.0.5:30160"  # behind a NAT
     # A PD member's advertised port 0 is its --listen port: the entry in --initial-members matches.
     check_member_address(1, {1: "10.0.0.1:2379"}, "0.0.0.0:2379", "10.0.0.1:0")

@@ -20,6 +20,13 @@ def split_host_port(address: str, flag: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _advertise_parts(advertise: str) -> tuple[str, int]:
+    """HOST:PORT, or a bare HOST (``10.0.0.5``, ``[fd00::5]``): port 0, the one bound."""
+    if ":" not in advertise or (advertise.startswith("[") and advertise.endswith("]")):
+        return advertise, 0
+    return split_host_port(advertise, "--advertise-address")
+
+
 def check_addresses(listen: str, advertise: str) -> None:
     """Refuse a wildcard listen host without an advertise address, and an advertise address that
     is not HOST:PORT or is itself a wildcard (``advertise`` "" means: none given)."""
@@ -29,14 +36,14 @@ def check_addresses(listen: str, advertise: str) -> None:
             raise ValueError(f"--listen {listen} is a wildcard address that other nodes cannot dial; "
                              "give --advertise-address HOST:PORT (the address they should use)")
         return
-    ad_host, _ = split_host_port(advertise, "--advertise-address")
+    ad_host, _ = _advertise_parts(advertise)
     if ad_host in WILDCARD_HOSTS:
         raise ValueError(f"--advertise-address {advertise} must name a host others can dial, not a wildcard")
 
 
 def advertised(listen: str, advertise: str, bound_port: int) -> str:
-    """The address others use: ``advertise`` (default: ``listen``), port 0 meaning the bound port."""
-    host, port = split_host_port(advertise or listen, "--advertise-address" if advertise else "--listen")
+    """The address others use: ``advertise`` (default: ``listen``), port 0 or none meaning the bound port."""
+    host, port = _advertise_parts(advertise) if advertise else split_host_port(listen, "--listen")
     return f"{host}:{port or bound_port}"
 
 
