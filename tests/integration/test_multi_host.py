@@ -47,7 +47,8 @@ def spread(request: pytest.FixtureRequest, tmp_path: Path):  # noqa: ANN201
         pp.host = host
         pp.args += ["--advertise-address", f"{host}:{port}"]
     for slot, (host, zone) in enumerate(zip(STORE_HOSTS, ZONES, strict=True), start=1):
-        sp = cluster.add_store(slot, 0, [*cluster.pd_store_args(), "--advertise-address", f"{host}:0",
+        advertise = host if slot == 3 else f"{host}:0"  # both ways of saying "the port bound"
+        sp = cluster.add_store(slot, 0, [*cluster.pd_store_args(), "--advertise-address", advertise,
                                          "--labels", f"zone={zone},host=h{slot}"])
         sp.host, sp.any_port, sp.pd_allocates_id = host, True, True
     try:
