@@ -218,6 +218,7 @@ def test_a_hibernate_key_that_is_not_a_boolean_fails_with_one_line(tmp_path: Pat
       "--labels", "zone=a"], ["--labels needs --pd"]),
     (["pd", "--member-id", "1", "--listen", "0.0.0.0:2379", "--initial-members", "1=10.0.0.1:2379"],
      ["wildcard"]),
+    (["pd", "--member-id", "4", "--listen", "0.0.0.0:2379", "--join", "127.0.0.1:1"], ["wildcard"]),
     (["pd", "--member-id", "1", "--listen", "127.0.0.1:2379", "--initial-members", "1=127.0.0.1:2380"],
      ["advertises 127.0.0.1:2379", "127.0.0.1:2380", "must match"]),
     (["pd", "--member-id", "1", "--listen", "0.0.0.0:2379", "--advertise-address", "10.0.0.2:2379",
