@@ -47,31 +47,34 @@ def three_voters_each(infos: list[pdpb_pb2.RangeInfo]) -> bool:
 
 def test_no_range_ever_has_two_replicas_in_one_zone(make_pd_cluster: MakePdCluster) -> None:
     cluster, pd = make_pd_cluster(n_stores=6, start_stores=False)
-    # One replica per range while the stores join and get their zones, so that no replica is
-    # placed before PD knows where the stores are.
-    pd.run(pd.client.set_config("replica_count", "1"))
-    pd.run(pd.client.set_config("location_labels", "zone"))
-    cluster.start()
     for store_id, zone in ZONES.items():
-        pd.run(pd.client.set_store_labels(store_id, {"zone": zone, "host": f"h{store_id}"}))
-    split_into(pd, 20)
-    t0 = time.monotonic()
-    pd.run(pd.client.set_config("replica_count", "3"))
+        cluster.stores[store_id].args += ["--labels", f"zone={zone},host=h{store_id}"]
     seen: list[str] = []
 
-    def placed() -> bool:
+    def watch() -> list[pdpb_pb2.RangeInfo]:
         infos = ranges(pd)
         seen.extend(zone_clashes(infos))
-        return three_voters_each(infos)
+        return infos
 
-    wait_for(placed, 60.0, "every range to grow to 3 voters", interval=0.1)
-    print(f"\n20 ranges grown to 3 replicas in 3 zones in {time.monotonic() - t0:.1f} s")
-    deadline = time.monotonic() + 3.0  # keep watching while balancing runs
+    cluster.start(1)  # founds the cluster: PD's config exists from here on
+    pd.run(pd.client.set_config("location_labels", "zone"))
+    # One store of each zone first: while only zones a and b have stores, a range may not yet
+    # have its third replica, but it never gets a second one in a zone.
+    cluster.start(3, 5)
+    wait_for(lambda: three_voters_each(watch()), 30.0, "the first range on one store per zone", interval=0.1)
+    cluster.start(2, 4, 6)
+    split_into(pd, 20)
+    t0 = time.monotonic()
+    deadline = t0 + 5.0  # balancing moves replicas within each zone meanwhile
     while time.monotonic() < deadline:
-        seen.extend(zone_clashes(ranges(pd)))
+        watch()
+    infos = wait_for(lambda: (i := watch()) and three_voters_each(i) and i, 30.0, "every range settled")
     assert not seen, f"two voters in one zone: {seen[:5]}"
-    for info in ranges(pd):
+    for info in infos:
         assert sorted(ZONES[p.store_id] for p in info.descriptor.peers) == ["a", "b", "c"]
+    replicas = Counter(p.store_id for info in infos for p in info.descriptor.peers)
+    print(f"\n20 ranges over 3 zones x 2 stores: replicas per store {dict(sorted(replicas.items()))}")
+    assert set(replicas) == set(ZONES), "balance-region moved nothing into a zone's second store"
     cluster.assert_all_running()
 
 
