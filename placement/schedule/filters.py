@@ -92,6 +92,14 @@ def range_settled(info: pdpb_pb2.RangeInfo) -> bool:
             and all(p.role == metapb_pb2.VOTER for p in info.descriptor.peers))
 
 
+def is_hot(info: pdpb_pb2.RangeInfo, threshold: int) -> bool:
+    """Whether the range writes or reads at least ``threshold`` bytes per second: the hot-region
+    scheduler's business, which the balance schedulers leave alone (else balance-leader, counting
+    only leaders, would hand a hot leader straight back to the store hot-region moved it off)."""
+    stats = info.stats
+    return max(stats.written_bytes_per_sec, stats.read_bytes_per_sec) >= threshold
+
+
 def may_lead(model: ClusterModel, store_id: int, now_ms: int) -> bool:
     """Whether a store may take leaderships: UP and not being emptied of leaders (evict-leader)."""
     return (model.state(store_id, now_ms) == pdpb_pb2.UP

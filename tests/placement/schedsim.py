@@ -113,21 +113,27 @@ class Sim:
                 desc.epoch.conf_ver += 1
         self.model.put_range(info)
 
-    def run(self, source: object, rounds: int = 500,
+    def run(self, *sources: object, rounds: int = 500,
             before: Callable[[Operator, pdpb_pb2.RangeInfo], None] = lambda op, info: None) -> list[Operator]:
-        """Run a scheduler (``schedule``) or checker (``check`` over every range) to a fixed point,
-        completing its operators after each round; every operator made, in order. ``before`` sees
-        each operator with its range as it was when the operator was made."""
+        """Run schedulers (``schedule``) or checkers (``check`` over every range) to a fixed point,
+        one after the other in each round, completing the round's operators at its end; every
+        operator made, in order. ``before`` sees each operator with its range as it was when the
+        operator was made."""
         made: list[Operator] = []
         for _ in range(rounds):
-            if hasattr(source, "schedule"):
-                ops = source.schedule(self.now)
-            else:
-                ops = [op for info in list(self.model.all_ranges()) if (op := source.check(info, self.now))]
+            ops = []
+            for source in sources:
+                if hasattr(source, "schedule"):
+                    found = source.schedule(self.now)
+                else:
+                    found = [op for info in list(self.model.all_ranges())
+                             if self.controller.get(info.descriptor.id) is None
+                             and (op := source.check(info, self.now))]
+                for op in found:
+                    self.controller.add(op)
+                ops += found
             if not ops:
                 return made
-            for op in ops:
-                self.controller.add(op)
             for op in ops:
                 before(op, self.model.get_range(op.range_id))
                 self.complete(op)

@@ -4,6 +4,7 @@ evict-leader; run to a fixed point with their operators completed after each rou
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 import pytest
 
@@ -167,6 +168,23 @@ def test_hot_leaders_spread_first_then_hot_replicas() -> None:
             hot_leaders[info.leader.store_id] += 1
     assert max(hot_leaders.values()) <= 2, hot_leaders
     assert all(sim.model.get_range(c.descriptor.id).leader.store_id == 1 for c in cold)  # cold left alone
+
+
+def test_hot_region_and_balance_leader_do_not_undo_each_other() -> None:
+    sim = Sim({sid: {} for sid in range(1, 4)}, hot_bytes_per_sec=HOT)
+    for _ in range(3):
+        sim.add_range([1, 2, 3], leader=1, written=2 * HOT)  # hot, all led by store 1
+    for leader in (2, 2, 3, 3, 3, 3):
+        sim.add_range([1, 2, 3], leader=leader)  # cold: stores 2 and 3 lead more of them
+    hot = HotRegionScheduler(sim.model, sim.controller, sim.new_id)
+    assert sim.run(hot)
+    # Store 3 now leads a hot range and the most ranges: balance-leader evens leaders out with
+    # cold ranges only, and hot-region has nothing left to undo.
+    made = sim.run(hot, BalanceLeaderScheduler(sim.model, sim.controller, sim.new_id))
+    assert made and all(op.origin == "balance-leader" for op in made), [op.description for op in made]
+    hot_leaders = Counter(i.leader.store_id for i in sim.model.all_ranges() if i.stats.written_bytes_per_sec)
+    assert sorted(hot_leaders.values()) == [1, 1, 1]
+    assert within(sim.counts("leaders"), 34), sim.counts("leaders")
 
 
 def test_one_very_hot_range_does_not_ping_pong() -> None:

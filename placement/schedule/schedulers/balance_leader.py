@@ -49,7 +49,8 @@ class BalanceLeaderScheduler(Scheduler):
         model = self.model
         for range_id in sorted(model.leaders_on(source) & model.ranges_on(target)):
             info = model.get_range(range_id)
-            if info is None or not plan.free(range_id) or not filters.range_settled(info):
+            if (info is None or not plan.free(range_id) or not filters.range_settled(info)
+                    or filters.is_hot(info, model.config.hot_bytes_per_sec)):
                 continue
             peer = peer_on(info, target)  # settled: every replica is a voter, none down
             return plan.add(transfer_leader(info, peer, self.name), info)

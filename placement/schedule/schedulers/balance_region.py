@@ -67,6 +67,7 @@ class BalanceRegionScheduler(Scheduler):
                 return None
             info = model.get_range(range_id)
             if (info is None or not plan.free(range_id) or not filters.range_settled(info)
+                    or filters.is_hot(info, model.config.hot_bytes_per_sec)
                     or not filters.valid_target(model, info, target, now_ms)
                     or filters.isolation_gain(model, info, source, target, now_ms) < 0):
                 continue

@@ -27,18 +27,13 @@ def heat(info: pdpb_pb2.RangeInfo) -> int:
     return info.stats.written_bytes_per_sec + info.stats.read_bytes_per_sec
 
 
-def is_hot(info: pdpb_pb2.RangeInfo, threshold: int) -> bool:
-    stats = info.stats
-    return max(stats.written_bytes_per_sec, stats.read_bytes_per_sec) >= threshold
-
-
 class HotRegionScheduler(Scheduler):
     name = "hot-region"
     limit_setting = "hot_region_schedule_limit"
 
     def plan(self, plan: Plan, now_ms: int, room: int) -> list[Operator]:
         threshold = self.model.config.hot_bytes_per_sec
-        hot = [info for info in self.model.all_ranges() if is_hot(info, threshold)]
+        hot = [info for info in self.model.all_ranges() if filters.is_hot(info, threshold)]
         if not hot:
             return []
         ops = self._spread(plan, hot, now_ms, room, leaders=True)
