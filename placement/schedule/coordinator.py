@@ -4,7 +4,8 @@ A run (``run_once``, every ``config.schedule_interval_ms`` on the PD leader):
 
 1. ``controller.expire``: operators whose step ran out of time end (their ranges went silent).
 2. Ranges on stores whose state changed since the last run become dirty (a store went DOWN or
-   OFFLINE, or came back), as do ranges whose heartbeat changed PD's record (``mark_dirty``).
+   OFFLINE, or came back; in a leadership's first run every store is new, so every range is
+   looked at once), as do ranges reported by a heartbeat with no operator (``mark_dirty``).
 3. The dirty ranges, then a patrol batch of ``PATROL_BATCH`` ranges (a cursor over key order, so
    every range is looked at within ``ranges / PATROL_BATCH`` runs even if nothing marks it), go
    through the checkers; the first checker with an operator for a range wins. A range with an
