@@ -186,11 +186,14 @@ class Stats:
     pd_stale_heartbeats: int = 0
     """Range heartbeats with an older epoch than PD already saw (ignored)."""
     pd_ops_issued: int = 0
+    """Operators the coordinator made and the controller accepted (each one or more steps)."""
     pd_learners_added: int = 0
+    """Steps done, by kind (this one and the next four), as heartbeats showed them."""
     pd_learners_promoted: int = 0
     pd_peers_removed: int = 0
     pd_leaders_transferred: int = 0
     pd_ops_timed_out: int = 0
+    """Operators whose current step did not show done in time (or never reached a leader)."""
     pd_ops_stale: int = 0
     """Operators dropped because the range's membership changed without them."""
     pd_replies_stale: int = 0
