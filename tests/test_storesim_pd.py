@@ -16,6 +16,7 @@ from kvdb.store.peer import Peer
 from kvdb.store.store import Store
 from placement.cluster import ClusterModel
 from placement.config import effective
+from placement.schedule.checkers import replica
 from placement.schedule.controller import OperatorController
 from placement.schedule.operator import STALE, Operator, Priority
 from tests.storesim import SimFailure, SimOptions, Stats, StoreSimulation
@@ -46,6 +47,8 @@ EXERCISED = (
     "pd_mutes",
     "pd_failovers",
     "pd_dead_stores",
+    "pd_decommissions",
+    "pd_tombstones",
     "pd_stale_replicas_cleaned",
     "pd_stale_replicas_left",
 )
@@ -178,3 +181,23 @@ def test_controller_drops_an_operator_planned_for_a_membership_gone() -> None:
     later.descriptor.epoch.conf_ver += 1
     assert controller.step_for(later, 10) is None
     assert (op.status, controller.running()) == (STALE, [])
+
+
+def test_planted_decommission_ignored_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replica checker that counts a replica on an OFFLINE store as healthy never empties a
+    decommissioned store: the range never settles (seed 3 caught it when written); the same seed
+    with the real checker moves the replicas off and buries the store."""
+    monkeypatch.setattr(replica, "HEALTHY", (*replica.HEALTHY, pdpb_pb2.OFFLINE))
+    caught = None
+    for seed in range(6):
+        try:
+            StoreSimulation(SimOptions(seed=seed, pd=True)).run()
+        except SimFailure as failure:
+            caught = seed, str(failure).splitlines()[0]
+            break
+    assert caught is not None, "no seed caught a decommission that never completes"
+    seed, first = caught
+    assert "did not settle" in first, first
+    monkeypatch.undo()
+    stats = StoreSimulation(SimOptions(seed=seed, pd=True)).run()
+    assert stats.pd_decommissions == stats.pd_tombstones == 1

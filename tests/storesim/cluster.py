@@ -205,6 +205,9 @@ class Stats:
     pd_mutes: int = 0
     pd_failovers: int = 0
     pd_dead_stores: int = 0
+    pd_decommissions: int = 0
+    """Stores an operator set OFFLINE: PD moves their replicas off, then buries them."""
+    pd_tombstones: int = 0
     pd_stale_replicas_cleaned: int = 0
     """Replicas removed while away, destroyed when the leader talked to a newer one on their store."""
     pd_stale_replicas_left: int = 0
@@ -372,6 +375,8 @@ class StoreSimulation:
             world.trace("--- PD grew the range: faults start ---")
         if self.options.faults:
             self.nemesis.start()
+            if self.pd is not None:
+                self.pd.maybe_decommission(self.options.ticks * tick)
         fault_end = world.now + self.options.ticks * tick
         world.run_until(fault_end)
 

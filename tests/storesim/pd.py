@@ -41,6 +41,8 @@ FIRST_ALLOCATED_ID = 100
 """PD's id allocator starts above the founding replica's peer id (1): peer ids only grow."""
 DISCONNECT_HEARTBEATS = 4
 """Missed store heartbeats before PD calls a store DISCONNECTED (PD's default: 5 s at 1 s)."""
+DECOMMISSION_CHANCE = 0.3
+"""Of seeds with two spare stores, those in which an operator decommissions a store."""
 TIMEOUT_HEARTBEATS = 2
 """The shortest operator step timeout, in heartbeat intervals."""
 
@@ -73,7 +75,7 @@ class SimPd:
         self.world = sim.world
         self.network = sim.network
         self.stats = sim.stats
-        rng = sim.world.child_rng()
+        rng = self.rng = sim.world.child_rng()
         tick_ms = int(sim.config.tick_interval * 1000)
         self.heartbeat_ticks = rng.choice([3, 5, 10])
         heartbeat_ms = self.heartbeat_ticks * tick_ms
@@ -112,6 +114,23 @@ class SimPd:
     def now_ms(self) -> int:
         return self.world.now // 1000
 
+    def maybe_decommission(self, within_us: int) -> None:
+        """Now and then (drawn per seed), an operator decommissions a store holding a voter at
+        some point of the next ``within_us``: it is set OFFLINE, the replica checker moves its
+        replicas off (leadership first if it leads), and the coordinator task makes it a
+        TOMBSTONE once empty. Only with two spare stores, so that one dying for good later still
+        leaves three."""
+        if len(self.model.stores) >= REPLICA_COUNT + 2 and self.rng.random() < DECOMMISSION_CHANCE:
+            self.world.after(self.rng.randrange(within_us), self._decommission)
+
+    def _decommission(self) -> None:
+        voters = [p.store_id for p in self.model.get_range(RANGE_ID).descriptor.peers
+                  if p.role == metapb_pb2.VOTER and self.model.stores[p.store_id].state == pdpb_pb2.UP]
+        store_id = self.rng.choice(voters)
+        self.model.stores[store_id].state = pdpb_pb2.OFFLINE  # what SetStoreState writes
+        self.stats.pd_decommissions += 1
+        self.world.trace("pd: store %d is decommissioned (OFFLINE)", store_id)
+
     @property
     def ranges(self) -> dict[int, pdpb_pb2.RangeInfo]:
         """PD's newest report of each range."""
@@ -136,6 +155,10 @@ class SimPd:
             self.world.trace("pd: operator %d: %s", op.id, op.description)
         for op in running:
             self._account(op, op.step)  # expired by the run
+        for store_id in self.coordinator.tombstones(self.now_ms()):
+            self.model.stores[store_id].state = pdpb_pb2.TOMBSTONE  # what the coordinator task writes
+            self.stats.pd_tombstones += 1
+            self.world.trace("pd: store %d holds no replica any more: TOMBSTONE", store_id)
         self.world.after(self.model.config.schedule_interval_ms * 1000, self._coordinate)
 
     def _account(self, op: Operator, step_before: int) -> None:
@@ -197,7 +220,8 @@ class SimPd:
 
     def unconverged(self, desc: metapb_pb2.RangeDescriptor) -> str | None:
         """Why the leader's descriptor ``desc`` is not yet what PD should leave behind, or None:
-        exactly the replica count in voters, no learners, all on UP stores, and PD agreeing."""
+        exactly the replica count in voters, no learners, all on UP stores, PD agreeing, and every
+        decommissioned store a TOMBSTONE."""
         voters = [p for p in desc.peers if p.role == metapb_pb2.VOTER]
         if len(voters) != REPLICA_COUNT or len(voters) != len(desc.peers):
             return f"membership {[(p.id, p.store_id, p.role) for p in desc.peers]}"
@@ -209,6 +233,9 @@ class SimPd:
             return "PD has not seen the current descriptor"
         if (op := self.controller.get(RANGE_ID)) is not None:
             return f"operator in flight: {op.description} at step {op.step}"
+        offline = [sid for sid in self.model.stores if self.model.state(sid, now) == pdpb_pb2.OFFLINE]
+        if offline:
+            return f"decommissioned stores {offline} are not TOMBSTONE yet"
         return None
 
 
