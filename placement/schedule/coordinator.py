@@ -72,12 +72,12 @@ class Coordinator:
         self.controller.expire(now_ms)
         self._dirty_by_store_state(now_ms)
         accepted: list[Operator] = []
+        self._dirty.update(self._patrol())  # after the dirty ones (a dict keeps insertion order)
         try:
             self._check(self._dirty, now_ms, accepted)
-            self._check(self._patrol(), now_ms, accepted)
             self._schedule(now_ms, accepted)
         except IdsExhausted:
-            pass  # the rest waits for the next run (ranges not yet checked stay dirty)
+            pass  # the rest waits for the next run: ranges not yet checked stay dirty
         return accepted
 
     def _dirty_by_store_state(self, now_ms: int) -> None:
