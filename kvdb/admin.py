@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from kvdb.labels import format_labels
 from kvdb.pb import metapb_pb2, pdpb_pb2
 from kvdb.pdclient.client import PdClient
 
@@ -25,7 +26,7 @@ async def members(pd: PdClient) -> list[Row]:
 async def stores(pd: PdClient) -> list[Row]:
     return [{"id": s.id, "address": s.address, "state": pdpb_pb2.StoreState.Name(s.state),
              "ranges": s.stats.range_count, "leaders": s.stats.leader_count,
-             "last_heartbeat_ms": s.last_heartbeat_ms}
+             "last_heartbeat_ms": s.last_heartbeat_ms, "labels": {lb.key: lb.value for lb in s.labels}}
             for s in sorted(await pd.get_all_stores(), key=lambda s: s.id)]
 
 
@@ -76,8 +77,9 @@ def table(kind: str, rows: list[Row]) -> str:
         header = ["ID", "ADDRESS", "LEADER"]
         cells = [[str(r["id"]), r["address"], "yes" if r["leader"] else ""] for r in rows]
     elif kind == "stores":
-        header = ["ID", "ADDRESS", "STATE", "RANGES", "LEADERS"]
-        cells = [[str(r["id"]), r["address"], r["state"], str(r["ranges"]), str(r["leaders"])] for r in rows]
+        header = ["ID", "ADDRESS", "STATE", "RANGES", "LEADERS", "LABELS"]
+        cells = [[str(r["id"]), r["address"], r["state"], str(r["ranges"]), str(r["leaders"]),
+                  format_labels(r.get("labels", {}))] for r in rows]
     else:
         header = ["ID", "START", "END", "EPOCH", "REPLICAS (*leader, peer@store)", "LEADER"]
         cells = [[str(r["id"]), repr_key(r["start"], "(start)"), repr_key(r["end"], "(end)"),

@@ -37,8 +37,14 @@ def _add_store_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("store", help="run a store server",
                        description="Run one store process in the foreground until SIGINT/SIGTERM.")
     p.add_argument("--config", type=Path, help="TOML file whose keys are these flags (flags win)")
-    p.add_argument("--store-id", type=int, help="this store's id (positive; required)")
+    p.add_argument("--store-id", type=int,
+                   help="this store's id (default: the data dir's, or PD allocates one at first start)")
     p.add_argument("--listen", help="HOST:PORT to serve gRPC on (port 0 picks one; required)")
+    p.add_argument("--advertise-address", default="",
+                   help="HOST:PORT other nodes and clients dial (default: --listen; port 0 or none: the "
+                        "bound port); required when --listen is a wildcard such as 0.0.0.0")
+    p.add_argument("--labels", default="", help="where the store stands for placement, KEY=VALUE,... "
+                                                "(e.g. zone=a,rack=r1; needs --pd)")
     p.add_argument("--data-dir", type=Path, help="directory of the store's RocksDB (required)")
     p.add_argument("--cluster-id", type=int, default=1, help="cluster id requests must carry (default 1)")
     p.add_argument("--pd", default="", help="placement driver members HOST:PORT,... (join a real cluster)")
@@ -74,11 +80,17 @@ def _add_pd_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pd", help="run a placement driver member",
                        description="Run one PD member in the foreground until SIGINT/SIGTERM.")
     p.add_argument("--config", type=Path, help="TOML file whose keys are these flags (flags win)")
-    p.add_argument("--member-id", type=int, help="this member's id (one of --initial-members; required)")
+    p.add_argument("--member-id", type=int,
+                   help="this member's id (one of --initial-members, or the id AddMember gave; required)")
     p.add_argument("--listen", help="HOST:PORT to serve on (PD service and PD Raft; required)")
+    p.add_argument("--advertise-address", default="",
+                   help="HOST:PORT the other members, stores and clients dial (default: --listen); must be "
+                        "this member's entry in --initial-members; required when --listen is a wildcard")
     p.add_argument("--data-dir", type=Path, help="directory of the member's RocksDB (required)")
     p.add_argument("--initial-members",
-                   help="ID=HOST:PORT,... of every PD member (an odd number; 3 recommended)")
+                   help="ID=HOST:PORT,... of every founding PD member (an odd number; 3 recommended)")
+    p.add_argument("--join", help="HOST:PORT,... of members of a running PD to join (instead of "
+                                  "--initial-members; add the member first: kvdb admin members add)")
     p.add_argument("--ready-file", type=Path, help="write the bound port here once serving")
     p.add_argument("--tick-interval", type=float, help="seconds per Raft tick (default 0.05)")
     p.add_argument("--replica-count", type=int, default=3, help="replicas per range (default 3)")
@@ -95,6 +107,7 @@ def _setup_logging(level: str) -> None:
 
 
 def _run_pd(args: argparse.Namespace) -> int:
+    from kvdb.server.addresses import check_member_address
     from kvdb.server.node import parse_static_cluster
     from kvdb.store.config import StoreConfig
     from placement.server import PdConfig, default_schedule, serve
@@ -110,11 +123,15 @@ def _run_pd(args: argparse.Namespace) -> int:
         schedule.replica_count = args.replica_count
         schedule.store_down_ms = args.store_down_ms
         store_cfg.validate()
-        members = parse_static_cluster(args.initial_members)
+        if (args.initial_members is None) == (args.join is None):
+            raise ValueError("give either --initial-members (a new PD) or --join (a running one)")
+        members = parse_static_cluster(args.initial_members) if args.join is None else {}
+        join = [] if args.join is None else _check_endpoints(args.join, "--join").split(",")
         config = PdConfig(member_id=args.member_id, listen=args.listen, data_dir=args.data_dir,
-                          initial_members=members, store=store_cfg, schedule=schedule,
+                          initial_members=members, join=join, store=store_cfg, schedule=schedule,
                           store_disconnect_ms=args.store_disconnect_ms)
         config.validate()
+        check_member_address(args.member_id, members, args.listen, args.advertise_address)
     except ValueError as exc:
         print(f"kvdb pd: {exc}", file=sys.stderr)
         return 2
@@ -133,6 +150,8 @@ def _run(coro: object, name: str) -> int:
 
 
 def _run_store(args: argparse.Namespace) -> int:
+    from kvdb.labels import parse_labels
+    from kvdb.server.addresses import check_addresses
     from kvdb.server.node import NodeConfig, parse_static_cluster, serve
     from kvdb.store.config import StoreConfig
 
@@ -147,16 +166,23 @@ def _run_store(args: argparse.Namespace) -> int:
     try:
         store_cfg.validate()
         static = parse_static_cluster(args.static_cluster) if args.static_cluster else {}
-        if args.store_id <= 0:
+        if args.store_id is not None and args.store_id <= 0:
             raise ValueError("--store-id must be positive")
+        if not args.pd and args.store_id is None:
+            raise ValueError("--store-id is required without --pd (only PD allocates store ids)")
         if static and args.store_id not in static:
             raise ValueError(f"store {args.store_id} is not in --static-cluster")
         if static and args.pd:
             raise ValueError("use either --pd or --static-cluster, not both")
+        check_addresses(args.listen, args.advertise_address)
+        labels = parse_labels(args.labels)
+        if labels and not args.pd:
+            raise ValueError("--labels needs --pd (labels are for PD's placement)")
     except ValueError as exc:
         print(f"kvdb store: {exc}", file=sys.stderr)
         return 2
-    config = NodeConfig(store_id=args.store_id, listen=args.listen, data_dir=args.data_dir,
+    config = NodeConfig(store_id=args.store_id or 0, listen=args.listen, data_dir=args.data_dir,
+                        advertise=args.advertise_address, labels=labels,
                         cluster_id=args.cluster_id, static_cluster=static, pd_endpoints=args.pd,
                         pd_heartbeat_interval=args.pd_heartbeat_interval,
                         test_failpoints=args.test_failpoints, store=store_cfg)
@@ -177,6 +203,10 @@ def _add_playground_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pd", type=int, help=f"PD members, an odd number (default {pg.DEFAULT_PD})")
     p.add_argument("--stores", type=int, help=f"stores (default {pg.DEFAULT_STORES})")
     p.add_argument("--base-port", type=int, help=f"first port (default {pg.DEFAULT_BASE_PORT})")
+    p.add_argument("--labels", action="append", metavar="KEY=VALUE,...",
+                   help="store labels dealt round robin: --labels zone=a,b,c puts store 1 in zone a, store 2 "
+                        "in b, store 3 in c, store 4 in a...; repeat for more keys (kept for later runs; "
+                        "--labels '' drops them)")
     p.add_argument("--ready-timeout", type=float, default=pg.DEFAULT_READY_TIMEOUT,
                    help=f"seconds the cluster may take to serve (default {pg.DEFAULT_READY_TIMEOUT:.0f})")
 
@@ -215,7 +245,7 @@ def _add_admin_parser(sub: argparse._SubParsersAction) -> None:
                        description="Show the cluster as PD sees it: a table, or JSON with --json.")
     what = p.add_subparsers(dest="what", metavar="WHAT", required=True)
     for name, helptext in (("members", "PD members: id, address, leader"),
-                           ("stores", "stores: id, address, state, range and leader counts"),
+                           ("stores", "stores: id, address, state, range and leader counts, labels"),
                            ("ranges", "ranges: id, start, end, epoch, replicas, leader (JSON keys are hex)")):
         q = what.add_parser(name, help=helptext, description=helptext[0].upper() + helptext[1:] + ".")
         q.add_argument("--json", action="store_true", help="a JSON list of objects instead of a table")
@@ -232,15 +262,16 @@ def _add_admin_parser(sub: argparse._SubParsersAction) -> None:
     _add_client_flags(q)
 
 
-def _check_endpoints(spec: str) -> str:
-    """The ``--pd`` value if every item is HOST:PORT; a typo should fail at once, not at the timeout."""
+def _check_endpoints(spec: str, flag: str = "--pd") -> str:
+    """The ``--pd`` (``flag``) value if every item is HOST:PORT; a typo should fail at once, not at the
+    timeout."""
     items = [item.strip() for item in spec.split(",") if item.strip()]
     for item in items:
         host, sep, port = item.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"--pd: '{item}' is not HOST:PORT")
+            raise ValueError(f"{flag}: '{item}' is not HOST:PORT")
     if not items:
-        raise ValueError("--pd names no PD member")
+        raise ValueError(f"{flag} names no PD member")
     return ",".join(items)
 
 
@@ -397,8 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     if args.command in ("pd", "store"):
-        required = ("member_id", "listen", "data_dir", "initial_members") if args.command == "pd" else (
-            "store_id", "listen", "data_dir")
+        required = ("member_id", "listen", "data_dir") if args.command == "pd" else ("listen", "data_dir")
         try:
             apply_config_file(_subparser(parser, args.command), args, argv)
             require(args, *required)
@@ -409,5 +439,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "playground":
         from kvdb.playground import run_playground
 
-        return run_playground(args.data_dir, args.pd, args.stores, args.base_port, args.ready_timeout)
+        return run_playground(args.data_dir, args.pd, args.stores, args.base_port, args.ready_timeout,
+                              args.labels)
     return _run_client_command(args)

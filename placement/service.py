@@ -12,6 +12,7 @@ import grpc
 
 from kvdb.pb import pdpb_pb2, pdpb_pb2_grpc
 from placement import metadata as md
+from placement.member_rpcs import MemberRpcs
 from placement.range_tree import RangeTree
 from placement.schedule import operator as ops
 from placement.schedule.runner import update_store
@@ -44,7 +45,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class PdService(pdpb_pb2_grpc.PDServicer):
+class PdService(MemberRpcs, pdpb_pb2_grpc.PDServicer):
     def __init__(self, member: PdMember) -> None:
         self.member = member
         self.state = member.state
@@ -90,21 +91,6 @@ class PdService(pdpb_pb2_grpc.PDServicer):
         return [cluster.store_with_state(store_id, now) for store_id in sorted(cluster.stores)]
 
     # ------------------------------------------------------------------------------- RPCs
-    async def GetMembers(self, request: pdpb_pb2.GetMembersRequest,
-                         context: grpc.aio.ServicerContext) -> pdpb_pb2.GetMembersResponse:
-        """Any member answers: the member list and who it thinks leads."""
-        m = self.member
-        if not m.cluster_id:
-            m.refresh_cluster_id()
-        resp = pdpb_pb2.GetMembersResponse()
-        resp.header.cluster_id = m.cluster_id
-        for member_id, address in sorted(m.members.items()):
-            resp.members.add(id=member_id, address=address)
-        lead = m.state.peer.raw.raft.lead
-        if lead:
-            resp.leader.id, resp.leader.address = lead, m.members.get(lead, "")
-        return resp
-
     async def Bootstrap(self, request: pdpb_pb2.BootstrapRequest,
                         context: grpc.aio.ServicerContext) -> pdpb_pb2.BootstrapResponse:
         resp = pdpb_pb2.BootstrapResponse()
