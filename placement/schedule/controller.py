@@ -8,7 +8,9 @@ a range's leader should carry out now (``step_for``). It keeps three promises:
 - **Store limits.** A store gains or loses at most ``store_limit`` replicas at once through
   running operators (each one a snapshot sent or received, or a replica's data deleted), so
   scheduling never starves a store's foreground traffic. ADMIN operators are exempt: an operator
-  asked for by hand must not wait behind the schedulers.
+  asked for by hand must not wait behind the schedulers. A DOWN or TOMBSTONE store is never at
+  its limit: it runs nothing, so moving replicas off it costs it nothing (and a dead store's
+  thousands of replicas are rebuilt as fast as the stores receiving them allow).
 - **A voter only once it can vote.** A step that turns a learner into a voter (promote, or a
   joint replacement) is held back while the learner is pending (has not caught up) or its store
   is not UP: promoting it then would count towards the quorum a replica that cannot answer.
@@ -38,6 +40,8 @@ class OperatorController:
     def __init__(self, model: ClusterModel, history: int = 200) -> None:
         self.model = model
         self._running: dict[int, Operator] = {}
+        self._loads: Counter[int] = Counter()
+        """Store id -> running operators that add or remove a replica on it."""
         self._undelivered: set[int] = set()
         """Ids of running operators whose first step no heartbeat has handed out yet."""
         self._history: deque[Operator] = deque(maxlen=history)
@@ -62,11 +66,10 @@ class OperatorController:
         if old is not None and old.priority >= op.priority:
             return False
         if op.priority < Priority.ADMIN:
-            limit = self.model.config.store_limit
             for store_id in op.stores_moved():
                 # The operator it replaces frees its own slots.
                 held = 1 if old is not None and store_id in old.stores_moved() else 0
-                if self.store_load(store_id) - held >= limit:
+                if self.at_limit(store_id, now_ms, held):
                     return False
         if old is not None:
             self._finish(old, REPLACED, now_ms)
@@ -74,6 +77,7 @@ class OperatorController:
         op.id = self._last_id
         op.start(info, now_ms)
         self._running[op.range_id] = op
+        self._loads.update(op.stores_moved())
         self._undelivered.add(op.id)
         self.created[op.origin] += 1
         return True
@@ -124,6 +128,7 @@ class OperatorController:
     def _retire(self, op: Operator) -> None:
         if self._running.get(op.range_id) is op:
             del self._running[op.range_id]
+            self._loads.subtract(op.stores_moved())
         self._undelivered.discard(op.id)
         self._history.append(op)
         self.outcomes[(op.kind, op.status)] += 1
@@ -141,7 +146,14 @@ class OperatorController:
 
     def store_load(self, store_id: int) -> int:
         """Running operators that add or remove a replica on the store."""
-        return sum(store_id in op.stores_moved() for op in self._running.values())
+        return self._loads[store_id]
+
+    def at_limit(self, store_id: int, now_ms: int, held: int = 0) -> bool:
+        """Whether the store may not gain or lose another replica now (below ADMIN priority);
+        ``held``: slots an operator about to be replaced frees."""
+        if self.model.state(store_id, now_ms) in (pdpb_pb2.DOWN, pdpb_pb2.TOMBSTONE):
+            return False
+        return self._loads[store_id] - held >= self.model.config.store_limit
 
     def count(self, origin: str) -> int:
         """Running operators made by ``origin``."""

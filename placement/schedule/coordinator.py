@@ -44,8 +44,11 @@ class Scheduler(Protocol):
 
 
 NewId = Callable[[], int]
-CHECKERS: list[Callable[[ClusterModel, NewId], Checker]] = [ReplicaChecker]
-"""Every checker, in the order they look at a range (the first with an operator wins)."""
+CHECKERS: list[Callable[[ClusterModel, OperatorController, NewId], Checker]] = [
+    lambda model, controller, new_id: ReplicaChecker(model, new_id, controller),
+]
+"""Every checker, in the order they look at a range (the first with an operator wins): each a
+factory of (model, controller, new_id), like the schedulers'."""
 SCHEDULERS: list[Callable[[ClusterModel, OperatorController, NewId], Scheduler]] = []
 """Every scheduler, in the order they run."""
 
@@ -138,5 +141,5 @@ class Coordinator:
 def default_coordinator(model: ClusterModel, controller: OperatorController, new_id: NewId) -> Coordinator:
     """A coordinator with every checker and scheduler (``CHECKERS``, ``SCHEDULERS``)."""
     return Coordinator(model, controller, new_id,
-                       [make(model, new_id) for make in CHECKERS],
+                       [make(model, controller, new_id) for make in CHECKERS],
                        [make(model, controller, new_id) for make in SCHEDULERS])

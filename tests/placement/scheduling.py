@@ -88,7 +88,7 @@ class Cluster:
                     descriptor=desc, leader=desc.peers[0] if i < spec.leaders else None))
         self.ids = Ids() if ids is None else ids
         self.controller = OperatorController(self.model)
-        self.checker = ReplicaChecker(self.model, lambda: self.ids())
+        self.checker = ReplicaChecker(self.model, lambda: self.ids(), self.controller)
 
     def set_state(self, store_id: int, state: int) -> None:
         info = self.model.stores[store_id]

@@ -263,3 +263,47 @@ def test_an_unset_replica_count_never_shrinks_a_range():
 def test_store_state(stored, silent_ms, expected):
     info = pdpb_pb2.StoreInfo(id=1, state=stored, last_heartbeat_ms=1_000_000)
     assert store_state(info, 1_000_000 + silent_ms, disconnect_ms=10_000, down_ms=60_000) == expected
+
+
+def _ranges(cluster: Cluster, count: int, peers: list[tuple[int, int]]) -> list:
+    """``count`` ranges side by side in key order, voters on the stores of ``peers`` (peer id
+    offset, store id), led by the first."""
+    infos = []
+    for i in range(count):
+        info = range_info([(100 * (i + 1) + off, store, VOTER) for off, store in peers],
+                          leader=100 * (i + 1) + peers[0][0], range_id=i + 1)
+        info.descriptor.start_key = b"" if i == 0 else b"r%02d" % i
+        info.descriptor.end_key = b"r%02d" % (i + 1)
+        cluster.report(info)
+        infos.append(info)
+    return infos
+
+
+def test_repairs_spread_over_the_stores_that_are_not_at_their_limit():
+    """A dead store's ranges go to the emptiest store only while it has room, then to the next
+    (all onto one store, the rest would wait behind its limit); once every candidate is full
+    the next range waits, without taking an id."""
+    cluster = Cluster(S(1), S(2), S(3, DOWN), S(4), S(5, ranges=5), store_limit=2, ids=Ids(first=1000))
+    infos = _ranges(cluster, 5, [(0, 1), (1, 2), (2, 3)])
+    targets = []
+    for info in infos[:4]:
+        op = cluster.checker.check(info, cluster.now)
+        assert cluster.controller.add(op, cluster.now)
+        targets.append(op.steps[0].peer.store_id)
+    assert targets == [4, 4, 5, 5]
+    assert cluster.controller.store_load(3) == 4  # a DOWN store is never at its limit
+    cluster.ids = no_ids
+    assert cluster.checker.check(infos[4], cluster.now) is None
+
+
+def test_a_decommission_waits_for_its_store_limit_and_never_shrinks_the_range_instead():
+    cluster = Cluster(S(1), S(2), S(3, OFFLINE), S(4), S(5), store_limit=2, ids=Ids(first=1000))
+    infos = _ranges(cluster, 3, [(0, 1), (1, 2), (2, 3)])
+    for info in infos[:2]:
+        assert cluster.controller.add(cluster.checker.check(info, cluster.now), cluster.now)
+    cluster.ids = no_ids  # the third range waits: no operator, no id, and no removal
+    assert cluster.checker.check(infos[2], cluster.now) is None
+    cluster.controller.cancel(cluster.controller.get(1).id, cluster.now)
+    cluster.ids = Ids(first=2000)
+    op = cluster.checker.check(infos[2], cluster.now)
+    assert (op.kind, op.steps[0].peer.id, op.steps[-1].peer.store_id) == ("replace-replica", 2000, 3)

@@ -19,7 +19,10 @@ tests/placement/test_replica_checker.py):
   quorum (5 voters, 2 silent, remove a live one: 2 of 4 alive).
 
 A DISCONNECTED store has only missed a few heartbeats: it still counts as holding a live replica.
-Targets always come from ``filters.pick_target``.
+Targets always come from ``filters.pick_target``. Given the controller, the checker leaves out
+stores at their store limit and waits (rather than shrinking the range, or taking an id for an
+operator the controller would refuse) while the store to move a replica off is at its limit: so
+many ranges to repair spread over every store that can take them, not all onto the emptiest.
 """
 
 from __future__ import annotations
@@ -29,19 +32,24 @@ from collections.abc import Callable
 from kvdb.pb import metapb_pb2, pdpb_pb2
 from placement.cluster import HEALTHY, ClusterModel
 from placement.schedule import operator as ops
+from placement.schedule.controller import OperatorController
 from placement.schedule.filters import pick_target
 from placement.schedule.operator import Kind, Operator, Priority, Step
 
 NAME = "replica-checker"
 VOTER, LEARNER = metapb_pb2.VOTER, metapb_pb2.LEARNER
+_WAIT = object()
+"""``_grow``'s answer when the range must wait for a store's limit (``check`` answers None)."""
 
 
 class ReplicaChecker:
     name = NAME
 
-    def __init__(self, model: ClusterModel, new_id: Callable[[], int]) -> None:
+    def __init__(self, model: ClusterModel, new_id: Callable[[], int],
+                 controller: OperatorController | None = None) -> None:
         self.model = model
         self.new_id = new_id
+        self.controller = controller
 
     def check(self, info: pdpb_pb2.RangeInfo, now_ms: int) -> Operator | None:
         replicas = self.model.config.replica_count
@@ -61,6 +69,8 @@ class ReplicaChecker:
 
         if len(healthy) < replicas:
             op = self._grow(info, failed, now_ms)
+            if op is _WAIT:
+                return None  # not a shrink instead: the range gets its replica once a slot frees
             if op is not None:
                 return op
         if failed:
@@ -104,12 +114,19 @@ class ReplicaChecker:
             return self._remove(info, learner)
         return None  # one learner at a time: wait for it to catch up or for its store to return
 
-    def _grow(self, info: pdpb_pb2.RangeInfo, failed: list[metapb_pb2.Peer], now_ms: int) -> Operator | None:
-        """Move a failed voter to a new store, or add a replica; None if no store can take one."""
-        target = pick_target(self.model, info, now_ms)
+    def _grow(self, info: pdpb_pb2.RangeInfo, failed: list[metapb_pb2.Peer],
+              now_ms: int) -> Operator | object | None:
+        """Move a failed voter to a new store, or add a replica; None if no store can take one,
+        ``_WAIT`` if one could but is at its limit, or so is every failed voter's store."""
+        busy = self._busy(now_ms)
+        target = pick_target(self.model, info, now_ms, busy)
         if target is None:
-            return None
+            return _WAIT if busy and pick_target(self.model, info, now_ms) is not None else None
         voters = [p for p in info.descriptor.peers if p.role == VOTER]
+        free = [p for p in failed if p.store_id not in busy]
+        if failed and not free:
+            return _WAIT
+        failed = free
         others = [p for p in failed if p.id != info.leader.id]
         if others:
             old, leader_to = others[0], None
@@ -125,6 +142,12 @@ class ReplicaChecker:
             return op
         # No failed voter, or only a leader with no one to hand over to: grow first.
         return ops.add_replica(info, target, self.new_id(), NAME, Priority.REPAIR)
+
+    def _busy(self, now_ms: int) -> set[int]:
+        """Stores at their store limit (none without a controller)."""
+        if self.controller is None:
+            return set()
+        return {sid for sid in self.model.stores if self.controller.at_limit(sid, now_ms)}
 
     def _shrink(self, info: pdpb_pb2.RangeInfo, voters: list[metapb_pb2.Peer],
                 state: Callable[[metapb_pb2.Peer], int]) -> Operator | None:
