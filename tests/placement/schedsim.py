@@ -1,9 +1,9 @@
 """A cluster in, operators out: a tiny harness for the checkers' and schedulers' table tests.
 
-``Sim`` holds a ``ClusterModel`` (stores with labels, ranges with replicas and leaders) and a
-stand-in for the operator controller with the calls schedulers make (get, running, store_load,
-count, add). ``complete`` carries an operator's steps out on the range the way its leader would
-and reports the result to the model, so a test can run a scheduler to a fixed point.
+``Sim`` holds a ``ClusterModel`` (stores with labels, ranges with replicas and leaders) and the
+real ``OperatorController`` on it. ``complete`` carries an operator's steps out on the range the
+way its leader would, reports the result to the model and the controller (which finishes the
+operator), so a test can run schedulers and checkers to a fixed point.
 """
 
 from __future__ import annotations
@@ -14,32 +14,11 @@ from collections.abc import Callable, Iterable
 from kvdb.pb import metapb_pb2, pdpb_pb2
 from placement.cluster import ClusterModel
 from placement.config import effective
-from placement.schedule.operator import Kind, Operator
+from placement.schedule.controller import OperatorController
+from placement.schedule.operator import SUCCESS, Kind, Operator
+from tests.placement.scheduling import apply
 
-VOTER, LEARNER = metapb_pb2.VOTER, metapb_pb2.LEARNER
-
-
-class FakeController:
-    """The operator controller's interface as schedulers use it, without steps or timeouts."""
-
-    def __init__(self) -> None:
-        self.ops: dict[int, Operator] = {}
-
-    def add(self, op: Operator) -> None:
-        assert op.range_id not in self.ops, f"two operators for range {op.range_id}"
-        self.ops[op.range_id] = op
-
-    def get(self, range_id: int) -> Operator | None:
-        return self.ops.get(range_id)
-
-    def running(self) -> list[Operator]:
-        return list(self.ops.values())
-
-    def store_load(self, store_id: int) -> int:
-        return sum(store_id in op.stores_moved() for op in self.ops.values())
-
-    def count(self, origin: str) -> int:
-        return sum(op.origin == origin for op in self.ops.values())
+VOTER = metapb_pb2.VOTER
 
 
 class Sim:
@@ -57,7 +36,7 @@ class Sim:
         self.now = now_ms
         self.model = ClusterModel(effective(base), 5_000, records)
         self.heartbeat()
-        self.controller = FakeController()
+        self.controller = OperatorController(self.model)
         self._next_id = 1000
         self._next_range = 1
 
@@ -90,28 +69,22 @@ class Sim:
     def stores_of(self, range_id: int) -> list[int]:
         return sorted(p.store_id for p in self.model.get_range(range_id).descriptor.peers)
 
+    def add(self, op: Operator) -> None:
+        """Hand ``op`` to the controller, which must accept it."""
+        assert self.controller.add(op, self.now), f"the controller refused: {op.description}"
+
     def complete(self, op: Operator) -> None:
-        """Carry out every step of ``op`` on its range and report the range to the model."""
+        """Carry out every step of ``op`` on its range and report the range to the model and the
+        controller (the operator ends SUCCESS)."""
         info = pdpb_pb2.RangeInfo()
         info.CopyFrom(self.model.get_range(op.range_id))
-        desc = info.descriptor
         for step in op.steps:
-            if step.kind == Kind.ADD_LEARNER:
-                desc.peers.append(step.peer)
-            elif step.kind == Kind.REPLACE_VOTER:
-                next(p for p in desc.peers if p.id == step.peer.id).role = VOTER
-                next(p for p in desc.peers if p.id == step.demote_peer.id).role = LEARNER
-            elif step.kind == Kind.REMOVE_PEER:
-                assert step.peer.id != info.leader.id, "a leader removed itself"
-                keep = [p for p in desc.peers if p.id != step.peer.id]
-                del desc.peers[:]
-                desc.peers.extend(keep)
-            elif step.kind == Kind.TRANSFER_LEADER:
-                assert step.peer.role == VOTER
-                info.leader.CopyFrom(next(p for p in desc.peers if p.id == step.peer.id))
-            if step.kind != Kind.TRANSFER_LEADER:
-                desc.epoch.conf_ver += 1
+            assert step.kind != Kind.REMOVE_PEER or step.peer.id != info.leader.id, "a leader removed itself"
+            apply(info, step)
+        del info.pending_peer_ids[:]  # every learner caught up
         self.model.put_range(info)
+        if self.controller.get(op.range_id) is op:
+            assert self.controller.step_for(info, self.now) is None and op.status == SUCCESS, op
 
     def run(self, *sources: object, rounds: int = 500,
             before: Callable[[Operator, pdpb_pb2.RangeInfo], None] = lambda op, info: None) -> list[Operator]:
@@ -130,14 +103,13 @@ class Sim:
                              if self.controller.get(info.descriptor.id) is None
                              and (op := source.check(info, self.now))]
                 for op in found:
-                    self.controller.add(op)
+                    self.add(op)
                 ops += found
             if not ops:
                 return made
             for op in ops:
                 before(op, self.model.get_range(op.range_id))
                 self.complete(op)
-                del self.controller.ops[op.range_id]
             made += ops
             self.now += 100
             self.heartbeat()

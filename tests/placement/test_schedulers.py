@@ -84,7 +84,7 @@ def test_balance_region_skips_busy_unsettled_ranges_and_full_stores() -> None:
     infos[0].pending_peer_ids.append(infos[0].descriptor.peers[1].id)
     infos[1].joint = True
     infos[2].down_peer_ids.append(infos[2].descriptor.peers[2].id)
-    sim.controller.add(move_replica(infos[3], 2, 4, sim.new_id(), "admin", Priority.ADMIN))
+    sim.add(move_replica(infos[3], 2, 4, sim.new_id(), "admin", Priority.ADMIN))
     ops = BalanceRegionScheduler(sim.model, sim.controller, sim.new_id).schedule(sim.now)
     assert {op.range_id for op in ops}.isdisjoint({i.descriptor.id for i in infos[:4]})
     # Store 4 already takes part in one move: one more at most (store_limit 2).
@@ -98,12 +98,11 @@ def test_schedulers_stop_at_their_limit_and_back_off_when_idle() -> None:
     first = scheduler.schedule(sim.now)
     assert len(first) == 3
     for op in first:
-        sim.controller.add(op)
+        sim.add(op)
     assert scheduler.schedule(sim.now) == []  # at the limit: waits, and is not idle
     assert scheduler.interval_ms == sim.model.config.schedule_interval_ms
     for op in first:
         sim.complete(op)
-        del sim.controller.ops[op.range_id]
     sim.run(scheduler)  # ends with one idle run
     base = sim.model.config.schedule_interval_ms
     assert scheduler.interval_ms == 2 * base
@@ -118,7 +117,7 @@ def test_in_flight_moves_count_so_a_slow_cluster_does_not_overshoot() -> None:
     scheduler = BalanceRegionScheduler(sim.model, sim.controller, sim.new_id)
     for _ in range(20):  # operators never complete: later runs must count the earlier ones
         for op in scheduler.schedule(sim.now):
-            sim.controller.add(op)
+            sim.add(op)
     for op in sim.controller.running():
         sim.complete(op)
     counts = sim.counts()
