@@ -250,12 +250,14 @@ class PdService(MemberRpcs, pdpb_pb2_grpc.PDServicer):
                 if tree.is_stale(info):
                     continue
                 fresh.append(info)
-                if tree.get_by_id(info.descriptor.id) == info:
+                known = tree.get_by_id(info.descriptor.id)
+                if known == info:
                     continue
                 for replaced in cluster.put_range(info):
                     changes[replaced] = None
                     log.info("range %d replaces range %d's older record", info.descriptor.id, replaced)
-                changes[info.descriptor.id] = info
+                if known is None or not rates_only(known, info):
+                    changes[info.descriptor.id] = info
             if changes:
                 try:
                     await self._write_ranges(changes)
@@ -420,3 +422,18 @@ class PdService(MemberRpcs, pdpb_pb2_grpc.PDServicer):
 
             yield await self._serve(request, resp, handle)
 
+
+_RATES = ("written_bytes_per_sec", "read_bytes_per_sec", "written_keys_per_sec", "read_keys_per_sec")
+
+
+def rates_only(old: pdpb_pb2.RangeInfo, new: pdpb_pb2.RangeInfo) -> bool:
+    """Whether two reports of a range differ in traffic rates alone. Those change with every
+    heartbeat of a busy range and matter only to the hot-region scheduler, so PD keeps them in
+    its model and writes no record for them (a new PD leader learns them with the next reports)."""
+    bare_old, bare_new = pdpb_pb2.RangeInfo(), pdpb_pb2.RangeInfo()
+    bare_old.CopyFrom(old)
+    bare_new.CopyFrom(new)
+    for stats in (bare_old.stats, bare_new.stats):
+        for name in _RATES:
+            stats.ClearField(name)
+    return bare_old == bare_new

@@ -256,6 +256,11 @@ def test_a_batched_heartbeat_writes_only_what_changed_in_one_write(tmp_path: Pat
             assert len(member.cluster.ranges) == 200
             await _heartbeat(service, header, *ranges)
             assert writes.count == 1, "an unchanged report must not be written"
+            ranges[7].stats.written_bytes_per_sec = 1 << 20  # traffic alone: the model, no write
+            await _heartbeat(service, header, *ranges)
+            assert writes.count == 1, "a change of traffic rates alone must not be written"
+            assert member.cluster.get_range(ranges[7].descriptor.id).stats.written_bytes_per_sec == 1 << 20
+            ranges[7].ClearField("stats")
             ranges[5].term = 2
             await _heartbeat(service, header, *ranges)
             assert writes.count == 2
