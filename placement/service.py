@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -12,8 +11,10 @@ import grpc
 
 from kvdb.pb import pdpb_pb2, pdpb_pb2_grpc
 from placement import metadata as md
+from placement.admin_rpcs import AdminRpcs
 from placement.checker import check_replicas, store_state
 from placement.range_tree import RangeTree
+from placement.rpc import RequestError, now_ms
 from placement.state import NotServingError, Update
 
 if TYPE_CHECKING:
@@ -31,19 +32,7 @@ SPLIT_RECHECK_S = 1.0
 """How often a waiting SplitRanges looks again even if no range changed (an operator timed out)."""
 
 
-class RequestError(Exception):
-    """The request itself is wrong (or the cluster is in the wrong state for it)."""
-
-    def __init__(self, message: str, **kind: object) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-class PdService(pdpb_pb2_grpc.PDServicer):
+class PdService(AdminRpcs, pdpb_pb2_grpc.PDServicer):
     def __init__(self, member: PdMember) -> None:
         self.member = member
         self.state = member.state
