@@ -206,12 +206,10 @@ class AdminRpcs:
         recorded = self._known_store(store_id).state
         if recorded == pdpb_pb2.TOMBSTONE:
             raise invalid(f"store {store_id} is a TOMBSTONE: it left the cluster for good")
-        if recorded == target:
-            return
         if target == pdpb_pb2.UP and recorded != pdpb_pb2.OFFLINE:
             now_state = _state(model.state(store_id, now))
             raise invalid(f"store {store_id} is not being decommissioned (it is {now_state})")
-        if target == pdpb_pb2.OFFLINE:
+        if target == pdpb_pb2.OFFLINE and recorded != pdpb_pb2.OFFLINE:
             others_up = sum(1 for sid in model.stores
                             if sid != store_id and model.state(sid, now) == pdpb_pb2.UP)
             replicas = model.config.replica_count
