@@ -42,6 +42,7 @@ class AdminRpcs:
     member: PdMember
     _serve: Callable[..., Awaitable[object]]
     _require_bootstrapped: Callable[[], None]
+    GetMembers: Callable[..., Awaitable[pdpb_pb2.GetMembersResponse]]
     _update_store: Callable[[int, Callable[[bytes | None], Awaitable[Update | None]]], Awaitable[None]]
     _store_state_lock: asyncio.Lock | None = None
 
@@ -333,10 +334,9 @@ class AdminRpcs:
 
         async def handle() -> None:
             member, model, now = self.member, self._model, now_ms()
-            for member_id, address in sorted(member.members.items()):
-                resp.members.add(id=member_id, address=address)
-            resp.leader.id = member.config.member_id
-            resp.leader.address = member.members.get(member.config.member_id, "")
+            members = await self.GetMembers(pdpb_pb2.GetMembersRequest(), context)  # one answer for both
+            resp.members.extend(members.members)
+            resp.leader.CopyFrom(members.leader)
             resp.stores.extend(model.store_with_state(sid, now) for sid in sorted(model.stores))
             resp.range_count = len(model.ranges)
             running = sorted(member.controller.running(), key=lambda op: op.id)

@@ -233,6 +233,7 @@ class PdClient:
         return list(response.ranges)
 
     # ------------------------------------------------------------------------- admin calls
+    # (add_member / remove_member are with the membership code.)
     # Mutations retried after a lost answer: setting a store's state, labels or a config value
     # again is harmless; a repeated AddOperator is refused (the range has its operator already)
     # and a repeated CancelOperator reports the operator as it ended.
@@ -283,15 +284,6 @@ class PdClient:
     async def pause_scheduler(self, name: str, resume: bool = False) -> pdpb_pb2.SchedulerInfo:
         request = pdpb_pb2.PauseSchedulerRequest(name=name, resume=resume)
         return (await self._call("PauseScheduler", request)).scheduler
-
-    async def add_member(self, address: str) -> pdpb_pb2.AddMemberResponse:
-        """Add a PD member (as a learner first); the answer names its id and the members after."""
-        return await self._call("AddMember", pdpb_pb2.AddMemberRequest(address=address))
-
-    async def remove_member(self, member_id: int) -> list[pdpb_pb2.Member]:
-        """Remove a PD member; the members after."""
-        request = pdpb_pb2.RemoveMemberRequest(member_id=member_id)
-        return list((await self._call("RemoveMember", request)).members)
 
     async def cluster_status(self) -> pdpb_pb2.GetClusterStatusResponse:
         return await self._call("GetClusterStatus", pdpb_pb2.GetClusterStatusRequest())
