@@ -169,8 +169,9 @@ class PdService(AdminRpcs, pdpb_pb2_grpc.PDServicer):
                 if info.state == pdpb_pb2.TOMBSTONE:
                     raise RequestError(f"store {new.id} is a tombstone", invalid_argument=True)
                 info.address = new.address
-                del info.labels[:]
-                info.labels.extend(new.labels)
+                if new.labels:  # none given: keep those set with `kvdb admin store-labels`
+                    del info.labels[:]
+                    info.labels.extend(new.labels)
                 info.last_heartbeat_ms = now_ms()
                 return info.SerializeToString(), {}, []
 

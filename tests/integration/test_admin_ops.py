@@ -156,6 +156,12 @@ def test_settings_schedulers_labels_and_status(make_pd_cluster: MakePdCluster) -
     stores = {r["id"]: r for r in json.loads(ok(pd, "stores", "--json"))}
     assert stores[1]["labels"] == {"zone": "a", "rack": "r1"} and stores[2]["labels"] == {}
     assert "store 9 is unknown" in refused(pd, "store-labels", "9", "zone=a")
+    cluster.kill(1)  # a store that registers again without labels of its own keeps those set here
+    cluster.restart(1)
+    restarted_ms = int(time.time() * 1000)  # it registers (PutStore) before it heartbeats
+    wait_for(lambda: pd.stores()[1].last_heartbeat_ms > restarted_ms, 30, "store 1 to heartbeat again")
+    labels = {r["id"]: r["labels"] for r in json.loads(ok(pd, "stores", "--json"))}
+    assert labels[1] == {"zone": "a", "rack": "r1"}
 
     status = json.loads(ok(pd, "status", "--json"))
     assert len(status["members"]) == 3 and status["leader"]["id"] == pd.leader_member()
