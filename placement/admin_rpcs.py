@@ -267,8 +267,8 @@ class AdminRpcs:
             trial = pdpb_pb2.ScheduleConfig()
             trial.CopyFrom(self._model.config)
             self._apply_setting(trial, key, value)
-            written = await self.member.update_config(lambda c: self._apply_setting(c, key, value))
-            resp.config.CopyFrom(written)
+            await self.member.update_config(lambda c: self._apply_setting(c, key, value))
+            resp.config.CopyFrom(self._model.config)  # in effect: unset settings at their defaults
 
         return await self._serve(request, resp, handle)
 
