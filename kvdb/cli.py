@@ -72,11 +72,14 @@ def _add_pd_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pd", help="run a placement driver member",
                        description="Run one PD member in the foreground until SIGINT/SIGTERM.")
     p.add_argument("--config", type=Path, help="TOML file whose keys are these flags (flags win)")
-    p.add_argument("--member-id", type=int, help="this member's id (one of --initial-members; required)")
+    p.add_argument("--member-id", type=int,
+                   help="this member's id (one of --initial-members, or the id AddMember gave; required)")
     p.add_argument("--listen", help="HOST:PORT to serve on (PD service and PD Raft; required)")
     p.add_argument("--data-dir", type=Path, help="directory of the member's RocksDB (required)")
     p.add_argument("--initial-members",
-                   help="ID=HOST:PORT,... of every PD member (an odd number; 3 recommended)")
+                   help="ID=HOST:PORT,... of every founding PD member (an odd number; 3 recommended)")
+    p.add_argument("--join", help="HOST:PORT,... of members of a running PD to join (instead of "
+                                  "--initial-members; add the member first: kvdb admin members add)")
     p.add_argument("--ready-file", type=Path, help="write the bound port here once serving")
     p.add_argument("--tick-interval", type=float, help="seconds per Raft tick (default 0.05)")
     p.add_argument("--replica-count", type=int, default=3, help="replicas per range (default 3)")
@@ -108,9 +111,12 @@ def _run_pd(args: argparse.Namespace) -> int:
         schedule.replica_count = args.replica_count
         schedule.store_down_ms = args.store_down_ms
         store_cfg.validate()
-        members = parse_static_cluster(args.initial_members)
+        if (args.initial_members is None) == (args.join is None):
+            raise ValueError("give either --initial-members (a new PD) or --join (a running one)")
+        members = parse_static_cluster(args.initial_members) if args.join is None else {}
+        join = [] if args.join is None else _check_endpoints(args.join, "--join").split(",")
         config = PdConfig(member_id=args.member_id, listen=args.listen, data_dir=args.data_dir,
-                          initial_members=members, store=store_cfg, schedule=schedule,
+                          initial_members=members, join=join, store=store_cfg, schedule=schedule,
                           store_disconnect_ms=args.store_disconnect_ms)
         config.validate()
     except ValueError as exc:
@@ -208,15 +214,16 @@ def _add_kv_parsers(sub: argparse._SubParsersAction) -> None:
     _add_client_flags(p)
 
 
-def _check_endpoints(spec: str) -> str:
-    """The ``--pd`` value if every item is HOST:PORT; a typo should fail at once, not at the timeout."""
+def _check_endpoints(spec: str, flag: str = "--pd") -> str:
+    """The ``--pd`` (``flag``) value if every item is HOST:PORT; a typo should fail at once, not at the
+    timeout."""
     items = [item.strip() for item in spec.split(",") if item.strip()]
     for item in items:
         host, sep, port = item.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"--pd: '{item}' is not HOST:PORT")
+            raise ValueError(f"{flag}: '{item}' is not HOST:PORT")
     if not items:
-        raise ValueError("--pd names no PD member")
+        raise ValueError(f"{flag} names no PD member")
     return ",".join(items)
 
 
@@ -355,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     if args.command in ("pd", "store"):
-        required = ("member_id", "listen", "data_dir", "initial_members") if args.command == "pd" else (
+        required = ("member_id", "listen", "data_dir") if args.command == "pd" else (
             "store_id", "listen", "data_dir")
         try:
             apply_config_file(_subparser(parser, args.command), args, argv)

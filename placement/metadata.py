@@ -9,6 +9,8 @@ metadata lives as keys of one range hosted by every PD member. Keys:
     r/<id>            RangeInfo (lookups by key go through the leader's in-memory range tree,
                       placement/range_tree.py, built from these records)
     w/alloc, w/tso    Window: upper bounds persisted ahead of use by the id allocator and TSO
+    m/<id>            Member: a PD member's address (placement/members.py); who votes is the
+                      metadata range's own membership, the record follows it
 """
 
 from __future__ import annotations
@@ -31,3 +33,11 @@ def range_key(range_id: int) -> bytes:
 
 def prefix_end(prefix: bytes) -> bytes:
     return prefix[:-1] + bytes([prefix[-1] + 1])
+
+
+MEMBER_PREFIX = b"m/"
+"""m/<id>    Member: a PD member's id, address and whether it is still a learner."""
+
+
+def member_key(member_id: int) -> bytes:
+    return MEMBER_PREFIX + member_id.to_bytes(8, "big")

@@ -29,6 +29,7 @@ from kvdb.store.config import StoreConfig
 from kvdb.store.store import Store
 from placement import metadata as md
 from placement.checker import OperatorTracker
+from placement.members import Membership, fetch_group, read_group_file, write_group_file
 from placement.range_tree import RangeTree
 from placement.service import PdService, now_ms
 from placement.state import MetadataState, NotServingError
@@ -48,7 +49,9 @@ class PdConfig:
     listen: str
     data_dir: Path
     initial_members: dict[int, str]
-    """Member id -> address of every PD member (an odd number)."""
+    """Member id -> address of every founding PD member (an odd number); empty with ``join``."""
+    join: list[str] = field(default_factory=list)
+    """Addresses of members of a running PD that this member joins (added by AddMember first)."""
     store: StoreConfig = field(default_factory=StoreConfig)
     schedule: pdpb_pb2.ScheduleConfig = field(default_factory=default_schedule)
     """Used when the cluster is first created; afterwards the replicated config wins."""
@@ -57,9 +60,15 @@ class PdConfig:
 
     def validate(self) -> None:
         n = len(self.initial_members)
-        if n % 2 == 0:
+        if self.join:
+            if n:
+                raise ValueError("a joining member takes its members from the PD it joins: "
+                                 "give either --join or --initial-members")
+            if self.member_id <= 0:
+                raise ValueError("a joining member needs the id AddMember gave it")
+        elif n % 2 == 0:
             raise ValueError(f"a PD needs an odd number of members, got {n}")
-        if self.member_id not in self.initial_members:
+        elif self.member_id not in self.initial_members:
             raise ValueError(f"member {self.member_id} is not among the initial members")
         if self.schedule.replica_count < 1:
             raise ValueError("the replica count must be at least 1")  # 0 would never place a replica
@@ -86,6 +95,9 @@ class PdMember:
         config.validate()
         self.config = config
         self.members = dict(config.initial_members)
+        self.group_id = pd_group_id(self.members) if self.members else 0
+        """The PD Raft group's transport id (``_find_group``)."""
+        self.membership = Membership(self)
         self.port = 0
         self.cluster_id = 0
         self.schedule = config.schedule
@@ -125,10 +137,12 @@ class PdMember:
         # The metadata range serves every PD answer from its leader's lease, which a hibernated
         # range drops (and nothing here would wake it): it never hibernates.
         store_config = dataclasses.replace(cfg.store, hibernate=False)
-        self.host = RaftHost(pd_group_id(self.members), cfg.member_id, cfg.data_dir, store_config,
-                             MonotonicClock(), self.members.get, self.members)
-        if not self.store.peers:
+        await self._find_group()
+        self.host = RaftHost(self.group_id, cfg.member_id, cfg.data_dir, store_config,
+                             MonotonicClock(), self.membership.resolve, self.members)
+        if not self.store.peers and not cfg.join:
             self.store.bootstrap_range(static_first_range(self.members))
+        self.membership.refresh()
         self.state = MetadataState(self.store, self.wake)
         self.tso = TimestampOracle(now_ms, self._persister(md.TSO_WINDOW), cfg.tso_window_ms)
         self.ids = IdAllocator(self._persister(md.ALLOC_WINDOW))
@@ -141,7 +155,22 @@ class PdMember:
             raise OSError(f"cannot listen on {cfg.listen}")
         await self._server.start()
         self.host.start()
+        self.membership.start()
         log.info("PD member %d serving on %s (members %s)", cfg.member_id, cfg.listen, self.members)
+
+    async def _find_group(self) -> None:
+        """The PD Raft group's id: kept in the data dir once known, so a restart needs neither
+        the PD it joined nor the founding member list as it was. A joining member asks the PD it
+        joins, then starts with an empty host (no bootstrap): the leader's first message creates
+        its replica of the metadata, which comes by snapshot."""
+        cfg = self.config
+        kept = read_group_file(cfg.data_dir)
+        if kept:
+            self.group_id = kept
+        elif cfg.join:
+            self.group_id, members = await fetch_group(cfg.join, cfg.member_id)
+            self.members.update(members)
+        write_group_file(cfg.data_dir, self.group_id)
 
     def refresh_cluster_id(self) -> None:
         """Members that applied the cluster meta know the id even as followers (it never changes)."""
@@ -201,6 +230,7 @@ class PdMember:
             raw = await state.get(md.CLUSTER_META)
         meta = pdpb_pb2.ClusterMeta.FromString(raw)
         self.cluster_id, self.schedule = meta.cluster_id, meta.config
+        await self.membership.ensure_records()
         windows = {}
         for key in (md.TSO_WINDOW, md.ALLOC_WINDOW):
             raw = await state.get(key)
@@ -223,6 +253,7 @@ class PdMember:
         return self._spare_ids.pop()
 
     async def stop(self) -> None:
+        await self.membership.stop()
         if self._server is not None:
             await self._server.stop(grace=0.5)
         if self.host is not None:

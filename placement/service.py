@@ -13,6 +13,7 @@ from kvdb.pb import pdpb_pb2, pdpb_pb2_grpc
 from placement import metadata as md
 from placement.admin_rpcs import AdminRpcs
 from placement.checker import check_replicas, store_state
+from placement.member_rpcs import MemberRpcs
 from placement.range_tree import RangeTree
 from placement.rpc import RequestError, now_ms
 from placement.state import NotServingError, Update
@@ -32,7 +33,7 @@ SPLIT_RECHECK_S = 1.0
 """How often a waiting SplitRanges looks again even if no range changed (an operator timed out)."""
 
 
-class PdService(AdminRpcs, pdpb_pb2_grpc.PDServicer):
+class PdService(AdminRpcs, MemberRpcs, pdpb_pb2_grpc.PDServicer):
     def __init__(self, member: PdMember) -> None:
         self.member = member
         self.state = member.state
@@ -95,21 +96,6 @@ class PdService(AdminRpcs, pdpb_pb2_grpc.PDServicer):
             self.member.stores[store_id] = pdpb_pb2.StoreInfo.FromString(written)
 
     # ------------------------------------------------------------------------------- RPCs
-    async def GetMembers(self, request: pdpb_pb2.GetMembersRequest,
-                         context: grpc.aio.ServicerContext) -> pdpb_pb2.GetMembersResponse:
-        """Any member answers: the member list and who it thinks leads."""
-        m = self.member
-        if not m.cluster_id:
-            m.refresh_cluster_id()
-        resp = pdpb_pb2.GetMembersResponse()
-        resp.header.cluster_id = m.cluster_id
-        for member_id, address in sorted(m.members.items()):
-            resp.members.add(id=member_id, address=address)
-        lead = m.state.peer.raw.raft.lead
-        if lead:
-            resp.leader.id, resp.leader.address = lead, m.members.get(lead, "")
-        return resp
-
     async def Bootstrap(self, request: pdpb_pb2.BootstrapRequest,
                         context: grpc.aio.ServicerContext) -> pdpb_pb2.BootstrapResponse:
         resp = pdpb_pb2.BootstrapResponse()

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from kvdb.pb import raft_serverpb_pb2
+from kvdb.pb import metapb_pb2, raft_serverpb_pb2
 from kvdb.storage.engine import CF_DEFAULT
-from kvdb.store.errors import StoreError
+from kvdb.store.errors import InvalidArgumentError, StoreError
 from kvdb.store.peer import Peer
 from kvdb.store.store import Store
 
@@ -48,7 +48,11 @@ class MetadataState:
 
     @property
     def peer(self) -> Peer:
-        return self.store.peers[PD_RANGE_ID]
+        peer = self.store.peers.get(PD_RANGE_ID)
+        if peer is None or not peer.initialized:
+            raise NotServingError(f"PD member {self.store.store_id} holds no replica of PD's metadata "
+                                  "(not joined yet, or removed)")
+        return peer
 
     def check_serving(self) -> int:
         """The current term if this member may serve now; raises ``NotServingError`` otherwise."""
@@ -103,6 +107,24 @@ class MetadataState:
         peer = self.peer
         result = await self._await(lambda cb: self.store.propose(PD_RANGE_ID, peer.desc.epoch, cmd, cb))
         return True if result is None else result[0]
+
+    async def change_peer(self, change: int, target: metapb_pb2.Peer) -> None:
+        """Change the metadata range's membership (a ``ConfChangeType``); returns once applied
+        here. A change refused as unsafe raises ``InvalidArgumentError`` (an answer, not a retry)."""
+        def start(cb: Callable[[object], None]) -> None:
+            self.store.change_peer(PD_RANGE_ID, change, target, cb)
+
+        try:
+            await self._await(start)
+        except NotServingError as exc:
+            if isinstance(exc.__cause__, InvalidArgumentError):
+                raise exc.__cause__ from None
+            raise
+
+    def transfer_leader(self, to_peer_id: int) -> None:
+        """Ask the leader to hand leadership to ``to_peer_id`` (it may not happen)."""
+        self.store.transfer_leader(PD_RANGE_ID, to_peer_id)
+        self.wake()
 
     async def update(self, key: bytes, modify: Callable[[bytes | None], Awaitable[Update | None]],
                      guess: bytes | None | Unknown = UNKNOWN) -> bytes | None:

@@ -186,7 +186,17 @@ def test_store_refuses_a_tiny_max_range_size(tmp_path: Path) -> None:
 
 
 def test_pd_without_required_flags_fails_with_one_line() -> None:
-    assert_one_line_error(run("pd", "--member-id", "1"), 2, "missing --listen, --data-dir, --initial-members")
+    assert_one_line_error(run("pd", "--member-id", "1"), 2, "missing --listen, --data-dir")
+
+
+@pytest.mark.parametrize(("extra", "words"), [
+    ([], ["either --initial-members", "or --join"]),
+    (["--initial-members", "1=127.0.0.1:1", "--join", "127.0.0.1:2"], ["either --initial-members"]),
+    (["--join", "127.0.0.1"], ["--join: '127.0.0.1' is not HOST:PORT"]),
+])
+def test_pd_needs_initial_members_or_join(extra: list[str], words: list[str], tmp_path: Path) -> None:
+    args = ["pd", "--member-id", "4", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "d"), *extra]
+    assert_one_line_error(run(*args), 2, *words)
 
 
 @pytest.mark.parametrize(("toml", "argv", "expected"), [

@@ -5,7 +5,8 @@ leader names the one it believes in (``not_leader``) and the client goes there a
 hops at most. When no member is named, or the named one does not answer, the client asks every
 known member and endpoint for the membership (``GetMembers``) and backs off exponentially, with
 jitter so clients that lost the same leader do not come back in lockstep. Each call gives up
-after ``timeout`` with ``PdUnavailableError``.
+after ``timeout`` with ``PdUnavailableError``. A client in use re-reads the membership every
+``MEMBERS_REFRESH_S``, so it still finds PD after the members it was given were replaced.
 
 Measured grpc.aio costs (docs: ~4k unary calls/s) make one RPC per timestamp too expensive, so
 ``get_ts`` callers that wait at the same time share one ``TsoRequest(count=N)`` on one
@@ -41,6 +42,9 @@ would otherwise bounce a call between them."""
 MAX_TSO_BATCH = 1 << 16
 """Stamps per TsoRequest: a request's stamps share one millisecond, whose logical space is 18 bits."""
 MAX_QUEUED_RESPONSES = 4096
+MEMBERS_REFRESH_S = 5.0
+"""How often a client in use re-reads the membership from the leader: after PD members are
+replaced, the members it knows must include live ones for when the leader it knew goes away."""
 RETRYABLE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                              grpc.StatusCode.CANCELLED})
 STREAM_ERRORS = (grpc.aio.AioRpcError, asyncio.InvalidStateError, TimeoutError, ConnectionError)
@@ -132,6 +136,8 @@ class PdClient:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, pdpb_pb2_grpc.PDStub] = {}
         self._discovery: asyncio.Task[str] | None = None
+        self._refresh: asyncio.Task[str] | None = None
+        self._members_due = 0.0
         self._tso: _TsoDispatcher | None = None
         self._streams: set[RangeHeartbeatStream] = set()
         self._closed = False
@@ -159,7 +165,7 @@ class PdClient:
         self._closed = True
         for stream in list(self._streams):
             await stream.close()
-        tasks = [t for t in (self._discovery, self._tso and self._tso.task) if t is not None]
+        tasks = [t for t in (self._discovery, self._refresh, self._tso and self._tso.task) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -232,8 +238,28 @@ class PdClient:
                                     total_timeout=max(self.timeout, timeout + ATTEMPT_TIMEOUT))
         return list(response.ranges)
 
+    async def get_members(self) -> pdpb_pb2.GetMembersResponse:
+        """The members and leader as the PD leader's replica of the metadata has them."""
+        response = await self._call("GetMembers", pdpb_pb2.GetMembersRequest())
+        self.members = list(response.members)
+        return response
+
+    async def add_member(self, address: str) -> pdpb_pb2.AddMemberResponse:
+        """Add a PD member that will listen at ``address``, as a learner (PD promotes it once it
+        caught up); the answer names its id, which ``kvdb pd --member-id ID --join ...`` needs.
+        Refused (PdError, invalid_argument) if the address is bad or a member's already."""
+        response = await self._call("AddMember", pdpb_pb2.AddMemberRequest(address=address))
+        self.members = list(response.members)
+        return response
+
+    async def remove_member(self, member_id: int) -> list[pdpb_pb2.Member]:
+        """Remove a PD member (the leader too: it hands leadership on first); returns the members
+        left. Refused for an unknown id or the last voter."""
+        response = await self._call("RemoveMember", pdpb_pb2.RemoveMemberRequest(member_id=member_id))
+        self.members = list(response.members)
+        return self.members
+
     # ------------------------------------------------------------------------- admin calls
-    # (add_member / remove_member are with the membership code.)
     # Mutations retried after a lost answer: setting a store's state, labels or a config value
     # again is harmless; a repeated AddOperator is refused (the range has its operator already)
     # and a repeated CancelOperator reports the operator as it ended.
@@ -361,7 +387,18 @@ class PdClient:
 
     async def _leader(self) -> str:
         """The leader's address, or "" when a round of discovery found none."""
-        return self.leader_address or await self._discover()
+        if self.leader_address:
+            self._maybe_refresh_members()
+            return self.leader_address
+        return await self._discover()
+
+    def _maybe_refresh_members(self) -> None:
+        """Re-read the membership in the background once per ``MEMBERS_REFRESH_S``."""
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._members_due or (self._refresh is not None and not self._refresh.done()):
+            return
+        self._members_due = loop.time() + MEMBERS_REFRESH_S
+        self._refresh = loop.create_task(self._ask_members(self._stub(self.leader_address)))
 
     async def _discover(self) -> str:
         """One round of asking every known member; concurrent callers share the round."""
@@ -409,6 +446,7 @@ class PdClient:
             return error.not_leader.leader_address if error.WhichOneof("kind") == "not_leader" else ""
         if response.members:
             self.members = list(response.members)
+            self._members_due = asyncio.get_running_loop().time() + MEMBERS_REFRESH_S
         return response.leader.address if response.HasField("leader") else ""
 
     async def _call(self, method: str, request: Any, accept: tuple[str, ...] = (),
@@ -544,6 +582,8 @@ class _TsoDispatcher:
             if not self._address:
                 raise ConnectionError("no member knows a leader")
             self._call = client._stub(self._address).Tso()
+        else:
+            client._maybe_refresh_members()
         request = pdpb_pb2.TsoRequest(count=total)
         request.header.cluster_id = client.cluster_id
         async with asyncio.timeout(ATTEMPT_TIMEOUT):

@@ -182,10 +182,12 @@ class Cluster:
         self.stores[store_id] = sp
         return sp
 
-    def add_pd_member(self, member_id: int, port: int, initial_members: str) -> PdProcess:
+    def add_pd_member(self, member_id: int, port: int, initial_members: str = "",
+                      join: str = "") -> PdProcess:
+        """A founding member (``initial_members``) or one joining a running PD (``join``)."""
         d = self.root / f"pd{member_id}"
         d.mkdir(parents=True, exist_ok=True)
-        args = ["--initial-members", initial_members]
+        args = ["--initial-members", initial_members] if initial_members else ["--join", join]
         pp = PdProcess(f"PD member {member_id}", port, d / "data", d / "pd.log", d / "ready", args,
                        member_id=member_id)
         self.pd[member_id] = pp
@@ -215,6 +217,12 @@ class Cluster:
 
     def kill_pd(self, member_id: int) -> None:
         self.pd[member_id].kill()
+
+    def stop_pd(self, member_id: int) -> int:
+        """SIGTERM, the orderly shutdown; returns the exit status."""
+        pp = self.pd[member_id]
+        pp.proc.send_signal(signal.SIGTERM)
+        return pp.proc.wait(timeout=15)
 
     def pd_member_at(self, address: str) -> int:
         """The member id serving ``address`` (as a PD client names its leader)."""

@@ -48,11 +48,12 @@ def test_pd_refuses_bad_flags_with_one_line(tmp_path: Path, name: str) -> None:
     assert not data_dir.exists(), "a refused member must not create its data dir"
 
 
-def test_pd_without_initial_members_is_a_usage_error(tmp_path: Path) -> None:
+def test_pd_without_initial_members_or_join_is_a_usage_error(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "kvdb", "pd", "--member-id", "1", "--listen", "127.0.0.1:0",
          "--data-dir", str(tmp_path / "data")],
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 2
-    assert "missing --initial-members" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "give either --initial-members (a new PD) or --join" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
