@@ -78,9 +78,9 @@ def table(kind: str, rows: list[Row]) -> str:
     """``rows`` of ``kind`` (members, stores, operators, schedulers, config, or ranges) as an aligned
     text table."""
     if kind == "members":
-        header = ["ID", "ADDRESS", "LEADER"]
-        cells = [[str(r["id"]), r["address"], "yes" if r["leader"] else "learner" if r.get("learner") else ""]
-                 for r in rows]
+        header = ["ID", "ADDRESS", "LEADER", "ROLE"]
+        cells = [[str(r["id"]), r["address"], "yes" if r["leader"] else "",
+                  "learner" if r.get("learner") else "voter"] for r in rows]
     elif kind == "stores":
         header = ["ID", "ADDRESS", "STATE", "RANGES", "LEADERS", "LABELS"]
         cells = [[str(r["id"]), r["address"], r["state"], str(r["ranges"]), str(r["leaders"]),
