@@ -114,9 +114,7 @@ def _fetch(args: argparse.Namespace, decode_key: Callable[[str, bool], bytes]) -
             raise ValueError(f"members {args.action} needs {'ADDRESS' if args.action == 'add' else 'ID'}")
         if args.action == "add":
             _check_address(args.target)
-            return (partial(admin.add_member, address=args.target),
-                    lambda r: f"added PD member {r['member']['id']} at {r['member']['address']} as a "
-                              "learner\n" + admin.table("members", r["members"]))
+            return partial(admin.add_member, address=args.target), _added_member_text
         member_id = _positive_arg("ID", args.target)
         return (partial(admin.remove_member, member_id=member_id),
                 lambda rows: f"removed PD member {member_id}\n" + admin.table("members", rows))
@@ -203,6 +201,14 @@ def _operator_text(row: admin.Row) -> str:
         return f"operator {row['id']} started: {row['description']} ({row['steps']} steps)"
     took = (row["finished_ms"] - row["created_ms"]) / 1000
     return f"operator {row['id']} ended {row['status']} after {took:.1f}s: {row['description']}"
+
+
+def _added_member_text(row: admin.Row) -> str:
+    new = row["member"]
+    others = ",".join(m["address"] for m in row["members"] if m["id"] != new["id"])
+    return (f"added PD member {new['id']} at {new['address']} as a learner; start it on its host with\n"
+            f"  kvdb pd --member-id {new['id']} --listen {new['address']} --data-dir DIR --join {others}\n"
+            + admin.table("members", row["members"]))
 
 
 def _cancel_text(row: admin.Row) -> str:
