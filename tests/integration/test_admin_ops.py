@@ -22,7 +22,7 @@ import kvdb.client.aio as client_aio
 from kvdb.pb import metapb_pb2, pdpb_pb2
 from kvdb.testing.linearizability import check_history
 from tests.integration.client import PdHandle
-from tests.integration.cluster import wait_for
+from tests.integration.cluster import free_ports, wait_for
 from tests.integration.conftest import MakePdCluster
 from tests.integration.test_client_linearizable import ATTEMPT_TIMEOUT, PHASE_OPS, Workload
 
@@ -162,6 +162,17 @@ def test_settings_schedulers_labels_and_status(make_pd_cluster: MakePdCluster) -
     wait_for(lambda: pd.stores()[1].last_heartbeat_ms > restarted_ms, 30, "store 1 to heartbeat again")
     labels = {r["id"]: r["labels"] for r in json.loads(ok(pd, "stores", "--json"))}
     assert labels[1] == {"zone": "a", "rack": "r1"}
+
+    # A PD member added (never started here) shows as a learner, and is removed again.
+    address = f"127.0.0.1:{free_ports(1)[0]}"
+    out = ok(pd, "members", "add", address)
+    assert out.startswith("added PD member ") and f"--listen {address} " in out, out
+    learners = [r for r in json.loads(ok(pd, "members", "--json")) if r["learner"]]
+    assert [r["address"] for r in learners] == [address]
+    new_id = learners[0]["id"]
+    assert ok(pd, "members", "remove", str(new_id)).startswith(f"removed PD member {new_id}")
+    assert [r["address"] for r in json.loads(ok(pd, "members", "--json"))] == [
+        cluster.pd[mid].address for mid in sorted(cluster.pd)]
 
     status = json.loads(ok(pd, "status", "--json"))
     assert len(status["members"]) == 3 and status["leader"]["id"] == pd.leader_member()
