@@ -10,6 +10,7 @@ import asyncio
 import re
 from typing import Any
 
+from kvdb.labels import format_labels
 from kvdb.pb import metapb_pb2, pdpb_pb2
 from kvdb.pdclient.client import PdClient
 
@@ -29,8 +30,7 @@ async def stores(pd: PdClient) -> list[Row]:
 def store_row(s: pdpb_pb2.StoreInfo) -> Row:
     return {"id": s.id, "address": s.address, "state": pdpb_pb2.StoreState.Name(s.state),
             "ranges": s.stats.range_count, "leaders": s.stats.leader_count,
-            "labels": {label.key: label.value for label in s.labels},
-            "last_heartbeat_ms": s.last_heartbeat_ms}
+            "last_heartbeat_ms": s.last_heartbeat_ms, "labels": {lb.key: lb.value for lb in s.labels}}
 
 
 async def ranges(pd: PdClient) -> list[Row]:
@@ -84,7 +84,7 @@ def table(kind: str, rows: list[Row]) -> str:
     elif kind == "stores":
         header = ["ID", "ADDRESS", "STATE", "RANGES", "LEADERS", "LABELS"]
         cells = [[str(r["id"]), r["address"], r["state"], str(r["ranges"]), str(r["leaders"]),
-                  ",".join(f"{k}={v}" for k, v in r.get("labels", {}).items())] for r in rows]
+                  format_labels(r.get("labels", {}))] for r in rows]
     elif kind == "operators":
         header = ["ID", "RANGE", "KIND", "ORIGIN", "STEP", "STATUS", "DESCRIPTION"]
         cells = [[str(r["id"]), str(r["range_id"]), r["kind"], r["origin"], _step_cell(r), r["status"],
@@ -176,19 +176,6 @@ async def cancel_operator(pd: PdClient, operator_id: int) -> Row:
 async def decommission(pd: PdClient, store_id: int, cancel: bool = False) -> Row:
     """Start (state OFFLINE) or cancel (state UP) a store's decommission; the store after."""
     return store_row(await pd.set_store_state(store_id, pdpb_pb2.UP if cancel else pdpb_pb2.OFFLINE))
-
-
-def parse_labels(items: list[str]) -> dict[str, str]:
-    """``KEY=VALUE`` arguments as a dict; ValueError for a malformed or repeated one."""
-    labels: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key or not value:
-            raise ValueError(f"label {item!r} is not KEY=VALUE")
-        if key in labels:
-            raise ValueError(f"label {key!r} given twice")
-        labels[key] = value
-    return labels
 
 
 async def store_labels(pd: PdClient, store_id: int, labels: dict[str, str]) -> Row:

@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any
 
 from kvdb import admin
+from kvdb.labels import format_labels, parse_labels
 
 AddFlags = Callable[[argparse.ArgumentParser], None]
 Fetch = Callable[[Any], Coroutine[Any, Any, Any]]
@@ -152,9 +153,9 @@ def _fetch(args: argparse.Namespace, decode_key: Callable[[str, bool], bytes]) -
         return (partial(admin.set_config, key=key, value=value),
                 lambda row: f"{key} = {_setting_text(row[key])}")
     if what == "store-labels":
-        labels = admin.parse_labels(args.labels)
+        labels = parse_labels(",".join(args.labels), "KEY=VALUE")
         return (partial(admin.store_labels, store_id=args.store_id, labels=labels),
-                lambda r: f"store {r['id']} labels: " + ",".join(f"{k}={v}" for k, v in r["labels"].items()))
+                lambda r: f"store {r['id']} labels: {format_labels(r['labels'])}")
     return admin.status, admin.status_text
 
 

@@ -35,8 +35,14 @@ def _add_store_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("store", help="run a store server",
                        description="Run one store process in the foreground until SIGINT/SIGTERM.")
     p.add_argument("--config", type=Path, help="TOML file whose keys are these flags (flags win)")
-    p.add_argument("--store-id", type=int, help="this store's id (positive; required)")
+    p.add_argument("--store-id", type=int,
+                   help="this store's id (default: the data dir's, or PD allocates one at first start)")
     p.add_argument("--listen", help="HOST:PORT to serve gRPC on (port 0 picks one; required)")
+    p.add_argument("--advertise-address", default="",
+                   help="HOST:PORT other nodes and clients dial (default: --listen; port 0 or none: the "
+                        "bound port); required when --listen is a wildcard such as 0.0.0.0")
+    p.add_argument("--labels", default="", help="where the store stands for placement, KEY=VALUE,... "
+                                                "(e.g. zone=a,rack=r1; needs --pd)")
     p.add_argument("--data-dir", type=Path, help="directory of the store's RocksDB (required)")
     p.add_argument("--cluster-id", type=int, default=1, help="cluster id requests must carry (default 1)")
     p.add_argument("--pd", default="", help="placement driver members HOST:PORT,... (join a real cluster)")
@@ -75,6 +81,9 @@ def _add_pd_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--member-id", type=int,
                    help="this member's id (one of --initial-members, or the id AddMember gave; required)")
     p.add_argument("--listen", help="HOST:PORT to serve on (PD service and PD Raft; required)")
+    p.add_argument("--advertise-address", default="",
+                   help="HOST:PORT the other members, stores and clients dial (default: --listen); must be "
+                        "this member's entry in --initial-members; required when --listen is a wildcard")
     p.add_argument("--data-dir", type=Path, help="directory of the member's RocksDB (required)")
     p.add_argument("--initial-members",
                    help="ID=HOST:PORT,... of every founding PD member (an odd number; 3 recommended)")
@@ -96,6 +105,7 @@ def _setup_logging(level: str) -> None:
 
 
 def _run_pd(args: argparse.Namespace) -> int:
+    from kvdb.server.addresses import check_member_address
     from kvdb.server.node import parse_static_cluster
     from kvdb.store.config import StoreConfig
     from placement.server import PdConfig, default_schedule, serve
@@ -119,6 +129,7 @@ def _run_pd(args: argparse.Namespace) -> int:
                           initial_members=members, join=join, store=store_cfg, schedule=schedule,
                           store_disconnect_ms=args.store_disconnect_ms)
         config.validate()
+        check_member_address(args.member_id, members, args.listen, args.advertise_address)
     except ValueError as exc:
         print(f"kvdb pd: {exc}", file=sys.stderr)
         return 2
@@ -137,6 +148,8 @@ def _run(coro: object, name: str) -> int:
 
 
 def _run_store(args: argparse.Namespace) -> int:
+    from kvdb.labels import parse_labels
+    from kvdb.server.addresses import check_addresses
     from kvdb.server.node import NodeConfig, parse_static_cluster, serve
     from kvdb.store.config import StoreConfig
 
@@ -151,16 +164,23 @@ def _run_store(args: argparse.Namespace) -> int:
     try:
         store_cfg.validate()
         static = parse_static_cluster(args.static_cluster) if args.static_cluster else {}
-        if args.store_id <= 0:
+        if args.store_id is not None and args.store_id <= 0:
             raise ValueError("--store-id must be positive")
+        if not args.pd and args.store_id is None:
+            raise ValueError("--store-id is required without --pd (only PD allocates store ids)")
         if static and args.store_id not in static:
             raise ValueError(f"store {args.store_id} is not in --static-cluster")
         if static and args.pd:
             raise ValueError("use either --pd or --static-cluster, not both")
+        check_addresses(args.listen, args.advertise_address)
+        labels = parse_labels(args.labels)
+        if labels and not args.pd:
+            raise ValueError("--labels needs --pd (labels are for PD's placement)")
     except ValueError as exc:
         print(f"kvdb store: {exc}", file=sys.stderr)
         return 2
-    config = NodeConfig(store_id=args.store_id, listen=args.listen, data_dir=args.data_dir,
+    config = NodeConfig(store_id=args.store_id or 0, listen=args.listen, data_dir=args.data_dir,
+                        advertise=args.advertise_address, labels=labels,
                         cluster_id=args.cluster_id, static_cluster=static, pd_endpoints=args.pd,
                         pd_heartbeat_interval=args.pd_heartbeat_interval,
                         test_failpoints=args.test_failpoints, store=store_cfg)
@@ -181,6 +201,10 @@ def _add_playground_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pd", type=int, help=f"PD members, an odd number (default {pg.DEFAULT_PD})")
     p.add_argument("--stores", type=int, help=f"stores (default {pg.DEFAULT_STORES})")
     p.add_argument("--base-port", type=int, help=f"first port (default {pg.DEFAULT_BASE_PORT})")
+    p.add_argument("--labels", action="append", metavar="KEY=VALUE,...",
+                   help="store labels dealt round robin: --labels zone=a,b,c puts store 1 in zone a, store 2 "
+                        "in b, store 3 in c, store 4 in a...; repeat for more keys (kept for later runs; "
+                        "--labels '' drops them)")
     p.add_argument("--ready-timeout", type=float, default=pg.DEFAULT_READY_TIMEOUT,
                    help=f"seconds the cluster may take to serve (default {pg.DEFAULT_READY_TIMEOUT:.0f})")
 
@@ -362,8 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     if args.command in ("pd", "store"):
-        required = ("member_id", "listen", "data_dir") if args.command == "pd" else (
-            "store_id", "listen", "data_dir")
+        required = ("member_id", "listen", "data_dir") if args.command == "pd" else ("listen", "data_dir")
         try:
             apply_config_file(_subparser(parser, args.command), args, argv)
             require(args, *required)
@@ -374,5 +397,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "playground":
         from kvdb.playground import run_playground
 
-        return run_playground(args.data_dir, args.pd, args.stores, args.base_port, args.ready_timeout)
+        return run_playground(args.data_dir, args.pd, args.stores, args.base_port, args.ready_timeout,
+                              args.labels)
     return _run_client_command(args)

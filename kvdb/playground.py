@@ -28,12 +28,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 import grpc
 
+from kvdb.labels import check_name, format_labels
 from kvdb.pb import kvrpc_pb2, kvrpc_pb2_grpc, metapb_pb2
 from kvdb.pdclient.client import PdClient, PdError
 from kvdb.server.supervisor import CRASH_EXIT_STATUS
@@ -84,12 +85,18 @@ class Layout:
     pd: int = DEFAULT_PD
     stores: int = DEFAULT_STORES
     base_port: int = DEFAULT_BASE_PORT
+    labels: dict[str, list[str]] = field(default_factory=dict)
+    """Label key -> values dealt to the stores round robin (``--labels zone=a,b,c``)."""
 
     def pd_address(self, member_id: int) -> str:
         return f"127.0.0.1:{self.base_port + member_id - 1}"
 
     def store_address(self, store_id: int) -> str:
         return f"127.0.0.1:{self.base_port + self.pd + store_id - 1}"
+
+    def store_labels(self, store_id: int) -> dict[str, str]:
+        """Store ``store_id``'s labels: for each key, the values in turn (store 1 the first)."""
+        return {key: values[(store_id - 1) % len(values)] for key, values in self.labels.items()}
 
     @property
     def pd_endpoints(self) -> str:
@@ -106,12 +113,34 @@ class Layout:
             raise PlaygroundError(f"--base-port {self.base_port} leaves no room for {n} ports")
 
 
-def resolve_layout(data_dir: Path, pd: int | None, stores: int | None, base_port: int | None) -> Layout:
+def parse_label_choices(specs: list[str]) -> dict[str, list[str]]:
+    """``["zone=a,b,c", "rack=r1,r2"]`` -> {"zone": ["a", "b", "c"], "rack": ["r1", "r2"]}."""
+    choices: dict[str, list[str]] = {}
+    for spec in filter(None, (s.strip() for s in specs)):
+        key, sep, values = spec.partition("=")
+        names = [v.strip() for v in values.split(",") if v.strip()]
+        if not sep or not names or "=" in values:
+            raise PlaygroundError(f"--labels: '{spec}' is not KEY=VALUE,VALUE,... (one key per --labels, "
+                                  "e.g. --labels zone=a,b,c)")
+        try:
+            key = check_name(key.strip(), "key", "--labels")
+            if key in choices:
+                raise ValueError(f"--labels: label '{key}' is given twice")
+            choices[key] = [check_name(v, "value", "--labels") for v in names]
+        except ValueError as exc:
+            raise PlaygroundError(str(exc)) from None
+    return choices
+
+
+def resolve_layout(data_dir: Path, pd: int | None, stores: int | None, base_port: int | None,
+                   labels: list[str] | None = None) -> Layout:
     """The layout to run: the saved one with any flags applied, or the defaults for a new data dir.
 
     The PD count and base port cannot change once PD members exist (they know each other's
-    addresses); the store count can, and a bigger one adds stores.
+    addresses); the store count can, and a bigger one adds stores. Labels can change too (each
+    store registers its labels anew when it starts); ``--labels ''`` drops them.
     """
+    choices = None if labels is None else parse_label_choices(labels)
     saved_path = data_dir / LAYOUT_FILE
     if saved_path.exists():
         try:
@@ -122,10 +151,11 @@ def resolve_layout(data_dir: Path, pd: int | None, stores: int | None, base_port
             if value is not None and value != was:
                 raise PlaygroundError(f"{data_dir} was created with {flag} {was}; "
                                       "use that or another --data-dir")
-        layout = Layout(saved.pd, saved.stores if stores is None else stores, saved.base_port)
+        layout = Layout(saved.pd, saved.stores if stores is None else stores, saved.base_port,
+                        saved.labels if choices is None else choices)
     else:
         layout = Layout(DEFAULT_PD if pd is None else pd, DEFAULT_STORES if stores is None else stores,
-                        DEFAULT_BASE_PORT if base_port is None else base_port)
+                        DEFAULT_BASE_PORT if base_port is None else base_port, choices or {})
     layout.validate()
     return layout
 
@@ -175,6 +205,8 @@ class Playground:
             cmd = [*python, "store", "--store-id", str(i), "--listen", layout.store_address(i),
                    "--data-dir", str(data_dir / f"store{i}"), "--pd", layout.pd_endpoints,
                    "--ready-file", str(run / f"store{i}.ready")]
+            if layout.labels:
+                cmd += ["--labels", format_labels(layout.store_labels(i))]
             self.children.append(Child(f"store {i}", cmd, logs / f"store{i}.log",
                                        run / f"store{i}.ready", run / f"store{i}.pid"))
 
@@ -202,6 +234,10 @@ class Playground:
             self._launch()
             await self._watch(self._until_ready(), stop)
             self.ready = True
+            if self.layout.labels:
+                labels = (f"store {i} {format_labels(self.layout.store_labels(i))}"
+                          for i in range(1, self.layout.stores + 1))
+                self.say(f"store labels: {', '.join(labels)}")
             print(f"kvdb playground ready: pd={self.layout.pd_endpoints}", flush=True)
             await self._watch(stop.wait(), stop)
         except _Exit as exc:
@@ -317,18 +353,20 @@ async def _serves(pd: PdClient, want_voters: int) -> bool:
 
 
 def run_playground(data_dir: Path, pd: int | None, stores: int | None, base_port: int | None,
-                   ready_timeout: float = DEFAULT_READY_TIMEOUT) -> int:
+                   ready_timeout: float = DEFAULT_READY_TIMEOUT, labels: list[str] | None = None) -> int:
     """The ``kvdb playground`` command: one playground per data dir at a time (a lock file says so)."""
     try:
         if pd is not None:
             Layout(pd=pd).validate()  # before anything is created for a count that cannot work
+        if labels is not None:
+            parse_label_choices(labels)  # likewise for a typo
         data_dir.mkdir(parents=True, exist_ok=True)
         lock = (data_dir / LOCK_FILE).open("w")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise PlaygroundError(f"another playground is running on {data_dir}") from None
-        layout = resolve_layout(data_dir, pd, stores, base_port)
+        layout = resolve_layout(data_dir, pd, stores, base_port, labels)
     except (PlaygroundError, OSError) as exc:
         print(f"kvdb playground: {exc}", file=sys.stderr)
         return exc.status if isinstance(exc, PlaygroundError) else 1

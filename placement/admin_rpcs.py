@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
+from kvdb.labels import check_name
 from kvdb.pb import metapb_pb2, pdpb_pb2
 from placement.cluster import ClusterModel, peer_on
 from placement.config import LISTS, set_setting
@@ -348,14 +349,14 @@ class AdminRpcs:
 
 
 def check_labels(labels: list[pdpb_pb2.StoreLabel]) -> None:
-    """Labels as placement reads them: non-empty keys and values, each key once, no ``=`` or ``,``
-    (the separators of ``KEY=VALUE,...`` on the command line)."""
+    """Labels in the one syntax every place that writes them accepts (``kvdb.labels``), each key once."""
     seen = set()
     for label in labels:
-        for part in (label.key, label.value):
-            if not part or "=" in part or "," in part or part != part.strip():
-                raise invalid(f"bad label {label.key}={label.value}: keys and values must be non-empty, "
-                              "without '=', ',' or surrounding spaces")
+        try:
+            check_name(label.key, "key", "labels")
+            check_name(label.value, "value", "labels")
+        except ValueError as exc:
+            raise invalid(str(exc)) from None
         if label.key in seen:
             raise invalid(f"label {label.key!r} given twice")
         seen.add(label.key)

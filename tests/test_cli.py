@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -269,3 +270,83 @@ def test_operator_and_config_tables() -> None:
     assert lines[2].split()[4:6] == ["3/3", "success"]
     lines = table("config", [{"replica_count": 3, "evict_leader_stores": [1, 4]}]).splitlines()
     assert [line.split() for line in lines[1:]] == [["replica_count", "3"], ["evict_leader_stores", "1,4"]]
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["store", "--listen", "0.0.0.0:0", "--pd", "127.0.0.1:1"], ["wildcard", "--advertise-address"]),
+    (["store", "--listen", "[::]:20160", "--pd", "127.0.0.1:1"], ["wildcard", "--advertise-address"]),
+    (["store", "--listen", "127.0.0.1:0", "--advertise-address", "0.0.0.0:1", "--pd", "127.0.0.1:1"],
+     ["--advertise-address", "not a wildcard"]),
+    (["store", "--listen", "127.0.0.1:0", "--advertise-address", "host:port", "--pd", "127.0.0.1:1"],
+     ["--advertise-address", "HOST:PORT"]),
+    (["store", "--listen", "127.0.0.1:0", "--advertise-address", "[::]", "--pd", "127.0.0.1:1"],
+     ["--advertise-address", "not a wildcard"]),
+    (["store", "--listen", "127.0.0.1:0"], ["--store-id is required without --pd"]),
+    (["store", "--listen", "127.0.0.1:0", "--pd", "127.0.0.1:1", "--labels", "zone"],
+     ["--labels", "KEY=VALUE"]),
+    (["store", "--listen", "127.0.0.1:0", "--pd", "127.0.0.1:1", "--labels", "zone=a,zone=b"], ["twice"]),
+    (["store", "--listen", "127.0.0.1:0", "--pd", "127.0.0.1:1", "--labels", "zone=a b"], ["value 'a b'"]),
+    (["store", "--store-id", "1", "--listen", "127.0.0.1:0", "--static-cluster", "1=127.0.0.1:1",
+      "--labels", "zone=a"], ["--labels needs --pd"]),
+    (["pd", "--member-id", "1", "--listen", "0.0.0.0:2379", "--initial-members", "1=10.0.0.1:2379"],
+     ["wildcard"]),
+    (["pd", "--member-id", "4", "--listen", "0.0.0.0:2379", "--join", "127.0.0.1:1"], ["wildcard"]),
+    (["pd", "--member-id", "1", "--listen", "127.0.0.1:2379", "--initial-members", "1=127.0.0.1:2380"],
+     ["advertises 127.0.0.1:2379", "127.0.0.1:2380", "must match"]),
+    (["pd", "--member-id", "1", "--listen", "0.0.0.0:2379", "--advertise-address", "10.0.0.2:2379",
+      "--initial-members", "1=10.0.0.1:2379"], ["advertises 10.0.0.2:2379", "must match"]),
+])
+def test_address_and_label_flags_are_checked_before_anything_starts(
+        args: list[str], words: list[str], tmp_path: Path) -> None:
+    assert_one_line_error(run(*args, "--data-dir", str(tmp_path / "data")), 2, *words)
+    assert not (tmp_path / "data").exists()
+
+
+def test_advertised_address_defaults_to_listen_and_port_0_means_the_bound_port() -> None:
+    from kvdb.server.addresses import advertised, check_member_address
+
+    assert advertised("127.0.0.2:0", "", 4321) == "127.0.0.2:4321"
+    assert advertised("0.0.0.0:0", "10.0.0.5:0", 4321) == "10.0.0.5:4321"
+    assert advertised("0.0.0.0:0", "10.0.0.5", 4321) == "10.0.0.5:4321"  # a bare host: the bound port
+    assert advertised("[::]:0", "[fd00::5]", 4321) == "[fd00::5]:4321"
+    assert advertised("0.0.0.0:20160", "10.0.0.5:30160", 20160) == "10.0.0.5:30160"  # behind a NAT
+    # A PD member's advertised port 0 is its --listen port: the entry in --initial-members matches.
+    check_member_address(1, {1: "10.0.0.1:2379"}, "0.0.0.0:2379", "10.0.0.1:0")
+
+
+def test_store_address_and_label_keys_come_from_the_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "store.toml"
+    config.write_text('listen = "0.0.0.0:20160"\nadvertise-address = "10.0.0.5:20160"\n'
+                      'labels = "zone=a,rack=r1"\n')
+    argv = ["store", "--config", str(config), "--labels", "zone=b"]
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    apply_config_file(_subparser(parser, "store"), args, argv)
+    assert (args.listen, args.advertise_address, args.labels) == ("0.0.0.0:20160", "10.0.0.5:20160", "zone=b")
+    assert args.store_id is None  # PD allocates it
+
+
+def test_playground_labels_are_dealt_round_robin_and_kept(tmp_path: Path) -> None:
+    layout = resolve_layout(tmp_path, None, 4, None, ["zone=a,b,c", "rack=r1,r2"])
+    assert [layout.store_labels(i) for i in range(1, 5)] == [
+        {"zone": "a", "rack": "r1"}, {"zone": "b", "rack": "r2"}, {"zone": "c", "rack": "r1"},
+        {"zone": "a", "rack": "r2"}]
+    (tmp_path / "playground.json").write_text(json.dumps(asdict(layout)))
+    saved = resolve_layout(tmp_path, None, None, None)
+    assert saved.labels == {"zone": ["a", "b", "c"], "rack": ["r1", "r2"]}
+    assert resolve_layout(tmp_path, None, None, None, [""]).labels == {}  # --labels '' drops them
+    for bad, words in ((["zone"], "KEY=VALUE"), (["zone=a,rack=b"], "one key per --labels"),
+                       (["zone=a", "zone=b"], "twice")):
+        with pytest.raises(PlaygroundError, match=words):
+            resolve_layout(tmp_path / "new", None, None, None, bad)
+    assert_one_line_error(run("playground", "--labels", "zone", "--data-dir", str(tmp_path / "pg")), 2,
+                          "--labels")
+    assert not (tmp_path / "pg").exists()
+
+
+def test_stores_table_shows_labels() -> None:
+    rows = [{"id": 4, "address": "10.0.0.5:20160", "state": "UP", "ranges": 3, "leaders": 1,
+             "last_heartbeat_ms": 0, "labels": {"zone": "a", "rack": "r1"}}]
+    lines = table("stores", rows).splitlines()
+    assert lines[0].split() == ["ID", "ADDRESS", "STATE", "RANGES", "LEADERS", "LABELS"]
+    assert lines[1].split() == ["4", "10.0.0.5:20160", "UP", "3", "1", "zone=a,rack=r1"]

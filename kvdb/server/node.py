@@ -14,6 +14,8 @@ import grpc
 
 from kvdb.pb import adminpb_pb2, adminpb_pb2_grpc, kvrpc_pb2_grpc, metapb_pb2, raft_serverpb_pb2_grpc
 from kvdb.pdclient.client import PdClient
+from kvdb.server.addresses import advertised
+from kvdb.server.identity import claim_store_id
 from kvdb.server.kv_handler import KvHandler
 from kvdb.server.pd_worker import PdWorker
 from kvdb.server.raft_host import RaftHost, serve_until_signalled
@@ -33,9 +35,14 @@ FIRST_RANGE_ID = 1
 @dataclass
 class NodeConfig:
     store_id: int
+    """0: the data dir's identity, or one PD allocates for a new data dir (``kvdb.server.identity``)."""
     listen: str
     data_dir: Path
     cluster_id: int = 1
+    advertise: str = ""
+    """What the store registers with PD (default: ``listen``; port 0 = the bound port)."""
+    labels: dict[str, str] = field(default_factory=dict)
+    """Where the store stands (``zone=a``), registered with PD for placement."""
     static_cluster: dict[int, str] = field(default_factory=dict)
     """Store id -> address of every store, for a cluster bootstrapped without PD."""
     pd_endpoints: str = ""
@@ -72,6 +79,8 @@ def static_first_range(stores: dict[int, str]) -> metapb_pb2.RangeDescriptor:
 class StoreNode:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
+        self.store_id = config.store_id
+        """This store's id: the config's, the data dir's, or PD's (known once started)."""
         self.port = 0
         self._server: grpc.aio.Server | None = None
         self.clock = SkewedClock(MonotonicClock()) if config.test_failpoints else MonotonicClock()
@@ -97,12 +106,19 @@ class StoreNode:
         cluster_id, resolve = cfg.cluster_id, self.addresses.get
         if cfg.pd_endpoints:
             pd = PdClient(cfg.pd_endpoints)
-            await pd.connect()
-            await pd.is_bootstrapped()  # the PD leader has settled the cluster id once this answers
-            cluster_id = pd.cluster_id
-            self.pd_worker = PdWorker(pd, self.addresses, cfg.pd_heartbeat_interval)
+            try:
+                await pd.connect()
+                await pd.is_bootstrapped()  # the PD leader has settled the cluster id once this answers
+                cluster_id = pd.cluster_id
+                self.store_id = await claim_store_id(cfg.data_dir, cluster_id, cfg.store_id, pd.alloc_id)
+            except BaseException:
+                await pd.close()
+                raise
+            self.pd_worker = PdWorker(pd, self.addresses, cfg.pd_heartbeat_interval, cfg.labels)
             resolve = self.pd_worker.resolve
-        self.host = RaftHost(cluster_id, cfg.store_id, cfg.data_dir, cfg.store, self.clock, resolve,
+        else:
+            self.store_id = await claim_store_id(cfg.data_dir, cluster_id, cfg.store_id, None)
+        self.host = RaftHost(cluster_id, self.store_id, cfg.data_dir, cfg.store, self.clock, resolve,
                              self.addresses)
         store = self.host.store
         if cfg.static_cluster and not store.peers and FIRST_RANGE_ID not in store.tombstones:
@@ -117,8 +133,9 @@ class StoreNode:
             raise OSError(f"cannot listen on {cfg.listen}")
         await self._server.start()
         self.host.start()
+        address = advertised(cfg.listen, cfg.advertise, self.port)
         if self.pd_worker is not None:
-            await self.pd_worker.join(store, f"{cfg.listen.rpartition(':')[0]}:{self.port}")
+            await self.pd_worker.join(store, address)
             self.pd_worker.start()
             # Splits need ids from PD, so a static cluster (no PD) never splits by itself.
             pd_worker = self.pd_worker
@@ -126,8 +143,8 @@ class StoreNode:
             self.kv_handler.on_served = self.split_worker.observe
             pd_worker.range_stats = self.split_worker.range_stats
             self.split_worker.start()
-        log.info("store %d serving on %s (cluster %d, %d ranges)", cfg.store_id, cfg.listen, cluster_id,
-                 len(store.peers))
+        log.info("store %d serving on %s as %s (cluster %d, %d ranges)", self.store_id, cfg.listen, address,
+                 cluster_id, len(store.peers))
 
     def set_failpoint(self, kind: int, store_id: int, value: float) -> None:
         if not self.config.test_failpoints:
@@ -159,7 +176,7 @@ class StoreNode:
             await self.pd_worker.stop()
         if self.host is not None:
             await self.host.stop()
-        log.info("store %d stopped", self.config.store_id)
+        log.info("store %d stopped", self.store_id)
 
 
 async def serve(config: NodeConfig, ready_file: Path | None = None) -> None:

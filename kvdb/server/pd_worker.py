@@ -5,8 +5,8 @@ itself) locally, then asks PD to record it; PD's bootstrap is a compare-and-set,
 store wins, and a loser drops its local range. A loser is told which range won, so a store whose
 own bootstrap applied but lost its answer keeps its range when the retry hears "already
 bootstrapped". A store that crashed between the two steps finds its range still local and
-offers it again (kept if it won, dropped if not). Every store then registers its address
-(PutStore).
+offers it again (kept if it won, dropped if not). Every store then registers its advertise
+address and labels (PutStore), replacing what PD had: a restart may bring new ones.
 
 The store reports the ranges it leads in one batched heartbeat per interval: a range goes in
 when its info changed since the last report (or PD may have missed it: a stream lost, an error
@@ -58,8 +58,11 @@ _CONF_CHANGES = {
 
 
 class PdWorker:
-    def __init__(self, pd: PdClient, addresses: dict[int, str], heartbeat_interval: float) -> None:
+    def __init__(self, pd: PdClient, addresses: dict[int, str], heartbeat_interval: float,
+                 labels: dict[str, str] | None = None) -> None:
         self.pd = pd
+        self.labels = dict(labels or {})
+        """Registered with every PutStore: PD replaces the store's labels with these at each start."""
         self.addresses = addresses  # shared with the store and its transport
         self.interval = heartbeat_interval
         self.store: Store | None = None
@@ -85,13 +88,17 @@ class PdWorker:
         if first is None and not store.peers and not await self.pd.is_bootstrapped():
             first = await self._create_first_range()
         if first is not None:
-            info = pdpb_pb2.StoreInfo(id=store.store_id, address=self.address)
-            if await self.pd.bootstrap(info, first):
+            if await self.pd.bootstrap(self._store_info(), first):
                 log.info("store %d bootstrapped the cluster with range %d", store.store_id, first.id)
             else:
                 log.info("another store bootstrapped the cluster; dropping local range %d", first.id)
                 store.discard_range(first.id)
-        await self.pd.put_store(pdpb_pb2.StoreInfo(id=store.store_id, address=self.address))
+        await self.pd.put_store(self._store_info())
+
+    def _store_info(self) -> pdpb_pb2.StoreInfo:
+        info = pdpb_pb2.StoreInfo(id=self.store.store_id, address=self.address)
+        info.labels.extend(pdpb_pb2.StoreLabel(key=k, value=v) for k, v in self.labels.items())
+        return info
 
     def _local_first_range(self) -> metapb_pb2.RangeDescriptor | None:
         """A first range this store created but PD never recorded (a crash between the steps)."""

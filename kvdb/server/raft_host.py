@@ -31,13 +31,18 @@ from kvdb.store.loop import RaftLoop
 from kvdb.store.store import Store
 
 
+def db_path(data_dir: Path) -> Path:
+    """Where a process keeps its RocksDB inside its data dir (snapshot files go beside it)."""
+    return data_dir / "db"
+
+
 class RaftHost:
     def __init__(self, cluster_id: int, store_id: int, data_dir: Path, config: StoreConfig, clock: Clock,
                  resolve: Callable[[int], str], addresses: dict[int, str] | None = None) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.config = config
         self.clock = clock
-        self.engine = RocksEngine(data_dir / "db", data_dir / "snap")
+        self.engine = RocksEngine(db_path(data_dir), data_dir / "snap")
         self.transport = GrpcTransport(cluster_id, store_id, resolve, config.snapshot_chunk_bytes)
         self.store = Store(cluster_id, store_id, self.engine, self.transport, clock, config, random.Random(),
                            addresses)

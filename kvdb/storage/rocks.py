@@ -229,3 +229,17 @@ class RocksView:
         self._cfs.clear()
         self._db.close()
         self._files.remove(self._name)
+
+
+def read_only_get(path: str | os.PathLike, cf: str, key: bytes) -> bytes | None:
+    """One value from the database at ``path``, opened read-only: nothing in it changes (no WAL
+    replay, no new log or manifest; rocksdict rewrites its options sidecar with the same bytes)."""
+    db = Rdict(os.fspath(path), Options(raw_mode=True),
+               column_families={name: Options(raw_mode=True) for name in ALL_CFS},
+               access_type=AccessType.read_only())
+    family = db.get_column_family(cf)
+    try:
+        return family.get(key)
+    finally:
+        family.close()
+        db.close()

@@ -44,13 +44,13 @@ def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: fl
         time.sleep(interval)
 
 
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct loopback ports that were free a moment ago (held together so they differ)."""
+def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+    """``n`` distinct ports of loopback ``host``, free a moment ago (held together so they differ)."""
     socks = []
     try:
         for _ in range(n):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
+            s.bind((host, 0))
             socks.append(s)
         return [s.getsockname()[1] for s in socks]
     finally:
@@ -70,10 +70,18 @@ class ServerProcess:
     args: list[str]
     proc: subprocess.Popen | None = None
     starts: int = 0
+    host: str = "127.0.0.1"
+    """A loopback address of its own (127.0.0.X) stands for a host of its own."""
+    any_port: bool = False
+    """Listen on port 0 (the OS picks one at every start); ``port`` is then the last bound one."""
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
+
+    @property
+    def listen(self) -> str:
+        return f"{self.host}:{0 if self.any_port else self.port}"
 
     @property
     def running(self) -> bool:
@@ -98,7 +106,10 @@ class ServerProcess:
             return self.ready_file.exists()
 
         wait_for(ready, START_TIMEOUT, f"{self.label} to serve", interval=0.05)
-        assert int(self.ready_file.read_text()) == self.port
+        bound = int(self.ready_file.read_text())
+        if self.any_port:
+            self.port = bound
+        assert bound == self.port
 
     def kill(self) -> None:
         """kill -9: no shutdown path runs, only what was fsynced survives."""
@@ -123,6 +134,9 @@ class ServerProcess:
 @dataclass
 class StoreProcess(ServerProcess):
     store_id: int = 0
+    """The store's key in ``Cluster.stores``; its real id too unless PD allocates that."""
+    pd_allocates_id: bool = False
+    """Started without --store-id: PD allocates the id (the store's log and PD know it)."""
 
 
 @dataclass
@@ -205,7 +219,7 @@ class Cluster:
             pp.launch([
                 sys.executable, "-m", "kvdb", "pd",
                 "--member-id", str(mid),
-                "--listen", pp.address,
+                "--listen", pp.listen,
                 "--data-dir", str(pp.data_dir),
                 "--ready-file", str(pp.ready_file),
                 "--tick-interval", str(self.tick_interval),
@@ -239,8 +253,8 @@ class Cluster:
     def _launch(self, sp: StoreProcess) -> None:
         sp.launch([
             sys.executable, "-m", "kvdb", "store",
-            "--store-id", str(sp.store_id),
-            "--listen", sp.address,
+            *([] if sp.pd_allocates_id else ["--store-id", str(sp.store_id)]),
+            "--listen", sp.listen,
             "--data-dir", str(sp.data_dir),
             "--cluster-id", str(self.cluster_id),
             "--ready-file", str(sp.ready_file),

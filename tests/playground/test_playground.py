@@ -48,13 +48,13 @@ class Playground:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self) -> None:
+    def start(self, *extra: str) -> None:
         # A second one would be refused, and the first one's children orphaned by the fixture.
         assert not self.running, "the playground already runs: the module's tests run in order"
         with self.stderr_path.open("a") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "kvdb", "playground", "--data-dir", str(self.data_dir),
-                 "--base-port", str(self.base_port)],
+                 "--base-port", str(self.base_port), *extra],
                 stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, text=True)
         line = self._read_line(READY_TIMEOUT)
         assert line.startswith("kvdb playground ready: pd="), line
@@ -109,7 +109,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess[bytes], status: in
 @pytest.fixture(scope="module")
 def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Playground]:
     playground = Playground(tmp_path_factory.mktemp("playground") / "data", free_base_port(PROCESSES))
-    playground.start()
+    playground.start("--labels", "zone=a,b")  # 2 zones for 3 stores: the third is in zone a again
     yield playground
     if playground.running:
         playground.proc.kill()  # PR_SET_PDEATHSIG sends every child SIGTERM
@@ -151,6 +151,8 @@ def test_admin_tables_and_json(pg: Playground) -> None:
     assert sum(m["leader"] for m in members) == 1
     stores = json.loads(pg.ok("admin", "stores", "--json"))
     assert [(s["id"], s["state"]) for s in stores] == [(1, "UP"), (2, "UP"), (3, "UP")]
+    assert [s["labels"] for s in stores] == [{"zone": "a"}, {"zone": "b"}, {"zone": "a"}]
+    assert "store labels: store 1 zone=a, store 2 zone=b, store 3 zone=a" in pg.stderr()
     ranges = json.loads(pg.ok("admin", "ranges", "--json"))
     assert len(ranges) == 1 and ranges[0]["start"] == "" and ranges[0]["end"] == ""
     assert sorted(r["store_id"] for r in ranges[0]["replicas"]) == [1, 2, 3]
@@ -184,6 +186,8 @@ def test_sigterm_stops_every_child_and_a_restart_keeps_the_data(pg: Playground) 
     pg.start()
     assert pg.ok("get", "cherry") == "dark red\n" and pg.ok("get", "after-kill") == "still serving\n"
     assert pg.ok("get", "--hex", "ff01") == "c3a9ff\n"
+    # Started without --labels: the stores register the labels of the first run again.
+    assert pg.ok("admin", "stores").splitlines()[3].split()[-1] == "zone=a"
 
 
 def test_a_child_that_exits_stops_everything(pg: Playground) -> None:
