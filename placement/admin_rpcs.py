@@ -22,6 +22,7 @@ from placement.cluster import ClusterModel, peer_on
 from placement.config import LISTS, set_setting
 from placement.rpc import invalid, now_ms
 from placement.schedule import operator as ops
+from placement.schedule.runner import update_store
 from placement.state import Update
 
 if TYPE_CHECKING:
@@ -38,13 +39,12 @@ def _state(state: int) -> str:
 
 class AdminRpcs:
     """Mixin of ``PdService`` (which provides ``member``, ``_serve``, ``_require_bootstrapped`` and
-    ``_update_store``)."""
+    ``GetMembers``)."""
 
     member: PdMember
     _serve: Callable[..., Awaitable[object]]
     _require_bootstrapped: Callable[[], None]
     GetMembers: Callable[..., Awaitable[pdpb_pb2.GetMembersResponse]]
-    _update_store: Callable[[int, Callable[[bytes | None], Awaitable[Update | None]]], Awaitable[None]]
     _store_state_lock: asyncio.Lock | None = None
 
     @property
@@ -198,7 +198,7 @@ class AdminRpcs:
                     stored.state = target
                     return stored.SerializeToString(), {}, []
 
-                await self._update_store(store_id, modify)
+                await update_store(self.member, store_id, modify)
             resp.store.CopyFrom(self._model.store_with_state(store_id, now_ms()))
 
         return await self._serve(request, resp, handle)
@@ -240,7 +240,7 @@ class AdminRpcs:
                 stored.labels.extend(request.labels)
                 return stored.SerializeToString(), {}, []
 
-            await self._update_store(store_id, modify)
+            await update_store(self.member, store_id, modify)
             resp.store.CopyFrom(self._model.store_with_state(store_id, now_ms()))
 
         return await self._serve(request, resp, handle)

@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,17 +23,18 @@ from kvdb.pb import pdpb_pb2, pdpb_pb2_grpc, raft_serverpb_pb2_grpc
 from kvdb.server.node import static_first_range
 from kvdb.server.raft_host import RaftHost, serve_until_signalled
 from kvdb.server.services import RaftService
+from kvdb.server.supervisor import spawn
 from kvdb.server.transport import GRPC_OPTIONS
 from kvdb.storage.engine import CF_DEFAULT
 from kvdb.store.clock import MonotonicClock
 from kvdb.store.config import StoreConfig
 from kvdb.store.store import Store
 from placement import metadata as md
-from placement.checker import OperatorTracker
 from placement.members import Membership, fetch_group, read_group_file, write_group_file
-from placement.range_tree import RangeTree
+from placement.schedule import runner
+from placement.schedule.ids import IdPool
 from placement.service import PdService, now_ms
-from placement.state import MetadataState, NotServingError
+from placement.state import MetadataState
 from placement.windows import IdAllocator, Persist, TimestampOracle
 
 log = logging.getLogger(__name__)
@@ -105,19 +107,18 @@ class PdMember:
         self.state: MetadataState | None = None
         self.tso: TimestampOracle | None = None
         self.ids: IdAllocator | None = None
-        self.operators = OperatorTracker(config.schedule.operator_timeout_ms)
         self._ready_term = 0
         self.serving_since_ms = 0
         """When this member last became a serving leader (PD's wall clock): store silence counts
         from then, so a PD outage or failover is not mistaken for dead stores."""
         self._ready_lock = asyncio.Lock()
-        self._spare_ids: list[int] = []
         self._server: grpc.aio.Server | None = None
-        # The leader's in-memory views of the replicated records it serves from: loaded when it
-        # starts to serve, updated with every write it makes, reloaded after a write that failed
-        # (it may or may not have applied).
-        self.ranges = RangeTree()
-        self.stores: dict[int, pdpb_pb2.StoreInfo] = {}
+        self._coordinator: asyncio.Task | None = None
+        self.id_pool = IdPool()
+        # The leader's in-memory view of the replicated records it serves from (the cluster
+        # model) and the scheduling over it: loaded when it starts to serve, updated with every
+        # write it makes, reloaded after a write that failed (it may or may not have applied).
+        self._use(runner.build(config.schedule, config.store_disconnect_ms, [], [], 0, self.id_pool))
         self.bootstrapped = False
         self.range_lock = asyncio.Lock()
         """Held by whoever writes range records: decisions against the tree and their writes
@@ -199,15 +200,29 @@ class PdMember:
                     await self._load_views()
 
     async def _load_views(self) -> None:
-        """Rebuild the store and range views from the replicated metadata (one scan each)."""
+        """Rebuild the cluster model (and the scheduling over it) from the replicated metadata
+        (one scan each of stores and ranges)."""
         state = self.state
         self.bootstrapped = await state.get(md.BOOTSTRAPPED) is not None
         stores = await state.scan(md.STORE_PREFIX, md.prefix_end(md.STORE_PREFIX))
-        self.stores = {info.id: info for info in (pdpb_pb2.StoreInfo.FromString(v) for _, v in stores)}
         ranges = await state.scan(md.RANGE_PREFIX, md.prefix_end(md.RANGE_PREFIX))
-        self.ranges = RangeTree(pdpb_pb2.RangeInfo.FromString(v) for _, v in ranges)
+        self._use(runner.build(
+            self.schedule, self.config.store_disconnect_ms,
+            [pdpb_pb2.StoreInfo.FromString(v) for _, v in stores],
+            [pdpb_pb2.RangeInfo.FromString(v) for _, v in ranges], self.serving_since_ms, self.id_pool,
+            previous=self.cluster))
         self._views_stale = False
         self.ranges_changed()
+
+    def _use(self, scheduling: runner.Scheduling) -> None:
+        self.cluster = scheduling.cluster
+        self.controller = scheduling.controller
+        self.coordinator = scheduling.coordinator
+
+    async def update_config(self, modify: Callable[[pdpb_pb2.ScheduleConfig], None]
+                            ) -> pdpb_pb2.ScheduleConfig:
+        """Change the replicated schedule config (see ``runner.update_config``)."""
+        return await runner.update_config(self, modify)
 
     def views_stale(self) -> None:
         """A write failed without telling whether it applied: reload the views before serving."""
@@ -237,22 +252,18 @@ class PdMember:
             windows[key] = pdpb_pb2.Window.FromString(raw).upper if raw else 0
         self.ids.start(windows[md.ALLOC_WINDOW])
         await self.tso.start(windows[md.TSO_WINDOW])
-        self.operators = OperatorTracker(self.schedule.operator_timeout_ms)
-        self._spare_ids.clear()
+        self.id_pool = IdPool()  # ids left from an earlier leadership may have been handed out
         self._views_stale = True
         self.serving_since_ms = now_ms()
+        if self._coordinator is not None:
+            self._coordinator.cancel()
+        term = self.state.check_serving()
+        self._coordinator = spawn(runner.coordinate(self, term, now_ms), "PD coordinator")
         log.info("PD member %d leads (cluster %d)", self.config.member_id, self.cluster_id)
 
-    async def ensure_spare_ids(self) -> None:
-        if not self._spare_ids:
-            self._spare_ids.append(await self.ids.alloc())
-
-    def take_spare_id(self) -> int:
-        if not self._spare_ids:
-            raise NotServingError("no id at hand", backoff_ms=10)
-        return self._spare_ids.pop()
-
     async def stop(self) -> None:
+        if self._coordinator is not None:
+            self._coordinator.cancel()
         await self.membership.stop()
         if self._server is not None:
             await self._server.stop(grace=0.5)

@@ -12,10 +12,11 @@ import grpc
 from kvdb.pb import pdpb_pb2, pdpb_pb2_grpc
 from placement import metadata as md
 from placement.admin_rpcs import AdminRpcs
-from placement.checker import check_replicas, store_state
 from placement.member_rpcs import MemberRpcs
 from placement.range_tree import RangeTree
 from placement.rpc import RequestError, now_ms
+from placement.schedule import operator as ops
+from placement.schedule.runner import update_store
 from placement.state import NotServingError, Update
 
 if TYPE_CHECKING:
@@ -71,29 +72,12 @@ class PdService(AdminRpcs, MemberRpcs, pdpb_pb2_grpc.PDServicer):
 
     @property
     def _tree(self) -> RangeTree:
-        return self.member.ranges
-
-    def _with_state(self, stored: pdpb_pb2.StoreInfo) -> pdpb_pb2.StoreInfo:
-        """A copy of a store's record with the state PD acts on now (the view keeps the record)."""
-        info = pdpb_pb2.StoreInfo()
-        info.CopyFrom(stored)
-        cfg = self.member.config
-        info.state = store_state(info, now_ms(), cfg.store_disconnect_ms, self.member.schedule.store_down_ms,
-                                 self.member.serving_since_ms)
-        return info
+        return self.member.cluster.ranges
 
     def _all_stores(self) -> list[pdpb_pb2.StoreInfo]:
-        return [self._with_state(info) for _, info in sorted(self.member.stores.items())]
-
-    async def _update_store(self, store_id: int, modify: Callable[[bytes | None], Awaitable[Update | None]]
-                            ) -> None:
-        """A conditional update of a store's record, guessing it holds what the view has (no read
-        unless the guess is wrong); the view follows what was written."""
-        known = self.member.stores.get(store_id)
-        guess = None if known is None else known.SerializeToString()
-        written = await self.state.update(md.store_key(store_id), modify, guess)
-        if written is not None:
-            self.member.stores[store_id] = pdpb_pb2.StoreInfo.FromString(written)
+        """Every store's record with its state now and its counts from the ranges PD holds."""
+        cluster, now = self.member.cluster, now_ms()
+        return [cluster.store_with_state(store_id, now) for store_id in sorted(cluster.stores)]
 
     # ------------------------------------------------------------------------------- RPCs
     async def Bootstrap(self, request: pdpb_pb2.BootstrapRequest,
@@ -161,7 +145,7 @@ class PdService(AdminRpcs, MemberRpcs, pdpb_pb2_grpc.PDServicer):
                 info.last_heartbeat_ms = now_ms()
                 return info.SerializeToString(), {}, []
 
-            await self._update_store(new.id, register)
+            await update_store(self.member, new.id, register)
 
         return await self._serve(request, pdpb_pb2.PutStoreResponse(), handle)
 
@@ -170,10 +154,9 @@ class PdService(AdminRpcs, MemberRpcs, pdpb_pb2_grpc.PDServicer):
         resp = pdpb_pb2.GetStoreResponse()
 
         async def handle() -> None:
-            info = self.member.stores.get(request.store_id)
-            if info is None:
+            if request.store_id not in self.member.cluster.stores:
                 raise RequestError(f"store {request.store_id} is unknown", invalid_argument=True)
-            resp.store.CopyFrom(self._with_state(info))
+            resp.store.CopyFrom(self.member.cluster.store_with_state(request.store_id, now_ms()))
 
         return await self._serve(request, resp, handle)
 
@@ -190,20 +173,16 @@ class PdService(AdminRpcs, MemberRpcs, pdpb_pb2_grpc.PDServicer):
 
     async def StoreHeartbeat(self, request: pdpb_pb2.StoreHeartbeatRequest,
                              context: grpc.aio.ServicerContext) -> pdpb_pb2.StoreHeartbeatResponse:
-        async def beat(raw: bytes | None) -> Update:
-            if raw is None:
-                raise RequestError(f"store {request.store_id} is unknown: PutStore first",
-                                   invalid_argument=True)
-            info = pdpb_pb2.StoreInfo.FromString(raw)  # as stored: a PutStore's address is kept
-            info.stats.CopyFrom(request.stats)
-            info.last_heartbeat_ms = now_ms()
-            return info.SerializeToString(), {}, []
-
+        """In memory only (no Raft read or write): liveness and stats go to the cluster model."""
         resp = pdpb_pb2.StoreHeartbeatResponse()
 
         async def handle() -> None:
-            await self._update_store(request.store_id, beat)
-            resp.config.CopyFrom(self.member.schedule)  # e.g. max_range_size for the split checker
+            cluster, now = self.member.cluster, now_ms()
+            if not cluster.store_heartbeat(request.store_id, request.stats, now):
+                raise RequestError(f"store {request.store_id} is unknown: PutStore first",
+                                   invalid_argument=True)
+            resp.config.CopyFrom(cluster.config)  # e.g. max_range_size for the split checker
+            resp.state = cluster.state(request.store_id, now)
 
         return await self._serve(request, resp, handle)
 
@@ -216,26 +195,31 @@ class PdService(AdminRpcs, MemberRpcs, pdpb_pb2_grpc.PDServicer):
 
     async def _range_heartbeat(self, request: pdpb_pb2.RangeHeartbeatRequest,
                                resp: pdpb_pb2.RangeHeartbeatResponse) -> None:
-        """Record what changed, then decide operators: for each reported range, and for the
-        operators in flight of ranges this store leads that it did not report this time."""
+        """Record what changed, then hand out operator steps: for each reported range, and for
+        the operators in flight of ranges this store leads that it did not report this time (an
+        unchanged range is reported only now and then, and its operator must not wait for that).
+        A reported range without an operator goes to the coordinator's next run."""
         self._require_bootstrapped()
         if any(not info.descriptor.id for info in request.ranges):
             raise RequestError("range heartbeat without a range id", invalid_argument=True)
         fresh = await self._record_ranges(request.ranges)
-        member = self.member
-        stores = {s.id: s for s in self._all_stores()}
-        schedule, tracker = member.schedule, member.operators
+        member, now = self.member, now_ms()
+        controller = member.controller
         for info in fresh:
-            await member.ensure_spare_ids()
-            op = tracker.next_operator(
-                info, now_ms(), lambda i=info: check_replicas(i, stores, schedule, member.take_spare_id))
-            if op is not None:
-                resp.decisions.add(range_id=info.descriptor.id, epoch=info.descriptor.epoch, operator=op)
+            self._decide(resp, info, now)
         reported = {info.descriptor.id for info in request.ranges}
-        for range_id, op in tracker.pending().items():
-            info = self._tree.get_by_id(range_id)
-            if range_id not in reported and info is not None and info.leader.store_id == request.store_id:
-                resp.decisions.add(range_id=range_id, epoch=info.descriptor.epoch, operator=op)
+        for op in controller.running():
+            info = self._tree.get_by_id(op.range_id)
+            if op.range_id not in reported and info is not None and info.leader.store_id == request.store_id:
+                self._decide(resp, info, now)
+
+    def _decide(self, resp: pdpb_pb2.RangeHeartbeatResponse, info: pdpb_pb2.RangeInfo, now: int) -> None:
+        member = self.member
+        step = member.controller.step_for(info, now)
+        if step is not None:
+            resp.decisions.add(range_id=info.descriptor.id, epoch=info.descriptor.epoch, operator=step)
+        elif member.controller.get(info.descriptor.id) is None:
+            member.coordinator.mark_dirty(info.descriptor.id)
 
     async def _record_ranges(self, infos: list[pdpb_pb2.RangeInfo]) -> list[pdpb_pb2.RangeInfo]:
         """Write the reports that change PD's view (a few batched writes); returns the reports
@@ -249,7 +233,8 @@ class PdService(AdminRpcs, MemberRpcs, pdpb_pb2_grpc.PDServicer):
         member = self.member
         fresh = []
         async with member.range_lock:
-            tree = self._tree
+            cluster = member.cluster
+            tree = cluster.ranges
             changes: dict[int, pdpb_pb2.RangeInfo | None] = {}
             for info in infos:
                 if tree.is_stale(info):
@@ -257,7 +242,7 @@ class PdService(AdminRpcs, MemberRpcs, pdpb_pb2_grpc.PDServicer):
                 fresh.append(info)
                 if tree.get_by_id(info.descriptor.id) == info:
                     continue
-                for replaced in tree.put(info):
+                for replaced in cluster.put_range(info):
                     changes[replaced] = None
                     log.info("range %d replaces range %d's older record", info.descriptor.id, replaced)
                 changes[info.descriptor.id] = info
@@ -385,17 +370,18 @@ class PdService(AdminRpcs, MemberRpcs, pdpb_pb2_grpc.PDServicer):
             info = self._tree.find(key)
             if info is not None:  # None: mid-split, the range of the key has not reported yet
                 groups.setdefault(info.descriptor.id, []).append(key)
-        tracker = self.member.operators
         for range_id, split_keys in groups.items():
             info = self._tree.get_by_id(range_id)
-            if tracker.busy(range_id):
+            if self.member.controller.get(range_id) is not None:
                 continue
-            op = pdpb_pb2.Operator(kind=pdpb_pb2.Operator.SPLIT, split_keys=split_keys)
-            for _ in split_keys:
-                op.split_ids.append(await self._split_id(len(info.descriptor.peers)))
-            if self._tree.get_by_id(range_id) is info and not tracker.busy(range_id):  # unchanged meanwhile
-                tracker.start(info, op, now_ms())
-                log.info("range %d: split at %d keys handed to its leader", range_id, len(split_keys))
+            ids = [await self._split_id(len(info.descriptor.peers)) for _ in split_keys]
+            controller = self.member.controller  # rebuilt if the views were reloaded meanwhile
+            # Only if unchanged meanwhile: the ids were made for this descriptor's replicas.
+            if self._tree.get_by_id(range_id) is info and controller.get(range_id) is None:
+                op = ops.split(info, split_keys, ids, "admin")
+                if controller.add(op, now_ms()):
+                    log.info("range %d: split at %d keys handed to its leader (operator %d)",
+                             range_id, len(split_keys), op.id)
 
     async def AllocID(self, request: pdpb_pb2.AllocIDRequest,
                       context: grpc.aio.ServicerContext) -> pdpb_pb2.AllocIDResponse:

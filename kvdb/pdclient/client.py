@@ -202,10 +202,12 @@ class PdClient:
         request = pdpb_pb2.GetAllStoresRequest(exclude_tombstones=exclude_tombstones)
         return list((await self._call("GetAllStores", request)).stores)
 
-    async def store_heartbeat(self, store_id: int, stats: pdpb_pb2.StoreStats) -> pdpb_pb2.ScheduleConfig:
-        """Reports the store's stats; returns the cluster's schedule config (e.g. max_range_size)."""
+    async def store_heartbeat(self, store_id: int, stats: pdpb_pb2.StoreStats
+                              ) -> pdpb_pb2.StoreHeartbeatResponse:
+        """Reports the store's stats; the answer has the cluster's schedule config (e.g.
+        max_range_size) and the store's state as PD acts on it (e.g. TOMBSTONE)."""
         request = pdpb_pb2.StoreHeartbeatRequest(store_id=store_id, stats=stats)
-        return (await self._call("StoreHeartbeat", request)).config
+        return await self._call("StoreHeartbeat", request)
 
     async def get_range(self, key: bytes) -> pdpb_pb2.RangeInfo | None:
         response = await self._call("GetRange", pdpb_pb2.GetRangeRequest(key=key))

@@ -74,6 +74,9 @@ class PdWorker:
         """Set by the split checker: a led range's approximate size, for its heartbeat."""
         self.cluster_config: pdpb_pb2.ScheduleConfig | None = None
         """The cluster's schedule config as of the last store heartbeat PD answered (None before)."""
+        self.tombstone = False
+        """PD said this store is a TOMBSTONE: decommissioned and empty, it reports no range any
+        more (a replica it still held by mistake must not pass for a live one)."""
 
     # ---------------------------------------------------------------------------------- join
     async def join(self, store: Store, address: str) -> None:
@@ -156,9 +159,17 @@ class PdWorker:
             peers = list(self.store.peers.values())
             stats = pdpb_pb2.StoreStats(range_count=len(peers), leader_count=sum(p.is_leader for p in peers))
             try:
-                self.cluster_config = await self.pd.store_heartbeat(self.store.store_id, stats)
+                resp = await self.pd.store_heartbeat(self.store.store_id, stats)
             except PdError as exc:
                 log.warning("store heartbeat failed: %s", exc)
+            else:
+                self.cluster_config = resp.config
+                if resp.state == pdpb_pb2.TOMBSTONE and not self.tombstone:
+                    self.tombstone = True
+                    log.error("PD says store %d is a TOMBSTONE (decommissioned, no replica left): it "
+                              "stops reporting ranges; stop this process and retire its data",
+                              self.store.store_id)
+                    self.report_now()  # the range heartbeat loop ends
             await asyncio.sleep(self.interval)
 
     def report_now(self) -> None:
@@ -170,7 +181,7 @@ class PdWorker:
         reader = spawn(self._read_decisions(stream), "PD operator reader")
         reports = HeartbeatBatcher(self.store.store_id, lambda desc: self.range_stats(desc))
         try:
-            while True:
+            while not self.tombstone:
                 leaders = [p for p in self.store.peers.values() if p.is_leader and p.initialized]
                 request = reports.next_request(leaders, stream.losses, self.store.hibernation.asleep)
                 await stream.send(request)

@@ -163,9 +163,11 @@ class FakeMember(pdpb_pb2_grpc.PDServicer):
     async def StoreHeartbeat(self, request: pdpb_pb2.StoreHeartbeatRequest,
                              context: grpc.aio.ServicerContext) -> pdpb_pb2.StoreHeartbeatResponse:
         header = self._check("StoreHeartbeat", request)
-        if not header.HasField("error"):
-            self.pd.stores[request.store_id].stats.CopyFrom(request.stats)
-        return pdpb_pb2.StoreHeartbeatResponse(header=header)
+        if header.HasField("error"):
+            return pdpb_pb2.StoreHeartbeatResponse(header=header)
+        stored = self.pd.stores[request.store_id]
+        stored.stats.CopyFrom(request.stats)
+        return pdpb_pb2.StoreHeartbeatResponse(header=header, state=stored.state)
 
     def _range_answer(self, header: pdpb_pb2.ResponseHeader,
                       match: Callable[[metapb_pb2.RangeDescriptor], bool]) -> pdpb_pb2.GetRangeResponse:

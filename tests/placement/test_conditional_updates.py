@@ -109,28 +109,40 @@ def _range(conf_ver: int, leader: int, term: int) -> pdpb_pb2.RangeInfo:
     return pdpb_pb2.RangeInfo(descriptor=desc, leader=desc.peers[leader - 11], term=term)
 
 
-def test_store_heartbeat_racing_put_store_keeps_the_new_address(tmp_path: Path) -> None:
-    """A store heartbeat reads the record, PutStore moves the store to a new address, and the
-    heartbeat's write lands last: it used to write the old address back, for good."""
+def test_store_heartbeat_touches_no_metadata_and_keeps_the_registered_address(tmp_path: Path) -> None:
+    """A store heartbeat used to read the store's record and write it back through Raft: a cost
+    per heartbeat, and a race with PutStore (the heartbeat's write landing last brought the old
+    address back, for good). Now it only refreshes the cluster model: with every metadata read
+    and write refused it still answers, with the config and the store's state, and a PutStore
+    after it keeps its new address while the liveness stays."""
 
     @async_test
     async def run() -> None:
         async with one_member_pd(tmp_path) as member:
             service = _service(member)
             await _bootstrap(member, service)
-            gate = WriteGate(member)
-            gate.armed = True
-            beat = asyncio.ensure_future(service.StoreHeartbeat(pdpb_pb2.StoreHeartbeatRequest(
-                header=_header(member), store_id=1, stats=pdpb_pb2.StoreStats(range_count=7)), None))
-            await until(gate.held.is_set, "the heartbeat to read and reach its write")
+            real_read, real_write = member.state.read, member.state.write
+
+            async def refuse(*args: object, **kwargs: object) -> object:
+                raise AssertionError("a store heartbeat went through the metadata range")
+
+            member.state.read = member.state.write = refuse
+            resp = await service.StoreHeartbeat(pdpb_pb2.StoreHeartbeatRequest(
+                header=_header(member), store_id=1, stats=pdpb_pb2.StoreStats(range_count=7)), None)
+            assert not resp.header.HasField("error"), resp.header.error
+            assert (resp.state, resp.config.replica_count) == (pdpb_pb2.UP, 3)
+            beat_ms = member.cluster.stores[1].last_heartbeat_ms
+            unknown = await service.StoreHeartbeat(pdpb_pb2.StoreHeartbeatRequest(
+                header=_header(member), store_id=9), None)
+            assert "unknown" in unknown.header.error.message
+            member.state.read, member.state.write = real_read, real_write
             put = await service.PutStore(pdpb_pb2.PutStoreRequest(
                 header=_header(member), store=pdpb_pb2.StoreInfo(id=1, address="127.0.0.1:2")), None)
             assert not put.header.HasField("error"), put.header.error
-            gate.release.set()
-            resp = await beat
-            assert not resp.header.HasField("error"), resp.header.error
-            info = await _stored(member, md.store_key(1), pdpb_pb2.StoreInfo)
-            assert (info.address, info.stats.range_count) == ("127.0.0.1:2", 7)
+            assert (await _stored(member, md.store_key(1), pdpb_pb2.StoreInfo)).address == "127.0.0.1:2"
+            got = await service.GetStore(pdpb_pb2.GetStoreRequest(header=_header(member), store_id=1), None)
+            assert (got.store.address, got.store.state) == ("127.0.0.1:2", pdpb_pb2.UP)
+            assert got.store.last_heartbeat_ms >= beat_ms
 
     run()
 
@@ -158,7 +170,7 @@ def test_range_heartbeats_racing_write_in_the_order_decided(tmp_path: Path) -> N
             await older
             await newer_beat
             assert await _stored(member, md.range_key(10), pdpb_pb2.RangeInfo) == newer
-            assert member.ranges.get_by_id(10) == newer
+            assert member.cluster.ranges.get_by_id(10) == newer
             await _heartbeat(service, header, _range(conf_ver=2, leader=11, term=5))  # late and stale
             assert await _stored(member, md.range_key(10), pdpb_pb2.RangeInfo) == newer
 
@@ -241,7 +253,7 @@ def test_a_batched_heartbeat_writes_only_what_changed_in_one_write(tmp_path: Pat
             writes = WriteCounter(member)
             await _heartbeat(service, header, *ranges)
             assert writes.count == 1
-            assert len(member.ranges) == 200
+            assert len(member.cluster.ranges) == 200
             await _heartbeat(service, header, *ranges)
             assert writes.count == 1, "an unchanged report must not be written"
             ranges[5].term = 2
@@ -252,7 +264,7 @@ def test_a_batched_heartbeat_writes_only_what_changed_in_one_write(tmp_path: Pat
             # A new leader's tree comes from the records: the same ranges.
             member.views_stale()
             await member.ensure_leader_ready()
-            assert member.ranges.scan(b"") == ranges
+            assert member.cluster.ranges.scan(b"") == ranges
 
     run()
 
@@ -263,7 +275,7 @@ def test_ask_batch_split_validates_and_allocates_ids(tmp_path: Path) -> None:
         async with one_member_pd(tmp_path) as member:
             service = _service(member)
             await _bootstrap(member, service)
-            desc = member.ranges.get_by_id(10).descriptor
+            desc = member.cluster.ranges.get_by_id(10).descriptor
 
             async def ask(rng: metapb_pb2.RangeDescriptor, count: int) -> pdpb_pb2.AskBatchSplitResponse:
                 return await service.AskBatchSplit(pdpb_pb2.AskBatchSplitRequest(
@@ -296,10 +308,10 @@ def test_split_ranges_hands_the_leader_an_operator_and_answers_when_reports_show
             service = _service(member)
             await _bootstrap(member, service)
             header = _header(member)
-            parent = member.ranges.get_by_id(10)
+            parent = member.cluster.ranges.get_by_id(10)
             split = asyncio.ensure_future(service.SplitRanges(pdpb_pb2.SplitRangesRequest(
                 header=header, split_keys=[b"m", b"f", b"m", b""], timeout_ms=20_000), None))
-            await until(lambda: member.operators.busy(10), "the split operator to be handed out")
+            await until(lambda: member.controller.get(10) is not None, "the split operator to be handed out")
             # The store's next heartbeat carries nothing new; PD still hands over the operator.
             decisions = (await _heartbeat(service, header)).decisions
             assert len(decisions) == 1 and decisions[0].range_id == 10
@@ -327,7 +339,7 @@ def test_split_ranges_hands_the_leader_an_operator_and_answers_when_reports_show
             assert not resp.header.HasField("error"), resp.header.error
             assert list(resp.ranges) == [shrunk, middle, right]
             assert not (await _heartbeat(service, header, shrunk)).decisions, "the split is done"
-            assert not member.operators.busy(10)
+            assert member.controller.get(10) is None
 
     run()
 
@@ -349,7 +361,8 @@ def test_split_ranges_times_out_with_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_heartbeats_read_no_metadata(tmp_path: Path) -> None:
-    """Store and range heartbeats are served from the leader's views: no Raft read each."""
+    """Store and range heartbeats are served from the leader's cluster model: no Raft read each,
+    and a store heartbeat writes nothing either."""
 
     @async_test
     async def run() -> None:
@@ -373,6 +386,7 @@ def test_heartbeats_read_no_metadata(tmp_path: Path) -> None:
                 assert resp.config.replica_count == 3, "the answer carries the schedule config"
                 await _heartbeat(service, header, _range(conf_ver=2, leader=11, term=term))
             assert reads == 0
-            assert (await _stored(member, md.store_key(1), pdpb_pb2.StoreInfo)).stats.range_count == 6
+            assert member.cluster.stores[1].stats.range_count == 6  # kept in memory, not written
+            assert (await _stored(member, md.store_key(1), pdpb_pb2.StoreInfo)).stats.range_count == 0
 
     run()

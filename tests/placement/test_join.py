@@ -10,7 +10,7 @@ from kvdb.pb import metapb_pb2, pdpb_pb2
 from kvdb.server.pd_worker import PdWorker
 from kvdb.storage.memory import MemEngine
 from kvdb.store.store import Store
-from tests.placement.test_client import async_test, client_for, fake_pd
+from tests.placement.test_client import async_test, client_for, fake_pd, until
 from tests.store.local_cluster import ManualClock
 
 STORE_ID = 1
@@ -106,3 +106,24 @@ async def test_a_restarted_bootstrap_store_keeps_its_first_range() -> None:
         await worker.join(store, "127.0.0.1:20160")
         assert list(store.peers) == [pd.bootstrapped_with.first_range.id]
         await worker.pd.close()
+
+
+@async_test
+async def test_a_store_pd_calls_a_tombstone_stops_reporting_ranges() -> None:
+    """A decommissioned, emptied store must not keep reporting: a replica it still held by
+    mistake would pass for a live one. It says so loudly and its range heartbeats end."""
+    async with fake_pd() as pd:
+        worker = PdWorker(client_for(pd.address(1)), {}, 0.02)
+        store = _store(MemEngine())
+        await worker.join(store, "127.0.0.1:20160")
+        worker.start()
+        try:
+            await until(lambda: len(pd.heartbeats) >= 2, "range heartbeats to flow")
+            assert not worker.tombstone
+            pd.stores[STORE_ID].state = pdpb_pb2.TOMBSTONE
+            await until(lambda: worker.tombstone, "the store to hear it is a tombstone")
+            range_loop = worker._tasks[1]
+            await until(range_loop.done, "the range heartbeat loop to end")
+            assert range_loop.exception() is None
+        finally:
+            await worker.stop()

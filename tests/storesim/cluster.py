@@ -186,11 +186,14 @@ class Stats:
     pd_stale_heartbeats: int = 0
     """Range heartbeats with an older epoch than PD already saw (ignored)."""
     pd_ops_issued: int = 0
+    """Operators the coordinator made and the controller accepted (each one or more steps)."""
     pd_learners_added: int = 0
+    """Steps done, by kind (this one and the next four), as heartbeats showed them."""
     pd_learners_promoted: int = 0
     pd_peers_removed: int = 0
     pd_leaders_transferred: int = 0
     pd_ops_timed_out: int = 0
+    """Operators whose current step did not show done in time (or never reached a leader)."""
     pd_ops_stale: int = 0
     """Operators dropped because the range's membership changed without them."""
     pd_replies_stale: int = 0
@@ -202,6 +205,9 @@ class Stats:
     pd_mutes: int = 0
     pd_failovers: int = 0
     pd_dead_stores: int = 0
+    pd_decommissions: int = 0
+    """Stores an operator set OFFLINE: PD moves their replicas off, then buries them."""
+    pd_tombstones: int = 0
     pd_stale_replicas_cleaned: int = 0
     """Replicas removed while away, destroyed when the leader talked to a newer one on their store."""
     pd_stale_replicas_left: int = 0
@@ -369,6 +375,8 @@ class StoreSimulation:
             world.trace("--- PD grew the range: faults start ---")
         if self.options.faults:
             self.nemesis.start()
+            if self.pd is not None:
+                self.pd.maybe_decommission(self.options.ticks * tick)
         fault_end = world.now + self.options.ticks * tick
         world.run_until(fault_end)
 

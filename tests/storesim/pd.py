@@ -3,14 +3,14 @@
 PD is one object and always available (its own replication is tested elsewhere; a failover here
 only forgets the operators in flight), but all it exchanges with stores crosses the simulated
 network, with its latency, loss, duplication and reordering, and the nemesis can cut stores off
-from it, stall their links or fail their store heartbeats. It runs the real scheduling code:
-``store_state`` over the last heartbeat times (world milliseconds), and on each range heartbeat
-``OperatorTracker.next_operator`` with ``check_replicas``, keeping only the newest report per
-range (``range_report_stale``: higher epoch, then higher term), as ``placement/service.py`` does.
-Stores report as ``PdWorker`` does (one batched request with ``range_info`` of every range they
-lead; the simulated stores report every range every time) and carry out PD's decisions with
-``carry_out_decisions``, so a stale, lost or repeated reply exercises the same epoch checks as in
-production.
+from it, stall their links or fail their store heartbeats. It runs the real scheduling code at
+simulator time (world milliseconds): the cluster model (``ClusterModel``: store liveness from
+store heartbeats, the newest report per range), the ``OperatorController`` handing out one step
+per range heartbeat, and the coordinator (``default_coordinator``: the replica checker and every
+scheduler) run every ``schedule_interval_ms``, as on the PD leader. Stores report as ``PdWorker``
+does (one batched request with ``range_info`` of every range they lead; the simulated stores
+report every range every time) and carry out PD's decisions with ``carry_out_decisions``, so a
+stale, lost or repeated reply exercises the same epoch checks as in production.
 """
 
 from __future__ import annotations
@@ -22,8 +22,11 @@ from kvdb.pb import metapb_pb2, pdpb_pb2
 from kvdb.raft import ConfChangeType
 from kvdb.server.pd_worker import carry_out_decisions, describe_operator, range_info
 from kvdb.store.errors import StoreError
-from placement.checker import OperatorTracker, check_replicas, store_state
-from placement.range_tree import range_report_stale
+from placement.cluster import ClusterModel
+from placement.config import effective
+from placement.schedule.controller import OperatorController
+from placement.schedule.coordinator import default_coordinator
+from placement.schedule.operator import STALE, TIMEOUT, Operator
 from tests.storesim.faults import RANGE_ID, check_applied
 from tests.storesim.transport import PD_NODE
 
@@ -38,6 +41,10 @@ FIRST_ALLOCATED_ID = 100
 """PD's id allocator starts above the founding replica's peer id (1): peer ids only grow."""
 DISCONNECT_HEARTBEATS = 4
 """Missed store heartbeats before PD calls a store DISCONNECTED (PD's default: 5 s at 1 s)."""
+DECOMMISSION_CHANCE = 0.3
+"""Of seeds with two spare stores, those in which an operator decommissions a store."""
+TIMEOUT_HEARTBEATS = 2
+"""The shortest operator step timeout, in heartbeat intervals."""
 
 _CHANGES = {
     pdpb_pb2.Operator.ADD_LEARNER: ConfChangeType.ADD_LEARNER,
@@ -52,13 +59,15 @@ _DONE_STATS = {
     pdpb_pb2.Operator.REMOVE_PEER: "pd_peers_removed",
     pdpb_pb2.Operator.TRANSFER_LEADER: "pd_leaders_transferred",
 }
+_END_STATS = {TIMEOUT: "pd_ops_timed_out", STALE: "pd_ops_stale"}
 
 
 class SimPd:
-    """The placement driver: store liveness, the latest descriptor per range, one operator each.
+    """The placement driver: the cluster model, the operator controller and the coordinator.
 
     Timings are drawn per seed at simulator scale (PD's defaults are 1 s heartbeats, 5 s to
-    DISCONNECTED, 30 s to DOWN; here tens to hundreds of milliseconds), keeping their order.
+    DISCONNECTED, 30 s to DOWN, 200 ms between coordinator runs; here tens to hundreds of
+    milliseconds), keeping their order.
     """
 
     def __init__(self, sim: StoreSimulation) -> None:
@@ -66,124 +75,167 @@ class SimPd:
         self.world = sim.world
         self.network = sim.network
         self.stats = sim.stats
-        rng = sim.world.child_rng()
+        rng = self.rng = sim.world.child_rng()
         tick_ms = int(sim.config.tick_interval * 1000)
         self.heartbeat_ticks = rng.choice([3, 5, 10])
-        self.disconnect_ms = DISCONNECT_HEARTBEATS * self.heartbeat_ticks * tick_ms
+        heartbeat_ms = self.heartbeat_ticks * tick_ms
+        self.disconnect_ms = DISCONNECT_HEARTBEATS * heartbeat_ms
         self.schedule = pdpb_pb2.ScheduleConfig(
             replica_count=REPLICA_COUNT,
             store_down_ms=rng.choice([500, 800]),
-            operator_timeout_ms=rng.choice([150, 300, 1000]),
+            # An operator made by the coordinator waits up to a heartbeat to reach the range's
+            # leader, and until then its time runs from its creation (PD's: 60 s, 1 s heartbeats).
+            operator_timeout_ms=max(rng.choice([150, 300, 1000]), TIMEOUT_HEARTBEATS * heartbeat_ms),
+            schedule_interval_ms=tick_ms * rng.choice([1, 2, self.heartbeat_ticks]),
         )
-        self.operators = OperatorTracker(self.schedule.operator_timeout_ms)
         # Every store joined (PutStore) when the cluster started.
-        self.stores = {sid: pdpb_pb2.StoreInfo(id=sid, address=f"store-{sid}") for sid in sim.stores}
+        stores = [pdpb_pb2.StoreInfo(id=sid, address=f"store-{sid}") for sid in sim.stores]
         first = sim.first_range
-        self.ranges = {first.id: pdpb_pb2.RangeInfo(descriptor=first, leader=first.peers[0])}
+        self.model = ClusterModel(effective(self.schedule), self.disconnect_ms, stores,
+                                  [pdpb_pb2.RangeInfo(descriptor=first, leader=first.peers[0])])
         self._next_id = FIRST_ALLOCATED_ID
-        self.serving_since_ms = 0  # when the current PD leader began to serve
+        self._lead()
+        self.world.after(0, self._coordinate)
+
+    def _lead(self) -> None:
+        """This leadership's operator controller and coordinator (operators live in memory only)."""
+        self.controller = OperatorController(self.model)
+        self.coordinator = default_coordinator(self.model, self.controller, self._alloc_id)
 
     def fail_over(self) -> None:
         """A new PD leader takes over: the replicated metadata (stores, ranges, ids) carries over,
         the operators in flight, held only in the old leader's memory, do not; silence counts
         from now."""
-        self.operators = OperatorTracker(self.schedule.operator_timeout_ms)
-        self.serving_since_ms = self.now_ms()
+        self._lead()
+        self.model.serving_since_ms = self.now_ms()
         self.stats.pd_failovers += 1
         self.world.trace("pd: a new leader takes over, forgetting operators in flight")
 
     def now_ms(self) -> int:
         return self.world.now // 1000
 
+    def maybe_decommission(self, within_us: int) -> None:
+        """Now and then (drawn per seed), an operator decommissions a store holding a voter at
+        some point of the next ``within_us``: it is set OFFLINE, the replica checker moves its
+        replicas off (leadership first if it leads), and the coordinator task makes it a
+        TOMBSTONE once empty. Only with two spare stores, so that one dying for good later still
+        leaves three."""
+        if len(self.model.stores) >= REPLICA_COUNT + 2 and self.rng.random() < DECOMMISSION_CHANCE:
+            self.world.after(self.rng.randrange(within_us), self._decommission)
+
+    def _decommission(self) -> None:
+        voters = [p.store_id for p in self.model.get_range(RANGE_ID).descriptor.peers
+                  if p.role == metapb_pb2.VOTER and self.model.stores[p.store_id].state == pdpb_pb2.UP]
+        store_id = self.rng.choice(voters)
+        self.model.stores[store_id].state = pdpb_pb2.OFFLINE  # what SetStoreState writes
+        self.stats.pd_decommissions += 1
+        self.world.trace("pd: store %d is decommissioned (OFFLINE)", store_id)
+
+    @property
+    def ranges(self) -> dict[int, pdpb_pb2.RangeInfo]:
+        """PD's newest report of each range."""
+        return {info.descriptor.id: info for info in self.model.all_ranges()}
+
     def store_view(self) -> dict[int, pdpb_pb2.StoreInfo]:
-        """Every store with the state PD acts on now (the stored records keep only heartbeats)."""
-        view = {}
+        """Every store with the state PD acts on now."""
         now = self.now_ms()
-        for store_id, stored in self.stores.items():
-            info = pdpb_pb2.StoreInfo()
-            info.CopyFrom(stored)
-            info.state = store_state(stored, now, self.disconnect_ms, self.schedule.store_down_ms,
-                                     self.serving_since_ms)
-            view[store_id] = info
-        return view
+        return {store_id: self.model.store_with_state(store_id, now) for store_id in self.model.stores}
 
     def _alloc_id(self) -> int:
         self._next_id += 1
         return self._next_id
 
+    # -- the coordinator ----------------------------------------------------------------------
+
+    def _coordinate(self) -> None:
+        """One coordinator run, then the next one an interval later (as PD's coordinator task)."""
+        running = self.controller.running()
+        for op in self.coordinator.run_once(self.now_ms()):
+            self.stats.pd_ops_issued += 1
+            self.world.trace("pd: operator %d: %s", op.id, op.description)
+        for op in running:
+            self._account(op, op.step)  # expired by the run
+        for store_id in self.coordinator.tombstones(self.now_ms()):
+            self.model.stores[store_id].state = pdpb_pb2.TOMBSTONE  # what the coordinator task writes
+            self.stats.pd_tombstones += 1
+            self.world.trace("pd: store %d holds no replica any more: TOMBSTONE", store_id)
+        self.world.after(self.model.config.schedule_interval_ms * 1000, self._coordinate)
+
+    def _account(self, op: Operator, step_before: int) -> None:
+        """Count the steps ``op`` (running until just now) got done since ``step_before``, and how
+        it ended if it did."""
+        for step in op.steps[step_before:op.step]:
+            name = _DONE_STATS[step.kind]
+            setattr(self.stats, name, getattr(self.stats, name) + 1)
+            self.world.trace("pd: %s done", describe_operator(step))
+        if op.status in _END_STATS:
+            name = _END_STATS[op.status]
+            setattr(self.stats, name, getattr(self.stats, name) + 1)
+            self.world.trace("pd: operator %d (%s) ended %s", op.id, op.description, op.status)
+
     # -- requests -----------------------------------------------------------------------------
 
     def on_store_heartbeat(self, data: bytes) -> None:
         req = pdpb_pb2.StoreHeartbeatRequest.FromString(data)
-        info = self.stores[req.store_id]
-        info.stats.CopyFrom(req.stats)
-        info.last_heartbeat_ms = self.now_ms()
+        self.model.store_heartbeat(req.store_id, req.stats, self.now_ms())
         self.stats.pd_store_heartbeats += 1
 
     def on_range_heartbeat(self, store_id: int, reply: Callable[[bytes], None], data: bytes) -> None:
         """Answer on the heartbeat's own stream: back to ``store_id`` through the network."""
         resp = pdpb_pb2.RangeHeartbeatResponse()
         for info in pdpb_pb2.RangeHeartbeatRequest.FromString(data).ranges:
-            op = self._range_heartbeat(info)
-            if op is not None:
-                resp.decisions.add(range_id=info.descriptor.id, epoch=info.descriptor.epoch, operator=op)
+            step = self._range_heartbeat(info)
+            if step is not None:
+                resp.decisions.add(range_id=info.descriptor.id, epoch=info.descriptor.epoch, operator=step)
         self.network.send_pd(PD_NODE, store_id, resp.SerializeToString(), reply)
 
     def _range_heartbeat(self, info: pdpb_pb2.RangeInfo) -> pdpb_pb2.Operator | None:
-        """PD's decision on one reported range: the operator its leader should carry out, if any."""
+        """PD's decision on one reported range: the step its leader should carry out, if any."""
         self.stats.pd_range_heartbeats += 1
         desc = info.descriptor
-        old = self.ranges.get(desc.id)
-        if old is not None and range_report_stale(info, old):
+        if self.model.ranges.is_stale(info):
             self.stats.pd_stale_heartbeats += 1
             return None  # no decision on a stale view
-        self.ranges[desc.id] = info
-        stores = self.store_view()
-        tracker = self.operators
-        before = tracker.pending().get(desc.id)
-        timed_out, stale = tracker.timed_out, tracker.stale
-        op = tracker.next_operator(
-            info, self.now_ms(), lambda: check_replicas(info, stores, self.schedule, self._alloc_id))
-        if before is not None and op is not before:
-            if tracker.timed_out > timed_out:
-                self.stats.pd_ops_timed_out += 1
-                self.world.trace("pd: %s timed out", describe_operator(before))
-            elif tracker.stale > stale:
-                self.stats.pd_ops_stale += 1
-                self.world.trace("pd: %s dropped: the membership changed without it",
-                                 describe_operator(before))
-            else:
-                name = _DONE_STATS[before.kind]
-                setattr(self.stats, name, getattr(self.stats, name) + 1)
-                self.world.trace("pd: %s done", describe_operator(before))
-        if op is not None:
-            if op is not before:
-                self.stats.pd_ops_issued += 1
-                self.world.trace("pd: range %d (epoch %d/%d, leader %d): %s", desc.id, desc.epoch.conf_ver,
-                                 desc.epoch.version, info.leader.id, describe_operator(op))
-        return op
+        self.model.put_range(info)
+        op = self.controller.get(desc.id)
+        if op is None:
+            self.coordinator.mark_dirty(desc.id)
+            return None
+        step_before = op.step
+        step = self.controller.step_for(info, self.now_ms())
+        self._account(op, step_before)
+        if op.finished:
+            self.coordinator.mark_dirty(desc.id)
+        if step is not None:
+            self.world.trace("pd: range %d (epoch %d/%d, leader %d): %s", desc.id, desc.epoch.conf_ver,
+                             desc.epoch.version, info.leader.id, describe_operator(step))
+        return step
 
     # -- convergence --------------------------------------------------------------------------
 
     def grown(self) -> bool:
         """Whether PD's view of the range reached its replica count, all voters."""
-        peers = self.ranges[RANGE_ID].descriptor.peers
+        peers = self.model.get_range(RANGE_ID).descriptor.peers
         return len(peers) == REPLICA_COUNT and all(p.role == metapb_pb2.VOTER for p in peers)
 
     def unconverged(self, desc: metapb_pb2.RangeDescriptor) -> str | None:
         """Why the leader's descriptor ``desc`` is not yet what PD should leave behind, or None:
-        exactly the replica count in voters, no learners, all on UP stores, and PD agreeing."""
+        exactly the replica count in voters, no learners, all on UP stores, PD agreeing, and every
+        decommissioned store a TOMBSTONE."""
         voters = [p for p in desc.peers if p.role == metapb_pb2.VOTER]
         if len(voters) != REPLICA_COUNT or len(voters) != len(desc.peers):
             return f"membership {[(p.id, p.store_id, p.role) for p in desc.peers]}"
-        view = self.store_view()
-        down = [p.store_id for p in voters if view[p.store_id].state != pdpb_pb2.UP]
+        now = self.now_ms()
+        down = [p.store_id for p in voters if self.model.state(p.store_id, now) != pdpb_pb2.UP]
         if down:
             return f"voters on stores {down} that are not UP"
-        if self.ranges[RANGE_ID].descriptor != desc:
+        if self.model.get_range(RANGE_ID).descriptor != desc:
             return "PD has not seen the current descriptor"
-        if self.operators.pending():
-            return f"operator in flight: {describe_operator(self.operators.pending()[RANGE_ID])}"
+        if (op := self.controller.get(RANGE_ID)) is not None:
+            return f"operator in flight: {op.description} at step {op.step}"
+        offline = [sid for sid in self.model.stores if self.model.state(sid, now) == pdpb_pb2.OFFLINE]
+        if offline:
+            return f"decommissioned stores {offline} are not TOMBSTONE yet"
         return None
 
 
