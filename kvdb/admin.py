@@ -184,7 +184,7 @@ async def store_labels(pd: PdClient, store_id: int, labels: dict[str, str]) -> R
 
 # ---------------------------------------------------------------------------- settings
 def config_row(config: pdpb_pb2.ScheduleConfig) -> Row:
-    return {f.name: list(getattr(config, f.name)) if f.label == f.LABEL_REPEATED else getattr(config, f.name)
+    return {f.name: list(getattr(config, f.name)) if f.is_repeated else getattr(config, f.name)
             for f in config.DESCRIPTOR.fields}
 
 

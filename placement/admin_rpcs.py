@@ -291,7 +291,7 @@ class AdminRpcs:
         if key == "paused_schedulers":
             known = self.member.coordinator.scheduler_names()
             if unknown := [n for n in config.paused_schedulers if n not in known]:
-                raise invalid(f"unknown scheduler {unknown[0]!r}; known: {', '.join(known)}")
+                raise invalid(f"unknown scheduler {unknown[0]!r}; known: {', '.join(known) or 'none'}")
         if key == "evict_leader_stores":
             for store_id in config.evict_leader_stores:
                 self._known_store(store_id)
@@ -319,7 +319,7 @@ class AdminRpcs:
             name = request.name.strip()
             known = self.member.coordinator.scheduler_names()
             if name not in known:
-                raise invalid(f"unknown scheduler {name!r}; known: {', '.join(known)}")
+                raise invalid(f"unknown scheduler {name!r}; known: {', '.join(known) or 'none'}")
             edit = f"{'-' if request.resume else '+'}{name}"
             await self.member.update_config(lambda c: self._apply_setting(c, "paused_schedulers", edit))
             infos = self.member.coordinator.scheduler_infos()

@@ -350,3 +350,12 @@ def test_stores_table_shows_labels() -> None:
     lines = table("stores", rows).splitlines()
     assert lines[0].split() == ["ID", "ADDRESS", "STATE", "RANGES", "LEADERS", "LABELS"]
     assert lines[1].split() == ["4", "10.0.0.5:20160", "UP", "3", "1", "zone=a,rack=r1"]
+
+
+def test_config_rows_show_lists_as_lists() -> None:
+    from kvdb.admin import config_row
+    from kvdb.pb import pdpb_pb2
+
+    row = config_row(pdpb_pb2.ScheduleConfig(replica_count=3, evict_leader_stores=[2, 5]))
+    assert row["replica_count"] == 3 and row["evict_leader_stores"] == [2, 5] and row["location_labels"] == []
+    json.dumps(row)  # plain values only

@@ -56,8 +56,8 @@ def stores_of(info: pdpb_pb2.RangeInfo) -> set[int]:
 
 def pause_balancing(pd: PdHandle) -> None:
     """Hand-made moves are checked against a cluster the schedulers leave alone."""
-    for name in BALANCERS:
-        ok(pd, "schedulers", "pause", name)
+    for row in json.loads(ok(pd, "schedulers", "--json")):
+        ok(pd, "schedulers", "pause", row["name"])
 
 
 def test_move_replica_and_transfer_leader_show_in_the_descriptor(make_pd_cluster: MakePdCluster) -> None:
@@ -141,12 +141,6 @@ def test_settings_schedulers_labels_and_status(make_pd_cluster: MakePdCluster) -
         assert words in refused(pd, "config", "set", *args)
     assert json.loads(ok(pd, "config", "--json")) == shown  # nothing changed
 
-    assert ok(pd, "schedulers", "pause", "balance-leader").strip() == "scheduler balance-leader paused"
-    listed = {r["name"]: r["paused"] for r in json.loads(ok(pd, "schedulers", "--json"))}
-    assert set(BALANCERS) | {"evict-leader"} <= set(listed) and listed["balance-leader"]
-    assert not listed["balance-region"]
-    assert json.loads(ok(pd, "config", "--json"))["paused_schedulers"] == ["balance-leader"]
-    assert ok(pd, "schedulers", "resume", "balance-leader").strip() == "scheduler balance-leader running"
     assert "unknown scheduler 'balance-merge'" in refused(pd, "schedulers", "pause", "balance-merge")
     assert "now evicting from: 2" in ok(pd, "schedulers", "evict-leader", "2")
     assert json.loads(ok(pd, "config", "--json"))["evict_leader_stores"] == [2]
@@ -182,6 +176,23 @@ def test_settings_schedulers_labels_and_status(make_pd_cluster: MakePdCluster) -
     text = ok(pd, "status")
     assert text.startswith("PD members: 3, leader ") and "Stores: 3 (3 UP)" in text and "Ranges: 1" in text
     cluster.assert_all_running()
+
+
+def test_schedulers_pause_and_resume(make_pd_cluster: MakePdCluster) -> None:
+    cluster, pd = make_pd_cluster(n_stores=1)
+    listed = {r["name"]: r["paused"] for r in json.loads(ok(pd, "schedulers", "--json"))}
+    assert set(listed) >= {*BALANCERS, "evict-leader"} and not any(listed.values())
+    assert ok(pd, "schedulers", "pause", "balance-leader").strip() == "scheduler balance-leader paused"
+    listed = {r["name"]: r["paused"] for r in json.loads(ok(pd, "schedulers", "--json"))}
+    assert listed["balance-leader"] and not listed["balance-region"]
+    assert json.loads(ok(pd, "config", "--json"))["paused_schedulers"] == ["balance-leader"]
+    assert "balance-leader" in ok(pd, "status")  # "Schedulers paused: balance-leader"
+    # Replicated: the next PD leader keeps it paused.
+    cluster.kill_pd(pd.leader_member())
+    listed = {r["name"]: r["paused"] for r in json.loads(ok(pd, "schedulers", "--json"))}
+    assert listed["balance-leader"]
+    assert ok(pd, "schedulers", "resume", "balance-leader").strip() == "scheduler balance-leader running"
+    assert json.loads(ok(pd, "config", "--json"))["paused_schedulers"] == []
 
 
 def test_decommission_under_load_loses_no_write_and_ends_tombstone(
