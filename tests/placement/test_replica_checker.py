@@ -117,15 +117,17 @@ def test_no_surplus_voter_is_removed_when_no_choice_keeps_a_live_quorum():
 @pytest.mark.parametrize(
     ("replicas", "states", "removed"),
     [
-        (3, [UP, UP, DOWN], 12),
+        (3, [UP, UP, DOWN], None),  # a DOWN store may come back: its voter stays
+        (3, [UP, UP, TOMBSTONE], 12),  # a store gone for good: its voter goes
         (3, [UP, DISCONNECTED, OFFLINE], 12),  # a DISCONNECTED voter still counts towards the majority
         (3, [UP, DOWN, DOWN], None),
-        (3, [UP, DISCONNECTED, DOWN, DOWN], 12),  # the rule counts against replica_count
-        (5, [UP, UP, UP, DOWN, DOWN], 13),
+        (3, [UP, DISCONNECTED, DOWN, DOWN], 12),  # beyond the replica count a DOWN voter goes too
+        (5, [UP, UP, UP, DOWN, DOWN], None),
+        (5, [UP, UP, UP, TOMBSTONE, DOWN], 13),
         (5, [UP, UP, TOMBSTONE, DOWN, DOWN], None),
     ],
 )
-def test_without_a_spare_store_a_failed_voter_is_removed_only_if_a_majority_stays_healthy(
+def test_without_a_spare_store_only_a_gone_voter_is_removed_and_only_if_a_majority_stays_healthy(
     replicas, states, removed
 ):
     cluster = Cluster(*(S(i + 1, state) for i, state in enumerate(states)), replicas=replicas, ids=no_ids)

@@ -13,8 +13,12 @@ tests/placement/test_replica_checker.py):
   ("replace-replica"), so the range never has four voters of which three must answer nor two of
   which both must; with no failed voter to replace, a replica is added ("add-replica").
   A leader is never demoted: if only the leader is failed, leadership moves first.
-- No store to move to: a failed voter is removed only while a majority of the replica count
-  stays healthy (removing one then could cost the range its quorum).
+- No store to move to: a voter on a DOWN store stays (a DOWN store may come back and catch up
+  from the log; removing its voter buys no availability, since two voters need both as three
+  with one down do, and costs a snapshot to re-add it). A voter on a store that is gone
+  (TOMBSTONE, unknown) or being decommissioned (OFFLINE), or one beyond the replica count, is
+  removed, only while a majority of the replica count stays healthy (removing one then could
+  cost the range its quorum).
 - Too many voters: one goes, a silent (DISCONNECTED) one first, and only if the rest keep a live
   quorum (5 voters, 2 silent, remove a live one: 2 of 4 alive).
 
@@ -73,6 +77,8 @@ class ReplicaChecker:
                 return None  # not a shrink instead: the range gets its replica once a slot frees
             if op is not None:
                 return op
+        if len(voters) <= replicas:
+            failed = [p for p in failed if state(p) != pdpb_pb2.DOWN]  # it may come back: keep it
         if failed:
             if len(healthy) < replicas // 2 + 1:
                 return None  # too few live voters: removing one now could cost the range its quorum
