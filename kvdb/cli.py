@@ -7,13 +7,11 @@ so that scripts fail loudly instead of doing nothing.
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import os
 import sys
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from kvdb import __version__
 from kvdb.config_file import apply_config_file, byte_size, require
@@ -240,28 +238,6 @@ def _add_kv_parsers(sub: argparse._SubParsersAction) -> None:
     _add_client_flags(p)
 
 
-def _add_admin_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("admin", help="show the cluster as PD sees it",
-                       description="Show the cluster as PD sees it: a table, or JSON with --json.")
-    what = p.add_subparsers(dest="what", metavar="WHAT", required=True)
-    for name, helptext in (("members", "PD members: id, address, leader"),
-                           ("stores", "stores: id, address, state, range and leader counts, labels"),
-                           ("ranges", "ranges: id, start, end, epoch, replicas, leader (JSON keys are hex)")):
-        q = what.add_parser(name, help=helptext, description=helptext[0].upper() + helptext[1:] + ".")
-        q.add_argument("--json", action="store_true", help="a JSON list of objects instead of a table")
-        _add_client_flags(q)
-    helptext = "split ranges so that each KEY starts one; prints the ranges starting at the keys"
-    q = what.add_parser("split", help=helptext,
-                        description="Split the ranges holding the KEYs so that each KEY starts a range, "
-                                    "through PD (the ranges' leaders split them), and print the ranges that "
-                                    "start at the keys once the splits are applied. A KEY already starting "
-                                    "a range is left as it is. --timeout bounds the wait.")
-    q.add_argument("keys", metavar="KEY", nargs="+", help="a split key")
-    q.add_argument("--hex", action="store_true", help="the KEYs are hex (for bytes that are not text)")
-    q.add_argument("--json", action="store_true", help="a JSON list of objects instead of a table")
-    _add_client_flags(q)
-
-
 def _check_endpoints(spec: str, flag: str = "--pd") -> str:
     """The ``--pd`` (``flag``) value if every item is HOST:PORT; a typo should fail at once, not at the
     timeout."""
@@ -323,29 +299,9 @@ def _kv(args: argparse.Namespace, endpoints: str) -> int:
 
 
 def _admin(args: argparse.Namespace, endpoints: str) -> int:
-    import asyncio
-    import json
+    from kvdb.admin_cli import run_admin
 
-    from kvdb import admin
-    from kvdb.pdclient.client import PdClient
-
-    fetch: Callable[[PdClient], Coroutine[Any, Any, list[admin.Row]]]
-    if args.what == "split":
-        keys = [_decode_key(text, args.hex) for text in args.keys]
-        if b"" in keys:
-            raise ValueError("an empty KEY cannot be a split key (the first range starts there)")
-        fetch = functools.partial(admin.split, keys=keys, timeout=args.timeout)
-    else:
-        fetch = getattr(admin, args.what)
-
-    async def run() -> list[admin.Row]:
-        async with PdClient(endpoints, timeout=args.timeout) as pd:
-            return await fetch(pd)
-
-    rows = asyncio.run(run())
-    kind = "ranges" if args.what == "split" else args.what
-    print(json.dumps(rows, indent=2) if args.json else admin.table(kind, rows))
-    return 0
+    return run_admin(args, endpoints, _decode_key)
 
 
 def _run_client_command(args: argparse.Namespace) -> int:
@@ -385,6 +341,8 @@ COMMANDS = ("store", "pd", "playground", "put", "get", "delete", "scan", "admin"
 
 def _build_parser() -> argparse.ArgumentParser:
     planned = "\n".join(f"  {name:<12} {text}" for name, text in PLANNED_COMMANDS.items())
+    from kvdb.admin_cli import add_admin_parser
+
     parser = _Parser(
         prog="kvdb",
         description="kvdb: a sharded, multi-Raft, transactional key-value database.",
@@ -395,7 +353,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_playground_parser(sub)
     _add_kv_parsers(sub)
-    _add_admin_parser(sub)
+    add_admin_parser(sub, _add_client_flags)
     _add_store_parser(sub)
     _add_pd_parser(sub)
     sub.add_parser("bench", help="throughput/latency benchmarks against kvdb and etcd (kvdb bench --help)",

@@ -14,6 +14,7 @@ import grpc
 from kvdb.pb import pdpb_pb2
 from kvdb.store.errors import InvalidArgumentError
 from placement.members import MembershipError
+from placement.rpc import RequestError
 from placement.state import NotServingError
 
 if TYPE_CHECKING:
@@ -67,8 +68,6 @@ class MemberRpcs:
 
 async def _refusals(handle: Callable[[], Awaitable[None]]) -> None:
     """A refused change is the request's error (invalid_argument), not a reason to retry."""
-    from placement.service import RequestError  # service.py imports this module
-
     try:
         await handle()
     except (MembershipError, InvalidArgumentError) as exc:

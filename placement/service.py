@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -12,8 +11,10 @@ import grpc
 
 from kvdb.pb import pdpb_pb2, pdpb_pb2_grpc
 from placement import metadata as md
+from placement.admin_rpcs import AdminRpcs
 from placement.member_rpcs import MemberRpcs
 from placement.range_tree import RangeTree
+from placement.rpc import RequestError, now_ms
 from placement.schedule import operator as ops
 from placement.schedule.runner import update_store
 from placement.state import NotServingError, Update
@@ -33,19 +34,7 @@ SPLIT_RECHECK_S = 1.0
 """How often a waiting SplitRanges looks again even if no range changed (an operator timed out)."""
 
 
-class RequestError(Exception):
-    """The request itself is wrong (or the cluster is in the wrong state for it)."""
-
-    def __init__(self, message: str, **kind: object) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-class PdService(MemberRpcs, pdpb_pb2_grpc.PDServicer):
+class PdService(AdminRpcs, MemberRpcs, pdpb_pb2_grpc.PDServicer):
     def __init__(self, member: PdMember) -> None:
         self.member = member
         self.state = member.state
@@ -150,8 +139,9 @@ class PdService(MemberRpcs, pdpb_pb2_grpc.PDServicer):
                 if info.state == pdpb_pb2.TOMBSTONE:
                     raise RequestError(f"store {new.id} is a tombstone", invalid_argument=True)
                 info.address = new.address
-                del info.labels[:]
-                info.labels.extend(new.labels)
+                if new.labels:  # none given: keep those set with `kvdb admin store-labels`
+                    del info.labels[:]
+                    info.labels.extend(new.labels)
                 info.last_heartbeat_ms = now_ms()
                 return info.SerializeToString(), {}, []
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from kvdb import __version__
-from kvdb.admin import show_key, table
+from kvdb.admin import imbalance, show_key, status_text, table
 from kvdb.cli import _build_parser, _subparser
 from kvdb.config_file import apply_config_file
 from kvdb.playground import Layout, PlaygroundError, resolve_layout
@@ -67,6 +67,29 @@ def test_unknown_command_fails_with_one_line() -> None:
     (["admin"], ["WHAT"]),
     (["admin", "nodes"], ["invalid choice"]),
     (["admin", "stores", "--bogus"], ["--bogus"]),
+    (["admin", "move-replica", "7", "--from", "1"], ["--to"]),
+    (["admin", "move-replica", "7", "--from", "1", "--to", "1"], ["same store"]),
+    (["admin", "move-replica", "x", "--from", "1", "--to", "2"], ["RANGE", "not a whole number"]),
+    (["admin", "move-replica", "0", "--from", "1", "--to", "2"], ["RANGE", "positive"]),
+    (["admin", "transfer-leader", "7"], ["STORE"]),
+    (["admin", "decommission", "-3"], ["STORE"]),
+    (["admin", "operators", "--cancel", "x"], ["--cancel"]),
+    (["admin", "operators", "--cancel", "3", "--all"], ["--cancel and --all"]),
+    (["admin", "schedulers", "pause"], ["needs NAME"]),
+    (["admin", "schedulers", "evict-leader"], ["needs STORE"]),
+    (["admin", "schedulers", "evict-leader", "s1"], ["STORE", "not a whole number"]),
+    (["admin", "schedulers", "pause", "balance-region", "--cancel"], ["--cancel goes with evict-leader"]),
+    (["admin", "schedulers", "stop", "x"], ["invalid choice"]),
+    (["admin", "config", "set", "replica_count"], ["KEY VALUE"]),
+    (["admin", "config", "show", "replica_count"], ["no arguments"]),
+    (["admin", "members", "add"], ["needs ADDRESS"]),
+    (["admin", "members", "add", "pd4"], ["HOST:PORT"]),
+    (["admin", "members", "remove", "two"], ["ID", "not a whole number"]),
+    (["admin", "members", "2"], ["invalid choice"]),
+    (["admin", "store-labels", "3"], ["KEY=VALUE"]),
+    (["admin", "store-labels", "3", "zone"], ["'zone' is not KEY=VALUE"]),
+    (["admin", "store-labels", "3", "zone=a", "zone=b"], ["given twice"]),
+    (["admin", "status", "--timeout", "-1"], ["--timeout"]),
 ])
 def test_usage_errors_are_one_line(args: list[str], words: list[str], tmp_path: Path) -> None:
     result = run(*args, "--data-dir", str(tmp_path / "pg")) if args[0] == "playground" else run(*args)
@@ -74,7 +97,8 @@ def test_usage_errors_are_one_line(args: list[str], words: list[str], tmp_path: 
     assert not (tmp_path / "pg").exists()
 
 
-@pytest.mark.parametrize("args", [["get", "k"], ["put", "k", "v"], ["scan"], ["admin", "members"]])
+@pytest.mark.parametrize("args", [["get", "k"], ["put", "k", "v"], ["scan"], ["admin", "members"],
+                                  ["admin", "status"], ["admin", "decommission", "3"]])
 def test_unreachable_pd_fails_within_the_timeout(args: list[str]) -> None:
     port = free_ports(1)[0]
     started = time.monotonic()
@@ -200,6 +224,54 @@ def test_a_hibernate_key_that_is_not_a_boolean_fails_with_one_line(tmp_path: Pat
     assert_one_line_error(run("store", "--config", str(config)), 2, "hibernate", "true or false")
 
 
+STATUS_STORES = [
+    {"id": 1, "address": "127.0.0.1:1", "state": "UP", "ranges": 12, "leaders": 6, "labels": {"zone": "a"}},
+    {"id": 2, "address": "127.0.0.1:2", "state": "UP", "ranges": 8, "leaders": 2, "labels": {}},
+    {"id": 3, "address": "127.0.0.1:3", "state": "DISCONNECTED", "ranges": 10, "leaders": 4, "labels": {}},
+    {"id": 4, "address": "127.0.0.1:4", "state": "OFFLINE", "ranges": 30, "leaders": 0, "labels": {}},
+]
+
+
+def test_imbalance_counts_only_stores_that_should_hold_ranges() -> None:
+    spread = imbalance(STATUS_STORES)  # the OFFLINE store is being emptied: not part of the balance
+    assert spread["stores"] == 3
+    assert spread["ranges"] == {"max": 12, "min": 8, "mean": 10.0, "max_over_mean_percent": 20.0,
+                                "min_under_mean_percent": 20.0}
+    leaders = spread["leaders"]
+    assert (leaders["max"], leaders["min"], leaders["mean"]) == (6, 2, 4.0)
+    assert imbalance([])["ranges"]["mean"] == 0.0  # no store yet: no division by zero
+
+
+def test_status_fits_one_screen_and_names_what_matters() -> None:
+    row = {"members": [{"id": 1, "address": "a:1", "leader": True, "learner": False},
+                       {"id": 4, "address": "a:4", "leader": False, "learner": True}],
+           "leader": {"id": 1, "address": "a:1"}, "stores": STATUS_STORES, "range_count": 30,
+           "operators": [{"origin": "admin"}, {"origin": "replica-checker"}, {"origin": "replica-checker"}],
+           "schedulers": [{"name": "balance-region", "paused": True},
+                          {"name": "hot-region", "paused": False}],
+           "config": {"evict_leader_stores": [2]}, "imbalance": imbalance(STATUS_STORES)}
+    text = status_text(row)
+    lines = text.splitlines()
+    assert len(lines) <= 24 and max(map(len, lines)) <= 100
+    assert lines[0] == "PD members: 2, leader 1 at a:1"
+    assert "learner" in text and "Stores: 4 (1 DISCONNECTED, 1 OFFLINE, 2 UP)" in text
+    assert "Ranges: 30" in text and "Operators in flight: 3 (1 by admin, 2 by replica-checker)" in text
+    assert "Schedulers paused: balance-region; evicting leaders from stores: 2" in text
+    assert "ranges   max 12 (+20.0%), min 8 (-20.0%), mean 10.0" in text
+    assert "zone=a" in text  # labels column of the stores table
+
+
+def test_operator_and_config_tables() -> None:
+    op = {"id": 9, "range_id": 7, "kind": "move-replica", "origin": "admin", "step": 1, "steps": 3,
+          "status": "running", "description": "move range 7's replica from store 1 to store 4"}
+    lines = table("operators", [op, {**op, "id": 10, "status": "success"}]).splitlines()
+    assert lines[0].split() == ["ID", "RANGE", "KIND", "ORIGIN", "STEP", "STATUS", "DESCRIPTION"]
+    assert lines[1].split()[:6] == ["9", "7", "move-replica", "admin", "2/3", "running"]
+    assert lines[2].split()[4:6] == ["3/3", "success"]
+    lines = table("config", [{"replica_count": 3, "evict_leader_stores": [1, 4]}]).splitlines()
+    assert [line.split() for line in lines[1:]] == [["replica_count", "3"], ["evict_leader_stores", "1,4"]]
+
+
 @pytest.mark.parametrize(("args", "words"), [
     (["store", "--listen", "0.0.0.0:0", "--pd", "127.0.0.1:1"], ["wildcard", "--advertise-address"]),
     (["store", "--listen", "[::]:20160", "--pd", "127.0.0.1:1"], ["wildcard", "--advertise-address"]),
@@ -278,3 +350,12 @@ def test_stores_table_shows_labels() -> None:
     lines = table("stores", rows).splitlines()
     assert lines[0].split() == ["ID", "ADDRESS", "STATE", "RANGES", "LEADERS", "LABELS"]
     assert lines[1].split() == ["4", "10.0.0.5:20160", "UP", "3", "1", "zone=a,rack=r1"]
+
+
+def test_config_rows_show_lists_as_lists() -> None:
+    from kvdb.admin import config_row
+    from kvdb.pb import pdpb_pb2
+
+    row = config_row(pdpb_pb2.ScheduleConfig(replica_count=3, evict_leader_stores=[2, 5]))
+    assert row["replica_count"] == 3 and row["evict_leader_stores"] == [2, 5] and row["location_labels"] == []
+    json.dumps(row)  # plain values only

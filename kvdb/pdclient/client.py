@@ -261,6 +261,61 @@ class PdClient:
         self.members = list(response.members)
         return self.members
 
+    # ------------------------------------------------------------------------- admin calls
+    # Mutations retried after a lost answer: setting a store's state, labels or a config value
+    # again is harmless; a repeated AddOperator is refused (the range has its operator already)
+    # and a repeated CancelOperator reports the operator as it ended.
+
+    async def add_operator(self, range_id: int, *, move_replica: tuple[int, int] | None = None,
+                           transfer_leader: int | None = None) -> pdpb_pb2.OperatorInfo:
+        """Ask PD to move the range's replica (``(from_store, to_store)``) or its leadership (to a
+        store); exactly one of the two. Returns the operator PD started."""
+        if (move_replica is None) == (transfer_leader is None):
+            raise ValueError("give exactly one of move_replica and transfer_leader")
+        request = pdpb_pb2.AddOperatorRequest(range_id=range_id)
+        if move_replica is not None:
+            request.move_replica.from_store, request.move_replica.to_store = move_replica
+        else:
+            request.transfer_leader.to_store = transfer_leader
+        return (await self._call("AddOperator", request)).operator
+
+    async def list_operators(self, include_finished: bool = False) -> list[pdpb_pb2.OperatorInfo]:
+        request = pdpb_pb2.ListOperatorsRequest(include_finished=include_finished)
+        return list((await self._call("ListOperators", request)).operators)
+
+    async def cancel_operator(self, operator_id: int) -> pdpb_pb2.OperatorInfo:
+        """Cancel a running operator; the operator as it stands after (already finished: as it ended)."""
+        request = pdpb_pb2.CancelOperatorRequest(operator_id=operator_id)
+        return (await self._call("CancelOperator", request)).operator
+
+    async def set_store_state(self, store_id: int, state: int) -> pdpb_pb2.StoreInfo:
+        """OFFLINE decommissions the store, UP cancels a decommission; the store's record after."""
+        request = pdpb_pb2.SetStoreStateRequest(store_id=store_id, state=state)
+        return (await self._call("SetStoreState", request)).store
+
+    async def set_store_labels(self, store_id: int, labels: dict[str, str]) -> pdpb_pb2.StoreInfo:
+        """Replace the store's labels with ``labels``; the store's record after."""
+        request = pdpb_pb2.SetStoreLabelsRequest(
+            store_id=store_id, labels=[pdpb_pb2.StoreLabel(key=k, value=v) for k, v in labels.items()])
+        return (await self._call("SetStoreLabels", request)).store
+
+    async def get_config(self) -> pdpb_pb2.ScheduleConfig:
+        return (await self._call("GetConfig", pdpb_pb2.GetConfigRequest())).config
+
+    async def set_config(self, key: str, value: str) -> pdpb_pb2.ScheduleConfig:
+        """Set one schedule setting by name (value as text, lists comma-separated); the config after."""
+        return (await self._call("SetConfig", pdpb_pb2.SetConfigRequest(key=key, value=value))).config
+
+    async def list_schedulers(self) -> list[pdpb_pb2.SchedulerInfo]:
+        return list((await self._call("ListSchedulers", pdpb_pb2.ListSchedulersRequest())).schedulers)
+
+    async def pause_scheduler(self, name: str, resume: bool = False) -> pdpb_pb2.SchedulerInfo:
+        request = pdpb_pb2.PauseSchedulerRequest(name=name, resume=resume)
+        return (await self._call("PauseScheduler", request)).scheduler
+
+    async def cluster_status(self) -> pdpb_pb2.GetClusterStatusResponse:
+        return await self._call("GetClusterStatus", pdpb_pb2.GetClusterStatusRequest())
+
     async def alloc_id(self) -> int:
         return (await self._call("AllocID", pdpb_pb2.AllocIDRequest())).id
 
