@@ -32,7 +32,6 @@ from kvdb.store.store import Store
 from placement import metadata as md
 from placement.members import Membership, fetch_group, read_group_file, write_group_file
 from placement.schedule import runner
-from placement.schedule.ids import IdPool
 from placement.service import PdService, now_ms
 from placement.state import MetadataState
 from placement.windows import IdAllocator, Persist, TimestampOracle
@@ -114,11 +113,10 @@ class PdMember:
         self._ready_lock = asyncio.Lock()
         self._server: grpc.aio.Server | None = None
         self._coordinator: asyncio.Task | None = None
-        self.id_pool = IdPool()
         # The leader's in-memory view of the replicated records it serves from (the cluster
         # model) and the scheduling over it: loaded when it starts to serve, updated with every
         # write it makes, reloaded after a write that failed (it may or may not have applied).
-        self._use(runner.build(config.schedule, config.store_disconnect_ms, [], [], 0, self.id_pool))
+        self._use(runner.build(config.schedule, config.store_disconnect_ms, [], [], 0, self.take_id))
         self.bootstrapped = False
         self.range_lock = asyncio.Lock()
         """Held by whoever writes range records: decisions against the tree and their writes
@@ -129,6 +127,11 @@ class PdMember:
     @property
     def store(self) -> Store:
         return self.host.store
+
+    def take_id(self) -> int:
+        """A fresh id for the scheduling code, from the same increasing sequence as every other
+        (``IdAllocator.take``)."""
+        return self.ids.take()
 
     def wake(self) -> None:
         self.host.wake()
@@ -209,7 +212,7 @@ class PdMember:
         self._use(runner.build(
             self.schedule, self.config.store_disconnect_ms,
             [pdpb_pb2.StoreInfo.FromString(v) for _, v in stores],
-            [pdpb_pb2.RangeInfo.FromString(v) for _, v in ranges], self.serving_since_ms, self.id_pool,
+            [pdpb_pb2.RangeInfo.FromString(v) for _, v in ranges], self.serving_since_ms, self.take_id,
             previous=self.cluster))
         self._views_stale = False
         self.ranges_changed()
@@ -252,7 +255,6 @@ class PdMember:
             windows[key] = pdpb_pb2.Window.FromString(raw).upper if raw else 0
         self.ids.start(windows[md.ALLOC_WINDOW])
         await self.tso.start(windows[md.TSO_WINDOW])
-        self.id_pool = IdPool()  # ids left from an earlier leadership may have been handed out
         self._views_stale = True
         self.serving_since_ms = now_ms()
         if self._coordinator is not None:

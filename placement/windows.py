@@ -70,7 +70,23 @@ class TimestampOracle:
                 return ts
 
 
+class IdsExhausted(Exception):
+    """No id can be taken without persisting a new window first: stop, and ``reserve`` before the
+    next try."""
+
+
 class IdAllocator:
+    """Ids in one increasing sequence, whichever way they are taken.
+
+    Peer ids must only grow (a store that removed peer 45 of a range drops messages for any peer
+    of that range numbered 45 or less, and takes a message for a higher one as proof its own
+    replica is stale), so there is one counter: ``alloc`` awaits a new window when needed, and
+    ``take`` hands out the next id synchronously from the window already persisted (for the
+    scheduling code, which does not await). A pool of ids fetched ahead would break the order:
+    ids allocated directly meanwhile (a split's) would be higher than the pooled ones handed out
+    after them.
+    """
+
     def __init__(self, persist: Persist, step: int = 1000) -> None:
         self._persist = persist
         self._step = step
@@ -91,3 +107,19 @@ class IdAllocator:
             value = self._next
             self._next += 1
             return value
+
+    def take(self) -> int:
+        """The next id, without I/O; raises ``IdsExhausted`` when the persisted window is used up."""
+        if self._next >= self._upper:
+            raise IdsExhausted("no id left in the persisted window until the next reserve")
+        value = self._next
+        self._next += 1
+        return value
+
+    async def reserve(self, count: int) -> None:
+        """Make sure ``count`` ids can be taken without I/O (persists a further window if needed)."""
+        async with self._lock:
+            if self._upper - self._next < count:
+                upper = self._next + max(self._step, count)
+                await self._persist(upper)
+                self._upper = upper

@@ -13,8 +13,9 @@ A run (``run_once``, every ``config.schedule_interval_ms`` on the PD leader):
    its half-done state (a learner added by a move) would undo it.
 4. Each scheduler not paused (``config.paused_schedulers``) whose interval is due.
 
-Ids come from a synchronous pool (``ids.IdPool``); when it runs dry (``IdsExhausted``) the run
-stops where it is and the rest waits for the next run, after the pool is topped up.
+Ids are taken synchronously from PD's id allocator's persisted window (``IdAllocator.take``);
+when it is used up (``IdsExhausted``) the run stops where it is and the rest waits for the next
+run, after a further window is reserved.
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ from placement.schedule.checkers import Checker
 from placement.schedule.checkers.placement import PlacementChecker
 from placement.schedule.checkers.replica import ReplicaChecker
 from placement.schedule.controller import OperatorController
-from placement.schedule.ids import IdsExhausted
 from placement.schedule.operator import Operator
 from placement.schedule.schedulers.balance_leader import BalanceLeaderScheduler
 from placement.schedule.schedulers.balance_region import BalanceRegionScheduler
 from placement.schedule.schedulers.evict_leader import EvictLeaderScheduler
 from placement.schedule.schedulers.hot_region import HotRegionScheduler
+from placement.windows import IdsExhausted
 
 PATROL_BATCH = 256
 """Ranges the patrol looks at per run: 10,000 ranges in 40 runs (8 s at the default 200 ms)."""

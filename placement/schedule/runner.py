@@ -26,7 +26,6 @@ from placement.cluster import ClusterModel
 from placement.config import effective
 from placement.schedule.controller import OperatorController
 from placement.schedule.coordinator import Coordinator, default_coordinator
-from placement.schedule.ids import IdPool
 from placement.state import NotServingError, Update
 
 if TYPE_CHECKING:
@@ -45,7 +44,7 @@ class Scheduling:
 
 
 def build(config: pdpb_pb2.ScheduleConfig, disconnect_ms: int, stores: list[pdpb_pb2.StoreInfo],
-          ranges: list[pdpb_pb2.RangeInfo], serving_since_ms: int, new_id: IdPool,
+          ranges: list[pdpb_pb2.RangeInfo], serving_since_ms: int, new_id: Callable[[], int],
           previous: ClusterModel | None = None) -> Scheduling:
     """The scheduling state over the replicated records; ``previous``'s liveness carries over."""
     cluster = ClusterModel(effective(config), disconnect_ms, stores, ranges, serving_since_ms)
@@ -116,11 +115,8 @@ async def persist_tombstones(member: PdMember, now_ms: int) -> None:
             log.warning("store %d is decommissioned and holds no replica: TOMBSTONE", store_id)
 
 
-async def top_up_ids(member: PdMember) -> None:
-    pool = member.id_pool
-    missing = pool.missing()
-    if missing:
-        pool.add([await member.ids.alloc() for _ in range(missing)])
+IDS_PER_RUN = 32
+"""Ids the coordinator may take in one run without I/O (reserved before each run)."""
 
 
 async def coordinate(member: PdMember, term: int, clock: Callable[[], int]) -> None:
@@ -130,7 +126,7 @@ async def coordinate(member: PdMember, term: int, clock: Callable[[], int]) -> N
             if member.state.check_serving() != term:
                 return
             await member.ensure_leader_ready()
-            await top_up_ids(member)
+            await member.ids.reserve(IDS_PER_RUN)
             now = clock()
             for op in member.coordinator.run_once(now):
                 log.info("operator %d: %s (%s)", op.id, op.description, op.origin)

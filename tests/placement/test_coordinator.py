@@ -4,14 +4,16 @@ runs schedulers (interval, pause)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from kvdb.pb import pdpb_pb2
 from placement.schedule import coordinator as coordinator_module
 from placement.schedule import operator as ops
 from placement.schedule.coordinator import Coordinator, default_coordinator
-from placement.schedule.ids import IdPool, IdsExhausted
 from placement.schedule.operator import Operator, Priority
+from placement.windows import IdAllocator, IdsExhausted
 from tests.placement.scheduling import DOWN, NOW, OFFLINE, VOTER, Cluster, S, range_info
 
 
@@ -84,16 +86,20 @@ def test_running_out_of_ids_stops_the_run_and_the_rest_waits_for_the_next(monkey
     monkeypatch.setattr(coordinator_module, "PATROL_BATCH", 1)
     cluster = Cluster(S(1), S(2), S(3), store_limit=100)
     ranges_on_store_1(cluster, 4)
-    pool = IdPool(target=2)
-    pool.add([500, 501])
-    cluster.ids = pool
+    async def persist(upper: int) -> None:
+        pass
+
+    ids = IdAllocator(persist, step=2)
+    ids.start(500)
+    asyncio.run(ids.reserve(2))  # a window of two ids: 500 and 501
+    cluster.ids = ids.take
     coord = coordinator(cluster)
     # The first run looks at every range (every store is new to it), the patrol's too.
     assert ranges_of(coord.run_once(NOW)) == [1, 2]
     with pytest.raises(IdsExhausted):
-        pool()
+        ids.take()
     assert coord.run_once(NOW + 1) == []  # still dry: nothing, and nothing lost
-    pool.add([502, 503])
+    asyncio.run(ids.reserve(2))
     made = coord.run_once(NOW + 2)
     assert ranges_of(made) == [3, 4]
     assert [op.steps[0].peer.id for op in made] == [502, 503]

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from placement.windows import LOGICAL_BITS, MAX_LOGICAL, IdAllocator, TimestampOracle
+from placement.windows import LOGICAL_BITS, MAX_LOGICAL, IdAllocator, IdsExhausted, TimestampOracle
 
 
 class FakeClock:
@@ -103,5 +103,26 @@ def test_ids_are_never_reused_across_leaders() -> None:
         later = [await second.alloc() for _ in range(5)]
         assert len(set(handed)) == 15 and min(later) > max(handed)
         assert all(i > 0 for i in handed)
+
+    run(scenario())
+
+
+def test_ids_taken_without_io_and_allocated_directly_form_one_increasing_sequence() -> None:
+    """Peer ids must only grow: the scheduling code's synchronous takes and a split's allocations,
+    interleaved, never hand out an id below one already handed out."""
+
+    async def scenario() -> None:
+        disk = Disk()
+        ids = IdAllocator(disk.persist, step=4)
+        ids.start(disk.upper)
+        with pytest.raises(IdsExhausted):
+            ids.take()  # nothing reserved yet: a take never does I/O
+        await ids.reserve(3)
+        handed = [ids.take(), await ids.alloc(), ids.take()]
+        handed += [await ids.alloc() for _ in range(3)]  # beyond the window: persists a new one
+        await ids.reserve(2)
+        handed += [ids.take(), ids.take()]
+        assert handed == sorted(handed) and len(set(handed)) == len(handed)
+        assert max(handed) < disk.upper  # nothing handed out beyond what is persisted
 
     run(scenario())
