@@ -23,7 +23,7 @@ import kvdb.aio
 import kvdb.client.aio as client_aio
 from kvdb.errors import DeadlineExceededError, UnavailableError, UncertainResultError
 from kvdb.pb import adminpb_pb2
-from kvdb.testing.linearizability import Operation, check_history
+from kvdb.testing.linearizability import CheckResult, Operation, check_history
 from tests.integration.client import Client
 from tests.integration.cluster import wait_for
 from tests.integration.conftest import MakePdCluster
@@ -53,6 +53,22 @@ class Workload:
         self.ambiguous_retries = 0
         self.uncertain = 0
         self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    def finish(self) -> None:
+        """Stop the clients (in a ``finally``: a failing test must not leave them running)."""
+        self.stop.set()
+        self.thread.join(30)
+
+    def checked(self, phases: int) -> CheckResult:
+        """The finished workload's history, checked linearizable, with at least ``phases`` phases
+        of answers, every one of them checked; raises the first error a client hit."""
+        assert not self.thread.is_alive(), "the workload did not stop"
+        if self.errors:
+            raise self.errors[0]
+        result = check_history(self.history)
+        result.raise_if_failed()
+        assert result.checked_ops >= self.answered() >= phases * PHASE_OPS
+        return result
 
     def answered(self) -> int:
         return sum(1 for op in self.history if op.complete is not None)
@@ -152,18 +168,11 @@ def test_real_client_histories_are_linearizable_through_retries_and_failovers(
         admin.wait_caught_up([victim])
         workload.phase("after the killed store came back")
     finally:
-        workload.stop.set()
-        workload.thread.join(30)
-    assert not workload.thread.is_alive(), "the workload did not stop"
-    if workload.errors:
-        raise workload.errors[0]
-
+        workload.finish()
+    workload.checked(phases=5)
     history = workload.history
     writes = [op for op in history if op.kind != "get" and op.complete is not None]
-    assert workload.answered() >= 5 * PHASE_OPS and writes, "too little of the workload got answers"
-    result = check_history(history)
-    result.raise_if_failed()
-    assert result.checked_ops >= workload.answered()
+    assert writes, "no write got an answer"
     # The retry path ran, and the stores answered re-sent writes from their sessions.
     assert workload.ambiguous_retries > 0
     total = counters(admin, lost)

@@ -18,10 +18,9 @@ import pytest
 import kvdb
 import kvdb.client.aio as client_aio
 from kvdb.pb import adminpb_pb2
-from kvdb.testing.linearizability import check_history
 from tests.integration.client import Client
 from tests.integration.conftest import MakePdCluster
-from tests.integration.test_client_linearizable import ATTEMPT_TIMEOUT, PHASE_OPS, Workload
+from tests.integration.test_client_linearizable import ATTEMPT_TIMEOUT, Workload
 
 KEYS = [b"a", b"f", b"k", b"p", b"u", b"z"]
 SPLIT_TIMEOUT = 30.0
@@ -53,15 +52,8 @@ def test_splits_under_load_and_a_leader_kill_keep_histories_linearizable(
         cluster.restart(victim)
         workload.phase("after the killed store came back")
     finally:
-        workload.stop.set()
-        workload.thread.join(30)
-    assert not workload.thread.is_alive(), "the workload did not stop"
-    if workload.errors:
-        raise workload.errors[0]
-
-    result = check_history(workload.history)
-    result.raise_if_failed()
-    assert result.checked_ops >= workload.answered() >= 5 * PHASE_OPS
+        workload.finish()
+    workload.checked(phases=5)
 
     ranges = pd.run(pd.client.scan_ranges(b""))
     bounds = [(r.descriptor.start_key, r.descriptor.end_key) for r in ranges]

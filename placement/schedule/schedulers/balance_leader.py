@@ -14,18 +14,12 @@ from kvdb.pb import pdpb_pb2
 from placement.cluster import peer_on
 from placement.schedule import filters
 from placement.schedule.operator import Operator, transfer_leader
-from placement.schedule.schedulers.base import Plan, Scheduler, beyond_tolerance
+from placement.schedule.schedulers.base import OneAtATime, Plan, beyond_tolerance
 
 
-class BalanceLeaderScheduler(Scheduler):
+class BalanceLeaderScheduler(OneAtATime):
     name = "balance-leader"
     limit_setting = "leader_schedule_limit"
-
-    def plan(self, plan: Plan, now_ms: int, room: int) -> list[Operator]:
-        ops: list[Operator] = []
-        while len(ops) < room and (op := self._one(plan, now_ms)) is not None:
-            ops.append(op)
-        return ops
 
     def _one(self, plan: Plan, now_ms: int) -> Operator | None:
         model = self.model

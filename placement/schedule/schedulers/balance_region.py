@@ -13,24 +13,21 @@ from __future__ import annotations
 from kvdb.pb import pdpb_pb2
 from placement.schedule import filters
 from placement.schedule.operator import Operator, move_replica
-from placement.schedule.schedulers.base import Plan, Scheduler, beyond_tolerance
+from placement.schedule.schedulers.base import OneAtATime, Plan, beyond_tolerance
 
 SCAN_BUDGET = 2_000
 """Ranges one run looks at, at most: with zones most moves are ruled out (they would leave a
 zone), and a run that finds nothing must not cost PD seconds on a cluster of many ranges."""
 
 
-class BalanceRegionScheduler(Scheduler):
+class BalanceRegionScheduler(OneAtATime):
     name = "balance-region"
     limit_setting = "region_schedule_limit"
     _budget = SCAN_BUDGET
 
     def plan(self, plan: Plan, now_ms: int, room: int) -> list[Operator]:
         self._budget = SCAN_BUDGET
-        ops: list[Operator] = []
-        while len(ops) < room and (op := self._one(plan, now_ms)) is not None:
-            ops.append(op)
-        return ops
+        return super().plan(plan, now_ms, room)
 
     def _one(self, plan: Plan, now_ms: int) -> Operator | None:
         model = self.model

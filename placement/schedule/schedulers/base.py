@@ -133,3 +133,17 @@ class Scheduler:
     def plan(self, plan: Plan, now_ms: int, room: int) -> list[Operator]:
         """At most ``room`` operators (priority SCHEDULE), each counted into ``plan``."""
         raise NotImplementedError
+
+
+class OneAtATime(Scheduler):
+    """A scheduler that decides one operator at a time, each against the plan with the ones
+    decided before it (so two moves in one run never aim at the same gap)."""
+
+    def plan(self, plan: Plan, now_ms: int, room: int) -> list[Operator]:
+        ops: list[Operator] = []
+        while len(ops) < room and (op := self._one(plan, now_ms)) is not None:
+            ops.append(op)
+        return ops
+
+    def _one(self, plan: Plan, now_ms: int) -> Operator | None:
+        raise NotImplementedError
