@@ -147,9 +147,11 @@ class PdWorker:
 
     # ---------------------------------------------------------------------------- heartbeats
     def start(self) -> None:
-        # PD learns new ranges and new leaders at once (and a SplitRanges waiting on them answers).
+        # PD learns new ranges, new leaders and membership changes at once (a SplitRanges waiting
+        # on them answers; an operator's next step goes out without waiting for an interval).
         self.store.on_split = lambda descs: self.report_now()
         self.store.on_leader = lambda peer: self.report_now()
+        self.store.on_conf_change = lambda peer: self.report_now()
         self._tasks += [spawn(self._store_heartbeats(), "store heartbeats to PD"),
                         spawn(self._range_heartbeats(), "range heartbeats to PD"),
                         spawn(self._stale_replica_checks(), "stale replica checks")]

@@ -458,6 +458,8 @@ class Peer:
         self.set_desc(desc, batch)
         if self.removed:
             self.store.schedule_destroy(self)
+        elif self.is_leader:
+            self.store.on_conf_change(self)
         return desc
 
     def set_desc(self, desc: metapb_pb2.RangeDescriptor, batch: WriteBatch) -> None:

@@ -159,6 +159,9 @@ class Store:
         self.on_leader: Callable[[Peer], None] = lambda peer: None
         """Set by the driver: a replica here became its range's leader (PD should hear of it soon:
         clients route by PD's view, and a range split off here has no other leader yet)."""
+        self.on_conf_change: Callable[[Peer], None] = lambda peer: None
+        """Set by the driver: a membership change applied on the range's leader here (PD hands
+        out an operator's next step only once a heartbeat shows this one done)."""
         self.tombstones: dict[int, int] = {}  # range id -> the removed peer's id
         self._dirty: set[Peer] = set()
         self._to_destroy: list[Peer] = []
