@@ -26,12 +26,12 @@ from kvdb.pdclient.client import PdClient
 from tests.integration.cluster import Cluster
 
 
-async def run(pd: str, duration: float, concurrency: int, keys: int, window: float) -> list[str]:
+async def run(pd: str, duration: float, concurrency: int, keys: int, window: float) -> list[float]:
     import kvdb.aio
 
     done = errors = 0
     stop = asyncio.Event()
-    lines = []
+    rates = []
     async with await kvdb.aio.connect(pd, timeout=10.0) as client, PdClient(pd, timeout=30) as pdc:
         async def writer(w: int) -> None:
             nonlocal done, errors
@@ -52,14 +52,13 @@ async def run(pd: str, duration: float, concurrency: int, keys: int, window: flo
                 await asyncio.sleep(window)  # the sampling period itself, not a synchronisation
                 ranges = await pdc.scan_ranges(key_of(0), key_of(keys), 0)
                 leaders = Counter(r.leader.store_id for r in ranges)
-                lines.append(f"{elapsed + window:6.1f} s  {(done - before) / window:8.0f} ops/s  "
-                             f"{len(ranges):3d} ranges  {errors} errors  "
-                             f"leaders by store {dict(sorted(leaders.items()))}")
-                print(lines[-1], flush=True)
+                rates.append((done - before) / window)
+                print(f"{elapsed + window:6.1f} s  {rates[-1]:8.0f} ops/s  {len(ranges):3d} ranges  "
+                      f"{errors} errors  leaders by store {dict(sorted(leaders.items()))}", flush=True)
         finally:
             stop.set()
             await asyncio.gather(*tasks)
-    return lines
+    return rates
 
 
 def main() -> None:
@@ -84,12 +83,22 @@ def main() -> None:
         cluster.start()
         pd = cluster.pd_endpoints
         asyncio.run(_set_hot_threshold(pd, args.hot_bytes))
-        lines = asyncio.run(run(pd, args.duration, args.concurrency, args.keys, args.window))
-        print(f"first window: {lines[0].split('  ')[1].strip()}, last: {lines[-1].split('  ')[1].strip()}")
+        rates = asyncio.run(run(pd, args.duration, args.concurrency, args.keys, args.window))
+        quarter = max(1, len(rates) // 4)
+        print(f"throughput: first {quarter} windows {sum(rates[:quarter]) / quarter:.0f} ops/s, "
+              f"last {quarter} windows {sum(rates[-quarter:]) / quarter:.0f} ops/s")
+        print("operators: " + asyncio.run(_operators(pd)))
     finally:
         cluster.shutdown()
         if args.dir is None:
             shutil.rmtree(root, ignore_errors=True)
+
+
+async def _operators(pd: str) -> str:
+    async with PdClient(pd, timeout=30) as client:
+        ops = await client.list_operators(include_finished=True)
+    counts = Counter((op.origin, op.kind, op.status) for op in ops)
+    return ", ".join(f"{origin} {kind} {status}: {n}" for (origin, kind, status), n in sorted(counts.items()))
 
 
 async def _set_hot_threshold(pd: str, hot_bytes: int) -> None:
