@@ -83,6 +83,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("results", nargs="+", type=Path, metavar="RESULT", help="result JSON files")
     p.add_argument("--output-dir", type=Path, default=Path("."), help="where the PNGs go (default .)")
     p.add_argument("--prefix", default="", help="prefix of the PNG file names")
+    from bench.failover import add_failover_parser
+
+    add_failover_parser(sub)
     if importlib.util.find_spec("bench.compare") is not None:
         from bench.compare import add_compare_parser
 
