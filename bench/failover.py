@@ -143,8 +143,9 @@ async def _choose(victim: str, pd: PdClient, cluster: Cluster) -> tuple[str, int
 
 
 async def run_failover(cluster: Cluster, victim: str, rounds: int, restart_after: float, settle: float,
-                       concurrency: int, say: Any = print) -> list[Round]:
-    """The rounds against a started ``cluster``; the load runs from before the first kill to the end."""
+                       concurrency: int) -> list[Round]:
+    """The rounds against a started ``cluster``, each printed as it ends; the load runs from before
+    the first kill to the end."""
     pd_addresses = cluster.pd_endpoints
     load = Load(pd_addresses, concurrency)
     finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -167,10 +168,8 @@ async def run_failover(cluster: Cluster, victim: str, rounds: int, restart_after
                           round(longest_gap(load.reads, start, end), 3),
                           round(longest_gap(load.stamps, start, end), 3))
                 results.append(r)
-                say(f"round {n}: kill -9 {r.killed} ({victim}): longest gap writes {r.write_gap:.3f}s, "
-                    f"reads {r.read_gap:.3f}s, TSO {r.tso_gap:.3f}s")
-                if load_task.done():
-                    break
+                print(f"round {n}: kill -9 {r.killed} ({victim}): longest gap writes {r.write_gap:.3f}s, "
+                    f"reads {r.read_gap:.3f}s, TSO {r.tso_gap:.3f}s", flush=True)
     finally:
         finished.set_result(None)
         await load_task
