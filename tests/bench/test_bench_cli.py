@@ -32,6 +32,11 @@ def bench(*args: str) -> subprocess.CompletedProcess[str]:
     (["read", "--target", "etcd", "--endpoints", "127.0.0.1:1", "--pre-split", "4"], ["--target kvdb"]),
     (["split-under-load"], ["--pd"]),
     (["split-under-load", "--pd", "127.0.0.1:1", "--ranges", "1"], ["--ranges"]),
+    (["failover", "--victim", "store"], ["--victim"]),
+    (["failover", "--rounds", "0"], ["--rounds"]),
+    (["failover", "--restart-after", "-1"], ["--restart-after"]),
+    (["failover", "--concurrency", "0"], ["--concurrency"]),
+    (["failover", "--rounds", "x"], ["--rounds"]),
 ])
 def test_usage_errors_are_one_line(args: list[str], words: list[str]) -> None:
     result = bench(*args)

@@ -1,4 +1,5 @@
-"""``kvdb bench failover``: the gap arithmetic, usage errors, and one short round per victim kind."""
+"""``kvdb bench failover``: the gap arithmetic and one short round per victim kind (its usage errors
+are in test_bench_cli.py with the other commands')."""
 
 from __future__ import annotations
 
@@ -18,21 +19,6 @@ def test_the_gap_runs_from_the_last_success_before_the_kill_to_the_end() -> None
     assert longest_gap(successes, start=1.0, end=6.0) == pytest.approx(2.8)  # 3.2 -> the end
     assert longest_gap([], start=1.0, end=4.0) == pytest.approx(3.0)  # nothing ever succeeded
     assert longest_gap([2.0], start=1.0, end=4.0) == pytest.approx(2.0)  # none before the kill
-
-
-@pytest.mark.parametrize("args, words", [
-    (["failover", "--victim", "store"], ["--victim"]),
-    (["failover", "--rounds", "0"], ["--rounds"]),
-    (["failover", "--restart-after", "-1"], ["--restart-after"]),
-    (["failover", "--concurrency", "0"], ["--concurrency"]),
-    (["failover", "--rounds", "x"], ["--rounds"]),
-])
-def test_usage_errors_are_one_line(args: list[str], words: list[str]) -> None:
-    result = bench(*args)
-    assert result.returncode == 2, result
-    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
-    for word in words:
-        assert word in result.stderr
 
 
 @pytest.mark.parametrize("victim, killed", [("leader", "store"), ("follower", "store"),
