@@ -79,7 +79,7 @@ class Load:
         self.stamps: list[float] = []
         self.stop = asyncio.Event()
 
-    async def run(self, until_stopped: asyncio.Future[None]) -> None:
+    async def run(self) -> None:
         import kvdb.aio
 
         async with await kvdb.aio.connect(self.pd, timeout=OP_TIMEOUT) as client, \
@@ -100,7 +100,7 @@ class Load:
             tasks += [asyncio.create_task(loop(n, client.get, self.reads)) for n in range(self.concurrency)]
             tasks.append(asyncio.create_task(loop(0, lambda _k: pd.get_ts(), self.stamps)))
             try:
-                await until_stopped
+                await self.stop.wait()
             finally:
                 self.stop.set()
                 # every operation ends within OP_TIMEOUT; the margin covers the client's own retries
@@ -148,8 +148,7 @@ async def run_failover(cluster: Cluster, victim: str, rounds: int, restart_after
     the first kill to the end."""
     pd_addresses = cluster.pd_endpoints
     load = Load(pd_addresses, concurrency)
-    finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    load_task = asyncio.create_task(load.run(finished))
+    load_task = asyncio.create_task(load.run())
     results: list[Round] = []
     try:
         async with PdClient(pd_addresses, timeout=OP_TIMEOUT) as pd:
@@ -171,7 +170,7 @@ async def run_failover(cluster: Cluster, victim: str, rounds: int, restart_after
                 print(f"round {n}: kill -9 {r.killed} ({victim}): longest gap writes {r.write_gap:.3f}s, "
                     f"reads {r.read_gap:.3f}s, TSO {r.tso_gap:.3f}s", flush=True)
     finally:
-        finished.set_result(None)
+        load.stop.set()
         await load_task
     return results
 

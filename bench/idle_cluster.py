@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from bench.snapshot_rss import rss_mb
-from bench.splits import split_keys
+from bench.splits import split_at, split_keys
 from kvdb.pb import adminpb_pb2
 from tests.integration.client import Client, PdHandle
 from tests.integration.cluster import Cluster, wait_for
@@ -34,13 +34,6 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
-
-
-async def split_at(pd: str, keys: list[bytes]) -> None:
-    from kvdb.pdclient.client import PdClient
-
-    async with PdClient(pd, timeout=600) as client:
-        await client.split_ranges(keys, 600)
 
 
 def main() -> None:
@@ -77,7 +70,7 @@ def main() -> None:
             # One round at a time, each left to settle: a split wakes its new ranges, which elect
             # leaders and then hibernate; piling up thousands of awake ranges overloads a store.
             batch = keys[i:i + args.batch]
-            asyncio.run(split_at(cluster.pd_endpoints, batch))
+            asyncio.run(split_at(cluster.pd_endpoints, batch, 600))
             want = i + len(batch) + 1
             wait_for(lambda: settled(want), 600, "the new ranges to settle", interval=2.0)  # noqa: B023
         print(f"split into {args.ranges} ranges in rounds of {args.batch} in {time.monotonic() - t0:.0f} s")

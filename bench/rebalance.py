@@ -19,8 +19,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.idle_cluster import split_at
-from bench.splits import split_keys
+from bench.splits import split_at, split_keys
 from kvdb.pb import pdpb_pb2
 from kvdb.pdclient.client import PdClient
 from tests.integration.cluster import Cluster, free_ports, wait_for
@@ -63,7 +62,7 @@ def main() -> None:
         cluster.start()
         pd = cluster.pd_endpoints
         t0 = time.monotonic()
-        asyncio.run(split_at(pd, split_keys(args.ranges, args.ranges)))
+        asyncio.run(split_at(pd, split_keys(args.ranges, args.ranges), 600))
         print(f"split into {args.ranges} ranges in {time.monotonic() - t0:.1f} s")
 
         def balanced() -> str | None:

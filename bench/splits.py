@@ -41,10 +41,15 @@ def split_keys(key_count: int, ranges: int) -> list[bytes]:
 
 async def pre_split(pd_endpoints: str, key_count: int, ranges: int, timeout: float = 120.0) -> int:
     """Split the bench key space into ``ranges`` ranges; returns how many ranges now start at a split key."""
+    return await split_at(pd_endpoints, split_keys(key_count, ranges), timeout)
+
+
+async def split_at(pd_endpoints: str, keys: list[bytes], timeout: float) -> int:
+    """Split so that every key starts a range (through PD, as ``kvdb admin split``); returns how
+    many ranges now start at one of the keys."""
     from kvdb.pdclient.client import PdClient
     from placement.service import MAX_SPLITS
 
-    keys = split_keys(key_count, ranges)
     done = 0
     async with PdClient(pd_endpoints, timeout=timeout) as pd:
         for i in range(0, len(keys), MAX_SPLITS):  # PD takes that many per call

@@ -92,7 +92,7 @@ def test_a_seed_replays_exactly() -> None:
     for _ in range(2):
         sim = StoreSimulation(SimOptions(seed=3, pd=True))
         stats = sim.run()
-        runs.append((sim.world.now, stats.summary(), sim.history, sim.pd.ranges[RANGE_ID]))
+        runs.append((sim.world.now, stats.summary(), sim.history, sim.pd.model.get_range(RANGE_ID)))
     assert runs[0] == runs[1]
 
 

@@ -117,6 +117,11 @@ class ServerProcess:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
 
+    def stop(self) -> int:
+        """SIGTERM, the orderly shutdown; returns the exit status."""
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=15)
+
     def pause(self) -> None:
         """SIGSTOP: the process keeps its state and sockets but sends and answers nothing."""
         assert self.running, f"{self.label} is not running"
@@ -233,10 +238,7 @@ class Cluster:
         self.pd[member_id].kill()
 
     def stop_pd(self, member_id: int) -> int:
-        """SIGTERM, the orderly shutdown; returns the exit status."""
-        pp = self.pd[member_id]
-        pp.proc.send_signal(signal.SIGTERM)
-        return pp.proc.wait(timeout=15)
+        return self.pd[member_id].stop()
 
     def pd_member_at(self, address: str) -> int:
         """The member id serving ``address`` (as a PD client names its leader)."""
@@ -270,10 +272,7 @@ class Cluster:
         self.stores[store_id].kill()
 
     def stop(self, store_id: int) -> int:
-        """SIGTERM, the orderly shutdown; returns the exit status."""
-        sp = self.stores[store_id]
-        sp.proc.send_signal(signal.SIGTERM)
-        return sp.proc.wait(timeout=15)
+        return self.stores[store_id].stop()
 
     def restart(self, store_id: int) -> None:
         self.start(store_id)

@@ -442,7 +442,7 @@ class StoreSimulation:
         parts = []
         if self.pd is not None:
             leader = self.leader()
-            desc = self.pd.ranges[RANGE_ID].descriptor
+            desc = self.pd.model.get_range(RANGE_ID).descriptor
             if leader is not None:
                 desc = leader.store.peers[RANGE_ID].desc
             states = {sid: info.state for sid, info in self.pd.store_view().items()}

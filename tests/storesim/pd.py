@@ -131,11 +131,6 @@ class SimPd:
         self.stats.pd_decommissions += 1
         self.world.trace("pd: store %d is decommissioned (OFFLINE)", store_id)
 
-    @property
-    def ranges(self) -> dict[int, pdpb_pb2.RangeInfo]:
-        """PD's newest report of each range."""
-        return {info.descriptor.id: info for info in self.model.all_ranges()}
-
     def store_view(self) -> dict[int, pdpb_pb2.StoreInfo]:
         """Every store with the state PD acts on now."""
         now = self.now_ms()
