@@ -70,6 +70,8 @@ class ClusterModel:
         self.disconnect_ms = disconnect_ms
         self.serving_since_ms = serving_since_ms
         self.stores: dict[int, pdpb_pb2.StoreInfo] = {}
+        self._labels: dict[int, dict[str, str]] = {}
+        """Store id -> its labels as a dict (checkers ask per candidate store and per replica)."""
         self.ranges = RangeTree()
         self._loads: dict[int, _StoreLoad] = {}
         for info in stores:
@@ -86,6 +88,7 @@ class ClusterModel:
             info.last_heartbeat_ms = known.last_heartbeat_ms
             info.stats.CopyFrom(known.stats)
         self.stores[info.id] = info
+        self._labels[info.id] = {label.key: label.value for label in info.labels}
 
     def store_heartbeat(self, store_id: int, stats: pdpb_pb2.StoreStats, now_ms: int) -> bool:
         """Refresh a store's liveness; False if the store is unknown (it must PutStore first)."""
@@ -115,8 +118,7 @@ class ClusterModel:
         return info
 
     def labels(self, store_id: int) -> dict[str, str]:
-        info = self.stores.get(store_id)
-        return {} if info is None else {label.key: label.value for label in info.labels}
+        return self._labels.get(store_id, {})
 
     # ------------------------------------------------------------------------------ ranges
     def put_range(self, info: pdpb_pb2.RangeInfo) -> list[int]:

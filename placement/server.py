@@ -27,7 +27,7 @@ from kvdb.server.supervisor import spawn
 from kvdb.server.transport import GRPC_OPTIONS
 from kvdb.storage.engine import CF_DEFAULT
 from kvdb.store.clock import MonotonicClock
-from kvdb.store.config import StoreConfig
+from kvdb.store.config import DEFAULT_MAX_RANGE_SIZE, StoreConfig
 from kvdb.store.store import Store
 from placement import metadata as md
 from placement.members import Membership, fetch_group, read_group_file, write_group_file
@@ -40,8 +40,8 @@ log = logging.getLogger(__name__)
 
 
 def default_schedule() -> pdpb_pb2.ScheduleConfig:
-    return pdpb_pb2.ScheduleConfig(replica_count=3, max_range_size=96 << 20, store_down_ms=30_000,
-                                   operator_timeout_ms=60_000)
+    return pdpb_pb2.ScheduleConfig(replica_count=3, max_range_size=DEFAULT_MAX_RANGE_SIZE,
+                                   store_down_ms=30_000, operator_timeout_ms=60_000)
 
 
 @dataclass

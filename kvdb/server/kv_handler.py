@@ -43,7 +43,7 @@ class KvHandler:
             "cas": (self._cas, _fill_cas),
         }
         self.on_served: Callable[[str, object, object], None] | None = None
-        """Set by the split checker: called with a request's kind, body and response body once it
+        """Set by the split checker: called with a request's kind, body and result once it
         succeeded."""
         self.drop_write_responses = 0
         """Failpoint (tests only): swallow this many more write responses, after they applied."""
@@ -66,7 +66,7 @@ class KvHandler:
             else:
                 fill(body, result)
                 if self.on_served is not None:
-                    self.on_served(kind, inner, body)
+                    self.on_served(kind, inner, result)
                 if self.drop_write_responses and kind not in _READS:
                     self.drop_write_responses -= 1
                     return

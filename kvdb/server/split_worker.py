@@ -71,15 +71,15 @@ class SplitWorker:
         """Splits applied, by reason (tests and logs)."""
 
     # ------------------------------------------------------------------------------- requests
-    def observe(self, kind: str, request: object, response: object = None) -> None:
+    def observe(self, kind: str, request: object, result: object = None) -> None:
         """A request of ``kind`` (a ``kvrpc.Request`` field) succeeded on this store with
-        ``response`` (the matching ``kvrpc.Response`` field)."""
+        ``result`` (what the store answered, before it was put in the response)."""
         peer = self.store.peers.get(request.context.range_id)
         if peer is None:
             return
         desc = peer.desc
         spans, written, keys = request_load(kind, request, desc)
-        read, read_keys = read_load(response)
+        read, read_keys = read_load(kind, result)
         self.flow.record(desc.id, written, keys, read, read_keys)
         if written:
             self.size.on_write(desc, written, keys)
@@ -211,14 +211,14 @@ class SplitWorker:
         return stats
 
 
-def read_load(response: object) -> tuple[int, int]:
-    """(bytes, keys) a request's response carried back: a value, or the pairs of a batch or scan."""
-    if response is None:
-        return 0, 0
-    if hasattr(response, "pairs"):
-        return sum(len(p.key) + len(p.value) for p in response.pairs), len(response.pairs)
-    value = getattr(response, "value", b"")
-    return (len(value), 1) if value else (0, 0)
+def read_load(kind: str, result: object) -> tuple[int, int]:
+    """(bytes, keys) a request of ``kind`` read, from its result (before it became a response:
+    counting the response's protobuf pairs again cost 6x as much on a scan)."""
+    if kind == "get":
+        return (len(result), 1) if result else (0, 0)
+    if kind in ("batch_get", "scan"):
+        return sum(len(k) + len(v) for k, v in result), len(result)
+    return 0, 0
 
 
 def request_load(kind: str, request: object, desc: metapb_pb2.RangeDescriptor) -> tuple[list[Span], int, int]:

@@ -62,11 +62,10 @@ SCHEDULERS: list[Callable[[ClusterModel, OperatorController, NewId], Scheduler]]
 
 
 class Coordinator:
-    def __init__(self, model: ClusterModel, controller: OperatorController, new_id: NewId,
-                 checkers: list[Checker], schedulers: list[Scheduler]) -> None:
+    def __init__(self, model: ClusterModel, controller: OperatorController, checkers: list[Checker],
+                 schedulers: list[Scheduler]) -> None:
         self.model = model
         self.controller = controller
-        self.new_id = new_id
         self.checkers = checkers
         self.schedulers = schedulers
         self._dirty: dict[int, None] = {}  # insertion-ordered set
@@ -148,6 +147,6 @@ class Coordinator:
 
 def default_coordinator(model: ClusterModel, controller: OperatorController, new_id: NewId) -> Coordinator:
     """A coordinator with every checker and scheduler (``CHECKERS``, ``SCHEDULERS``)."""
-    return Coordinator(model, controller, new_id,
+    return Coordinator(model, controller,
                        [make(model, controller, new_id) for make in CHECKERS],
                        [make(model, controller, new_id) for make in SCHEDULERS])

@@ -28,9 +28,8 @@ def ranges_on_store_1(cluster: Cluster, count: int, replicas_on: tuple[int, ...]
     return list(range(1, count + 1))
 
 
-def coordinator(cluster: Cluster, schedulers: list | None = None, new_id=None) -> Coordinator:
-    new_id = new_id or cluster.ids
-    return Coordinator(cluster.model, cluster.controller, new_id, [cluster.checker], schedulers or [])
+def coordinator(cluster: Cluster, schedulers: list | None = None) -> Coordinator:
+    return Coordinator(cluster.model, cluster.controller, [cluster.checker], schedulers or [])
 
 
 def ranges_of(made: list[Operator]) -> list[int]:
