@@ -286,14 +286,16 @@ class StoreHeartbeatRequest(_message.Message):
     def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., store_id: _Optional[int] = ..., stats: _Optional[_Union[StoreStats, _Mapping]] = ...) -> None: ...
 
 class StoreHeartbeatResponse(_message.Message):
-    __slots__ = ("header", "config", "state")
+    __slots__ = ("header", "config", "state", "gc_safe_point")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    GC_SAFE_POINT_FIELD_NUMBER: _ClassVar[int]
     header: ResponseHeader
     config: ScheduleConfig
     state: StoreState
-    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., config: _Optional[_Union[ScheduleConfig, _Mapping]] = ..., state: _Optional[_Union[StoreState, str]] = ...) -> None: ...
+    gc_safe_point: int
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., config: _Optional[_Union[ScheduleConfig, _Mapping]] = ..., state: _Optional[_Union[StoreState, str]] = ..., gc_safe_point: _Optional[int] = ...) -> None: ...
 
 class RangeHeartbeatRequest(_message.Message):
     __slots__ = ("header", "store_id", "ranges")
@@ -736,12 +738,44 @@ class GetClusterStatusResponse(_message.Message):
     def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., leader: _Optional[_Union[Member, _Mapping]] = ..., stores: _Optional[_Iterable[_Union[StoreInfo, _Mapping]]] = ..., range_count: _Optional[int] = ..., operators: _Optional[_Iterable[_Union[OperatorInfo, _Mapping]]] = ..., config: _Optional[_Union[ScheduleConfig, _Mapping]] = ..., schedulers: _Optional[_Iterable[_Union[SchedulerInfo, _Mapping]]] = ...) -> None: ...
 
 class ClusterMeta(_message.Message):
-    __slots__ = ("cluster_id", "config")
+    __slots__ = ("cluster_id", "config", "gc_safe_point")
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
+    GC_SAFE_POINT_FIELD_NUMBER: _ClassVar[int]
     cluster_id: int
     config: ScheduleConfig
-    def __init__(self, cluster_id: _Optional[int] = ..., config: _Optional[_Union[ScheduleConfig, _Mapping]] = ...) -> None: ...
+    gc_safe_point: int
+    def __init__(self, cluster_id: _Optional[int] = ..., config: _Optional[_Union[ScheduleConfig, _Mapping]] = ..., gc_safe_point: _Optional[int] = ...) -> None: ...
+
+class GetGcSafePointRequest(_message.Message):
+    __slots__ = ("header",)
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ...) -> None: ...
+
+class GetGcSafePointResponse(_message.Message):
+    __slots__ = ("header", "safe_point")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    SAFE_POINT_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    safe_point: int
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., safe_point: _Optional[int] = ...) -> None: ...
+
+class UpdateGcSafePointRequest(_message.Message):
+    __slots__ = ("header", "safe_point")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    SAFE_POINT_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    safe_point: int
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., safe_point: _Optional[int] = ...) -> None: ...
+
+class UpdateGcSafePointResponse(_message.Message):
+    __slots__ = ("header", "new_safe_point")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    NEW_SAFE_POINT_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    new_safe_point: int
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., new_safe_point: _Optional[int] = ...) -> None: ...
 
 class Window(_message.Message):
     __slots__ = ("upper",)

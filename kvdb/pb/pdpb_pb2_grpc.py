@@ -169,6 +169,16 @@ class PDStub:
                 request_serializer=pdpb__pb2.GetClusterStatusRequest.SerializeToString,
                 response_deserializer=pdpb__pb2.GetClusterStatusResponse.FromString,
                 _registered_method=True)
+        self.GetGcSafePoint = channel.unary_unary(
+                '/kvdb.pd.PD/GetGcSafePoint',
+                request_serializer=pdpb__pb2.GetGcSafePointRequest.SerializeToString,
+                response_deserializer=pdpb__pb2.GetGcSafePointResponse.FromString,
+                _registered_method=True)
+        self.UpdateGcSafePoint = channel.unary_unary(
+                '/kvdb.pd.PD/UpdateGcSafePoint',
+                request_serializer=pdpb__pb2.UpdateGcSafePointRequest.SerializeToString,
+                response_deserializer=pdpb__pb2.UpdateGcSafePointResponse.FromString,
+                _registered_method=True)
 
 
 class PDServicer:
@@ -336,6 +346,18 @@ class PDServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetGcSafePoint(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateGcSafePoint(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PDServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -473,6 +495,16 @@ def add_PDServicer_to_server(servicer, server):
                     servicer.GetClusterStatus,
                     request_deserializer=pdpb__pb2.GetClusterStatusRequest.FromString,
                     response_serializer=pdpb__pb2.GetClusterStatusResponse.SerializeToString,
+            ),
+            'GetGcSafePoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetGcSafePoint,
+                    request_deserializer=pdpb__pb2.GetGcSafePointRequest.FromString,
+                    response_serializer=pdpb__pb2.GetGcSafePointResponse.SerializeToString,
+            ),
+            'UpdateGcSafePoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateGcSafePoint,
+                    request_deserializer=pdpb__pb2.UpdateGcSafePointRequest.FromString,
+                    response_serializer=pdpb__pb2.UpdateGcSafePointResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1204,6 +1236,60 @@ class PD:
             '/kvdb.pd.PD/GetClusterStatus',
             pdpb__pb2.GetClusterStatusRequest.SerializeToString,
             pdpb__pb2.GetClusterStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGcSafePoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kvdb.pd.PD/GetGcSafePoint',
+            pdpb__pb2.GetGcSafePointRequest.SerializeToString,
+            pdpb__pb2.GetGcSafePointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateGcSafePoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kvdb.pd.PD/UpdateGcSafePoint',
+            pdpb__pb2.UpdateGcSafePointRequest.SerializeToString,
+            pdpb__pb2.UpdateGcSafePointResponse.FromString,
             options,
             channel_credentials,
             insecure,

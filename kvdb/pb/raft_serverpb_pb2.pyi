@@ -117,7 +117,7 @@ class BatchSplitRequest(_message.Message):
     def __init__(self, requests: _Optional[_Iterable[_Union[SplitRequest, _Mapping]]] = ...) -> None: ...
 
 class RaftCommand(_message.Message):
-    __slots__ = ("range_id", "epoch", "mutations", "cas", "session", "log_time_ms", "split")
+    __slots__ = ("range_id", "epoch", "mutations", "cas", "session", "log_time_ms", "split", "txn")
     RANGE_ID_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     MUTATIONS_FIELD_NUMBER: _ClassVar[int]
@@ -125,6 +125,7 @@ class RaftCommand(_message.Message):
     SESSION_FIELD_NUMBER: _ClassVar[int]
     LOG_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     SPLIT_FIELD_NUMBER: _ClassVar[int]
+    TXN_FIELD_NUMBER: _ClassVar[int]
     range_id: int
     epoch: _metapb_pb2.RangeEpoch
     mutations: _containers.RepeatedCompositeFieldContainer[Mutation]
@@ -132,7 +133,40 @@ class RaftCommand(_message.Message):
     session: _kvrpc_pb2.SessionHeader
     log_time_ms: int
     split: BatchSplitRequest
-    def __init__(self, range_id: _Optional[int] = ..., epoch: _Optional[_Union[_metapb_pb2.RangeEpoch, _Mapping]] = ..., mutations: _Optional[_Iterable[_Union[Mutation, _Mapping]]] = ..., cas: _Optional[_Union[CompareAndSwap, _Mapping]] = ..., session: _Optional[_Union[_kvrpc_pb2.SessionHeader, _Mapping]] = ..., log_time_ms: _Optional[int] = ..., split: _Optional[_Union[BatchSplitRequest, _Mapping]] = ...) -> None: ...
+    txn: TxnCommand
+    def __init__(self, range_id: _Optional[int] = ..., epoch: _Optional[_Union[_metapb_pb2.RangeEpoch, _Mapping]] = ..., mutations: _Optional[_Iterable[_Union[Mutation, _Mapping]]] = ..., cas: _Optional[_Union[CompareAndSwap, _Mapping]] = ..., session: _Optional[_Union[_kvrpc_pb2.SessionHeader, _Mapping]] = ..., log_time_ms: _Optional[int] = ..., split: _Optional[_Union[BatchSplitRequest, _Mapping]] = ..., txn: _Optional[_Union[TxnCommand, _Mapping]] = ...) -> None: ...
+
+class TxnCommand(_message.Message):
+    __slots__ = ("prewrite", "commit", "rollback", "check_txn_status", "check_secondary_locks", "resolve_lock", "txn_heart_beat", "gc", "max_read_ts")
+    PREWRITE_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
+    ROLLBACK_FIELD_NUMBER: _ClassVar[int]
+    CHECK_TXN_STATUS_FIELD_NUMBER: _ClassVar[int]
+    CHECK_SECONDARY_LOCKS_FIELD_NUMBER: _ClassVar[int]
+    RESOLVE_LOCK_FIELD_NUMBER: _ClassVar[int]
+    TXN_HEART_BEAT_FIELD_NUMBER: _ClassVar[int]
+    GC_FIELD_NUMBER: _ClassVar[int]
+    MAX_READ_TS_FIELD_NUMBER: _ClassVar[int]
+    prewrite: _kvrpc_pb2.PrewriteRequest
+    commit: _kvrpc_pb2.CommitRequest
+    rollback: _kvrpc_pb2.BatchRollbackRequest
+    check_txn_status: _kvrpc_pb2.CheckTxnStatusRequest
+    check_secondary_locks: _kvrpc_pb2.CheckSecondaryLocksRequest
+    resolve_lock: _kvrpc_pb2.ResolveLockRequest
+    txn_heart_beat: _kvrpc_pb2.TxnHeartBeatRequest
+    gc: GcCommand
+    max_read_ts: int
+    def __init__(self, prewrite: _Optional[_Union[_kvrpc_pb2.PrewriteRequest, _Mapping]] = ..., commit: _Optional[_Union[_kvrpc_pb2.CommitRequest, _Mapping]] = ..., rollback: _Optional[_Union[_kvrpc_pb2.BatchRollbackRequest, _Mapping]] = ..., check_txn_status: _Optional[_Union[_kvrpc_pb2.CheckTxnStatusRequest, _Mapping]] = ..., check_secondary_locks: _Optional[_Union[_kvrpc_pb2.CheckSecondaryLocksRequest, _Mapping]] = ..., resolve_lock: _Optional[_Union[_kvrpc_pb2.ResolveLockRequest, _Mapping]] = ..., txn_heart_beat: _Optional[_Union[_kvrpc_pb2.TxnHeartBeatRequest, _Mapping]] = ..., gc: _Optional[_Union[GcCommand, _Mapping]] = ..., max_read_ts: _Optional[int] = ...) -> None: ...
+
+class GcCommand(_message.Message):
+    __slots__ = ("safe_point", "start_key", "end_key")
+    SAFE_POINT_FIELD_NUMBER: _ClassVar[int]
+    START_KEY_FIELD_NUMBER: _ClassVar[int]
+    END_KEY_FIELD_NUMBER: _ClassVar[int]
+    safe_point: int
+    start_key: bytes
+    end_key: bytes
+    def __init__(self, safe_point: _Optional[int] = ..., start_key: _Optional[bytes] = ..., end_key: _Optional[bytes] = ...) -> None: ...
 
 class ChangePeerContext(_message.Message):
     __slots__ = ("epoch", "peers")
