@@ -51,8 +51,7 @@ class Db:
         one_pc: bool = False,
     ) -> kvrpc_pb2.PrewriteResponse:
         muts = [
-            kvrpc_pb2.TxnMutation(op=m[0], key=m[1], value=m[2] if len(m) > 2 else b"")
-            for m in mutations
+            kvrpc_pb2.TxnMutation(op=m[0], key=m[1], value=m[2] if len(m) > 2 else b"") for m in mutations
         ]
         req = kvrpc_pb2.PrewriteRequest(
             mutations=muts,
@@ -117,9 +116,7 @@ class Db:
         )
 
     def gc(self, safe_point: int, start: bytes = b"", end: bytes = b"") -> Message:
-        return self.apply(
-            gc=raft_serverpb_pb2.GcCommand(safe_point=safe_point, start_key=start, end_key=end)
-        )
+        return self.apply(gc=raft_serverpb_pb2.GcCommand(safe_point=safe_point, start_key=start, end_key=end))
 
     # ---------------------------------------------------------------------- reads
     def get(self, key: bytes, read_ts: int) -> kvrpc_pb2.TxnGetResponse:
