@@ -118,7 +118,10 @@ def test_scan_reports_blocking_locks_only_up_to_its_last_key():
     assert [p.key for p in resp.pairs] == [b"a", b"b", b"c"] and not resp.locks
     resp = reads.txn_scan(db.reader, b"a", b"z", 10, 4, False)
     assert [lock.key for lock in resp.locks] == [b"cc"] and not resp.pairs
-    resp = reads.txn_scan(db.reader, b"a", b"z", 4, 4, False)  # the lock started after the read
+    db.prewrite(6, [(DELETE, b"b")])
+    resp = reads.txn_scan(db.reader, b"a", b"z", 10, 2, False)  # a lock on the last key counts
+    assert [lock.key for lock in resp.locks] == [b"b"] and not resp.pairs
+    resp = reads.txn_scan(db.reader, b"a", b"z", 4, 4, False)  # the locks started after the read
     assert [p.key for p in resp.pairs] == [b"a", b"b", b"c", b"d"]
 
 
