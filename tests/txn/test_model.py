@@ -10,7 +10,9 @@ what max_read_ts protects for async commit and 1PC).
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import pytest
 
@@ -47,7 +49,7 @@ class Model:
         self.starting: list[Txn] = []  # started, not prewritten yet
         self.inflight: list[Txn] = []  # prewritten, some locks left
         self.safe_point = 0
-        self.answered: list[tuple[str, tuple, object]] = []
+        self.answered: list[tuple[int, Callable[[], object], object]] = []
         self.max_read_ts = 0
 
     # ------------------------------------------------------------------ the model's answers
@@ -225,20 +227,15 @@ class Model:
 
     def get(self) -> None:
         key, read_ts = self.rng.choice(KEYS), self.read_ts()
-        resp = reads.txn_get(self.db.reader, key, read_ts)
         if self.blocking(key, read_ts):
+            resp = reads.txn_get(self.db.reader, key, read_ts)
             assert resp.key_error.locked.start_ts == self.locks[key].start_ts
             return
-        assert not resp.HasField("key_error"), (key, read_ts, resp)
-        answer = None if resp.not_found else resp.value
-        assert answer == self.value(key, read_ts), (key, read_ts)
-        self.answered.append(("get", (key, read_ts), answer))
+        self.answer(read_ts, partial(self.ask_get, key, read_ts), self.value(key, read_ts))
 
     def scan(self) -> None:
-        start, end = sorted(self.rng.sample(KEYS + [b"", b"z"], 2))
-        start, end, read_ts = start, end or b"z", self.read_ts()
-        limit = self.rng.randrange(0, 4)
-        resp = reads.txn_scan(self.db.reader, start, end, read_ts, limit, False)
+        start, end = sorted(self.rng.sample([*KEYS, b"", b"z"], 2))
+        end, read_ts, limit = end or b"z", self.read_ts(), self.rng.randrange(0, 4)
         in_range = [k for k in KEYS if start <= k < end]
         pairs = [(k, v) for k in in_range if (v := self.value(k, read_ts)) is not None]
         if limit:
@@ -246,24 +243,30 @@ class Model:
         covered = [k for k in in_range if not (limit and len(pairs) == limit and k > pairs[-1][0])]
         blocked = [k for k in covered if self.blocking(k, read_ts)]
         if blocked:
+            resp = reads.txn_scan(self.db.reader, start, end, read_ts, limit, False)
             assert [lock.key for lock in resp.locks] == blocked and not resp.pairs
             return
-        answer = [(p.key, p.value) for p in resp.pairs]
-        assert answer == pairs and not resp.locks, (start, end, read_ts, limit)
-        self.answered.append(("scan", (start, end, read_ts, limit), answer))
+        self.answer(read_ts, partial(self.ask_scan, start, end, read_ts, limit), pairs)
+
+    def ask_get(self, key: bytes, read_ts: int) -> bytes | None:
+        resp = reads.txn_get(self.db.reader, key, read_ts)
+        assert not resp.HasField("key_error"), (key, read_ts, resp)
+        return None if resp.not_found else resp.value
+
+    def ask_scan(self, start: bytes, end: bytes, read_ts: int, limit: int) -> list[tuple[bytes, bytes]]:
+        resp = reads.txn_scan(self.db.reader, start, end, read_ts, limit, False)
+        assert not resp.locks, (start, end, read_ts, limit, resp)
+        return [(p.key, p.value) for p in resp.pairs]
+
+    def answer(self, read_ts: int, ask: Callable[[], object], expected: object) -> None:
+        assert ask() == expected, ask
+        self.answered.append((read_ts, ask, expected))
 
     def recheck(self) -> None:
-        for kind, args, answer in self.answered:
-            if args[-1 if kind == "get" else 2] < self.safe_point:
-                continue
-            if kind == "get":
-                resp = reads.txn_get(self.db.reader, *args)
-                assert (
-                    not resp.HasField("key_error") and (None if resp.not_found else resp.value) == answer
-                ), args
-            else:
-                resp = reads.txn_scan(self.db.reader, *args, False)
-                assert [(p.key, p.value) for p in resp.pairs] == answer, args
+        """Every read at or above the safe point answers as it did."""
+        for read_ts, ask, expected in self.answered:
+            if read_ts >= self.safe_point:
+                assert ask() == expected, ask
 
 
 @pytest.mark.parametrize("seed", range(30))
