@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kvdb.txn import reads
-from tests.txn.harness import DELETE, LOCK, PUT, Db
+from tests.txn.harness import DELETE, LOCK, PUT, Db, keys
 
 
 def _db_with_lock(op=PUT, start_ts=10, async_commit=False, max_read_ts=0):
@@ -158,3 +158,31 @@ def test_keys_with_zero_bytes_and_prefixes_keep_their_versions_apart():
         (b"ab", b"w4"),
     ]
     assert db.value(b"a\x00", 12) == b"v1" and db.value(b"a", 12) == b"w0"
+
+
+def test_the_worked_example_of_docs_mvcc():
+    db = Db()
+    db.put_committed(b"k", b"v5", 4, 5)
+    db.prewrite(6, [(LOCK, b"k")])
+    db.commit(6, [b"k"], 7)
+    db.prewrite(10, [(PUT, b"k", b"x")])
+    db.rollback(10, [b"k"])
+    db.prewrite(11, [(DELETE, b"k")])
+    db.commit(11, [b"k"], 12)
+    db.put_committed(b"k", b"v15", 14, 15)
+    db.max_read_ts = 18
+    assert db.prewrite(18, [(PUT, b"k", b"v20")], async_commit=True).min_commit_ts == 19
+    assert [(key.hex(" "), ts) for key, ts in [(k, keys.version_ts(k)) for k, _ in db.raw_write_cf()]] == [
+        ("6b 00 01 ff ff ff ff ff ff ff f0", 15),
+        ("6b 00 01 ff ff ff ff ff ff ff f3", 12),
+        ("6b 00 01 ff ff ff ff ff ff ff f5", 10),
+        ("6b 00 01 ff ff ff ff ff ff ff f8", 7),
+        ("6b 00 01 ff ff ff ff ff ff ff fa", 5),
+    ]
+    expected = [None] + [b"v5"] * 7 + [None] * 3 + [b"v15"] * 4
+    assert [db.value(b"k", ts) for ts in range(4, 19)] == expected
+    assert db.get(b"k", 19).key_error.locked.start_ts == 18
+    db.gc(11)
+    assert [ts for ts, _ in db.records(b"k")] == [15, 12, 5]
+    db.gc(13)
+    assert [ts for ts, _ in db.records(b"k")] == [15] and db.lock(b"k").start_ts == 18
