@@ -42,10 +42,6 @@ class TxnStatus:
     """> 0: committed at this timestamp."""
     rolled_back: bool = False
 
-    @property
-    def unknown(self) -> bool:
-        return not self.committed_ts and not self.rolled_back
-
 
 UNKNOWN = TxnStatus()
 ROLLED_BACK = TxnStatus(rolled_back=True)
