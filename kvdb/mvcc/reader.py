@@ -22,8 +22,11 @@ _parse_lock = mvccpb_pb2.Lock.FromString
 _parse_write = mvccpb_pb2.Write.FromString
 
 _FIRST_CHUNK = 4
-"""Versions read by the first scan of one key: most reads stop at the newest one or two."""
+"""Records read by a first scan (then 16, 64, 256): most point reads stop at the newest one or
+two versions, and a scan with a small limit needs few."""
 _MAX_CHUNK = 256
+_SEEK_AFTER = 8
+"""Records of one key a scan steps over before it seeks past the rest."""
 
 
 class ReadableEngine(Protocol):
@@ -123,24 +126,49 @@ class MvccReader:
 
     def scan_values(self, start: bytes, end: bytes, ts: int, limit: int) -> list[tuple[bytes, bytes]]:
         """(user key, value) of each key in [start, end) with a value at ``ts``, in key order,
-        at most ``limit`` of them (``limit <= 0``: all)."""
+        at most ``limit`` of them (``limit <= 0``: all).
+
+        Walks the records in key order, parsing only the one that answers for each key. After
+        stepping over ``_SEEK_AFTER`` records of one key (versions above ``ts``, or below its
+        answer) it seeks past them instead, and reads small chunks again: a hot key may hold
+        thousands of versions until GC."""
         out: list[tuple[bytes, bytes]] = []
-        vstart, vend = keys.user_bounds_to_versions(start, end)
+        pos, vend = keys.user_bounds_to_versions(start, end)
         done = b""  # the escaped key whose answer is known (escaped keys are never empty)
-        for vkey, raw in iter_in_chunks(self._engine.scan, CF_WRITE, vstart, vend):
-            prefix = vkey[: -keys.TS_SIZE]
-            if prefix == done or keys.version_ts(vkey) > ts:
-                continue
-            write = _parse_write(raw)
-            kind = write.kind
-            if kind == _PUT:
-                out.append((keys.unescape(prefix), write.value))
-                if len(out) == limit:
-                    break
-            elif kind != _DELETE:
-                continue
-            done = prefix
-        return out
+        skipping, skipped = b"", 0  # the escaped key being stepped over, and how many so far
+        chunk = _FIRST_CHUNK
+        while True:
+            pairs = self._engine.scan(CF_WRITE, pos, vend, chunk)
+            seek_to = None
+            for vkey, raw in pairs:
+                prefix = vkey[: -keys.TS_SIZE]
+                if prefix == done or keys.version_ts(vkey) > ts:
+                    if prefix != skipping:
+                        skipping, skipped = prefix, 0
+                    skipped += 1
+                    if skipped > _SEEK_AFTER:
+                        skipping = b""
+                        if prefix == done:  # past every version of the key (as keys.versions_of)
+                            seek_to = prefix + b"\xff" * (keys.TS_SIZE + 1)
+                        else:
+                            seek_to = keys.version_key(keys.unescape(prefix), ts)
+                        break
+                    continue
+                write = _parse_write(raw)
+                kind = write.kind
+                if kind == _PUT:
+                    out.append((keys.unescape(prefix), write.value))
+                    if len(out) == limit:
+                        return out
+                elif kind != _DELETE:
+                    continue
+                done = prefix
+            if seek_to is not None:
+                pos, chunk = seek_to, _FIRST_CHUNK
+            elif len(pairs) < chunk:
+                return out
+            else:
+                pos, chunk = pairs[-1][0] + b"\x00", min(chunk * 4, _MAX_CHUNK)
 
     def scan_locks(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kvdb.mvcc.reader import MvccReader
 from kvdb.txn import reads
 from tests.txn.harness import DELETE, LOCK, PUT, Db, keys
 
@@ -186,3 +187,32 @@ def test_the_worked_example_of_docs_mvcc():
     assert [ts for ts, _ in db.records(b"k")] == [15, 12, 5]
     db.gc(13)
     assert [ts for ts, _ in db.records(b"k")] == [15] and db.lock(b"k").start_ts == 18
+
+
+class _CountingEngine:
+    """Counts the pairs the reader pulls out of the engine."""
+
+    def __init__(self, engine):
+        self.engine, self.pairs_read = engine, 0
+
+    def get(self, cf, key):
+        return self.engine.get(cf, key)
+
+    def scan(self, cf, start, end, limit, reverse=False):
+        pairs = self.engine.scan(cf, start, end, limit, reverse)
+        self.pairs_read += len(pairs)
+        return pairs
+
+
+@pytest.mark.parametrize(("read_ts", "hot_value"), [(10_000, b"h299"), (1_505, b"h150")])
+def test_a_scan_seeks_past_a_hot_keys_versions(read_ts, hot_value):
+    db = Db()
+    db.put_committed(b"a", b"a", 1, 2)
+    for n in range(300):
+        db.put_committed(b"h", b"h%d" % n, 10 * n + 3, 10 * n + 5)
+    db.put_committed(b"z", b"z", 5000, 5001)
+    counting = _CountingEngine(db.engine)
+    found = MvccReader(counting).scan_values(b"a", b"zz", read_ts, 0)
+    expected = [(b"a", b"a"), (b"h", hot_value)] + ([(b"z", b"z")] if read_ts > 5001 else [])
+    assert found == expected
+    assert counting.pairs_read < 100, "walked the hot key's versions one by one"
