@@ -17,6 +17,10 @@ class ConfChangeError(RaftError):
     """A membership change that would leave the configuration invalid; nothing was changed."""
 
 
+class FlowControlError(RaftError):
+    """An append was accounted into a full in-flight window: a bug in the caller, never input."""
+
+
 class StorageError(RaftError):
     """Base class of errors a ``Storage`` may raise."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 
+from kvdb.raft.errors import FlowControlError
 from kvdb.raft.quorum import JointConfig, VoteResult
 from kvdb.raft.types import ConfState
 
@@ -21,7 +22,13 @@ PROGRESS_STATE_NAMES = ("probe", "replicate", "snapshot")
 
 
 class Inflights:
-    """Appends sent but not yet acknowledged, bounded by count and bytes (flow control)."""
+    """Appends sent but not yet acknowledged, bounded by count and bytes (flow control).
+
+    The window is full at ``capacity`` appends or at ``max_bytes`` bytes of entries (0: no byte
+    limit). The byte limit is soft, as etcd's: an append is admitted while the window is below
+    it, so the bytes in flight stay below ``max_bytes`` plus one append (``max_size_per_msg``, or
+    one entry larger than that). Callers check ``full()`` first; ``add`` on a full window raises.
+    """
 
     __slots__ = ("capacity", "max_bytes", "_queue", "bytes")
 
@@ -32,7 +39,12 @@ class Inflights:
         self.bytes = 0
 
     def add(self, last_index: int, size: int) -> None:
-        self._queue.append((last_index, size))
+        queue = self._queue
+        if len(queue) >= self.capacity or 0 < self.max_bytes <= self.bytes:
+            raise FlowControlError(
+                f"in-flight window full ({len(queue)} appends, {self.bytes} bytes): cannot add {last_index}"
+            )
+        queue.append((last_index, size))
         self.bytes += size
 
     def free_le(self, index: int) -> None:
@@ -63,6 +75,7 @@ class Progress:
         "inflights",
         "is_learner",
         "acked_round",
+        "sent_commit",
     )
 
     def __init__(self, next_index: int, inflights: Inflights, is_learner: bool = False) -> None:
@@ -78,6 +91,9 @@ class Progress:
         self.is_learner = is_learner
         # The highest leader round this peer has echoed back (leases and ReadIndex).
         self.acked_round = 0
+        # The highest commit index sent to the peer (in an append or heartbeat) that may not have
+        # reached it yet: an empty append only to tell it a newer one is sent if it can bump it.
+        self.sent_commit = 0
 
     def _reset_state(self, state: int) -> None:
         self.paused = False
@@ -93,6 +109,7 @@ class Progress:
         else:
             self._reset_state(ProgressState.PROBE)
             self.next = self.match + 1
+        self.sent_commit = min(self.sent_commit, self.next - 1)
 
     def become_replicate(self) -> None:
         self._reset_state(ProgressState.REPLICATE)
@@ -101,9 +118,15 @@ class Progress:
     def become_snapshot(self, snapshot_index: int) -> None:
         self._reset_state(ProgressState.SNAPSHOT)
         self.pending_snapshot = snapshot_index
+        self.sent_commit = snapshot_index
 
     def sent_entries(self, count: int, size: int) -> None:
-        """Account for an append of ``count`` entries ending before ``self.next + count``."""
+        """Account for an append of ``count`` entries ending before ``self.next + count``.
+
+        In REPLICATE the append is paused once the window is full; an empty append (sent on a
+        full window to keep the peer answering) takes no slot. In PROBE every append is the probe:
+        nothing more until it is answered or a heartbeat response shows the peer is alive.
+        """
         if self.state == ProgressState.REPLICATE:
             if count:
                 self.next += count
@@ -111,6 +134,11 @@ class Progress:
             self.paused = self.inflights.full()
         elif self.state == ProgressState.PROBE:
             self.paused = True
+
+    def can_bump_commit(self, commit: int) -> bool:
+        """Whether sending ``commit`` may advance the peer's commit index: it is newer than the
+        last one sent, and that one did not already cover everything sent (up to ``next - 1``)."""
+        return commit > self.sent_commit and self.sent_commit < self.next - 1
 
     def maybe_update(self, index: int) -> bool:
         """The peer acknowledged its log up to ``index``. False if that was old news."""
@@ -130,11 +158,13 @@ class Progress:
             if rejected <= self.match:
                 return False
             self.next = self.match + 1
-            return True
-        if self.next - 1 != rejected:
-            return False
-        self.next = max(min(rejected, match_hint + 1), self.match + 1)
-        self.paused = False
+        else:
+            if self.next - 1 != rejected:
+                return False
+            self.next = max(min(rejected, match_hint + 1), self.match + 1)
+            self.paused = False
+        # The peer did not take what was sent past its log's end, commit index included.
+        self.sent_commit = min(self.sent_commit, self.next - 1)
         return True
 
     def is_paused(self) -> bool:
@@ -150,6 +180,8 @@ class Progress:
             text += f" pending_snap={self.pending_snapshot}"
         if self.inflights.count():
             text += f" inflight={self.inflights.count()}"
+            if self.inflights.full():
+                text += "[full]"
         return text
 
 

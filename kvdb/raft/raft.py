@@ -174,14 +174,23 @@ class Raft:
         self.maybe_send_append(to, True)
 
     def maybe_send_append(self, to: int, send_if_empty: bool) -> bool:
-        """Send what ``to`` is missing; a snapshot if its next entry was compacted away."""
+        """Send what ``to`` is missing; a snapshot if its next entry was compacted away.
+
+        A peer in REPLICATE whose in-flight window is full gets no entries, only (when
+        ``send_if_empty``) an empty append carrying the commit index: a heartbeat response
+        un-pauses it so that it keeps answering, which frees the window if the appends in flight
+        were lost (the answer is a rejection) or merely slow (an acknowledgement).
+        """
         pr = self.trk.progress[to]
         if pr.is_paused():
             return False
         prev_index = pr.next - 1
         try:
             prev_term = self.raft_log.term(prev_index)
-            entries = self.raft_log.entries(pr.next, self.max_msg_size)
+            if pr.state == ProgressState.REPLICATE and pr.inflights.full():
+                entries = []
+            else:
+                entries = self.raft_log.entries(pr.next, self.max_msg_size)
         except StorageError:
             return self._maybe_send_snapshot(to, pr)
         if not entries and not send_if_empty:
@@ -198,6 +207,7 @@ class Raft:
             )
         )
         pr.sent_entries(len(entries), sum(e.size() for e in entries) if entries else 0)
+        pr.sent_commit = self.raft_log.committed
         return True
 
     def _maybe_send_snapshot(self, to: int, pr: Progress) -> bool:
@@ -215,8 +225,10 @@ class Raft:
 
     def send_heartbeat(self, to: int) -> None:
         # Never tell a follower to commit beyond what it is known to have.
-        commit = min(self.trk.progress[to].match, self.raft_log.committed)
+        pr = self.trk.progress[to]
+        commit = min(pr.match, self.raft_log.committed)
         self.send(Message(MT.HEARTBEAT, to=to, commit=commit, round=self.round))
+        pr.sent_commit = commit
 
     def bcast_append(self) -> None:
         for node_id in self.trk.progress:
@@ -509,6 +521,8 @@ class Raft:
             pr.recent_active = True
             pr.paused = False
             self._ack_round(pr, m.round)
+            # A lagging peer gets one append: entries if its window has room, else an empty one
+            # (maybe_send_append); a probing one gets its probe again.
             if pr.match < self.raft_log.last_index() or pr.state == ProgressState.PROBE:
                 self.send_append(m.frm)
         elif t == MT.SNAP_STATUS:
@@ -620,7 +634,6 @@ class Raft:
                     pr.become_probe()
                 self.send_append(m.frm)
             return
-        was_paused = pr.is_paused()
         if not (pr.maybe_update(m.index) or (pr.match == m.index and pr.state == ProgressState.PROBE)):
             return
         if pr.state == ProgressState.PROBE:
@@ -632,7 +645,8 @@ class Raft:
             pr.inflights.free_le(m.index)
         if self.maybe_commit():
             self.bcast_append()
-        elif was_paused:
+        elif pr.can_bump_commit(self.raft_log.committed):
+            # The peer may lack the commit index; an append tells it before the next heartbeat.
             self.send_append(m.frm)
         while self.maybe_send_append(m.frm, False):
             pass

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from kvdb.raft import ConfState, MessageType, Role
+from kvdb.raft import ConfState, Message, MessageType, Role
+from kvdb.raft.progress import Progress, ProgressState
 
 from .interaction import Interpreter, Script
 from .interaction.env import Env
@@ -254,6 +255,67 @@ def check_transfer_forwarded(s: Script, env: Env) -> None:
     assert sorted(votes_granted(env, 3)) == [1, 2]
 
 
+def progress_of(env: Env, leader: int, peer: int) -> Progress:
+    return env.nodes[leader].raw.raft.trk.progress[peer]
+
+
+def waiting_appends(env: Env, to: int) -> list[Message]:
+    """The appends in ``to``'s inbox, not yet delivered."""
+    return [m for _, m in env.inbox[to] if m.type == MessageType.APP]
+
+
+def check_replicate_pause(s: Script, env: Env) -> None:
+    s.run_through("process-ready 1")
+    pr = progress_of(env, 1, 3)
+    assert pr.inflights.count() == 3 and pr.inflights.full() and pr.is_paused()
+    assert [len(m.entries) for m in waiting_appends(env, 3)] == [1, 1, 1]
+    s.run_to("tick-heartbeat 1")
+    leader_log = env.nodes[1].raw.raft.raft_log
+    assert progress_of(env, 1, 2).match == leader_log.last_index() == leader_log.committed
+    assert pr.inflights.count() == 3 and pr.next == 6, "no entries beyond the full window"
+    for _ in range(2):
+        s.run_through("process-ready 3")  # node 3 answers the heartbeat
+        s.run_through("stabilize 1")  # the leader handles the response
+        appends = waiting_appends(env, 3)
+        assert len(appends) == 1 and appends[0].entries == [], "a full window gets an empty append"
+        assert appends[0].commit == leader_log.committed
+        assert pr.inflights.count() == 3 and pr.next == 6 and pr.is_paused()
+    s.finish()
+    assert pr.match == leader_log.last_index() and pr.inflights.count() == 0
+    assert payloads(env, 3) == ["a", "b", "c", "d", "e", "f"]
+
+
+def appends_sent(env: Env, to: int, since: int = 0) -> list[Message]:
+    """The appends delivered to ``to`` (or dropped on the way) after ``since`` deliveries."""
+    return [m for m in env.delivered[since:] if m.type == MessageType.APP and m.to == to]
+
+
+def check_inflight_bytes(s: Script, env: Env) -> None:
+    s.run_through("process-ready 1")
+    pr = progress_of(env, 1, 3)
+    assert pr.inflights.count() == 3 and pr.inflights.bytes == 39 and pr.inflights.full()
+    assert [len(m.entries) for m in waiting_appends(env, 3)] == [1, 1, 1], "d waits for room"
+    s.run_through("process-ready 3")  # node 3 answers the heartbeat
+    s.run_through("stabilize 1")
+    leader_log = env.nodes[1].raw.raft.raft_log
+    assert leader_log.committed == leader_log.last_index() == 6
+    assert [m.entries for m in waiting_appends(env, 3)] == [[]], "a full window gets an empty append"
+    assert (pr.inflights.count(), pr.inflights.bytes, pr.next) == (3, 39, 6)
+    s.finish()
+    assert pr.match == 6 and pr.inflights.count() == 0
+    assert payloads(env, 3) == ["a", "b", "c", "d"]
+
+
+def check_probe_heartbeat(s: Script, env: Env) -> None:
+    s.run_through("status 1")
+    assert progress_of(env, 1, 2).state == ProgressState.PROBE
+    before = len(env.delivered)
+    s.run_through("stabilize")
+    assert [m.entries for m in appends_sent(env, 2, before)] == [[]], "one probe, no second empty append"
+    assert progress_of(env, 1, 2).state == ProgressState.REPLICATE
+    s.finish()
+
+
 CHECKS: dict[str, Callable[[Script, Env], None]] = {
     "election": check_election,
     "prevote": check_prevote,
@@ -267,6 +329,9 @@ CHECKS: dict[str, Callable[[Script, Env], None]] = {
     "lease_rounds": check_lease_rounds,
     "manual_campaign_in_lease": check_manual_campaign_in_lease,
     "transfer_forwarded": check_transfer_forwarded,
+    "replicate_pause": check_replicate_pause,
+    "inflight_bytes": check_inflight_bytes,
+    "probe_heartbeat": check_probe_heartbeat,
 }
 
 

@@ -1,5 +1,8 @@
 """Quorum arithmetic, flow control and progress state transitions."""
 
+import pytest
+
+from kvdb.raft.errors import FlowControlError
 from kvdb.raft.progress import Inflights, Progress, ProgressState
 from kvdb.raft.quorum import INFINITE_INDEX, JointConfig, VoteResult, majority_value
 
@@ -40,6 +43,48 @@ def test_inflights_bound_count_and_bytes() -> None:
     assert inflights.count() == 1 and inflights.bytes == 10
     inflights.add(4, 95)
     assert inflights.full()
+
+
+def test_inflights_refuse_an_add_when_full_by_count_or_bytes() -> None:
+    by_count = Inflights(2)
+    by_count.add(1, 10)
+    by_count.add(2, 10)
+    with pytest.raises(FlowControlError):
+        by_count.add(3, 10)
+    assert by_count.count() == 2 and by_count.bytes == 20, "a refused add changes nothing"
+    by_count.free_le(1)
+    by_count.add(3, 10)
+    by_bytes = Inflights(100, max_bytes=30)
+    by_bytes.add(1, 20)
+    by_bytes.add(2, 20)  # admitted below the limit: the byte limit is soft, by one append
+    with pytest.raises(FlowControlError):
+        by_bytes.add(3, 1)
+    assert by_bytes.bytes == 40
+
+
+def test_empty_append_on_a_full_window_takes_no_slot() -> None:
+    pr = Progress(5, Inflights(1))
+    pr.match = 4
+    pr.become_replicate()
+    pr.sent_entries(1, 10)
+    assert pr.is_paused()
+    pr.paused = False  # a heartbeat response
+    pr.sent_entries(0, 0)
+    assert pr.is_paused() and pr.inflights.count() == 1 and pr.next == 6
+
+
+def test_commit_is_worth_sending_only_if_it_can_advance_the_peers() -> None:
+    pr = Progress(5, Inflights(4))
+    pr.match = 4
+    pr.become_replicate()
+    pr.sent_entries(2, 20)  # entries 5 and 6 in flight
+    pr.sent_commit = 4
+    assert pr.can_bump_commit(5)
+    assert not pr.can_bump_commit(4), "already sent"
+    pr.sent_commit = 6
+    assert not pr.can_bump_commit(7), "the peer can commit no further than it was sent"
+    pr.maybe_decrease_to(6, 4)  # the peer rejected: what was sent past its log did not land
+    assert pr.sent_commit == 4 and pr.can_bump_commit(7) is False and pr.next == 5
 
 
 def test_probe_sends_one_append_at_a_time() -> None:

@@ -18,6 +18,7 @@ from kvdb.raft import (
     ProposalDroppedError,
     Role,
 )
+from kvdb.raft.progress import Progress
 from kvdb.raft.types import ConfChangeType
 
 from . import fmt
@@ -32,6 +33,7 @@ _OPTIONS: dict[str, Callable[[str], object]] = {
     "heartbeat_tick": int,
     "max_size_per_msg": int,
     "max_inflight_msgs": int,
+    "max_inflight_bytes": int,
     "pre_vote": lambda v: v == "true",
     "check_quorum": lambda v: v == "true",
 }
@@ -81,6 +83,7 @@ class Interpreter:
             "propose": self.propose,
             "propose-conf-change": self.propose_conf_change,
             "transfer-leader": self.transfer_leader,
+            "report-unreachable": self.report_unreachable,
             "read-index": self.read_index,
             "stabilize": self.stabilize,
             "process-ready": self.process_ready,
@@ -190,6 +193,12 @@ class Interpreter:
         with self.env.watch(node):
             self._refusable(lambda: node.raw.transfer_leader(int(args.options["to"])))
 
+    def report_unreachable(self, args: Args) -> None:
+        """``report-unreachable 1 2``: node 1's transport could not reach node 2."""
+        node, peer = self._node(args), int(args.positional[1])
+        with self.env.watch(node):
+            node.raw.report_unreachable(peer)
+
     def read_index(self, args: Args) -> None:
         """``read-index 1 ctx``: a linearizable read request tagged ``ctx``."""
         node = self._node(args)
@@ -254,8 +263,9 @@ class Interpreter:
                 f"{i}: {fmt.ROLE[st.role]} term={st.term} vote={st.vote} lead={st.leader_id} "
                 f"commit={st.commit} applied={st.applied}"
             )
+            progress = self.env.nodes[i].raw.raft.trk.progress
             for peer, (match, next_index, state) in sorted(st.progress.items()):
-                self.env.emit(f"  {peer}: {state} match={match} next={next_index}")
+                self.env.emit(f"  {peer}: {state} match={match} next={next_index}{_flow(progress[peer])}")
 
     def raft_log(self, args: Args) -> None:
         node = self._node(args)
@@ -279,6 +289,17 @@ class Interpreter:
             else:
                 kind = "Removed"
             self.env.emit(f"{i}: {fmt.STATE[r.role]} ({kind}) Term:{r.term} Lead:{r.lead}")
+
+
+def _flow(pr: Progress) -> str:
+    """A peer's flow-control state as etcd prints it: paused, and the appends in flight."""
+    text = " paused" if pr.is_paused() else ""
+    inflights = pr.inflights
+    if inflights.count():
+        text += f" inflight={inflights.count()}/{inflights.bytes}B"
+        if inflights.full():
+            text += "[full]"
+    return text
 
 
 def _ticks_to_timeout(node: Node) -> int:
