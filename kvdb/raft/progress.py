@@ -135,6 +135,10 @@ class Progress:
         elif self.state == ProgressState.PROBE:
             self.paused = True
 
+    def can_send_entries(self) -> bool:
+        """Whether an append may carry entries: not while a REPLICATE window is full."""
+        return self.state != ProgressState.REPLICATE or not self.inflights.full()
+
     def can_bump_commit(self, commit: int) -> bool:
         """Whether sending ``commit`` may advance the peer's commit index: it is newer than the
         last one sent, and that one did not already cover everything sent (up to ``next - 1``)."""

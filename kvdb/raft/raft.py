@@ -187,10 +187,7 @@ class Raft:
         prev_index = pr.next - 1
         try:
             prev_term = self.raft_log.term(prev_index)
-            if pr.state == ProgressState.REPLICATE and pr.inflights.full():
-                entries = []
-            else:
-                entries = self.raft_log.entries(pr.next, self.max_msg_size)
+            entries = self.raft_log.entries(pr.next, self.max_msg_size) if pr.can_send_entries() else []
         except StorageError:
             return self._maybe_send_snapshot(to, pr)
         if not entries and not send_if_empty:

@@ -10,6 +10,9 @@ contract (docs/raft-api.md) prescribes:
    ``messages_after_persist``, apply committed entries, answer reads, ``advance``.
 
 Between the two the node keeps ticking and receiving messages, and a crash loses the write.
+
+A node may be given a :class:`SlowDisk` (``tests/sim/slow_disk.py``): its writes then take time
+in proportion to their bytes, and it answers heartbeats without waiting for them.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from tests.sim.world import TICK_US
 
 if TYPE_CHECKING:
     from tests.sim.cluster import Simulation
+    from tests.sim.slow_disk import SlowDisk
 
 TICK_JITTER_US = 500
 """Each tick of each node comes up to this much early or late, so nodes never tick in lockstep
@@ -64,6 +68,7 @@ class SimNode:
         self.incarnation = 0
         self.retired = False
         self.fast_us = sim.draw_fast_clock()
+        self.slow_disk: SlowDisk | None = None
 
     @property
     def alive(self) -> bool:
@@ -122,6 +127,8 @@ class SimNode:
         except StepError as exc:
             # e.g. a response from a peer removed meanwhile: a real transport drops it too.
             self.world.trace("%r step refused %r: %s", self, msg, exc)
+        if self.slow_disk is not None and self.writing is not None:
+            self.slow_disk.answer_heartbeats(self)
         self._settle()
 
     def propose(self, data: bytes) -> None:
@@ -242,7 +249,12 @@ class SimNode:
             self.sim.send(msg)
         snap = rd.snapshot
         durable = bool(rd.entries) or rd.hard_state is not None or (snap is not None and not snap.is_empty())
-        latency = self.sim.disk_latency() if durable else 0
+        if not durable:
+            latency = 0
+        elif self.slow_disk is not None:
+            latency = self.slow_disk.latency(rd)
+        else:
+            latency = self.sim.disk_latency()
         self.world.trace("%r write begins (%d entries, hs %r, snapshot %s, %d to apply), %dus", self,
                          len(rd.entries), rd.hard_state, snap is not None and not snap.is_empty(),
                          len(rd.committed_entries), latency)
