@@ -21,6 +21,18 @@ class StoreConfig:
     The lease is shorter than the minimum election timeout by this much."""
     max_size_per_msg: int = 1 << 20
     max_inflight_msgs: int = 256
+    max_inflight_bytes: int = 8 * 1024 * 1024
+    """Per follower and range: entry bytes a leader keeps sent but unacknowledged (with
+    ``max_inflight_msgs`` appends, the flow-control window; docs/raft.md). 8 appends of
+    ``max_size_per_msg``: at the ~100 MB/s a synced log takes and a few ms per round trip a follower
+    needs under 1 MiB in flight to keep up, so this binds only when one falls behind (slow disk,
+    catching up), and then caps what the leader buffers for it and what it must hold unwritten."""
+    max_uncommitted_entries_size: int = 32 * 1024 * 1024
+    """Per range: entry bytes a leader accepts beyond its commit index before it refuses proposals
+    (they are answered stale_command, which the client retries). Bounds a leader's memory when a
+    quorum stops acknowledging (slow disks, or a partition until CheckQuorum deposes it). Four
+    in-flight windows, several values of ``max_value_size``: far above what a healthy range holds
+    uncommitted. One proposal is always accepted when nothing is uncommitted, however large."""
     max_key_size: int = 8 * 1024
     max_value_size: int = 8 * 1024 * 1024
     max_batch_keys: int = 10_000
@@ -101,6 +113,10 @@ class StoreConfig:
                 f"promise ends ({self.promise_span:.3f} s), less than max_clock_drift "
                 f"({self.max_clock_drift:.3f} s)"
             )
+        if self.max_inflight_bytes and self.max_inflight_bytes < self.max_size_per_msg:
+            raise ValueError("max_inflight_bytes must be 0 (no limit) or at least max_size_per_msg")
+        if self.max_uncommitted_entries_size < 0:
+            raise ValueError("max_uncommitted_entries_size must be 0 (no limit) or positive")
         if self.hibernate_idle_ticks < 1:
             raise ValueError("hibernate_idle_ticks must be positive")
         if self.session_ttl <= 0:

@@ -94,6 +94,8 @@ class Peer:
                 applied=applied,
                 max_size_per_msg=cfg.max_size_per_msg,
                 max_inflight_msgs=cfg.max_inflight_msgs,
+                max_inflight_bytes=cfg.max_inflight_bytes,
+                max_uncommitted_entries_size=cfg.max_uncommitted_entries_size,
                 disable_proposal_forwarding=True,
             )
         )

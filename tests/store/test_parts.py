@@ -81,3 +81,15 @@ def test_config_refuses_a_lease_that_outlasts_the_promise_minus_drift(
     monkeypatch.setattr("kvdb.store.config.promise_intervals", lambda election_tick: election_tick - 1)
     with pytest.raises(ValueError, match="less than max_clock_drift"):
         StoreConfig().validate()
+
+
+def test_config_flow_control_defaults_and_refusals() -> None:
+    cfg = StoreConfig()
+    cfg.validate()
+    assert cfg.max_inflight_bytes == 8 * cfg.max_size_per_msg
+    assert cfg.max_uncommitted_entries_size == 4 * cfg.max_inflight_bytes
+    with pytest.raises(ValueError, match="at least max_size_per_msg"):
+        StoreConfig(max_inflight_bytes=1024).validate()
+    with pytest.raises(ValueError, match="max_uncommitted_entries_size"):
+        StoreConfig(max_uncommitted_entries_size=-1).validate()
+    StoreConfig(max_inflight_bytes=0, max_uncommitted_entries_size=0).validate()  # 0: no limit
