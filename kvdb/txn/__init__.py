@@ -1,0 +1,1 @@
+"""Percolator transactions over the MVCC key space (see docs/transactions.md)."""
