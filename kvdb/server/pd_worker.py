@@ -166,6 +166,8 @@ class PdWorker:
                 log.warning("store heartbeat failed: %s", exc)
             else:
                 self.cluster_config = resp.config
+                # Raised only: an answer from a PD leader that has not loaded it yet says 0.
+                self.store.gc_safe_point = max(self.store.gc_safe_point, resp.gc_safe_point)
                 if resp.state == pdpb_pb2.TOMBSTONE and not self.tombstone:
                     self.tombstone = True
                     log.error("PD says store %d is a TOMBSTONE (decommissioned, no replica left): it "

@@ -167,6 +167,9 @@ class Store:
         self._to_destroy: list[Peer] = []
         self._outbox: dict[int, list[raft_serverpb_pb2.RaftMessage]] = {}
         self.apply_batch: WriteBatch = engine.batch()
+        self.gc_safe_point = 0
+        """The MVCC GC safe point as last learned from PD (raised only): no transactional read
+        below it is served, and the GC worker collects up to it (``kvdb.server.gc_worker``)."""
         self.wake: Callable[[], None] = lambda: None
         """Set by the driver: called whenever an iteration is due."""
         self.hibernation = Hibernation(self)
