@@ -90,6 +90,10 @@ def test_unknown_command_fails_with_one_line() -> None:
     (["admin", "store-labels", "3", "zone"], ["'zone' is not KEY=VALUE"]),
     (["admin", "store-labels", "3", "zone=a", "zone=b"], ["given twice"]),
     (["admin", "status", "--timeout", "-1"], ["--timeout"]),
+    (["admin", "gc", "--keep", "10x"], ["not a duration", "'10x'"]),
+    (["admin", "gc", "--keep=-5m"], ["not a duration"]),
+    (["admin", "gc", "--keep", "1m", "--safe-point", "5"], ["not allowed with"]),
+    (["admin", "gc", "--safe-point", "0"], ["--safe-point", "positive"]),
 ])
 def test_usage_errors_are_one_line(args: list[str], words: list[str], tmp_path: Path) -> None:
     result = run(*args, "--data-dir", str(tmp_path / "pg")) if args[0] == "playground" else run(*args)
