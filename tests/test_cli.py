@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from kvdb import __version__
-from kvdb.admin import imbalance, show_key, status_text, table
+from kvdb.admin import gc_text, imbalance, show_key, status_text, table
 from kvdb.cli import _build_parser, _subparser
+from kvdb.client.gc import parse_duration_ms
 from kvdb.config_file import apply_config_file
 from kvdb.playground import Layout, PlaygroundError, resolve_layout
 from tests.integration.cluster import free_ports
@@ -363,3 +364,18 @@ def test_config_rows_show_lists_as_lists() -> None:
     row = config_row(pdpb_pb2.ScheduleConfig(replica_count=3, evict_leader_stores=[2, 5]))
     assert row["replica_count"] == 3 and row["evict_leader_stores"] == [2, 5] and row["location_labels"] == []
     json.dumps(row)  # plain values only
+
+
+@pytest.mark.parametrize(("text", "ms"), [("10m", 600_000), ("90s", 90_000), ("1h", 3_600_000),
+                                          ("500ms", 500), ("2d", 172_800_000), (" 0s ", 0)])
+def test_gc_durations(text: str, ms: int) -> None:
+    assert parse_duration_ms(text) == ms
+
+
+def test_gc_text_names_the_safe_point_and_a_lower_ask() -> None:
+    row = {"safe_point": (1_700_000_000_000 << 18) | 3, "safe_point_ms": 1_700_000_000_000, "asked": 5,
+           "locks_resolved": 2, "transactions": 1, "ranges_scanned": 4}
+    text = gc_text(row)
+    assert "2023-11-14 22:13:20.000 UTC" in text and "resolved 2 locks of 1 transactions in 4 ranges" in text
+    assert "asked for 5: the safe point was already higher" in text
+    assert "asked for" not in gc_text({**row, "asked": row["safe_point"]})
