@@ -1,0 +1,163 @@
+"""MVCC garbage collection on a real cluster (PD and three stores as processes): versions written
+through transactions, a lock left behind by a transaction that never committed, then ``kvdb
+admin gc --safe-point SP``. The lock is resolved before the safe point moves; every replica's
+``write`` column family loses the versions no read at or above SP can see (read from the
+engines themselves); reads below SP are refused with ``below_safe_point``; reads at and above SP
+answer as before."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+
+from rocksdict import AccessType, Options, Rdict
+
+from kvdb.client.aio import AsyncClient
+from kvdb.mvcc import keys
+from kvdb.pb import kvrpc_pb2, mvccpb_pb2
+from kvdb.server.raft_host import db_path
+from kvdb.storage.engine import ALL_CFS, CF_WRITE
+from tests.integration.cluster import Cluster, wait_for
+from tests.integration.conftest import MakePdCluster
+
+PUT, DELETE = kvrpc_pb2.PUT, kvrpc_pb2.DELETE
+
+
+class Txns:
+    """Raw Percolator requests through the client's routing (prewrite, commit, reads at a ts)."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+
+    async def call(self, key: bytes, kind: str, make: Callable[[bytes], object]) -> object:
+        async def run(op: object) -> object:
+            return await self.client._on_key(op, key, kind, lambda ks: make(ks[0]))
+
+        return await self.client._run(kind, 20, run)
+
+    async def ts(self) -> int:
+        return await self.client._pd.get_ts()
+
+    async def prewrite(self, start_ts: int, mutations: list[tuple[int, bytes, bytes]],
+                       ttl_ms: int = 3000) -> None:
+        primary = mutations[0][1]
+        for op, key, value in mutations:  # one key per request: keys may lie in different ranges
+            resp = await self.call(key, "prewrite", lambda k, op=op, value=value: kvrpc_pb2.PrewriteRequest(
+                mutations=[kvrpc_pb2.TxnMutation(op=op, key=k, value=value)], primary_lock=primary,
+                start_ts=start_ts, lock_ttl_ms=ttl_ms, txn_size=len(mutations)))
+            assert not resp.errors, resp.errors
+
+    async def commit(self, start_ts: int, keys_: list[bytes]) -> int:
+        commit_ts = await self.ts()
+        for key in keys_:  # the primary first
+            resp = await self.call(key, "commit", lambda k: kvrpc_pb2.CommitRequest(
+                start_ts=start_ts, keys=[k], commit_ts=commit_ts))
+            assert not resp.HasField("key_error"), resp.key_error
+        return commit_ts
+
+    async def write(self, mutations: list[tuple[int, bytes, bytes]]) -> int:
+        start_ts = await self.ts()
+        await self.prewrite(start_ts, mutations)
+        return await self.commit(start_ts, [key for _, key, _ in mutations])
+
+    async def get(self, key: bytes, ts: int) -> kvrpc_pb2.TxnGetResponse:
+        return await self.call(key, "txn_get", lambda k: kvrpc_pb2.TxnGetRequest(key=k, version=ts))
+
+
+def versions(cluster: Cluster, store_id: int) -> dict[bytes, list[tuple[int, int]]]:
+    """A store's ``write`` column family, read from its engine opened read-only beside the running
+    process: user key -> [(commit_ts, kind)], newest first."""
+    db = Rdict(str(db_path(cluster.stores[store_id].data_dir)), Options(raw_mode=True),
+               column_families={cf: Options(raw_mode=True) for cf in ALL_CFS},
+               access_type=AccessType.read_only())
+    family = db.get_column_family(CF_WRITE)
+    try:
+        out: dict[bytes, list[tuple[int, int]]] = {}
+        for vkey, raw in family.items():
+            key, ts = keys.split_version_key(vkey)
+            out.setdefault(key, []).append((ts, mvccpb_pb2.Write.FromString(raw).kind))
+        return out
+    finally:
+        family.close()
+        db.close()
+
+
+def test_gc_resolves_old_locks_then_drops_old_versions_on_every_replica(
+        make_pd_cluster: MakePdCluster) -> None:
+    cluster, pd = make_pd_cluster(n_pd=1)
+    pd.wait_voters(3)
+    W = mvccpb_pb2.Write
+
+    async def scenario() -> None:
+        async with AsyncClient(cluster.pd_endpoints, timeout=20) as client:
+            await client.connect()
+            t = Txns(client)
+            a1 = await t.write([(PUT, b"a", b"a1"), (PUT, b"d", b"d1")])
+            a2 = await t.write([(PUT, b"a", b"a2")])
+            old_read = await t.ts()  # sees a2 and d1
+            d_gone = await t.write([(DELETE, b"d", b"")])
+            # A transaction that prewrote and vanished: its lock expires at once.
+            abandoned = await t.ts()
+            await t.prewrite(abandoned, [(PUT, b"l", b"never")], ttl_ms=1)
+            safe_point = await t.ts()
+            a3 = await t.write([(PUT, b"a", b"a3")])
+            latest = await t.ts()
+
+            all_of_a = [(a3, W.PUT), (a2, W.PUT), (a1, W.PUT)]
+            for sid in cluster.stores:  # every replica has them all before the run
+                wait_for(lambda sid=sid: versions(cluster, sid).get(b"a") == all_of_a, 15,
+                         f"store {sid} to apply the writes")
+
+            result = subprocess.run(
+                [sys.executable, "-m", "kvdb", "admin", "gc", "--pd", cluster.pd_endpoints, "--timeout", "30",
+                 "--safe-point", str(safe_point), "--json"], capture_output=True, text=True, timeout=60)
+            assert result.returncode == 0, result.stderr
+            report = json.loads(result.stdout)
+            assert (report["safe_point"], report["locks_resolved"]) == (safe_point, 1)
+            assert await client._pd.get_gc_safe_point() == safe_point
+
+            # The abandoned lock was rolled back before PD moved the safe point.
+            lock_scan = await t.call(b"l", "scan_lock", lambda k: kvrpc_pb2.ScanLockRequest(
+                start_key=b"", max_version=latest, limit=10))
+            assert list(lock_scan.locks) == []
+
+            # Every replica drops a1, d1, the delete at d_gone, the rollback of the abandoned
+            # transaction; a2 (the value at the safe point) and a3 stay.
+            expected = {b"a": [(a3, W.PUT), (a2, W.PUT)]}
+            for sid in cluster.stores:
+                wait_for(lambda sid=sid: versions(cluster, sid) == expected, 30,
+                         f"store {sid} to drop the versions below the safe point")
+
+            below = await t.get(b"a", old_read)
+            assert below.key_error.below_safe_point.safe_point == safe_point, below
+            for key, ts, value in [(b"a", safe_point, b"a2"), (b"a", latest, b"a3"), (b"d", safe_point, None),
+                                   (b"d", latest, None), (b"l", latest, None)]:
+                got = await t.get(key, ts)
+                assert not got.HasField("key_error"), got.key_error
+                assert (None if got.not_found else got.value) == value, (key, ts)
+            assert d_gone > old_read
+
+    asyncio.run(scenario())
+
+
+def test_gc_is_refused_above_now_and_keeps_a_higher_safe_point(make_pd_cluster: MakePdCluster) -> None:
+    cluster, pd = make_pd_cluster(n_pd=1)
+    pd.wait_voters(3)
+    now = pd.run(pd.client.get_ts())
+
+    def admin_gc(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "kvdb", "admin", "gc", "--pd", cluster.pd_endpoints,
+                               "--timeout", "30", *args], capture_output=True, text=True, timeout=60)
+
+    ahead = admin_gc("--safe-point", str(now + (3_600_000 << 18)))
+    assert ahead.returncode == 3 and "must be a timestamp in" in ahead.stderr, ahead.stderr
+    first = admin_gc("--safe-point", str(now))
+    assert first.returncode == 0, first.stderr
+    assert f"GC safe point is {now}" in first.stdout
+    lower = admin_gc("--keep", "1h")
+    assert lower.returncode == 0, lower.stderr
+    assert f"GC safe point is {now}" in lower.stdout and "already higher" in lower.stdout
+    assert pd.run(pd.client.get_gc_safe_point()) == now
