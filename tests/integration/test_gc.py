@@ -8,7 +8,6 @@ answer as before."""
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from collections.abc import Callable
 from rocksdict import AccessType, Options, Rdict
 
 from kvdb.client.aio import AsyncClient
+from kvdb.client.gc import collect_garbage
 from kvdb.mvcc import keys
 from kvdb.pb import kvrpc_pb2, mvccpb_pb2
 from kvdb.server.raft_host import db_path
@@ -111,12 +111,21 @@ def test_gc_resolves_old_locks_then_drops_old_versions_on_every_replica(
                 wait_for(lambda sid=sid: versions(cluster, sid).get(b"a") == all_of_a, 15,
                          f"store {sid} to apply the writes")
 
-            result = subprocess.run(
-                [sys.executable, "-m", "kvdb", "admin", "gc", "--pd", cluster.pd_endpoints, "--timeout", "30",
-                 "--safe-point", str(safe_point), "--json"], capture_output=True, text=True, timeout=60)
-            assert result.returncode == 0, result.stderr
-            report = json.loads(result.stdout)
-            assert (report["safe_point"], report["locks_resolved"]) == (safe_point, 1)
+            # The run, in process, with a check at the moment it asks PD to move the safe point:
+            # by then no lock at or below it may be left.
+            raise_safe_point = client._pd.update_gc_safe_point
+            left_at_update: list[int] = []
+
+            async def checked_update(asked: int) -> int:
+                scan = await t.call(b"", "scan_lock", lambda k: kvrpc_pb2.ScanLockRequest(
+                    start_key=k, max_version=asked, limit=10))
+                left_at_update.append(len(scan.locks))
+                return await raise_safe_point(asked)
+
+            client._pd.update_gc_safe_point = checked_update
+            run = await collect_garbage(client, safe_point=safe_point, timeout=30)
+            assert left_at_update == [0]
+            assert (run.safe_point, run.locks_resolved, run.transactions) == (safe_point, 1, 1)
             assert await client._pd.get_gc_safe_point() == safe_point
 
             # The abandoned lock was rolled back before PD moved the safe point.
