@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Protocol
 from kvdb.pb import metapb_pb2, pdpb_pb2, raft_serverpb_pb2
 from kvdb.pdclient.client import PdError
 from kvdb.server.supervisor import spawn
-from kvdb.storage.engine import CF_DEFAULT
 from kvdb.store import keyspace
 from kvdb.store.config import DEFAULT_MAX_RANGE_SIZE, StoreConfig
 from kvdb.store.errors import StoreError
@@ -130,11 +129,7 @@ class SplitWorker:
                 if key is not None:
                     self._split(peer, key, "load")
         budget = self.config.split_check_keys_per_round
-        engine = self.store.engine
-
-        def scan(start: bytes, end: bytes, limit: int) -> list[tuple[bytes, bytes]]:
-            return engine.scan(CF_DEFAULT, start, end, limit)
-
+        scan = self.store.engine.scan
         # Go on where the last round stopped: a big range being measured, or one written to all
         # the time, must not keep the ranges after it from ever being measured.
         for range_id in sorted(led, key=lambda rid: (rid < self._resume_at, rid)):

@@ -23,7 +23,7 @@ from kvdb.raft.errors import (
 )
 from kvdb.raft.progress import ProgressState
 from kvdb.raft.types import SnapshotMetadata
-from kvdb.storage.engine import CF_DEFAULT, CF_META, WriteBatch
+from kvdb.storage.engine import CF_META, WriteBatch
 from kvdb.storage.keys import apply_state_key, range_state_key, snapshot_ingest_key
 from kvdb.storage.raft_log import RaftLogStorage
 from kvdb.store import keyspace, snapshot
@@ -316,8 +316,8 @@ class Peer:
         received = self.received_snapshots.pop(meta.index)
         desc = received.header.descriptor
         if self.initialized:
-            batch.delete_range(CF_DEFAULT, self.desc.start_key, keyspace.data_end(self.desc))
-        batch.delete_range(CF_DEFAULT, desc.start_key, keyspace.data_end(desc))
+            keyspace.delete_data(batch, self.desc)
+        keyspace.delete_data(batch, desc)
         if received.name is not None:
             batch.put(CF_META, snapshot_ingest_key(self.range_id), received.name.encode())
             self.ingest_after_write = received.name

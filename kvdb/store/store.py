@@ -597,7 +597,7 @@ class Store:
             peer.sessions.delete(batch)
             if peer.initialized:  # an uninitialized replica's descriptor has no bounds: no data
                 self.range_index.remove(peer.range_id)
-                batch.delete_range(CF_DEFAULT, peer.desc.start_key, keyspace.data_end(peer.desc))
+                keyspace.delete_data(batch, peer.desc)
             peer.write_tombstone(batch)
             peer.fail_all(RangeNotFoundError(peer.range_id))
             peer.release_snapshots()
@@ -747,7 +747,7 @@ class Store:
             # This store's replica of the new range was removed before the parent got here (or a
             # newer one already holds the range): the keys it would have taken belong to nobody here.
             if existing is None or not existing.initialized:
-                batch.delete_range(CF_DEFAULT, desc.start_key, keyspace.data_end(desc))
+                keyspace.delete_data(batch, desc)
             log.info("range %d: not created by the split on store %d (removed here already)", desc.id,
                      self.store_id)
             return

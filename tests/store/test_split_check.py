@@ -7,9 +7,11 @@ import random
 
 import pytest
 
+from kvdb.mvcc import keys as mvcc_keys
 from kvdb.pb import kvrpc_pb2, metapb_pb2, pdpb_pb2, raft_serverpb_pb2
 from kvdb.server.kv_handler import KvHandler
 from kvdb.server.split_worker import SplitWorker, request_load
+from kvdb.storage.engine import CF_DEFAULT, CF_LOCK, CF_WRITE
 from kvdb.store.config import StoreConfig
 from kvdb.store.split_check import (
     LoadChecker,
@@ -31,12 +33,12 @@ def _desc(start: bytes = b"", end: bytes = b"", version: int = 1,
 class _Data:
     """Sorted pairs with the scan the checker is given; counts the keys each scan returns."""
 
-    def __init__(self, pairs: list[tuple[bytes, bytes]]) -> None:
-        self.pairs = sorted(pairs)
+    def __init__(self, pairs: list[tuple[bytes, bytes]], cf: str = CF_DEFAULT) -> None:
+        self.cfs: dict[str, list[tuple[bytes, bytes]]] = {cf: sorted(pairs)}
         self.largest_scan = 0
 
-    def scan(self, start: bytes, end: bytes, limit: int) -> list[tuple[bytes, bytes]]:
-        out = [(k, v) for k, v in self.pairs if start <= k < end][:limit]
+    def scan(self, cf: str, start: bytes, end: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+        out = [(k, v) for k, v in self.cfs.get(cf, []) if start <= k < end][:limit]
         self.largest_scan = max(self.largest_scan, len(out))
         return out
 
@@ -73,8 +75,25 @@ def test_measure_never_picks_the_start_key_nor_a_key_outside_the_range() -> None
     assert m.keys == 3
     assert m.middle_key() in (b"b", b"c")
     single = SizeMeasure(_desc(b"a", b"b"), checkpoint_bytes=1)
-    single.step(_Data(pairs).scan, 10)
-    assert single.done and single.middle_key() is None  # one key: nothing to split at
+    while not single.done:
+        single.step(_Data(pairs).scan, 10)
+    assert single.middle_key() is None  # one key: nothing to split at
+
+
+def test_measure_counts_mvcc_versions_and_splits_at_a_user_key() -> None:
+    """A transactional range has its data in ``write`` (and ``lock``): the measure must count it,
+    and a checkpoint found there is a version key, whose split key is its user key (a raw version
+    key would cut the range at a key that sorts inside no user key's place)."""
+    versions = [(mvcc_keys.version_key(_key(i), ts), b"v" * 100) for i in range(100) for ts in (5, 9)]
+    data = _Data(versions, CF_WRITE)
+    data.cfs[CF_LOCK] = [(_key(3), b"lock")]
+    m = SizeMeasure(_desc(), checkpoint_bytes=500)
+    while not m.done:
+        m.step(data.scan, 16)
+    assert m.keys == 201 and m.bytes == sum(len(k) + len(v) for k, v in versions) + len(_key(3)) + 4
+    key = m.middle_key()
+    assert key is not None and _key(40) <= key <= _key(60)  # a user key, near the middle
+    assert all(k in {_key(i) for i in range(1, 100)} for _, k in m.checkpoints)
 
 
 def test_measure_of_a_range_far_above_the_limit_keeps_its_checkpoints_bounded() -> None:
