@@ -227,8 +227,22 @@ def request_load(kind: str, request: object, desc: metapb_pb2.RangeDescriptor) -
     if kind == "batch_put":
         return [point(p.key) for p in request.pairs], sum(len(p.key) + len(p.value) for p in request.pairs), \
             len(request.pairs)
-    if kind in ("scan", "delete_range"):
+    if kind in ("scan", "delete_range", "txn_scan", "scan_lock"):
         bounds = keyspace.clip(desc, request.start_key, request.end_key)
         return ([bounds] if bounds is not None else []), 0, 0
+    if kind == "txn_get":
+        return [point(request.key)], 0, 0
+    if kind == "prewrite":  # the bytes a transaction writes: its values land in the range at commit
+        muts = request.mutations
+        return [point(m.key) for m in muts], sum(len(m.key) + len(m.value) for m in muts), len(muts)
+    if kind in _TXN_BY_KEYS:
+        return [point(k) for k in request.keys], 0, 0
+    if kind in _TXN_BY_PRIMARY:
+        return [point(getattr(request, _TXN_BY_PRIMARY[kind]))], 0, 0
     return [], 0, 0
+
+
+_TXN_BY_KEYS = frozenset({"txn_batch_get", "commit", "rollback", "check_secondary_locks", "resolve_lock"})
+_TXN_BY_PRIMARY = {"check_txn_status": "primary_key", "txn_heart_beat": "primary_lock"}
+"""Transactional requests that touch one key, and the field naming it."""
 

@@ -113,6 +113,9 @@ class Peer:
         self.build_started_at = 0
         self.removed = False  # applied its own removal: applies nothing more, destroyed this pass
         self.naps = 0  # times this replica hibernated (kvdb.store.hibernate): a nap changes nothing
+        self.max_ts_synced = False
+        """Leader only: the store's max ts is above every read an earlier leader may have served
+        (a TSO stamp fetched since this replica became leader; ``Store.sync_max_ts``)."""
         self.splits_in_flight = 0  # proposed here, not answered yet: no lease reads meanwhile
         self.split_family: list[int] = []  # the ranges this one's last split produced (error hints)
         self.destroyed = False
@@ -293,10 +296,12 @@ class Peer:
         if rd.soft_state is not None:
             log.info("range %d: peer %d is %s in term %d (leader %d)", self.range_id, self.peer_id,
                      ROLE_NAMES[rd.soft_state.role], raft.term, rd.soft_state.leader_id)
+            self.max_ts_synced = False
             if rd.soft_state.role != Role.LEADER:
                 self.lease.expire()
                 self.fail_reads(self.not_leader())
             else:
+                self.store.sync_max_ts()
                 self.store.on_leader(self)
         if rd.lease_round_started:
             self.lease.round_started(raft.term, rd.lease_round_started, now)

@@ -54,6 +54,8 @@ from kvdb.store.membership import check_conf_change
 from kvdb.store.peer import Callback, Peer, Read, stage_apply_state
 from kvdb.store.range_index import RangeIndex
 from kvdb.store.sessions import Result, Sessions
+from kvdb.txn.concurrency import ConcurrencyManager
+from kvdb.txn.latches import Latches
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,9 @@ _HELD_UNTIL_SPLIT = frozenset({MT.VOTE, MT.PRE_VOTE})
 """Requests for a range this store's parent range has not split off yet: kept and stepped once the
 split creates it here, so a new range elects its leader without waiting out an election timeout."""
 MAX_HELD_MESSAGES = 1024
+TS_FETCH_TIMEOUT = 2.0
+"""Seconds after which a TSO fetch for the max ts sync counts as lost and another may be sent
+(a reply that comes after all is still used: any TSO stamp fetched after the election will do)."""
 _CARRIES_BOUNDS = _CREATES_REPLICA | _HELD_UNTIL_SPLIT
 """Messages a store may receive for a range it lacks, and so must check against the ranges it
 holds (``_peer_for_message``); answers to them need no bounds, and most traffic is answers."""
@@ -173,6 +178,16 @@ class Store:
         self.background: Background = run_inline
         """Set by the driver: where snapshots are built (a thread in a real store)."""
         self._snapshot_seq = 0
+        self.cm = ConcurrencyManager()
+        self.latches = Latches()
+        self.request_ts: Callable[[Callable[[int], None]], None] | None = None
+        """Set by the driver: fetch a TSO timestamp and call back with it (0: the fetch failed),
+        on the store's thread (``sync_max_ts``)."""
+        self._ts_fetch_since: float | None = None  # when the fetch in flight was sent
+        self._ts_again = False
+        self.gc_safe_point = 0
+        """The cluster's GC safe point as PD last said (raised only): no read or prewrite at or
+        below it is served, as GC may have dropped the versions it would need."""
         self._check_ident()
         snapshot.recover(engine)
         self._load()
@@ -712,6 +727,39 @@ class Store:
                 if bounds is not None:
                     batch.delete_range(CF_DEFAULT, *bounds)
         return result
+
+    # ------------------------------------------------------------------------------ max ts sync
+    def sync_max_ts(self) -> None:
+        """Fetch a TSO timestamp for every replica leading here whose max ts is not synced: a
+        timestamp fetched after a replica became leader is above every read any earlier leader
+        served (their timestamps came from the TSO before), so with ``cm.max_ts`` raised to it
+        the replica may stamp async-commit and 1PC prewrites. One fetch at a time; a replica
+        that became leader meanwhile gets the next one."""
+        if self.request_ts is None:
+            return
+        now = self.clock.now()
+        if self._ts_fetch_since is not None and now - self._ts_fetch_since < TS_FETCH_TIMEOUT:
+            self._ts_again = True
+            return
+        asked = {p.range_id: p.raw.raft.term for p in self.peers.values()
+                 if p.is_leader and not p.max_ts_synced}
+        if asked:
+            self._ts_fetch_since = now
+            self.request_ts(lambda ts: self._on_ts(asked, ts))
+
+    def _on_ts(self, asked: dict[int, int], ts: int) -> None:
+        """The fetch for the leaders ``asked`` (range id -> term) answered ``ts`` (0: failed)."""
+        self._ts_fetch_since = None
+        again, self._ts_again = self._ts_again, False
+        if ts <= 0:
+            return  # the fetch failed: the next async prewrite asks again
+        self.cm.update(ts)
+        for range_id, term in asked.items():
+            peer = self.peers.get(range_id)
+            if peer is not None and peer.is_leader and peer.raw.raft.term == term:
+                peer.max_ts_synced = True
+        if again:
+            self.sync_max_ts()
 
     # --------------------------------------------------------------------------------- splits
     def _apply_split(self, peer: Peer, cmd: raft_serverpb_pb2.RaftCommand) -> object:

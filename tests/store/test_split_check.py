@@ -331,13 +331,25 @@ def test_request_load_covers_every_request_kind() -> None:
     desc = _desc(b"b", b"y")
     kinds = {f.name for f in kvrpc_pb2.Request.DESCRIPTOR.oneofs_by_name["cmd"].fields}
     pair = kvrpc_pb2.KvPair(key=b"c", value=b"12")
+    mutation = kvrpc_pb2.TxnMutation(key=b"c", value=b"12")
     bodies = {"get": kvrpc_pb2.RawGetRequest(key=b"c"), "put": kvrpc_pb2.RawPutRequest(key=b"c", value=b"12"),
               "batch_get": kvrpc_pb2.RawBatchGetRequest(keys=[b"c", b"d"]),
               "batch_put": kvrpc_pb2.RawBatchPutRequest(pairs=[pair, pair]),
               "delete": kvrpc_pb2.RawDeleteRequest(key=b"c"),
               "delete_range": kvrpc_pb2.RawDeleteRangeRequest(start_key=b"a", end_key=b"d"),
               "scan": kvrpc_pb2.RawScanRequest(start_key=b"c"),
-              "cas": kvrpc_pb2.RawCompareAndSwapRequest(key=b"c", value=b"12")}
+              "cas": kvrpc_pb2.RawCompareAndSwapRequest(key=b"c", value=b"12"),
+              "txn_get": kvrpc_pb2.TxnGetRequest(key=b"c"),
+              "txn_batch_get": kvrpc_pb2.TxnBatchGetRequest(keys=[b"c", b"d"]),
+              "txn_scan": kvrpc_pb2.TxnScanRequest(start_key=b"c"),
+              "scan_lock": kvrpc_pb2.ScanLockRequest(end_key=b"d"),
+              "prewrite": kvrpc_pb2.PrewriteRequest(mutations=[mutation, mutation]),
+              "commit": kvrpc_pb2.CommitRequest(keys=[b"c"]),
+              "rollback": kvrpc_pb2.BatchRollbackRequest(keys=[b"c"]),
+              "check_txn_status": kvrpc_pb2.CheckTxnStatusRequest(primary_key=b"c"),
+              "check_secondary_locks": kvrpc_pb2.CheckSecondaryLocksRequest(keys=[b"c"]),
+              "resolve_lock": kvrpc_pb2.ResolveLockRequest(keys=[b"c"]),
+              "txn_heart_beat": kvrpc_pb2.TxnHeartBeatRequest(primary_lock=b"c")}
     assert set(bodies) == set(kinds)
     loads = {kind: request_load(kind, body, desc) for kind, body in bodies.items()}
     assert loads["put"] == ([point(b"c")], 3, 1) and loads["cas"] == ([point(b"c")], 3, 1)
@@ -345,6 +357,11 @@ def test_request_load_covers_every_request_kind() -> None:
     assert loads["batch_get"] == ([point(b"c"), point(b"d")], 0, 0)
     assert loads["delete_range"] == ([(b"b", b"d")], 0, 0)  # clipped to the range
     assert loads["scan"] == ([(b"c", b"y")], 0, 0)
+    assert loads["prewrite"] == ([point(b"c")] * 2, 6, 2)
+    assert loads["scan_lock"] == ([(b"b", b"d")], 0, 0) and loads["txn_scan"] == ([(b"c", b"y")], 0, 0)
+    for kind in ("txn_get", "commit", "rollback", "check_txn_status", "check_secondary_locks", "resolve_lock",
+                 "txn_heart_beat"):
+        assert loads[kind] == ([point(b"c")], 0, 0), kind
 
 
 def test_measures_take_turns_when_a_round_runs_out_of_keys() -> None:
