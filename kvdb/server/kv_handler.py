@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from google.protobuf.message import Message
+
 from kvdb.pb import kvrpc_pb2, raft_serverpb_pb2
 from kvdb.storage.engine import CF_DEFAULT
 from kvdb.store.clock import wall_ms
@@ -21,6 +23,7 @@ from kvdb.store.config import StoreConfig
 from kvdb.store.errors import InvalidArgumentError, StoreError
 from kvdb.store.request_checks import RequestChecks
 from kvdb.store.store import Store
+from kvdb.store.txn_api import TxnApi
 
 Respond = Callable[[kvrpc_pb2.Response], None]
 _READS = frozenset({"get", "batch_get", "scan"})
@@ -32,6 +35,7 @@ class KvHandler:
         self.store = store
         self.config: StoreConfig = store.config
         self.checks = RequestChecks(store)
+        self.txn = TxnApi(store, self.checks)
         # kind -> (start the request, fill the response body with its result)
         self._handlers: dict[str, tuple[Callable, Callable]] = {
             "get": (self._get, _fill_get),
@@ -43,6 +47,7 @@ class KvHandler:
             "scan": (self._scan, _fill_pairs),
             "cas": (self._cas, _fill_cas),
         }
+        self._handlers.update((kind, (start, _fill_message)) for kind, start in self.txn.handlers.items())
         self.on_served: Callable[[str, object, object], None] | None = None
         """Set by the split checker: called with a request's kind, body and result once it
         succeeded."""
@@ -163,6 +168,11 @@ class KvHandler:
         cas.key, cas.value = req.key, req.value
         cas.previous_value, cas.previous_not_exist = req.previous_value, req.previous_not_exist
         self._write(req.context, cmd, finish)
+
+
+def _fill_message(body: Message, result: Message) -> None:
+    """A transactional command's result is its response body already."""
+    body.MergeFrom(result)
 
 
 def _fill_nothing(body: object, result: object) -> None:

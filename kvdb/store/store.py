@@ -20,6 +20,8 @@ import random
 from collections.abc import Callable
 from typing import Protocol
 
+from kvdb.mvcc.reader import MvccReader
+from kvdb.mvcc.writer import MvccWriter
 from kvdb.pb import metapb_pb2, raft_serverpb_pb2
 from kvdb.raft import ConfChange, ConfChangeSingle, ConfChangeType, ConfState, Message, MessageType, Ready
 from kvdb.raft.codec import conf_state_from_pb, message_from_pb, message_to_pb
@@ -54,6 +56,7 @@ from kvdb.store.membership import check_conf_change
 from kvdb.store.peer import Callback, Peer, Read, stage_apply_state
 from kvdb.store.range_index import RangeIndex
 from kvdb.store.sessions import Result, Sessions
+from kvdb.txn import actions
 from kvdb.txn.concurrency import ConcurrencyManager
 from kvdb.txn.latches import Latches
 
@@ -691,6 +694,8 @@ class Store:
             return self._apply_split(peer, cmd)
         sessions = peer.sessions
         sessions.advance(cmd.log_time_ms, self.apply_batch)
+        if cmd.HasField("txn"):
+            return self._apply_txn(peer, cmd.txn)
         if not cmd.session.session_id:
             return self._apply_mutations(peer, cmd)
         replayed = sessions.replay(cmd.session, self.apply_batch)
@@ -727,6 +732,15 @@ class Store:
                 if bounds is not None:
                     batch.delete_range(CF_DEFAULT, *bounds)
         return result
+
+    def _apply_txn(self, peer: Peer, txn: raft_serverpb_pb2.TxnCommand) -> object:
+        """Evaluate a Percolator command (``kvdb.txn.actions``) against the data as of every
+        earlier entry: like a CAS, those are written first (with the applied index they reach).
+        Txn commands carry no session: each is idempotent by its start_ts."""
+        if len(self.apply_batch):
+            peer.write_apply_state(self.apply_batch)
+            self.flush_apply()
+        return actions.apply_txn(txn, MvccReader(self.engine), MvccWriter(self.apply_batch), peer.desc)
 
     # ------------------------------------------------------------------------------ max ts sync
     def sync_max_ts(self) -> None:
