@@ -174,3 +174,18 @@ def test_simulated_stores_sync_their_leaders_max_ts_with_the_sim_tso() -> None:
     for node, peer in leaders:
         assert peer.max_ts_synced, (node, peer.range_id)
         assert 0 < node.store.cm.max_ts <= sim.tso.last
+
+
+def test_reads_and_prewrites_at_or_below_the_gc_safe_point_are_refused_in_the_body() -> None:
+    cluster = LocalCluster([1])
+    leader = cluster.elect()
+    leader.gc_safe_point = 50
+    before = leader.peers[1].counters["proposals"]
+    for version in (49, 50):
+        resp = call(cluster, leader, "txn_get", key=b"k", version=version)
+        below = resp.key_error.below_safe_point
+        assert (below.ts, below.safe_point) == (version, 50)
+    resp = prewrite(cluster, leader, 50, [b"k"])
+    assert not resp.HasField("error") and resp.errors[0].below_safe_point.safe_point == 50
+    assert leader.peers[1].counters["proposals"] == before  # nothing went through Raft
+    assert call(cluster, leader, "txn_get", key=b"k", version=51).not_found
