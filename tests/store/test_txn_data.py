@@ -5,6 +5,7 @@ data goes: into snapshots, into the ranges a split makes, and away with a destro
 from __future__ import annotations
 
 from kvdb.mvcc import keys as mvcc_keys
+from kvdb.mvcc.reader import MvccReader
 from kvdb.pb import metapb_pb2, mvccpb_pb2
 from kvdb.raft import ConfChangeType
 from kvdb.storage.engine import CF_DEFAULT, CF_LOCK, CF_WRITE, Engine
@@ -14,6 +15,7 @@ from kvdb.store.store import Store
 from tests.store.local_cluster import LocalCluster, new_peer
 from tests.store.test_split import do_split
 from tests.store.test_store import write_keys
+from tests.store.test_txn_store import call, prewrite
 
 KEYS = [b"k0001", b"k0015", b"k0025"]
 
@@ -91,3 +93,21 @@ def test_a_split_hands_its_keys_versions_and_locks_to_the_new_range_and_its_snap
     assert newcomer.peers[child.id].counters["snapshots_applied"] == 1
     assert everything(newcomer.engine) == {CF_DEFAULT: 0, CF_LOCK: 2, CF_WRITE: 4}
     assert txn_keys(newcomer.engine, child) == txn_keys(leader.engine, child)
+
+
+def test_txn_data_written_through_the_api_is_readable_in_a_split_off_range_on_a_new_replica() -> None:
+    cluster = LocalCluster([1, 2, 3])
+    leader = cluster.elect()
+    start = cluster.ts()
+    resp = prewrite(cluster, leader, start, [b"k0005", b"k0015"])
+    assert list(resp.errors) == []
+    call(cluster, leader, "commit", start_ts=start, keys=[b"k0005", b"k0015"], commit_ts=cluster.ts())
+    locked = cluster.ts()
+    assert list(prewrite(cluster, leader, locked, [b"k0016"]).errors) == []
+    _, child = do_split(cluster, [b"k0010"])
+    newcomer = _add_store(cluster, 4)
+    _change(cluster, child.id, ConfChangeType.ADD_LEARNER, new_peer(4 * 100, 4))
+    reader = MvccReader(newcomer.engine)
+    assert reader.get_value(b"k0015", cluster.ts()) == b"v@%d" % start
+    assert reader.load_lock(b"k0016").start_ts == locked
+    assert reader.get_value(b"k0005", cluster.ts()) is None  # stayed with the parent, not on store 4
