@@ -740,6 +740,10 @@ class Store:
         if len(self.apply_batch):
             peer.write_apply_state(self.apply_batch)
             self.flush_apply()
+        if txn.HasField("gc"):
+            # Every replica that dropped versions below the safe point refuses reads below it from
+            # now on, even before its own heartbeat tells it: it may lead the range next.
+            self.gc_safe_point = max(self.gc_safe_point, txn.gc.safe_point)
         return actions.apply_txn(txn, MvccReader(self.engine), MvccWriter(self.apply_batch), peer.desc)
 
     # ------------------------------------------------------------------------------ max ts sync

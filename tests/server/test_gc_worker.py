@@ -1,8 +1,7 @@
 """The store's GC worker on three in-process stores: the leader proposes the chunks of its ranges
-at the safe point it learned (and never without one), every replica applies them, followers
-propose nothing, a range with no versions costs no proposal, and a collected range is left alone
-until the safe point rises."""
-
+at the safe point it learned (and never without one), every replica applies them and drops the
+same versions, followers propose nothing, a range with no versions costs no proposal, and a
+collected range is left alone until the safe point rises."""
 from __future__ import annotations
 
 import asyncio
@@ -38,6 +37,14 @@ def _write_versions(cluster: LocalCluster, versions: dict[bytes, int]) -> None:
         engine.write(batch, sync=False)
 
 
+def _versions(cluster: LocalCluster, store_id: int) -> dict[bytes, list[int]]:
+    out: dict[bytes, list[int]] = {}
+    for vkey, _ in cluster.engines[store_id].scan(CF_WRITE, b"", None, 0):
+        key, ts = keys.split_version_key(vkey)
+        out.setdefault(key, []).append(ts)
+    return out
+
+
 async def _round(cluster: LocalCluster, worker: GcWorker) -> None:
     """One worker round, pumping the in-process network until it is done."""
     task = asyncio.ensure_future(worker.round())
@@ -63,21 +70,30 @@ def test_the_leader_collects_its_range_in_chunks_on_every_replica() -> None:
             await _round(cluster, worker)
         assert all(not s for s in seen.values())
 
-        for store in cluster.stores.values():
-            store.gc_safe_point = 25
+        leader.gc_safe_point = 25  # learned from PD; the followers have not heard yet
         for worker in workers.values():
             await _round(cluster, worker)
+        # Having dropped versions below 25, a follower refuses reads below it at once: it may be
+        # the next leader, before its own heartbeat brings the safe point.
+        assert all(store.gc_safe_point == 25 for store in cluster.stores.values())
         spans = [(c.start_key, c.end_key, c.safe_point) for c in seen[leader.store_id]]
         assert spans == [(b"", b"b", 25), (b"b", b"c", 25), (b"c", b"", 25)]
         assert all(seen[sid] == seen[leader.store_id] for sid in seen)  # the followers proposed none
         assert workers[leader.store_id].commands_applied == 3
         assert sum(w.commands_applied for w in workers.values()) == 3
 
+        # Every replica dropped what no read at 25 or above needs: the version at 10 of a, b, c.
+        for sid in cluster.stores:
+            assert _versions(cluster, sid) == {b"a": [30, 20], b"b": [30, 20], b"c": [30, 20], b"d": [10]}
+
         await _round(cluster, workers[leader.store_id])  # collected at 25: left alone
         assert len(seen[leader.store_id]) == 3
         leader.gc_safe_point = 40
         await _round(cluster, workers[leader.store_id])
-        assert [c.safe_point for c in seen[leader.store_id][3:]] == [40, 40, 40]
+        assert [(c.start_key, c.end_key, c.safe_point) for c in seen[leader.store_id][3:]] == [
+            (b"", b"c", 40), (b"c", b"", 40)]
+        for sid in cluster.stores:
+            assert _versions(cluster, sid) == {b"a": [30], b"b": [30], b"c": [30], b"d": [10]}
 
     asyncio.run(run())
 
