@@ -168,8 +168,8 @@ async def resolve_locks_below(client: AsyncClient, safe_point: int, op: _Op) -> 
 async def collect_garbage(client: AsyncClient, *, keep_ms: int | None = None, safe_point: int | None = None,
                           timeout: float | None = None) -> GcRun:
     """One GC run (see the module docstring): safe point = now - ``keep_ms`` (default ten
-    minutes), or ``safe_point`` itself; returns what it did. Raises InvalidArgumentError for a
-    safe point that is not a past timestamp."""
+    minutes), or ``safe_point`` itself; returns what it did. Raises KvdbError for a safe point
+    that is not a past timestamp (before anything is resolved)."""
     if keep_ms is not None and safe_point is not None:
         raise InvalidArgumentError("give keep_ms or safe_point, not both")
     if keep_ms is not None and keep_ms < 0:
@@ -181,8 +181,8 @@ async def collect_garbage(client: AsyncClient, *, keep_ms: int | None = None, sa
         if asked is None:
             physical, logical = split_ts(now)
             asked = compose_ts(physical - (DEFAULT_KEEP_MS if keep_ms is None else keep_ms), logical)
-        if not 0 < asked <= now:
-            raise InvalidArgumentError(f"the safe point must be a timestamp in 1..{now} (now), got {asked}")
+        if not 0 < asked <= now:  # checked against PD's clock: a refusal (like PD's), not a usage error
+            raise KvdbError(f"the safe point must be a timestamp in 1..{now} (now), got {asked}")
         locks, txns, ranges = await resolve_locks_below(client, asked, op)
         in_force = await client._pd.update_gc_safe_point(asked)
         return GcRun(safe_point=in_force, asked=asked, locks_resolved=locks, transactions=txns,

@@ -2,7 +2,7 @@
 through transactions, a lock left behind by a transaction that never committed, then ``kvdb
 admin gc --safe-point SP``. The lock is resolved before the safe point moves; every replica's
 ``write`` column family loses the versions no read at or above SP can see (read from the
-engines themselves); reads below SP are refused with ``below_safe_point``; reads at and above SP
+engines themselves); reads at or below SP are refused with ``below_safe_point``; reads above SP
 answer as before."""
 
 from __future__ import annotations
@@ -140,9 +140,11 @@ def test_gc_resolves_old_locks_then_drops_old_versions_on_every_replica(
                 wait_for(lambda sid=sid: versions(cluster, sid) == expected, 30,
                          f"store {sid} to drop the versions below the safe point")
 
-            below = await t.get(b"a", old_read)
-            assert below.key_error.below_safe_point.safe_point == safe_point, below
-            for key, ts, value in [(b"a", safe_point, b"a2"), (b"a", latest, b"a3"), (b"d", safe_point, None),
+            for ts in (old_read, safe_point):  # a read must be above the safe point
+                below = await t.get(b"a", ts)
+                assert below.key_error.below_safe_point.safe_point == safe_point, below
+            just_above = safe_point + 1
+            for key, ts, value in [(b"a", just_above, b"a2"), (b"a", latest, b"a3"), (b"d", just_above, None),
                                    (b"d", latest, None), (b"l", latest, None)]:
                 got = await t.get(key, ts)
                 assert not got.HasField("key_error"), got.key_error
