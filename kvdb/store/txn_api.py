@@ -89,7 +89,15 @@ class TxnApi:
             finish(response(key_error=self._below_safe_point(ts)))
             return
         self.store.cm.update(ts)  # before looking for latches and locks: see kvdb.txn.concurrency
-        self._read_unlatched(ctx, keys, bounds, fn, finish)
+
+        def checked(reader: MvccReader) -> Message:
+            # Checked again when the read runs: it may have waited (a latch, a ReadIndex round)
+            # while a GC above ts applied here (applying one raises the store's safe point).
+            if ts <= self.store.gc_safe_point:
+                return response(key_error=self._below_safe_point(ts))
+            return fn(reader)
+
+        self._read_unlatched(ctx, keys, bounds, checked, finish)
 
     def _read_unlatched(self, ctx: kvrpc_pb2.Context, keys: Collection[bytes],
                         bounds: tuple[bytes, bytes] | None, fn: ReadFn, finish: Finish) -> None:
