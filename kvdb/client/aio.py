@@ -31,10 +31,8 @@ from kvdb.errors import (
     DeadlineExceededError,
     InvalidArgumentError,
     KvdbError,
-    TransactionAbortedError,
     UnavailableError,
     UncertainResultError,
-    WriteConflictError,
 )
 from kvdb.pb import kvrpc_pb2, metapb_pb2, pdpb_pb2
 from kvdb.pdclient.client import PdClient, PdError, PdUnavailableError
@@ -63,7 +61,6 @@ PD_GAP_RETRY = 0.02
 CLOSE_WAIT = 2.0
 """Seconds close() waits for transactions' background commits before cancelling them (a
 cancelled one leaves locks that readers roll forward)."""
-TXN_RETRY_BACKOFF = (0.01, 1.0)
 """Seconds between asking PD again for a key it knows no range for (``_Op.pause``)."""
 
 
@@ -337,19 +334,17 @@ class AsyncClient:
         """Runs ``await fn(txn)`` in a transaction and commits it; on a write conflict or an abort
         by a lock resolver, runs it again in a new one (after a backoff), at most ``max_retries``
         times. ``UncertainResultError`` is never retried: the transaction may have committed."""
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise InvalidArgumentError(f"max_retries must be a non-negative int, got {max_retries!r}")
-        delay = TXN_RETRY_BACKOFF[0]
-        for attempt in range(max_retries + 1):
+        from kvdb.client.txn import RETRIED, check_retries, retry_delay
+
+        for attempt in range(check_retries(max_retries) + 1):
             try:
                 async with self.transaction(async_commit, one_pc, timeout) as txn:
                     result = await fn(txn)
                 return result
-            except (WriteConflictError, TransactionAbortedError):
+            except RETRIED:
                 if attempt == max_retries:
                     raise
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, TXN_RETRY_BACKOFF[1])
+            await asyncio.sleep(retry_delay(attempt))
         raise AssertionError("unreachable")
 
     @property

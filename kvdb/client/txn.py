@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,23 @@ ASYNC_COMMIT_MAX_KEYS = 256
 SCAN_PAGE = 256
 
 PUT, DELETE, LOCK = kvrpc_pb2.PUT, kvrpc_pb2.DELETE, kvrpc_pb2.LOCK
+RETRIED = (WriteConflictError, TransactionAbortedError)
+"""What ``run_transaction`` runs again: nothing of the transaction was written. Never
+UncertainResultError (the transaction may have committed)."""
+RETRY_BACKOFF = (0.01, 1.0)
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds before ``run_transaction``'s retry number ``attempt`` (0-based): exponential with
+    jitter, so conflicting transactions do not collide again in lockstep."""
+    low, high = RETRY_BACKOFF
+    return min(low * 2 ** attempt, high) * random.uniform(0.5, 1.0)
+
+
+def check_retries(max_retries: object) -> int:
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise InvalidArgumentError(f"max_retries must be a non-negative int, got {max_retries!r}")
+    return max_retries
 
 
 class Transaction:

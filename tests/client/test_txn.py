@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+import kvdb
 import kvdb.client.aio as client_aio
 import kvdb.client.txn as client_txn
 from kvdb.client.aio import AsyncClient
@@ -458,3 +459,31 @@ def test_close_waits_for_background_commits(fake: FakeTxnCluster) -> None:
 
     run(fake, body)
     assert fake.locks == {}  # close() let the background commit finish
+
+
+def test_the_sync_client_mirrors_the_async_one(fake: FakeTxnCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(client_aio, "PdClient", lambda endpoints, timeout: fake)
+    with kvdb.connect("pd:1", timeout=5.0) as client:
+        with client.transaction() as txn:
+            txn.put(b"a", b"1")
+            txn.put(b"q", b"2")
+            assert txn.get(b"a") == b"1" and txn.start_ts > 0
+        assert txn.commit_ts > txn.start_ts
+        with pytest.raises(ZeroDivisionError), client.transaction() as txn:
+            txn.put(b"a", b"lost")
+            raise ZeroDivisionError
+        attempts = []
+
+        def transfer(txn: kvdb.client.Transaction) -> bytes:
+            a, q = int(txn.get_for_update(b"a")), int(txn.get(b"q"))
+            if not attempts:  # a concurrent writer: the first attempt conflicts
+                with client.transaction() as other:
+                    other.put(b"a", b"5")
+            attempts.append(1)
+            txn.put(b"a", b"%d" % (a - 1))
+            txn.put(b"q", b"%d" % (q + 1))
+            return txn.scan(limit=0)
+
+        assert client.run_transaction(transfer) == [(b"a", b"4"), (b"q", b"3")]
+        assert len(attempts) == 2
+    assert fake.locks == {}
