@@ -224,13 +224,20 @@ class Transaction:
         if use_async:
             self._finish(keys, min_commit_ts)
             return min_commit_ts
-        commit_ts = await client._run("commit", _left(deadline), lambda op: client._pd.get_ts())
+        try:
+            commit_ts = await client._run("commit", _left(deadline), lambda op: client._pd.get_ts())
+        except KvdbError:
+            await self._roll_back_locks(keys)  # no commit was sent: nothing can have committed
+            raise
         try:
             await client._run("commit", _left(deadline),
                               lambda op: self._commit_primary(op, primary, commit_ts))
         except (DeadlineExceededError, UnavailableError) as exc:
             raise UncertainResultError(f"commit of txn {self.start_ts}: the primary's commit at {commit_ts} "
                                        f"was sent and not answered ({exc})") from None
+        except RETRIED:  # the primary was rolled back: so may the rest be
+            await self._roll_back_locks(keys[1:])
+            raise
         self._finish(keys[1:], commit_ts)
         return commit_ts
 

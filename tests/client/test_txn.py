@@ -314,6 +314,7 @@ def test_primary_commit_aborted_by_a_resolver_raises_transaction_aborted(fake: F
                 await txn.put(b"a", b"1")
                 await txn.put(b"q", b"1")
         assert await committed_value(client, b"a") is None
+        assert fake.locks == {}  # the secondary's lock was rolled back too
 
     run(fake, body)
 
