@@ -26,15 +26,27 @@ from kvdb.errors import (
 )
 from kvdb.pb import kvrpc_pb2
 from tests.client.test_retries import THREE_RANGES, FakeConnection, desc, run
-from tests.client.txn_fake import FakeTxnCluster
+from tests.client.txn_fake import FakeTxnCluster, MvccCluster
 
 EXPIRED_MS = 60_000
 """Moving the fake PD clock this far expires every lock the tests write."""
+SPURIOUS_CONFLICT = (
+    "kvdb.txn.actions refuses a prewrite over a commit record at exactly start_ts (the design's "
+    "'commit_ts >= S'), though that write is in the snapshot; a 1PC/async commit's commit_ts "
+    "(max_ts + 1) can equal the next TSO stamp, so the next transaction conflicts. TiKV: '>'.")
 
 
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTxnCluster]:
-    cluster = FakeTxnCluster(list(THREE_RANGES))
+def expect_spurious_conflict(request: pytest.FixtureRequest, fake: FakeTxnCluster) -> None:
+    """Marks the test as failing against the stores' MVCC code while it has that rule (the
+    fake TSO hands out consecutive stamps, so the test meets it every time)."""
+    if isinstance(fake, MvccCluster) and MvccCluster.conflicts_at_start_ts():
+        request.applymarker(pytest.mark.xfail(strict=True, reason=SPURIOUS_CONFLICT))
+
+
+@pytest.fixture(params=["model", "mvcc"])
+def fake(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTxnCluster]:
+    """Each test runs against the design's model and against the stores' MVCC code."""
+    cluster = (FakeTxnCluster if request.param == "model" else MvccCluster)(list(THREE_RANGES))
     monkeypatch.setattr(client_aio, "StoreConnection", lambda address: FakeConnection(cluster, address))
     monkeypatch.setattr(client_aio, "BACKOFF", (0.001, 0.01))
     yield cluster
@@ -54,7 +66,9 @@ async def settle(client: AsyncClient) -> None:
     await asyncio.gather(*client._background)
 
 
-def test_reads_see_the_snapshot_and_own_writes(fake: FakeTxnCluster) -> None:
+def test_reads_see_the_snapshot_and_own_writes(fake: FakeTxnCluster, request: pytest.FixtureRequest) -> None:
+    expect_spurious_conflict(request, fake)
+
     async def body(client: AsyncClient) -> None:
         async with client.transaction() as setup:
             await setup.put(b"a", b"1")
@@ -76,7 +90,10 @@ def test_reads_see_the_snapshot_and_own_writes(fake: FakeTxnCluster) -> None:
     run(fake, body)
 
 
-def test_scan_with_a_limit_counts_the_buffered_deletes(fake: FakeTxnCluster) -> None:
+def test_scan_with_a_limit_counts_the_buffered_deletes(fake: FakeTxnCluster,
+        request: pytest.FixtureRequest) -> None:
+    expect_spurious_conflict(request, fake)
+
     async def body(client: AsyncClient) -> None:
         async with client.transaction() as setup:
             for k in (b"a", b"b", b"c", b"h", b"q"):
@@ -100,7 +117,7 @@ def test_one_range_commits_in_one_prewrite(fake: FakeTxnCluster) -> None:
             await txn.put(b"b", b"2")
         assert [p.try_one_pc for p in sent(fake, "prewrite")] == [True]
         assert sent(fake, "commit") == [] and fake.locks == {}
-        assert fake.writes[b"a"][txn.commit_ts].value == b"1" and txn.commit_ts > txn.start_ts
+        assert fake.visible(b"a", txn.commit_ts) == b"1" and txn.commit_ts > txn.start_ts
 
     run(fake, body)
 
@@ -189,9 +206,12 @@ def test_of_two_conflicting_transactions_exactly_one_commits(fake: FakeTxnCluste
     run(fake, body)
 
 
-def test_write_skew_is_allowed_under_si_and_get_for_update_prevents_it(fake: FakeTxnCluster) -> None:
+def test_write_skew_is_allowed_under_si_and_get_for_update_prevents_it(fake: FakeTxnCluster,
+        request: pytest.FixtureRequest) -> None:
     """Two doctors on call, each may go off call if the other stays: both read both, each writes
     its own key. Plain reads: both commit (write skew). get_for_update: one conflicts."""
+    expect_spurious_conflict(request, fake)
+
     async def body(client: AsyncClient) -> None:
         async def go_off_call(txn: Transaction, me: bytes, other: bytes, for_update: bool) -> None:
             read = txn.get_for_update if for_update else txn.get
@@ -218,9 +238,12 @@ def test_write_skew_is_allowed_under_si_and_get_for_update_prevents_it(fake: Fak
     run(fake, body)
 
 
-def test_a_read_waits_for_a_live_lock_and_rolls_back_an_expired_one(fake: FakeTxnCluster) -> None:
+def test_a_read_waits_for_a_live_lock_and_rolls_back_an_expired_one(fake: FakeTxnCluster,
+        request: pytest.FixtureRequest) -> None:
     """A 2PC client died after its prewrites: its locks block readers until their TTL expired,
     then the first reader rolls the transaction back."""
+    expect_spurious_conflict(request, fake)
+
     async def body(client: AsyncClient) -> None:
         async with client.transaction() as setup:
             await setup.put(b"h", b"old")
@@ -272,7 +295,7 @@ def test_async_commit_locks_are_resolved_from_the_secondaries(fake: FakeTxnClust
         commit_ts = max(lk.min_commit_ts for lk in fake.locks.values())
         if not all_prewritten:  # the dead client's prewrite of q never arrived; h lists it anyway
             assert list(fake.locks[b"a"].secondaries) == [b"h"]
-            fake.locks[b"a"].secondaries.append(b"q")
+            fake.add_secondary(b"a", b"q")
         fake.clock_ms += EXPIRED_MS
         value = await committed_value(client, b"h")
         assert sent(fake, "check_txn_status") == []
@@ -304,7 +327,7 @@ def test_an_older_live_lock_makes_a_prewrite_give_way(fake: FakeTxnCluster) -> N
 def test_primary_commit_aborted_by_a_resolver_raises_transaction_aborted(fake: FakeTxnCluster) -> None:
     def resolver_first(store: int, req: kvrpc_pb2.Request) -> None:
         if req.WhichOneof("cmd") == "commit":  # a reader found the lock expired just before
-            fake._rollback(b"a", req.commit.start_ts)
+            fake.roll_back(b"a", req.commit.start_ts)
             fake.script = lambda store, req: None
 
     async def body(client: AsyncClient) -> None:
@@ -359,7 +382,9 @@ def test_max_ts_not_synced_backs_off_and_retries(fake: FakeTxnCluster) -> None:
     run(fake, body)
 
 
-def test_run_transaction_retries_conflicts_only(fake: FakeTxnCluster) -> None:
+def test_run_transaction_retries_conflicts_only(fake: FakeTxnCluster, request: pytest.FixtureRequest) -> None:
+    expect_spurious_conflict(request, fake)
+
     async def body(client: AsyncClient) -> None:
         attempts = []
 
@@ -462,7 +487,9 @@ def test_close_waits_for_background_commits(fake: FakeTxnCluster) -> None:
     assert fake.locks == {}  # close() let the background commit finish
 
 
-def test_the_sync_client_mirrors_the_async_one(fake: FakeTxnCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_sync_client_mirrors_the_async_one(fake: FakeTxnCluster, monkeypatch: pytest.MonkeyPatch,
+                                                request: pytest.FixtureRequest) -> None:
+    expect_spurious_conflict(request, fake)
     monkeypatch.setattr(client_aio, "PdClient", lambda endpoints, timeout: fake)
     with kvdb.connect("pd:1", timeout=5.0) as client:
         with client.transaction() as txn:

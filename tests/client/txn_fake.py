@@ -1,9 +1,11 @@
-"""A fake transactional store for the client's unit tests: Percolator over dicts, per the shared
-design's record semantics (docs/transactions.md), behind the routing fakes of test_retries.
+"""Fake transactional stores for the client's unit tests, behind the routing fakes of test_retries,
+with a PD clock the test moves forward to expire locks instead of sleeping.
 
-It is a model, not the store: it pins what the client sends and how it reacts (commit paths,
-key errors, lock resolution), with a PD clock the test moves forward to expire locks instead of
-sleeping. The real store's behaviour is tested in tests/integration/test_txn_client.py.
+``FakeTxnCluster``: Percolator over dicts, written from the shared design's record semantics (an
+independent model of what the client expects). ``MvccCluster``: the real MVCC commands and reads
+(``kvdb.txn.actions.apply_txn``, ``kvdb.txn.reads``) over a ``MemEngine``, applied as a store
+applies them, so the client is checked against the code the stores run. Processes, Raft,
+latches and the concurrency manager's waits are tested in tests/integration/test_txn_client.py.
 """
 
 from __future__ import annotations
@@ -11,8 +13,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from kvdb.pb import kvrpc_pb2
+from kvdb.mvcc.reader import MvccReader
+from kvdb.mvcc.records import lock_info
+from kvdb.mvcc.writer import MvccWriter
+from kvdb.pb import kvrpc_pb2, metapb_pb2, raft_serverpb_pb2
 from kvdb.pdclient.client import compose_ts, split_ts
+from kvdb.storage.memory import MemEngine
+from kvdb.store import keyspace
+from kvdb.txn import reads
+from kvdb.txn.actions import apply_txn
 from tests.client.test_retries import FakeCluster
 
 LOCK_OPS = {kvrpc_pb2.PUT: "put", kvrpc_pb2.DELETE: "delete", kvrpc_pb2.LOCK: "lock"}
@@ -26,22 +35,21 @@ class Record:
     overlapped_rollback: bool = False
 
 
-class FakeTxnCluster(FakeCluster):
+class TxnStoreBase(FakeCluster):
+    """The TSO with a movable clock, range checks of txn requests, and the store's max read ts."""
+
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        self.locks: dict[bytes, kvrpc_pb2.LockInfo] = {}
-        self.values: dict[bytes, bytes] = {}
-        """Values of PUT locks, by key."""
-        self.writes: dict[bytes, dict[int, Record]] = {}
         self.max_ts = 0
         self.clock_ms = 0
-        """Added to the wall clock by the fake TSO: a test moves time forward to expire locks."""
-        self._logical = 0
+        """The fake TSO's clock stands still (so its stamps are consecutive, like a real TSO's
+        within one millisecond) unless a test moves it forward, to expire locks."""
+        self._base_ms = int(time.time() * 1000)
         self._last_ts = 0
 
     # -- PD's TSO
     async def get_ts(self) -> int:
-        physical = int(time.time() * 1000) + self.clock_ms
+        physical = self._base_ms + self.clock_ms
         ts = max(compose_ts(physical, 0), self._last_ts + 1)
         self._last_ts = ts
         return ts
@@ -62,12 +70,27 @@ class FakeTxnCluster(FakeCluster):
                 return kvrpc_pb2.Error(key_not_in_range=kvrpc_pb2.KeyNotInRange(key=key, range_id=d.id))
         return None
 
+
+class FakeTxnCluster(TxnStoreBase):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.locks: dict[bytes, kvrpc_pb2.LockInfo] = {}
+        self.values: dict[bytes, bytes] = {}
+        """Values of PUT locks, by key."""
+        self.writes: dict[bytes, dict[int, Record]] = {}
+
     def _apply(self, kind: str, inner: object, body: object, d: object) -> None:
         handler = getattr(self, f"_txn_{kind}", None)
         if handler is None:
             super()._apply(kind, inner, body, d)
         else:
             handler(inner, body, d)
+
+    def add_secondary(self, primary: bytes, key: bytes) -> None:
+        self.locks[primary].secondaries.append(key)
+
+    def roll_back(self, key: bytes, start_ts: int) -> None:
+        self._rollback(key, start_ts)
 
     def status(self, key: bytes, start_ts: int) -> tuple[int, bool]:
         """(commit_ts or 0, rolled back) of ``start_ts`` on ``key``."""
@@ -286,3 +309,77 @@ class FakeTxnCluster(FakeCluster):
             return
         lock.ttl_ms = max(lock.ttl_ms, req.advise_lock_ttl_ms)
         body.lock_ttl_ms = lock.ttl_ms
+
+
+READS = {"txn_get", "txn_batch_get", "txn_scan"}
+
+
+class MvccCluster(TxnStoreBase):
+    """The stores' own MVCC code on one MemEngine (ranges never share a key)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.engine = MemEngine()
+        self.reader = MvccReader(self.engine)
+
+    def _apply(self, kind: str, inner: object, body: object, d: object) -> None:
+        if kind in READS:
+            self.max_ts = max(self.max_ts, inner.version)
+            if kind == "txn_get":
+                answer = reads.txn_get(self.reader, inner.key, inner.version)
+            elif kind == "txn_batch_get":
+                answer = reads.txn_batch_get(self.reader, inner.keys, inner.version)
+            else:
+                start, end = keyspace.clip(d, inner.start_key, inner.end_key)
+                answer = reads.txn_scan(self.reader, start, end, inner.version, inner.limit, inner.key_only)
+        elif kind in raft_serverpb_pb2.TxnCommand.DESCRIPTOR.fields_by_name:
+            if kind == "check_txn_status":
+                self.max_ts = max(self.max_ts, inner.caller_start_ts)
+            answer = self._command(d, **{kind: inner})
+        else:
+            super()._apply(kind, inner, body, d)
+            return
+        body.CopyFrom(answer)
+
+    def _command(self, d: object, **command: object) -> object:
+        batch = self.engine.batch()
+        cmd = raft_serverpb_pb2.TxnCommand(max_read_ts=self.max_ts, **command)
+        answer = apply_txn(cmd, self.reader, MvccWriter(batch), d)
+        self.engine.write(batch, sync=False)
+        return answer
+
+    @staticmethod
+    def conflicts_at_start_ts() -> bool:
+        """Whether the MVCC code refuses a prewrite at S over another txn's commit record at
+        exactly S (a write that S's snapshot includes)."""
+        cluster = MvccCluster([metapb_pb2.RangeDescriptor(id=1)])
+        d = cluster.ranges[1]
+        put = [kvrpc_pb2.TxnMutation(op=kvrpc_pb2.PUT, key=b"k", value=b"v")]
+        cluster._command(d, prewrite=kvrpc_pb2.PrewriteRequest(mutations=put, primary_lock=b"k", start_ts=5))
+        cluster._command(d, commit=kvrpc_pb2.CommitRequest(start_ts=5, keys=[b"k"], commit_ts=10))
+        retry = kvrpc_pb2.PrewriteRequest(mutations=put, primary_lock=b"k", start_ts=10)
+        again = cluster._command(d, prewrite=retry)
+        return bool(again.errors)
+
+    # -- what the tests look at, as FakeTxnCluster has it
+    @property
+    def locks(self) -> dict[bytes, kvrpc_pb2.LockInfo]:
+        return {k: lock_info(k, lock) for k, lock in self.reader.scan_locks(b"", keyspace.KEY_SPACE_END, 0)}
+
+    def status(self, key: bytes, start_ts: int) -> tuple[int, bool]:
+        found = self.reader.txn_status(key, start_ts)
+        return found.committed_ts, found.rolled_back
+
+    def visible(self, key: bytes, ts: int) -> bytes | None:
+        return self.reader.get_value(key, ts)
+
+    def add_secondary(self, primary: bytes, key: bytes) -> None:
+        lock = self.reader.load_lock(primary)
+        lock.secondaries.append(key)
+        batch = self.engine.batch()
+        MvccWriter(batch).put_lock(primary, lock)
+        self.engine.write(batch, sync=False)
+
+    def roll_back(self, key: bytes, start_ts: int) -> None:
+        d = next(d for d in self.ranges.values() if d.start_key <= key and (not d.end_key or key < d.end_key))
+        self._command(d, rollback=kvrpc_pb2.BatchRollbackRequest(start_ts=start_ts, keys=[key]))
