@@ -73,12 +73,21 @@ def read(client: Client, *keys: bytes) -> list[bytes | None]:
     return [got.get(k) for k in keys]
 
 
+def write(client: Client, pairs: dict[bytes, bytes]) -> None:
+    """Commits ``pairs``, then reads them back: the read takes a TSO stamp, so the next
+    transaction's start_ts is above this one's commit_ts (an async-commit/1PC commit_ts is
+    max_ts + 1, which the very next stamp can equal, and the stores count a commit at exactly
+    start_ts as a conflict: see SPURIOUS_CONFLICT in tests/client/test_txn.py)."""
+    with client.transaction() as txn:
+        for key, value in pairs.items():
+            txn.put(key, value)
+    assert read(client, *pairs) == list(pairs.values())
+
+
 def test_a_transfer_across_ranges_commits_atomically(txn_cluster: TxnCluster, client: Client) -> None:
     alice, zed = b"a-transfer", b"z-transfer"
     assert txn_cluster.range_id(alice) != txn_cluster.range_id(zed)
-    with client.transaction() as txn:
-        txn.put(alice, b"100")
-        txn.put(zed, b"100")
+    write(client, {alice: b"100", zed: b"100"})
 
     def transfer(txn: kvdb.client.Transaction) -> None:
         a, z = int(txn.get(alice)), int(txn.get(zed))
@@ -126,9 +135,7 @@ def test_write_skew_is_allowed_under_si_and_prevented_by_get_for_update(client: 
     """Each of two doctors goes off call if the other is on call. Under SI both can (write skew:
     a state no serial order gives); reading with get_for_update makes one of them conflict."""
     alice, zed = b"a-oncall-%d" % for_update, b"z-oncall-%d" % for_update
-    with client.transaction() as txn:
-        txn.put(alice, b"on")
-        txn.put(zed, b"on")
+    write(client, {alice: b"on", zed: b"on"})
     t1, t2 = client.transaction().begin(), client.transaction().begin()
     for txn, me, other in ((t1, alice, zed), (t2, zed, alice)):
         if (txn.get_for_update(other) if for_update else txn.get(other)) == b"on":
@@ -190,9 +197,7 @@ def test_a_client_killed_mid_commit_leaves_locks_readers_resolve(txn_cluster: Tx
     commit killed after its prewrites: committed (every prewrite succeeded), rolled forward.
     2PC killed after the primary's commit: committed, its secondary rolled forward."""
     keys = [b"a-crash-" + mode.encode(), b"z-crash-" + mode.encode()]
-    with client.transaction() as txn:
-        for key in keys:
-            txn.put(key, b"old")
+    write(client, dict.fromkeys(keys, b"old"))
     start_ts = run_and_kill(txn_cluster.endpoints, mode, keys)
     started = time.monotonic()
     assert read(client, *keys[::-1]) == [outcome, outcome]  # the secondary first: it meets the lock
