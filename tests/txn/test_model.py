@@ -269,7 +269,7 @@ class Model:
                 assert ask() == expected, ask
 
 
-@pytest.mark.parametrize("seed", range(30))
+@pytest.mark.parametrize("seed", range(40))
 def test_random_transactions_match_the_model(seed):
     rng = random.Random(seed)
     model = Model(rng)
@@ -281,7 +281,7 @@ def test_random_transactions_match_the_model(seed):
         (model.gc, 1),
     ]
     with_txn = [(model.commit, 3), (model.rollback, 1), (model.resolve, 2)]
-    for _ in range(300):
+    for _ in range(600):
         table = (
             steps + (with_txn if model.inflight else []) + ([(model.prewrite, 4)] if model.starting else [])
         )
