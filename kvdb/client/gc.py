@@ -8,9 +8,8 @@ like one of a transaction that never committed, and be rolled back. So a run:
 
 1. picks SP: a timestamp from PD's TSO minus ``keep`` (or one given outright);
 2. scans every range for locks with start_ts <= SP (``ScanLock``, paged), and resolves each the
-   way a reader does: the primary's ``CheckTxnStatus`` (rolling back an expired transaction), the
-   secondaries' ``CheckSecondaryLocks`` for an async-commit one, then ``ResolveLock`` to commit or
-   roll back the locks found; a transaction still alive is waited for (until the deadline);
+   way a reader does, with the client's ``LockResolver`` (commit or roll back the locks of a
+   finished or expired transaction); a transaction still alive is waited for (until the deadline);
 3. raises PD's safe point to SP (``UpdateGcSafePoint``; PD keeps the higher of the two).
 
 Stores learn the new safe point with their next heartbeat and collect their ranges in the
@@ -59,77 +58,6 @@ class GcRun:
     ranges_scanned: int
 
 
-class _Resolver:
-    """Learns each transaction's outcome once (it is final) and resolves its locks."""
-
-    def __init__(self, client: AsyncClient) -> None:
-        self.client = client
-        self.outcome: dict[int, int] = {}
-        """start_ts -> commit_ts (0: rolled back)."""
-
-    async def outcome_of(self, op: _Op, lock: kvrpc_pb2.LockInfo) -> int:
-        """The commit_ts of ``lock``'s transaction (0: rolled back), waiting while it is alive."""
-        start_ts = lock.start_ts
-        while start_ts not in self.outcome:
-            decided = await self._check(op, lock)
-            if decided is None:
-                await op.backoff(f"transaction {start_ts} is still running (its lock on {lock.key!r})")
-            else:
-                self.outcome[start_ts] = decided
-        return self.outcome[start_ts]
-
-    async def _check(self, op: _Op, lock: kvrpc_pb2.LockInfo) -> int | None:
-        client = self.client
-        now = await client._pd.get_ts()
-
-        def request(keys: list[bytes]) -> kvrpc_pb2.CheckTxnStatusRequest:
-            return kvrpc_pb2.CheckTxnStatusRequest(primary_key=keys[0], lock_ts=lock.start_ts, current_ts=now,
-                                                   rollback_if_not_exist=True)
-
-        status = await client._on_key(op, lock.primary, "check_txn_status", request)
-        _check_key_error("check_txn_status", status)
-        if status.commit_ts:
-            return status.commit_ts
-        if not status.lock_ttl_ms:
-            return 0  # rolled back, now or before
-        primary = status.lock
-        if not primary.use_async_commit or not _expired(primary, now):
-            return None
-        return await self._async_commit_outcome(op, primary)
-
-    async def _async_commit_outcome(self, op: _Op, primary: kvrpc_pb2.LockInfo) -> int:
-        """An async-commit transaction committed iff every key was prewritten: at the highest
-        min_commit_ts of its locks; a key never prewritten gets a rollback record, so it never
-        will be, and the transaction is rolled back."""
-        commit_ts = primary.min_commit_ts
-        keys = list(primary.secondaries)
-        if keys:
-            def request(ks: list[bytes]) -> kvrpc_pb2.CheckSecondaryLocksRequest:
-                return kvrpc_pb2.CheckSecondaryLocksRequest(keys=ks, start_ts=primary.start_ts)
-
-            for answer in await self.client._on_keys(op, keys, "check_secondary_locks", request):
-                _check_key_error("check_secondary_locks", answer)
-                if answer.commit_ts:
-                    return answer.commit_ts
-                if answer.rolled_back:
-                    return 0
-                commit_ts = max([commit_ts, *(lk.min_commit_ts for lk in answer.locks)])
-        return commit_ts
-
-    async def resolve(self, op: _Op, start_ts: int, keys: list[bytes]) -> None:
-        commit_ts = self.outcome[start_ts]
-
-        def request(ks: list[bytes]) -> kvrpc_pb2.ResolveLockRequest:
-            return kvrpc_pb2.ResolveLockRequest(start_ts=start_ts, commit_ts=commit_ts, keys=ks)
-
-        for answer in await self.client._on_keys(op, keys, "resolve_lock", request):
-            _check_key_error("resolve_lock", answer)
-
-
-def _expired(lock: kvrpc_pb2.LockInfo, now: int) -> bool:
-    return split_ts(now)[0] >= split_ts(lock.start_ts)[0] + lock.ttl_ms
-
-
 def _check_key_error(kind: str, answer: object) -> None:
     if answer.HasField("key_error"):
         raise KvdbError(f"{kind}: {answer.key_error}".strip())
@@ -138,8 +66,9 @@ def _check_key_error(kind: str, answer: object) -> None:
 async def resolve_locks_below(client: AsyncClient, safe_point: int, op: _Op) -> tuple[int, int, int]:
     """Resolve every lock with start_ts <= ``safe_point`` in every range; (locks, transactions,
     ranges scanned)."""
-    resolver = _Resolver(client)
+    resolver = client._lock_resolver
     locks = ranges = 0
+    txns: set[int] = set()
     cursor = b""
     while True:
         loc = await client._locate(op, cursor)
@@ -149,19 +78,18 @@ async def resolve_locks_below(client: AsyncClient, safe_point: int, op: _Op) -> 
         if body is None:
             continue  # routing error: the cache is updated, try again
         _check_key_error("scan_lock", body)
-        by_txn: dict[int, list[bytes]] = {}
-        for lock in body.locks:
-            await resolver.outcome_of(op, lock)
-            by_txn.setdefault(lock.start_ts, []).append(lock.key)
-        for start_ts, keys in by_txn.items():
-            await resolver.resolve(op, start_ts, keys)
+        alive = list(body.locks)
+        while alive := await resolver.resolve(op, alive, caller_start_ts=0):
+            await op.backoff(f"{len(alive)} locks of running transactions, e.g. {alive[0].start_ts} on "
+                             f"{alive[0].key!r}")
+        txns.update(lock.start_ts for lock in body.locks)
         locks += len(body.locks)
         if len(body.locks) == SCAN_LOCK_PAGE:
             cursor = body.locks[-1].key + b"\x00"  # this range holds more: its next page
             continue
         ranges += 1
         if not loc.end:
-            return locks, len(resolver.outcome), ranges
+            return locks, len(txns), ranges
         cursor = loc.end
 
 
