@@ -1,9 +1,9 @@
-"""MVCC garbage collection on a real cluster (PD and three stores as processes): versions written
-through transactions, a lock left behind by a transaction that never committed, then ``kvdb
-admin gc --safe-point SP``. The lock is resolved before the safe point moves; every replica's
-``write`` column family loses the versions no read at or above SP can see (read from the
-engines themselves); reads at or below SP are refused with ``below_safe_point``; reads above SP
-answer as before."""
+"""MVCC garbage collection on a real cluster (PD and three stores as processes). Versions are
+written through ``client.transaction()``, locks left behind through raw prewrites. A GC run
+resolves every lock at or below the safe point before PD's moves; every replica's ``write``
+column family then loses the versions no read above the safe point can see (read from the
+engines themselves); reads at or below it are refused with ``below_safe_point``, reads above it
+answer as before. ``kvdb admin gc`` refuses a safe point above now and keeps a higher one."""
 
 from __future__ import annotations
 
@@ -82,9 +82,11 @@ class Txns:
         return commit_ts
 
     async def write(self, mutations: list[tuple[int, bytes, bytes]]) -> int:
-        start_ts = await self.ts()
-        await self.prewrite(start_ts, mutations)
-        return await self.commit(start_ts, [key for _, key, _ in mutations])
+        """One transaction through the client's transactional API; its commit_ts."""
+        async with self.client.transaction() as txn:
+            for op, key, value in mutations:
+                await (txn.put(key, value) if op == PUT else txn.delete(key))
+        return txn.commit_ts
 
     async def get(self, key: bytes, ts: int) -> kvrpc_pb2.TxnGetResponse:
         return await self.call(key, "txn_get", lambda k: kvrpc_pb2.TxnGetRequest(key=k, version=ts))
