@@ -67,20 +67,22 @@ class SnapshotCfFile(_message.Message):
     def __init__(self, cf: _Optional[str] = ..., size: _Optional[int] = ..., key_count: _Optional[int] = ...) -> None: ...
 
 class SnapshotHeader(_message.Message):
-    __slots__ = ("descriptor", "data_size", "key_count", "checksum", "sessions", "cf_files")
+    __slots__ = ("descriptor", "data_size", "key_count", "checksum", "sessions", "cf_files", "gc_safe_point")
     DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
     DATA_SIZE_FIELD_NUMBER: _ClassVar[int]
     KEY_COUNT_FIELD_NUMBER: _ClassVar[int]
     CHECKSUM_FIELD_NUMBER: _ClassVar[int]
     SESSIONS_FIELD_NUMBER: _ClassVar[int]
     CF_FILES_FIELD_NUMBER: _ClassVar[int]
+    GC_SAFE_POINT_FIELD_NUMBER: _ClassVar[int]
     descriptor: _metapb_pb2.RangeDescriptor
     data_size: int
     key_count: int
     checksum: int
     sessions: RangeSessions
     cf_files: _containers.RepeatedCompositeFieldContainer[SnapshotCfFile]
-    def __init__(self, descriptor: _Optional[_Union[_metapb_pb2.RangeDescriptor, _Mapping]] = ..., data_size: _Optional[int] = ..., key_count: _Optional[int] = ..., checksum: _Optional[int] = ..., sessions: _Optional[_Union[RangeSessions, _Mapping]] = ..., cf_files: _Optional[_Iterable[_Union[SnapshotCfFile, _Mapping]]] = ...) -> None: ...
+    gc_safe_point: int
+    def __init__(self, descriptor: _Optional[_Union[_metapb_pb2.RangeDescriptor, _Mapping]] = ..., data_size: _Optional[int] = ..., key_count: _Optional[int] = ..., checksum: _Optional[int] = ..., sessions: _Optional[_Union[RangeSessions, _Mapping]] = ..., cf_files: _Optional[_Iterable[_Union[SnapshotCfFile, _Mapping]]] = ..., gc_safe_point: _Optional[int] = ...) -> None: ...
 
 class Mutation(_message.Message):
     __slots__ = ("kind", "key", "value")

@@ -327,6 +327,7 @@ class Peer:
             batch.put(CF_META, snapshot_ingest_key(self.range_id), received.name.encode())
             self.ingest_after_write = received.name
         self.sessions.replace(received.header.sessions, batch)
+        self.store.raise_gc_safe_point(received.header.gc_safe_point, batch)
         self.storage.apply_snapshot(batch, meta.index, meta.term, meta.conf_state)
         self.conf_state = meta.conf_state
         self.applied = meta.index

@@ -30,6 +30,7 @@ from kvdb.raft.storage import BOOTSTRAP_INDEX
 from kvdb.raft.types import HardState
 from kvdb.storage.engine import CF_DEFAULT, CF_META, Engine, WriteBatch
 from kvdb.storage.keys import (
+    GC_SAFE_POINT_KEY,
     RANGE_STATE_PREFIX,
     STORE_IDENT_KEY,
     apply_state_key,
@@ -191,6 +192,7 @@ class Store:
         self.gc_safe_point = 0
         """The cluster's GC safe point as PD last said (raised only): no read or prewrite at or
         below it is served, as GC may have dropped the versions it would need."""
+        self._gc_safe_point_persisted = 0
         self._check_ident()
         snapshot.recover(engine)
         self._load()
@@ -212,6 +214,8 @@ class Store:
 
     def _load(self) -> None:
         """Resume every replica from its persisted descriptor, apply state and Raft log."""
+        raw = self.engine.get(CF_META, GC_SAFE_POINT_KEY)
+        self.gc_safe_point = self._gc_safe_point_persisted = int.from_bytes(raw or b"", "big")
         start = RANGE_STATE_PREFIX
         end = RANGE_STATE_PREFIX[:-1] + bytes([RANGE_STATE_PREFIX[-1] + 1])
         for key, value in self.engine.scan(CF_META, start, end, 0):
@@ -743,8 +747,17 @@ class Store:
         if txn.HasField("gc"):
             # Every replica that dropped versions below the safe point refuses reads below it from
             # now on, even before its own heartbeat tells it: it may lead the range next.
-            self.gc_safe_point = max(self.gc_safe_point, txn.gc.safe_point)
+            self.raise_gc_safe_point(txn.gc.safe_point, self.apply_batch)
         return actions.apply_txn(txn, MvccReader(self.engine), MvccWriter(self.apply_batch), peer.desc)
+
+    def raise_gc_safe_point(self, safe_point: int, batch: WriteBatch) -> None:
+        """The store's data lacks versions at or below ``safe_point`` once ``batch`` is written (a
+        GC applied, a snapshot of collected data): refuse reads there from now on, and persist
+        it in the same batch, so a restart (before the first heartbeat brings PD's) does too."""
+        if safe_point > self._gc_safe_point_persisted:
+            self._gc_safe_point_persisted = safe_point
+            batch.put(CF_META, GC_SAFE_POINT_KEY, safe_point.to_bytes(8, "big"))
+        self.gc_safe_point = max(self.gc_safe_point, safe_point)
 
     # ------------------------------------------------------------------------------ max ts sync
     def sync_max_ts(self) -> None:
