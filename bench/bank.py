@@ -57,6 +57,7 @@ async def audit(driver: SnapshotReader, accounts: int) -> dict[str, Any]:
     """Reads every account in one snapshot and checks the bank's invariant; the result's "bank" part."""
     pairs = await driver.txn_scan(account_key(0), account_key(accounts))
     by_key = {account_key(i): i for i in range(accounts)}
+    # A key in the accounts' span that is no account gets a negative index: reported as unknown.
     balances = {by_key.get(k, -1 - n): int(v) for n, (k, v) in enumerate(pairs)}
     total = accounts * BANK_BALANCE
     violations = check_bank(total, range(accounts), [Read(0, balances, 0.0, 0.0)], [])

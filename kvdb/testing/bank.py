@@ -151,9 +151,16 @@ def assert_bank_ok(total: int, accounts: Iterable[int], reads: Iterable[Read],
 
 def _around(read: Read, ordered: list[Transfer]) -> tuple[Transfer, ...]:
     """Transfers in flight during ``read`` plus up to _AROUND before and after it (by the clients' clocks)."""
-    before = [t for t in ordered if t.complete is not None and t.complete < read.invoke]
-    after = [t for t in ordered if t.invoke > read.complete]
-    during = [t for t in ordered if t not in before and t not in after]
+    before: list[Transfer] = []
+    during: list[Transfer] = []
+    after: list[Transfer] = []
+    for t in ordered:
+        if t.complete is not None and t.complete < read.invoke:
+            before.append(t)
+        elif t.invoke > read.complete:
+            after.append(t)
+        else:
+            during.append(t)
     return tuple(before[-_AROUND:] + during + after[:_AROUND])
 
 

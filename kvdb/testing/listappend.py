@@ -145,8 +145,10 @@ class _Analysis:
                 self.last_append[t.id, key] = value
         observed = {self.writer.get((key, v)) for t in history if t.outcome == "ok"
                     for kind, key, vs in t.ops if kind == READ and vs for v in vs}
-        self.committed = {t.id for t in history
-                          if t.outcome == "ok" or (t.outcome == "info" and t.id in observed)}
+        # A list, in history order, so that findings come out in the same order on every run.
+        self.committed = [t.id for t in history
+                          if t.outcome == "ok" or (t.outcome == "info" and t.id in observed)]
+        self._is_committed = set(self.committed)
 
     def run(self) -> list[Anomaly]:
         reads = self._reads()
@@ -232,7 +234,7 @@ class _Analysis:
         graph: dict[TxnId, dict[TxnId, list[Edge]]] = {t: {} for t in self.committed}
 
         def add(src: TxnId, dst: TxnId, kind: str, key: Hashable, why: str) -> None:
-            if src != dst and src in self.committed and dst in self.committed:
+            if src != dst and src in self._is_committed and dst in self._is_committed:
                 graph[src].setdefault(dst, []).append(Edge(src, dst, kind, key, why))
 
         for key, order in orders.items():
