@@ -30,19 +30,6 @@ from tests.client.txn_fake import FakeTxnCluster, MvccCluster
 
 EXPIRED_MS = 60_000
 """Moving the fake PD clock this far expires every lock the tests write."""
-SPURIOUS_CONFLICT = (
-    "kvdb.txn.actions refuses a prewrite over a commit record at exactly start_ts (the design's "
-    "'commit_ts >= S'), though that write is in the snapshot; a 1PC/async commit's commit_ts "
-    "(max_ts + 1) can equal the next TSO stamp, so the next transaction conflicts. TiKV: '>'.")
-
-
-def expect_spurious_conflict(request: pytest.FixtureRequest, fake: FakeTxnCluster) -> None:
-    """Marks the test as failing against the stores' MVCC code while it has that rule (the
-    fake TSO hands out consecutive stamps, so the test meets it every time)."""
-    if isinstance(fake, MvccCluster) and MvccCluster.conflicts_at_start_ts():
-        request.applymarker(pytest.mark.xfail(strict=True, reason=SPURIOUS_CONFLICT))
-
-
 @pytest.fixture(params=["model", "mvcc"])
 def fake(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTxnCluster]:
     """Each test runs against the design's model and against the stores' MVCC code."""
@@ -66,8 +53,7 @@ async def settle(client: AsyncClient) -> None:
     await asyncio.gather(*client._background)
 
 
-def test_reads_see_the_snapshot_and_own_writes(fake: FakeTxnCluster, request: pytest.FixtureRequest) -> None:
-    expect_spurious_conflict(request, fake)
+def test_reads_see_the_snapshot_and_own_writes(fake: FakeTxnCluster) -> None:
 
     async def body(client: AsyncClient) -> None:
         async with client.transaction() as setup:
@@ -90,9 +76,7 @@ def test_reads_see_the_snapshot_and_own_writes(fake: FakeTxnCluster, request: py
     run(fake, body)
 
 
-def test_scan_with_a_limit_counts_the_buffered_deletes(fake: FakeTxnCluster,
-        request: pytest.FixtureRequest) -> None:
-    expect_spurious_conflict(request, fake)
+def test_scan_with_a_limit_counts_the_buffered_deletes(fake: FakeTxnCluster) -> None:
 
     async def body(client: AsyncClient) -> None:
         async with client.transaction() as setup:
@@ -206,11 +190,9 @@ def test_of_two_conflicting_transactions_exactly_one_commits(fake: FakeTxnCluste
     run(fake, body)
 
 
-def test_write_skew_is_allowed_under_si_and_get_for_update_prevents_it(fake: FakeTxnCluster,
-        request: pytest.FixtureRequest) -> None:
+def test_write_skew_is_allowed_under_si_and_get_for_update_prevents_it(fake: FakeTxnCluster) -> None:
     """Two doctors on call, each may go off call if the other stays: both read both, each writes
     its own key. Plain reads: both commit (write skew). get_for_update: one conflicts."""
-    expect_spurious_conflict(request, fake)
 
     async def body(client: AsyncClient) -> None:
         async def go_off_call(txn: Transaction, me: bytes, other: bytes, for_update: bool) -> None:
@@ -238,11 +220,9 @@ def test_write_skew_is_allowed_under_si_and_get_for_update_prevents_it(fake: Fak
     run(fake, body)
 
 
-def test_a_read_waits_for_a_live_lock_and_rolls_back_an_expired_one(fake: FakeTxnCluster,
-        request: pytest.FixtureRequest) -> None:
+def test_a_read_waits_for_a_live_lock_and_rolls_back_an_expired_one(fake: FakeTxnCluster) -> None:
     """A 2PC client died after its prewrites: its locks block readers until their TTL expired,
     then the first reader rolls the transaction back."""
-    expect_spurious_conflict(request, fake)
 
     async def body(client: AsyncClient) -> None:
         async with client.transaction() as setup:
@@ -382,8 +362,7 @@ def test_max_ts_not_synced_backs_off_and_retries(fake: FakeTxnCluster) -> None:
     run(fake, body)
 
 
-def test_run_transaction_retries_conflicts_only(fake: FakeTxnCluster, request: pytest.FixtureRequest) -> None:
-    expect_spurious_conflict(request, fake)
+def test_run_transaction_retries_conflicts_only(fake: FakeTxnCluster) -> None:
 
     async def body(client: AsyncClient) -> None:
         attempts = []
@@ -487,9 +466,7 @@ def test_close_waits_for_background_commits(fake: FakeTxnCluster) -> None:
     assert fake.locks == {}  # close() let the background commit finish
 
 
-def test_the_sync_client_mirrors_the_async_one(fake: FakeTxnCluster, monkeypatch: pytest.MonkeyPatch,
-                                                request: pytest.FixtureRequest) -> None:
-    expect_spurious_conflict(request, fake)
+def test_the_sync_client_mirrors_the_async_one(fake: FakeTxnCluster, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(client_aio, "PdClient", lambda endpoints, timeout: fake)
     with kvdb.connect("pd:1", timeout=5.0) as client:
         with client.transaction() as txn:

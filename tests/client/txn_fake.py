@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from kvdb.mvcc.reader import MvccReader
 from kvdb.mvcc.records import lock_info
 from kvdb.mvcc.writer import MvccWriter
-from kvdb.pb import kvrpc_pb2, metapb_pb2, raft_serverpb_pb2
+from kvdb.pb import kvrpc_pb2, raft_serverpb_pb2
 from kvdb.pdclient.client import compose_ts, split_ts
 from kvdb.storage.memory import MemEngine
 from kvdb.store import keyspace
@@ -347,19 +347,6 @@ class MvccCluster(TxnStoreBase):
         answer = apply_txn(cmd, self.reader, MvccWriter(batch), d)
         self.engine.write(batch, sync=False)
         return answer
-
-    @staticmethod
-    def conflicts_at_start_ts() -> bool:
-        """Whether the MVCC code refuses a prewrite at S over another txn's commit record at
-        exactly S (a write that S's snapshot includes)."""
-        cluster = MvccCluster([metapb_pb2.RangeDescriptor(id=1)])
-        d = cluster.ranges[1]
-        put = [kvrpc_pb2.TxnMutation(op=kvrpc_pb2.PUT, key=b"k", value=b"v")]
-        cluster._command(d, prewrite=kvrpc_pb2.PrewriteRequest(mutations=put, primary_lock=b"k", start_ts=5))
-        cluster._command(d, commit=kvrpc_pb2.CommitRequest(start_ts=5, keys=[b"k"], commit_ts=10))
-        retry = kvrpc_pb2.PrewriteRequest(mutations=put, primary_lock=b"k", start_ts=10)
-        again = cluster._command(d, prewrite=retry)
-        return bool(again.errors)
 
     # -- what the tests look at, as FakeTxnCluster has it
     @property

@@ -74,10 +74,7 @@ def read(client: Client, *keys: bytes) -> list[bytes | None]:
 
 
 def write(client: Client, pairs: dict[bytes, bytes]) -> None:
-    """Commits ``pairs``, then reads them back: the read takes a TSO stamp, so the next
-    transaction's start_ts is above this one's commit_ts (an async-commit/1PC commit_ts is
-    max_ts + 1, which the very next stamp can equal, and the stores count a commit at exactly
-    start_ts as a conflict: see SPURIOUS_CONFLICT in tests/client/test_txn.py)."""
+    """Commits ``pairs`` and checks a new transaction reads them."""
     with client.transaction() as txn:
         for key, value in pairs.items():
             txn.put(key, value)
