@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RaftMessage(_message.Message):
-    __slots__ = ("range_id", "from_peer", "to_peer", "epoch", "message", "start_key", "end_key", "hibernate", "store_heartbeat")
+    __slots__ = ("range_id", "from_peer", "to_peer", "epoch", "message", "start_key", "end_key", "hibernate", "store_heartbeat", "tombstone")
     RANGE_ID_FIELD_NUMBER: _ClassVar[int]
     FROM_PEER_FIELD_NUMBER: _ClassVar[int]
     TO_PEER_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,7 @@ class RaftMessage(_message.Message):
     END_KEY_FIELD_NUMBER: _ClassVar[int]
     HIBERNATE_FIELD_NUMBER: _ClassVar[int]
     STORE_HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    TOMBSTONE_FIELD_NUMBER: _ClassVar[int]
     range_id: int
     from_peer: _metapb_pb2.Peer
     to_peer: _metapb_pb2.Peer
@@ -30,7 +31,8 @@ class RaftMessage(_message.Message):
     end_key: bytes
     hibernate: bool
     store_heartbeat: bool
-    def __init__(self, range_id: _Optional[int] = ..., from_peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., to_peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., epoch: _Optional[_Union[_metapb_pb2.RangeEpoch, _Mapping]] = ..., message: _Optional[_Union[_raft_pb2.Message, _Mapping]] = ..., start_key: _Optional[bytes] = ..., end_key: _Optional[bytes] = ..., hibernate: _Optional[bool] = ..., store_heartbeat: _Optional[bool] = ...) -> None: ...
+    tombstone: bool
+    def __init__(self, range_id: _Optional[int] = ..., from_peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., to_peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., epoch: _Optional[_Union[_metapb_pb2.RangeEpoch, _Mapping]] = ..., message: _Optional[_Union[_raft_pb2.Message, _Mapping]] = ..., start_key: _Optional[bytes] = ..., end_key: _Optional[bytes] = ..., hibernate: _Optional[bool] = ..., store_heartbeat: _Optional[bool] = ..., tombstone: _Optional[bool] = ...) -> None: ...
 
 class RaftMessageBatch(_message.Message):
     __slots__ = ("cluster_id", "from_store", "messages")

@@ -461,11 +461,14 @@ class Peer:
             role = metapb_pb2.VOTER if peer_id in voters else metapb_pb2.LEARNER
             desc.peers.add(id=peer_id, store_id=known.store_id, role=role)
         self.removed = self.peer_id not in voters | set(cs.learners) | set(cs.learners_next)
+        removed = [p for p in self.desc.peers if p.id not in {q.id for q in desc.peers}]
         self.set_desc(desc, batch)
         if self.removed:
             self.store.schedule_destroy(self)
         elif self.is_leader:
             self.store.on_conf_change(self)
+            if removed:
+                self.store.send_tombstones(self, removed)
         return desc
 
     def set_desc(self, desc: metapb_pb2.RangeDescriptor, batch: WriteBatch) -> None:

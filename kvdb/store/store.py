@@ -73,9 +73,11 @@ _HELD_UNTIL_SPLIT = frozenset({MT.VOTE, MT.PRE_VOTE})
 """Requests for a range this store's parent range has not split off yet: kept and stepped once the
 split creates it here, so a new range elects its leader without waiting out an election timeout."""
 MAX_HELD_MESSAGES = 1024
-TS_FETCH_TIMEOUT = 2.0
-"""Seconds after which a TSO fetch for the max ts sync counts as lost and another may be sent
-(a reply that comes after all is still used: any TSO stamp fetched after the election will do)."""
+TS_FETCH_TIMEOUT = 0.5
+"""Seconds after which a TSO fetch for the max ts sync counts as lost and the next tick sends
+another (a reply that comes after all is still used: any TSO stamp fetched after the election
+will do). PD answers within milliseconds, or after its own failover (under a second): a new
+leader refuses async-commit and 1PC prewrites until then, so a lost fetch must not cost more."""
 _CARRIES_BOUNDS = _CREATES_REPLICA | _HELD_UNTIL_SPLIT
 """Messages a store may receive for a range it lacks, and so must check against the ranges it
 holds (``_peer_for_message``); answers to them need no bounds, and most traffic is answers."""
@@ -189,6 +191,7 @@ class Store:
         on the store's thread (``sync_max_ts``)."""
         self._ts_fetch_since: float | None = None  # when the fetch in flight was sent
         self._ts_again = False
+        self._ts_retry = False  # the last fetch failed: the next tick asks again
         self.gc_safe_point = 0
         """The cluster's GC safe point as PD last said (raised only): no read or prewrite at or
         below it is served, as GC may have dropped the versions it would need."""
@@ -284,10 +287,15 @@ class Store:
 
     # ---------------------------------------------------------------------------------- inputs
     def tick(self) -> None:
-        """Tick every replica that is not hibernated (``kvdb.store.hibernate``)."""
+        """Tick every replica that is not hibernated (``kvdb.store.hibernate``), and ask again
+        for a max ts sync whose fetch failed or was lost."""
         for peer in self.hibernation.tick():
             peer.raw.tick()
             self._mark(peer)
+        if self._ts_retry or (self._ts_fetch_since is not None
+                              and self.clock.now() - self._ts_fetch_since >= TS_FETCH_TIMEOUT):
+            self._ts_retry = False
+            self.sync_max_ts()
 
     def on_raft_messages(self, messages: list[raft_serverpb_pb2.RaftMessage]) -> None:
         hibernation = self.hibernation
@@ -300,6 +308,9 @@ class Store:
                 continue
             if msg.hibernate:
                 hibernation.on_notice(msg)
+                continue
+            if msg.tombstone:
+                self._on_tombstone(msg)
                 continue
             peer = self._peer_for_message(msg)
             if peer is None:
@@ -513,9 +524,27 @@ class Store:
         self.engine.write(batch, sync=False)
         return peer.storage.first_index()
 
+    def _on_tombstone(self, msg: raft_serverpb_pb2.RaftMessage) -> None:
+        """The range's leader says replica ``to_peer`` is not in membership ``epoch.conf_ver``."""
+        peer = self.peers.get(msg.range_id)
+        if peer is not None and peer.peer_id == msg.to_peer.id:
+            current = metapb_pb2.RangeDescriptor(id=msg.range_id, epoch=msg.epoch)
+            self.destroy_if_removed(msg.range_id, current)
+
+    def send_tombstones(self, peer: Peer, removed: list[metapb_pb2.Peer]) -> None:
+        """Tell each replica ``peer`` (a leader) just removed that it was: one message, no retry
+        (a replica that misses it and wakes up asks PD, see ``destroy_if_removed``)."""
+        desc = peer.desc
+        me = peer.peer_cache.get(peer.peer_id)
+        for gone in removed:
+            self.post(gone.store_id, raft_serverpb_pb2.RaftMessage(
+                range_id=peer.range_id, from_peer=me, to_peer=gone, epoch=desc.epoch,
+                start_key=desc.start_key, end_key=desc.end_key, tombstone=True))
+
     def destroy_if_removed(self, range_id: int, current: metapb_pb2.RangeDescriptor) -> bool:
-        """Destroy this store's replica of the range if ``current`` (PD's descriptor, from the
-        range's leader) shows it was removed: a newer membership without its peer id. A replica
+        """Destroy this store's replica of the range if ``current`` (PD's descriptor, or the
+        leader's in a tombstone message) shows it was removed: a newer membership without its
+        peer id. A replica
         removed while cut off never applies its removal and nobody tells it; kept, it campaigns
         forever and (as a parent that never applied a split) keeps the replicas of the ranges
         split off it from starting here. Peer ids are never reused, so the decision is final."""
@@ -526,7 +555,7 @@ class Store:
             return False
         if any(p.id == peer.peer_id for p in current.peers):
             return False
-        log.info("range %d: replica %d was removed (PD's membership %d has no such peer); removing it",
+        log.info("range %d: replica %d was removed (membership %d has no such peer); removing it",
                  range_id, peer.peer_id, current.epoch.conf_ver)
         self.schedule_destroy(peer)
         self.wake()
@@ -774,8 +803,8 @@ class Store:
             return
         asked = {p.range_id: p.raw.raft.term for p in self.peers.values()
                  if p.is_leader and not p.max_ts_synced}
+        self._ts_fetch_since = now if asked else None
         if asked:
-            self._ts_fetch_since = now
             self.request_ts(lambda ts: self._on_ts(asked, ts))
 
     def _on_ts(self, asked: dict[int, int], ts: int) -> None:
@@ -783,7 +812,8 @@ class Store:
         self._ts_fetch_since = None
         again, self._ts_again = self._ts_again, False
         if ts <= 0:
-            return  # the fetch failed: the next async prewrite asks again
+            self._ts_retry = True
+            return
         self.cm.update(ts)
         for range_id, term in asked.items():
             peer = self.peers.get(range_id)
