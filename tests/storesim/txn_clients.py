@@ -25,9 +25,9 @@ decisions are deliberately simple, so that what the checkers flag is the store's
   (``rollback_if_not_exist`` once the lock's TTL has passed), then ``resolve_lock`` with the
   answer; a live lock is waited for; an async-commit primary whose TTL passed is decided by
   ``check_secondary_locks`` on every secondary (all locked: commit at the max min_commit_ts);
-- client crashes (``CRASH_SHARE`` of transactions): the client stops after prewriting some
-  ranges, after the primary's commit or after the commit point; its locks are left for others
-  to resolve after the TTL. The outcome is known only where the simulator knows it.
+- client crashes (``CRASH_SHARE`` of transactions, at ``CRASH_POINTS``): the client stops, its
+  locks are left for others to resolve after the TTL. The outcome is known only where the
+  simulator knows it.
 
 Outcomes (``TxnRecord.outcome``): committed (the client reached the commit point), aborted (it
 is certain no key can ever commit: 2PC before the primary's commit, a refused prewrite, a
@@ -63,7 +63,9 @@ PREWRITE_ATTEMPTS = 5
 READ_ATTEMPTS = 8
 RESOLVE_DEADLINE_US = 3_000_000
 CRASH_SHARE = 0.08
-CRASH_POINTS = ("prewrite", "primary", "commit_point")
+CRASH_POINTS = ("prewrite", "commit_point")
+"""Where a crashing client stops: after prewriting some keys, or right after the commit point
+(async commit: every prewrite answered; 2PC: the primary's commit answered)."""
 RETRY_ERRORS = NOT_EXECUTED | {"stale_command", "timeout", "max_ts_not_synced"}
 """Routing errors after which the same request is simply asked again."""
 
@@ -137,6 +139,19 @@ class TxnClients:
     @property
     def outstanding(self) -> int:
         return sum(c.owner.running for c in self.clients)
+
+    def stop(self) -> None:
+        """End the run's transactions: the tasks still running die as a crash would stop them, and
+        each transaction in flight is recorded as far as it got (with writes: unknown unless it
+        reached its commit point)."""
+        self.active = False
+        for client in self.clients:
+            client.owner.crash()
+            record = client.current
+            if record is not None:
+                if record.outcome != "committed" and record.writes:
+                    record.outcome = "unknown"
+                client._record(record)
 
     def final_read(self, keys: list[bytes], done: Any) -> None:
         """Read every key in one snapshot (resolving what the run left locked); ``done`` gets the
@@ -407,17 +422,17 @@ class TxnClient:
             answers = yield from self.call("check_secondary_locks", secondaries, fill)
         if answers is None:
             return False
-        commit_ts = primary.min_commit_ts
+        locks = [lock for _, body in answers for lock in body.locks]
+        locked_ts = max([primary.min_commit_ts, *(lock.min_commit_ts for lock in locks)])
+        committed = {body.commit_ts for _, body in answers if body.commit_ts}
+        rolled_back = any(body.rolled_back for _, body in answers)
         for _, body in answers:
             if body.HasField("key_error"):
                 raise WrongAnswer(f"check_secondary_locks answered {body.key_error}")
-            if body.rolled_back:
-                commit_ts = 0
-                break
-            if body.commit_ts:
-                commit_ts = body.commit_ts
-                break
-            commit_ts = max([commit_ts, *(lock.min_commit_ts for lock in body.locks)])
+        if len(committed) > 1 or (committed and rolled_back):
+            raise TxnViolation(f"async-commit txn {primary.start_ts}: its secondaries are committed at "
+                               f"{sorted(committed)}{' and rolled back' if rolled_back else ''}")
+        commit_ts = 0 if rolled_back else committed.pop() if committed else locked_ts
         self.clients.counts["async_resolved"] += 1
         return (yield from self._resolve_keys(primary.start_ts, commit_ts, [primary.key, *secondaries]))
 
