@@ -8,8 +8,14 @@ Reproduce a failing seed with the command in its failure message, e.g.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
+from kvdb.storage.engine import CF_WRITE
+from kvdb.store import keyspace
+from kvdb.store.txn_api import TxnApi
+from kvdb.txn import actions, reads
 from tests.storesim import SimFailure, SimOptions, Stats, StoreSimulation
 
 SEEDS = 8
@@ -59,3 +65,64 @@ def test_healthy_run_commits_most_transactions(workload: str) -> None:
     assert not failures, "\n".join(failures)
     assert totals.txn_committed > 10 * (totals.txn_aborted + 1), totals.summary()
     assert totals.txn_unknown <= totals.txn_client_crashes, totals.summary()
+
+
+# -- planted transaction bugs -----------------------------------------------------------------
+# Each breaks one rule of the transaction code the way a plausible patch might; the simulator
+# must fail a seed within PLANT_SEEDS (the first seed that fails is named in the assertion).
+
+PLANT_SEEDS = 12
+
+
+def prewrite_ignores_conflicts(mp: pytest.MonkeyPatch) -> None:
+    """Prewrite skips the write-conflict check: a newer commit no longer refuses the lock."""
+    check = actions._check_versions
+
+    def no_conflict(reader: object, req: object, key: bytes) -> tuple[object, int]:
+        error, commit_ts = check(reader, req, key)
+        if error is not None and error.HasField("conflict"):
+            return None, 0
+        return error, commit_ts
+
+    mp.setattr(actions, "_check_versions", no_conflict)
+
+
+def read_ignores_locks(mp: pytest.MonkeyPatch) -> None:
+    """A snapshot read never reports a lock: it reads past a transaction being committed."""
+    mp.setattr(reads, "lock_blocks", lambda lock, ts: False)
+
+
+def reads_leave_max_ts(mp: pytest.MonkeyPatch) -> None:
+    """Reads do not raise the concurrency manager's max ts: an async-commit or 1PC transaction may
+    then commit at or below a read that already missed it."""
+
+    def read(self: TxnApi, ctx: object, ts: int, response: object, keys: object, bounds: object, fn: object,
+             finish: object) -> None:
+        self._read_unlatched(ctx, keys, bounds, fn, finish)
+
+    mp.setattr(TxnApi, "_read", read)
+
+
+def snapshot_without_versions(mp: pytest.MonkeyPatch) -> None:
+    """A range's data bounds forget the write column family: snapshots (of split ranges too)
+    carry no committed versions."""
+    bounds = keyspace.data_bounds
+    mp.setattr(keyspace, "data_bounds", lambda desc: [b for b in bounds(desc) if b[0] != CF_WRITE])
+
+
+@pytest.mark.parametrize(("plant", "workload", "options"), [
+    (prewrite_ignores_conflicts, "bank", {}),
+    (read_ignores_locks, "bank", {}),
+    (reads_leave_max_ts, "bank", {}),
+    (snapshot_without_versions, "append", {"profile": "churn"}),
+], ids=lambda v: getattr(v, "__name__", None) or str(v))
+def test_planted_txn_bug_is_caught(plant: Callable[[pytest.MonkeyPatch], None], workload: str,
+                                   options: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    plant(monkeypatch)
+    for seed in range(PLANT_SEEDS):
+        try:
+            StoreSimulation(SimOptions(seed=seed, workload=workload, **options)).run()
+        except SimFailure as failure:
+            print(f"seed {seed} caught {plant.__name__}: {str(failure).splitlines()[3][:300]}")
+            return
+    pytest.fail(f"{plant.__name__} survived {PLANT_SEEDS} seeds of the {workload} workload")
