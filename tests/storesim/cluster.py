@@ -449,6 +449,7 @@ class StoreSimulation:
         world.run_until(drained, stop=lambda: self.clients.outstanding == 0)
         self.history = self.clients.finish_history()
         final = None if txn is None else self._drain_txn()
+        self.settled = False  # the txn drain may have run past the tick that last judged it
 
         quiesce = QUIESCE_TICKS if self.pd is None else PD_QUIESCE_TICKS
         world.run_until(world.now + quiesce * tick, stop=lambda: self.settled)

@@ -39,6 +39,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from google.protobuf import text_format
+
 from kvdb.client.cache import CachedRange, RangeCache
 from kvdb.pb import kvrpc_pb2
 from kvdb.pdclient.client import compose_ts, split_ts
@@ -240,10 +242,12 @@ class TxnClient:
         """Deliver ``req`` to the store; resume with its response, or None after the timeout."""
 
         def start(resume: Any) -> None:
+            incarnation = self.owner.incarnation
+
             def deliver() -> None:
                 node = self.sim.stores[store_id]
-                if node.handler is None:
-                    return
+                if node.handler is None or incarnation != self.owner.incarnation:
+                    return  # the store is down, or the client crashed before the request got out
 
                 def answered(resp: kvrpc_pb2.Response) -> None:
                     data = resp.SerializeToString()
@@ -294,12 +298,16 @@ class TxnClient:
             body.context.range_id = loc.id
             body.context.epoch.CopyFrom(loc.descriptor.epoch)
             fill(body, keys)
-            answer = yield self.send(leader_of(self.sim, loc, self.rng), req)
+            target = leader_of(self.sim, loc, self.rng)
+            self.world.trace("txn client %d -> store %d: %s range %d %r", self.id, target, kind, loc.id, keys)
+            answer = yield self.send(target, req)
             if answer is None:
                 loc.leader_store = self.rng.choice(sorted(self.sim.stores))
                 continue
             store_id, data = answer
             resp = getattr(kvrpc_pb2.Response.FromString(data), kind)
+            self.world.trace("txn client %d <- store %d: %s %s", self.id, store_id, kind,
+                             text_format.MessageToString(resp, as_one_line=True))
             if not resp.HasField("error"):
                 self.cache.set_leader(loc.id, store_id)
                 return [(keys, resp)]
@@ -379,14 +387,12 @@ class TxnClient:
             if answers is None:
                 return False
             status = answers[0][1]
-            if status.HasField("key_error"):
-                if status.key_error.WhichOneof("kind") != "lock_not_found":
-                    raise WrongAnswer(f"check_txn_status answered {status.key_error}")
-                yield self.owner.sleep(self.rng.randint(5_000, 20_000))  # the prewrite may be on its way
-                continue
-            if status.lock_ttl_ms > 0:
-                if status.lock.use_async_commit and gone:
-                    return (yield from self._resolve_async(status.lock))
+            if status.HasField("key_error") and status.key_error.WhichOneof("kind") != "lock_not_found":
+                raise WrongAnswer(f"check_txn_status answered {status.key_error}")
+            if status.lock_ttl_ms > 0 and status.lock.use_async_commit and gone:
+                return (yield from self._resolve_async(status.lock))
+            if status.HasField("key_error") or status.lock_ttl_ms > 0:
+                # Alive, or its primary not prewritten yet (and the TTL not over): wait a while.
                 wait_ms = physical_ms(lock.start_ts) + lock.ttl_ms - physical_ms(now)
                 yield self.owner.sleep(max(1_000, min(wait_ms * 1000, 50_000)))
                 continue
