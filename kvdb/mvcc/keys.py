@@ -21,6 +21,8 @@ _TS = struct.Struct(">Q")
 _MAX_TS = (1 << 64) - 1
 _TERMINATOR = b"\x00\x01"
 TS_SIZE = _TS.size
+MAX_TS = _MAX_TS
+"""The highest timestamp a version key holds (uint64): ``version_key(k, MAX_TS)`` is k's first."""
 
 
 def escape(key: bytes) -> bytes:
@@ -41,6 +43,11 @@ def version_key(key: bytes, ts: int) -> bytes:
 def split_version_key(vkey: bytes) -> tuple[bytes, int]:
     """(user key, ts) of a ``version_key``."""
     return unescape(vkey[:-TS_SIZE]), _MAX_TS - _TS.unpack_from(vkey, len(vkey) - TS_SIZE)[0]
+
+
+def version_ts(vkey: bytes) -> int:
+    """The timestamp of a ``version_key``, without decoding the user key."""
+    return _MAX_TS - _TS.unpack_from(vkey, len(vkey) - TS_SIZE)[0]
 
 
 def versions_of(key: bytes) -> tuple[bytes, bytes]:
