@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import pytest
 
+from kvdb.mvcc.records import lock_expired
+from kvdb.pb import kvrpc_pb2
 from kvdb.storage.engine import CF_WRITE
 from kvdb.store import keyspace
 from kvdb.store.txn_api import TxnApi
@@ -103,6 +105,23 @@ def reads_leave_max_ts(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(TxnApi, "_read", read)
 
 
+def expired_async_primary_rolled_back(mp: pytest.MonkeyPatch) -> None:
+    """check_txn_status rolls back an expired async-commit primary like any other lock, though
+    the transaction may be committed already (every prewrite succeeded)."""
+    check = actions._COMMANDS["check_txn_status"]
+
+    def rollback_expired(cmd: object, reader: object, writer: object, desc: object) -> object:
+        req = cmd.check_txn_status
+        lock = reader.load_lock(req.primary_key)
+        if lock is not None and lock.start_ts == req.lock_ts and lock_expired(lock, req.current_ts):
+            writer.delete_lock(req.primary_key)
+            actions._rollback_key(reader, writer, req.primary_key, req.lock_ts)
+            return kvrpc_pb2.CheckTxnStatusResponse(action=kvrpc_pb2.TTL_EXPIRE_ROLLBACK)
+        return check(cmd, reader, writer, desc)
+
+    mp.setitem(actions._COMMANDS, "check_txn_status", rollback_expired)
+
+
 def snapshot_without_versions(mp: pytest.MonkeyPatch) -> None:
     """A range's data bounds forget the write column family: snapshots (of split ranges too)
     carry no committed versions."""
@@ -114,6 +133,7 @@ def snapshot_without_versions(mp: pytest.MonkeyPatch) -> None:
     (prewrite_ignores_conflicts, "bank", {}),
     (read_ignores_locks, "bank", {}),
     (reads_leave_max_ts, "bank", {}),
+    (expired_async_primary_rolled_back, "append", {}),
     (snapshot_without_versions, "append", {"profile": "churn"}),
 ], ids=lambda v: getattr(v, "__name__", None) or str(v))
 def test_planted_txn_bug_is_caught(plant: Callable[[pytest.MonkeyPatch], None], workload: str,
