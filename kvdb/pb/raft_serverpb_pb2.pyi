@@ -56,19 +56,31 @@ class SnapshotChunk(_message.Message):
     data: bytes
     def __init__(self, cluster_id: _Optional[int] = ..., message: _Optional[_Union[RaftMessage, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
+class SnapshotCfFile(_message.Message):
+    __slots__ = ("cf", "size", "key_count")
+    CF_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    KEY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    cf: str
+    size: int
+    key_count: int
+    def __init__(self, cf: _Optional[str] = ..., size: _Optional[int] = ..., key_count: _Optional[int] = ...) -> None: ...
+
 class SnapshotHeader(_message.Message):
-    __slots__ = ("descriptor", "data_size", "key_count", "checksum", "sessions")
+    __slots__ = ("descriptor", "data_size", "key_count", "checksum", "sessions", "cf_files")
     DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
     DATA_SIZE_FIELD_NUMBER: _ClassVar[int]
     KEY_COUNT_FIELD_NUMBER: _ClassVar[int]
     CHECKSUM_FIELD_NUMBER: _ClassVar[int]
     SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    CF_FILES_FIELD_NUMBER: _ClassVar[int]
     descriptor: _metapb_pb2.RangeDescriptor
     data_size: int
     key_count: int
     checksum: int
     sessions: RangeSessions
-    def __init__(self, descriptor: _Optional[_Union[_metapb_pb2.RangeDescriptor, _Mapping]] = ..., data_size: _Optional[int] = ..., key_count: _Optional[int] = ..., checksum: _Optional[int] = ..., sessions: _Optional[_Union[RangeSessions, _Mapping]] = ...) -> None: ...
+    cf_files: _containers.RepeatedCompositeFieldContainer[SnapshotCfFile]
+    def __init__(self, descriptor: _Optional[_Union[_metapb_pb2.RangeDescriptor, _Mapping]] = ..., data_size: _Optional[int] = ..., key_count: _Optional[int] = ..., checksum: _Optional[int] = ..., sessions: _Optional[_Union[RangeSessions, _Mapping]] = ..., cf_files: _Optional[_Iterable[_Union[SnapshotCfFile, _Mapping]]] = ...) -> None: ...
 
 class Mutation(_message.Message):
     __slots__ = ("kind", "key", "value")

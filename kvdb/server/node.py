@@ -136,6 +136,7 @@ class StoreNode:
         address = advertised(cfg.listen, cfg.advertise, self.port)
         if self.pd_worker is not None:
             await self.pd_worker.join(store, address)
+            store.request_ts = self.pd_worker.request_ts  # a static cluster has no TSO: no async commit
             self.pd_worker.start()
             # Splits need ids from PD, so a static cluster (no PD) never splits by itself.
             pd_worker = self.pd_worker

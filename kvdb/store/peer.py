@@ -23,7 +23,7 @@ from kvdb.raft.errors import (
 )
 from kvdb.raft.progress import ProgressState
 from kvdb.raft.types import SnapshotMetadata
-from kvdb.storage.engine import CF_DEFAULT, CF_META, WriteBatch
+from kvdb.storage.engine import CF_META, WriteBatch
 from kvdb.storage.keys import apply_state_key, range_state_key, snapshot_ingest_key
 from kvdb.storage.raft_log import RaftLogStorage
 from kvdb.store import keyspace, snapshot
@@ -113,6 +113,9 @@ class Peer:
         self.build_started_at = 0
         self.removed = False  # applied its own removal: applies nothing more, destroyed this pass
         self.naps = 0  # times this replica hibernated (kvdb.store.hibernate): a nap changes nothing
+        self.max_ts_synced = False
+        """Leader only: the store's max ts is above every read an earlier leader may have served
+        (a TSO stamp fetched since this replica became leader; ``Store.sync_max_ts``)."""
         self.splits_in_flight = 0  # proposed here, not answered yet: no lease reads meanwhile
         self.split_family: list[int] = []  # the ranges this one's last split produced (error hints)
         self.destroyed = False
@@ -293,10 +296,12 @@ class Peer:
         if rd.soft_state is not None:
             log.info("range %d: peer %d is %s in term %d (leader %d)", self.range_id, self.peer_id,
                      ROLE_NAMES[rd.soft_state.role], raft.term, rd.soft_state.leader_id)
+            self.max_ts_synced = False
             if rd.soft_state.role != Role.LEADER:
                 self.lease.expire()
                 self.fail_reads(self.not_leader())
             else:
+                self.store.sync_max_ts()
                 self.store.on_leader(self)
         if rd.lease_round_started:
             self.lease.round_started(raft.term, rd.lease_round_started, now)
@@ -316,8 +321,8 @@ class Peer:
         received = self.received_snapshots.pop(meta.index)
         desc = received.header.descriptor
         if self.initialized:
-            batch.delete_range(CF_DEFAULT, self.desc.start_key, keyspace.data_end(self.desc))
-        batch.delete_range(CF_DEFAULT, desc.start_key, keyspace.data_end(desc))
+            keyspace.delete_data(batch, self.desc)
+        keyspace.delete_data(batch, desc)
         if received.name is not None:
             batch.put(CF_META, snapshot_ingest_key(self.range_id), received.name.encode())
             self.ingest_after_write = received.name

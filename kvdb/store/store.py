@@ -20,6 +20,8 @@ import random
 from collections.abc import Callable
 from typing import Protocol
 
+from kvdb.mvcc.reader import MvccReader
+from kvdb.mvcc.writer import MvccWriter
 from kvdb.pb import metapb_pb2, raft_serverpb_pb2
 from kvdb.raft import ConfChange, ConfChangeSingle, ConfChangeType, ConfState, Message, MessageType, Ready
 from kvdb.raft.codec import conf_state_from_pb, message_from_pb, message_to_pb
@@ -54,6 +56,9 @@ from kvdb.store.membership import check_conf_change
 from kvdb.store.peer import Callback, Peer, Read, stage_apply_state
 from kvdb.store.range_index import RangeIndex
 from kvdb.store.sessions import Result, Sessions
+from kvdb.txn import actions
+from kvdb.txn.concurrency import ConcurrencyManager
+from kvdb.txn.latches import Latches
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +72,9 @@ _HELD_UNTIL_SPLIT = frozenset({MT.VOTE, MT.PRE_VOTE})
 """Requests for a range this store's parent range has not split off yet: kept and stepped once the
 split creates it here, so a new range elects its leader without waiting out an election timeout."""
 MAX_HELD_MESSAGES = 1024
+TS_FETCH_TIMEOUT = 2.0
+"""Seconds after which a TSO fetch for the max ts sync counts as lost and another may be sent
+(a reply that comes after all is still used: any TSO stamp fetched after the election will do)."""
 _CARRIES_BOUNDS = _CREATES_REPLICA | _HELD_UNTIL_SPLIT
 """Messages a store may receive for a range it lacks, and so must check against the ranges it
 holds (``_peer_for_message``); answers to them need no bounds, and most traffic is answers."""
@@ -173,6 +181,16 @@ class Store:
         self.background: Background = run_inline
         """Set by the driver: where snapshots are built (a thread in a real store)."""
         self._snapshot_seq = 0
+        self.cm = ConcurrencyManager()
+        self.latches = Latches()
+        self.request_ts: Callable[[Callable[[int], None]], None] | None = None
+        """Set by the driver: fetch a TSO timestamp and call back with it (0: the fetch failed),
+        on the store's thread (``sync_max_ts``)."""
+        self._ts_fetch_since: float | None = None  # when the fetch in flight was sent
+        self._ts_again = False
+        self.gc_safe_point = 0
+        """The cluster's GC safe point as PD last said (raised only): no read or prewrite at or
+        below it is served, as GC may have dropped the versions it would need."""
         self._check_ident()
         snapshot.recover(engine)
         self._load()
@@ -597,7 +615,7 @@ class Store:
             peer.sessions.delete(batch)
             if peer.initialized:  # an uninitialized replica's descriptor has no bounds: no data
                 self.range_index.remove(peer.range_id)
-                batch.delete_range(CF_DEFAULT, peer.desc.start_key, keyspace.data_end(peer.desc))
+                keyspace.delete_data(batch, peer.desc)
             peer.write_tombstone(batch)
             peer.fail_all(RangeNotFoundError(peer.range_id))
             peer.release_snapshots()
@@ -676,6 +694,8 @@ class Store:
             return self._apply_split(peer, cmd)
         sessions = peer.sessions
         sessions.advance(cmd.log_time_ms, self.apply_batch)
+        if cmd.HasField("txn"):
+            return self._apply_txn(peer, cmd.txn)
         if not cmd.session.session_id:
             return self._apply_mutations(peer, cmd)
         replayed = sessions.replay(cmd.session, self.apply_batch)
@@ -713,6 +733,48 @@ class Store:
                     batch.delete_range(CF_DEFAULT, *bounds)
         return result
 
+    def _apply_txn(self, peer: Peer, txn: raft_serverpb_pb2.TxnCommand) -> object:
+        """Evaluate a Percolator command (``kvdb.txn.actions``) against the data as of every
+        earlier entry: like a CAS, those are written first (with the applied index they reach).
+        Txn commands carry no session: each is idempotent by its start_ts."""
+        if len(self.apply_batch):
+            peer.write_apply_state(self.apply_batch)
+            self.flush_apply()
+        return actions.apply_txn(txn, MvccReader(self.engine), MvccWriter(self.apply_batch), peer.desc)
+
+    # ------------------------------------------------------------------------------ max ts sync
+    def sync_max_ts(self) -> None:
+        """Fetch a TSO timestamp for every replica leading here whose max ts is not synced: a
+        timestamp fetched after a replica became leader is above every read any earlier leader
+        served (their timestamps came from the TSO before), so with ``cm.max_ts`` raised to it
+        the replica may stamp async-commit and 1PC prewrites. One fetch at a time; a replica
+        that became leader meanwhile gets the next one."""
+        if self.request_ts is None:
+            return
+        now = self.clock.now()
+        if self._ts_fetch_since is not None and now - self._ts_fetch_since < TS_FETCH_TIMEOUT:
+            self._ts_again = True
+            return
+        asked = {p.range_id: p.raw.raft.term for p in self.peers.values()
+                 if p.is_leader and not p.max_ts_synced}
+        if asked:
+            self._ts_fetch_since = now
+            self.request_ts(lambda ts: self._on_ts(asked, ts))
+
+    def _on_ts(self, asked: dict[int, int], ts: int) -> None:
+        """The fetch for the leaders ``asked`` (range id -> term) answered ``ts`` (0: failed)."""
+        self._ts_fetch_since = None
+        again, self._ts_again = self._ts_again, False
+        if ts <= 0:
+            return  # the fetch failed: the next async prewrite asks again
+        self.cm.update(ts)
+        for range_id, term in asked.items():
+            peer = self.peers.get(range_id)
+            if peer is not None and peer.is_leader and peer.raw.raft.term == term:
+                peer.max_ts_synced = True
+        if again:
+            self.sync_max_ts()
+
     # --------------------------------------------------------------------------------- splits
     def _apply_split(self, peer: Peer, cmd: raft_serverpb_pb2.RaftCommand) -> object:
         """Shrink the parent and stage every new range's state, all in the apply batch (with the
@@ -747,7 +809,7 @@ class Store:
             # This store's replica of the new range was removed before the parent got here (or a
             # newer one already holds the range): the keys it would have taken belong to nobody here.
             if existing is None or not existing.initialized:
-                batch.delete_range(CF_DEFAULT, desc.start_key, keyspace.data_end(desc))
+                keyspace.delete_data(batch, desc)
             log.info("range %d: not created by the split on store %d (removed here already)", desc.id,
                      self.store_id)
             return

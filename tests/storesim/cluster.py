@@ -41,7 +41,7 @@ from tests.sim.world import World
 from tests.storesim.clients import Clients
 from tests.storesim.faults import RANGE_ID, Nemesis, draw_seed_profile
 from tests.storesim.node import SimStore
-from tests.storesim.pd import REPLICA_COUNT, PdAgent, SimPd
+from tests.storesim.pd import REPLICA_COUNT, PdAgent, SimPd, SimTso
 from tests.storesim.ranges import (
     FIRST_SPLIT_ID,
     check_disjoint,
@@ -310,6 +310,7 @@ class StoreSimulation:
         self.max_rate_deviation = 0.9 * self.config.max_clock_drift / (2 * self.config.election_timeout)
         self.stats = Stats(runs=1, pd_runs=int(options.pd))
         self.network = SimNetwork(self.world)
+        self.tso = SimTso(self.world)
         founders = [FIRST_STORE] if options.pd else range(1, options.stores + 1)
         raw_keys = [b"k%d" % i for i in range(options.keys)]
         self.workload = None if options.workload is None else WORKLOADS[options.workload]()

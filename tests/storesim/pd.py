@@ -33,8 +33,10 @@ from tests.storesim.transport import PD_NODE
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from tests.sim.world import World
     from tests.storesim.cluster import StoreSimulation
     from tests.storesim.node import SimStore
+    from tests.storesim.transport import SimNetwork
 
 REPLICA_COUNT = 3
 FIRST_ALLOCATED_ID = 100
@@ -60,6 +62,24 @@ _DONE_STATS = {
     pdpb_pb2.Operator.TRANSFER_LEADER: "pd_leaders_transferred",
 }
 _END_STATS = {TIMEOUT: "pd_ops_timed_out", STALE: "pd_ops_stale"}
+
+
+class SimTso:
+    """PD's timestamp oracle at simulator scale: ``(world ms << 18) | counter``, strictly
+    increasing and above every stamp handed out before (as PD's, whatever the mode: a store asks
+    it across the network even when no ``SimPd`` schedules anything)."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.last = 0
+
+    def next(self) -> int:
+        self.last = max(self.last + 1, (self.world.now // 1000) << 18)
+        return self.last
+
+    def serve(self, network: SimNetwork, store_id: int, reply: Callable[[bytes], None]) -> None:
+        """Answer one store's request (which reached PD) through the network."""
+        network.send_pd(PD_NODE, store_id, self.next().to_bytes(8, "big"), reply)
 
 
 class SimPd:
