@@ -3,7 +3,8 @@
 Each client runs one transaction at a time, drawn by the run's workload (``txn_workloads.py``:
 bank transfers, list appends). It sends kvrpc txn requests to ``KvHandler.handle`` of the store
 its ``RangeCache`` names, with network latency each way, like the raw clients (``clients.py``).
-Timestamps come from ``SimTso`` in simulated milliseconds, so a lock's TTL runs in sim time.
+Timestamps come from the simulated PD's TSO (``pd.SimTso``, which the stores' max-ts sync asks
+too) in simulated milliseconds, so a lock's TTL runs in sim time.
 
 This is not a copy of ``kvdb/client/txn.py`` (the real-process tests cover that one); its
 decisions are deliberately simple, so that what the checkers flag is the store's doing:
@@ -43,7 +44,7 @@ from google.protobuf import text_format
 
 from kvdb.client.cache import CachedRange, RangeCache
 from kvdb.pb import kvrpc_pb2
-from kvdb.pdclient.client import compose_ts, split_ts
+from kvdb.pdclient.client import split_ts
 from tests.storesim.clients import (
     NOT_EXECUTED,
     WrongAnswer,
@@ -74,19 +75,6 @@ RETRY_ERRORS = NOT_EXECUTED | {"stale_command", "timeout", "max_ts_not_synced"}
 
 class TxnViolation(AssertionError):
     """The store broke a transactional promise the driver can see directly."""
-
-
-class SimTso:
-    """Strictly increasing ``physical_ms << 18 | logical`` stamps in simulated milliseconds."""
-
-    def __init__(self, sim: StoreSimulation) -> None:
-        self.world = sim.world
-        self.last = 0
-
-    def next(self) -> int:
-        ts = max(compose_ts(self.world.now // 1000, 0), self.last + 1)
-        self.last = ts
-        return ts
 
 
 def physical_ms(ts: int) -> int:
@@ -124,7 +112,6 @@ class TxnClients:
         self.world = sim.world
         self.rng = sim.world.child_rng()
         self.workload = workload
-        self.tso = SimTso(sim)
         self.ttl_ms = self.rng.choice([200, 400, 800])
         self.records: list[TxnRecord] = []
         self.active = False
@@ -232,7 +219,7 @@ class TxnClient:
 
         def start(resume: Any) -> None:
             def at_pd() -> None:
-                self.world.after(self.sim.client_latency(), resume, self.clients.tso.next())
+                self.world.after(self.sim.client_latency(), resume, self.sim.tso.next())
 
             self.world.after(self.sim.client_latency(), at_pd)
 
