@@ -60,8 +60,10 @@ if TYPE_CHECKING:
     from tests.storesim.txn_workloads import Workload
 
 RPC_TIMEOUT_US = 100_000
-RPC_DEADLINE_US = 1_500_000
-"""How long one step keeps asking before its outcome counts as unknown."""
+RPC_DEADLINE_US = 3_000_000
+"""How long one step keeps asking before its outcome counts as unknown: past the store's
+``TS_FETCH_TIMEOUT`` (2 s), after which a store whose TSO fetch was lost asks again (until then
+its new leaders refuse async-commit and 1PC prewrites with ``max_ts_not_synced``)."""
 PREWRITE_ATTEMPTS = 5
 READ_ATTEMPTS = 8
 RESOLVE_DEADLINE_US = 3_000_000
