@@ -268,7 +268,9 @@ anything that shortens the promise by one tick (a timer that campaigns inside it
 
 
 def _data_bounds(desc: metapb_pb2.RangeDescriptor) -> list[tuple[str, bytes, bytes]]:
-    """The range's data in every column family: raw values, locks and versions."""
+    """The range's data in every column family: raw values, locks and versions. The checker's
+    own, not ``keyspace.data_bounds``: it must not share the code it checks (a planted bug
+    there would blind it)."""
     return [(CF_DEFAULT, desc.start_key, keyspace.data_end(desc)),
             (CF_LOCK, desc.start_key, keyspace.data_end(desc)),
             (CF_WRITE, *version_bounds(desc))]
