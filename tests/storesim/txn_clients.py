@@ -211,7 +211,7 @@ class TxnClient:
         try:
             yield from self.commit(record, crash)
         except Crash:
-            return None  # unreachable: the crash stopped this task
+            return None  # the client is gone: this task is dead and its value goes nowhere
         return record
 
     # -- timestamps and requests --------------------------------------------------------------
