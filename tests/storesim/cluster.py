@@ -52,7 +52,7 @@ from tests.storesim.ranges import (
     owner,
 )
 from tests.storesim.transport import SimNetwork
-from tests.storesim.txn_clients import RPC_DEADLINE_US, TxnClients
+from tests.storesim.txn_clients import RPC_DEADLINE_US, TxnClients, TxnRecord
 from tests.storesim.txn_workloads import WORKLOADS
 
 DEFAULT_TICKS = 300
@@ -466,14 +466,14 @@ class StoreSimulation:
             self.stats.txn_checked = self.workload.check(txn.records, final)
         self._collect()
 
-    def _drain_txn(self) -> dict[bytes, bytes | None]:
+    def _drain_txn(self) -> TxnRecord:
         """Stop the txn clients (those still busy after a while as if they crashed), then read
         every key of the workload in one snapshot, resolving every lock the run left behind."""
         txn, world = self.txn, self.world
         txn.active = False
         world.run_until(world.now + RPC_DEADLINE_US, stop=lambda: txn.outstanding == 0)
         txn.stop()
-        final: list[dict[bytes, bytes | None] | None] = []
+        final: list[TxnRecord | None] = []
         txn.final_read(self.workload.keys, final.append)
         world.run_until(world.now + FINAL_READ_US, stop=lambda: bool(final))
         if not final or final[0] is None:

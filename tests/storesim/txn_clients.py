@@ -146,7 +146,7 @@ class TxnClients:
 
     def final_read(self, keys: list[bytes], done: Any) -> None:
         """Read every key in one snapshot (resolving what the run left locked); ``done`` gets the
-        values, or None when the reads did not get through."""
+        read-only transaction that did, or None when the reads did not get through."""
         reader = TxnClient(self, len(self.clients))
         reader.owner.spawn(reader.final_read(keys), done)
 
@@ -350,9 +350,14 @@ class TxnClient:
                     values[key] = found.get(key)
         return values if not pending else None
 
-    def final_read(self, keys: list[bytes]) -> Proc[dict[bytes, bytes | None] | None]:
-        ts = yield self.tso()
-        return (yield from self.read(keys, ts))
+    def final_read(self, keys: list[bytes]) -> Proc[TxnRecord | None]:
+        record = TxnRecord(self.id, self.world.now, outcome="committed")
+        record.start_ts = yield self.tso()
+        values = yield from self.read(keys, record.start_ts)
+        if values is None:
+            return None
+        record.reads, record.complete = values, self.world.now
+        return record
 
     # -- lock resolution ----------------------------------------------------------------------
 

@@ -40,8 +40,9 @@ class Workload(Protocol):
 
     def draw(self, rng: random.Random) -> Plan: ...
 
-    def check(self, records: list[TxnRecord], final: dict[bytes, bytes | None]) -> int:
-        """Raise ``TxnCheckFailure`` if the history is wrong; the transactions checked."""
+    def check(self, records: list[TxnRecord], final: TxnRecord) -> int:
+        """Raise ``TxnCheckFailure`` if the history (and ``final``, a read of every key after the
+        run) is wrong; the transactions checked."""
         ...
 
 
@@ -70,13 +71,11 @@ class Bank:
 
         return Plan([src, dst], writes)
 
-    def check(self, records: list[TxnRecord], final: dict[bytes, bytes | None]) -> int:
+    def check(self, records: list[TxnRecord], final: TxnRecord) -> int:
         audits = [r for r in records if len(r.reads) == len(self.keys)]
-        for record in [*audits, TxnRecord(-1, 0, reads=final)]:
+        for record in [*audits, final]:
             balances = self.balances(record.reads)
-            what = "the final read"
-            if record.client >= 0:
-                what = f"audit at {record.start_ts} (client {record.client})"
+            what = f"audit at {record.start_ts} (client {record.client})"
             if sum(balances.values()) != self.total or min(balances.values()) < 0:
                 raise TxnCheckFailure(f"{what} saw a total of {sum(balances.values())} (not {self.total}) "
                                       f"or a negative balance: {_show(record.reads)}")
@@ -109,8 +108,8 @@ class Append:
 
         return Plan(chosen, writes)
 
-    def check(self, records: list[TxnRecord], final: dict[bytes, bytes | None]) -> int:
-        lists = {k: _elements(v) for k, v in final.items()}
+    def check(self, records: list[TxnRecord], final: TxnRecord) -> int:
+        lists = {k: _elements(v) for k, v in final.reads.items()}
         for key, elements in lists.items():
             if len(set(elements)) != len(elements):
                 raise TxnCheckFailure(f"{key!r} holds an element twice: {elements}")
