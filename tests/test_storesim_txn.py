@@ -148,3 +148,10 @@ def test_planted_txn_bug_is_caught(plant: Callable[[pytest.MonkeyPatch], None], 
             print(f"seed {seed} caught {plant.__name__}: {str(failure).splitlines()[3][:300]}")
             return
     pytest.fail(f"{plant.__name__} survived {PLANT_SEEDS} seeds of the {workload} workload")
+
+
+def test_bad_options_get_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="PD mode schedules one"):
+        SimOptions(seed=1, workload="bank", pd=True)
+    with pytest.raises(ValueError, match="unknown workload 'ledger'"):
+        SimOptions(seed=1, workload="ledger")

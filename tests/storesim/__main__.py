@@ -115,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--txn-clients", type=int, default=4, help="transactional clients (with --workload)")
     parser.add_argument("--verbose", action="store_true", help="print the event trace and the store's logs")
     args = parser.parse_args(argv)
+    if args.workload is not None and args.pd:
+        parser.error("--workload needs many ranges; PD mode schedules one (drop --pd)")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR)
     if args.seeds is not None:
         return soak(args)

@@ -123,6 +123,10 @@ class SimOptions:
             self.stores = 5 if self.pd else 3
         if self.ticks is None:
             self.ticks = DEFAULT_PD_TICKS if self.pd else DEFAULT_TICKS
+        if self.workload is not None and self.pd:
+            raise ValueError("a txn workload needs many ranges; PD mode schedules one")
+        if self.workload is not None and self.workload not in WORKLOADS:
+            raise ValueError(f"unknown workload {self.workload!r} (one of {sorted(WORKLOADS)})")
         if self.ranges is None and self.workload is not None:
             self.ranges = TXN_RANGES
         if self.ranges is None:
