@@ -32,6 +32,7 @@ EXERCISED = (
     "txn_conflicts",
     "txn_locks_met",
     "txn_locks_resolved",
+    "txn_scans",
     "crashes",
     "partitions",
     "leader_changes",

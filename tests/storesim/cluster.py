@@ -250,6 +250,8 @@ class Stats:
     txn_locks_resolved: int = 0
     txn_async_resolved: int = 0
     """Async-commit transactions a resolver decided from their secondaries' locks."""
+    txn_scans: int = 0
+    """Snapshot reads done by ``txn_scan`` (range by range) that got through."""
 
     def add(self, other: Stats) -> None:
         for f in fields(self):
@@ -744,7 +746,7 @@ class StoreSimulation:
             stats.txn_one_pc, stats.txn_async, stats.txn_two_pc = tc["one_pc"], tc["async"], tc["two_pc"]
             stats.txn_client_crashes, stats.txn_conflicts = tc["crashes"], tc["conflicts"]
             stats.txn_locks_met, stats.txn_locks_resolved = tc["locks_met"], tc["resolved"]
-            stats.txn_async_resolved = tc["async_resolved"]
+            stats.txn_async_resolved, stats.txn_scans = tc["async_resolved"], tc["scans"]
         stats.messages = self.network.sent
         stats.pd_messages = self.network.pd_sent
         for node in self.stores.values():

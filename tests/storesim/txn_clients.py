@@ -9,8 +9,8 @@ too) in simulated milliseconds, so a lock's TTL runs in sim time.
 This is not a copy of ``kvdb/client/txn.py`` (the real-process tests cover that one); its
 decisions are deliberately simple, so that what the checkers flag is the store's doing:
 
-- reads: ``txn_batch_get`` at start_ts, per range; a blocking lock is resolved, then the read is
-  asked again;
+- reads: ``txn_batch_get`` at start_ts, per range, or (bank audits, half of them) ``txn_scan``
+  range by range; a blocking lock is resolved, then the read is asked again;
 - commit mode, drawn per transaction: 1PC when every key lies in one cached range (and the draw
   says so), async commit, or classic 2PC; the primary is a random key;
 - a routing error or no answer within the timeout: ask again (every txn command is idempotent
@@ -66,6 +66,8 @@ RPC_DEADLINE_US = 3_000_000
 its new leaders refuse async-commit and 1PC prewrites with ``max_ts_not_synced``)."""
 PREWRITE_ATTEMPTS = 5
 READ_ATTEMPTS = 8
+SCAN_STEPS = 64
+"""Bound on one scan's requests (a piece per range, again after resolving its locks)."""
 RESOLVE_DEADLINE_US = 3_000_000
 CRASH_SHARE = 0.08
 CRASH_POINTS = ("prewrite", "commit_point")
@@ -119,8 +121,9 @@ class TxnClients:
         self.active = False
         self.last_commit_invoke = -1
         self.clients = [TxnClient(self, i) for i in range(count)]
-        self.counts = {k: 0 for k in ("committed", "aborted", "unknown", "one_pc", "async", "two_pc",
-                                      "crashes", "conflicts", "locks_met", "resolved", "async_resolved")}
+        self.counts = dict.fromkeys(("committed", "aborted", "unknown", "one_pc", "async", "two_pc",
+                                     "crashes", "conflicts", "locks_met", "resolved", "async_resolved",
+                                     "scans"), 0)
 
     def start(self) -> None:
         self.active = True
@@ -199,7 +202,11 @@ class TxnClient:
 
     def run(self, plan: Any, record: TxnRecord) -> Proc[TxnRecord]:
         record.start_ts = yield self.tso()
-        values = yield from self.read(plan.reads, record.start_ts)
+        if plan.scan is not None:
+            values = yield from self.scan(*plan.scan, record.start_ts)
+            values = None if values is None else {k: values.get(k) for k in plan.reads}
+        else:
+            values = yield from self.read(plan.reads, record.start_ts)
         if values is None:
             return record  # aborted: nothing was written
         record.reads = values
@@ -349,6 +356,50 @@ class TxnClient:
                 for key in ks:
                     values[key] = found.get(key)
         return values if not pending else None
+
+    def scan(self, start: bytes, end: bytes, ts: int) -> Proc[dict[bytes, bytes] | None]:
+        """Every pair in [start, end) (``end`` non-empty) at ``ts``, one ``txn_scan`` per range
+        (resolving the locks met, then scanning that range again); None if it did not get through.
+        A piece is kept only if its range's cached bounds did not change during the call (a
+        request that succeeded matched the range's epoch, so the store clipped to those bounds)."""
+        values: dict[bytes, bytes] = {}
+        for _ in range(SCAN_STEPS):
+            if start >= end:
+                self.clients.counts["scans"] += 1
+                return values
+            loc = locate(self.sim, self.cache, self.rng, start)
+            if loc is None:
+                yield self.owner.sleep(self.rng.randint(5_000, 20_000))
+                continue
+            hi = end if not loc.end or loc.end > end else loc.end
+            epoch = (loc.id, loc.descriptor.epoch.version)
+
+            def fill(body: kvrpc_pb2.TxnScanRequest, ks: list[bytes], lo: bytes = start,
+                     hi: bytes = hi) -> None:
+                body.start_key, body.end_key = lo, hi
+                body.version = ts
+
+            answers = yield from self.call("txn_scan", [start], fill)
+            if answers is None:
+                return None
+            now = self.cache.find(start)
+            if now is None or (now.id, now.descriptor.epoch.version) != epoch or len(answers) != 1:
+                continue  # the range changed under the call: scan this piece again
+            body = answers[0][1]
+            if body.HasField("key_error"):
+                raise WrongAnswer(f"txn_scan at {ts} answered {body.key_error}")
+            if body.locks:
+                self.clients.counts["locks_met"] += len(body.locks)
+                for lock in body.locks:
+                    if not (yield from self.resolve(lock, ts)):
+                        return None
+                continue
+            outside = [p.key for p in body.pairs if not start <= p.key < hi]
+            if outside:
+                raise WrongAnswer(f"txn_scan of [{start!r}, {hi!r}) answered keys {outside}")
+            values.update((p.key, p.value) for p in body.pairs)
+            start = hi
+        return None
 
     def final_read(self, keys: list[bytes]) -> Proc[TxnRecord | None]:
         record = TxnRecord(self.id, self.world.now, outcome="committed")

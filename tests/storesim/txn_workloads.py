@@ -6,7 +6,7 @@
   balance negative: a lost update (a prewrite that misses a conflict), a torn read (a read that
   ignores a lock, a commit that is not atomic) or a lost version makes or destroys money.
 - ``append``: lists of unique elements; a transaction reads some lists and appends to others
-  (read the list at start_ts, write it back one element longer). Checked: every committed
+  (read the list at start_ts, write it back one element longer), or scans every list. Checked: every committed
   append is in the final list exactly once, an aborted one never, an unknown one at most once;
   no list holds an element twice; every read of a list is a prefix of its final value.
 
@@ -33,6 +33,8 @@ class Plan:
     reads: list[bytes]
     writes: Callable[[dict[bytes, bytes | None]], dict[bytes, bytes | None]]
     """The keys to write and their values (None: delete), from what the reads saw."""
+    scan: tuple[bytes, bytes] | None = None
+    """Read ``reads`` by scanning these bounds (``txn_scan``) rather than by key."""
 
 
 class Workload(Protocol):
@@ -57,8 +59,9 @@ class Bank:
         return {k: self.initial[k] if v is None else int(v) for k, v in values.items()}
 
     def draw(self, rng: random.Random) -> Plan:
-        if rng.random() < 0.3:
-            return Plan(list(self.keys), lambda values: {})
+        if rng.random() < 0.3:  # an audit, by key or by scan
+            scan = (self.keys[0], self.keys[-1] + b"\x00") if rng.random() < 0.5 else None
+            return Plan(list(self.keys), lambda values: {}, scan)
         src, dst = rng.sample(self.keys, 2)
         amount = rng.randint(1, 10)
 
@@ -96,6 +99,8 @@ class Append:
         self.seq = 0
 
     def draw(self, rng: random.Random) -> Plan:
+        if rng.random() < 0.1:  # read every list in one scan
+            return Plan(list(self.keys), lambda values: {}, (self.keys[0], self.keys[-1] + b"\x00"))
         chosen = rng.sample(self.keys, rng.randint(1, 3))
         appends = {}
         for key in chosen:
