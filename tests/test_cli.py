@@ -64,6 +64,14 @@ def test_unknown_command_fails_with_one_line() -> None:
     (["get", "k", "--pd", ","], ["--pd"]),
     (["scan", "--limit", "0"], ["--limit"]),
     (["get", "k", "--timeout", "0"], ["--timeout"]),
+    (["txn"], ["OP"]),
+    (["txn", "put", "k"], ["put k", "VALUE"]),
+    (["txn", "get"], ["'get' needs KEY"]),
+    (["txn", "k", "v"], ["'k' is not an operation"]),
+    (["txn", "put", "k", "v", "v2"], ["'v2' is not an operation"]),
+    (["txn", "--hex", "get", "zz"], ["not hex"]),
+    (["txn", "--hex", "delete", "01", ""], ["KEY is empty"]),
+    (["txn", "get", "k", "--timeout", "-1"], ["--timeout"]),
     (["admin"], ["WHAT"]),
     (["admin", "nodes"], ["invalid choice"]),
     (["admin", "stores", "--bogus"], ["--bogus"]),
@@ -97,8 +105,8 @@ def test_usage_errors_are_one_line(args: list[str], words: list[str], tmp_path: 
     assert not (tmp_path / "pg").exists()
 
 
-@pytest.mark.parametrize("args", [["get", "k"], ["put", "k", "v"], ["scan"], ["admin", "members"],
-                                  ["admin", "status"], ["admin", "decommission", "3"]])
+@pytest.mark.parametrize("args", [["get", "k"], ["put", "k", "v"], ["scan"], ["txn", "put", "k", "v"],
+                                  ["admin", "members"], ["admin", "status"], ["admin", "decommission", "3"]])
 def test_unreachable_pd_fails_within_the_timeout(args: list[str]) -> None:
     port = free_ports(1)[0]
     started = time.monotonic()

@@ -30,6 +30,8 @@ def bench(*args: str) -> subprocess.CompletedProcess[str]:
     (["write", "--pd", "127.0.0.1:1", "--pre-split", "-1"], ["--pre-split"]),
     (["write", "--pd", "127.0.0.1:1", "--keys", "10", "--pre-split", "11"], ["--pre-split"]),
     (["read", "--target", "etcd", "--endpoints", "127.0.0.1:1", "--pre-split", "4"], ["--target kvdb"]),
+    (["bank", "--pd", "127.0.0.1:1", "--keys", "10", "--single-range"], ["2 accounts per range"]),
+    (["txn", "--target", "etcd", "--endpoints", "127.0.0.1:1", "--pre-split", "4"], ["--target kvdb"]),
     (["split-under-load"], ["--pd"]),
     (["split-under-load", "--pd", "127.0.0.1:1", "--ranges", "1"], ["--ranges"]),
     (["failover", "--victim", "store"], ["--victim"]),
