@@ -149,7 +149,7 @@ def test_planted_txn_bug_is_caught(plant: Callable[[pytest.MonkeyPatch], None], 
         try:
             StoreSimulation(sim_options).run()
         except SimFailure as failure:
-            print(f"seed {seed} caught {plant.__name__}: {str(failure).splitlines()[3][:300]}")
+            print(f"seed {seed} caught {plant.__name__}: {' | '.join(str(failure).splitlines()[3:6])[:400]}")
             monkeypatch.undo()
             StoreSimulation(sim_options).run()
             return
