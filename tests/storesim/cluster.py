@@ -457,8 +457,10 @@ class StoreSimulation:
         drained = world.now + self.clients.timeout_us + tick
         world.run_until(drained, stop=lambda: self.clients.outstanding == 0)
         self.history = self.clients.finish_history()
-        final = None if txn is None else self._drain_txn()
-        self.settled = False  # the txn drain may have run past the tick that last judged it
+        final = None
+        if txn is not None:
+            final = self._drain_txn()
+            self.settled = False  # the drain ran past the tick that last judged it
 
         quiesce = QUIESCE_TICKS if self.pd is None else PD_QUIESCE_TICKS
         world.run_until(world.now + quiesce * tick, stop=lambda: self.settled)
