@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from bench.workloads import DESCRIPTIONS, WORKLOADS
+from bench.workloads import BANK_RANGES, DESCRIPTIONS, WORKLOADS, default_keys, workload_key
 
 USAGE, FAILED = 2, 3
 
@@ -38,7 +38,8 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="requests in flight per client process (default 8)")
     p.add_argument("--processes", type=int, default=1,
                    help="client processes, so the load generator is not the bottleneck (default 1)")
-    p.add_argument("--keys", type=int, default=10_000, help="key space size (default 10000)")
+    p.add_argument("--keys", type=int, default=None,
+                   help="key space size (default 10000; bank: accounts, default 1000)")
     p.add_argument("--value-size", type=int, default=100, help="bytes per value (default 100)")
     p.add_argument("--no-preload", action="store_true",
                    help="do not write the key space before a workload that reads (it is already there)")
@@ -58,8 +59,12 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("--pd", help="kvdb: PD members HOST:PORT,...")
         p.add_argument("--endpoints", help="etcd: members HOST:PORT,...")
         p.add_argument("--output", type=Path, help="write the JSON result here")
-        p.add_argument("--pre-split", type=int, default=0, metavar="N",
-                       help="kvdb: first split the key space into N ranges of equal key counts (through PD)")
+        p.add_argument("--pre-split", type=int, default=BANK_RANGES if name == "bank" else 0, metavar="N",
+                       help="kvdb: first split the key space into N ranges of equal key counts (through PD)"
+                            + (f" (default {BANK_RANGES})" if name == "bank" else ""))
+        if name == "bank":
+            p.add_argument("--single-range", action="store_true",
+                           help="both accounts of a transfer in one of the --pre-split ranges (kvdb: 1PC)")
         add_run_flags(p)
     p = sub.add_parser("split-under-load", help="write to one range, split it into many mid-run: stalls and "
                                                 "recovery",
@@ -97,6 +102,8 @@ def _run(args: argparse.Namespace) -> int:
     from bench.report import summary_line
     from bench.runner import BenchConfig, BenchError, run_bench
 
+    if args.keys is None:
+        args.keys = default_keys(args.workload)
     addresses = args.pd if args.target == "kvdb" else args.endpoints
     if not addresses:
         flag = "--pd" if args.target == "kvdb" else "--endpoints"
@@ -106,36 +113,39 @@ def _run(args: argparse.Namespace) -> int:
                          duration=args.duration, ops=args.ops, warmup=args.warmup,
                          concurrency=args.concurrency, processes=args.processes, key_count=args.keys,
                          value_size=args.value_size, preload=not args.no_preload, output=args.output,
-                         progress=not args.no_progress, seed=args.seed)
+                         progress=not args.no_progress, seed=args.seed,
+                         groups=max(1, args.pre_split) if getattr(args, "single_range", False) else 1)
     try:
         config.validate()
     except BenchError as exc:
         print(f"kvdb bench: {exc}", file=sys.stderr)
         return USAGE
-    if args.pre_split and args.target != "kvdb":
+    # The bank's --pre-split also draws --single-range's blocks, which etcd runs use too.
+    if args.pre_split and args.target != "kvdb" and args.workload != "bank":
         print("kvdb bench: --pre-split is for --target kvdb", file=sys.stderr)
         return USAGE
     if args.pre_split < 0 or args.pre_split > args.keys:
         print(f"kvdb bench: --pre-split must be between 0 and --keys ({args.keys})", file=sys.stderr)
         return USAGE
     try:
-        if args.pre_split > 1:
-            _pre_split(addresses, args.keys, args.pre_split)
+        if args.pre_split > 1 and args.target == "kvdb":
+            pre_split_workload(addresses, args.workload, args.keys, args.pre_split)
         result = run_bench(config)
     except BenchError as exc:
         print(f"kvdb bench: {exc}", file=sys.stderr)
         return FAILED
     print(summary_line(result))
-    return 0
+    return FAILED if result.get("bank", {"ok": True})["ok"] is False else 0
 
 
-def _pre_split(pd: str, keys: int, ranges: int) -> None:
+def pre_split_workload(pd: str, workload: str, keys: int, ranges: int) -> None:
+    """Cut ``workload``'s key space (the bank's accounts, or the YCSB keys) into ``ranges`` ranges."""
     from bench.runner import BenchError
     from bench.splits import pre_split
     from kvdb.pdclient.client import PdError
 
     try:
-        asyncio.run(pre_split(pd, keys, ranges))
+        asyncio.run(pre_split(pd, keys, ranges, key=lambda i: workload_key(workload, i)))
     except (PdError, OSError) as exc:
         raise BenchError(f"cannot pre-split into {ranges} ranges: {exc}") from exc
 

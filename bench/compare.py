@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.runner import BenchConfig, BenchError, run_bench
-from bench.workloads import WORKLOADS, needs_preload
+from bench.workloads import BANK_RANGES, WORKLOADS, default_keys, key_space, needs_preload
 
 USAGE, FAILED, INTERRUPTED = 2, 3, 130
 REPO = Path(__file__).resolve().parent.parent
@@ -91,6 +91,8 @@ def ratio_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             lat = r["latency_us"]["overall"]
             row[target] = {"throughput": r["throughput"], "p50_us": lat["p50"], "p99_us": lat["p99"],
                            "errors": r["error_count"]}
+            if "abort_rate" in r:
+                row[target]["abort_rate"] = r["abort_rate"]
         k, e = row["kvdb"], row["etcd"]
         row["ratio"] = {f: round(k[f] / e[f], 3) if e[f] else None for f in FIGURES}
         rows.append(row)
@@ -98,9 +100,12 @@ def ratio_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """The ratio table: throughput ratios above 1 and latency ratios below 1 favour kvdb."""
+    """The ratio table: throughput ratios above 1 and latency ratios below 1 favour kvdb. With
+    transactional workloads, a last column gives each side's aborted attempts (% of attempts)."""
+    aborts = any("abort_rate" in row["kvdb"] for row in rows)
     header = ("workload", "clients", "kvdb ops/s", "etcd ops/s", "ops/s k/e", "kvdb p50 ms", "etcd p50 ms",
-              "p50 k/e", "kvdb p99 ms", "etcd p99 ms", "p99 k/e", "errors k/e")
+              "p50 k/e", "kvdb p99 ms", "etcd p99 ms", "p99 k/e", "errors k/e") + (("aborts% k/e",) if aborts
+                                                                                    else ())
     lines = [header]
     for row in rows:
         k, e = row["kvdb"], row["etcd"]
@@ -109,7 +114,10 @@ def format_table(rows: list[dict[str, Any]]) -> str:
                  _ratio(k["throughput"], e["throughput"])]
         for figure in ("p50_us", "p99_us"):
             cells += [f"{k[figure] / 1000:.2f}", f"{e[figure] / 1000:.2f}", _ratio(k[figure], e[figure])]
-        lines.append((*cells, f"{k['errors']}/{e['errors']}"))
+        cells.append(f"{k['errors']}/{e['errors']}")
+        if aborts:
+            cells.append("/".join(f"{100 * r.get('abort_rate', 0.0):.1f}" for r in (k, e)))
+        lines.append(tuple(cells))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
                       for i, (cell, w) in enumerate(zip(line, widths, strict=True)))
@@ -160,7 +168,8 @@ def add_compare_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=float, default=1.0, help="seconds run but not measured first (default 1)")
     p.add_argument("--processes", type=int, default=1,
                    help="client processes per run, at most one per request in flight (default 1)")
-    p.add_argument("--keys", type=int, default=10_000, help="key space size (default 10000)")
+    p.add_argument("--keys", type=int, default=None,
+                   help="key space size (default 10000; bank: accounts, default 1000, split into 8 ranges)")
     p.add_argument("--value-size", type=int, default=100, help="bytes per value (default 100)")
     p.add_argument("--etcd-endpoints", help="use this etcd cluster (HOST:PORT,...) instead of starting one")
     p.add_argument("--pd", help="use this kvdb cluster (PD HOST:PORT,...) instead of starting a playground")
@@ -212,20 +221,29 @@ def playground(work_dir: Path) -> Iterator[tuple[str, Path]]:
 
 
 def _sweep(args: argparse.Namespace, target: str, addresses: str) -> list[dict[str, Any]]:
+    from bench.cli import pre_split_workload
+
     results = []
-    preloaded = False
+    preloaded: set[str] = set()  # key spaces written by an earlier run stay for later ones
     for workload in args.workloads:
+        keys = args.keys or default_keys(workload)
+        if workload == "bank" and target == "kvdb" and "bank" not in preloaded:
+            pre_split_workload(addresses, workload, keys, BANK_RANGES)
         for total in args.concurrency:
             per_process, procs = split_concurrency(total, args.processes)
             config = BenchConfig(workload=workload, target=target, addresses=addresses,
                                  duration=args.duration, warmup=args.warmup, concurrency=per_process,
                                  processes=procs,
-                                 key_count=args.keys, value_size=args.value_size, preload=not preloaded,
+                                 key_count=keys, value_size=args.value_size,
+                                 preload=key_space(workload) not in preloaded,
                                  output=args.output_dir / f"{target}-{workload}-c{total}.json",
                                  progress=not args.no_progress)
             result = run_bench(config)
-            preloaded = preloaded or needs_preload(workload)  # the key space stays for later runs
+            if needs_preload(workload):
+                preloaded.add(key_space(workload))
             results.append(result)
+            if not result.get("bank", {"ok": True})["ok"]:
+                raise BenchError(f"{target}: the bank lost its invariant: {result['bank']['violation']}")
     return results
 
 

@@ -1,15 +1,18 @@
 """What the benchmark runs against: one small async interface per target database.
 
-The runner only calls ``put``, ``get`` and ``scan``, so adding a target (etcd is one) means one
-class with these four methods, and the load generator's own cost is the same for every target.
+The runner calls ``put``, ``get`` and ``scan`` for the YCSB workloads and the transactional
+methods (``txn_put``, ``transfer``, ``read_modify_write``, ``txn_scan``) for ``bank`` and ``txn``,
+so adding a target (etcd is one) means one class with these methods, and the load generator's own
+cost is the same for every target.
 A driver is shared by every worker task of a client process, so it must allow concurrent calls.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import kvdb.aio
+from bench.bank import LOAD_BATCH, MAX_RETRIES, transfer_writes
 from kvdb.client.aio import AsyncClient
 
 TARGETS = ("kvdb", "etcd")
@@ -28,6 +31,22 @@ class Driver(Protocol):
 
     async def scan(self, start: bytes, limit: int) -> int:
         """Reads up to ``limit`` pairs from ``start`` on; returns how many were read."""
+        ...
+
+    async def txn_put(self, pairs: list[tuple[bytes, bytes]]) -> None:
+        """Writes ``pairs`` in one transaction (the preload of a transactional workload)."""
+        ...
+
+    async def transfer(self, src: bytes, dst: bytes, amount: int) -> int:
+        """One bank transfer (see bench/bank.py), retried on conflicts; returns the retries."""
+        ...
+
+    async def read_modify_write(self, keys: list[bytes], value: bytes) -> int:
+        """Reads ``keys`` and writes ``value`` to each in one transaction; returns the retries."""
+        ...
+
+    async def txn_scan(self, start: bytes, end: bytes) -> list[tuple[bytes, bytes]]:
+        """Every pair in [start, end) of the transactional key space, from one snapshot."""
         ...
 
     async def close(self) -> None: ...
@@ -53,6 +72,49 @@ class KvdbDriver:
 
     async def scan(self, start: bytes, limit: int) -> int:
         return len(await self._client.scan(start, b"", limit=limit))
+
+    async def txn_put(self, pairs: list[tuple[bytes, bytes]]) -> None:
+        async def body(txn: Any) -> None:
+            for key, value in pairs:
+                await txn.put(key, value)
+
+        await self._client.run_transaction(body, max_retries=MAX_RETRIES)
+
+    async def transfer(self, src: bytes, dst: bytes, amount: int) -> int:
+        attempts = 0
+
+        async def body(txn: Any) -> None:
+            nonlocal attempts
+            attempts += 1
+            seen = await txn.batch_get([src, dst])
+            for key, value in transfer_writes(src, dst, seen.get(src), seen.get(dst), amount):
+                await txn.put(key, value)
+
+        await self._client.run_transaction(body, max_retries=MAX_RETRIES)
+        return attempts - 1
+
+    async def read_modify_write(self, keys: list[bytes], value: bytes) -> int:
+        attempts = 0
+
+        async def body(txn: Any) -> None:
+            nonlocal attempts
+            attempts += 1
+            await txn.batch_get(keys)
+            for key in keys:
+                await txn.put(key, value)
+
+        await self._client.run_transaction(body, max_retries=MAX_RETRIES)
+        return attempts - 1
+
+    async def txn_scan(self, start: bytes, end: bytes) -> list[tuple[bytes, bytes]]:
+        async with self._client.transaction() as txn:  # one start_ts: every page reads the same snapshot
+            pairs: list[tuple[bytes, bytes]] = []
+            while True:
+                page = await txn.scan(start, end, limit=LOAD_BATCH)
+                pairs += page
+                if len(page) < LOAD_BATCH:
+                    return pairs
+                start = page[-1][0] + b"\x00"
 
     async def close(self) -> None:
         await self._client.close()

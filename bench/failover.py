@@ -24,14 +24,16 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.workloads import key_of
 from kvdb.errors import KvdbError
 from kvdb.pb import metapb_pb2
 from kvdb.pdclient.client import PdClient, PdError
 from kvdb.store.config import StoreConfig
-from tests.integration.cluster import Cluster
+
+if TYPE_CHECKING:  # imported when run: the installed ``kvdb bench`` has no tests package on its path
+    from tests.integration.cluster import Cluster
 
 USAGE, FAILED = 2, 3
 VICTIMS = ("leader", "pd-leader", "follower")
@@ -209,6 +211,8 @@ def add_failover_parser(sub: Any) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """``kvdb bench failover``; returns the exit status. The cluster is shut down however it ends."""
+    from tests.integration.cluster import Cluster
+
     if args.rounds < 1 or args.concurrency < 1 or args.restart_after <= 0 or args.settle <= 0:
         print("kvdb bench failover: need positive --rounds, --concurrency, --restart-after and --settle",
               file=sys.stderr)

@@ -54,13 +54,20 @@ def read_result(path: Path) -> dict[str, Any]:
 
 
 def summary_line(result: dict[str, Any]) -> str:
-    """The one line ``kvdb bench`` prints at the end of a run."""
+    """The line ``kvdb bench`` prints at the end of a run (and the bank audit's finding, if it failed)."""
     lat = result["latency_us"]["overall"]
     errors = ", ".join(f"{k} {v}" for k, v in result["errors"].items()) or "none"
     percentiles = " ".join(f"{p} {lat[p]:,.0f}" for p in ("p50", "p95", "p99", "p99.9"))
-    return (f"{result['workload']} on {result['target']}: {result['throughput']:,.0f} ops/s over "
+    line = (f"{result['workload']} on {result['target']}: {result['throughput']:,.0f} ops/s over "
             f"{result['duration']:.1f}s ({result['ops']:,} ops, concurrency {result['concurrency']}); "
             f"latency µs {percentiles}; errors: {errors}")
+    if "abort_rate" in result:
+        line += f"; aborted attempts {result['aborts']:,} ({result['abort_rate']:.1%})"
+    bank = result.get("bank")
+    if bank is not None:
+        line += (f"; bank total {bank['total']:,} over {bank['accounts']:,} accounts conserved" if bank["ok"]
+                 else f"\nBANK INVARIANT BROKEN: {bank['violation']}")
+    return line
 
 
 def _series(results: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

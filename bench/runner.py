@@ -5,7 +5,9 @@ One Python process saturates a core long before a cluster does, so the load come
 their share of the keys, meet at a barrier so that everyone measures the same window, run the
 warm-up unrecorded (connections, range cache, leader leases), then record. Each process sends
 progress counts and, at the end, its histograms (sparse bucket counts) to the parent through a
-queue; the parent merges them, draws the progress line and builds the result.
+queue; the parent merges them, draws the progress line and builds the result. The transactional
+workloads also count aborted attempts (retried conflicts), and a bank run ends with an audit of
+the total (bench/bank.py).
 """
 
 from __future__ import annotations
@@ -22,10 +24,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.bank import LOAD_BATCH, audit, bank_pairs
 from bench.drivers import TARGETS, Driver, open_driver
 from bench.histogram import MAX_RELATIVE_ERROR, Histogram
 from bench.report import SCHEMA_VERSION, write_result
-from bench.workloads import INSERT, READ, RMW, SCAN, UPDATE, WORKLOADS, Generator, key_of, needs_preload
+from bench.workloads import (
+    INSERT,
+    READ,
+    RMW,
+    SCAN,
+    TRANSACTIONAL,
+    TRANSFER,
+    TXN,
+    UPDATE,
+    WORKLOADS,
+    Generator,
+    key_of,
+    needs_preload,
+    workload_key,
+)
 
 PROGRESS_INTERVAL = 0.25
 PRELOAD_CONCURRENCY = 32
@@ -56,6 +73,8 @@ class BenchConfig:
     output: Path | None = None
     progress: bool = True
     seed: int = 0
+    groups: int = 1
+    """bank: keep each transfer inside one of this many blocks of accounts (one range each)."""
 
     def validate(self) -> None:
         if self.workload not in WORKLOADS:
@@ -71,6 +90,9 @@ class BenchConfig:
             raise BenchError("ops and warmup cannot be negative")
         if not self.ops and self.duration <= 0:
             raise BenchError("give a positive duration or an op count")
+        if self.workload == "bank" and not 1 <= self.groups <= self.key_count // 2:
+            raise BenchError(f"the bank needs at least 2 accounts per range: {self.key_count} accounts "
+                             f"cannot make {self.groups} groups")
 
 
 @dataclass
@@ -81,6 +103,8 @@ class _Tally:
     errors: dict[str, int] = field(default_factory=dict)
     done: int = 0
     failed: int = 0
+    aborts: int = 0
+    """Attempts of transactions that conflicted and were retried."""
 
 
 def run_bench(config: BenchConfig) -> dict[str, Any]:
@@ -112,6 +136,8 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
             if p.is_alive():
                 p.kill()
     result = build_result(config, tallies, elapsed, started_at)
+    if config.workload == "bank":
+        result["bank"] = _audit(config)
     if config.output is not None:
         write_result(result, config.output)
     return result
@@ -148,8 +174,9 @@ def _collect(config: BenchConfig, messages: Any, procs: list[Any]) -> tuple[list
             if config.progress:
                 _draw(config, time.monotonic() - start, sum(done), sum(errors))
         elif kind == "result":
-            slot, state, errs, proc_elapsed = payload
-            tallies.append(_Tally({op: Histogram.from_sparse(*s) for op, s in state.items()}, errs))
+            slot, state, errs, proc_elapsed, aborts = payload
+            tallies.append(_Tally({op: Histogram.from_sparse(*s) for op, s in state.items()}, errs,
+                                  aborts=aborts))
             elapsed = max(elapsed, proc_elapsed)
         elif kind == "failed":
             raise BenchError(payload)
@@ -188,7 +215,7 @@ def build_result(config: BenchConfig, tallies: list[_Tally], elapsed: float, sta
         overall.merge(h)
     cfg = asdict(config)
     cfg["output"] = str(config.output) if config.output is not None else None
-    return {
+    result = {
         "schema": SCHEMA_VERSION,
         "workload": config.workload,
         "target": config.target,
@@ -204,6 +231,30 @@ def build_result(config: BenchConfig, tallies: list[_Tally], elapsed: float, sta
         "error_count": sum(errors.values()),
         "host": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
     }
+    if config.workload in TRANSACTIONAL:
+        aborts = sum(t.aborts for t in tallies)
+        attempts = overall.count + aborts
+        result["aborts"] = aborts
+        result["abort_rate"] = round(aborts / attempts, 4) if attempts else 0.0
+    return result
+
+
+def _audit(config: BenchConfig) -> dict[str, Any]:
+    """The bank's invariant after the run, read from one snapshot by the parent."""
+    import uvloop
+
+    async def run() -> dict[str, Any]:
+        driver = await open_driver(config.target, config.addresses)
+        try:
+            return await audit(driver, config.key_count)
+        finally:
+            await driver.close()
+
+    try:
+        return uvloop.run(run())
+    except Exception as exc:  # the numbers stand; the audit says it could not run
+        return {"ok": False,
+                "violation": f"the audit could not read the accounts: {type(exc).__name__}: {exc}"}
 
 
 # ----------------------------------------------------------------------------- client process
@@ -232,11 +283,23 @@ async def _process(config: BenchConfig, slot: int, messages: Any, barrier: Any) 
     finally:
         await driver.close()
     state = {op: h.state() for op, h in tally.histograms.items()}
-    messages.put(("result", (slot, state, tally.errors, elapsed)))
+    messages.put(("result", (slot, state, tally.errors, elapsed, tally.aborts)))
 
 
 async def _preload(driver: Driver, config: BenchConfig, slot: int, value: bytes) -> None:
-    """This process's share (every ``processes``-th key) of the keys the workload reads."""
+    """This process's share (every ``processes``-th key) of the keys the workload reads: raw puts,
+    or for a transactional workload transactions of LOAD_BATCH keys (the bank's opening balances)."""
+    if config.workload in TRANSACTIONAL:
+        pairs = (bank_pairs(config.key_count, slot, config.processes) if config.workload == "bank"
+                 else [(key_of(i), value) for i in range(slot, config.key_count, config.processes)])
+        batches = iter(range(0, len(pairs), LOAD_BATCH))
+
+        async def txn_loader() -> None:
+            for i in batches:
+                await driver.txn_put(pairs[i:i + LOAD_BATCH])
+
+        await asyncio.gather(*(txn_loader() for _ in range(PRELOAD_CONCURRENCY)))
+        return
     keys = iter(range(slot, config.key_count, config.processes))
 
     async def loader() -> None:
@@ -249,7 +312,7 @@ async def _preload(driver: Driver, config: BenchConfig, slot: int, value: bytes)
 async def _measure(driver: Driver, config: BenchConfig, slot: int, value: bytes, messages: Any
                    ) -> tuple[_Tally, float]:
     """Runs the workers; returns what they recorded and the seconds from warm-up end to the last op."""
-    gen = Generator(config.workload, config.key_count, config.seed, slot, config.processes)
+    gen = Generator(config.workload, config.key_count, config.seed, slot, config.processes, config.groups)
     tally = _Tally()
     quota = config.ops // config.processes + (slot < config.ops % config.processes) if config.ops else None
     began = time.perf_counter()
@@ -257,8 +320,13 @@ async def _measure(driver: Driver, config: BenchConfig, slot: int, value: bytes,
     stop_at = measure_from + config.duration if not config.ops else float("inf")
     issued = 0
 
-    async def one(op: Any) -> None:
-        key = key_of(op.key)
+    async def one(op: Any) -> int:
+        """Runs ``op``; the aborted attempts it took (transactions only)."""
+        key = workload_key(config.workload, op.key)
+        if op.kind == TRANSFER:
+            return await driver.transfer(key, workload_key(config.workload, op.others[0]), op.amount)
+        if op.kind == TXN:
+            return await driver.read_modify_write([key, *map(key_of, op.others)], value)
         if op.kind == READ:
             await driver.get(key)
         elif op.kind in (UPDATE, INSERT):
@@ -268,6 +336,7 @@ async def _measure(driver: Driver, config: BenchConfig, slot: int, value: bytes,
         elif op.kind == RMW:
             await driver.get(key)
             await driver.put(key, value)
+        return 0
 
     async def worker() -> None:
         nonlocal issued
@@ -280,7 +349,7 @@ async def _measure(driver: Driver, config: BenchConfig, slot: int, value: bytes,
                 issued += 1
             op = gen.next()
             try:
-                await one(op)
+                aborts = await one(op)
             except Exception as exc:
                 if measuring:
                     tally.errors[type(exc).__name__] = tally.errors.get(type(exc).__name__, 0) + 1
@@ -290,6 +359,7 @@ async def _measure(driver: Driver, config: BenchConfig, slot: int, value: bytes,
                 tally.histograms.setdefault(op.kind, Histogram()).record(
                     int((time.perf_counter() - now) * 1_000_000))
                 tally.done += 1
+                tally.aborts += aborts
 
     async def reporter() -> None:
         while True:

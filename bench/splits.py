@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,18 +31,19 @@ with: the throughput before the split, and the level it settled at in the second
 STEADY = 2
 
 
-def split_keys(key_count: int, ranges: int) -> list[bytes]:
-    """The ``ranges - 1`` keys that cut ``key_of(0 .. key_count)`` into ranges of equal key counts."""
+def split_keys(key_count: int, ranges: int, key: Callable[[int], bytes] = key_of) -> list[bytes]:
+    """The ``ranges - 1`` keys that cut ``key(0 .. key_count)`` into ranges of equal key counts."""
     if ranges < 2:
         return []
     if ranges > key_count:
         raise ValueError(f"cannot cut {key_count} keys into {ranges} ranges")
-    return [key_of(key_count * i // ranges) for i in range(1, ranges)]
+    return [key(key_count * i // ranges) for i in range(1, ranges)]
 
 
-async def pre_split(pd_endpoints: str, key_count: int, ranges: int, timeout: float = 120.0) -> int:
+async def pre_split(pd_endpoints: str, key_count: int, ranges: int, timeout: float = 120.0,
+                    key: Callable[[int], bytes] = key_of) -> int:
     """Split the bench key space into ``ranges`` ranges; returns how many ranges now start at a split key."""
-    return await split_at(pd_endpoints, split_keys(key_count, ranges), timeout)
+    return await split_at(pd_endpoints, split_keys(key_count, ranges, key), timeout)
 
 
 async def split_at(pd_endpoints: str, keys: list[bytes], timeout: float) -> int:

@@ -3,7 +3,8 @@
 The YCSB core workloads are reproduced with YCSB's own defaults (zipfian θ = 0.99 over scrambled
 keys, scans of 1..100 pairs, "latest" favouring the newest inserts), so numbers can be set beside
 published YCSB results; ``write``/``read``/``mixed`` are the plain uniform cases the issue asks
-for. Everything is driven by a seeded ``random.Random``, so a run's operation sequence is
+for; ``bank`` (transfers between accounts) and ``txn`` (YCSB-T-like read-modify-write of 1..4
+keys) are transactional. Everything is driven by a seeded ``random.Random``, so a run's operation sequence is
 reproducible, and each client process gets its own seed and its own slice of insert keys, so
 processes never insert the same key.
 """
@@ -15,12 +16,22 @@ import random
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from kvdb.testing.bank import TransferGenerator, account_key
+
 ZIPF_THETA = 0.99
 MAX_SCAN = 100
 KEY_PREFIX = b"user"
 KEY_DIGITS = 12
 
 READ, UPDATE, INSERT, SCAN, RMW = "read", "update", "insert", "scan", "rmw"
+TRANSFER, TXN = "transfer", "txn"
+MAX_TXN_KEYS = 4
+MAX_TRANSFER = 10
+BANK_ACCOUNTS = 1_000
+BANK_BALANCE = 1_000
+"""Each account's opening balance: the bank's total is accounts * BANK_BALANCE."""
+BANK_RANGES = 8
+"""Ranges the accounts are pre-split into on kvdb, so most transfers span two ranges."""
 
 
 def key_of(index: int) -> bytes:
@@ -127,11 +138,14 @@ class Mix:
     insert: float = 0.0
     scan: float = 0.0
     rmw: float = 0.0
+    transfer: float = 0.0
+    txn: float = 0.0
     distribution: str = "uniform"
 
     def ops(self) -> list[tuple[str, float]]:
         return [(op, share) for op, share in ((READ, self.read), (UPDATE, self.update), (INSERT, self.insert),
-                                              (SCAN, self.scan), (RMW, self.rmw)) if share]
+                                              (SCAN, self.scan), (RMW, self.rmw), (TRANSFER, self.transfer),
+                                              (TXN, self.txn)) if share]
 
 
 WORKLOADS: dict[str, Mix] = {
@@ -144,6 +158,8 @@ WORKLOADS: dict[str, Mix] = {
     "ycsb-d": Mix(read=0.95, insert=0.05, distribution="latest"),
     "ycsb-e": Mix(scan=0.95, insert=0.05, distribution="zipfian"),
     "ycsb-f": Mix(read=0.5, rmw=0.5, distribution="zipfian"),
+    "bank": Mix(transfer=1.0),
+    "txn": Mix(txn=1.0),
 }
 DESCRIPTIONS = {
     "write": "puts of --value-size bytes on uniformly chosen keys",
@@ -155,27 +171,53 @@ DESCRIPTIONS = {
     "ycsb-d": "YCSB D, read latest: 95% reads of recent inserts, 5% inserts",
     "ycsb-e": "YCSB E, short ranges: 95% scans of 1..100 pairs, 5% inserts, zipfian",
     "ycsb-f": "YCSB F, read-modify-write: 50% reads, 50% read-then-write, zipfian",
+    "bank": "transactions moving money between two of --keys accounts (default 1000, pre-split into 8 "
+            "ranges): read both balances, write both; the total is checked at the end",
+    "txn": "YCSB-T-like transactions: read 1..4 uniformly chosen keys, write them all back",
 }
+TRANSACTIONAL = frozenset({"bank", "txn"})
+"""Workloads whose keys live in the transactional key space (kvdb's raw API never sees them)."""
+
+
+def default_keys(workload: str) -> int:
+    """The key count a workload runs with unless told: the bank's accounts, else 10,000 keys."""
+    return BANK_ACCOUNTS if workload == "bank" else 10_000
+
+
+def key_space(workload: str) -> str:
+    """Which keys a workload reads, so a sweep preloads each space once: raw, txn or bank."""
+    return workload if workload in TRANSACTIONAL else "raw"
+
+
+def workload_key(workload: str, index: int) -> bytes:
+    """The key of ``index``: an account of the bank, else the YCSB key."""
+    return account_key(index) if workload == "bank" else key_of(index)
 
 
 def needs_preload(workload: str) -> bool:
     """Whether the workload reads keys that must exist first (a pure write workload does not)."""
     mix = WORKLOADS[workload]
-    return bool(mix.read or mix.scan or mix.rmw)
+    return bool(mix.read or mix.scan or mix.rmw or mix.transfer or mix.txn)
 
 
 class Op(NamedTuple):
-    """A NamedTuple, not a frozen dataclass: built once per operation, its cost is load-generator cost."""
+    """A NamedTuple, not a frozen dataclass: built once per operation, its cost is load-generator cost.
+    A transfer moves ``amount`` from account ``key`` to ``others[0]``; a txn touches ``key`` and
+    ``others``."""
 
     kind: str
     key: int
     scan_length: int = 0
+    others: tuple[int, ...] = ()
+    amount: int = 0
 
 
 class Generator:
     """The operation stream of one client process."""
 
-    def __init__(self, workload: str, key_count: int, seed: int, slot: int = 0, slots: int = 1) -> None:
+    def __init__(self, workload: str, key_count: int, seed: int, slot: int = 0, slots: int = 1,
+                 groups: int = 1) -> None:
+        """``groups`` (bank only): keep each transfer inside one of that many blocks of accounts."""
         mix = WORKLOADS[workload]
         self._rng = random.Random(seed * 1_000_003 + slot)
         self.keys = KeySpace(key_count, slot, slots)
@@ -193,6 +235,8 @@ class Generator:
             self._chooser = Latest(self.keys, key_rng)
         else:
             self._chooser = Uniform(key_count, key_rng)
+        self._transfers = (TransferGenerator(key_count, key_rng, MAX_TRANSFER, groups)
+                           if mix.transfer else None)
 
     def next(self) -> Op:
         u = self._rng.random() * self._cumulative[-1]
@@ -205,4 +249,12 @@ class Generator:
             return Op(kind, self.keys.insert())
         if kind == SCAN:
             return Op(kind, self._chooser.next(), self._rng.randint(1, MAX_SCAN))
+        if kind == TRANSFER:
+            assert self._transfers is not None
+            src, dst, amount = self._transfers.next()
+            return Op(kind, src, others=(dst,), amount=amount)
+        if kind == TXN:
+            keys = {self._chooser.next() for _ in range(self._rng.randint(1, MAX_TXN_KEYS))}
+            first, *others = sorted(keys)
+            return Op(kind, first, others=tuple(others))
         return Op(kind, self._chooser.next())

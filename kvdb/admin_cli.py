@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any
 
 from kvdb import admin
+from kvdb.client.gc import parse_duration_ms
 from kvdb.labels import format_labels, parse_labels
 
 AddFlags = Callable[[argparse.ArgumentParser], None]
@@ -99,6 +100,15 @@ def add_admin_parser(sub: argparse._SubParsersAction, add_client_flags: AddFlags
     q.add_argument("store_id", metavar="STORE", type=_positive, help="store id")
     q.add_argument("labels", metavar="KEY=VALUE", nargs="+", help="a label")
     command("status", "one screen: members, stores by state, ranges, operators in flight, imbalance")
+    q = command("gc", "MVCC garbage collection: resolve old locks, raise the GC safe point",
+                "Raise the MVCC GC safe point to now - KEEP (default 10m) or to TS: first resolve every "
+                "lock of a transaction that started at or below it, then tell PD; stores then drop the "
+                "versions no snapshot at or above it can see. Snapshots below the safe point are no "
+                "longer readable. See docs/operations.md, 'Garbage collection'.")
+    when = q.add_mutually_exclusive_group()
+    when.add_argument("--keep", metavar="DURATION",
+                      help="keep snapshots this far back readable (10m, 1h, 90s)")
+    when.add_argument("--safe-point", metavar="TS", type=_positive, help="this timestamp, as the safe point")
 
 
 def _fetch(args: argparse.Namespace, decode_key: Callable[[str, bool], bytes]) -> tuple[Fetch, Render]:
@@ -156,6 +166,10 @@ def _fetch(args: argparse.Namespace, decode_key: Callable[[str, bool], bytes]) -
         labels = parse_labels(",".join(args.labels), "KEY=VALUE")
         return (partial(admin.store_labels, store_id=args.store_id, labels=labels),
                 lambda r: f"store {r['id']} labels: {format_labels(r['labels'])}")
+    if what == "gc":
+        keep_ms = parse_duration_ms(args.keep) if args.keep is not None else None
+        return (partial(admin.gc, keep_ms=keep_ms, safe_point=args.safe_point, timeout=args.timeout),
+                admin.gc_text)
     return admin.status, admin.status_text
 
 

@@ -1,5 +1,6 @@
 """The asyncio flavour of the client: ``async with await kvdb.aio.connect(...) as client``."""
 
 from kvdb.client.aio import AsyncClient, connect
+from kvdb.client.txn import Transaction
 
-__all__ = ["AsyncClient", "connect"]
+__all__ = ["AsyncClient", "Transaction", "connect"]

@@ -236,6 +236,19 @@ def _add_kv_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reverse", action="store_true", help="from END down to START")
     p.add_argument("--hex", action="store_true", help=hex_help)
     _add_client_flags(p)
+    p = sub.add_parser("txn", help="run put/delete/get operations as one atomic transaction",
+                       description="Run the operations in order as one transaction: the gets read the "
+                                   "snapshot at its start (and its own earlier puts), the puts and deletes "
+                                   "commit atomically, across ranges. Prints 'KEY<TAB>VALUE' per get (exit "
+                                   "1 if a key is missing); a write conflict fails with exit 3 and writes "
+                                   "nothing.",
+                       epilog="e.g. kvdb txn put k1 v1 put k2 v2 delete k3;  kvdb txn get k1 k2")
+    p.add_argument("ops", metavar="OP", nargs="+",
+                   help="put KEY VALUE | delete KEY... | get KEY...")
+    p.add_argument("--json", action="store_true",
+                   help="print {start_ts, commit_ts, reads: {KEY: VALUE or null}} instead")
+    p.add_argument("--hex", action="store_true", help=hex_help)
+    _add_client_flags(p)
 
 
 def _check_endpoints(spec: str, flag: str = "--pd") -> str:
@@ -298,6 +311,69 @@ def _kv(args: argparse.Namespace, endpoints: str) -> int:
     return 0
 
 
+TXN_OPS = {"put": 2, "delete": 1, "get": 1}
+"""Operations of ``kvdb txn`` and their arguments; delete and get take any number of keys."""
+
+
+def parse_txn_ops(tokens: list[str], as_hex: bool) -> list[tuple[str, bytes, bytes]]:
+    """``put K V delete K... get K...`` as (op, key, value) in order; ValueError names the mistake."""
+    ops: list[tuple[str, bytes, bytes]] = []
+    current = ""
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token in TXN_OPS:
+            current = token
+            i += 1
+            if i == len(tokens) or tokens[i] in TXN_OPS:
+                raise ValueError(f"'{token}' needs {'KEY VALUE' if token == 'put' else 'KEY'}")
+            continue
+        if not current:
+            raise ValueError(f"'{token}' is not an operation (put, delete, get)")
+        if current == "put":
+            if i + 1 == len(tokens):
+                raise ValueError(f"put {token}: missing VALUE")
+            ops.append(("put", _decode_key(token, as_hex), _decode_key(tokens[i + 1], as_hex, "VALUE")))
+            current, i = "", i + 2
+        else:
+            ops.append((current, _decode_key(token, as_hex), b""))
+            i += 1
+    if any(not key for _, key, _ in ops):
+        raise ValueError("a KEY is empty")
+    return ops
+
+
+def _txn(args: argparse.Namespace, endpoints: str) -> int:
+    import json
+
+    import kvdb
+    from kvdb.admin import show_key
+
+    ops = parse_txn_ops(args.ops, args.hex)
+    show = bytes.hex if args.hex else show_key
+    reads: dict[bytes, bytes | None] = {}
+    with kvdb.connect(endpoints, timeout=args.timeout) as client, client.transaction() as txn:
+        for op, key, value in ops:
+            if op == "put":
+                txn.put(key, value)
+            elif op == "delete":
+                txn.delete(key)
+            else:
+                reads[key] = txn.get(key)
+    missing = [show(k) for k, v in reads.items() if v is None]
+    if args.json:
+        shown = {show(k): None if v is None else show(v) for k, v in reads.items()}
+        print(json.dumps({"start_ts": txn.start_ts, "commit_ts": txn.commit_ts, "reads": shown}))
+    else:
+        for key, value in reads.items():
+            if value is not None:
+                print(f"{show(key)}\t{show(value)}")
+    if missing:
+        print(f"kvdb txn: not found: {' '.join(missing)}", file=sys.stderr)
+        return NOT_FOUND
+    return 0
+
+
 def _admin(args: argparse.Namespace, endpoints: str) -> int:
     from kvdb.admin_cli import run_admin
 
@@ -305,7 +381,7 @@ def _admin(args: argparse.Namespace, endpoints: str) -> int:
 
 
 def _run_client_command(args: argparse.Namespace) -> int:
-    """Runs put/get/delete/scan/admin: every failure is one line on stderr and a non-zero status."""
+    """Runs put/get/delete/scan/txn/admin: every failure is one line on stderr and a non-zero status."""
     from kvdb.errors import KvdbError
     from kvdb.pdclient.client import PdError
 
@@ -314,6 +390,8 @@ def _run_client_command(args: argparse.Namespace) -> int:
         endpoints = _check_endpoints(args.pd)
         if args.timeout <= 0:
             raise ValueError(f"--timeout must be positive, got {args.timeout}")
+        if args.command == "txn":
+            return _txn(args, endpoints)
         return _admin(args, endpoints) if args.command == "admin" else _kv(args, endpoints)
     except ValueError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
@@ -336,7 +414,7 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or "(no message)"
 
 
-COMMANDS = ("store", "pd", "playground", "put", "get", "delete", "scan", "admin", "bench")
+COMMANDS = ("store", "pd", "playground", "put", "get", "delete", "scan", "txn", "admin", "bench")
 
 
 def _build_parser() -> argparse.ArgumentParser:

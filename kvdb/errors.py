@@ -4,7 +4,9 @@ Routing trouble (a moved leader, a split range, a busy store) never surfaces: th
 it until the call's deadline. What remains tells the caller what to do next: retry later
 (``UnavailableError``, ``DeadlineExceededError``), fix the request (``InvalidArgumentError``),
 check the configuration (``ClusterMismatchError``), or find out what happened
-(``UncertainResultError``).
+(``UncertainResultError``). Transactions add two outcomes that mean "nothing was written, run it
+again with a new snapshot": ``WriteConflictError`` and ``TransactionAbortedError``
+(``client.run_transaction`` does that for you).
 """
 
 from __future__ import annotations
@@ -39,3 +41,13 @@ class UncertainResultError(KvdbError):
 
 class ClientClosedError(KvdbError):
     """The client was closed before or during the call."""
+
+
+class WriteConflictError(KvdbError):
+    """A transaction's key was written by another transaction that committed after this one
+    started (or is being committed by it): this one was rolled back; run it again."""
+
+
+class TransactionAbortedError(KvdbError):
+    """The transaction was rolled back before it could commit: a lock resolver found its locks
+    expired, or its primary lock was gone at commit. Nothing of it is visible; run it again."""

@@ -3,7 +3,7 @@
 PD members replicate their metadata through Raft with the same store code as data ranges: the
 metadata lives as keys of one range hosted by every PD member. Keys:
 
-    c/meta            ClusterMeta (cluster id, schedule config)
+    c/meta            ClusterMeta (cluster id, schedule config, MVCC GC safe point)
     c/bootstrapped    the BootstrapRequest that bootstrapped the cluster
     s/<id>            StoreInfo
     r/<id>            RangeInfo (lookups by key go through the leader's in-memory range tree,

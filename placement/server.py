@@ -30,6 +30,7 @@ from kvdb.store.clock import MonotonicClock
 from kvdb.store.config import DEFAULT_MAX_RANGE_SIZE, StoreConfig
 from kvdb.store.store import Store
 from placement import metadata as md
+from placement.gc_rpcs import raise_safe_point
 from placement.members import Membership, fetch_group, read_group_file, write_group_file
 from placement.schedule import runner
 from placement.service import PdService, now_ms
@@ -123,6 +124,9 @@ class PdMember:
         happen in the same order."""
         self._views_stale = True
         self._ranges_changed = asyncio.Event()
+        self.gc_safe_point = 0
+        """The MVCC GC safe point as this leader last read or wrote it (``placement.gc_rpcs``):
+        stores learn it from their heartbeat's answer."""
 
     @property
     def store(self) -> Store:
@@ -227,6 +231,12 @@ class PdMember:
         """Change the replicated schedule config (see ``runner.update_config``)."""
         return await runner.update_config(self, modify)
 
+    async def raise_gc_safe_point(self, asked: int) -> int:
+        """Raise the replicated GC safe point to ``asked`` (never lower it); the one in force."""
+        in_force = await raise_safe_point(self, asked)
+        self.gc_safe_point = max(self.gc_safe_point, in_force)
+        return in_force
+
     def views_stale(self) -> None:
         """A write failed without telling whether it applied: reload the views before serving."""
         self._views_stale = True
@@ -248,6 +258,7 @@ class PdMember:
             raw = await state.get(md.CLUSTER_META)
         meta = pdpb_pb2.ClusterMeta.FromString(raw)
         self.cluster_id, self.schedule = meta.cluster_id, meta.config
+        self.gc_safe_point = meta.gc_safe_point
         await self.membership.ensure_records()
         windows = {}
         for key in (md.TSO_WINDOW, md.ALLOC_WINDOW):

@@ -12,6 +12,7 @@ import grpc
 from kvdb.pb import pdpb_pb2, pdpb_pb2_grpc
 from placement import metadata as md
 from placement.admin_rpcs import AdminRpcs
+from placement.gc_rpcs import GcRpcs
 from placement.member_rpcs import MemberRpcs
 from placement.range_tree import RangeTree
 from placement.rpc import RequestError, now_ms
@@ -34,7 +35,7 @@ SPLIT_RECHECK_S = 1.0
 """How often a waiting SplitRanges looks again even if no range changed (an operator timed out)."""
 
 
-class PdService(AdminRpcs, MemberRpcs, pdpb_pb2_grpc.PDServicer):
+class PdService(AdminRpcs, GcRpcs, MemberRpcs, pdpb_pb2_grpc.PDServicer):
     def __init__(self, member: PdMember) -> None:
         self.member = member
         self.state = member.state
@@ -183,6 +184,7 @@ class PdService(AdminRpcs, MemberRpcs, pdpb_pb2_grpc.PDServicer):
                                    invalid_argument=True)
             resp.config.CopyFrom(cluster.config)  # e.g. max_range_size for the split checker
             resp.state = cluster.state(request.store_id, now)
+            resp.gc_safe_point = self.member.gc_safe_point
 
         return await self._serve(request, resp, handle)
 

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from kvdb import __version__
-from kvdb.admin import imbalance, show_key, status_text, table
+from kvdb.admin import gc_text, imbalance, show_key, status_text, table
 from kvdb.cli import _build_parser, _subparser
+from kvdb.client.gc import parse_duration_ms
 from kvdb.config_file import apply_config_file
 from kvdb.playground import Layout, PlaygroundError, resolve_layout
 from tests.integration.cluster import free_ports
@@ -64,6 +65,14 @@ def test_unknown_command_fails_with_one_line() -> None:
     (["get", "k", "--pd", ","], ["--pd"]),
     (["scan", "--limit", "0"], ["--limit"]),
     (["get", "k", "--timeout", "0"], ["--timeout"]),
+    (["txn"], ["OP"]),
+    (["txn", "put", "k"], ["put k", "VALUE"]),
+    (["txn", "get"], ["'get' needs KEY"]),
+    (["txn", "k", "v"], ["'k' is not an operation"]),
+    (["txn", "put", "k", "v", "v2"], ["'v2' is not an operation"]),
+    (["txn", "--hex", "get", "zz"], ["not hex"]),
+    (["txn", "--hex", "delete", "01", ""], ["KEY is empty"]),
+    (["txn", "get", "k", "--timeout", "-1"], ["--timeout"]),
     (["admin"], ["WHAT"]),
     (["admin", "nodes"], ["invalid choice"]),
     (["admin", "stores", "--bogus"], ["--bogus"]),
@@ -90,6 +99,10 @@ def test_unknown_command_fails_with_one_line() -> None:
     (["admin", "store-labels", "3", "zone"], ["'zone' is not KEY=VALUE"]),
     (["admin", "store-labels", "3", "zone=a", "zone=b"], ["given twice"]),
     (["admin", "status", "--timeout", "-1"], ["--timeout"]),
+    (["admin", "gc", "--keep", "10x"], ["not a duration", "'10x'"]),
+    (["admin", "gc", "--keep=-5m"], ["not a duration"]),
+    (["admin", "gc", "--keep", "1m", "--safe-point", "5"], ["not allowed with"]),
+    (["admin", "gc", "--safe-point", "0"], ["--safe-point", "positive"]),
 ])
 def test_usage_errors_are_one_line(args: list[str], words: list[str], tmp_path: Path) -> None:
     result = run(*args, "--data-dir", str(tmp_path / "pg")) if args[0] == "playground" else run(*args)
@@ -97,8 +110,8 @@ def test_usage_errors_are_one_line(args: list[str], words: list[str], tmp_path: 
     assert not (tmp_path / "pg").exists()
 
 
-@pytest.mark.parametrize("args", [["get", "k"], ["put", "k", "v"], ["scan"], ["admin", "members"],
-                                  ["admin", "status"], ["admin", "decommission", "3"]])
+@pytest.mark.parametrize("args", [["get", "k"], ["put", "k", "v"], ["scan"], ["txn", "put", "k", "v"],
+                                  ["admin", "members"], ["admin", "status"], ["admin", "decommission", "3"]])
 def test_unreachable_pd_fails_within_the_timeout(args: list[str]) -> None:
     port = free_ports(1)[0]
     started = time.monotonic()
@@ -359,3 +372,18 @@ def test_config_rows_show_lists_as_lists() -> None:
     row = config_row(pdpb_pb2.ScheduleConfig(replica_count=3, evict_leader_stores=[2, 5]))
     assert row["replica_count"] == 3 and row["evict_leader_stores"] == [2, 5] and row["location_labels"] == []
     json.dumps(row)  # plain values only
+
+
+@pytest.mark.parametrize(("text", "ms"), [("10m", 600_000), ("90s", 90_000), ("1h", 3_600_000),
+                                          ("500ms", 500), ("2d", 172_800_000), (" 0s ", 0)])
+def test_gc_durations(text: str, ms: int) -> None:
+    assert parse_duration_ms(text) == ms
+
+
+def test_gc_text_names_the_safe_point_and_a_lower_ask() -> None:
+    row = {"safe_point": (1_700_000_000_000 << 18) | 3, "safe_point_ms": 1_700_000_000_000, "asked": 5,
+           "locks_resolved": 2, "transactions": 1, "ranges_scanned": 4}
+    text = gc_text(row)
+    assert "2023-11-14 22:13:20.000 UTC" in text and "resolved 2 locks of 1 transactions in 4 ranges" in text
+    assert "asked for 5: the safe point was already higher" in text
+    assert "asked for" not in gc_text({**row, "asked": row["safe_point"]})

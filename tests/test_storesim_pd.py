@@ -98,7 +98,8 @@ def test_a_seed_replays_exactly() -> None:
 
 def _keeps_stale_replicas(monkeypatch: pytest.MonkeyPatch) -> None:
     """A store that ignores a leader talking to a newer replica of a range it holds a removed one
-    of: PD's learner there never comes to life."""
+    of, and every other word that its replica was removed (the leader's tombstone message, PD's
+    answer about a leaderless replica): PD's learner there never comes to life."""
     real = Store._peer_for_message
 
     def keeps_stale(self: Store, msg: raft_serverpb_pb2.RaftMessage) -> Peer | None:
@@ -108,6 +109,7 @@ def _keeps_stale_replicas(monkeypatch: pytest.MonkeyPatch) -> None:
         return real(self, msg)
 
     monkeypatch.setattr(Store, "_peer_for_message", keeps_stale)
+    monkeypatch.setattr(Store, "destroy_if_removed", lambda self, range_id, current: False)
 
 
 PLANTED_SEEDS = range(10)

@@ -21,7 +21,7 @@ import random
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kvdb.client.cache import CachedRange, RangeCache
 from kvdb.client.transport import StoreConnection, StoreUnreachable
@@ -36,6 +36,10 @@ from kvdb.errors import (
 )
 from kvdb.pb import kvrpc_pb2, metapb_pb2, pdpb_pb2
 from kvdb.pdclient.client import PdClient, PdError, PdUnavailableError
+
+if TYPE_CHECKING:
+    from kvdb.client.lock_resolver import LockResolver
+    from kvdb.client.txn import Transaction
 
 T = TypeVar("T")
 
@@ -54,6 +58,9 @@ MAX_HOPS = 3
 """not_leader hints followed without a pause; replicas disagreeing mid-election could bounce us."""
 BACKOFF = (0.01, 0.5)
 PD_GAP_RETRY = 0.02
+CLOSE_WAIT = 2.0
+"""Seconds close() waits for transactions' background commits before cancelling them (a
+cancelled one leaves locks that readers roll forward)."""
 """Seconds between asking PD again for a key it knows no range for (``_Op.pause``)."""
 
 
@@ -170,6 +177,9 @@ class AsyncClient:
         self.ambiguous_retries = 0
         """Write attempts re-sent after an attempt whose outcome was unknown (tests, debugging)."""
         self._closed = False
+        self._background: set[asyncio.Task[None]] = set()
+        """Transactions' background commits (``_track``)."""
+        self._resolver: LockResolver | None = None
 
     async def connect(self) -> AsyncClient:
         try:
@@ -189,6 +199,13 @@ class AsyncClient:
         """Idempotent; closes every stream, channel and task the client opened."""
         if self._closed:
             return
+        if self._background:  # before closing: they still send their commits
+            _, late = await asyncio.wait(set(self._background), timeout=CLOSE_WAIT)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+            if self._closed:  # a concurrent close() finished meanwhile
+                return
         self._closed = True
         connections, self._connections = list(self._connections.values()), {}
         for conn in connections:
@@ -297,6 +314,53 @@ class AsyncClient:
             return body.succeed, None if body.previous_not_exist else body.previous_value
 
         return await self._run("compare_and_swap", timeout, run)
+
+    # -------------------------------------------------------------------------- transactions
+
+    def transaction(self, async_commit: bool = True, one_pc: bool = True, timeout: float | None = None
+                    ) -> Transaction:
+        """``async with client.transaction() as txn:`` — snapshot reads at the start_ts taken on
+        entry, writes buffered and committed atomically on exit (rolled back on an exception).
+        ``timeout`` bounds each read and the commit (None: the client's). docs/transactions.md."""
+        from kvdb.client.txn import Transaction
+
+        if self._closed:
+            raise ClientClosedError("the client is closed")
+        return Transaction(self, async_commit=async_commit, one_pc=one_pc, timeout=timeout)
+
+    async def run_transaction(self, fn: Callable[[Transaction], Coroutine[Any, Any, T]],
+                              max_retries: int = 10, async_commit: bool = True, one_pc: bool = True,
+                              timeout: float | None = None) -> T:
+        """Runs ``await fn(txn)`` in a transaction and commits it; on a write conflict or an abort
+        by a lock resolver, runs it again in a new one (after a backoff), at most ``max_retries``
+        times. ``UncertainResultError`` is never retried: the transaction may have committed."""
+        from kvdb.client.txn import RETRIED, check_retries, retry_delay
+
+        for attempt in range(check_retries(max_retries) + 1):
+            try:
+                async with self.transaction(async_commit, one_pc, timeout) as txn:
+                    result = await fn(txn)
+                return result
+            except RETRIED:
+                if attempt == max_retries:
+                    raise
+            await asyncio.sleep(retry_delay(attempt))
+        raise AssertionError("unreachable")
+
+    @property
+    def _lock_resolver(self) -> LockResolver:
+        """The client's lock resolver (it remembers which transactions it found finished)."""
+        if self._resolver is None:
+            from kvdb.client.lock_resolver import LockResolver
+
+            self._resolver = LockResolver(self)
+        return self._resolver
+
+    def _track(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Runs a transaction's background work (committing its keys) as a task close() waits for."""
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # ---------------------------------------------------------------------------- call frame
 
@@ -562,6 +626,8 @@ class AsyncClient:
             await op.backoff(why)
         elif kind == "server_busy":
             await op.backoff(why, at_least=error.server_busy.backoff_ms / 1000)
+        elif kind == "max_ts_not_synced":  # a new leader learns a TSO stamp before it takes async commits
+            await op.backoff(why, at_least=error.max_ts_not_synced.backoff_ms / 1000)
         elif kind in ("stale_command", "timeout"):
             if write is not None:
                 write.ambiguous = True  # it may still apply: the retry's session header says so

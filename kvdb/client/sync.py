@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Coroutine, Iterable, Mapping
+import time
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, TypeVar
 
 from kvdb.client.aio import DEFAULT_TIMEOUT, AsyncClient, check_timeout
+from kvdb.client.txn import RETRIED, check_retries, retry_delay
+from kvdb.client.txn import Transaction as AsyncTransaction
 from kvdb.errors import ClientClosedError, DeadlineExceededError, InvalidArgumentError
 
 T = TypeVar("T")
@@ -125,6 +128,80 @@ class Client:
     def compare_and_swap(self, key: bytes, expected: bytes | None, new: bytes,
                          timeout: float | None = None) -> tuple[bool, bytes | None]:
         return self._call(self._client().compare_and_swap(key, expected, new, timeout=timeout), timeout)
+
+    def transaction(self, async_commit: bool = True, one_pc: bool = True, timeout: float | None = None
+                    ) -> Transaction:
+        """``with client.transaction() as txn:`` — as ``AsyncClient.transaction`` (docs/transactions.md)."""
+        return Transaction(self, self._client().transaction(async_commit, one_pc, timeout))
+
+    def run_transaction(self, fn: Callable[[Transaction], T], max_retries: int = 10,
+                        async_commit: bool = True, one_pc: bool = True, timeout: float | None = None) -> T:
+        """Runs ``fn(txn)`` in a transaction and commits it, again in a new one after a write
+        conflict or an abort (at most ``max_retries`` times); as ``AsyncClient.run_transaction``."""
+        for attempt in range(check_retries(max_retries) + 1):
+            try:
+                with self.transaction(async_commit, one_pc, timeout) as txn:
+                    result = fn(txn)
+                return result
+            except RETRIED:
+                if attempt == max_retries:
+                    raise
+            time.sleep(retry_delay(attempt))
+        raise AssertionError("unreachable")
+
+
+class Transaction:
+    """The asyncio transaction driven from the caller's thread: ``with client.transaction() as txn``
+    (start_ts on entry, commit on exit, rollback on an exception)."""
+
+    def __init__(self, client: Client, txn: AsyncTransaction) -> None:
+        self._client = client
+        self._txn = txn
+
+    @property
+    def start_ts(self) -> int:
+        return self._txn.start_ts
+
+    @property
+    def commit_ts(self) -> int:
+        return self._txn.commit_ts
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self._client._call(coro, self._txn.timeout)
+
+    def begin(self) -> Transaction:
+        self._call(self._txn.begin())
+        return self
+
+    def __enter__(self) -> Transaction:
+        return self.begin()
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self._call(self._txn.__aexit__(exc_type, *exc))
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._call(self._txn.get(key))
+
+    def get_for_update(self, key: bytes) -> bytes | None:
+        return self._call(self._txn.get_for_update(key))
+
+    def batch_get(self, keys: Iterable[bytes]) -> dict[bytes, bytes]:
+        return self._call(self._txn.batch_get(keys))
+
+    def scan(self, start: bytes = b"", end: bytes = b"", limit: int = 100) -> list[tuple[bytes, bytes]]:
+        return self._call(self._txn.scan(start, end, limit))
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self._call(self._txn.put(key, value))
+
+    def delete(self, key: bytes) -> None:
+        self._call(self._txn.delete(key))
+
+    def commit(self) -> None:
+        self._call(self._txn.commit())
+
+    def rollback(self) -> None:
+        self._call(self._txn.rollback())
 
 
 def connect(endpoints: str | list[str], timeout: float = DEFAULT_TIMEOUT) -> Client:

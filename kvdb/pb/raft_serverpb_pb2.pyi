@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RaftMessage(_message.Message):
-    __slots__ = ("range_id", "from_peer", "to_peer", "epoch", "message", "start_key", "end_key", "hibernate", "store_heartbeat")
+    __slots__ = ("range_id", "from_peer", "to_peer", "epoch", "message", "start_key", "end_key", "hibernate", "store_heartbeat", "tombstone")
     RANGE_ID_FIELD_NUMBER: _ClassVar[int]
     FROM_PEER_FIELD_NUMBER: _ClassVar[int]
     TO_PEER_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,7 @@ class RaftMessage(_message.Message):
     END_KEY_FIELD_NUMBER: _ClassVar[int]
     HIBERNATE_FIELD_NUMBER: _ClassVar[int]
     STORE_HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    TOMBSTONE_FIELD_NUMBER: _ClassVar[int]
     range_id: int
     from_peer: _metapb_pb2.Peer
     to_peer: _metapb_pb2.Peer
@@ -30,7 +31,8 @@ class RaftMessage(_message.Message):
     end_key: bytes
     hibernate: bool
     store_heartbeat: bool
-    def __init__(self, range_id: _Optional[int] = ..., from_peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., to_peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., epoch: _Optional[_Union[_metapb_pb2.RangeEpoch, _Mapping]] = ..., message: _Optional[_Union[_raft_pb2.Message, _Mapping]] = ..., start_key: _Optional[bytes] = ..., end_key: _Optional[bytes] = ..., hibernate: _Optional[bool] = ..., store_heartbeat: _Optional[bool] = ...) -> None: ...
+    tombstone: bool
+    def __init__(self, range_id: _Optional[int] = ..., from_peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., to_peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., epoch: _Optional[_Union[_metapb_pb2.RangeEpoch, _Mapping]] = ..., message: _Optional[_Union[_raft_pb2.Message, _Mapping]] = ..., start_key: _Optional[bytes] = ..., end_key: _Optional[bytes] = ..., hibernate: _Optional[bool] = ..., store_heartbeat: _Optional[bool] = ..., tombstone: _Optional[bool] = ...) -> None: ...
 
 class RaftMessageBatch(_message.Message):
     __slots__ = ("cluster_id", "from_store", "messages")
@@ -56,19 +58,33 @@ class SnapshotChunk(_message.Message):
     data: bytes
     def __init__(self, cluster_id: _Optional[int] = ..., message: _Optional[_Union[RaftMessage, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
+class SnapshotCfFile(_message.Message):
+    __slots__ = ("cf", "size", "key_count")
+    CF_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    KEY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    cf: str
+    size: int
+    key_count: int
+    def __init__(self, cf: _Optional[str] = ..., size: _Optional[int] = ..., key_count: _Optional[int] = ...) -> None: ...
+
 class SnapshotHeader(_message.Message):
-    __slots__ = ("descriptor", "data_size", "key_count", "checksum", "sessions")
+    __slots__ = ("descriptor", "data_size", "key_count", "checksum", "sessions", "cf_files", "gc_safe_point")
     DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
     DATA_SIZE_FIELD_NUMBER: _ClassVar[int]
     KEY_COUNT_FIELD_NUMBER: _ClassVar[int]
     CHECKSUM_FIELD_NUMBER: _ClassVar[int]
     SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    CF_FILES_FIELD_NUMBER: _ClassVar[int]
+    GC_SAFE_POINT_FIELD_NUMBER: _ClassVar[int]
     descriptor: _metapb_pb2.RangeDescriptor
     data_size: int
     key_count: int
     checksum: int
     sessions: RangeSessions
-    def __init__(self, descriptor: _Optional[_Union[_metapb_pb2.RangeDescriptor, _Mapping]] = ..., data_size: _Optional[int] = ..., key_count: _Optional[int] = ..., checksum: _Optional[int] = ..., sessions: _Optional[_Union[RangeSessions, _Mapping]] = ...) -> None: ...
+    cf_files: _containers.RepeatedCompositeFieldContainer[SnapshotCfFile]
+    gc_safe_point: int
+    def __init__(self, descriptor: _Optional[_Union[_metapb_pb2.RangeDescriptor, _Mapping]] = ..., data_size: _Optional[int] = ..., key_count: _Optional[int] = ..., checksum: _Optional[int] = ..., sessions: _Optional[_Union[RangeSessions, _Mapping]] = ..., cf_files: _Optional[_Iterable[_Union[SnapshotCfFile, _Mapping]]] = ..., gc_safe_point: _Optional[int] = ...) -> None: ...
 
 class Mutation(_message.Message):
     __slots__ = ("kind", "key", "value")

@@ -316,6 +316,17 @@ class PdClient:
     async def cluster_status(self) -> pdpb_pb2.GetClusterStatusResponse:
         return await self._call("GetClusterStatus", pdpb_pb2.GetClusterStatusRequest())
 
+    async def get_gc_safe_point(self) -> int:
+        """The MVCC GC safe point in force (0: never set): no read below it is served."""
+        return (await self._call("GetGcSafePoint", pdpb_pb2.GetGcSafePointRequest())).safe_point
+
+    async def update_gc_safe_point(self, safe_point: int) -> int:
+        """Raise the GC safe point to ``safe_point`` once every lock below it is resolved; returns
+        the one now in force (the higher of the old and the asked: it never goes down). Refused
+        (PdError, invalid_argument) above PD's current timestamp. A retry is harmless."""
+        request = pdpb_pb2.UpdateGcSafePointRequest(safe_point=safe_point)
+        return (await self._call("UpdateGcSafePoint", request)).new_safe_point
+
     async def alloc_id(self) -> int:
         return (await self._call("AllocID", pdpb_pb2.AllocIDRequest())).id
 

@@ -1,4 +1,5 @@
-"""The raw KV API on top of a store: validate, route to the range, and answer once.
+"""The KV API on top of a store: validate, route to the range, and answer once. Raw requests
+are handled here; transactional ones by ``kvdb.store.txn_api`` (one table of handlers).
 
 Transport-free so the unary RPCs, the batched stream and the simulator share it: ``handle``
 takes one ``kvrpc.Request`` and calls ``respond`` exactly once with its ``kvrpc.Response``,
@@ -13,14 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from google.protobuf.message import Message
+
 from kvdb.pb import kvrpc_pb2, raft_serverpb_pb2
 from kvdb.storage.engine import CF_DEFAULT
-from kvdb.store import keyspace
 from kvdb.store.clock import wall_ms
 from kvdb.store.config import StoreConfig
-from kvdb.store.errors import InvalidArgumentError, KeyNotInRangeError, StoreError
-from kvdb.store.peer import Peer
+from kvdb.store.errors import InvalidArgumentError, StoreError
+from kvdb.store.request_checks import RequestChecks
 from kvdb.store.store import Store
+from kvdb.store.txn_api import TxnApi
 
 Respond = Callable[[kvrpc_pb2.Response], None]
 _READS = frozenset({"get", "batch_get", "scan"})
@@ -31,6 +34,8 @@ class KvHandler:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.config: StoreConfig = store.config
+        self.checks = RequestChecks(store)
+        self.txn = TxnApi(store, self.checks)
         # kind -> (start the request, fill the response body with its result)
         self._handlers: dict[str, tuple[Callable, Callable]] = {
             "get": (self._get, _fill_get),
@@ -42,6 +47,7 @@ class KvHandler:
             "scan": (self._scan, _fill_pairs),
             "cas": (self._cas, _fill_cas),
         }
+        self._handlers.update((kind, (start, _fill_message)) for kind, start in self.txn.handlers.items())
         self.on_served: Callable[[str, object, object], None] | None = None
         """Set by the split checker: called with a request's kind, body and result once it
         succeeded."""
@@ -57,7 +63,12 @@ class KvHandler:
             return
         body = getattr(resp, kind)
         body.SetInParent()  # an empty body (a put's success) must still say which command it answers
-        start, fill = self._handlers[kind]
+        handler = self._handlers.get(kind)
+        if handler is None:  # a kind added to the protocol but not served by this store
+            body.error.CopyFrom(InvalidArgumentError(f"{kind} requests are not served here").to_pb())
+            respond(resp)
+            return
+        start, fill = handler
         inner = getattr(req, kind)
 
         def finish(result: object) -> None:
@@ -79,46 +90,6 @@ class KvHandler:
             body.error.CopyFrom(exc.to_pb())
             respond(resp)
 
-    # ------------------------------------------------------------------------------ validation
-    def _check_key(self, key: bytes) -> None:
-        if not key:
-            raise InvalidArgumentError("key is empty")
-        if len(key) > self.config.max_key_size:
-            raise InvalidArgumentError(f"key is {len(key)} bytes, the limit is {self.config.max_key_size}")
-
-    def _check_value(self, value: bytes) -> None:
-        if len(value) > self.config.max_value_size:
-            raise InvalidArgumentError(
-                f"value is {len(value)} bytes, the limit is {self.config.max_value_size}"
-            )
-
-    def _check_count(self, n: int) -> None:
-        if n == 0:
-            raise InvalidArgumentError("batch is empty")
-        if n > self.config.max_batch_keys:
-            raise InvalidArgumentError(f"batch has {n} keys, the limit is {self.config.max_batch_keys}")
-
-    def _range(self, ctx: kvrpc_pb2.Context, keys: list[bytes]) -> Peer:
-        peer = self.store.peer(ctx.range_id)
-        peer.check_epoch(ctx.epoch)
-        for key in keys:
-            self._check_key(key)
-            if not keyspace.contains(peer.desc, key):
-                raise KeyNotInRangeError(key, peer.desc)
-        return peer
-
-    def _bounds(self, ctx: kvrpc_pb2.Context, start: bytes, end: bytes) -> tuple[bytes, bytes]:
-        if end and start >= end:
-            raise InvalidArgumentError(f"inverted bounds: start {start[:64].hex()} >= end {end[:64].hex()}")
-        if len(start) > self.config.max_key_size or len(end) > self.config.max_key_size:
-            raise InvalidArgumentError(f"a bound is longer than the key limit {self.config.max_key_size}")
-        peer = self.store.peer(ctx.range_id)
-        peer.check_epoch(ctx.epoch)
-        bounds = keyspace.clip(peer.desc, start, end)
-        if bounds is None:
-            raise KeyNotInRangeError(start, peer.desc)
-        return bounds
-
     def _write(self, ctx: kvrpc_pb2.Context, cmd: raft_serverpb_pb2.RaftCommand, finish: Callable) -> None:
         if ctx.session.session_id:
             session = ctx.session
@@ -128,23 +99,20 @@ class KvHandler:
                     f"{session.first_incomplete_seq} (seq must be positive and not below it)")
             cmd.session.CopyFrom(session)
         cmd.log_time_ms = wall_ms(self.store.clock)
-        size = cmd.ByteSize()
-        if size > self.config.max_request_bytes:
-            limit = self.config.max_request_bytes
-            raise InvalidArgumentError(f"request is {size} bytes, the limit is {limit}")
+        self.checks.request_size(cmd.ByteSize())
         self.store.propose(ctx.range_id, ctx.epoch, cmd, finish)
 
     # -------------------------------------------------------------------------------- commands
     # Each starts its request; ``finish`` receives the result or a StoreError, maybe later.
     def _get(self, req: kvrpc_pb2.RawGetRequest, finish: Callable) -> None:
-        self._range(req.context, [req.key])
+        self.checks.range(req.context, [req.key])
         engine, key = self.store.engine, req.key
         self.store.read(req.context.range_id, req.context.epoch, lambda: engine.get(CF_DEFAULT, key), finish)
 
     def _batch_get(self, req: kvrpc_pb2.RawBatchGetRequest, finish: Callable) -> None:
-        self._check_count(len(req.keys))
+        self.checks.count(len(req.keys))
         keys = list(req.keys)
-        self._range(req.context, keys)
+        self.checks.range(req.context, keys)
         engine = self.store.engine
 
         def read() -> list[tuple[bytes, bytes]]:
@@ -154,38 +122,36 @@ class KvHandler:
         self.store.read(req.context.range_id, req.context.epoch, read, finish)
 
     def _put(self, req: kvrpc_pb2.RawPutRequest, finish: Callable) -> None:
-        self._range(req.context, [req.key])
-        self._check_value(req.value)
+        self.checks.range(req.context, [req.key])
+        self.checks.value(req.value)
         cmd = raft_serverpb_pb2.RaftCommand()
         cmd.mutations.add(kind=Mutation.PUT, key=req.key, value=req.value)
         self._write(req.context, cmd, finish)
 
     def _batch_put(self, req: kvrpc_pb2.RawBatchPutRequest, finish: Callable) -> None:
-        self._check_count(len(req.pairs))
-        self._range(req.context, [p.key for p in req.pairs])
+        self.checks.count(len(req.pairs))
+        self.checks.range(req.context, [p.key for p in req.pairs])
         cmd = raft_serverpb_pb2.RaftCommand()
         for p in req.pairs:
-            self._check_value(p.value)
+            self.checks.value(p.value)
             cmd.mutations.add(kind=Mutation.PUT, key=p.key, value=p.value)
         self._write(req.context, cmd, finish)
 
     def _delete(self, req: kvrpc_pb2.RawDeleteRequest, finish: Callable) -> None:
-        self._range(req.context, [req.key])
+        self.checks.range(req.context, [req.key])
         cmd = raft_serverpb_pb2.RaftCommand()
         cmd.mutations.add(kind=Mutation.DELETE, key=req.key)
         self._write(req.context, cmd, finish)
 
     def _delete_range(self, req: kvrpc_pb2.RawDeleteRangeRequest, finish: Callable) -> None:
-        start, end = self._bounds(req.context, req.start_key, req.end_key)
+        start, end = self.checks.bounds(req.context, req.start_key, req.end_key)
         cmd = raft_serverpb_pb2.RaftCommand()
         cmd.mutations.add(kind=Mutation.DELETE_RANGE, key=start, value=end)
         self._write(req.context, cmd, finish)
 
     def _scan(self, req: kvrpc_pb2.RawScanRequest, finish: Callable) -> None:
-        start, end = self._bounds(req.context, req.start_key, req.end_key)
-        limit = req.limit or self.config.max_scan_limit
-        if limit > self.config.max_scan_limit:
-            raise InvalidArgumentError(f"scan limit {limit} is above {self.config.max_scan_limit}")
+        start, end = self.checks.bounds(req.context, req.start_key, req.end_key)
+        limit = self.checks.scan_limit(req.limit)
         engine, reverse, key_only = self.store.engine, req.reverse, req.key_only
 
         def read() -> list[tuple[bytes, bytes]]:
@@ -195,13 +161,18 @@ class KvHandler:
         self.store.read(req.context.range_id, req.context.epoch, read, finish)
 
     def _cas(self, req: kvrpc_pb2.RawCompareAndSwapRequest, finish: Callable) -> None:
-        self._range(req.context, [req.key])
-        self._check_value(req.value)
+        self.checks.range(req.context, [req.key])
+        self.checks.value(req.value)
         cmd = raft_serverpb_pb2.RaftCommand()
         cas = cmd.cas
         cas.key, cas.value = req.key, req.value
         cas.previous_value, cas.previous_not_exist = req.previous_value, req.previous_not_exist
         self._write(req.context, cmd, finish)
+
+
+def _fill_message(body: Message, result: Message) -> None:
+    """A transactional command's result is its response body already."""
+    body.MergeFrom(result)
 
 
 def _fill_nothing(body: object, result: object) -> None:

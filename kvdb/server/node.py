@@ -15,6 +15,7 @@ import grpc
 from kvdb.pb import adminpb_pb2, adminpb_pb2_grpc, kvrpc_pb2_grpc, metapb_pb2, raft_serverpb_pb2_grpc
 from kvdb.pdclient.client import PdClient
 from kvdb.server.addresses import advertised
+from kvdb.server.gc_worker import GcWorker
 from kvdb.server.identity import claim_store_id
 from kvdb.server.kv_handler import KvHandler
 from kvdb.server.pd_worker import PdWorker
@@ -89,6 +90,7 @@ class StoreNode:
         self.kv_handler: KvHandler | None = None
         self.pd_worker: PdWorker | None = None
         self.split_worker: SplitWorker | None = None
+        self.gc_worker: GcWorker | None = None
 
     @property
     def store(self) -> Store:
@@ -136,6 +138,7 @@ class StoreNode:
         address = advertised(cfg.listen, cfg.advertise, self.port)
         if self.pd_worker is not None:
             await self.pd_worker.join(store, address)
+            store.request_ts = self.pd_worker.request_ts  # a static cluster has no TSO: no async commit
             self.pd_worker.start()
             # Splits need ids from PD, so a static cluster (no PD) never splits by itself.
             pd_worker = self.pd_worker
@@ -143,6 +146,9 @@ class StoreNode:
             self.kv_handler.on_served = self.split_worker.observe
             pd_worker.range_stats = self.split_worker.range_stats
             self.split_worker.start()
+            # The safe point comes from PD, so a static cluster (no PD) never collects either.
+            self.gc_worker = GcWorker(store)
+            self.gc_worker.start()
         log.info("store %d serving on %s as %s (cluster %d, %d ranges)", self.store_id, cfg.listen, address,
                  cluster_id, len(store.peers))
 
@@ -172,6 +178,8 @@ class StoreNode:
             await self._server.stop(grace=0.5)
         if self.split_worker is not None:
             await self.split_worker.stop()
+        if self.gc_worker is not None:
+            await self.gc_worker.stop()
         if self.pd_worker is not None:
             await self.pd_worker.stop()
         if self.host is not None:

@@ -135,6 +135,21 @@ class PdWorker:
             task.add_done_callback(self._tasks.remove)
         return self.addresses.get(store_id, "")
 
+    def request_ts(self, done: Callable[[int], None]) -> None:
+        """``Store.request_ts``: a TSO stamp from PD for the max ts sync, handed to ``done`` on the
+        loop (0 when PD could not give one: the store asks again on a later prewrite)."""
+        task = spawn(self._fetch_ts(done), "TSO fetch for the max ts sync")
+        self._tasks.append(task)
+        task.add_done_callback(self._tasks.remove)
+
+    async def _fetch_ts(self, done: Callable[[int], None]) -> None:
+        try:
+            ts = await self.pd.get_ts()
+        except PdError as exc:
+            log.warning("store %d: no TSO stamp for the max ts sync: %s", self.store.store_id, exc)
+            ts = 0
+        done(ts)
+
     async def _fetch_address(self, store_id: int) -> None:
         try:
             info = await self.pd.get_store(store_id)
@@ -166,6 +181,8 @@ class PdWorker:
                 log.warning("store heartbeat failed: %s", exc)
             else:
                 self.cluster_config = resp.config
+                # Raised only: an answer from a PD leader that has not loaded it yet says 0.
+                self.store.gc_safe_point = max(self.store.gc_safe_point, resp.gc_safe_point)
                 if resp.state == pdpb_pb2.TOMBSTONE and not self.tombstone:
                     self.tombstone = True
                     log.error("PD says store %d is a TOMBSTONE (decommissioned, no replica left): it "

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Protocol
 from kvdb.pb import metapb_pb2, pdpb_pb2, raft_serverpb_pb2
 from kvdb.pdclient.client import PdError
 from kvdb.server.supervisor import spawn
-from kvdb.storage.engine import CF_DEFAULT
 from kvdb.store import keyspace
 from kvdb.store.config import DEFAULT_MAX_RANGE_SIZE, StoreConfig
 from kvdb.store.errors import StoreError
@@ -130,11 +129,7 @@ class SplitWorker:
                 if key is not None:
                     self._split(peer, key, "load")
         budget = self.config.split_check_keys_per_round
-        engine = self.store.engine
-
-        def scan(start: bytes, end: bytes, limit: int) -> list[tuple[bytes, bytes]]:
-            return engine.scan(CF_DEFAULT, start, end, limit)
-
+        scan = self.store.engine.scan
         # Go on where the last round stopped: a big range being measured, or one written to all
         # the time, must not keep the ranges after it from ever being measured.
         for range_id in sorted(led, key=lambda rid: (rid < self._resume_at, rid)):
@@ -232,8 +227,22 @@ def request_load(kind: str, request: object, desc: metapb_pb2.RangeDescriptor) -
     if kind == "batch_put":
         return [point(p.key) for p in request.pairs], sum(len(p.key) + len(p.value) for p in request.pairs), \
             len(request.pairs)
-    if kind in ("scan", "delete_range"):
+    if kind in ("scan", "delete_range", "txn_scan", "scan_lock"):
         bounds = keyspace.clip(desc, request.start_key, request.end_key)
         return ([bounds] if bounds is not None else []), 0, 0
+    if kind == "txn_get":
+        return [point(request.key)], 0, 0
+    if kind == "prewrite":  # the bytes a transaction writes: its values land in the range at commit
+        muts = request.mutations
+        return [point(m.key) for m in muts], sum(len(m.key) + len(m.value) for m in muts), len(muts)
+    if kind in _TXN_BY_KEYS:
+        return [point(k) for k in request.keys], 0, 0
+    if kind in _TXN_BY_PRIMARY:
+        return [point(getattr(request, _TXN_BY_PRIMARY[kind]))], 0, 0
     return [], 0, 0
+
+
+_TXN_BY_KEYS = frozenset({"txn_batch_get", "commit", "rollback", "check_secondary_locks", "resolve_lock"})
+_TXN_BY_PRIMARY = {"check_txn_status": "primary_key", "txn_heart_beat": "primary_lock"}
+"""Transactional requests that touch one key, and the field naming it."""
 

@@ -34,6 +34,9 @@ _APPLY_STATE_PREFIX = b"\x02"
 _SESSION_PREFIX = b"\x03"
 SNAPSHOT_INGEST_PREFIX = b"\x04"
 """CF_META: prefix of every ``snapshot_ingest_key``."""
+GC_SAFE_POINT_KEY = b"\x05"
+"""CF_META: the highest MVCC GC safe point the store's data was collected at (8 bytes, big
+endian), written with the deletions (``Store.raise_gc_safe_point``)."""
 _SESSION_CLOCK = 0x00
 _SESSION = 0x01
 

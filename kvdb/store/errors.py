@@ -143,3 +143,16 @@ class DuplicateRequestError(StoreError):
     def _fill(self, err: kvrpc_pb2.Error) -> None:
         err.duplicate_request.session_id = self.session_id
         err.duplicate_request.seq = self.seq
+
+
+class MaxTimestampNotSyncedError(StoreError):
+    """A new leader has not yet learned a timestamp above the reads its predecessors served, so it
+    cannot pick an async-commit or 1PC commit timestamp safely (``kvdb.txn.concurrency``)."""
+
+    def __init__(self, range_id: int, backoff_ms: int) -> None:
+        super().__init__(f"range {range_id}: max timestamp not synced with the TSO yet; "
+                         f"retry in {backoff_ms} ms")
+        self.backoff_ms = backoff_ms
+
+    def _fill(self, err: kvrpc_pb2.Error) -> None:
+        err.max_ts_not_synced.backoff_ms = self.backoff_ms

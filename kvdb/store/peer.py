@@ -23,7 +23,7 @@ from kvdb.raft.errors import (
 )
 from kvdb.raft.progress import ProgressState
 from kvdb.raft.types import SnapshotMetadata
-from kvdb.storage.engine import CF_DEFAULT, CF_META, WriteBatch
+from kvdb.storage.engine import CF_META, WriteBatch
 from kvdb.storage.keys import apply_state_key, range_state_key, snapshot_ingest_key
 from kvdb.storage.raft_log import RaftLogStorage
 from kvdb.store import keyspace, snapshot
@@ -115,6 +115,9 @@ class Peer:
         self.build_started_at = 0
         self.removed = False  # applied its own removal: applies nothing more, destroyed this pass
         self.naps = 0  # times this replica hibernated (kvdb.store.hibernate): a nap changes nothing
+        self.max_ts_synced = False
+        """Leader only: the store's max ts is above every read an earlier leader may have served
+        (a TSO stamp fetched since this replica became leader; ``Store.sync_max_ts``)."""
         self.splits_in_flight = 0  # proposed here, not answered yet: no lease reads meanwhile
         self.split_family: list[int] = []  # the ranges this one's last split produced (error hints)
         self.destroyed = False
@@ -295,10 +298,12 @@ class Peer:
         if rd.soft_state is not None:
             log.info("range %d: peer %d is %s in term %d (leader %d)", self.range_id, self.peer_id,
                      ROLE_NAMES[rd.soft_state.role], raft.term, rd.soft_state.leader_id)
+            self.max_ts_synced = False
             if rd.soft_state.role != Role.LEADER:
                 self.lease.expire()
                 self.fail_reads(self.not_leader())
             else:
+                self.store.sync_max_ts()
                 self.store.on_leader(self)
         if rd.lease_round_started:
             self.lease.round_started(raft.term, rd.lease_round_started, now)
@@ -318,12 +323,13 @@ class Peer:
         received = self.received_snapshots.pop(meta.index)
         desc = received.header.descriptor
         if self.initialized:
-            batch.delete_range(CF_DEFAULT, self.desc.start_key, keyspace.data_end(self.desc))
-        batch.delete_range(CF_DEFAULT, desc.start_key, keyspace.data_end(desc))
+            keyspace.delete_data(batch, self.desc)
+        keyspace.delete_data(batch, desc)
         if received.name is not None:
             batch.put(CF_META, snapshot_ingest_key(self.range_id), received.name.encode())
             self.ingest_after_write = received.name
         self.sessions.replace(received.header.sessions, batch)
+        self.store.raise_gc_safe_point(received.header.gc_safe_point, batch)
         self.storage.apply_snapshot(batch, meta.index, meta.term, meta.conf_state)
         self.conf_state = meta.conf_state
         self.applied = meta.index
@@ -457,11 +463,14 @@ class Peer:
             role = metapb_pb2.VOTER if peer_id in voters else metapb_pb2.LEARNER
             desc.peers.add(id=peer_id, store_id=known.store_id, role=role)
         self.removed = self.peer_id not in voters | set(cs.learners) | set(cs.learners_next)
+        removed = [p for p in self.desc.peers if p.id not in {q.id for q in desc.peers}]
         self.set_desc(desc, batch)
         if self.removed:
             self.store.schedule_destroy(self)
         elif self.is_leader:
             self.store.on_conf_change(self)
+            if removed:
+                self.store.send_tombstones(self, removed)
         return desc
 
     def set_desc(self, desc: metapb_pb2.RangeDescriptor, batch: WriteBatch) -> None:

@@ -26,14 +26,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from kvdb.mvcc import keys as mvcc_keys
 from kvdb.pb import metapb_pb2
+from kvdb.storage.engine import CF_WRITE
 from kvdb.store import keyspace
 
 Span = tuple[bytes, bytes]
 """Keys a request touched: [start, end). A point request on key k is (k, k + b"\\x00")."""
 
-ScanFn = Callable[[bytes, bytes, int], list[tuple[bytes, bytes]]]
-"""``scan(start, end, limit)``: up to ``limit`` pairs of user data in [start, end), in key order."""
+ScanFn = Callable[[str, bytes, bytes, int], list[tuple[bytes, bytes]]]
+"""``scan(cf, start, end, limit)``: up to ``limit`` pairs of column family ``cf`` in [start, end),
+in key order."""
 
 CHECKPOINTS_PER_LIMIT = 32
 """A measure notes a candidate split key every ``max_range_size / CHECKPOINTS_PER_LIMIT`` bytes."""
@@ -47,16 +50,22 @@ def point(key: bytes) -> Span:
 
 # ------------------------------------------------------------------------------------- size
 class SizeMeasure:
-    """One pass over a range's keys, ``step`` by ``step``; ``done`` once the range's end is reached.
+    """One pass over a range's keys in every data column family (raw pairs, locks, MVCC
+    versions: ``keyspace.data_bounds``), one family after the other, ``step`` by ``step``;
+    ``done`` once the last family's end is reached.
 
     Writes during the pass may or may not be seen: the result is approximate, like the estimate it
-    corrects. ``checkpoints`` are (bytes before the key, key), the key always strictly after the
-    range's start, so a split there leaves data on both sides and never straddles a key.
+    corrects. ``checkpoints`` are (bytes before the key, user key), the key always strictly after
+    the range's start, so a split there leaves data on both sides and never straddles a key (a
+    version key is noted as its user key: a split moves all of a key's versions together). With
+    data in several families the bytes "before" a key count whole earlier families, so the
+    middle is only approximate then; a range holding one kind of data is split at its middle.
     """
 
     def __init__(self, desc: metapb_pb2.RangeDescriptor, checkpoint_bytes: int) -> None:
-        self.end = keyspace.data_end(desc)
-        self.cursor = desc.start_key
+        self.start_key = desc.start_key
+        self._families = keyspace.data_bounds(desc)
+        self.cf, self.cursor, self.end = self._families.pop(0)
         self.bytes = 0
         self.keys = 0
         self.done = False
@@ -65,25 +74,36 @@ class SizeMeasure:
         self.checkpoints: list[tuple[int, bytes]] = []
 
     def step(self, scan: ScanFn, max_keys: int) -> int:
-        """Read at most ``max_keys`` more keys; returns how many were read."""
-        if self.done:
-            return 0
-        pairs = scan(self.cursor, self.end, max_keys)
+        """Read at most ``max_keys`` more keys (going on into the next family when one ends);
+        returns how many were read."""
+        read = 0
+        while not self.done and read < max_keys:
+            limit = max_keys - read
+            pairs = scan(self.cf, self.cursor, self.end, limit)
+            self._count(pairs)
+            read += len(pairs)
+            if len(pairs) == limit:
+                self.cursor = pairs[-1][0] + b"\x00"
+            elif self._families:
+                self.cf, self.cursor, self.end = self._families.pop(0)
+            else:
+                self.done = True
+        return read
+
+    def _count(self, pairs: list[tuple[bytes, bytes]]) -> None:
         for key, value in pairs:
             # Never at the first key (no bytes before it yet): a checkpoint has data on its left.
-            if self.bytes >= self._next_checkpoint:
-                self.checkpoints.append((self.bytes, key))
+            if self.bytes >= self._next_checkpoint and (user_key := self._user_key(key)) > self.start_key:
+                self.checkpoints.append((self.bytes, user_key))
                 self._next_checkpoint = self.bytes + self.checkpoint_bytes
                 if len(self.checkpoints) > MAX_CHECKPOINTS:
                     self.checkpoints = self.checkpoints[1::2]
                     self.checkpoint_bytes *= 2
             self.bytes += len(key) + len(value)
             self.keys += 1
-        if len(pairs) < max_keys:
-            self.done = True
-        else:
-            self.cursor = pairs[-1][0] + b"\x00"
-        return len(pairs)
+
+    def _user_key(self, key: bytes) -> bytes:
+        return mvcc_keys.split_version_key(key)[0] if self.cf == CF_WRITE else key
 
     def middle_key(self) -> bytes | None:
         """The checkpoint nearest half the measured bytes (None: too few keys to split)."""

@@ -20,6 +20,8 @@ import random
 from collections.abc import Callable
 from typing import Protocol
 
+from kvdb.mvcc.reader import MvccReader
+from kvdb.mvcc.writer import MvccWriter
 from kvdb.pb import metapb_pb2, raft_serverpb_pb2
 from kvdb.raft import ConfChange, ConfChangeSingle, ConfChangeType, ConfState, Message, MessageType, Ready
 from kvdb.raft.codec import conf_state_from_pb, message_from_pb, message_to_pb
@@ -28,6 +30,7 @@ from kvdb.raft.storage import BOOTSTRAP_INDEX
 from kvdb.raft.types import HardState
 from kvdb.storage.engine import CF_DEFAULT, CF_META, Engine, WriteBatch
 from kvdb.storage.keys import (
+    GC_SAFE_POINT_KEY,
     RANGE_STATE_PREFIX,
     STORE_IDENT_KEY,
     apply_state_key,
@@ -54,6 +57,9 @@ from kvdb.store.membership import check_conf_change
 from kvdb.store.peer import Callback, Peer, Read, stage_apply_state
 from kvdb.store.range_index import RangeIndex
 from kvdb.store.sessions import Result, Sessions
+from kvdb.txn import actions
+from kvdb.txn.concurrency import ConcurrencyManager
+from kvdb.txn.latches import Latches
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +73,11 @@ _HELD_UNTIL_SPLIT = frozenset({MT.VOTE, MT.PRE_VOTE})
 """Requests for a range this store's parent range has not split off yet: kept and stepped once the
 split creates it here, so a new range elects its leader without waiting out an election timeout."""
 MAX_HELD_MESSAGES = 1024
+TS_FETCH_TIMEOUT = 0.5
+"""Seconds after which a TSO fetch for the max ts sync counts as lost and the next tick sends
+another (a reply that comes after all is still used: any TSO stamp fetched after the election
+will do). PD answers within milliseconds, or after its own failover (under a second): a new
+leader refuses async-commit and 1PC prewrites until then, so a lost fetch must not cost more."""
 _CARRIES_BOUNDS = _CREATES_REPLICA | _HELD_UNTIL_SPLIT
 """Messages a store may receive for a range it lacks, and so must check against the ranges it
 holds (``_peer_for_message``); answers to them need no bounds, and most traffic is answers."""
@@ -173,6 +184,18 @@ class Store:
         self.background: Background = run_inline
         """Set by the driver: where snapshots are built (a thread in a real store)."""
         self._snapshot_seq = 0
+        self.cm = ConcurrencyManager()
+        self.latches = Latches()
+        self.request_ts: Callable[[Callable[[int], None]], None] | None = None
+        """Set by the driver: fetch a TSO timestamp and call back with it (0: the fetch failed),
+        on the store's thread (``sync_max_ts``)."""
+        self._ts_fetch_since: float | None = None  # when the fetch in flight was sent
+        self._ts_again = False
+        self._ts_retry = False  # the last fetch failed: the next tick asks again
+        self.gc_safe_point = 0
+        """The cluster's GC safe point as PD last said (raised only): no read or prewrite at or
+        below it is served, as GC may have dropped the versions it would need."""
+        self._gc_safe_point_persisted = 0
         self._check_ident()
         snapshot.recover(engine)
         self._load()
@@ -194,6 +217,8 @@ class Store:
 
     def _load(self) -> None:
         """Resume every replica from its persisted descriptor, apply state and Raft log."""
+        raw = self.engine.get(CF_META, GC_SAFE_POINT_KEY)
+        self.gc_safe_point = self._gc_safe_point_persisted = int.from_bytes(raw or b"", "big")
         start = RANGE_STATE_PREFIX
         end = RANGE_STATE_PREFIX[:-1] + bytes([RANGE_STATE_PREFIX[-1] + 1])
         for key, value in self.engine.scan(CF_META, start, end, 0):
@@ -262,10 +287,15 @@ class Store:
 
     # ---------------------------------------------------------------------------------- inputs
     def tick(self) -> None:
-        """Tick every replica that is not hibernated (``kvdb.store.hibernate``)."""
+        """Tick every replica that is not hibernated (``kvdb.store.hibernate``), and ask again
+        for a max ts sync whose fetch failed or was lost."""
         for peer in self.hibernation.tick():
             peer.raw.tick()
             self._mark(peer)
+        if self._ts_retry or (self._ts_fetch_since is not None
+                              and self.clock.now() - self._ts_fetch_since >= TS_FETCH_TIMEOUT):
+            self._ts_retry = False
+            self.sync_max_ts()
 
     def on_raft_messages(self, messages: list[raft_serverpb_pb2.RaftMessage]) -> None:
         hibernation = self.hibernation
@@ -278,6 +308,9 @@ class Store:
                 continue
             if msg.hibernate:
                 hibernation.on_notice(msg)
+                continue
+            if msg.tombstone:
+                self._on_tombstone(msg)
                 continue
             peer = self._peer_for_message(msg)
             if peer is None:
@@ -491,9 +524,27 @@ class Store:
         self.engine.write(batch, sync=False)
         return peer.storage.first_index()
 
+    def _on_tombstone(self, msg: raft_serverpb_pb2.RaftMessage) -> None:
+        """The range's leader says replica ``to_peer`` is not in membership ``epoch.conf_ver``."""
+        peer = self.peers.get(msg.range_id)
+        if peer is not None and peer.peer_id == msg.to_peer.id:
+            current = metapb_pb2.RangeDescriptor(id=msg.range_id, epoch=msg.epoch)
+            self.destroy_if_removed(msg.range_id, current)
+
+    def send_tombstones(self, peer: Peer, removed: list[metapb_pb2.Peer]) -> None:
+        """Tell each replica ``peer`` (a leader) just removed that it was: one message, no retry
+        (a replica that misses it and wakes up asks PD, see ``destroy_if_removed``)."""
+        desc = peer.desc
+        me = peer.peer_cache.get(peer.peer_id)
+        for gone in removed:
+            self.post(gone.store_id, raft_serverpb_pb2.RaftMessage(
+                range_id=peer.range_id, from_peer=me, to_peer=gone, epoch=desc.epoch,
+                start_key=desc.start_key, end_key=desc.end_key, tombstone=True))
+
     def destroy_if_removed(self, range_id: int, current: metapb_pb2.RangeDescriptor) -> bool:
-        """Destroy this store's replica of the range if ``current`` (PD's descriptor, from the
-        range's leader) shows it was removed: a newer membership without its peer id. A replica
+        """Destroy this store's replica of the range if ``current`` (PD's descriptor, or the
+        leader's in a tombstone message) shows it was removed: a newer membership without its
+        peer id. A replica
         removed while cut off never applies its removal and nobody tells it; kept, it campaigns
         forever and (as a parent that never applied a split) keeps the replicas of the ranges
         split off it from starting here. Peer ids are never reused, so the decision is final."""
@@ -504,7 +555,7 @@ class Store:
             return False
         if any(p.id == peer.peer_id for p in current.peers):
             return False
-        log.info("range %d: replica %d was removed (PD's membership %d has no such peer); removing it",
+        log.info("range %d: replica %d was removed (membership %d has no such peer); removing it",
                  range_id, peer.peer_id, current.epoch.conf_ver)
         self.schedule_destroy(peer)
         self.wake()
@@ -597,7 +648,7 @@ class Store:
             peer.sessions.delete(batch)
             if peer.initialized:  # an uninitialized replica's descriptor has no bounds: no data
                 self.range_index.remove(peer.range_id)
-                batch.delete_range(CF_DEFAULT, peer.desc.start_key, keyspace.data_end(peer.desc))
+                keyspace.delete_data(batch, peer.desc)
             peer.write_tombstone(batch)
             peer.fail_all(RangeNotFoundError(peer.range_id))
             peer.release_snapshots()
@@ -676,6 +727,8 @@ class Store:
             return self._apply_split(peer, cmd)
         sessions = peer.sessions
         sessions.advance(cmd.log_time_ms, self.apply_batch)
+        if cmd.HasField("txn"):
+            return self._apply_txn(peer, cmd.txn)
         if not cmd.session.session_id:
             return self._apply_mutations(peer, cmd)
         replayed = sessions.replay(cmd.session, self.apply_batch)
@@ -713,6 +766,62 @@ class Store:
                     batch.delete_range(CF_DEFAULT, *bounds)
         return result
 
+    def _apply_txn(self, peer: Peer, txn: raft_serverpb_pb2.TxnCommand) -> object:
+        """Evaluate a Percolator command (``kvdb.txn.actions``) against the data as of every
+        earlier entry: like a CAS, those are written first (with the applied index they reach).
+        Txn commands carry no session: each is idempotent by its start_ts."""
+        if len(self.apply_batch):
+            peer.write_apply_state(self.apply_batch)
+            self.flush_apply()
+        if txn.HasField("gc"):
+            # Every replica that dropped versions below the safe point refuses reads below it from
+            # now on, even before its own heartbeat tells it: it may lead the range next.
+            self.raise_gc_safe_point(txn.gc.safe_point, self.apply_batch)
+        return actions.apply_txn(txn, MvccReader(self.engine), MvccWriter(self.apply_batch), peer.desc)
+
+    def raise_gc_safe_point(self, safe_point: int, batch: WriteBatch) -> None:
+        """The store's data lacks versions at or below ``safe_point`` once ``batch`` is written (a
+        GC applied, a snapshot of collected data): refuse reads there from now on, and persist
+        it in the same batch, so a restart (before the first heartbeat brings PD's) does too."""
+        if safe_point > self._gc_safe_point_persisted:
+            self._gc_safe_point_persisted = safe_point
+            batch.put(CF_META, GC_SAFE_POINT_KEY, safe_point.to_bytes(8, "big"))
+        self.gc_safe_point = max(self.gc_safe_point, safe_point)
+
+    # ------------------------------------------------------------------------------ max ts sync
+    def sync_max_ts(self) -> None:
+        """Fetch a TSO timestamp for every replica leading here whose max ts is not synced: a
+        timestamp fetched after a replica became leader is above every read any earlier leader
+        served (their timestamps came from the TSO before), so with ``cm.max_ts`` raised to it
+        the replica may stamp async-commit and 1PC prewrites. One fetch at a time; a replica
+        that became leader meanwhile gets the next one."""
+        if self.request_ts is None:
+            return
+        now = self.clock.now()
+        if self._ts_fetch_since is not None and now - self._ts_fetch_since < TS_FETCH_TIMEOUT:
+            self._ts_again = True
+            return
+        asked = {p.range_id: p.raw.raft.term for p in self.peers.values()
+                 if p.is_leader and not p.max_ts_synced}
+        self._ts_fetch_since = now if asked else None
+        if asked:
+            self.request_ts(lambda ts: self._on_ts(asked, ts))
+
+    def _on_ts(self, asked: dict[int, int], ts: int) -> None:
+        """The fetch for the leaders ``asked`` (range id -> term) answered ``ts`` (0: failed)."""
+        self._ts_fetch_since = None
+        again, self._ts_again = self._ts_again, False
+        if ts <= 0:
+            self._ts_retry = True
+            return
+        self.cm.update(ts)
+        for range_id, term in asked.items():
+            peer = self.peers.get(range_id)
+            if peer is not None and peer.is_leader and peer.raw.raft.term == term:
+                peer.max_ts_synced = True
+        if again:
+            self.sync_max_ts()
+
     # --------------------------------------------------------------------------------- splits
     def _apply_split(self, peer: Peer, cmd: raft_serverpb_pb2.RaftCommand) -> object:
         """Shrink the parent and stage every new range's state, all in the apply batch (with the
@@ -747,7 +856,7 @@ class Store:
             # This store's replica of the new range was removed before the parent got here (or a
             # newer one already holds the range): the keys it would have taken belong to nobody here.
             if existing is None or not existing.initialized:
-                batch.delete_range(CF_DEFAULT, desc.start_key, keyspace.data_end(desc))
+                keyspace.delete_data(batch, desc)
             log.info("range %d: not created by the split on store %d (removed here already)", desc.id,
                      self.store_id)
             return

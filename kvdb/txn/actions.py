@@ -99,7 +99,9 @@ def _check_versions(
 ) -> tuple[kvrpc_pb2.KeyError | None, int]:
     """(error, commit_ts) from ``key``'s records at or above start_ts S: S committed the key
     already → (None, its commit_ts), a late retry; S was rolled back → aborted; another txn
-    committed at or after S → conflict (the newest such record). Rollbacks of other txns do not
+    committed after S → conflict (the newest such record). A commit at exactly S is in S's
+    snapshot (a read at S sees commit_ts <= S), so it is no conflict: an async-commit/1PC
+    commit_ts (max ts + 1) can equal the next TSO stamp. Rollbacks of other txns do not
     conflict: they wrote no data."""
     start_ts = req.start_ts
     conflict: tuple[int, int] | None = None
@@ -108,7 +110,7 @@ def _check_versions(
             return None, ts
         if is_rollback_of(ts, write, start_ts):
             return _aborted(start_ts, key), 0
-        if conflict is None and write.kind != _ROLLBACK:
+        if conflict is None and write.kind != _ROLLBACK and ts > start_ts:
             conflict = (write.start_ts, ts)
     if conflict is None:
         return None, 0

@@ -30,6 +30,8 @@ def bench(*args: str) -> subprocess.CompletedProcess[str]:
     (["write", "--pd", "127.0.0.1:1", "--pre-split", "-1"], ["--pre-split"]),
     (["write", "--pd", "127.0.0.1:1", "--keys", "10", "--pre-split", "11"], ["--pre-split"]),
     (["read", "--target", "etcd", "--endpoints", "127.0.0.1:1", "--pre-split", "4"], ["--target kvdb"]),
+    (["bank", "--pd", "127.0.0.1:1", "--keys", "10", "--single-range"], ["2 accounts per range"]),
+    (["txn", "--target", "etcd", "--endpoints", "127.0.0.1:1", "--pre-split", "4"], ["--target kvdb"]),
     (["split-under-load"], ["--pd"]),
     (["split-under-load", "--pd", "127.0.0.1:1", "--ranges", "1"], ["--ranges"]),
     (["failover", "--victim", "store"], ["--victim"]),
@@ -62,6 +64,30 @@ def test_write_against_a_playground(tmp_path: Path) -> None:
         assert data["concurrency"] == 8 and data["config"]["processes"] == 2
         assert set(data["latency_us"]) == {"overall", "update"}
         assert 0 < data["latency_us"]["overall"]["p50"] <= data["latency_us"]["overall"]["p99"]
+    finally:
+        pg.proc.terminate()
+        pg.proc.wait(timeout=STOP_TIMEOUT)
+
+
+def test_bank_against_a_playground(tmp_path: Path) -> None:
+    """Pre-split into 8 ranges, transfers through the transactional client, the audit at the end."""
+    pg = Playground(tmp_path / "data", free_base_port(PROCESSES))
+    pg.start()
+    try:
+        out = tmp_path / "bank.json"
+        result = bench("bank", "--pd", pg.endpoints, "--keys", "64", "--duration", "1", "--warmup", "0.3",
+                       "--concurrency", "4", "--no-progress", "--output", str(out))
+        assert result.returncode == 0, result
+        assert "bank on kvdb" in result.stdout
+        assert "bank total 64,000 over 64 accounts conserved" in result.stdout
+        data = check_result(json.loads(out.read_text()))
+        assert data["ops"] > 0 and set(data["latency_us"]) == {"overall", "transfer"}
+        assert data["bank"]["ok"] and data["bank"]["seen_total"] == 64_000
+        assert 0 <= data["abort_rate"] < 1 and data["aborts"] >= 0
+        ranges = subprocess.run([sys.executable, "-m", "kvdb", "admin", "ranges", "--json",
+                                 "--pd", pg.endpoints], capture_output=True, text=True, timeout=30)
+        assert ranges.returncode == 0, ranges
+        assert len(json.loads(ranges.stdout)) >= 8  # the pre-split (the 1 range before it, cut 7 times)
     finally:
         pg.proc.terminate()
         pg.proc.wait(timeout=STOP_TIMEOUT)

@@ -12,6 +12,8 @@ from bench.workloads import (
     READ,
     RMW,
     SCAN,
+    TRANSFER,
+    TXN,
     UPDATE,
     WORKLOADS,
     Generator,
@@ -92,7 +94,7 @@ def test_operation_mix_matches_the_workload(workload: str) -> None:
     counts = Counter(op.kind for op in ops)
     mix = WORKLOADS[workload]
     for kind, share in ((READ, mix.read), (UPDATE, mix.update), (INSERT, mix.insert), (SCAN, mix.scan),
-                        (RMW, mix.rmw)):
+                        (RMW, mix.rmw), (TRANSFER, mix.transfer), (TXN, mix.txn)):
         assert abs(counts[kind] / len(ops) - share) < 0.015, (kind, counts)
     for op in ops:
         assert op.key >= 0 and (op.kind == INSERT or op.key < N + len(ops))
@@ -102,8 +104,41 @@ def test_operation_mix_matches_the_workload(workload: str) -> None:
 @pytest.mark.parametrize("count", [1, 2, 3])
 def test_tiny_key_spaces_work(count: int) -> None:
     for workload in WORKLOADS:
+        if workload == "bank" and count < 2:  # a transfer needs two accounts
+            with pytest.raises(ValueError, match="at least 2 accounts"):
+                Generator(workload, count, seed=0)
+            continue
         gen = Generator(workload, count, seed=0)
         for _ in range(200):
             op = gen.next()
             assert 0 <= op.key <= gen.keys.newest  # "latest" also reads this process's inserts
             assert op.key < count or op.kind == INSERT or workload == "ycsb-d"
+            assert all(0 <= k < count for k in op.others)
+
+
+def test_bank_transfers_and_txns_pick_distinct_keys() -> None:
+    gen = Generator("bank", N, seed=0)
+    transfers = [gen.next() for _ in range(2000)]
+    assert all(op.kind == TRANSFER and len(op.others) == 1 and op.others[0] != op.key
+               and 1 <= op.amount <= 10 for op in transfers)
+    gen = Generator("txn", N, seed=0)
+    sizes = Counter()
+    for _ in range(2000):
+        op = gen.next()
+        keys = [op.key, *op.others]
+        assert keys == sorted(set(keys))
+        sizes[len(keys)] += 1
+    assert set(sizes) == {1, 2, 3, 4}
+
+
+def test_single_range_transfers_stay_in_one_pre_split_range() -> None:
+    """--single-range: both accounts between the same two split keys (bench/splits.split_keys)."""
+    from bench.splits import split_keys
+    from bench.workloads import BANK_RANGES, workload_key
+
+    cuts = [workload_key("bank", 0), *split_keys(N, BANK_RANGES, key=lambda i: workload_key("bank", i))]
+    gen = Generator("bank", N, seed=0, groups=BANK_RANGES)
+    for _ in range(2000):
+        op = gen.next()
+        src, dst = workload_key("bank", op.key), workload_key("bank", op.others[0])
+        assert sum(c <= src for c in cuts) == sum(c <= dst for c in cuts)

@@ -55,6 +55,9 @@ class LocalCluster:
         self.wire: list[tuple[int, int, object, tuple | None]] = []
         self.cut: set[tuple[int, int]] = set()
         self.stores: dict[int, Store] = {}
+        self.last_ts = 0
+        self.tso_waiting: list[Callable[[int], None]] | None = None
+        """When a list, the stores' TSO fetches wait in it (``answer_tso``) instead of being answered."""
         for sid in store_ids:
             self.start(sid)
         desc = static_first_range({sid: "" for sid in store_ids})
@@ -65,8 +68,26 @@ class LocalCluster:
         transport = QueueTransport(self, store_id)
         store = Store(CLUSTER_ID, store_id, self.engines[store_id], transport, self.clock, self.config,
                       random.Random(store_id))
+        store.request_ts = self._request_ts
         self.stores[store_id] = store
         return store
+
+    def ts(self) -> int:
+        """A TSO timestamp: above every one handed out before."""
+        self.last_ts += 1
+        return self.last_ts
+
+    def _request_ts(self, done: Callable[[int], None]) -> None:
+        if self.tso_waiting is not None:
+            self.tso_waiting.append(done)
+        else:
+            done(self.ts())
+
+    def answer_tso(self) -> None:
+        """Answer the fetches held in ``tso_waiting`` (with stamps fetched now)."""
+        waiting, self.tso_waiting = self.tso_waiting or [], []
+        for done in waiting:
+            done(self.ts())
 
     def crash(self, store_id: int, power_cut: bool = False) -> int:
         """Kill the store's process: its page cache survives, unless ``power_cut``, which loses

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from kvdb.pb import metapb_pb2, raft_serverpb_pb2
+from kvdb.mvcc import keys as mvcc_keys
+from kvdb.pb import metapb_pb2, mvccpb_pb2, raft_serverpb_pb2
 from kvdb.raft import ConfState
 from kvdb.raft.codec import conf_state_to_pb
-from kvdb.storage import CF_DEFAULT, CF_META, Engine, MemEngine, RocksEngine
+from kvdb.storage import CF_DEFAULT, CF_LOCK, CF_META, CF_WRITE, Engine, MemEngine, RocksEngine
 from kvdb.storage.keys import apply_state_key, range_state_key, snapshot_ingest_key
 from kvdb.store import snapshot
 from tests.store.local_cluster import LocalCluster
@@ -57,12 +58,27 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
     eng.close()
 
 
+def seed_txn_data(engine: Engine) -> None:
+    """A lock and two versions inside range ``RANGE`` = [b"a", b"b"), and the same outside it
+    (under b"b", the range's end, whose versions sort right after the range's last ones)."""
+    batch = engine.batch()
+    for key in (b"a1", b"b"):
+        batch.put(CF_LOCK, key, mvccpb_pb2.Lock(primary=key, start_ts=30).SerializeToString())
+        for ts in (10, 20):
+            batch.put(CF_WRITE, mvcc_keys.version_key(key, ts),
+                      mvccpb_pb2.Write(start_ts=ts - 1, value=b"v%d" % ts).SerializeToString())
+    engine.write(batch, sync=True)
+
+
 def test_build_then_receive_round_trips_and_leaves_only_the_sent_file(engine: Engine, tmp_path: Path) -> None:
     seed_range(engine, 300)
+    seed_txn_data(engine)
     built = snapshot.build(engine, RANGE, "send-1", session_ttl_ms=60_000)
-    assert built.index == 300 and built.header.key_count == 300
+    assert built.index == 300 and built.header.key_count == 300 + 1 + 2  # pairs in every family
+    parts = [(p.cf, p.key_count) for p in built.header.cf_files]
+    assert parts == [(CF_DEFAULT, 300), (CF_LOCK, 1), (CF_WRITE, 2)]
     assert built.header.descriptor.start_key == b"a" and list(built.conf_state.voters) == [1]
-    assert engine.files.names() == ["send-1"]  # the checkpoint is gone
+    assert engine.files.names() == ["send-1.default", "send-1.lock", "send-1.write"]  # the checkpoint is gone
     # The receiver: another engine whose snapshot files are in the same place.
     target: Engine
     if isinstance(engine, RocksEngine):
@@ -74,9 +90,11 @@ def test_build_then_receive_round_trips_and_leaves_only_the_sent_file(engine: En
     for chunk in built.chunks(1000):
         incoming.write(chunk)
     incoming.finish()
-    target.ingest(CF_DEFAULT, "recv-1")
+    snapshot.ingest(target, RANGE, "recv-1")
     assert target.scan(CF_DEFAULT, b"", None, 0) == engine.scan(CF_DEFAULT, b"a", b"b", 0)
     assert target.get(CF_DEFAULT, b"outside") is None  # never in the snapshot
+    assert [k for k, _ in target.scan(CF_LOCK, b"", None, 0)] == [b"a1"]
+    assert target.scan(CF_WRITE, b"", None, 0) == engine.scan(CF_WRITE, *mvcc_keys.versions_of(b"a1"), 0)
     target.close()
     incoming.discard()
     built.remove()
@@ -102,9 +120,19 @@ def test_received_data_that_differs_from_the_header_is_refused(engine: Engine) -
     garbled.message.snapshot.data = b"\xff\xff\xff"
     with pytest.raises(snapshot.SnapshotCorruptError, match="header"):
         snapshot.Incoming(engine.files, "recv-4", garbled)
+    # A header whose files are not data families, or do not add up, could ingest into the
+    # Raft log's family or cut the stream wrongly.
+    for cf, extra in (("raft", 0), (CF_DEFAULT, 1)):
+        bad = raft_serverpb_pb2.SnapshotHeader.FromString(built.header_bytes)
+        bad.cf_files[0].cf = cf
+        bad.cf_files[0].size += extra
+        wrong = message(built)
+        wrong.message.snapshot.data = bad.SerializeToString()
+        with pytest.raises(snapshot.SnapshotCorruptError, match="lists files"):
+            snapshot.Incoming(engine.files, "recv-5", wrong)
     for incoming in (flipped, short, long):
         incoming.discard()
-    assert engine.files.names() == ["send-1"]
+    assert engine.files.names() == ["send-1.default"]
 
 
 def test_a_build_concurrent_with_writes_is_exactly_the_state_at_its_index(tmp_path: Path) -> None:
@@ -125,7 +153,7 @@ def test_a_build_concurrent_with_writes_is_exactly_the_state_at_its_index(tmp_pa
     built = results[0]
     assert index > built.index, "no write overlapped the build: the test proves nothing"
     target = RocksEngine(tmp_path / "target", tmp_path / "db.snap")
-    target.ingest(CF_DEFAULT, "send-1")
+    target.ingest(CF_DEFAULT, "send-1.default")
     keys = [k for k, _ in target.scan(CF_DEFAULT, b"a", b"b", 0)]
     assert len(keys) == built.index == built.header.key_count
     assert keys[-1] == b"a%06d" % (built.index - 1)

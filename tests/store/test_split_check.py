@@ -7,9 +7,11 @@ import random
 
 import pytest
 
+from kvdb.mvcc import keys as mvcc_keys
 from kvdb.pb import kvrpc_pb2, metapb_pb2, pdpb_pb2, raft_serverpb_pb2
 from kvdb.server.kv_handler import KvHandler
 from kvdb.server.split_worker import SplitWorker, request_load
+from kvdb.storage.engine import CF_DEFAULT, CF_LOCK, CF_WRITE
 from kvdb.store.config import StoreConfig
 from kvdb.store.split_check import (
     LoadChecker,
@@ -31,12 +33,12 @@ def _desc(start: bytes = b"", end: bytes = b"", version: int = 1,
 class _Data:
     """Sorted pairs with the scan the checker is given; counts the keys each scan returns."""
 
-    def __init__(self, pairs: list[tuple[bytes, bytes]]) -> None:
-        self.pairs = sorted(pairs)
+    def __init__(self, pairs: list[tuple[bytes, bytes]], cf: str = CF_DEFAULT) -> None:
+        self.cfs: dict[str, list[tuple[bytes, bytes]]] = {cf: sorted(pairs)}
         self.largest_scan = 0
 
-    def scan(self, start: bytes, end: bytes, limit: int) -> list[tuple[bytes, bytes]]:
-        out = [(k, v) for k, v in self.pairs if start <= k < end][:limit]
+    def scan(self, cf: str, start: bytes, end: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+        out = [(k, v) for k, v in self.cfs.get(cf, []) if start <= k < end][:limit]
         self.largest_scan = max(self.largest_scan, len(out))
         return out
 
@@ -73,8 +75,25 @@ def test_measure_never_picks_the_start_key_nor_a_key_outside_the_range() -> None
     assert m.keys == 3
     assert m.middle_key() in (b"b", b"c")
     single = SizeMeasure(_desc(b"a", b"b"), checkpoint_bytes=1)
-    single.step(_Data(pairs).scan, 10)
-    assert single.done and single.middle_key() is None  # one key: nothing to split at
+    while not single.done:
+        single.step(_Data(pairs).scan, 10)
+    assert single.middle_key() is None  # one key: nothing to split at
+
+
+def test_measure_counts_mvcc_versions_and_splits_at_a_user_key() -> None:
+    """A transactional range has its data in ``write`` (and ``lock``): the measure must count it,
+    and a checkpoint found there is a version key, whose split key is its user key (a raw version
+    key would cut the range at a key that sorts inside no user key's place)."""
+    versions = [(mvcc_keys.version_key(_key(i), ts), b"v" * 100) for i in range(100) for ts in (5, 9)]
+    data = _Data(versions, CF_WRITE)
+    data.cfs[CF_LOCK] = [(_key(3), b"lock")]
+    m = SizeMeasure(_desc(), checkpoint_bytes=500)
+    while not m.done:
+        m.step(data.scan, 16)
+    assert m.keys == 201 and m.bytes == sum(len(k) + len(v) for k, v in versions) + len(_key(3)) + 4
+    key = m.middle_key()
+    assert key is not None and _key(40) <= key <= _key(60)  # a user key, near the middle
+    assert all(k in {_key(i) for i in range(1, 100)} for _, k in m.checkpoints)
 
 
 def test_measure_of_a_range_far_above_the_limit_keeps_its_checkpoints_bounded() -> None:
@@ -312,13 +331,25 @@ def test_request_load_covers_every_request_kind() -> None:
     desc = _desc(b"b", b"y")
     kinds = {f.name for f in kvrpc_pb2.Request.DESCRIPTOR.oneofs_by_name["cmd"].fields}
     pair = kvrpc_pb2.KvPair(key=b"c", value=b"12")
+    mutation = kvrpc_pb2.TxnMutation(key=b"c", value=b"12")
     bodies = {"get": kvrpc_pb2.RawGetRequest(key=b"c"), "put": kvrpc_pb2.RawPutRequest(key=b"c", value=b"12"),
               "batch_get": kvrpc_pb2.RawBatchGetRequest(keys=[b"c", b"d"]),
               "batch_put": kvrpc_pb2.RawBatchPutRequest(pairs=[pair, pair]),
               "delete": kvrpc_pb2.RawDeleteRequest(key=b"c"),
               "delete_range": kvrpc_pb2.RawDeleteRangeRequest(start_key=b"a", end_key=b"d"),
               "scan": kvrpc_pb2.RawScanRequest(start_key=b"c"),
-              "cas": kvrpc_pb2.RawCompareAndSwapRequest(key=b"c", value=b"12")}
+              "cas": kvrpc_pb2.RawCompareAndSwapRequest(key=b"c", value=b"12"),
+              "txn_get": kvrpc_pb2.TxnGetRequest(key=b"c"),
+              "txn_batch_get": kvrpc_pb2.TxnBatchGetRequest(keys=[b"c", b"d"]),
+              "txn_scan": kvrpc_pb2.TxnScanRequest(start_key=b"c"),
+              "scan_lock": kvrpc_pb2.ScanLockRequest(end_key=b"d"),
+              "prewrite": kvrpc_pb2.PrewriteRequest(mutations=[mutation, mutation]),
+              "commit": kvrpc_pb2.CommitRequest(keys=[b"c"]),
+              "rollback": kvrpc_pb2.BatchRollbackRequest(keys=[b"c"]),
+              "check_txn_status": kvrpc_pb2.CheckTxnStatusRequest(primary_key=b"c"),
+              "check_secondary_locks": kvrpc_pb2.CheckSecondaryLocksRequest(keys=[b"c"]),
+              "resolve_lock": kvrpc_pb2.ResolveLockRequest(keys=[b"c"]),
+              "txn_heart_beat": kvrpc_pb2.TxnHeartBeatRequest(primary_lock=b"c")}
     assert set(bodies) == set(kinds)
     loads = {kind: request_load(kind, body, desc) for kind, body in bodies.items()}
     assert loads["put"] == ([point(b"c")], 3, 1) and loads["cas"] == ([point(b"c")], 3, 1)
@@ -326,6 +357,11 @@ def test_request_load_covers_every_request_kind() -> None:
     assert loads["batch_get"] == ([point(b"c"), point(b"d")], 0, 0)
     assert loads["delete_range"] == ([(b"b", b"d")], 0, 0)  # clipped to the range
     assert loads["scan"] == ([(b"c", b"y")], 0, 0)
+    assert loads["prewrite"] == ([point(b"c")] * 2, 6, 2)
+    assert loads["scan_lock"] == ([(b"b", b"d")], 0, 0) and loads["txn_scan"] == ([(b"c", b"y")], 0, 0)
+    for kind in ("txn_get", "commit", "rollback", "check_txn_status", "check_secondary_locks", "resolve_lock",
+                 "txn_heart_beat"):
+        assert loads[kind] == ([point(b"c")], 0, 0), kind
 
 
 def test_measures_take_turns_when_a_round_runs_out_of_keys() -> None:

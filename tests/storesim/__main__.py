@@ -2,6 +2,7 @@
 
     .venv/bin/python -m tests.storesim --seed 1234 [--stores 3|5] [--pd] [--verbose]
     .venv/bin/python -m tests.storesim --seeds 300 [--start 0] [--stores 3|5|both] [--pd]
+    .venv/bin/python -m tests.storesim --seeds 50 --workload bank|append   (transactions too)
 
 With --pd the range starts with one replica and a simulated PD grows and repairs it (5 stores
 unless --stores says otherwise).
@@ -31,6 +32,7 @@ from tests.storesim.cluster import (
     StoreSimulation,
 )
 from tests.storesim.faults import ALL_PROFILES
+from tests.storesim.txn_workloads import WORKLOADS
 
 
 def _options(args: argparse.Namespace, seed: int, stores: int) -> SimOptions:
@@ -38,7 +40,8 @@ def _options(args: argparse.Namespace, seed: int, stores: int) -> SimOptions:
                       clients=args.clients, readers=args.readers, keys=args.keys,
                       client_timeout_ticks=args.client_timeout_ticks, churn=not args.no_churn,
                       faults=not args.no_faults, check_leases=not args.no_check_leases, pd=args.pd,
-                      verbose=args.verbose, profile=args.profile, ranges=args.ranges)
+                      verbose=args.verbose, profile=args.profile, ranges=args.ranges, workload=args.workload,
+                      txn_clients=args.txn_clients)
 
 
 def _stores(args: argparse.Namespace) -> int:
@@ -106,8 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-faults", action="store_true", help="a healthy run: no nemesis at all")
     parser.add_argument("--profile", choices=profile_names(ALL_PROFILES),
                         help="force this swarm profile (default: each seed draws its own)")
+    parser.add_argument("--workload", choices=sorted(WORKLOADS),
+                        help="also run transactions: bank transfers or list appends, over 8 founding ranges "
+                             "(tests/storesim/txn_workloads.py)")
+    parser.add_argument("--txn-clients", type=int, default=4, help="transactional clients (with --workload)")
     parser.add_argument("--verbose", action="store_true", help="print the event trace and the store's logs")
     args = parser.parse_args(argv)
+    if args.workload is not None and args.pd:
+        parser.error("--workload needs many ranges; PD mode schedules one (drop --pd)")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR)
     if args.seeds is not None:
         return soak(args)

@@ -29,6 +29,7 @@ answer:
 
 from __future__ import annotations
 
+import random
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -76,6 +77,49 @@ def check_read_in_bounds(node: SimStore, range_id: int, call: Call, body: object
         where = "gone" if peer is None else f"[{peer.desc.start_key!r}, {peer.desc.end_key!r})"
         raise WrongAnswer(f"{node!r} answered {call.kind} #{call.seq} on range {range_id} for keys {outside} "
                           f"outside the range ({where}, version {peer.desc.epoch.version if peer else '-'})")
+
+
+def locate(sim: StoreSimulation, cache: RangeCache, rng: random.Random, key: bytes) -> CachedRange | None:
+    """The cached range of ``key``; on a miss, whatever a random live store holds for it (the
+    simulator's stand-in for PD)."""
+    loc = cache.find(key)
+    if loc is not None:
+        return loc
+    nodes = [n for n in sim.stores.values() if n.alive]
+    rng.shuffle(nodes)
+    for node in nodes:
+        desc = next((p.desc for p in node.store.peers.values()
+                     if p.initialized and keyspace.contains(p.desc, key)), None)
+        if desc is not None:
+            entry = cache.insert(desc, node.id if node.store.peers[desc.id].is_leader else None)
+            # A newer cached range kept out this store's stale one: ask another store next time.
+            return entry if entry.contains(key) else None
+    return None
+
+
+def leader_of(sim: StoreSimulation, loc: CachedRange, rng: random.Random) -> int:
+    """The cached leader of ``loc``, else a random replica of it (it will name the leader)."""
+    if loc.leader_store is None:
+        loc.leader_store = rng.choice(sorted(loc.store_ids() or sim.stores))
+    return loc.leader_store
+
+
+def follow_routing_error(sim: StoreSimulation, cache: RangeCache, loc: CachedRange, store_id: int,
+                         err: kvrpc_pb2.Error, rng: random.Random) -> None:
+    """Update the cache from a routing error as the production client does."""
+    kind = err.WhichOneof("kind")
+    if kind == "not_leader" and err.not_leader.HasField("leader"):
+        loc.leader_store = err.not_leader.leader.store_id
+    elif kind == "epoch_not_match" and err.epoch_not_match.current_ranges:
+        cache.invalidate(loc.id)
+        for desc in err.epoch_not_match.current_ranges:
+            cache.insert(desc, store_id if any(p.store_id == store_id for p in desc.peers) else None)
+    elif kind == "key_not_in_range":
+        cache.invalidate(loc.id)  # the next call on its keys looks them up afresh
+    elif kind != "stale_command":
+        # Kept cached (unlike the production client, which asks PD again): the store lacks
+        # a replica or is not sure who leads; another replica will tell.
+        loc.leader_store = rng.choice([s for s in sorted(sim.stores) if s != store_id])
 
 
 class Clients:
@@ -200,26 +244,10 @@ class Client:
         self.world.after(self.timeout_us, self._timed_out, call.seq)
 
     def _locate(self, key: bytes) -> CachedRange | None:
-        """The cached range of ``key``; on a miss, whatever a random live store holds for it."""
-        loc = self.cache.find(key)
-        if loc is not None:
-            return loc
-        nodes = [n for n in self.sim.stores.values() if n.alive]
-        self.rng.shuffle(nodes)
-        for node in nodes:
-            desc = next((p.desc for p in node.store.peers.values()
-                         if p.initialized and keyspace.contains(p.desc, key)), None)
-            if desc is not None:
-                entry = self.cache.insert(desc, node.id if node.store.peers[desc.id].is_leader else None)
-                # A newer cached range kept out this store's stale one: ask another store next time.
-                return entry if entry.contains(key) else None
-        return None
+        return locate(self.sim, self.cache, self.rng, key)
 
     def _leader(self, loc: CachedRange) -> int:
-        """The cached leader of ``loc``, else a random replica of it (it will name the leader)."""
-        if loc.leader_store is None:
-            loc.leader_store = self.rng.choice(sorted(loc.store_ids() or self.sim.stores))
-        return loc.leader_store
+        return leader_of(self.sim, loc, self.rng)
 
     def _draw(self) -> tuple[Call, CachedRange] | None:
         rng, all_keys = self.rng, self.clients.keys
@@ -380,18 +408,6 @@ class Client:
             counts["not_executed"] += 1
         else:
             raise WrongAnswer(f"store {store_id} answered a valid {call.kind} with {kind}: {err.message}")
-        loc = self.loc
-        if kind == "not_leader" and err.not_leader.HasField("leader"):
-            loc.leader_store = err.not_leader.leader.store_id
-        elif kind == "epoch_not_match" and err.epoch_not_match.current_ranges:
-            self.cache.invalidate(loc.id)
-            for desc in err.epoch_not_match.current_ranges:
-                self.cache.insert(desc, store_id if any(p.store_id == store_id for p in desc.peers) else None)
-        elif kind == "key_not_in_range":
-            self.cache.invalidate(loc.id)  # the next call on its keys looks them up afresh
-        elif kind != "stale_command":
-            # Kept cached (unlike the production client, which asks PD again): the store lacks
-            # a replica or is not sure who leads; another replica will tell.
-            loc.leader_store = self.rng.choice([s for s in sorted(self.sim.stores) if s != store_id])
+        follow_routing_error(self.sim, self.cache, self.loc, store_id, err, self.rng)
         # A reader asking a follower is told so every time: it need not ask that often.
         self._done(self.rng.randint(1_000, 10_000) * (1 if self.home is None else 3))

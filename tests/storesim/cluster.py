@@ -29,9 +29,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, fields
 
+from kvdb.mvcc.keys import version_bounds
 from kvdb.pb import metapb_pb2
 from kvdb.raft import Role
-from kvdb.storage.engine import CF_DEFAULT
+from kvdb.storage.engine import CF_DEFAULT, CF_LOCK, CF_WRITE
 from kvdb.store import keyspace
 from kvdb.store.config import StoreConfig
 from kvdb.testing.linearizability import Operation, check_history
@@ -40,7 +41,7 @@ from tests.sim.world import World
 from tests.storesim.clients import Clients
 from tests.storesim.faults import RANGE_ID, Nemesis, draw_seed_profile
 from tests.storesim.node import SimStore
-from tests.storesim.pd import REPLICA_COUNT, PdAgent, SimPd
+from tests.storesim.pd import REPLICA_COUNT, PdAgent, SimPd, SimTso
 from tests.storesim.ranges import (
     FIRST_SPLIT_ID,
     check_disjoint,
@@ -51,6 +52,8 @@ from tests.storesim.ranges import (
     owner,
 )
 from tests.storesim.transport import SimNetwork
+from tests.storesim.txn_clients import RPC_DEADLINE_US, TxnClients, TxnRecord
+from tests.storesim.txn_workloads import WORKLOADS
 
 DEFAULT_TICKS = 300
 DEFAULT_PD_TICKS = 800
@@ -59,6 +62,10 @@ DEFAULT_LIVENESS_TICKS = 400
 QUIESCE_TICKS = 500
 PD_QUIESCE_TICKS = 1000
 """Room for a store that died for good to turn DOWN, plus the three steps that replace it."""
+TXN_RANGES = 8
+"""Founding ranges of a txn run, cut over the workload's keys: transactions span many ranges."""
+FINAL_READ_US = 5_000_000
+"""How long the final snapshot read of a txn run may take (it resolves every lock left)."""
 GROWTH_TICKS = 300
 """PD mode: how long PD may take to grow the one-replica range to three voters."""
 FIRST_STORE = 1
@@ -104,13 +111,24 @@ class SimOptions:
     profile: str | None = None
     """Force this swarm profile (``tests/storesim/faults.py`` PROFILES); None: drawn from the seed."""
     ranges: int | None = None
-    """Founding ranges (``tests/storesim/ranges.py``); None: drawn from the seed (1 in PD mode)."""
+    """Founding ranges (``tests/storesim/ranges.py``); None: drawn from the seed (1 in PD mode,
+    ``TXN_RANGES`` with a txn workload)."""
+    workload: str | None = None
+    """A transactional workload (``tests/storesim/txn_workloads.py``: bank, append) run by
+    ``txn_clients`` clients beside the raw ones; None: raw clients only."""
+    txn_clients: int = 4
 
     def __post_init__(self) -> None:
         if self.stores is None:
             self.stores = 5 if self.pd else 3
         if self.ticks is None:
             self.ticks = DEFAULT_PD_TICKS if self.pd else DEFAULT_TICKS
+        if self.workload is not None and self.pd:
+            raise ValueError("a txn workload needs many ranges; PD mode schedules one")
+        if self.workload is not None and self.workload not in WORKLOADS:
+            raise ValueError(f"unknown workload {self.workload!r} (one of {sorted(WORKLOADS)})")
+        if self.ranges is None and self.workload is not None:
+            self.ranges = TXN_RANGES
         if self.ranges is None:
             # PD's and the hibernate profile's schedules watch one range.
             self.ranges = draw_range_count(self.seed, self.pd or self.profile == "hibernate")
@@ -123,9 +141,11 @@ class SimOptions:
             cmd += " --pd"
         if self.profile is not None:
             cmd += f" --profile {self.profile}"
-        defaults = SimOptions(seed=self.seed, pd=self.pd)
+        if self.workload is not None:
+            cmd += f" --workload {self.workload}"
+        defaults = SimOptions(seed=self.seed, pd=self.pd, workload=self.workload)
         for name in ("ticks", "liveness_ticks", "clients", "readers", "keys", "client_timeout_ticks",
-                     "ranges"):
+                     "ranges", "txn_clients"):
             if getattr(self, name) != getattr(defaults, name):
                 cmd += f" --{name.replace('_', '-')} {getattr(self, name)}"
         for name in ("churn", "faults", "check_leases"):
@@ -212,13 +232,34 @@ class Stats:
     """Replicas removed while away, destroyed when the leader talked to a newer one on their store."""
     pd_stale_replicas_left: int = 0
     """Replicas removed while away and never replaced on their store: they stay (a known gap)."""
+    # Txn workload only (left out of the summary of runs without one).
+    txn_runs: int = 0
+    txn_committed: int = 0
+    txn_aborted: int = 0
+    txn_unknown: int = 0
+    """Outcomes as the clients (or the simulator, for crashed clients) know them."""
+    txn_checked: int = 0
+    """Transactions the workload's checker covered."""
+    txn_one_pc: int = 0
+    txn_async: int = 0
+    txn_two_pc: int = 0
+    """Commit attempts by mode."""
+    txn_client_crashes: int = 0
+    txn_conflicts: int = 0
+    txn_locks_met: int = 0
+    txn_locks_resolved: int = 0
+    txn_async_resolved: int = 0
+    """Async-commit transactions a resolver decided from their secondaries' locks."""
+    txn_scans: int = 0
+    """Snapshot reads done by ``txn_scan`` (range by range) that got through."""
 
     def add(self, other: Stats) -> None:
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
     def summary(self) -> str:
-        shown = [f for f in fields(self) if self.pd_runs or not f.name.startswith("pd_")]
+        shown = [f for f in fields(self) if (self.pd_runs or not f.name.startswith("pd_"))
+                 and (self.txn_runs or not f.name.startswith("txn_"))]
         return ", ".join(f"{f.name}={getattr(self, f.name)}" for f in shown)
 
 
@@ -230,6 +271,15 @@ TIMINGS = {
 latency, drift two ticks (the defaults' ratio). ``tight``: long ticks with a drift bound of a
 tenth of a tick, so the lease ends only a tenth of a tick before the followers' promise and
 anything that shortens the promise by one tick (a timer that campaigns inside it) shows."""
+
+
+def _data_bounds(desc: metapb_pb2.RangeDescriptor) -> list[tuple[str, bytes, bytes]]:
+    """The range's data in every column family: raw values, locks and versions. The checker's
+    own, not ``keyspace.data_bounds``: it must not share the code it checks (a planted bug
+    there would blind it)."""
+    return [(CF_DEFAULT, desc.start_key, keyspace.data_end(desc)),
+            (CF_LOCK, desc.start_key, keyspace.data_end(desc)),
+            (CF_WRITE, *version_bounds(desc))]
 
 
 def sim_config(rng: random.Random, timing: str) -> StoreConfig:
@@ -268,9 +318,14 @@ class StoreSimulation:
         self.max_rate_deviation = 0.9 * self.config.max_clock_drift / (2 * self.config.election_timeout)
         self.stats = Stats(runs=1, pd_runs=int(options.pd))
         self.network = SimNetwork(self.world)
+        self.tso = SimTso(self.world)
         founders = [FIRST_STORE] if options.pd else range(1, options.stores + 1)
-        self.founding = founding_ranges(options.ranges, founders, [b"k%d" % i for i in range(options.keys)],
-                                        RANGE_ID)
+        raw_keys = [b"k%d" % i for i in range(options.keys)]
+        self.workload = None if options.workload is None else WORKLOADS[options.workload]()
+        self.split_candidates = raw_keys if self.workload is None else self.workload.keys + raw_keys
+        """Keys that splits cut at (and just after): the clients' keys."""
+        self.founding = founding_ranges(options.ranges, founders,
+                                        raw_keys if self.workload is None else self.workload.keys, RANGE_ID)
         self.first_range = self.founding[0]
         self.range_ids = [d.id for d in self.founding]
         """Every range the cluster has had (splits add theirs): what settling and the checks cover."""
@@ -290,6 +345,7 @@ class StoreSimulation:
         if options.readers is None and self.profile.name == "transfers":
             readers = 2 * options.stores  # reads in flight at every store when leadership moves
         self.clients = Clients(self, options.clients, readers, options.keys, timeout_ticks * self.tick_us)
+        self.txn = None if self.workload is None else TxnClients(self, options.txn_clients, self.workload)
         self.nemesis = Nemesis(self)
         self.history: list[Operation] = []
         self._leaders: dict[tuple[int, int], int] = {}  # (range, term) -> store that led it
@@ -366,6 +422,8 @@ class StoreSimulation:
             node.start(bootstrap=True)
         world.after(0, self._monitor)
         self.clients.start()
+        if self.txn is not None:
+            self.txn.start()
         if self.pd is not None:
             world.run_until(GROWTH_TICKS * tick, stop=self.pd.grown)
             if not self.pd.grown():
@@ -382,16 +440,27 @@ class StoreSimulation:
 
         self._heal()
         healed = world.now
-        world.run_until(healed + self.options.liveness_ticks * tick,
-                        stop=lambda: self.clients.last_write_ok >= healed)
+        txn = self.txn
+
+        def recovered() -> bool:
+            return self.clients.last_write_ok >= healed and (txn is None or txn.last_commit_invoke >= healed)
+
+        world.run_until(healed + self.options.liveness_ticks * tick, stop=recovered)
         if self.clients.last_write_ok < healed:
             raise LivenessFailure(f"no write invoked after the heal was acknowledged within "
+                                  f"{self.options.liveness_ticks} ticks ({self._describe()})")
+        if not recovered():
+            raise LivenessFailure(f"no transaction begun after the heal committed within "
                                   f"{self.options.liveness_ticks} ticks ({self._describe()})")
 
         self.clients.active = False
         drained = world.now + self.clients.timeout_us + tick
         world.run_until(drained, stop=lambda: self.clients.outstanding == 0)
         self.history = self.clients.finish_history()
+        final = None
+        if txn is not None:
+            final = self._drain_txn()
+            self.settled = False  # the drain ran past the tick that last judged it
 
         quiesce = QUIESCE_TICKS if self.pd is None else PD_QUIESCE_TICKS
         world.run_until(world.now + quiesce * tick, stop=lambda: self.settled)
@@ -401,7 +470,24 @@ class StoreSimulation:
         result = check_history(self.history)
         self.stats.ops_checked = result.checked_ops
         result.raise_if_failed()
+        if txn is not None:
+            self.stats.txn_checked = self.workload.check(txn.records, final)
         self._collect()
+
+    def _drain_txn(self) -> TxnRecord:
+        """Stop the txn clients (those still busy after a while as if they crashed), then read
+        every key of the workload in one snapshot, resolving every lock the run left behind."""
+        txn, world = self.txn, self.world
+        txn.active = False
+        world.run_until(world.now + RPC_DEADLINE_US, stop=lambda: txn.outstanding == 0)
+        txn.stop()
+        final: list[TxnRecord | None] = []
+        txn.final_read(self.workload.keys, final.append)
+        world.run_until(world.now + FINAL_READ_US, stop=lambda: bool(final))
+        if not final or final[0] is None:
+            raise LivenessFailure(f"the final snapshot read did not get through in "
+                                  f"{FINAL_READ_US // 1000} ms ({self._describe()})")
+        return final[0]
 
     def _heal(self) -> None:
         self.world.trace("--- liveness phase: heal everything ---")
@@ -626,12 +712,12 @@ class StoreSimulation:
             descs.append(desc)
             members = self._members(desc)
             self.stats.stale_parent_blocks += len(desc.peers) - len(members)
-            bounds = (desc.start_key, keyspace.data_end(desc))
-            data = {sid: self.stores[sid].engine.scan(CF_DEFAULT, *bounds, 0) for sid in sorted(members)}
+            data = {sid: [self.stores[sid].engine.scan(cf, start, end, 0)
+                          for cf, start, end in _data_bounds(desc)] for sid in sorted(members)}
             reference = data[leader.id]
             for sid, pairs in data.items():
                 if pairs != reference:
-                    diff = sorted(set(pairs) ^ set(reference))[:10]
+                    diff = [sorted(set(a) ^ set(b))[:10] for a, b in zip(pairs, reference, strict=True)]
                     raise InvariantViolation(
                         f"range {range_id}: store {sid} and leader store {leader.id} hold different data at "
                         f"applied index {leader.store.peers[range_id].applied}: {diff}"
@@ -654,6 +740,15 @@ class StoreSimulation:
         stats.ops_ok = counts["ok"]
         stats.ops_not_executed = counts["not_executed"]
         stats.ops_indeterminate = counts["indeterminate"]
+        if self.txn is not None:
+            tc = self.txn.counts
+            stats.txn_runs = 1
+            stats.txn_committed, stats.txn_aborted = tc["committed"], tc["aborted"]
+            stats.txn_unknown = tc["unknown"]
+            stats.txn_one_pc, stats.txn_async, stats.txn_two_pc = tc["one_pc"], tc["async"], tc["two_pc"]
+            stats.txn_client_crashes, stats.txn_conflicts = tc["crashes"], tc["conflicts"]
+            stats.txn_locks_met, stats.txn_locks_resolved = tc["locks_met"], tc["resolved"]
+            stats.txn_async_resolved, stats.txn_scans = tc["async_resolved"], tc["scans"]
         stats.messages = self.network.sent
         stats.pd_messages = self.network.pd_sent
         for node in self.stores.values():

@@ -28,7 +28,7 @@ from kvdb.store.loop import RaftLoop
 from kvdb.store.peer import Peer
 from kvdb.store.store import Iteration, Store
 from tests.sim.world import World
-from tests.storesim.transport import SimTransport
+from tests.storesim.transport import PD_NODE, SimTransport
 
 if TYPE_CHECKING:
     from tests.storesim.cluster import StoreSimulation
@@ -113,11 +113,23 @@ class SimStore:
         incarnation = self.incarnation
         store.wake = lambda: self._wake(incarnation)
         store.on_split = lambda descs: self.sim.on_split(self, descs)
+        store.request_ts = lambda done: self._request_ts(incarnation, done)
         self.world.trace("%r start (%d replicas)", self, len(store.peers))
         if self.pd_agent is not None:
             self.pd_agent.started()
         self.world.after(self._tick_delay(), self._tick, incarnation)
         self._wake(incarnation)
+
+    def _request_ts(self, incarnation: int, done: Callable[[int], None]) -> None:
+        """``Store.request_ts``: a TSO request to PD and its reply, across the network (either
+        may be lost: the store asks again later)."""
+        network, tso = self.sim.network, self.sim.tso
+
+        def reply(data: bytes) -> None:
+            if incarnation == self.incarnation and self.alive:
+                self.deliver(("pd",), done, int.from_bytes(data, "big"))
+
+        network.send_pd(self.id, PD_NODE, b"", lambda _: tso.serve(network, self.id, reply))
 
     def crash(self) -> None:
         self.world.trace("%r crash (write in flight: %s)", self, self.writing)

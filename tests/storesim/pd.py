@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from kvdb.pb import metapb_pb2, pdpb_pb2
 from kvdb.raft import ConfChangeType
-from kvdb.server.pd_worker import carry_out_decisions, describe_operator, range_info
+from kvdb.server.pd_worker import LeaderlessReplicas, carry_out_decisions, describe_operator, range_info
 from kvdb.store.errors import StoreError
 from placement.cluster import ClusterModel
 from placement.config import effective
@@ -33,8 +33,10 @@ from tests.storesim.transport import PD_NODE
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from tests.sim.world import World
     from tests.storesim.cluster import StoreSimulation
     from tests.storesim.node import SimStore
+    from tests.storesim.transport import SimNetwork
 
 REPLICA_COUNT = 3
 FIRST_ALLOCATED_ID = 100
@@ -60,6 +62,24 @@ _DONE_STATS = {
     pdpb_pb2.Operator.TRANSFER_LEADER: "pd_leaders_transferred",
 }
 _END_STATS = {TIMEOUT: "pd_ops_timed_out", STALE: "pd_ops_stale"}
+
+
+class SimTso:
+    """PD's timestamp oracle at simulator scale: ``(world ms << 18) | counter``, strictly
+    increasing and above every stamp handed out before (as PD's, whatever the mode: a store asks
+    it across the network even when no ``SimPd`` schedules anything)."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.last = 0
+
+    def next(self) -> int:
+        self.last = max(self.last + 1, (self.world.now // 1000) << 18)
+        return self.last
+
+    def serve(self, network: SimNetwork, store_id: int, reply: Callable[[bytes], None]) -> None:
+        """Answer one store's request (which reached PD) through the network."""
+        network.send_pd(PD_NODE, store_id, self.next().to_bytes(8, "big"), reply)
 
 
 class SimPd:
@@ -175,6 +195,13 @@ class SimPd:
         self.model.store_heartbeat(req.store_id, req.stats, self.now_ms())
         self.stats.pd_store_heartbeats += 1
 
+    def on_range_query(self, store_id: int, range_id: int, reply: Callable[[bytes], None], _: bytes) -> None:
+        """``GetRangeByID``: PD's descriptor of the range (empty when it knows none), back to
+        ``store_id`` through the network."""
+        info = self.model.get_range(range_id)
+        data = info.descriptor.SerializeToString() if info is not None else b""
+        self.network.send_pd(PD_NODE, store_id, data, reply)
+
     def on_range_heartbeat(self, store_id: int, reply: Callable[[bytes], None], data: bytes) -> None:
         """Answer on the heartbeat's own stream: back to ``store_id`` through the network."""
         resp = pdpb_pb2.RangeHeartbeatResponse()
@@ -236,7 +263,9 @@ class SimPd:
 
 class PdAgent:
     """A store's side of PD, as ``PdWorker``: heartbeats every few ticks while the process runs
-    (a paused or dead process sends none), and carries out the operators PD answers with."""
+    (a paused or dead process sends none), carries out the operators PD answers with, and asks PD
+    about replicas that have known no leader for a while (``LeaderlessReplicas``: a replica
+    removed while it was not listening never learns it otherwise)."""
 
     def __init__(self, node: SimStore, pd: SimPd) -> None:
         self.node = node
@@ -246,6 +275,7 @@ class PdAgent:
         self._ticks = 0
         self.muted_until = 0
         """World time until which store heartbeats fail (the range heartbeat stream still works)."""
+        self._leaderless = LeaderlessReplicas()
 
     def started(self) -> None:
         """A fresh process heartbeats on its first tick, as ``PdWorker`` does on start."""
@@ -270,6 +300,16 @@ class PdAgent:
         if req.ranges:
             self.network.send_pd(node.id, PD_NODE, req.SerializeToString(),
                                  partial(pd.on_range_heartbeat, node.id, reply))
+        for range_id in self._leaderless.due(peers):
+            answer = partial(self._on_range_answer, node.incarnation, range_id)
+            self.network.send_pd(node.id, PD_NODE, b"", partial(pd.on_range_query, node.id, range_id, answer))
+
+    def _on_range_answer(self, incarnation: int, range_id: int, data: bytes) -> None:
+        """What ``PdWorker._stale_replica_checks`` does with PD's answer."""
+        node = self.node
+        if incarnation == node.incarnation and node.alive and data:
+            current = metapb_pb2.RangeDescriptor.FromString(data)
+            node.deliver(("pd",), node.store.destroy_if_removed, range_id, current)
 
     def _on_reply(self, incarnation: int, data: bytes) -> None:
         node = self.node

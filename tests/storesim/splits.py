@@ -63,7 +63,7 @@ class Splitter:
         if leader is None:
             return None
         peer = leader.store.peers[range_id]
-        candidates = split_keys(peer.desc, self.sim.clients.keys)
+        candidates = split_keys(peer.desc, self.sim.split_candidates)
         if not candidates:
             return None
         keys = sorted(self.rng.sample(candidates, self.rng.randint(1, min(3, len(candidates)))))

@@ -73,10 +73,16 @@ def test_prewrite_conflicts_with_a_newer_commit_of_any_data_kind(kind):
     assert db.lock(b"b") is None, "a failed prewrite writes nothing"
 
 
-def test_a_commit_at_exactly_start_ts_conflicts_too():
+def test_a_commit_at_exactly_start_ts_is_in_the_snapshot_and_does_not_conflict():
     db = Db()
     db.put_committed(b"a", b"1", 5, 10)
-    assert db.prewrite(10, [(PUT, b"a", b"2")]).errors[0].conflict.conflict_commit_ts == 10
+    assert not db.prewrite(10, [(PUT, b"a", b"2")]).errors
+
+
+def test_a_commit_just_after_start_ts_conflicts():
+    db = Db()
+    db.put_committed(b"a", b"1", 5, 11)
+    assert db.prewrite(10, [(PUT, b"a", b"2")]).errors[0].conflict.conflict_commit_ts == 11
 
 
 def test_an_older_commit_does_not_conflict():

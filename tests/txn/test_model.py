@@ -109,7 +109,7 @@ class Model:
         for k in keys_:
             if k in self.locks:
                 expected[k] = "locked"
-            elif any(ts >= start_ts for ts, _, _ in self.versions[k]):
+            elif any(ts > start_ts for ts, _, _ in self.versions[k]):
                 expected[k] = "conflict"
         got = {}
         for err in resp.errors:

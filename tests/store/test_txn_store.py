@@ -1,0 +1,191 @@
+"""Transactions on stores (kvdb.store.txn_api, Store._apply_txn, the max ts): requests through
+the KV handler of in-memory stores with a hand-driven network, clock and TSO."""
+
+from __future__ import annotations
+
+import pytest
+
+from kvdb.pb import kvrpc_pb2
+from kvdb.server.kv_handler import KvHandler
+from kvdb.storage.engine import CF_LOCK
+from kvdb.store.store import Store
+from tests.store.local_cluster import LocalCluster, context
+from tests.storesim.cluster import SimOptions, StoreSimulation
+
+Req = kvrpc_pb2.Request
+
+
+def call(cluster: LocalCluster, store: Store, kind: str, **fields: object) -> object:
+    """One request of ``kind`` to ``store``'s range 1, pumped until answered: its response body."""
+    req = Req()
+    body = getattr(req, kind)
+    body.context.CopyFrom(context(store))
+    for name, value in fields.items():
+        field = getattr(body, name)
+        if isinstance(value, list):
+            field.extend(value)
+        else:
+            setattr(body, name, value)
+    return getattr(cluster.call(store, req), kind)
+
+
+def mutation(key: bytes, value: bytes = b"v") -> kvrpc_pb2.TxnMutation:
+    return kvrpc_pb2.TxnMutation(op=kvrpc_pb2.PUT, key=key, value=value)
+
+
+def prewrite(cluster: LocalCluster, store: Store, start_ts: int, keys: list[bytes],
+             **fields: object) -> object:
+    return call(cluster, store, "prewrite", mutations=[mutation(k, b"v@%d" % start_ts) for k in keys],
+                primary_lock=keys[0], start_ts=start_ts, lock_ttl_ms=3000, **fields)
+
+
+def test_prewrite_commit_and_reads_at_timestamps_on_every_replica() -> None:
+    cluster = LocalCluster([1, 2, 3])
+    leader = cluster.elect()
+    start = cluster.ts()
+    resp = prewrite(cluster, leader, start, [b"a", b"b"])
+    assert not resp.HasField("error") and list(resp.errors) == []
+    locked = call(cluster, leader, "txn_get", key=b"a", version=cluster.ts())
+    assert locked.key_error.locked.start_ts == start and locked.key_error.locked.primary == b"a"
+    commit_ts = cluster.ts()
+    resp = call(cluster, leader, "commit", start_ts=start, keys=[b"a", b"b"], commit_ts=commit_ts)
+    assert not resp.HasField("error") and not resp.HasField("key_error")
+    assert call(cluster, leader, "txn_get", key=b"b", version=cluster.ts()).value == b"v@%d" % start
+    assert call(cluster, leader, "txn_get", key=b"b", version=commit_ts - 1).not_found
+    scan = call(cluster, leader, "txn_scan", start_key=b"", version=cluster.ts())
+    assert [(p.key, p.value) for p in scan.pairs] == [(b"a", b"v@%d" % start), (b"b", b"v@%d" % start)]
+    for store in cluster.stores.values():  # applied everywhere: the locks are gone on every replica
+        assert store.engine.scan(CF_LOCK, b"", None, 0) == []
+    assert len(leader.latches) == 0  # every command's latches were released
+
+
+def test_one_phase_commit_writes_no_lock() -> None:
+    cluster = LocalCluster([1, 2, 3])
+    leader = cluster.elect()
+    start = cluster.ts()
+    resp = prewrite(cluster, leader, start, [b"k"], try_one_pc=True)
+    assert resp.one_pc_commit_ts > start and list(resp.errors) == []
+    assert call(cluster, leader, "txn_get", key=b"k", version=cluster.ts()).value == b"v@%d" % start
+    assert leader.engine.scan(CF_LOCK, b"", None, 0) == []
+
+
+BAD = {
+    "prewrite": [dict(start_ts=5, primary_lock=b"a"),  # no mutations
+                 dict(mutations=[mutation(b"a")], primary_lock=b"a"),  # no start_ts
+                 dict(mutations=[mutation(b"a")], start_ts=5),  # no primary
+                 dict(mutations=[mutation(b"a"), mutation(b"a")], start_ts=5, primary_lock=b"a"),
+                 dict(mutations=[mutation(b"")], start_ts=5, primary_lock=b"a"),
+                 dict(mutations=[mutation(b"a", b"x" * (1 << 24))], start_ts=5, primary_lock=b"a")],
+    "commit": [dict(start_ts=5, keys=[b"a"], commit_ts=5), dict(start_ts=5, commit_ts=6)],
+    "rollback": [dict(keys=[b"a"])],
+    "check_txn_status": [dict(primary_key=b"a")],
+    "resolve_lock": [dict(start_ts=5, commit_ts=4, keys=[b"a"]),
+                     dict(start_ts=5, keys=[b"a"], txn_infos=[kvrpc_pb2.TxnInfo(start_ts=5)])],
+    "txn_heart_beat": [dict(start_ts=5)],
+    "txn_get": [dict(key=b"a")],
+    "txn_scan": [dict(start_key=b"b", end_key=b"a", version=5)],
+}
+
+
+@pytest.mark.parametrize("kind,fields", [(k, f) for k, cases in BAD.items() for f in cases])
+def test_bad_txn_requests_are_refused_and_nothing_is_proposed(kind: str, fields: dict) -> None:
+    cluster = LocalCluster([1])
+    leader = cluster.elect()
+    before = leader.peers[1].counters["proposals"]
+    resp = call(cluster, leader, kind, **fields)
+    assert resp.error.HasField("invalid_argument"), resp
+    assert leader.peers[1].counters["proposals"] == before and len(leader.latches) == 0
+
+
+def test_every_request_kind_is_served_or_refused_never_a_crash() -> None:
+    cluster = LocalCluster([1])
+    leader = cluster.elect()
+    valid_when_empty = {"delete_range", "scan", "scan_lock"}  # whole range (scan_lock: locks <= ts 0)
+    for field in kvrpc_pb2.Request.DESCRIPTOR.oneofs_by_name["cmd"].fields:
+        resp = call(cluster, leader, field.name)  # answered exactly once (``call`` checks)
+        assert resp.HasField("error") != (field.name in valid_when_empty), field.name
+
+
+def test_an_async_prewrite_commits_above_every_read_already_served() -> None:
+    """The concurrency manager's point: a read at R served before the prewrite's locks existed
+    saw no lock, so the transaction must commit above R (with start_ts < R it would otherwise
+    pick a commit ts <= R and the read would have missed a committed write)."""
+    cluster = LocalCluster([1, 2, 3])
+    leader = cluster.elect()
+    start = cluster.ts()
+    read_ts = cluster.ts()
+    assert call(cluster, leader, "txn_get", key=b"k", version=read_ts).not_found
+    resp = prewrite(cluster, leader, start, [b"k"], use_async_commit=True)
+    assert resp.min_commit_ts > read_ts
+    one_pc = prewrite(cluster, leader, start + 1, [b"j"], try_one_pc=True)  # not locked by the read
+    assert list(one_pc.errors) == [] and one_pc.one_pc_commit_ts > read_ts
+
+
+def test_a_read_that_meets_a_stamped_prewrite_waits_and_then_sees_its_lock() -> None:
+    """The prewrite stamped the max ts before the read raised it: it may commit at or below the
+    read's ts, so the read must not be served before its lock is visible."""
+    cluster = LocalCluster([1, 2, 3])
+    leader = cluster.elect()
+    handler = KvHandler(leader)
+    ctx = context(leader)
+    start = cluster.ts()
+    answers: list[kvrpc_pb2.Response] = []
+    handler.handle(Req(prewrite=kvrpc_pb2.PrewriteRequest(
+        context=ctx, mutations=[mutation(b"k")], primary_lock=b"k", start_ts=start, lock_ttl_ms=3000,
+        use_async_commit=True)), answers.append)
+    read_ts = cluster.ts()
+    read = kvrpc_pb2.TxnGetRequest(context=ctx, key=b"k", version=read_ts)
+    handler.handle(Req(txn_get=read), answers.append)
+    assert answers == []  # a lease read would have been answered at once: it waits for the latch
+    cluster.pump()
+    (prewritten,) = [a.prewrite for a in answers if a.HasField("prewrite")]
+    (read,) = [a.txn_get for a in answers if a.HasField("txn_get")]
+    assert prewritten.min_commit_ts <= read_ts  # stamped before the read: the case waiting is for
+    assert read.key_error.locked.start_ts == start
+
+
+def test_a_new_leader_stamps_nothing_until_it_synced_its_max_ts_with_the_tso() -> None:
+    cluster = LocalCluster([1, 2, 3])
+    old = cluster.elect()
+    read_ts = cluster.ts()
+    start = read_ts - 1 if read_ts > 1 else read_ts
+    assert call(cluster, old, "txn_get", key=b"k", version=read_ts).not_found  # served by the old leader
+    cluster.tso_waiting = []  # the new leader's fetch stays unanswered for now
+    cluster.isolate(old.store_id)
+    cluster.advance(3.0)
+    new = next(s for s in cluster.stores.values() if s is not old and s.peers[1].is_leader)
+    assert not new.peers[1].max_ts_synced and cluster.tso_waiting
+    resp = prewrite(cluster, new, start, [b"k"], use_async_commit=True)
+    assert resp.error.max_ts_not_synced.backoff_ms > 0
+    assert list(prewrite(cluster, new, start, [b"j"]).errors) == []  # 2PC needs no max ts
+    cluster.answer_tso()
+    resp = prewrite(cluster, new, start, [b"k"], use_async_commit=True)
+    assert not resp.HasField("error") and resp.min_commit_ts > read_ts
+
+
+def test_simulated_stores_sync_their_leaders_max_ts_with_the_sim_tso() -> None:
+    """The simulator's TSO wiring (``SimStore._request_ts``, ``SimTso``): across a run with
+    faults (lost and late PD messages, leader changes) every range leader ends up synced."""
+    sim = StoreSimulation(SimOptions(seed=12, stores=5))
+    sim.run()
+    leaders = [(node, p) for node in sim.stores.values() if node.alive
+               for p in node.store.peers.values() if p.is_leader]
+    assert leaders
+    for node, peer in leaders:
+        assert peer.max_ts_synced, (node, peer.range_id)
+        assert 0 < node.store.cm.max_ts <= sim.tso.last
+
+
+def test_reads_and_prewrites_at_or_below_the_gc_safe_point_are_refused_in_the_body() -> None:
+    cluster = LocalCluster([1])
+    leader = cluster.elect()
+    leader.gc_safe_point = 50
+    before = leader.peers[1].counters["proposals"]
+    for version in (49, 50):
+        resp = call(cluster, leader, "txn_get", key=b"k", version=version)
+        below = resp.key_error.below_safe_point
+        assert (below.ts, below.safe_point) == (version, 50)
+    resp = prewrite(cluster, leader, 50, [b"k"])
+    assert not resp.HasField("error") and resp.errors[0].below_safe_point.safe_point == 50
+    assert leader.peers[1].counters["proposals"] == before  # nothing went through Raft
+    assert call(cluster, leader, "txn_get", key=b"k", version=51).not_found

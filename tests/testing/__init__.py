@@ -1,0 +1,1 @@
+"""Tests of the history checkers in kvdb/testing."""
