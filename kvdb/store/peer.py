@@ -191,8 +191,12 @@ class Peer:
         first = raft.raft_log.last_index() + 1
         try:
             self.raw.propose_batch([data for data, _ in batch])
-        except ProposalDroppedError:
-            err = self.not_leader() if raft.role != Role.LEADER else StaleCommandError(self.range_id)
+        except ProposalDroppedError as exc:
+            # Nothing reached the log, so nothing will apply: "busy, retry later" (a transfer in
+            # flight, too many uncommitted bytes), not "stale", which would tell the client the
+            # write may have applied.
+            err = self.not_leader() if raft.role != Role.LEADER else ServerBusyError(
+                f"range {self.range_id}: proposal dropped ({exc})", self.store.config.busy_backoff_ms)
             for _, cb in batch:
                 cb(err)
             return

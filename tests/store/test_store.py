@@ -143,6 +143,25 @@ def test_server_busy_when_too_many_writes_wait() -> None:
     assert len(answers) == 1 and answers[0].put.error.server_busy.backoff_ms > 0
 
 
+def test_a_proposal_the_core_drops_is_answered_busy_not_stale() -> None:
+    """Over the uncommitted-bytes limit the core appends nothing: the write cannot apply later,
+    so the answer is server_busy (retry after a backoff), not stale_command ("it may have")."""
+    cluster = LocalCluster([1, 2, 3], StoreConfig(max_uncommitted_entries_size=512))
+    leader = cluster.elect()
+    cluster.isolate(leader.store_id)  # nothing commits, so uncommitted bytes pile up
+    answers: dict[int, kvrpc_pb2.Response] = {}
+    handler = KvHandler(leader)
+    for i in range(4):
+        handler.handle(put(b"k%d" % i, b"v" * 400, context(leader)), lambda r, i=i: answers.__setitem__(i, r))
+        cluster.pump()
+    busy = [i for i, a in answers.items() if a.put.error.HasField("server_busy")]
+    assert busy and "uncommitted" in answers[busy[0]].put.error.message
+    assert not any(a.put.error.HasField("stale_command") for a in answers.values())
+    cluster.heal()
+    cluster.advance(0.5)
+    assert all(leader.engine.get(CF_DEFAULT, b"k%d" % i) is None for i in busy)
+
+
 def test_cas_sees_earlier_entries_of_the_same_apply_pass() -> None:
     cluster = LocalCluster([1, 2, 3])
     leader = cluster.elect()
