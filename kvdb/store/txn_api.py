@@ -207,6 +207,12 @@ class TxnApi:
         return self.checks.range(ctx, keys)
 
     def _check_synced(self, peer: Peer) -> None:
+        """Refuse a stamped prewrite a leader cannot stamp yet. A follower answers not_leader
+        first: its ``max_ts_synced`` is always false, and a client told "not synced" by a
+        follower backs off and asks the same store again, never learning the leader (a bank
+        transfer right after the balance scheduler moved a leader hung until its deadline)."""
+        if not peer.is_leader:
+            raise peer.not_leader()
         if not peer.max_ts_synced:
             self.store.sync_max_ts()
             raise MaxTimestampNotSyncedError(peer.range_id, self.store.config.busy_backoff_ms)

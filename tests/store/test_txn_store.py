@@ -163,6 +163,19 @@ def test_a_new_leader_stamps_nothing_until_it_synced_its_max_ts_with_the_tso() -
     assert not resp.HasField("error") and resp.min_commit_ts > read_ts
 
 
+def test_a_follower_answers_not_leader_to_a_stamped_prewrite_not_max_ts_not_synced() -> None:
+    """A follower never syncs its max ts; answering "not synced" made a client with a stale
+    leader cache back off and ask the same follower until its deadline (bank bench hang)."""
+    cluster = LocalCluster([1, 2, 3])
+    leader = cluster.elect()
+    follower = next(s for s in cluster.stores.values() if s is not leader)
+    for flags in ({"use_async_commit": True}, {"try_one_pc": True}):
+        resp = prewrite(cluster, follower, cluster.ts(), [b"k"], **flags)
+        assert resp.error.HasField("not_leader"), resp.error
+        assert resp.error.not_leader.leader.store_id == leader.store_id
+    assert len(follower.latches) == 0
+
+
 def test_simulated_stores_sync_their_leaders_max_ts_with_the_sim_tso() -> None:
     """The simulator's TSO wiring (``SimStore._request_ts``, ``SimTso``): across a run with
     faults (lost and late PD messages, leader changes) every range leader ends up synced."""
