@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -339,3 +341,22 @@ class PdHandle:
         """A test client for the first range (PD chose its id) of this PD cluster."""
         info = wait_for(self.first_range, 30.0, "PD to know the first range", interval=0.05)
         return Client(self.cluster, range_id=info.descriptor.id)
+
+
+@contextmanager
+def split_pd_cluster(root: Path, split_keys: list[bytes], pd_args: list[str]) -> Iterator[PdHandle]:
+    """One PD member and three stores, the key space split at ``split_keys`` (for tests that need
+    a transaction across ranges); shut down on exit."""
+    cluster = Cluster.create_with_pd(root, 3, 1, pd_args)
+    pd = None
+    try:
+        cluster.start_pd()
+        pd = PdHandle(cluster)
+        cluster.start()
+        pd.wait_voters(3)
+        pd.run(pd.client.split_ranges(split_keys, timeout=20))
+        yield pd
+    finally:
+        if pd is not None:
+            pd.close()
+        cluster.shutdown()

@@ -24,7 +24,7 @@ import pytest
 import kvdb
 from kvdb.client import Client
 from kvdb.errors import WriteConflictError
-from tests.integration.client import PdHandle
+from tests.integration.client import PdHandle, split_pd_cluster
 from tests.integration.cluster import Cluster
 from tests.integration.conftest import PD_TEST_ARGS
 
@@ -46,19 +46,8 @@ class TxnCluster:
 
 @pytest.fixture(scope="module")
 def txn_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TxnCluster]:
-    cluster = Cluster.create_with_pd(tmp_path_factory.mktemp("txn-cluster"), 3, 1, PD_TEST_ARGS)
-    pd = None
-    try:
-        cluster.start_pd()
-        pd = PdHandle(cluster)
-        cluster.start()
-        pd.wait_voters(3)
-        pd.run(pd.client.split_ranges([SPLIT_KEY], timeout=20))
-        yield TxnCluster(cluster, pd)
-    finally:
-        if pd is not None:
-            pd.close()
-        cluster.shutdown()
+    with split_pd_cluster(tmp_path_factory.mktemp("txn-cluster"), [SPLIT_KEY], PD_TEST_ARGS) as pd:
+        yield TxnCluster(pd.cluster, pd)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from kvdb.client.transport import StoreConnection
 from kvdb.pb import kvrpc_pb2
 from tests.integration.client import Client, PdHandle
 from tests.integration.conftest import MakePdCluster
+from tests.store.local_cluster import request
 
 ROUTING = {"not_leader", "epoch_not_match", "range_not_found", "server_busy", "stale_command"}
 
@@ -29,15 +30,7 @@ class TxnClient:
 
     def send(self, store_id: int, kind: str, **fields: object) -> object:
         """``kind``'s response body from ``store_id`` (errors included)."""
-        req = kvrpc_pb2.Request()
-        body = getattr(req, kind)
-        body.context.CopyFrom(self.client.context())
-        for name, value in fields.items():
-            field = getattr(body, name)
-            if isinstance(value, list):
-                field.extend(value)
-            else:
-                setattr(body, name, value)
+        req = request(kind, self.client.context(), **fields)
         if store_id not in self.conns:
             address = self.client.cluster.address(store_id)
             self.conns[store_id] = self.pd.run(_connect(address))

@@ -172,6 +172,19 @@ def context(store: Store, range_id: int = 1) -> kvrpc_pb2.Context:
     return kvrpc_pb2.Context(cluster_id=CLUSTER_ID, range_id=range_id, epoch=desc.epoch)
 
 
+def request(kind: str, ctx: kvrpc_pb2.Context, **fields: object) -> kvrpc_pb2.Request:
+    """A ``kvrpc.Request`` of ``kind`` with ``ctx`` and ``fields`` (lists fill repeated fields)."""
+    req = kvrpc_pb2.Request()
+    body = getattr(req, kind)
+    body.context.CopyFrom(ctx)
+    for name, value in fields.items():
+        if isinstance(value, list):
+            getattr(body, name).extend(value)
+        else:
+            setattr(body, name, value)
+    return req
+
+
 def put(key: bytes, value: bytes, ctx: kvrpc_pb2.Context) -> kvrpc_pb2.Request:
     return kvrpc_pb2.Request(put=kvrpc_pb2.RawPutRequest(context=ctx, key=key, value=value))
 

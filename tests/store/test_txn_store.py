@@ -9,7 +9,7 @@ from kvdb.pb import kvrpc_pb2
 from kvdb.server.kv_handler import KvHandler
 from kvdb.storage.engine import CF_LOCK
 from kvdb.store.store import Store
-from tests.store.local_cluster import LocalCluster, context
+from tests.store.local_cluster import LocalCluster, context, request
 from tests.storesim.cluster import SimOptions, StoreSimulation
 
 Req = kvrpc_pb2.Request
@@ -17,16 +17,7 @@ Req = kvrpc_pb2.Request
 
 def call(cluster: LocalCluster, store: Store, kind: str, **fields: object) -> object:
     """One request of ``kind`` to ``store``'s range 1, pumped until answered: its response body."""
-    req = Req()
-    body = getattr(req, kind)
-    body.context.CopyFrom(context(store))
-    for name, value in fields.items():
-        field = getattr(body, name)
-        if isinstance(value, list):
-            field.extend(value)
-        else:
-            setattr(body, name, value)
-    return getattr(cluster.call(store, req), kind)
+    return getattr(cluster.call(store, request(kind, context(store), **fields)), kind)
 
 
 def mutation(key: bytes, value: bytes = b"v") -> kvrpc_pb2.TxnMutation:

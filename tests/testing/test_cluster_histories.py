@@ -28,8 +28,7 @@ from kvdb.testing.bank import (
     initial_balances,
 )
 from kvdb.testing.listappend import IsolationError, Txn, assert_snapshot_isolation
-from tests.integration.client import PdHandle
-from tests.integration.cluster import Cluster
+from tests.integration.client import split_pd_cluster
 from tests.integration.conftest import PD_TEST_ARGS
 
 SPLIT_KEY = b"m"
@@ -43,19 +42,8 @@ ABORTED = (WriteConflictError, TransactionAbortedError)
 
 @pytest.fixture(scope="module")
 def endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    cluster = Cluster.create_with_pd(tmp_path_factory.mktemp("histories"), 3, 1, PD_TEST_ARGS)
-    pd = None
-    try:
-        cluster.start_pd()
-        pd = PdHandle(cluster)
-        cluster.start()
-        pd.wait_voters(3)
-        pd.run(pd.client.split_ranges([SPLIT_KEY], timeout=20))
-        yield cluster.pd_endpoints
-    finally:
-        if pd is not None:
-            pd.close()
-        cluster.shutdown()
+    with split_pd_cluster(tmp_path_factory.mktemp("histories"), [SPLIT_KEY], PD_TEST_ARGS) as pd:
+        yield pd.cluster.pd_endpoints
 
 
 def bank_key(i: int) -> bytes:
