@@ -9,6 +9,7 @@ A driver is shared by every worker task of a client process, so it must allow co
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import kvdb.aio
@@ -81,29 +82,31 @@ class KvdbDriver:
         await self._client.run_transaction(body, max_retries=MAX_RETRIES)
 
     async def transfer(self, src: bytes, dst: bytes, amount: int) -> int:
-        attempts = 0
-
         async def body(txn: Any) -> None:
-            nonlocal attempts
-            attempts += 1
             seen = await txn.batch_get([src, dst])
             for key, value in transfer_writes(src, dst, seen.get(src), seen.get(dst), amount):
                 await txn.put(key, value)
 
-        await self._client.run_transaction(body, max_retries=MAX_RETRIES)
-        return attempts - 1
+        return await self._retried(body)
 
     async def read_modify_write(self, keys: list[bytes], value: bytes) -> int:
-        attempts = 0
-
         async def body(txn: Any) -> None:
-            nonlocal attempts
-            attempts += 1
             await txn.batch_get(keys)
             for key in keys:
                 await txn.put(key, value)
 
-        await self._client.run_transaction(body, max_retries=MAX_RETRIES)
+        return await self._retried(body)
+
+    async def _retried(self, body: Callable[[Any], Awaitable[None]]) -> int:
+        """Runs ``body`` in a transaction, again after conflicts; how many times it was retried."""
+        attempts = 0
+
+        async def counted(txn: Any) -> None:
+            nonlocal attempts
+            attempts += 1
+            await body(txn)
+
+        await self._client.run_transaction(counted, max_retries=MAX_RETRIES)
         return attempts - 1
 
     async def txn_scan(self, start: bytes, end: bytes) -> list[tuple[bytes, bytes]]:

@@ -58,10 +58,10 @@ MAX_HOPS = 3
 """not_leader hints followed without a pause; replicas disagreeing mid-election could bounce us."""
 BACKOFF = (0.01, 0.5)
 PD_GAP_RETRY = 0.02
+"""Seconds between asking PD again for a key it knows no range for (``_Op.pause``)."""
 CLOSE_WAIT = 2.0
 """Seconds close() waits for transactions' background commits before cancelling them (a
 cancelled one leaves locks that readers roll forward)."""
-"""Seconds between asking PD again for a key it knows no range for (``_Op.pause``)."""
 
 
 WRITES = frozenset({"put", "delete", "batch_put", "delete_range", "cas"})

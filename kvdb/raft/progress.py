@@ -39,12 +39,10 @@ class Inflights:
         self.bytes = 0
 
     def add(self, last_index: int, size: int) -> None:
-        queue = self._queue
-        if len(queue) >= self.capacity or 0 < self.max_bytes <= self.bytes:
-            raise FlowControlError(
-                f"in-flight window full ({len(queue)} appends, {self.bytes} bytes): cannot add {last_index}"
-            )
-        queue.append((last_index, size))
+        if self.full():
+            raise FlowControlError(f"in-flight window full ({len(self._queue)} appends, {self.bytes} bytes): "
+                                   f"cannot add {last_index}")
+        self._queue.append((last_index, size))
         self.bytes += size
 
     def free_le(self, index: int) -> None:

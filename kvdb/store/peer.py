@@ -467,12 +467,14 @@ class Peer:
             role = metapb_pb2.VOTER if peer_id in voters else metapb_pb2.LEARNER
             desc.peers.add(id=peer_id, store_id=known.store_id, role=role)
         self.removed = self.peer_id not in voters | set(cs.learners) | set(cs.learners_next)
-        removed = [p for p in self.desc.peers if p.id not in {q.id for q in desc.peers}]
+        old_peers = list(self.desc.peers)
         self.set_desc(desc, batch)
         if self.removed:
             self.store.schedule_destroy(self)
         elif self.is_leader:
             self.store.on_conf_change(self)
+            kept = {p.id for p in desc.peers}
+            removed = [p for p in old_peers if p.id not in kept]
             if removed:
                 self.store.send_tombstones(self, removed)
         return desc

@@ -231,7 +231,8 @@ class Stats:
     pd_stale_replicas_cleaned: int = 0
     """Replicas removed while away, destroyed when the leader talked to a newer one on their store."""
     pd_stale_replicas_left: int = 0
-    """Replicas removed while away and never replaced on their store: they stay (a known gap)."""
+    """Replicas removed while away and still there at the end (tombstones and the leaderless
+    check destroy them: test_seeds wants none)."""
     # Txn workload only (left out of the summary of runs without one).
     txn_runs: int = 0
     txn_committed: int = 0
