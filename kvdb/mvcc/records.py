@@ -31,6 +31,12 @@ def lock_info(key: bytes, lock: mvccpb_pb2.Lock) -> kvrpc_pb2.LockInfo:
     )
 
 
+def below_safe_point(ts: int, safe_point: int) -> kvrpc_pb2.KeyError:
+    """The answer to a read or prewrite at ``ts`` <= ``safe_point``: versions it needs may be gone."""
+    return kvrpc_pb2.KeyError(message=f"timestamp {ts} is at or below the GC safe point {safe_point}",
+                              below_safe_point=kvrpc_pb2.TsBelowSafePoint(ts=ts, safe_point=safe_point))
+
+
 def lock_blocks(lock: mvccpb_pb2.Lock, ts: int) -> bool:
     """Whether ``lock`` keeps a snapshot read at ``ts`` from answering.
 

@@ -207,12 +207,14 @@ class RangeLocalState(_message.Message):
     def __init__(self, state: _Optional[_Union[RangeLocalState.State, str]] = ..., descriptor: _Optional[_Union[_metapb_pb2.RangeDescriptor, _Mapping]] = ...) -> None: ...
 
 class ApplyState(_message.Message):
-    __slots__ = ("applied_index", "conf_state")
+    __slots__ = ("applied_index", "conf_state", "gc_safe_point")
     APPLIED_INDEX_FIELD_NUMBER: _ClassVar[int]
     CONF_STATE_FIELD_NUMBER: _ClassVar[int]
+    GC_SAFE_POINT_FIELD_NUMBER: _ClassVar[int]
     applied_index: int
     conf_state: _raft_pb2.ConfState
-    def __init__(self, applied_index: _Optional[int] = ..., conf_state: _Optional[_Union[_raft_pb2.ConfState, _Mapping]] = ...) -> None: ...
+    gc_safe_point: int
+    def __init__(self, applied_index: _Optional[int] = ..., conf_state: _Optional[_Union[_raft_pb2.ConfState, _Mapping]] = ..., gc_safe_point: _Optional[int] = ...) -> None: ...
 
 class SessionResult(_message.Message):
     __slots__ = ("seq", "is_cas", "succeed", "previous_value", "previous_not_exist")

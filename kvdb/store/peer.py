@@ -125,6 +125,9 @@ class Peer:
                          "snapshots_sent": 0, "snapshots_applied": 0, "duplicates_answered": 0,
                          "duplicates_rejected": 0, "sessions_expired": 0}
         self.sessions = Sessions(desc.id, cfg.session_ttl_ms)  # the store loads a restarted one's
+        self.gc_safe_point = 0
+        """The highest GC safe point this range's data was collected at (``ApplyState``), the
+        same on every replica at the same index: apply refuses prewrites at or below it."""
 
     # --------------------------------------------------------------------------- state queries
     @property
@@ -333,6 +336,7 @@ class Peer:
             batch.put(CF_META, snapshot_ingest_key(self.range_id), received.name.encode())
             self.ingest_after_write = received.name
         self.sessions.replace(received.header.sessions, batch)
+        self.gc_safe_point = received.header.gc_safe_point
         self.store.raise_gc_safe_point(received.header.gc_safe_point, batch)
         self.storage.apply_snapshot(batch, meta.index, meta.term, meta.conf_state)
         self.conf_state = meta.conf_state
@@ -510,7 +514,7 @@ class Peer:
 
     def write_apply_state(self, batch: WriteBatch) -> None:
         self.sessions.stage_clock(batch)
-        stage_apply_state(batch, self.range_id, self.applied, self.conf_state)
+        stage_apply_state(batch, self.range_id, self.applied, self.conf_state, self.gc_safe_point)
 
     def on_read_states(self, rd: Ready) -> None:
         for rs in rd.read_states:
@@ -549,8 +553,9 @@ class Peer:
         return True
 
 
-def stage_apply_state(batch: WriteBatch, range_id: int, applied: int, conf_state: ConfState) -> None:
-    """The range's applied index and configuration, written with the data they cover."""
-    state = raft_serverpb_pb2.ApplyState(applied_index=applied)
+def stage_apply_state(batch: WriteBatch, range_id: int, applied: int, conf_state: ConfState,
+                      gc_safe_point: int = 0) -> None:
+    """The range's applied index, configuration and GC safe point, written with the data they cover."""
+    state = raft_serverpb_pb2.ApplyState(applied_index=applied, gc_safe_point=gc_safe_point)
     state.conf_state.CopyFrom(conf_state_to_pb(conf_state))
     batch.put(CF_META, apply_state_key(range_id), state.SerializeToString())

@@ -34,7 +34,6 @@ from kvdb.raft.codec import conf_state_from_pb
 from kvdb.storage.engine import CF_META, Engine
 from kvdb.storage.files import FileSink, FileStore
 from kvdb.storage.keys import (
-    GC_SAFE_POINT_KEY,
     SNAPSHOT_INGEST_PREFIX,
     apply_state_key,
     prefix_end,
@@ -109,7 +108,7 @@ def build(engine: Engine, range_id: int, name: str, session_ttl_ms: int) -> Buil
         desc = state.descriptor
         header = raft_serverpb_pb2.SnapshotHeader(descriptor=desc)
         header.sessions.CopyFrom(Sessions.load(view, range_id, session_ttl_ms).to_pb())
-        header.gc_safe_point = int.from_bytes(view.get(CF_META, GC_SAFE_POINT_KEY) or b"", "big")
+        header.gc_safe_point = apply.gc_safe_point
         hasher = xxhash.xxh64()
         for cf, start, end in keyspace.data_bounds(desc):
             part = part_name(name, cf)

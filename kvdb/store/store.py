@@ -239,6 +239,7 @@ class Store:
             peer = Peer(self, state.descriptor, mine[0].id, apply.applied_index,
                         conf_state_from_pb(apply.conf_state), self._peer_rng())
             peer.sessions = Sessions.load(self.engine, range_id, self.config.session_ttl_ms)
+            peer.gc_safe_point = apply.gc_safe_point
             self.peers[range_id] = peer
             self.range_index.put(state.descriptor)
             self._mark(peer)
@@ -777,7 +778,9 @@ class Store:
             # Every replica that dropped versions below the safe point refuses reads below it from
             # now on, even before its own heartbeat tells it: it may lead the range next.
             self.raise_gc_safe_point(txn.gc.safe_point, self.apply_batch)
-        return actions.apply_txn(txn, MvccReader(self.engine), MvccWriter(self.apply_batch), peer.desc)
+            peer.gc_safe_point = max(peer.gc_safe_point, txn.gc.safe_point)  # in the apply state
+        return actions.apply_txn(txn, MvccReader(self.engine), MvccWriter(self.apply_batch), peer.desc,
+                                 peer.gc_safe_point)
 
     def raise_gc_safe_point(self, safe_point: int, batch: WriteBatch) -> None:
         """The store's data lacks versions at or below ``safe_point`` once ``batch`` is written (a
@@ -867,7 +870,7 @@ class Store:
         batch.put(CF_META, range_state_key(desc.id),
                   raft_serverpb_pb2.RangeLocalState(descriptor=desc).SerializeToString())
         conf_state = _conf_state_of(desc)
-        stage_apply_state(batch, desc.id, BOOTSTRAP_INDEX, conf_state)
+        stage_apply_state(batch, desc.id, BOOTSTRAP_INDEX, conf_state, parent.gc_safe_point)
         sessions = parent.sessions.copy_to(desc.id, batch)
         self._new_ranges.append(NewRange(parent, desc, me.id, conf_state, sessions))
 
@@ -883,6 +886,7 @@ class Store:
                 old.release_snapshots()
             peer = Peer(self, item.desc, item.peer_id, BOOTSTRAP_INDEX, item.conf_state, self._peer_rng())
             peer.sessions = item.sessions
+            peer.gc_safe_point = item.parent.gc_safe_point  # the data it took was collected so
             self.peers[item.desc.id] = peer
             self.range_index.put(item.desc)
             if item.parent.is_leader:

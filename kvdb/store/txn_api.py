@@ -22,6 +22,7 @@ from collections.abc import Callable, Collection, Sequence
 from google.protobuf.message import Message
 
 from kvdb.mvcc.reader import MvccReader
+from kvdb.mvcc.records import below_safe_point
 from kvdb.pb import kvrpc_pb2, raft_serverpb_pb2
 from kvdb.store.clock import wall_ms
 from kvdb.store.errors import InvalidArgumentError, MaxTimestampNotSyncedError, StoreError
@@ -218,9 +219,7 @@ class TxnApi:
             raise MaxTimestampNotSyncedError(peer.range_id, self.store.config.busy_backoff_ms)
 
     def _below_safe_point(self, ts: int) -> kvrpc_pb2.KeyError:
-        sp = self.store.gc_safe_point
-        return kvrpc_pb2.KeyError(message=f"timestamp {ts} is at or below the GC safe point {sp}",
-                                  below_safe_point=kvrpc_pb2.TsBelowSafePoint(ts=ts, safe_point=sp))
+        return below_safe_point(ts, self.store.gc_safe_point)
 
     def _propose(self, ctx: kvrpc_pb2.Context, keys: Sequence[bytes], txn: raft_serverpb_pb2.TxnCommand,
                  finish: Finish, stamped: bool = False) -> None:

@@ -14,7 +14,7 @@ from google.protobuf.message import Message
 
 from kvdb.mvcc import keys
 from kvdb.mvcc.reader import MvccReader, is_rollback_of
-from kvdb.mvcc.records import lock_expired, lock_info
+from kvdb.mvcc.records import below_safe_point, lock_expired, lock_info
 from kvdb.mvcc.writer import MvccWriter
 from kvdb.pb import kvrpc_pb2, metapb_pb2, mvccpb_pb2, raft_serverpb_pb2
 from kvdb.store import keyspace
@@ -32,12 +32,22 @@ def apply_txn(
     reader: MvccReader,
     writer: MvccWriter,
     desc: metapb_pb2.RangeDescriptor,
+    safe_point: int = 0,
 ) -> Message:
     """Evaluate ``cmd`` over the data ``reader`` sees, staging its writes in ``writer``, and
-    return the kvrpc response to send (a ``GcCommand`` answers an empty ``ResolveLockResponse``)."""
+    return the kvrpc response to send (a ``GcCommand`` answers an empty ``ResolveLockResponse``).
+
+    ``safe_point`` is the highest GC safe point the range's data was collected at (replicated
+    state: ``ApplyState.gc_safe_point``). A prewrite at or below it is refused: GC may have
+    dropped the record it would conflict with (a DELETE, a newer version's predecessor) or the
+    rollback record that fences a late prewrite of a rolled-back transaction. The store refuses
+    those before proposing too, but only by what it knew then (a new leader may not have heard
+    of the safe point yet, a GC may apply while the prewrite waits for its latches)."""
     kind = cmd.WhichOneof("cmd")
     if kind is None:
         raise ValueError("TxnCommand without a command")
+    if kind == "prewrite" and cmd.prewrite.start_ts <= safe_point:
+        return kvrpc_pb2.PrewriteResponse(errors=[below_safe_point(cmd.prewrite.start_ts, safe_point)])
     return _COMMANDS[kind](cmd, reader, writer, desc)
 
 
@@ -159,9 +169,12 @@ def _prewrite(cmd: _Cmd, reader: MvccReader, writer: MvccWriter, desc: _Desc) ->
     # 1PC only when no earlier attempt left locks or commit records: a txn has one commit_ts.
     one_pc = req.try_one_pc and not own_locks
     if not todo:  # every key was done by an earlier attempt of this prewrite
+        # Committed keys and no lock of S: an earlier 1PC attempt committed them (a 2PC or async
+        # commit never commits before its prewrites are answered), so answer its commit_ts even
+        # if this retry, re-sent per range after a split, no longer asks for 1PC.
         return kvrpc_pb2.PrewriteResponse(
             min_commit_ts=known_min_commit if req.use_async_commit else 0,
-            one_pc_commit_ts=known_min_commit if one_pc and committed else 0,
+            one_pc_commit_ts=known_min_commit if committed and not own_locks else 0,
         )
     one_pc = one_pc and not committed
     min_ts = max(cmd.max_read_ts, start_ts) + 1
