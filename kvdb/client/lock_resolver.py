@@ -18,13 +18,16 @@ A lock belongs to a transaction whose fate is decided at its primary key (docs/t
   record gets a rollback record now, so its prewrite can never succeed) → rolled back. Then every
   key of the transaction is resolved, not only the one met.
 
-A lock whose own TTL has not expired is never rolled back (its owner is probably working); a
+A lock of a transaction of this very client whose background commit is running is waited
+for (it is committed; the commit is on its way), not resolved. A lock whose own TTL has not
+expired is never rolled back (its owner is probably working); a
 2PC primary that is neither locked nor recorded is rolled back only once the met
 lock expired (its prewrite may still be on the way).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -54,6 +57,16 @@ class LockResolver:
         """start_ts -> commit_ts (0: rolled back) of transactions known to be finished."""
         self.resolved = 0
         """Locks resolved (committed or rolled back) by this client: tests, debugging."""
+        self._committing: dict[int, asyncio.Future[None]] = {}
+        """start_ts -> done, of this client's transactions committed whose background commit runs."""
+
+    def committing(self, start_ts: int, commit_ts: int, done: asyncio.Future[None]) -> None:
+        """This client's transaction ``start_ts`` is committed at ``commit_ts`` and its locks are
+        being committed in the background until ``done``: a reader of this client meeting one
+        waits for that rather than asking the stores (and writing the same commit again)."""
+        self._remember(start_ts, commit_ts)
+        self._committing[start_ts] = done
+        done.add_done_callback(lambda _: self._committing.pop(start_ts, None))
 
     async def resolve(self, op: _Op, locks: Iterable[kvrpc_pb2.LockInfo], caller_start_ts: int
                       ) -> list[kvrpc_pb2.LockInfo]:
@@ -64,6 +77,10 @@ class LockResolver:
             by_txn.setdefault(lock.start_ts, []).append(lock)
         alive: list[kvrpc_pb2.LockInfo] = []
         for start_ts, txn_locks in by_txn.items():
+            landing = self._committing.get(start_ts)
+            if landing is not None:  # the caller reads again once it landed (bounded by op's deadline)
+                await asyncio.wait([landing])  # never cancels it, unlike awaiting it
+                continue  # gone now; if that commit failed, the next meeting resolves from _outcomes
             outcome = self._outcomes.get(start_ts)
             keys = [lock.key for lock in txn_locks]
             if outcome is None:
