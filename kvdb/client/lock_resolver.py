@@ -6,8 +6,11 @@ A lock belongs to a transaction whose fate is decided at its primary key (docs/t
 - classic 2PC: ``check_txn_status`` on the primary. Committed → roll the met lock forward at that
   commit_ts; rolled back (or rolled back now because its TTL expired) → roll the lock back; alive
   → the lock stays and the caller backs off.
-- async commit: the transaction committed iff every key got its lock, so the primary's status
-  alone says nothing until its TTL expired. ``check_secondary_locks`` on the primary (not
+- async commit: the transaction committed iff every key got its lock, so a *locked* primary
+  says nothing until its TTL expired; a primary already committed or rolled back does, and is
+  asked first without side effects (``check_txn_status`` with ``rollback_if_not_exist=false``:
+  the next transaction of a client usually meets the previous one's lock while its background
+  commit is landing). After the TTL, ``check_secondary_locks`` on the primary (not
   ``check_txn_status``, which rolls an expired lock back: wrong for an async-commit transaction
   whose prewrites all succeeded) gives the primary's lock with the list of secondaries; once it
   expired, every secondary is checked the same way: all locked → committed at the max of their
@@ -15,13 +18,16 @@ A lock belongs to a transaction whose fate is decided at its primary key (docs/t
   record gets a rollback record now, so its prewrite can never succeed) → rolled back. Then every
   key of the transaction is resolved, not only the one met.
 
-A lock whose own TTL has not expired is left alone without asking (its owner is probably
-working); a 2PC primary that is neither locked nor recorded is rolled back only once the met
+A lock of a transaction of this very client whose background commit is running is waited
+for (it is committed; the commit is on its way), not resolved. A lock whose own TTL has not
+expired is never rolled back (its owner is probably working); a
+2PC primary that is neither locked nor recorded is rolled back only once the met
 lock expired (its prewrite may still be on the way).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -51,6 +57,16 @@ class LockResolver:
         """start_ts -> commit_ts (0: rolled back) of transactions known to be finished."""
         self.resolved = 0
         """Locks resolved (committed or rolled back) by this client: tests, debugging."""
+        self._committing: dict[int, asyncio.Future[None]] = {}
+        """start_ts -> done, of this client's transactions committed whose background commit runs."""
+
+    def committing(self, start_ts: int, commit_ts: int, done: asyncio.Future[None]) -> None:
+        """This client's transaction ``start_ts`` is committed at ``commit_ts`` and its locks are
+        being committed in the background until ``done``: a reader of this client meeting one
+        waits for that rather than asking the stores (and writing the same commit again)."""
+        self._remember(start_ts, commit_ts)
+        self._committing[start_ts] = done
+        done.add_done_callback(lambda _: self._committing.pop(start_ts, None))
 
     async def resolve(self, op: _Op, locks: Iterable[kvrpc_pb2.LockInfo], caller_start_ts: int
                       ) -> list[kvrpc_pb2.LockInfo]:
@@ -61,13 +77,17 @@ class LockResolver:
             by_txn.setdefault(lock.start_ts, []).append(lock)
         alive: list[kvrpc_pb2.LockInfo] = []
         for start_ts, txn_locks in by_txn.items():
+            landing = self._committing.get(start_ts)
+            if landing is not None:  # the caller reads again once it landed (bounded by op's deadline)
+                await asyncio.wait([landing])  # never cancels it, unlike awaiting it
+                continue  # gone now; if that commit failed, the next meeting resolves from _outcomes
             outcome = self._outcomes.get(start_ts)
             keys = [lock.key for lock in txn_locks]
             if outcome is None:
                 first = txn_locks[0]
                 current_ts = await self._client._pd.get_ts()
                 if first.use_async_commit:
-                    found = await self._async_commit_status(op, first, current_ts)
+                    found = await self._async_commit_status(op, first, caller_start_ts, current_ts)
                     if found is not None:
                         outcome, all_keys = found
                         keys = list(dict.fromkeys([*all_keys, *keys]))
@@ -103,11 +123,11 @@ class LockResolver:
             return body.commit_ts
         return None if body.lock_ttl_ms else 0
 
-    async def _async_commit_status(self, op: _Op, lock: kvrpc_pb2.LockInfo, current_ts: int
-                                   ) -> tuple[int, list[bytes]] | None:
+    async def _async_commit_status(self, op: _Op, lock: kvrpc_pb2.LockInfo, caller_start_ts: int,
+                                   current_ts: int) -> tuple[int, list[bytes]] | None:
         """An async-commit transaction's (commit_ts or 0, every key), or None while it may be running."""
         if not expired(lock, current_ts):
-            return None
+            return await self._finished_primary(op, lock, caller_start_ts, current_ts)
         primary = await self._check_secondaries(op, [lock.primary], lock.start_ts)
         if isinstance(primary, int):
             return primary, [lock.primary]
@@ -119,6 +139,30 @@ class LockResolver:
         if isinstance(found, int):
             return found, keys
         return max(lk.min_commit_ts for lk in [primary_lock, *found]), keys
+
+    async def _finished_primary(self, op: _Op, lock: kvrpc_pb2.LockInfo, caller_start_ts: int,
+                                current_ts: int) -> tuple[int, list[bytes]] | None:
+        """A live async-commit lock's transaction, when its primary already shows the outcome:
+        (commit_ts, []) once the primary is committed (usually its owner's background commit
+        landed there first), (0, []) once it is rolled back (its prewrite can never succeed, so
+        the commit point was never reached); None while the primary is locked or unknown.
+
+        ``check_txn_status`` without ``rollback_if_not_exist`` writes nothing here: it never
+        rolls an async-commit lock back, and a primary without lock or record is answered
+        lock_not_found (its prewrite may still arrive). The keys of a transaction decided at
+        its primary are only the ones met; the primary needs no resolving."""
+        request = kvrpc_pb2.CheckTxnStatusRequest(primary_key=lock.primary, lock_ts=lock.start_ts,
+                                                  caller_start_ts=caller_start_ts, current_ts=current_ts,
+                                                  rollback_if_not_exist=False)
+        body = await on_key(self._client, op, lock.primary, "check_txn_status", request)
+        if body.key_error.WhichOneof("kind") == "lock_not_found":
+            return None
+        _raise_key_error(op, body.key_error)
+        if body.commit_ts:
+            return body.commit_ts, []
+        if body.lock_ttl_ms or body.HasField("lock"):
+            return None  # the primary is locked: its owner may still be prewriting the others
+        return 0, []
 
     async def _check_secondaries(self, op: _Op, keys: list[bytes], start_ts: int
                                  ) -> list[kvrpc_pb2.LockInfo] | int:

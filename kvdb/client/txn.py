@@ -285,7 +285,9 @@ class Transaction:
         """Commits ``keys`` in a background task of the client (the transaction is committed
         already; a lock left behind is rolled forward by the next reader)."""
         if keys:
-            self._client._track(self._commit_keys(keys, commit_ts))
+            task = asyncio.ensure_future(self._commit_keys(keys, commit_ts))
+            self._resolver.committing(self.start_ts, commit_ts, task)
+            self._client._track(_follow(task))  # cancelling the tracked one (close) cancels the task
 
     async def _commit_keys(self, keys: list[bytes], commit_ts: int) -> None:
         def make(ks: list[bytes]) -> kvrpc_pb2.CommitRequest:
@@ -438,6 +440,10 @@ class Transaction:
             raise KvdbError(f"txn {self.start_ts}: its snapshot is below the GC safe point "
                             f"{error.below_safe_point.safe_point}; start a new transaction")
         raise KvdbError(f"txn {self.start_ts}: {kind or 'error'} {error.message}".rstrip())
+
+
+async def _follow(task: asyncio.Future[None]) -> None:
+    await task
 
 
 def _left(deadline: float) -> float:

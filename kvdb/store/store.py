@@ -196,6 +196,9 @@ class Store:
         """The cluster's GC safe point as PD last said (raised only): no read or prewrite at or
         below it is served, as GC may have dropped the versions it would need."""
         self._gc_safe_point_persisted = 0
+        self._txn_staged: tuple[WriteBatch, set[bytes] | None] = (self.apply_batch, set())
+        """(batch, user keys whose lock/write records txn commands staged in it; None: unknown).
+        See ``_apply_txn``; a batch other than ``apply_batch`` was written: nothing is staged."""
         self._check_ident()
         snapshot.recover(engine)
         self._load()
@@ -725,6 +728,7 @@ class Store:
             return EpochNotMatchError(f"range {peer.range_id}: command on a stale epoch",
                                       peer.current_descs())
         if cmd.HasField("split"):
+            self._txn_staged = (self.apply_batch, None)  # may stage deletes of lock/write data
             return self._apply_split(peer, cmd)
         sessions = peer.sessions
         sessions.advance(cmd.log_time_ms, self.apply_batch)
@@ -769,18 +773,34 @@ class Store:
 
     def _apply_txn(self, peer: Peer, txn: raft_serverpb_pb2.TxnCommand) -> object:
         """Evaluate a Percolator command (``kvdb.txn.actions``) against the data as of every
-        earlier entry: like a CAS, those are written first (with the applied index they reach).
-        Txn commands carry no session: each is idempotent by its start_ts."""
-        if len(self.apply_batch):
+        earlier entry. The engine does not see the apply batch, so when the batch holds lock or
+        write records of a key the command reads (or may: a range walk, a split's deletes), the
+        earlier entries are written first, like a CAS (with the applied index they reach).
+        Otherwise they stay staged: a write per txn command was the apply loop's main cost, and
+        raw writes (``default``) are never read by a txn command. Txn commands carry no session:
+        each is idempotent by its start_ts."""
+        keys = actions.command_keys(txn)
+        batch, staged = self._txn_staged
+        if batch is not self.apply_batch:
+            staged = set()
+        if len(self.apply_batch) and (keys is None or staged is None or not staged.isdisjoint(keys)):
             peer.write_apply_state(self.apply_batch)
             self.flush_apply()
+            staged = set()
         if txn.HasField("gc"):
             # Every replica that dropped versions below the safe point refuses reads below it from
             # now on, even before its own heartbeat tells it: it may lead the range next.
             self.raise_gc_safe_point(txn.gc.safe_point, self.apply_batch)
             peer.gc_safe_point = max(peer.gc_safe_point, txn.gc.safe_point)  # in the apply state
-        return actions.apply_txn(txn, MvccReader(self.engine), MvccWriter(self.apply_batch), peer.desc,
-                                 peer.gc_safe_point)
+        result = actions.apply_txn(txn, MvccReader(self.engine), MvccWriter(self.apply_batch), peer.desc,
+                                   peer.gc_safe_point)
+        if staged is not None:
+            if keys is None:
+                staged = None
+            else:
+                staged.update(keys)
+        self._txn_staged = (self.apply_batch, staged)
+        return result
 
     def raise_gc_safe_point(self, safe_point: int, batch: WriteBatch) -> None:
         """The store's data lacks versions at or below ``safe_point`` once ``batch`` is written (a

@@ -8,7 +8,7 @@ has staged nothing, and it never reads its own staged writes (the reader cannot 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from google.protobuf.message import Message
 
@@ -49,6 +49,24 @@ def apply_txn(
     if kind == "prewrite" and cmd.prewrite.start_ts <= safe_point:
         return kvrpc_pb2.PrewriteResponse(errors=[below_safe_point(cmd.prewrite.start_ts, safe_point)])
     return _COMMANDS[kind](cmd, reader, writer, desc)
+
+
+def command_keys(cmd: raft_serverpb_pb2.TxnCommand) -> Sequence[bytes] | None:
+    """The user keys whose records ``cmd`` reads and writes, or None when it walks a range
+    (resolve_lock by transaction, gc): the store flushes its apply batch before a command only
+    when the batch holds a write to one of these (``Store._apply_txn``)."""
+    kind = cmd.WhichOneof("cmd")
+    if kind == "prewrite":
+        return [m.key for m in cmd.prewrite.mutations]
+    if kind == "check_txn_status":
+        return [cmd.check_txn_status.primary_key]
+    if kind == "txn_heart_beat":
+        return [cmd.txn_heart_beat.primary_lock]
+    if kind in ("commit", "rollback", "check_secondary_locks"):
+        return getattr(cmd, kind).keys
+    if kind == "resolve_lock" and cmd.resolve_lock.keys:
+        return cmd.resolve_lock.keys
+    return None
 
 
 # ------------------------------------------------------------------------------- shared steps

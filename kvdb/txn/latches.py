@@ -36,7 +36,9 @@ class Latch:
 class Latches:
     def __init__(self) -> None:
         self._queues: dict[bytes, deque[Latch]] = {}
-        self._stamped: set[Latch] = set()
+        self._stamped: dict[bytes, Latch] = {}
+        """Key -> the held, stamped latch on it (held latches never share a key): a point read
+        looks its keys up instead of walking every stamped latch."""
 
     def acquire(self, keys: Iterable[bytes], on_held: Callable[[Latch], None]) -> Latch:
         """Queue for ``keys``; ``on_held(latch)`` runs once they are all held (maybe at once,
@@ -51,7 +53,8 @@ class Latches:
         """``latch``'s holder stamped its command: reads of its keys wait for its release."""
         assert latch.held, "only a held latch's command is stamped"
         latch.stamped = True
-        self._stamped.add(latch)
+        for key in latch.keys:
+            self._stamped[key] = latch
 
     def release(self, latch: Latch) -> None:
         """The command was answered (or will never be): give the keys to the next in line and
@@ -59,7 +62,9 @@ class Latches:
         if not latch.keys:
             return
         keys, latch.keys = latch.keys, ()
-        self._stamped.discard(latch)
+        if latch.stamped:
+            for key in keys:
+                del self._stamped[key]
         waiting: list[Latch] = []
         for key in keys:
             queue = self._queues[key]
@@ -77,9 +82,17 @@ class Latches:
     def blocking_read(self, keys: Collection[bytes] = (),
                       bounds: tuple[bytes, bytes] | None = None) -> Latch | None:
         """A held, stamped latch on one of ``keys`` or on a key in ``bounds`` = [start, end)."""
-        for latch in self._stamped:
-            for key in latch.keys:
-                if (bounds is not None and bounds[0] <= key < bounds[1]) or key in keys:
+        stamped = self._stamped
+        if not stamped:
+            return None
+        for key in keys:
+            latch = stamped.get(key)
+            if latch is not None:
+                return latch
+        if bounds is not None:
+            start, end = bounds
+            for key, latch in stamped.items():
+                if start <= key < end:
                     return latch
         return None
 

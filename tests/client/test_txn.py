@@ -175,10 +175,14 @@ def test_write_conflict_rolls_back_the_locks(fake: FakeTxnCluster, async_commit:
 
 
 def test_of_two_conflicting_transactions_exactly_one_commits(fake: FakeTxnCluster) -> None:
+    """Both read a, then write a and q (a lost update unless one fails). Without the reads, t1
+    may commit at t2's start_ts (async commit: max read ts + 1), inside t2's snapshot: then
+    both commit, rightly, one after the other."""
     async def body(client: AsyncClient) -> None:
         t1 = await client.transaction().begin()
         t2 = await client.transaction().begin()
         for txn, value in ((t1, b"1"), (t2, b"2")):
+            assert await txn.get(b"a") is None
             await txn.put(b"a", value)
             await txn.put(b"q", value)
         results = await asyncio.gather(t1.commit(), t2.commit(), return_exceptions=True)
@@ -286,6 +290,121 @@ def test_async_commit_locks_are_resolved_from_the_secondaries(fake: FakeTxnClust
         else:
             assert value is None
             assert all(fake.status(k, dead.start_ts) == (0, True) for k in (b"a", b"h", b"q"))
+
+    run(fake, body)
+
+
+async def _prewritten_async(client: AsyncClient, keys: list[bytes]) -> Transaction:
+    """An async-commit transaction over a, h, q whose prewrites of ``keys`` succeeded, and that
+    then stopped (its locks are live: the fake clock has not moved)."""
+    dead = await client.transaction(one_pc=False).begin()
+    for k in (b"a", b"h", b"q"):
+        await dead.put(k, b"new")
+    await client._run("prewrite", 2.0, lambda op: dead._prewrite(op, keys, use_async=True))
+    return dead
+
+
+def test_a_live_async_commit_lock_of_a_committed_primary_is_rolled_forward_at_once(
+        fake: FakeTxnCluster) -> None:
+    """The next transaction of a client meets the previous one's secondary lock while its
+    background commit landed only on the primary: the reader asks the primary (side-effect free)
+    and rolls the lock forward, rather than backing off until the lock's TTL (3 s) runs out."""
+    async def body(client: AsyncClient) -> None:
+        dead = await _prewritten_async(client, [b"a", b"h", b"q"])
+        commit_ts = max(lk.min_commit_ts for lk in fake.locks.values())
+        await client._run("commit", 2.0, lambda op: dead._commit_primary(op, b"a", commit_ts))
+        reader = await client.transaction(timeout=0.3).begin()  # far below the TTL
+        assert await reader.get(b"h") == b"new"
+        [check] = sent(fake, "check_txn_status")
+        assert check.primary_key == b"a" and not check.rollback_if_not_exist
+        assert sent(fake, "check_secondary_locks") == []
+        assert fake.status(b"h", dead.start_ts) == (commit_ts, False)
+        assert b"q" in fake.locks  # not met, not touched: its own reader (or the owner) finishes it
+
+    run(fake, body)
+
+
+def test_a_live_async_commit_lock_of_a_rolled_back_primary_is_rolled_back_at_once(
+        fake: FakeTxnCluster) -> None:
+    async def body(client: AsyncClient) -> None:
+        async with client.transaction() as setup:
+            await setup.put(b"h", b"old")
+        dead = await _prewritten_async(client, [b"a", b"h", b"q"])
+        fake.roll_back(b"a", dead.start_ts)  # e.g. the owner gave way after a conflict
+        reader = await client.transaction(timeout=0.3).begin()
+        assert await reader.get(b"h") == b"old"
+        assert fake.status(b"h", dead.start_ts) == (0, True)
+
+    run(fake, body)
+
+
+@pytest.mark.parametrize("primary_prewritten", [True, False])
+def test_a_live_async_commit_lock_of_an_undecided_primary_is_left_alone(
+        fake: FakeTxnCluster, primary_prewritten: bool) -> None:
+    """Primary locked (the owner may be prewriting the rest) or not there yet (its prewrite may
+    be on the way): the reader backs off and writes nothing, above all no rollback record at
+    the primary, which would abort a transaction that may yet reach its commit point."""
+    async def body(client: AsyncClient) -> None:
+        keys = [b"a", b"h", b"q"] if primary_prewritten else [b"h", b"q"]
+        dead = await _prewritten_async(client, keys)
+        before = dict(fake.locks)
+        reader = await client.transaction(timeout=0.3).begin()
+        with pytest.raises(KvdbError, match="locked by transaction"):
+            await reader.get(b"h")
+        assert sent(fake, "check_txn_status") and not any(
+            c.rollback_if_not_exist for c in sent(fake, "check_txn_status"))
+        assert fake.locks == before
+        assert all(fake.status(k, dead.start_ts) == (0, False) for k in (b"a", b"h", b"q"))
+
+    run(fake, body)
+
+
+def test_a_reader_waits_for_its_own_clients_background_commit_instead_of_resolving(
+        fake: FakeTxnCluster) -> None:
+    """The next transaction of a client meets the locks of its previous one, committed, whose
+    background commit is landing: it waits for that commit and asks no store about them."""
+    async def body(client: AsyncClient) -> None:
+        release = asyncio.Event()
+        real_commit_keys = Transaction._commit_keys
+
+        async def slow_commit_keys(self: Transaction, *args: object) -> None:
+            await release.wait()
+            await real_commit_keys(self, *args)
+
+        Transaction._commit_keys = slow_commit_keys  # type: ignore[method-assign]
+        try:
+            async with client.transaction(one_pc=False) as first:
+                await first.put(b"a", b"new")
+                await first.put(b"h", b"new")
+            assert fake.locks.keys() == {b"a", b"h"}
+            reader = await client.transaction().begin()
+            read = asyncio.create_task(reader.get(b"h"))
+            await asyncio.sleep(0)  # lets the read meet the lock (no clock involved: a yield)
+            release.set()
+            assert await read == b"new"
+        finally:
+            Transaction._commit_keys = real_commit_keys  # type: ignore[method-assign]
+        for kind in ("check_txn_status", "check_secondary_locks", "resolve_lock"):
+            assert sent(fake, kind) == [], kind
+        assert fake.status(b"h", first.start_ts) == (first.commit_ts, False)
+
+    run(fake, body)
+
+
+def test_a_lock_left_by_its_own_clients_failed_background_commit_is_rolled_forward(
+        fake: FakeTxnCluster) -> None:
+    async def body(client: AsyncClient) -> None:
+        fake.script = lambda store, req: (StoreUnreachable(f"store{store}", "down", sent=False)
+                                          if req.WhichOneof("cmd") == "commit" else None)
+        async with client.transaction(one_pc=False, timeout=0.3) as first:
+            await first.put(b"a", b"new")
+            await first.put(b"h", b"new")
+        await settle(client)  # the background commit gave up
+        fake.script = lambda store, req: None
+        assert fake.locks.keys() == {b"a", b"h"}
+        assert await committed_value(client, b"h") == b"new"  # from the remembered commit_ts
+        assert sent(fake, "check_txn_status") == [] and sent(fake, "check_secondary_locks") == []
+        assert fake.status(b"h", first.start_ts) == (first.commit_ts, False)
 
     run(fake, body)
 

@@ -255,7 +255,8 @@ class FakeTxnCluster(TxnStoreBase):
         self.max_ts = max(self.max_ts, req.caller_start_ts)
         lock = self.locks.get(req.primary_key)
         if lock is not None and lock.start_ts == req.lock_ts:
-            if split_ts(req.current_ts)[0] >= split_ts(lock.start_ts)[0] + lock.ttl_ms:
+            expired = split_ts(req.current_ts)[0] >= split_ts(lock.start_ts)[0] + lock.ttl_ms
+            if expired and not lock.use_async_commit:  # an async-commit lock: see actions.py
                 self._rollback(req.primary_key, req.lock_ts)
                 body.action = kvrpc_pb2.TTL_EXPIRE_ROLLBACK
             else:

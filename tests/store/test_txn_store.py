@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kvdb.pb import kvrpc_pb2
+from kvdb.pb import kvrpc_pb2, raft_serverpb_pb2
 from kvdb.server.kv_handler import KvHandler
 from kvdb.storage.engine import CF_LOCK
 from kvdb.store.store import Store
@@ -193,3 +193,40 @@ def test_reads_and_prewrites_at_or_below_the_gc_safe_point_are_refused_in_the_bo
     assert not resp.HasField("error") and resp.errors[0].below_safe_point.safe_point == 50
     assert leader.peers[1].counters["proposals"] == before  # nothing went through Raft
     assert call(cluster, leader, "txn_get", key=b"k", version=51).not_found
+
+
+def test_an_apply_pass_writes_earlier_entries_only_before_a_txn_command_that_reads_their_keys(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Txn commands on distinct keys share one engine write per apply pass; a command reading a
+    key an earlier entry of the pass staged (commit after prewrite), or walking the range
+    (resolve_lock by transaction), first gets those entries written, so it sees them."""
+    cluster = LocalCluster([1, 2, 3])
+    leader = cluster.elect()
+    peer = leader.peers[1]
+    writes: list[int] = []
+    write = leader.engine.write
+    monkeypatch.setattr(leader.engine, "write", lambda batch, sync=False: (writes.append(len(batch)),
+                                                                            write(batch, sync=sync)))
+    t1, t2, t3 = cluster.ts(), cluster.ts(), cluster.ts()
+
+    def apply(**command: object) -> object:
+        return leader._apply_txn(peer, raft_serverpb_pb2.TxnCommand(**command))
+
+    def pw(start_ts: int, key: bytes) -> kvrpc_pb2.PrewriteRequest:
+        return kvrpc_pb2.PrewriteRequest(mutations=[mutation(key)], primary_lock=key, start_ts=start_ts,
+                                         lock_ttl_ms=3000)
+
+    leader.apply_batch = leader.engine.batch()  # a new apply pass
+    assert list(apply(prewrite=pw(t1, b"a")).errors) == []
+    assert list(apply(prewrite=pw(t2, b"b")).errors) == []
+    assert list(apply(prewrite=pw(t3, b"c")).errors) == []
+    assert writes == []  # three commands, distinct keys: nothing written yet
+    answer = apply(commit=kvrpc_pb2.CommitRequest(start_ts=t1, keys=[b"a"], commit_ts=cluster.ts()))
+    assert not answer.HasField("key_error")  # it saw a's lock: the prewrites were written first
+    assert len(writes) == 1
+    apply(resolve_lock=kvrpc_pb2.ResolveLockRequest(start_ts=t2, commit_ts=0))  # walks the range
+    assert len(writes) == 2
+    apply(resolve_lock=kvrpc_pb2.ResolveLockRequest(start_ts=t3, commit_ts=0, keys=[b"c"]))
+    assert len(writes) == 3  # the walk may have staged anything
+    leader.flush_apply()
+    assert [k for k, _ in leader.engine.scan(CF_LOCK, b"", None, 0)] == []  # b, c rolled back, a committed
