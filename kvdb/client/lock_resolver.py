@@ -32,8 +32,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from kvdb.client.aio import _Op
-from kvdb.client.txn_rpc import on_key, on_keys, physical_ms
+from kvdb.client.txn_rpc import on_key, on_keys
 from kvdb.errors import KvdbError
+from kvdb.mvcc.records import lock_expired as expired
 from kvdb.pb import kvrpc_pb2
 
 if TYPE_CHECKING:
@@ -41,11 +42,6 @@ if TYPE_CHECKING:
 
 RESOLVED_CACHE = 1024
 """Transactions whose outcome the resolver remembers (start_ts -> commit_ts), newest kept."""
-
-
-def expired(lock: kvrpc_pb2.LockInfo, current_ts: int) -> bool:
-    """The lock's TTL has run out at ``current_ts`` (a TSO stamp), as the store counts it."""
-    return physical_ms(current_ts) >= physical_ms(lock.start_ts) + lock.ttl_ms
 
 
 class LockResolver:

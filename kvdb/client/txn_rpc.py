@@ -13,15 +13,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kvdb.client.aio import BATCH_CHUNK, _all, _chunks, _Op
-from kvdb.pdclient.client import split_ts
 
 if TYPE_CHECKING:
     from kvdb.client.aio import AsyncClient
-
-
-def physical_ms(ts: int) -> int:
-    """The PD wall-clock milliseconds of a TSO stamp (what lock TTLs are counted in)."""
-    return split_ts(ts)[0]
 
 
 async def on_key(client: AsyncClient, op: _Op, key: bytes, kind: str, request: Any) -> Any:

@@ -58,7 +58,7 @@ def versions_of(key: bytes) -> tuple[bytes, bytes]:
 
 def version_bounds(desc: metapb_pb2.RangeDescriptor) -> tuple[bytes, bytes]:
     """[start, end) of every ``write`` key whose user key lies in the range."""
-    return escape(desc.start_key), escape(keyspace.data_end(desc))
+    return user_bounds_to_versions(desc.start_key, keyspace.data_end(desc))
 
 
 def user_bounds_to_versions(start: bytes, end: bytes) -> tuple[bytes, bytes]:

@@ -98,9 +98,6 @@ class MvccReader:
         vkey, raw = pairs[0]
         return keys.version_ts(vkey), _parse_write(raw)
 
-    def newest_write(self, key: bytes) -> tuple[int, mvccpb_pb2.Write] | None:
-        return self.seek_write(key, keys.MAX_TS)
-
     def get_value(self, key: bytes, ts: int) -> bytes | None:
         """The value a snapshot at ``ts`` sees (locks not considered): the newest PUT or DELETE
         at or below ``ts``; LOCK and ROLLBACK records say nothing about the value."""

@@ -51,6 +51,6 @@ def lock_blocks(lock: mvccpb_pb2.Lock, ts: int) -> bool:
     )
 
 
-def lock_expired(lock: mvccpb_pb2.Lock, current_ts: int) -> bool:
+def lock_expired(lock: mvccpb_pb2.Lock | kvrpc_pb2.LockInfo, current_ts: int) -> bool:
     """Whether the lock's TTL, counted from its start_ts's physical part, has run out at ``current_ts``."""
     return physical_ms(current_ts) >= physical_ms(lock.start_ts) + lock.ttl_ms

@@ -74,7 +74,7 @@ class GcPlanner:
             self._finish(desc.id, safe_point)
             return None
         limit = self.versions_per_command
-        found = scan(keys.escape(start), keys.escape(end), limit + 1)
+        found = scan(*keys.user_bounds_to_versions(start, end), limit + 1)
         if not found:
             self._finish(desc.id, safe_point)
             return None

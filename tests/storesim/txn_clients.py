@@ -43,8 +43,9 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf import text_format
 
 from kvdb.client.cache import CachedRange, RangeCache
+from kvdb.mvcc.records import lock_expired as expired
+from kvdb.mvcc.records import physical_ms
 from kvdb.pb import kvrpc_pb2
-from kvdb.pdclient.client import split_ts
 from tests.storesim.clients import (
     NOT_EXECUTED,
     WrongAnswer,
@@ -79,14 +80,6 @@ RETRY_ERRORS = NOT_EXECUTED | {"stale_command", "timeout", "max_ts_not_synced"}
 
 class TxnViolation(AssertionError):
     """The store broke a transactional promise the driver can see directly."""
-
-
-def physical_ms(ts: int) -> int:
-    return split_ts(ts)[0]
-
-
-def expired(lock: kvrpc_pb2.LockInfo, now_ts: int) -> bool:
-    return physical_ms(now_ts) >= physical_ms(lock.start_ts) + lock.ttl_ms
 
 
 @dataclass
