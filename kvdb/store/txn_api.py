@@ -139,32 +139,32 @@ class TxnApi:
         stamped = req.use_async_commit or req.try_one_pc
         if stamped:
             self._check_synced(peer)
-        self._propose(req.context, keys, "prewrite", req, finish, stamped)
+        self._propose(peer, req.context, keys, "prewrite", req, finish, stamped)
 
     def commit(self, req: kvrpc_pb2.CommitRequest, finish: Finish) -> None:
-        self._check_keys(req.context, req.keys)
+        peer = self._check_keys(req.context, req.keys)
         _positive(req.start_ts, "start_ts")
         if req.commit_ts <= req.start_ts:
             raise InvalidArgumentError(f"commit_ts {req.commit_ts} is not above start_ts {req.start_ts}")
-        self._propose(req.context, req.keys, "commit", req, finish)
+        self._propose(peer, req.context, req.keys, "commit", req, finish)
 
     def rollback(self, req: kvrpc_pb2.BatchRollbackRequest, finish: Finish) -> None:
-        self._check_keys(req.context, req.keys)
+        peer = self._check_keys(req.context, req.keys)
         _positive(req.start_ts, "start_ts")
-        self._propose(req.context, req.keys, "rollback", req, finish)
+        self._propose(peer, req.context, req.keys, "rollback", req, finish)
 
     def check_txn_status(self, req: kvrpc_pb2.CheckTxnStatusRequest, finish: Finish) -> None:
-        self.checks.range(req.context, [req.primary_key])
+        peer = self.checks.range(req.context, [req.primary_key])
         _positive(req.lock_ts, "lock_ts")
         # The caller is a reader at caller_start_ts that met the lock: the transaction must
         # not commit at or below it (an async-commit primary is pushed above max ts at apply).
         self.store.cm.update(req.caller_start_ts)
-        self._propose(req.context, [req.primary_key], "check_txn_status", req, finish)
+        self._propose(peer, req.context, [req.primary_key], "check_txn_status", req, finish)
 
     def check_secondary_locks(self, req: kvrpc_pb2.CheckSecondaryLocksRequest, finish: Finish) -> None:
-        self._check_keys(req.context, req.keys)
+        peer = self._check_keys(req.context, req.keys)
         _positive(req.start_ts, "start_ts")
-        self._propose(req.context, req.keys, "check_secondary_locks", req, finish)
+        self._propose(peer, req.context, req.keys, "check_secondary_locks", req, finish)
 
     def resolve_lock(self, req: kvrpc_pb2.ResolveLockRequest, finish: Finish) -> None:
         """By keys (of the txn ``start_ts``) or, without keys, every lock in the range of each
@@ -178,15 +178,15 @@ class TxnApi:
             if commit_ts and commit_ts <= start_ts:
                 raise InvalidArgumentError(f"commit_ts {commit_ts} is not above start_ts {start_ts}")
         if req.keys:
-            self._check_keys(req.context, req.keys)
+            peer = self._check_keys(req.context, req.keys)
         else:
-            self.checks.range(req.context, [])
-        self._propose(req.context, req.keys, "resolve_lock", req, finish)
+            peer = self.checks.range(req.context, [])
+        self._propose(peer, req.context, req.keys, "resolve_lock", req, finish)
 
     def txn_heart_beat(self, req: kvrpc_pb2.TxnHeartBeatRequest, finish: Finish) -> None:
-        self.checks.range(req.context, [req.primary_lock])
+        peer = self.checks.range(req.context, [req.primary_lock])
         _positive(req.start_ts, "start_ts")
-        self._propose(req.context, [req.primary_lock], "txn_heart_beat", req, finish)
+        self._propose(peer, req.context, [req.primary_lock], "txn_heart_beat", req, finish)
 
     # --------------------------------------------------------------------------------- helpers
     def _check_keys(self, ctx: kvrpc_pb2.Context, keys: Sequence[bytes]) -> Peer:
@@ -207,10 +207,11 @@ class TxnApi:
     def _below_safe_point(self, ts: int) -> kvrpc_pb2.KeyError:
         return below_safe_point(ts, self.store.gc_safe_point)
 
-    def _propose(self, ctx: kvrpc_pb2.Context, keys: Sequence[bytes], kind: str, req: Message,
+    def _propose(self, peer: Peer, ctx: kvrpc_pb2.Context, keys: Sequence[bytes], kind: str, req: Message,
                  finish: Finish, stamped: bool = False) -> None:
         """Latch ``keys``, stamp the max read ts if ``stamped``, propose ``req`` as the ``kind``
-        command; the answer unlatches. The request is copied once, into the Raft command."""
+        command of ``peer``'s range (as the checks found it); the answer unlatches. The request
+        is copied once, into the Raft command."""
         cmd = raft_serverpb_pb2.RaftCommand()
         body = getattr(cmd.txn, kind)
         body.CopyFrom(req)
@@ -218,7 +219,6 @@ class TxnApi:
         cmd.log_time_ms = wall_ms(self.store.clock)
         self.checks.request_size(cmd.ByteSize())
         store = self.store
-        peer = store.peer(ctx.range_id)
         if not peer.is_leader:
             raise peer.not_leader()  # now, rather than after waiting for the latches
 
