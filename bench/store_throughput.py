@@ -21,8 +21,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import grpc
-
+from kvdb.net import grpc_factory
 from kvdb.pb import adminpb_pb2, adminpb_pb2_grpc, kvrpc_pb2, kvrpc_pb2_grpc
 
 VALUE = b"x" * 100
@@ -62,7 +61,7 @@ async def find_leader(addresses: list[str]) -> tuple[str, adminpb_pb2.RangeStatu
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         for address in addresses:
-            async with grpc.aio.insecure_channel(address) as channel:
+            async with grpc_factory.channel(address, None) as channel:
                 st = await adminpb_pb2_grpc.AdminStub(channel).RangeStatus(adminpb_pb2.RangeStatusRequest())
             if st.ranges and st.ranges[0].role == "leader" and st.ranges[0].lease_valid:
                 return address, st.ranges[0]
@@ -118,7 +117,7 @@ async def run(args: argparse.Namespace, addresses: list[str]) -> None:
         key = b"key%08d" % (i % key_space)
         return kvrpc_pb2.Request(id=i, get=kvrpc_pb2.RawGetRequest(context=ctx, key=key))
 
-    async with grpc.aio.insecure_channel(leader) as channel:
+    async with grpc_factory.channel(leader, None) as channel:
         stub = kvrpc_pb2_grpc.KvStub(channel)
         for name, make in (("put", put), ("get", get)):
             t0 = time.monotonic()

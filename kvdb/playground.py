@@ -35,6 +35,7 @@ from typing import TypeVar
 import grpc
 
 from kvdb.labels import check_name, format_labels
+from kvdb.net import grpc_factory
 from kvdb.pb import kvrpc_pb2, kvrpc_pb2_grpc, metapb_pb2
 from kvdb.pdclient.client import PdClient, PdError
 from kvdb.server.supervisor import CRASH_EXIT_STATUS
@@ -343,7 +344,7 @@ async def _serves(pd: PdClient, want_voters: int) -> bool:
         return False
     context = kvrpc_pb2.Context(cluster_id=pd.cluster_id, range_id=info.descriptor.id,
                                 epoch=info.descriptor.epoch)
-    async with grpc.aio.insecure_channel(store.address) as channel:
+    async with grpc_factory.channel(store.address, None) as channel:
         try:
             response = await kvrpc_pb2_grpc.KvStub(channel).RawGet(
                 kvrpc_pb2.RawGetRequest(context=context, key=PROBE_KEY), timeout=PROBE_TIMEOUT)

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING
 
 import grpc
 
+from kvdb.net import grpc_factory
 from kvdb.pb import metapb_pb2, pdpb_pb2, pdpb_pb2_grpc
 from kvdb.raft import ConfChangeType
 from kvdb.raft.progress import Progress, ProgressState
 from kvdb.server.supervisor import spawn
-from kvdb.server.transport import GRPC_OPTIONS
 from kvdb.storage.engine import CF_DEFAULT
 from kvdb.store.errors import InvalidArgumentError
 from placement import metadata as md
@@ -100,7 +100,7 @@ async def fetch_group(endpoints: list[str], member_id: int, timeout: float = JOI
     last = "no answer yet"
     while loop.time() < deadline:
         for address in endpoints:
-            async with grpc.aio.insecure_channel(address, options=GRPC_OPTIONS) as channel:
+            async with grpc_factory.channel(address, None) as channel:
                 try:
                     stub = pdpb_pb2_grpc.PDStub(channel)
                     resp = await stub.GetMembers(pdpb_pb2.GetMembersRequest(), timeout=2)

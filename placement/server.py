@@ -19,12 +19,12 @@ from pathlib import Path
 import grpc
 import xxhash
 
+from kvdb.net import grpc_factory
 from kvdb.pb import pdpb_pb2, pdpb_pb2_grpc, raft_serverpb_pb2_grpc
 from kvdb.server.node import static_first_range
 from kvdb.server.raft_host import RaftHost, serve_until_signalled
 from kvdb.server.services import RaftService
 from kvdb.server.supervisor import spawn
-from kvdb.server.transport import GRPC_OPTIONS
 from kvdb.storage.engine import CF_DEFAULT
 from kvdb.store.clock import MonotonicClock
 from kvdb.store.config import DEFAULT_MAX_RANGE_SIZE, StoreConfig
@@ -155,12 +155,10 @@ class PdMember:
         self.tso = TimestampOracle(now_ms, self._persister(md.TSO_WINDOW), cfg.tso_window_ms)
         self.ids = IdAllocator(self._persister(md.ALLOC_WINDOW))
         self.refresh_cluster_id()
-        self._server = grpc.aio.server(options=GRPC_OPTIONS)
+        self._server = grpc_factory.server()
         raft_serverpb_pb2_grpc.add_RaftTransportServicer_to_server(RaftService(self), self._server)
         pdpb_pb2_grpc.add_PDServicer_to_server(PdService(self), self._server)
-        self.port = self._server.add_insecure_port(cfg.listen)
-        if self.port == 0:
-            raise OSError(f"cannot listen on {cfg.listen}")
+        self.port = grpc_factory.listen(self._server, cfg.listen, None)
         await self._server.start()
         self.host.start()
         self.membership.start()

@@ -17,19 +17,12 @@ from collections.abc import Callable
 import grpc
 
 from kvdb.errors import ClientClosedError
+from kvdb.net import grpc_factory
+from kvdb.net.tls import TlsFiles
 from kvdb.pb import kvrpc_pb2, kvrpc_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-GRPC_OPTIONS = [
-    ("grpc.max_send_message_length", 256 * 1024 * 1024),
-    ("grpc.max_receive_message_length", 256 * 1024 * 1024),
-    ("grpc.keepalive_time_ms", 10_000),
-    # A restarted store should be reachable again within a second, not grpc's default 120 s.
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-]
 
 
 class StoreUnreachable(Exception):
@@ -101,9 +94,9 @@ def _reason(exc: BaseException) -> str:
 
 
 class StoreConnection:
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, tls: TlsFiles | None = None) -> None:
         self.address = address
-        self._channel = grpc.aio.insecure_channel(address, options=GRPC_OPTIONS)
+        self._channel = grpc_factory.channel(address, tls)
         self._stub = kvrpc_pb2_grpc.KvStub(self._channel)
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[kvrpc_pb2.Response]] = {}

@@ -29,6 +29,8 @@ from typing import Any
 
 import grpc
 
+from kvdb.net import grpc_factory
+from kvdb.net.tls import TlsFiles
 from kvdb.pb import metapb_pb2, pdpb_pb2, pdpb_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -49,15 +51,6 @@ RETRYABLE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLI
                              grpc.StatusCode.CANCELLED})
 STREAM_ERRORS = (grpc.aio.AioRpcError, asyncio.InvalidStateError, TimeoutError, ConnectionError)
 """A stream is lost (InvalidStateError: written after it ended; TimeoutError: no answer in time)."""
-GRPC_OPTIONS = [
-    ("grpc.max_send_message_length", 64 * 1024 * 1024),
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-    ("grpc.keepalive_time_ms", 10_000),
-    # A PD member that restarts should be reachable again within a second, not grpc's default 120 s.
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-]
 
 
 def compose_ts(physical_ms: int, logical: int) -> int:
@@ -122,7 +115,8 @@ class _Retry:
 
 class PdClient:
     def __init__(self, endpoints: list[str] | str, *, timeout: float = 10.0,
-                 backoff: tuple[float, float] = (0.05, 1.0)) -> None:
+                 backoff: tuple[float, float] = (0.05, 1.0), tls: TlsFiles | None = None) -> None:
+        self.tls = tls
         if isinstance(endpoints, str):
             endpoints = endpoints.split(",")
         self.endpoints = [e.strip() for e in endpoints if e.strip()]
@@ -371,7 +365,7 @@ class PdClient:
         self._check_open()  # a call retrying through close() must not open channels again
         stub = self._stubs.get(address)
         if stub is None:
-            channel = self._channels[address] = grpc.aio.insecure_channel(address, options=GRPC_OPTIONS)
+            channel = self._channels[address] = grpc_factory.channel(address, self.tls)
             stub = self._stubs[address] = pdpb_pb2_grpc.PDStub(channel)
         return stub
 

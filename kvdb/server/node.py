@@ -12,6 +12,7 @@ from pathlib import Path
 
 import grpc
 
+from kvdb.net import grpc_factory
 from kvdb.pb import adminpb_pb2, adminpb_pb2_grpc, kvrpc_pb2_grpc, metapb_pb2, raft_serverpb_pb2_grpc
 from kvdb.pdclient.client import PdClient
 from kvdb.server.addresses import advertised
@@ -22,7 +23,7 @@ from kvdb.server.pd_worker import PdWorker
 from kvdb.server.raft_host import RaftHost, serve_until_signalled
 from kvdb.server.services import AdminService, KvService, RaftService
 from kvdb.server.split_worker import SplitWorker
-from kvdb.server.transport import GRPC_OPTIONS, GrpcTransport
+from kvdb.server.transport import GrpcTransport
 from kvdb.store.clock import MonotonicClock, SkewedClock
 from kvdb.store.config import StoreConfig
 from kvdb.store.errors import InvalidArgumentError
@@ -126,13 +127,11 @@ class StoreNode:
         if cfg.static_cluster and not store.peers and FIRST_RANGE_ID not in store.tombstones:
             store.bootstrap_range(static_first_range(cfg.static_cluster))
         self.kv_handler = KvHandler(store)
-        self._server = grpc.aio.server(options=GRPC_OPTIONS)
+        self._server = grpc_factory.server()
         kvrpc_pb2_grpc.add_KvServicer_to_server(KvService(self), self._server)
         raft_serverpb_pb2_grpc.add_RaftTransportServicer_to_server(RaftService(self), self._server)
         adminpb_pb2_grpc.add_AdminServicer_to_server(AdminService(self), self._server)
-        self.port = self._server.add_insecure_port(cfg.listen)
-        if self.port == 0:
-            raise OSError(f"cannot listen on {cfg.listen}")
+        self.port = grpc_factory.listen(self._server, cfg.listen, None)
         await self._server.start()
         self.host.start()
         address = advertised(cfg.listen, cfg.advertise, self.port)

@@ -17,6 +17,8 @@ from collections.abc import AsyncIterator, Callable
 
 import grpc
 
+from kvdb.net import grpc_factory
+from kvdb.net.tls import TlsFiles
 from kvdb.pb import raft_serverpb_pb2, raft_serverpb_pb2_grpc
 from kvdb.server.supervisor import spawn
 from kvdb.store.snapshot import Built
@@ -25,11 +27,6 @@ log = logging.getLogger(__name__)
 
 MAX_QUEUED_MESSAGES = 100_000
 RECONNECT_BACKOFF = (0.05, 1.0)
-GRPC_OPTIONS = [
-    ("grpc.max_send_message_length", 256 * 1024 * 1024),
-    ("grpc.max_receive_message_length", 256 * 1024 * 1024),
-    ("grpc.keepalive_time_ms", 10_000),
-]
 
 
 class _Attempt:
@@ -99,7 +96,7 @@ class _Connection:
             if self.queue:
                 attempt.wakeup.set()
             try:
-                async with grpc.aio.insecure_channel(address, options=GRPC_OPTIONS) as channel:
+                async with grpc_factory.channel(address, self.transport.tls) as channel:
                     stub = raft_serverpb_pb2_grpc.RaftTransportStub(channel)
                     await stub.Raft(self._batches(attempt))
             except asyncio.CancelledError:
@@ -123,8 +120,9 @@ class GrpcTransport:
     """The store's ``Transport``: sends to other stores by id, resolving addresses on demand."""
 
     def __init__(self, cluster_id: int, store_id: int, resolve: Callable[[int], str],
-                 chunk_bytes: int = 1 << 20) -> None:
+                 chunk_bytes: int = 1 << 20, tls: TlsFiles | None = None) -> None:
         self.cluster_id = cluster_id
+        self.tls = tls
         self.store_id = store_id
         self.resolve = resolve
         self.chunk_bytes = chunk_bytes
@@ -172,7 +170,7 @@ class GrpcTransport:
                 for piece in data.chunks(self.chunk_bytes):
                     yield raft_serverpb_pb2.SnapshotChunk(data=piece)
 
-            async with grpc.aio.insecure_channel(address, options=GRPC_OPTIONS) as channel:
+            async with grpc_factory.channel(address, self.tls) as channel:
                 await raft_serverpb_pb2_grpc.RaftTransportStub(channel).Snapshot(chunks(), timeout=300)
             ok = True
         except grpc.aio.AioRpcError as exc:
