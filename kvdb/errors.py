@@ -3,7 +3,7 @@
 Routing trouble (a moved leader, a split range, a busy store) never surfaces: the client retries
 it until the call's deadline. What remains tells the caller what to do next: retry later
 (``UnavailableError``, ``DeadlineExceededError``), fix the request (``InvalidArgumentError``),
-check the configuration (``ClusterMismatchError``), or find out what happened
+check the configuration (``ClusterMismatchError``, ``PermissionDeniedError``), or find out what happened
 (``UncertainResultError``). Transactions add two outcomes that mean "nothing was written, run it
 again with a new snapshot": ``WriteConflictError`` and ``TransactionAbortedError``
 (``client.run_transaction`` does that for you).
@@ -37,6 +37,11 @@ class UncertainResultError(KvdbError):
     """A write was sent but its outcome is unknown: it may or may not have applied (the deadline
     passed without an answer, or a retry reached a range that had forgotten the client's session,
     see docs/client.md "Sessions"). The message names the session id, as store debug logs do."""
+
+
+class PermissionDeniedError(KvdbError):
+    """The cluster runs with TLS and the client's certificate does not carry a role that may do
+    this (docs/security.md "Roles"); nothing was applied. Retrying will not help."""
 
 
 class ClientClosedError(KvdbError):

@@ -106,8 +106,18 @@ class MaxTimestampNotSynced(_message.Message):
     backoff_ms: int
     def __init__(self, backoff_ms: _Optional[int] = ...) -> None: ...
 
+class PermissionDenied(_message.Message):
+    __slots__ = ("identity", "role", "required")
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    identity: str
+    role: str
+    required: str
+    def __init__(self, identity: _Optional[str] = ..., role: _Optional[str] = ..., required: _Optional[str] = ...) -> None: ...
+
 class Error(_message.Message):
-    __slots__ = ("message", "not_leader", "epoch_not_match", "range_not_found", "key_not_in_range", "server_busy", "stale_command", "invalid_argument", "wrong_cluster", "timeout", "session_expired", "duplicate_request", "max_ts_not_synced")
+    __slots__ = ("message", "not_leader", "epoch_not_match", "range_not_found", "key_not_in_range", "server_busy", "stale_command", "invalid_argument", "wrong_cluster", "timeout", "session_expired", "duplicate_request", "max_ts_not_synced", "permission_denied")
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     NOT_LEADER_FIELD_NUMBER: _ClassVar[int]
     EPOCH_NOT_MATCH_FIELD_NUMBER: _ClassVar[int]
@@ -121,6 +131,7 @@ class Error(_message.Message):
     SESSION_EXPIRED_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_REQUEST_FIELD_NUMBER: _ClassVar[int]
     MAX_TS_NOT_SYNCED_FIELD_NUMBER: _ClassVar[int]
+    PERMISSION_DENIED_FIELD_NUMBER: _ClassVar[int]
     message: str
     not_leader: NotLeader
     epoch_not_match: EpochNotMatch
@@ -134,7 +145,8 @@ class Error(_message.Message):
     session_expired: SessionExpired
     duplicate_request: DuplicateRequest
     max_ts_not_synced: MaxTimestampNotSynced
-    def __init__(self, message: _Optional[str] = ..., not_leader: _Optional[_Union[NotLeader, _Mapping]] = ..., epoch_not_match: _Optional[_Union[EpochNotMatch, _Mapping]] = ..., range_not_found: _Optional[_Union[RangeNotFound, _Mapping]] = ..., key_not_in_range: _Optional[_Union[KeyNotInRange, _Mapping]] = ..., server_busy: _Optional[_Union[ServerBusy, _Mapping]] = ..., stale_command: _Optional[_Union[StaleCommand, _Mapping]] = ..., invalid_argument: _Optional[_Union[InvalidArgument, _Mapping]] = ..., wrong_cluster: _Optional[_Union[WrongCluster, _Mapping]] = ..., timeout: _Optional[_Union[Timeout, _Mapping]] = ..., session_expired: _Optional[_Union[SessionExpired, _Mapping]] = ..., duplicate_request: _Optional[_Union[DuplicateRequest, _Mapping]] = ..., max_ts_not_synced: _Optional[_Union[MaxTimestampNotSynced, _Mapping]] = ...) -> None: ...
+    permission_denied: PermissionDenied
+    def __init__(self, message: _Optional[str] = ..., not_leader: _Optional[_Union[NotLeader, _Mapping]] = ..., epoch_not_match: _Optional[_Union[EpochNotMatch, _Mapping]] = ..., range_not_found: _Optional[_Union[RangeNotFound, _Mapping]] = ..., key_not_in_range: _Optional[_Union[KeyNotInRange, _Mapping]] = ..., server_busy: _Optional[_Union[ServerBusy, _Mapping]] = ..., stale_command: _Optional[_Union[StaleCommand, _Mapping]] = ..., invalid_argument: _Optional[_Union[InvalidArgument, _Mapping]] = ..., wrong_cluster: _Optional[_Union[WrongCluster, _Mapping]] = ..., timeout: _Optional[_Union[Timeout, _Mapping]] = ..., session_expired: _Optional[_Union[SessionExpired, _Mapping]] = ..., duplicate_request: _Optional[_Union[DuplicateRequest, _Mapping]] = ..., max_ts_not_synced: _Optional[_Union[MaxTimestampNotSynced, _Mapping]] = ..., permission_denied: _Optional[_Union[PermissionDenied, _Mapping]] = ...) -> None: ...
 
 class SessionHeader(_message.Message):
     __slots__ = ("session_id", "seq", "first_incomplete_seq", "retry_after_ambiguous")
