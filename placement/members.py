@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from kvdb.net import grpc_factory
+from kvdb.net.tls import TlsFiles
 from kvdb.pb import metapb_pb2, pdpb_pb2, pdpb_pb2_grpc
 from kvdb.raft import ConfChangeType
 from kvdb.raft.progress import Progress, ProgressState
@@ -91,8 +92,8 @@ def transfer_target(voters: set[int], progress: Mapping[int, Progress], leader_i
     return max(candidates)[1] if candidates else None
 
 
-async def fetch_group(endpoints: list[str], member_id: int, timeout: float = JOIN_TIMEOUT_S
-                      ) -> tuple[int, dict[int, str]]:
+async def fetch_group(endpoints: list[str], member_id: int, tls: TlsFiles | None,
+                      timeout: float = JOIN_TIMEOUT_S) -> tuple[int, dict[int, str]]:
     """Ask the existing members for the PD Raft group's id and the members' addresses; waits until
     one lists ``member_id`` (added by AddMember: a follower may apply that a moment later)."""
     loop = asyncio.get_running_loop()
@@ -100,7 +101,7 @@ async def fetch_group(endpoints: list[str], member_id: int, timeout: float = JOI
     last = "no answer yet"
     while loop.time() < deadline:
         for address in endpoints:
-            async with grpc_factory.channel(address, None) as channel:
+            async with grpc_factory.channel(address, tls) as channel:
                 try:
                     stub = pdpb_pb2_grpc.PDStub(channel)
                     resp = await stub.GetMembers(pdpb_pb2.GetMembersRequest(), timeout=2)

@@ -20,6 +20,7 @@ import grpc
 import xxhash
 
 from kvdb.net import grpc_factory
+from kvdb.net.tls import TlsFiles
 from kvdb.pb import pdpb_pb2, pdpb_pb2_grpc, raft_serverpb_pb2_grpc
 from kvdb.server.node import static_first_range
 from kvdb.server.raft_host import RaftHost, serve_until_signalled
@@ -59,6 +60,8 @@ class PdConfig:
     """Used when the cluster is first created; afterwards the replicated config wins."""
     store_disconnect_ms: int = 5_000
     tso_window_ms: int = 3_000
+    tls: TlsFiles | None = None
+    """Mutual TLS for every connection in and out (docs/security.md); None: plaintext."""
 
     def validate(self) -> None:
         n = len(self.initial_members)
@@ -147,7 +150,7 @@ class PdMember:
         store_config = dataclasses.replace(cfg.store, hibernate=False)
         await self._find_group()
         self.host = RaftHost(self.group_id, cfg.member_id, cfg.data_dir, store_config,
-                             MonotonicClock(), self.membership.resolve, self.members)
+                             MonotonicClock(), self.membership.resolve, self.members, cfg.tls)
         if not self.store.peers and not cfg.join:
             self.store.bootstrap_range(static_first_range(self.members))
         self.membership.refresh()
@@ -155,10 +158,10 @@ class PdMember:
         self.tso = TimestampOracle(now_ms, self._persister(md.TSO_WINDOW), cfg.tso_window_ms)
         self.ids = IdAllocator(self._persister(md.ALLOC_WINDOW))
         self.refresh_cluster_id()
-        self._server = grpc_factory.server()
+        self._server = grpc_factory.server(cfg.tls)
         raft_serverpb_pb2_grpc.add_RaftTransportServicer_to_server(RaftService(self), self._server)
         pdpb_pb2_grpc.add_PDServicer_to_server(PdService(self), self._server)
-        self.port = grpc_factory.listen(self._server, cfg.listen, None)
+        self.port = grpc_factory.listen(self._server, cfg.listen, cfg.tls)
         await self._server.start()
         self.host.start()
         self.membership.start()
@@ -174,7 +177,7 @@ class PdMember:
         if kept:
             self.group_id = kept
         elif cfg.join:
-            self.group_id, members = await fetch_group(cfg.join, cfg.member_id)
+            self.group_id, members = await fetch_group(cfg.join, cfg.member_id, cfg.tls)
             self.members.update(members)
         write_group_file(cfg.data_dir, self.group_id)
 

@@ -7,8 +7,6 @@ certificates does (and says so in its start-up log).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import grpc
 
 from kvdb.net.tls import TlsFiles
@@ -30,8 +28,9 @@ CHANNEL_OPTIONS = _COMMON_OPTIONS + [
 SERVER_OPTIONS = _COMMON_OPTIONS
 
 
-def server(interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> grpc.aio.Server:
-    return grpc.aio.server(options=SERVER_OPTIONS, interceptors=list(interceptors) or None)
+def server(tls: TlsFiles | None) -> grpc.aio.Server:
+    """With TLS, every call is checked against the caller's certificate role (``kvdb.net.auth``)."""
+    return grpc.aio.server(options=SERVER_OPTIONS)
 
 
 def listen(srv: grpc.aio.Server, address: str, tls: TlsFiles | None) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 
 from kvdb.net import grpc_factory
+from kvdb.net.tls import TlsFiles
 from kvdb.pb import adminpb_pb2, adminpb_pb2_grpc, kvrpc_pb2_grpc, metapb_pb2, raft_serverpb_pb2_grpc
 from kvdb.pdclient.client import PdClient
 from kvdb.server.addresses import advertised
@@ -52,6 +53,8 @@ class NodeConfig:
     pd_heartbeat_interval: float = 1.0
     test_failpoints: bool = False
     request_timeout: float = 10.0
+    tls: TlsFiles | None = None
+    """Mutual TLS for every connection in and out (docs/security.md); None: plaintext."""
     store: StoreConfig = field(default_factory=StoreConfig)
 
 
@@ -108,7 +111,7 @@ class StoreNode:
         cfg = self.config
         cluster_id, resolve = cfg.cluster_id, self.addresses.get
         if cfg.pd_endpoints:
-            pd = PdClient(cfg.pd_endpoints)
+            pd = PdClient(cfg.pd_endpoints, tls=cfg.tls)
             try:
                 await pd.connect()
                 await pd.is_bootstrapped()  # the PD leader has settled the cluster id once this answers
@@ -122,16 +125,16 @@ class StoreNode:
         else:
             self.store_id = await claim_store_id(cfg.data_dir, cluster_id, cfg.store_id, None)
         self.host = RaftHost(cluster_id, self.store_id, cfg.data_dir, cfg.store, self.clock, resolve,
-                             self.addresses)
+                             self.addresses, cfg.tls)
         store = self.host.store
         if cfg.static_cluster and not store.peers and FIRST_RANGE_ID not in store.tombstones:
             store.bootstrap_range(static_first_range(cfg.static_cluster))
         self.kv_handler = KvHandler(store)
-        self._server = grpc_factory.server()
+        self._server = grpc_factory.server(cfg.tls)
         kvrpc_pb2_grpc.add_KvServicer_to_server(KvService(self), self._server)
         raft_serverpb_pb2_grpc.add_RaftTransportServicer_to_server(RaftService(self), self._server)
         adminpb_pb2_grpc.add_AdminServicer_to_server(AdminService(self), self._server)
-        self.port = grpc_factory.listen(self._server, cfg.listen, None)
+        self.port = grpc_factory.listen(self._server, cfg.listen, cfg.tls)
         await self._server.start()
         self.host.start()
         address = advertised(cfg.listen, cfg.advertise, self.port)

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
+from kvdb.net.tls import TlsFiles
 from kvdb.server.supervisor import spawn
 from kvdb.server.transport import GrpcTransport
 from kvdb.storage.rocks import RocksEngine
@@ -38,12 +39,13 @@ def db_path(data_dir: Path) -> Path:
 
 class RaftHost:
     def __init__(self, cluster_id: int, store_id: int, data_dir: Path, config: StoreConfig, clock: Clock,
-                 resolve: Callable[[int], str], addresses: dict[int, str] | None = None) -> None:
+                 resolve: Callable[[int], str], addresses: dict[int, str] | None = None,
+                 tls: TlsFiles | None = None) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.config = config
         self.clock = clock
         self.engine = RocksEngine(db_path(data_dir), data_dir / "snap")
-        self.transport = GrpcTransport(cluster_id, store_id, resolve, config.snapshot_chunk_bytes)
+        self.transport = GrpcTransport(cluster_id, store_id, resolve, config.snapshot_chunk_bytes, tls)
         self.store = Store(cluster_id, store_id, self.engine, self.transport, clock, config, random.Random(),
                            addresses)
         self.store.wake = self.wake
