@@ -34,6 +34,7 @@ from kvdb.errors import (
     UnavailableError,
     UncertainResultError,
 )
+from kvdb.net.tls import TlsFiles
 from kvdb.pb import kvrpc_pb2, metapb_pb2, pdpb_pb2
 from kvdb.pdclient.client import PdClient, PdError, PdUnavailableError
 
@@ -157,10 +158,12 @@ def _chunks(keys: list[bytes], size: int) -> list[list[bytes]]:
 class AsyncClient:
     """Use ``await kvdb.aio.connect(...)``; every method takes ``timeout`` (seconds, None: the client's)."""
 
-    def __init__(self, endpoints: str | list[str], timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, endpoints: str | list[str], timeout: float = DEFAULT_TIMEOUT,
+                 tls: TlsFiles | None = None) -> None:
         timeout = check_timeout(timeout)
         try:
-            self._pd = PdClient(endpoints, timeout=timeout)
+            self._tls = tls if tls is not None else TlsFiles.from_env()
+            self._pd = PdClient(endpoints, timeout=timeout, tls=self._tls)
         except ValueError as exc:
             raise InvalidArgumentError(str(exc)) from None
         self.timeout = timeout
@@ -544,7 +547,7 @@ class AsyncClient:
             raise ClientClosedError("the client was closed during the call")
         conn = self._connections.get(address)
         if conn is None:
-            conn = self._connections[address] = StoreConnection(address)
+            conn = self._connections[address] = StoreConnection(address, self._tls)
         return conn
 
     async def _attempt(self, op: _Op, loc: CachedRange, kind: str, request: Any, write: _Write | None = None
@@ -658,6 +661,8 @@ async def _all(coros: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
     return [t.result() for t in tasks]
 
 
-async def connect(endpoints: str | list[str], timeout: float = DEFAULT_TIMEOUT) -> AsyncClient:
-    """A client connected to PD at ``endpoints`` (a comma-separated string or a list)."""
-    return await AsyncClient(endpoints, timeout).connect()
+async def connect(endpoints: str | list[str], timeout: float = DEFAULT_TIMEOUT,
+                  tls: TlsFiles | None = None) -> AsyncClient:
+    """A client connected to PD at ``endpoints`` (a comma-separated string or a list); ``tls``
+    None takes the files named by KVDB_CA, KVDB_CERT and KVDB_KEY, if set (else plaintext)."""
+    return await AsyncClient(endpoints, timeout, tls).connect()

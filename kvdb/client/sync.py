@@ -18,6 +18,7 @@ from kvdb.client.aio import DEFAULT_TIMEOUT, AsyncClient, check_timeout
 from kvdb.client.txn import RETRIED, check_retries, retry_delay
 from kvdb.client.txn import Transaction as AsyncTransaction
 from kvdb.errors import ClientClosedError, DeadlineExceededError, InvalidArgumentError
+from kvdb.net.tls import TlsFiles
 
 T = TypeVar("T")
 
@@ -29,7 +30,8 @@ async side enforces the deadline; this only guards against a wedged loop."""
 class Client:
     """Use ``kvdb.connect(...)``; every method takes ``timeout`` (seconds, None: the client's)."""
 
-    def __init__(self, endpoints: str | list[str], timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, endpoints: str | list[str], timeout: float = DEFAULT_TIMEOUT,
+                 tls: TlsFiles | None = None) -> None:
         self.timeout = check_timeout(timeout)
         self._lock = threading.Lock()
         self._closed = False
@@ -38,13 +40,13 @@ class Client:
         self._thread.start()
         self._async: AsyncClient | None = None
         try:
-            self._async = self._call(self._open(endpoints, timeout), timeout)
+            self._async = self._call(self._open(endpoints, timeout, tls), timeout)
         except BaseException:
             self.close()
             raise
 
-    async def _open(self, endpoints: str | list[str], timeout: float) -> AsyncClient:
-        return await AsyncClient(endpoints, timeout).connect()
+    async def _open(self, endpoints: str | list[str], timeout: float, tls: TlsFiles | None) -> AsyncClient:
+        return await AsyncClient(endpoints, timeout, tls).connect()
 
     def __enter__(self) -> Client:
         return self
@@ -204,6 +206,8 @@ class Transaction:
         self._call(self._txn.rollback())
 
 
-def connect(endpoints: str | list[str], timeout: float = DEFAULT_TIMEOUT) -> Client:
-    """A client connected to PD at ``endpoints`` (a comma-separated string or a list)."""
-    return Client(endpoints, timeout)
+def connect(endpoints: str | list[str], timeout: float = DEFAULT_TIMEOUT,
+            tls: TlsFiles | None = None) -> Client:
+    """A client connected to PD at ``endpoints`` (a comma-separated string or a list); ``tls``
+    None takes the files named by KVDB_CA, KVDB_CERT and KVDB_KEY, if set (else plaintext)."""
+    return Client(endpoints, timeout, tls)
