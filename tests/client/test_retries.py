@@ -411,7 +411,7 @@ def test_the_deadline_bounds_endless_retries(fake: FakeCluster) -> None:
 
 def test_closing_the_sync_client_ends_calls_other_threads_wait_on(fake: FakeCluster,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(client_aio, "PdClient", lambda endpoints, timeout: fake)
+    monkeypatch.setattr(client_aio, "PdClient", lambda endpoints, timeout, tls: fake)
     busy = kvrpc_pb2.Error(server_busy=kvrpc_pb2.ServerBusy(backoff_ms=10))
     fake.script = lambda store, req: busy if req.WhichOneof("cmd") == "get" else None
     before = set(threading.enumerate())

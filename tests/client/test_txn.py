@@ -586,7 +586,7 @@ def test_close_waits_for_background_commits(fake: FakeTxnCluster) -> None:
 
 
 def test_the_sync_client_mirrors_the_async_one(fake: FakeTxnCluster, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(client_aio, "PdClient", lambda endpoints, timeout: fake)
+    monkeypatch.setattr(client_aio, "PdClient", lambda endpoints, timeout, tls: fake)
     with kvdb.connect("pd:1", timeout=5.0) as client:
         with client.transaction() as txn:
             txn.put(b"a", b"1")
