@@ -21,6 +21,8 @@ DEFAULT_PD_ENDPOINTS = "127.0.0.1:2379"
 DEFAULT_TIMEOUT = 10.0
 NOT_FOUND, USAGE, FAILED = 1, 2, 3
 """Exit statuses of the client commands: a missing key, bad arguments or input, a failed request."""
+DENIED = 1
+"""Exit status of a request the certificate's role may not make (docs/security.md "Roles")."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -382,7 +384,7 @@ def _admin(args: argparse.Namespace, endpoints: str) -> int:
 
 def _run_client_command(args: argparse.Namespace) -> int:
     """Runs put/get/delete/scan/txn/admin: every failure is one line on stderr and a non-zero status."""
-    from kvdb.errors import KvdbError
+    from kvdb.errors import KvdbError, PermissionDeniedError
     from kvdb.pdclient.client import PdError
 
     name = f"kvdb {args.command}" + (f" {args.what}" if args.command == "admin" else "")
@@ -396,6 +398,9 @@ def _run_client_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return USAGE
+    except PermissionDeniedError as exc:  # the certificate's role: docs/security.md "Roles"
+        print(f"{name}: permission denied: {_one_line(exc)}", file=sys.stderr)
+        return DENIED
     except (KvdbError, PdError) as exc:
         print(f"{name}: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
         return FAILED

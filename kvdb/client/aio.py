@@ -31,6 +31,7 @@ from kvdb.errors import (
     DeadlineExceededError,
     InvalidArgumentError,
     KvdbError,
+    PermissionDeniedError,
     UnavailableError,
     UncertainResultError,
 )
@@ -190,6 +191,9 @@ class AsyncClient:
         except PdUnavailableError as exc:
             await self.close()
             raise UnavailableError(str(exc)) from None
+        except PermissionDeniedError:
+            await self.close()
+            raise
         return self
 
     async def __aenter__(self) -> AsyncClient:
@@ -385,6 +389,8 @@ class AsyncClient:
             raise cls(f"{name}: not done within {timeout}s ({op.last})") from None
         except PdUnavailableError as exc:
             raise UnavailableError(f"{name}: {exc}") from None
+        except PermissionDeniedError as exc:  # PD refused the certificate's role
+            raise PermissionDeniedError(f"{name}: {exc}") from None
         except PdError as exc:
             if self._closed:
                 raise ClientClosedError("the client was closed during the call") from None
@@ -640,6 +646,8 @@ class AsyncClient:
                                        f"longer knows session {self.session_id:016x} to tell ({why})")
         elif kind == "invalid_argument":
             raise InvalidArgumentError(error.message)
+        elif kind == "permission_denied":
+            raise PermissionDeniedError(f"{op.name}: {error.message}")
         elif kind == "wrong_cluster":
             raise ClusterMismatchError(f"store {store_id} is in cluster {error.wrong_cluster.cluster_id}, "
                                        f"PD's is {self._pd.cluster_id}: {error.message}")

@@ -30,7 +30,11 @@ SERVER_OPTIONS = _COMMON_OPTIONS
 
 def server(tls: TlsFiles | None) -> grpc.aio.Server:
     """With TLS, every call is checked against the caller's certificate role (``kvdb.net.auth``)."""
-    return grpc.aio.server(options=SERVER_OPTIONS)
+    if tls is None:
+        return grpc.aio.server(options=SERVER_OPTIONS)
+    from kvdb.net.auth import AuthInterceptor  # cryptography is only loaded by TLS servers
+
+    return grpc.aio.server(options=SERVER_OPTIONS, interceptors=[AuthInterceptor()])
 
 
 def listen(srv: grpc.aio.Server, address: str, tls: TlsFiles | None) -> int:

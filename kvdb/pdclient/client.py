@@ -29,6 +29,7 @@ from typing import Any
 
 import grpc
 
+from kvdb.errors import PermissionDeniedError
 from kvdb.net import grpc_factory
 from kvdb.net.tls import TlsFiles
 from kvdb.pb import metapb_pb2, pdpb_pb2, pdpb_pb2_grpc
@@ -73,6 +74,28 @@ class PdError(Exception):
 
 class PdUnavailableError(PdError):
     """No PD leader answered before the deadline: worth retrying later, unlike other errors."""
+
+
+class PdPermissionDeniedError(PdError, PermissionDeniedError):
+    """PD refused the call: the certificate's role may not make it (``kvdb.net.auth``). Never
+    retried; a client sees it as ``kvdb.errors.PermissionDeniedError``."""
+
+
+def _denied(exc: BaseException) -> bool:
+    return isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def _fail(batch: list[tuple[int, asyncio.Future[int]]], exc: PdError) -> None:
+    for _, waiter in batch:
+        if not waiter.done():
+            waiter.set_exception(exc)
+
+
+def _refused(what: str, exc: grpc.aio.AioRpcError) -> PdError:
+    """A final gRPC failure (not one of ``RETRYABLE_CODES``) as a PdError."""
+    if _denied(exc):
+        return PdPermissionDeniedError(f"{what}: permission denied: {exc.details()}")
+    return PdError(f"{what}: {exc.code().name} {exc.details()}")
 
 
 class PdNotBootstrappedError(PdError):
@@ -406,6 +429,8 @@ class PdClient:
             return
         self._members_due = loop.time() + MEMBERS_REFRESH_S
         self._refresh = loop.create_task(self._ask_members(self._stub(self.leader_address)))
+        # A failure here shows on the next call; retrieving it keeps asyncio from logging it.
+        self._refresh.add_done_callback(lambda task: task.cancelled() or task.exception())
 
     async def _discover(self) -> str:
         """One round of asking every known member; concurrent callers share the round."""
@@ -441,6 +466,8 @@ class PdClient:
         try:
             response = await stub.GetMembers(pdpb_pb2.GetMembersRequest(), timeout=ATTEMPT_TIMEOUT)
         except grpc.aio.AioRpcError as exc:
+            if _denied(exc):  # asking other members will not help
+                raise _refused("GetMembers", exc) from exc
             log.debug("GetMembers failed: %s %s", exc.code().name, exc.details())
             return ""
         return self._absorb_members(response)
@@ -486,7 +513,7 @@ class PdClient:
             raise
         except grpc.aio.AioRpcError as exc:
             if exc.code() not in RETRYABLE_CODES:
-                raise PdError(f"{method} at {address}: {exc.code().name} {exc.details()}") from exc
+                raise _refused(f"{method} at {address}", exc) from exc
             self._forget_leader(address)
             await retry.backoff(f"{address}: {exc.code().name}")
             return None
@@ -558,15 +585,17 @@ class _TsoDispatcher:
                 try:
                     response = await self._exchange(sum(count for count, _ in batch))
                 except STREAM_ERRORS as exc:
+                    if _denied(exc):  # the certificate's role: no retry will help
+                        self._drop_stream()
+                        _fail(batch, _refused(f"Tso at {self._address}", exc))
+                        continue
                     self._client._forget_leader(self._address)
                     self._drop_stream()
                     self._waiting.extendleft(reversed(batch))
                     await self.retry.backoff(f"{self._address or 'no leader'}: {exc!r:.200}")
                     continue
                 except PdError as exc:
-                    for _, waiter in batch:
-                        if not waiter.done():
-                            waiter.set_exception(exc)
+                    _fail(batch, exc)
                     continue
                 if response is None:
                     self._waiting.extendleft(reversed(batch))
@@ -692,7 +721,10 @@ class RangeHeartbeatStream:
                 try:
                     redirected = await self._read(address, call)
                 except grpc.aio.AioRpcError as exc:
-                    log.debug("range heartbeat stream to %s ended: %s", address, exc.code().name)
+                    # Denied: this node's certificate is not a node certificate; say so loudly.
+                    log.log(logging.WARNING if _denied(exc) else logging.DEBUG,
+                            "range heartbeat stream to %s ended: %s %s", address, exc.code().name,
+                            exc.details())
                     redirected = False
                 finally:
                     writer.cancel()

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
+from kvdb.net.auth import KV_UNARY_KINDS, identity_of, kv_request_role, refusal
 from kvdb.pb import (
     adminpb_pb2,
     adminpb_pb2_grpc,
@@ -18,7 +19,13 @@ from kvdb.pb import (
     raft_serverpb_pb2_grpc,
 )
 from kvdb.raft import ConfChangeType
-from kvdb.store.errors import DeadlineError, InvalidArgumentError, RangeNotFoundError, StoreError
+from kvdb.store.errors import (
+    DeadlineError,
+    InvalidArgumentError,
+    PermissionDeniedError,
+    RangeNotFoundError,
+    StoreError,
+)
 from kvdb.store.membership import UnsafeConfChangeError
 from kvdb.store.peer import ROLE_NAMES
 from kvdb.store.snapshot import Incoming, SnapshotCorruptError
@@ -28,16 +35,26 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_UNARY_KINDS = {
-    "RawGet": "get",
-    "RawBatchGet": "batch_get",
-    "RawPut": "put",
-    "RawBatchPut": "batch_put",
-    "RawDelete": "delete",
-    "RawDeleteRange": "delete_range",
-    "RawScan": "scan",
-    "RawCompareAndSwap": "cas",
-}
+
+def _permission_check(context: grpc.aio.ServicerContext) -> Callable[[kvrpc_pb2.Request], StoreError | None]:
+    """What a ``Batch`` stream asks of each request: the caller's identity is read once, when the
+    stream opens, and each request then costs a dict lookup (``kvdb.net.auth``)."""
+    identity = identity_of(context)
+    if identity is None:  # plaintext: nobody is checked
+        return lambda req: None
+    role = identity.role or 0
+    held = identity.role.label if identity.role is not None else ""
+
+    def check(req: kvrpc_pb2.Request) -> StoreError | None:
+        needed = kv_request_role(req)
+        if role >= needed:
+            return None
+        kind = req.WhichOneof("cmd")
+        why = refusal(identity, f"{kind} requests", needed)
+        return PermissionDeniedError(why, identity.name, held, needed.label)
+
+    return check
+
 
 
 def _error_response(req: kvrpc_pb2.Request, err: StoreError) -> kvrpc_pb2.Response:
@@ -54,7 +71,7 @@ class KvService(kvrpc_pb2_grpc.KvServicer):
     def __init__(self, node: StoreNode) -> None:
         self.node = node
         self.handler = node.kv_handler
-        for method, kind in _UNARY_KINDS.items():
+        for method, kind in KV_UNARY_KINDS.items():
             setattr(self, method, self._unary_method(kind))
 
     def _unary_method(self, kind: str) -> Callable:
@@ -89,6 +106,7 @@ class KvService(kvrpc_pb2_grpc.KvServicer):
         # id -> (deadline, request); insertion order is deadline order, so the sweep stops early.
         pending: dict[int, tuple[float, kvrpc_pb2.Request]] = {}
         timeout = self.node.config.request_timeout
+        denied = _permission_check(context)
 
         def responder(req_id: int) -> Callable[[kvrpc_pb2.Response], None]:
             def respond(resp: kvrpc_pb2.Response) -> None:
@@ -105,6 +123,9 @@ class KvService(kvrpc_pb2_grpc.KvServicer):
                     for req in batch.requests:
                         if req.id in pending:
                             err = InvalidArgumentError(f"request id {req.id} is already in flight")
+                            out.append(_error_response(req, err))
+                            continue
+                        if (err := denied(req)) is not None:
                             out.append(_error_response(req, err))
                             continue
                         pending[req.id] = (deadline, req)

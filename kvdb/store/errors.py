@@ -156,3 +156,20 @@ class MaxTimestampNotSyncedError(StoreError):
 
     def _fill(self, err: kvrpc_pb2.Error) -> None:
         err.max_ts_not_synced.backoff_ms = self.backoff_ms
+
+
+class PermissionDeniedError(StoreError):
+    """A request on a ``Kv.Batch`` stream whose caller's role is below what its kind needs
+    (``kvdb.net.auth``); it was not run."""
+
+    def __init__(self, why: str, identity: str, role: str, required: str) -> None:
+        super().__init__(why)
+        self.identity = identity
+        self.role = role
+        self.required = required
+
+    def _fill(self, err: kvrpc_pb2.Error) -> None:
+        e = err.permission_denied
+        e.identity = self.identity
+        e.role = self.role
+        e.required = self.required
