@@ -389,7 +389,7 @@ class AsyncClient:
             raise cls(f"{name}: not done within {timeout}s ({op.last})") from None
         except PdUnavailableError as exc:
             raise UnavailableError(f"{name}: {exc}") from None
-        except PermissionDeniedError as exc:  # PD refused the certificate's role
+        except PermissionDeniedError as exc:  # PD's or a store's refusal of the certificate's role
             raise PermissionDeniedError(f"{name}: {exc}") from None
         except PdError as exc:
             if self._closed:
@@ -647,7 +647,7 @@ class AsyncClient:
         elif kind == "invalid_argument":
             raise InvalidArgumentError(error.message)
         elif kind == "permission_denied":
-            raise PermissionDeniedError(f"{op.name}: {error.message}")
+            raise PermissionDeniedError(error.message)  # _run names the call
         elif kind == "wrong_cluster":
             raise ClusterMismatchError(f"store {store_id} is in cluster {error.wrong_cluster.cluster_id}, "
                                        f"PD's is {self._pd.cluster_id}: {error.message}")

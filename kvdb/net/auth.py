@@ -87,17 +87,17 @@ def _parse(pem: bytes) -> Identity:
 
 
 def refusal(identity: Identity | None, what: str, needed: Role | None) -> str | None:
-    """Why ``identity`` may not do ``what`` (a method, or a kind of request), or None if it may.
-    ``needed`` None: ``what`` is in no table, so nobody may."""
+    """Why ``identity`` may not do ``what`` ("call /kvdb.pd.PD/SplitRanges", "send put requests"),
+    or None if it may. ``needed`` None: ``what`` is in no table, so nobody may."""
     if identity is None:
         return "no client certificate"
     if identity.role is None:
         return f"client '{identity.name}': {NO_ROLE}"
     if needed is None:
-        return (f"client '{identity.name}' (role {identity.role.label}) may not call {what}: "
+        return (f"client '{identity.name}' (role {identity.role.label}) may not {what}: "
                 "it is not in kvdb's role table")
     if identity.role < needed:
-        return (f"client '{identity.name}' (role {identity.role.label}) may not call {what}: "
+        return (f"client '{identity.name}' (role {identity.role.label}) may not {what}: "
                 f"needs {needed.label}")
     return None
 
@@ -199,7 +199,7 @@ def _guard(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler
     needed = REQUIRED.get(method)
 
     async def check(context: grpc.aio.ServicerContext) -> None:
-        why = refusal(identity_of(context), method, needed)
+        why = refusal(identity_of(context), f"call {method}", needed)
         if why is not None:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, why)
 

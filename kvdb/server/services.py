@@ -50,7 +50,7 @@ def _permission_check(context: grpc.aio.ServicerContext) -> Callable[[kvrpc_pb2.
         if role >= needed:
             return None
         kind = req.WhichOneof("cmd")
-        why = refusal(identity, f"{kind} requests", needed)
+        why = refusal(identity, f"send {kind} requests", needed)
         return PermissionDeniedError(why, identity.name, held, needed.label)
 
     return check

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
@@ -25,6 +20,7 @@ from kvdb.net.auth import (
     refusal,
 )
 from kvdb.pb import adminpb_pb2, kvrpc_pb2, pdpb_pb2, raft_serverpb_pb2
+from tests.net import raw_certs
 
 SERVED = [(kvrpc_pb2, "Kv"), (pdpb_pb2, "PD"), (adminpb_pb2, "Admin"),
           (raft_serverpb_pb2, "RaftTransport"), (health_pb2, "Health"), (reflection_pb2, "ServerReflection")]
@@ -83,13 +79,13 @@ def test_role_parse_and_order() -> None:
 
 def test_refusal_messages() -> None:
     alice = Identity("alice", Role.READONLY)
-    assert refusal(alice, "/kvdb.pd.PD/SplitRanges", Role.ADMIN) == (
+    assert refusal(alice, "call /kvdb.pd.PD/SplitRanges", Role.ADMIN) == (
         "client 'alice' (role readonly) may not call /kvdb.pd.PD/SplitRanges: needs admin")
-    assert refusal(alice, "/kvdb.pd.PD/GetRange", Role.READONLY) is None
-    assert refusal(Identity("root", Role.ADMIN), "/kvdb.pd.PD/SplitRanges", Role.ADMIN) is None
-    assert "not in kvdb's role table" in refusal(Identity("n", Role.NODE), "/x.Y/Z", None)
-    assert NO_ROLE in refusal(Identity("bob", None), "/kvdb.kv.Kv/RawGet", Role.READONLY)
-    assert refusal(None, "/kvdb.kv.Kv/RawGet", Role.READONLY) == "no client certificate"
+    assert refusal(alice, "call /kvdb.pd.PD/GetRange", Role.READONLY) is None
+    assert refusal(Identity("root", Role.ADMIN), "call /kvdb.pd.PD/SplitRanges", Role.ADMIN) is None
+    assert "not in kvdb's role table" in refusal(Identity("n", Role.NODE), "call /x.Y/Z", None)
+    assert NO_ROLE in refusal(Identity("bob", None), "call /kvdb.kv.Kv/RawGet", Role.READONLY)
+    assert refusal(None, "call /kvdb.kv.Kv/RawGet", Role.READONLY) == "no client certificate"
 
 
 class _Context:
@@ -113,21 +109,8 @@ def test_identity_of_client_and_node_certificates(tmp_path: Path) -> None:
     assert identity_of(_Context({"transport_security_type": [b"insecure"]})) is None
 
 
-def _signed_by_ca(certs_dir: Path, subject: list[x509.NameAttribute]) -> bytes:
-    ca_cert = x509.load_pem_x509_certificate((certs_dir / certs.CA_CERT).read_bytes())
-    ca_key = serialization.load_pem_private_key((certs_dir / certs.CA_KEY).read_bytes(), password=None)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(x509.Name(subject)).issuer_name(ca_cert.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-            .sign(ca_key, hashes.SHA256()))
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
 @pytest.mark.parametrize("units", [[], ["root"], ["readonly", "admin"]], ids=["none", "unknown", "two"])
 def test_a_certificate_without_exactly_one_known_role_has_none(tmp_path: Path, units: list[str]) -> None:
     certs.create_ca(tmp_path)
-    subject = [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, u) for u in units]
-    pem = _signed_by_ca(tmp_path, [*subject, x509.NameAttribute(NameOID.COMMON_NAME, "mallory")])
-    assert identity_of(_context(pem)) == Identity("mallory", None)
+    pair = raw_certs.issue(tmp_path, "mallory", units)
+    assert identity_of(_context(pair.cert.read_bytes())) == Identity("mallory", None)
