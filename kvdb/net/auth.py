@@ -140,6 +140,13 @@ def kv_request_role(req: kvrpc_pb2.Request) -> Role:
     return KV_KIND_ROLES.get(req.WhichOneof("cmd"), Role.NODE)
 
 
+@functools.cache
+def allowed_kinds(role: Role | None) -> frozenset[str | None]:
+    """The request kinds ``role`` may send on a ``Kv.Batch`` stream: a set, so the check of each
+    request is one lookup (comparing IntEnums per request costs several times more)."""
+    return frozenset(kind for kind, needed in KV_KIND_ROLES.items() if role is not None and role >= needed)
+
+
 def _methods(module: Any, service: str, role: Role, names: Iterable[str] | None = None) -> dict[str, Role]:
     """``names`` of ``service`` in a generated ``module`` (None: all of them, new ones included),
     by full method name; a name the service lacks is a KeyError at import."""

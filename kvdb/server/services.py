@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from kvdb.net.auth import KV_UNARY_KINDS, identity_of, kv_request_role, refusal
+from kvdb.net.auth import KV_UNARY_KINDS, allowed_kinds, identity_of, kv_request_role, refusal
 from kvdb.pb import (
     adminpb_pb2,
     adminpb_pb2_grpc,
@@ -38,23 +38,22 @@ log = logging.getLogger(__name__)
 
 def _permission_check(context: grpc.aio.ServicerContext) -> Callable[[kvrpc_pb2.Request], StoreError | None]:
     """What a ``Batch`` stream asks of each request: the caller's identity is read once, when the
-    stream opens, and each request then costs a dict lookup (``kvdb.net.auth``)."""
+    stream opens, and each request then costs a set lookup (``kvdb.net.auth``)."""
     identity = identity_of(context)
     if identity is None:  # plaintext: nobody is checked
         return lambda req: None
-    role = identity.role or 0
-    held = identity.role.label if identity.role is not None else ""
+    allowed = allowed_kinds(identity.role)
 
     def check(req: kvrpc_pb2.Request) -> StoreError | None:
-        needed = kv_request_role(req)
-        if role >= needed:
-            return None
         kind = req.WhichOneof("cmd")
+        if kind in allowed:
+            return None
+        needed = kv_request_role(req)
         why = refusal(identity, f"send {kind} requests", needed)
+        held = identity.role.label if identity.role is not None else ""
         return PermissionDeniedError(why, identity.name, held, needed.label)
 
     return check
-
 
 
 def _error_response(req: kvrpc_pb2.Request, err: StoreError) -> kvrpc_pb2.Response:
