@@ -419,12 +419,13 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or "(no message)"
 
 
-COMMANDS = ("store", "pd", "playground", "put", "get", "delete", "scan", "txn", "admin", "bench")
+COMMANDS = ("store", "pd", "playground", "put", "get", "delete", "scan", "txn", "admin", "certs", "bench")
 
 
 def _build_parser() -> argparse.ArgumentParser:
     planned = "\n".join(f"  {name:<12} {text}" for name, text in PLANNED_COMMANDS.items())
     from kvdb.admin_cli import add_admin_parser
+    from kvdb.certs_cli import add_certs_parser
 
     parser = _Parser(
         prog="kvdb",
@@ -437,6 +438,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_playground_parser(sub)
     _add_kv_parsers(sub)
     add_admin_parser(sub, _add_client_flags)
+    add_certs_parser(sub)
     _add_store_parser(sub)
     _add_pd_parser(sub)
     sub.add_parser("bench", help="throughput/latency benchmarks against kvdb and etcd (kvdb bench --help)",
@@ -477,6 +479,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"kvdb {args.command}: {exc}", file=sys.stderr)
             return USAGE
         return _run_pd(args) if args.command == "pd" else _run_store(args)
+    if args.command == "certs":
+        from kvdb.certs_cli import run_certs
+
+        return run_certs(args)
     if args.command == "playground":
         from kvdb.playground import run_playground
 

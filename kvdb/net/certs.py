@@ -32,6 +32,8 @@ ROLES = ("readonly", "readwrite", "admin", NODE_NAME)
 """The roles a certificate can carry, weakest first (``kvdb.net.auth`` enforces them)."""
 DEFAULT_CA_DAYS = 3650
 DEFAULT_CERT_DAYS = 365
+MAX_DAYS = 100 * 365
+"""Longer would run past what a certificate's dates can hold (year 9999) for large inputs."""
 
 
 @dataclass(frozen=True)
@@ -95,8 +97,8 @@ def _issue(certs_dir: Path, cert_file: str, key_file: str, common_name: str, rol
 
 def _builder(subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey,
              days: int) -> x509.CertificateBuilder:
-    if days <= 0:
-        raise ValueError(f"validity must be at least one day, got {days}")
+    if not 0 < days <= MAX_DAYS:
+        raise ValueError(f"validity must be 1..{MAX_DAYS} days, got {days}")
     now = datetime.datetime.now(datetime.UTC)
     return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
             .serial_number(x509.random_serial_number())
