@@ -21,7 +21,7 @@ import enum
 import functools
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from inspect import isasyncgenfunction, iscoroutinefunction
+from inspect import isasyncgenfunction, isawaitable
 from typing import Any
 
 import grpc
@@ -219,12 +219,12 @@ def _guard(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler
 
             return stream
 
-        if not iscoroutinefunction(inner):
-            raise TypeError(f"{method}: kvdb servers serve async behaviours only, got {inner!r}")
-
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             await check(context)
-            return await inner(request, context)
+            result = inner(request, context)
+            # Generated base classes' stubs (e.g. Health/List, which the asyncio health servicer
+            # does not implement) are plain functions that answer UNIMPLEMENTED.
+            return await result if isawaitable(result) else result
 
         return call
 
