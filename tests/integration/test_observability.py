@@ -6,8 +6,8 @@ every check compares a counter's movement with what the load done in between imp
 
 from __future__ import annotations
 
+import signal
 import urllib.request
-from collections import defaultdict
 
 import grpc
 import pytest
@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import kvdb
 from kvdb.pb import kvrpc_pb2, kvrpc_pb2_grpc
 from tests.integration.client import Client
-from tests.integration.cluster import Cluster, free_ports, wait_for
+from tests.integration.cluster import Cluster, ServerProcess, free_ports, wait_for
 from tests.integration.conftest import MakeCluster, MakePdCluster
 
 Samples = dict[tuple[str, frozenset], float]
@@ -165,16 +165,20 @@ def test_store_health_life_cycle_and_reflection(make_pd_cluster: MakePdCluster) 
     assert health(sp.address, "kvdb.kv.Kv") == SERVING
 
     # Watch: SERVING now, NOT_SERVING as soon as the stop begins (before the server goes).
-    with grpc.insecure_channel(sp.address) as channel:
-        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service="kvdb.kv.Kv"),
+    assert statuses_while_stopping(sp, "kvdb.kv.Kv") == [NOT_SERVING]
+    assert statuses_while_stopping(cluster.pd[1], "kvdb.pd.PD") == [NOT_SERVING]
+
+
+def statuses_while_stopping(process: ServerProcess, service: str) -> list[int]:
+    """What a health Watch of ``service`` hears from the moment ``process`` is sent SIGTERM."""
+    with grpc.insecure_channel(process.address) as channel:
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=service),
                                                            timeout=30)
         assert next(watch).status == SERVING
-        seen = defaultdict(int)
-        cluster.stores[1].proc.send_signal(15)
-        for answer in watch_until_end(watch):
-            seen[answer.status] += 1
-        assert seen[NOT_SERVING] == 1 and seen[SERVING] == 0
-    assert sp.proc.wait(timeout=15) == 0
+        process.proc.send_signal(signal.SIGTERM)
+        statuses = [answer.status for answer in watch_until_end(watch)]
+    assert process.proc.wait(timeout=15) == 0
+    return statuses
 
 
 def watch_until_end(watch: grpc.Future) -> list[health_pb2.HealthCheckResponse]:
