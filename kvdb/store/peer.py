@@ -516,7 +516,7 @@ class Peer:
         batch.put(CF_META, range_state_key(self.range_id), state.SerializeToString())
 
     def write_apply_state(self, batch: WriteBatch) -> None:
-        self.sessions.stage_clock(batch)
+        self.sessions.stage(batch)
         stage_apply_state(batch, self.range_id, self.applied, self.conf_state, self.gc_safe_point)
 
     def on_read_states(self, rd: Ready) -> None:

@@ -741,12 +741,12 @@ class Store:
             return self._apply_txn(peer, cmd.txn)
         if not cmd.session.session_id:
             return self._apply_mutations(peer, cmd)
-        replayed = sessions.replay(cmd.session, self.apply_batch)
+        replayed = sessions.replay(cmd.session)
         if replayed is not None:
             peer.counters[_REPLAY_COUNTERS.get(type(replayed.answer), "duplicates_answered")] += 1
             return replayed.answer
         result = self._apply_mutations(peer, cmd)
-        sessions.record(cmd.session, result, self.apply_batch)  # after a CAS's flush: a new batch
+        sessions.record(cmd.session, result)
         return result
 
     def _apply_mutations(self, peer: Peer, cmd: raft_serverpb_pb2.RaftCommand) -> Result:
