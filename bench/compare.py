@@ -60,13 +60,10 @@ def free_base_port(count: int) -> int:
     raise BenchError(f"found no {count} consecutive free ports")
 
 
-def split_concurrency(total: int, processes: int) -> tuple[int, int]:
-    """(per-process concurrency, processes) for ``total`` requests in flight: the sweep's figure is the
-    total, whatever the number of client processes, so that 1 client means one request in flight."""
-    procs = min(processes, total)
-    if total % procs:
-        raise BenchError(f"concurrency {total} is not a multiple of --processes {procs}")
-    return total // procs, procs
+def client_processes(total: int, processes: int) -> int:
+    """Client processes for ``total`` requests in flight: ``processes``, but never more than one per
+    request (so that 1 client means one request in flight in one process)."""
+    return min(processes, total)
 
 
 def _ratio(a: float, b: float) -> str:
@@ -168,6 +165,9 @@ def add_compare_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=float, default=1.0, help="seconds run but not measured first (default 1)")
     p.add_argument("--processes", type=int, default=1,
                    help="client processes per run, at most one per request in flight (default 1)")
+    p.add_argument("--rate", type=float, default=0.0, metavar="OPS",
+                   help="open loop: OPS requests per second in total in every run, --concurrency capping "
+                        "those in flight (default: closed loop)")
     p.add_argument("--keys", type=int, default=None,
                    help="key space size (default 10000; bank: accounts, default 1000, split into 8 ranges)")
     p.add_argument("--value-size", type=int, default=100, help="bytes per value (default 100)")
@@ -230,10 +230,9 @@ def _sweep(args: argparse.Namespace, target: str, addresses: str) -> list[dict[s
         if workload == "bank" and target == "kvdb" and "bank" not in preloaded:
             pre_split_workload(addresses, workload, keys, BANK_RANGES)
         for total in args.concurrency:
-            per_process, procs = split_concurrency(total, args.processes)
             config = BenchConfig(workload=workload, target=target, addresses=addresses,
-                                 duration=args.duration, warmup=args.warmup, concurrency=per_process,
-                                 processes=procs,
+                                 duration=args.duration, warmup=args.warmup, concurrency=total,
+                                 processes=client_processes(total, args.processes), rate=args.rate,
                                  key_count=keys, value_size=args.value_size,
                                  preload=key_space(workload) not in preloaded,
                                  output=args.output_dir / f"{target}-{workload}-c{total}.json",
@@ -268,8 +267,8 @@ def run_compare(args: argparse.Namespace) -> int:
     try:
         if args.processes < 1:
             raise BenchError("--processes must be at least 1")
-        for total in args.concurrency:
-            split_concurrency(total, args.processes)
+        if args.rate < 0:
+            raise BenchError("--rate cannot be negative")
         if importlib.util.find_spec("etcd3aio") is None:  # better now than after starting both clusters
             raise BenchError("the etcd client is not installed: run scripts/setup (or pip install etcd3aio)")
     except BenchError as exc:

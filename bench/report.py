@@ -59,8 +59,11 @@ def summary_line(result: dict[str, Any]) -> str:
     errors = ", ".join(f"{k} {v}" for k, v in result["errors"].items()) or "none"
     percentiles = " ".join(f"{p} {lat[p]:,.0f}" for p in ("p50", "p95", "p99", "p99.9"))
     line = (f"{result['workload']} on {result['target']}: {result['throughput']:,.0f} ops/s over "
-            f"{result['duration']:.1f}s ({result['ops']:,} ops, concurrency {result['concurrency']}); "
-            f"latency µs {percentiles}; errors: {errors}")
+            f"{result['duration']:.1f}s ({result['ops']:,} ops, concurrency {result['concurrency']}")
+    if "rate" in result:
+        line += (f", open loop: target {result['rate']:,.0f} ops/s, {result['missed']:,} scheduled requests "
+                 "never sent")
+    line += f"); latency µs {percentiles}; errors: {errors}"
     if "abort_rate" in result:
         line += f"; aborted attempts {result['aborts']:,} ({result['abort_rate']:.1%})"
     bank = result.get("bank")

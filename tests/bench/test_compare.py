@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 
 from bench.cli import _build_parser
-from bench.compare import format_table, free_base_port, ratio_rows, run_compare, split_concurrency
+from bench.compare import client_processes, format_table, free_base_port, ratio_rows, run_compare
 from bench.profile import run_profile, top_functions
-from bench.runner import BenchError
 
 
 def _result(target: str, workload: str, concurrency: int, throughput: float, p50: float, p99: float,
@@ -61,15 +60,9 @@ def test_format_table() -> None:
     assert len({len(line) for line in lines}) == 1  # columns line up
 
 
-@pytest.mark.parametrize(("total", "processes", "split"),
-                         [(1, 4, (1, 1)), (16, 1, (16, 1)), (64, 4, (16, 4)), (2, 4, (1, 2))])
-def test_split_concurrency(total: int, processes: int, split: tuple[int, int]) -> None:
-    assert split_concurrency(total, processes) == split
-
-
-def test_split_concurrency_refuses_an_uneven_split() -> None:
-    with pytest.raises(BenchError, match="not a multiple"):
-        split_concurrency(10, 4)
+@pytest.mark.parametrize(("total", "processes", "procs"), [(1, 4, 1), (16, 1, 1), (64, 4, 4), (10, 4, 4)])
+def test_client_processes(total: int, processes: int, procs: int) -> None:
+    assert client_processes(total, processes) == procs
 
 
 def test_free_base_port_gives_consecutive_bindable_ports() -> None:
@@ -103,10 +96,10 @@ def test_compare_rejects_bad_arguments(argv: list[str], capsys: pytest.CaptureFi
     assert "kvdb bench compare" in capsys.readouterr().err
 
 
-def test_compare_refuses_an_uneven_split_before_starting_anything(capsys: pytest.CaptureFixture[str]) -> None:
-    args = _build_parser().parse_args(["compare", "--concurrency", "1,10", "--processes", "4"])
+def test_compare_refuses_a_negative_rate_before_starting_anything(capsys: pytest.CaptureFixture[str]) -> None:
+    args = _build_parser().parse_args(["compare", "--rate", "-5"])
     assert run_compare(args) == 2
-    assert "not a multiple" in capsys.readouterr().err
+    assert "--rate" in capsys.readouterr().err
 
 
 def test_profile_arguments() -> None:
