@@ -97,8 +97,10 @@ def _build_parser() -> argparse.ArgumentParser:
     add_failover_parser(sub)
     if importlib.util.find_spec("bench.compare") is not None:
         from bench.compare import add_compare_parser
+        from bench.sweep import add_sweep_parser
 
         add_compare_parser(sub)
+        add_sweep_parser(sub)
     return parser
 
 

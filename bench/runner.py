@@ -122,8 +122,8 @@ class _Tally:
     aborts: int = 0
     """Attempts of transactions that conflicted and were retried."""
     missed: int = 0
-    """Open loop: measured requests of the schedule never sent because the run ended first (the
-    target was so far behind that the in-flight cap held them back)."""
+    """Open loop: requests due before the end that were never sent (the target was so far behind
+    that the in-flight cap held them back): the queue left at the end."""
 
 
 def share(total: int, processes: int, slot: int) -> int:
@@ -407,7 +407,9 @@ async def _measure(driver: Driver, config: BenchConfig, slot: int, value: bytes,
         while True:
             intended = first + ticket * interval
             now = time.perf_counter()
-            measuring = intended >= measure_from
+            # Measured by when it is sent: behind schedule, the requests sent in the window are the
+            # backlog's, and their latency from the intended start is what their users waited.
+            measuring = max(intended, now) >= measure_from
             if intended >= stop_at or over(now, measuring):
                 return
             ticket += 1
@@ -428,17 +430,14 @@ async def _measure(driver: Driver, config: BenchConfig, slot: int, value: bytes,
     finally:
         progress.cancel()
     if config.rate and stop_at != float("inf"):
-        # Slots of the measured window that no worker reached before the end: the target was too slow.
-        def slots_before(t: float) -> int:
-            """How many slots are due before ``t``, by the same sum the workers compute."""
-            k = max(0, math.ceil((t - first) / interval))
-            while k > 0 and first + (k - 1) * interval >= t:
-                k -= 1
-            while first + k * interval < t:
-                k += 1
-            return k
-
-        tally.missed = max(0, slots_before(stop_at) - max(ticket, slots_before(measure_from)))
+        # The queue left at the end: requests due before it that were never sent (the target was
+        # too slow for the schedule and the in-flight cap held them back).
+        due = max(0, math.ceil((stop_at - first) / interval))
+        while due > 0 and first + (due - 1) * interval >= stop_at:  # the workers' own sum decides
+            due -= 1
+        while first + due * interval < stop_at:
+            due += 1
+        tally.missed = due - ticket
     messages.put(("progress", (slot, tally.done, tally.failed)))
     return tally, time.perf_counter() - max(measure_from, began)
 
