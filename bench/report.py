@@ -73,6 +73,14 @@ def summary_line(result: dict[str, Any]) -> str:
     return line
 
 
+def align(lines: list[tuple[str, ...]]) -> str:
+    """Rows of cells as a text table: the first column left-aligned, the others right-aligned."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                               for i, (cell, w) in enumerate(zip(line, widths, strict=True))).rstrip()
+                     for line in lines)
+
+
 def _series(results: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     results = list(results)
     several_workloads = len({r["workload"] for r in results}) > 1

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.compare import client_processes, etcd_cluster, playground
+from bench.report import align
 from bench.runner import BenchConfig, BenchError, run_bench
 from bench.workloads import WORKLOADS, default_keys, needs_preload
 
@@ -89,9 +90,7 @@ def format_sweep(points: list[dict[str, Any]]) -> str:
         rows.append((p["target"], f"{p['rate']:,.0f}", f"{p['throughput']:,.0f}", f"{p['p50_us'] / 1000:.2f}",
                      f"{p['p99_us'] / 1000:.2f}", f"{p['missed']:,}", str(p["errors"]),
                      "saturated" if p["saturated"] else ""))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                       for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip() for r in rows]
+    lines = [align(rows)]
     for target in sorted({p["target"] for p in points}):
         mine = [p for p in points if p["target"] == target]
         best = max(p["throughput"] for p in mine)
@@ -161,12 +160,11 @@ def run_sweep(args: argparse.Namespace) -> int:
             work = Path(tmp)
             for target in targets:
                 if target == "etcd":
-                    cluster = (contextlib.nullcontext(args.etcd_endpoints) if args.etcd_endpoints
+                    cluster = (contextlib.nullcontext((args.etcd_endpoints, None)) if args.etcd_endpoints
                                else etcd_cluster(work))
                 else:
-                    cluster = (contextlib.nullcontext(args.pd) if args.pd
-                               else _endpoints(playground(work)))
-                with cluster as addresses:
+                    cluster = contextlib.nullcontext((args.pd, None)) if args.pd else playground(work)
+                with cluster as (addresses, _):
                     points += _sweep_target(args, target, addresses)
     except BenchError as exc:
         print(f"kvdb bench sweep: {exc}", file=sys.stderr)
@@ -183,10 +181,3 @@ def run_sweep(args: argparse.Namespace) -> int:
     except ImportError:
         print("kvdb bench sweep: no plot (matplotlib is not installed)", file=sys.stderr)
     return 0
-
-
-@contextlib.contextmanager
-def _endpoints(cluster: contextlib.AbstractContextManager[tuple[str, Path]]) -> Any:
-    """The PD endpoints of a started playground (its data dir is not needed here)."""
-    with cluster as (pd, _):
-        yield pd
