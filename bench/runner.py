@@ -440,5 +440,3 @@ async def _measure(driver: Driver, config: BenchConfig, slot: int, value: bytes,
         tally.missed = due - ticket
     messages.put(("progress", (slot, tally.done, tally.failed)))
     return tally, time.perf_counter() - max(measure_from, began)
-
-
