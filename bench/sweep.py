@@ -46,8 +46,9 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
         "sweep", help="open-loop runs at rising rates: latency vs throughput, where each system saturates",
         description="Run the workload open loop at each of --rates (ops/s, all clients together) against "
                     "kvdb, etcd or both, write one result file per run and sweep.json, print achieved "
-                    "throughput and p50/p99 per rate with the first saturated rate (achieved < 90%% of "
-                    "target), and plot p50/p99 against achieved throughput (latency.png).")
+                    "throughput and p50/p99 per rate with where each saturated (the lowest rate from which "
+                    "on every rate achieved < 90%% of its target), and plot p50/p99 against achieved "
+                    "throughput (latency.png).")
     p.add_argument("--target", choices=("kvdb", "etcd", "both"), default="both",
                    help="what to sweep (default both: etcd first, then kvdb)")
     p.add_argument("--rates", type=_rates, default=list(DEFAULT_RATES),
@@ -78,9 +79,16 @@ def point(result: dict[str, Any]) -> dict[str, Any]:
             "errors": result["error_count"], "saturated": result["throughput"] < SATURATED * result["rate"]}
 
 
-def first_saturated(points: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The lowest-rate point of one target that fell short of its rate, or None if none did."""
-    return next((p for p in sorted(points, key=lambda p: p["rate"]) if p["saturated"]), None)
+def saturation(points: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The lowest-rate point of one target from which on every rate fell short, or None if the
+    highest rate kept up. A lone short run below rates that kept up is a stall of the machine, not
+    the system's limit, so it does not count."""
+    knee = None
+    for p in sorted(points, key=lambda p: p["rate"], reverse=True):
+        if not p["saturated"]:
+            break
+        knee = p
+    return knee
 
 
 def format_sweep(points: list[dict[str, Any]]) -> str:
@@ -94,7 +102,7 @@ def format_sweep(points: list[dict[str, Any]]) -> str:
     for target in sorted({p["target"] for p in points}):
         mine = [p for p in points if p["target"] == target]
         best = max(p["throughput"] for p in mine)
-        knee = first_saturated(mine)
+        knee = saturation(mine)
         where = (f"saturated at {knee['rate']:,.0f} ops/s (achieved {knee['throughput']:,.0f})" if knee
                  else "not saturated at any rate swept")
         lines.append(f"{target}: {where}; highest achieved {best:,.0f} ops/s")

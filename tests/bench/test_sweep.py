@@ -13,7 +13,7 @@ import pytest
 
 from bench.compare import free_base_port
 from bench.report import check_result
-from bench.sweep import first_saturated, format_sweep, plot_sweep, point
+from bench.sweep import format_sweep, plot_sweep, point, saturation
 from tests.bench.test_bench_cli import bench
 from tests.playground.test_playground import PROCESSES, STOP_TIMEOUT, Playground
 
@@ -23,12 +23,16 @@ def fake_result(target: str, rate: float, throughput: float, p50: int, p99: int)
             "latency_us": {"overall": {"p50": p50, "p99": p99}}}
 
 
-def test_the_first_rate_achieved_short_of_90_percent_is_where_it_saturates() -> None:
-    points = [point(fake_result("kvdb", rate, got, 2000, 5000))
-              for rate, got in ((4000, 2100.0), (1000, 1000.0), (2000, 1850.0))]
-    knee = first_saturated(points)
+def test_it_saturates_where_every_higher_rate_falls_short_of_90_percent() -> None:
+    def points(*runs: tuple[int, float]) -> list[dict[str, Any]]:
+        return [point(fake_result("kvdb", rate, got, 2000, 5000)) for rate, got in runs]
+
+    knee = saturation(points((4000, 2100.0), (1000, 1000.0), (2000, 1850.0)))
     assert knee is not None and knee["rate"] == 4000  # 1850 of 2000 is 92.5%: not yet
-    assert first_saturated(points[1:]) is None
+    assert saturation(points((1000, 1000.0), (2000, 1850.0))) is None
+    # a stall at 500 below rates that kept up is not the limit
+    knee = saturation(points((500, 300.0), (1000, 990.0), (2000, 1500.0), (4000, 1600.0)))
+    assert knee is not None and knee["rate"] == 2000
 
 
 def test_table_and_plot(tmp_path: Path) -> None:
