@@ -118,11 +118,11 @@ def plot_sweep(points: list[dict[str, Any]], out_dir: Path, workload: str) -> Pa
 
     out_dir.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for target in sorted({p["target"] for p in points}):
+    for n, target in enumerate(sorted({p["target"] for p in points})):
         mine = sorted((p for p in points if p["target"] == target), key=lambda p: p["rate"])
-        for figure, style in (("p50_us", "--"), ("p99_us", "-")):
+        for figure, style in (("p50_us", "--"), ("p99_us", "-")):  # one colour per system
             ax.plot([p["throughput"] for p in mine], [p[figure] / 1000 for p in mine], style, marker="o",
-                    label=f"{target} {figure.split('_')[0]}")
+                    color=f"C{n}", label=f"{target} {figure.split('_')[0]}")
     ax.set_yscale("log")
     ax.set_xlabel("achieved throughput (ops/s)")
     ax.set_ylabel("latency from intended start (ms)")
