@@ -5,9 +5,10 @@ behaves as in production: kill one with ``kill -9`` and the others keep serving.
 only starts them, decides when the cluster really serves, and stops them all together.
 
 Children run in their own session so that Ctrl-C reaches only the playground, which then stops
-them in order (SIGTERM, wait) instead of racing their own shutdowns. They also get SIGTERM from
-the kernel if the playground itself dies (``PR_SET_PDEATHSIG``), so a killed playground does not
-leave processes holding the ports and RocksDB locks that the next start needs.
+them in order (the stores, then the PD members; SIGTERM, wait) instead of racing their own
+shutdowns. They also get SIGTERM from the kernel if the playground itself dies
+(``PR_SET_PDEATHSIG``), so a killed playground does not leave processes holding the ports and
+RocksDB locks that the next start needs.
 
 A child that exits on its own is a failure the user must see: the playground reports it with
 its exit status (a crashed background task has its own, see ``kvdb.server.supervisor``) and
@@ -24,6 +25,7 @@ import fcntl
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -56,6 +58,8 @@ PROBE_TIMEOUT = 2.0
 PROBE_KEY = b"\x00"
 """The smallest non-empty key, so it is in the first range (an empty key is invalid)."""
 LAYOUT_FILE = "playground.json"
+METRICS_FILE = "run/metrics.json"
+"""Process label -> its /metrics URL, for this run (the ports are picked afresh at every start)."""
 LOCK_FILE = "playground.lock"
 PR_SET_PDEATHSIG = 1
 
@@ -170,6 +174,7 @@ class Child:
     log_path: Path
     ready_path: Path
     pid_path: Path
+    metrics_url: str
     proc: subprocess.Popen | None = None
     reported: bool = False
 
@@ -195,21 +200,25 @@ class Playground:
         logs, run = data_dir / "logs", data_dir / "run"
         python = [sys.executable, "-m", "kvdb"]
         self.children: list[Child] = []
+        metrics = iter(free_ports(layout.pd + layout.stores))
         for i in range(1, layout.pd + 1):
             members = ",".join(f"{m}={layout.pd_address(m)}" for m in range(1, layout.pd + 1))
+            metrics_at = f"127.0.0.1:{next(metrics)}"
             cmd = [*python, "pd", "--member-id", str(i), "--listen", layout.pd_address(i),
                    "--data-dir", str(data_dir / f"pd{i}"), "--initial-members", members,
-                   "--ready-file", str(run / f"pd{i}.ready")]
+                   "--ready-file", str(run / f"pd{i}.ready"), "--metrics-listen", metrics_at]
             self.children.append(Child(f"PD member {i}", cmd, logs / f"pd{i}.log",
-                                       run / f"pd{i}.ready", run / f"pd{i}.pid"))
+                                       run / f"pd{i}.ready", run / f"pd{i}.pid", f"http://{metrics_at}/metrics"))
         for i in range(1, layout.stores + 1):
+            metrics_at = f"127.0.0.1:{next(metrics)}"
             cmd = [*python, "store", "--store-id", str(i), "--listen", layout.store_address(i),
                    "--data-dir", str(data_dir / f"store{i}"), "--pd", layout.pd_endpoints,
-                   "--ready-file", str(run / f"store{i}.ready")]
+                   "--ready-file", str(run / f"store{i}.ready"), "--metrics-listen", metrics_at]
             if layout.labels:
                 cmd += ["--labels", format_labels(layout.store_labels(i))]
             self.children.append(Child(f"store {i}", cmd, logs / f"store{i}.log",
-                                       run / f"store{i}.ready", run / f"store{i}.pid"))
+                                       run / f"store{i}.ready", run / f"store{i}.pid",
+                                       f"http://{metrics_at}/metrics"))
 
     def say(self, line: str) -> None:
         print(f"kvdb playground: {line}", file=sys.stderr, flush=True)
@@ -239,6 +248,8 @@ class Playground:
                 labels = (f"store {i} {format_labels(self.layout.store_labels(i))}"
                           for i in range(1, self.layout.stores + 1))
                 self.say(f"store labels: {', '.join(labels)}")
+            self.say(f"metrics (also in {self.data_dir / METRICS_FILE}): "
+                     + ", ".join(f"{c.label} {c.metrics_url}" for c in self.children))
             print(f"kvdb playground ready: pd={self.layout.pd_endpoints}", flush=True)
             await self._watch(stop.wait(), stop)
         except _Exit as exc:
@@ -258,6 +269,8 @@ class Playground:
                                               stdin=subprocess.DEVNULL, env=env, start_new_session=True,
                                               preexec_fn=preexec)
             child.pid_path.write_text(f"{child.proc.pid}\n")
+        urls = {child.label: child.metrics_url for child in self.children}
+        (self.data_dir / METRICS_FILE).write_text(json.dumps(urls, indent=1) + "\n")
 
     async def _watch(self, work: Awaitable[T], stop: asyncio.Event) -> T:
         """Runs ``work`` while checking, every poll, for a stop request and for children that died."""
@@ -300,7 +313,19 @@ class Playground:
             await pd.close()
 
     def _stop_children(self) -> None:
-        running = [c for c in self.children if c.proc is not None and c.proc.poll() is None]
+        """Stores first, then the PD members: a store's shutdown closes its PD client and streams, and
+        with PD already gone those would wait out PD timeouts (issue 14 saw Ctrl-C take ~20 s)."""
+        pd_members, stores = self.children[:self.layout.pd], self.children[self.layout.pd:]
+        self._stop_group(stores)
+        self._stop_group(pd_members)
+        for child in self.children:
+            child.pid_path.unlink(missing_ok=True)
+            child.ready_path.unlink(missing_ok=True)
+        (self.data_dir / METRICS_FILE).unlink(missing_ok=True)
+
+    def _stop_group(self, children: list[Child]) -> None:
+        """SIGTERM to every running child of ``children``, then wait; SIGKILL after STOP_TIMEOUT."""
+        running = [c for c in children if c.proc is not None and c.proc.poll() is None]
         for child in running:
             child.proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT
@@ -311,9 +336,18 @@ class Playground:
                 self.say(f"{child.describe()} did not stop within {STOP_TIMEOUT:.0f}s; killing it")
                 child.proc.kill()
                 child.proc.wait()
-        for child in self.children:
-            child.pid_path.unlink(missing_ok=True)
-            child.ready_path.unlink(missing_ok=True)
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct loopback ports free right now (bound together, then released for the children)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def _how_it_ended(status: int) -> str:

@@ -138,7 +138,7 @@ class _Retry:
 
 class PdClient:
     def __init__(self, endpoints: list[str] | str, *, timeout: float = 10.0,
-                 backoff: tuple[float, float] = (0.05, 1.0), tls: TlsFiles | None = None) -> None:
+                 backoff: tuple[float, float] = (0.05, 0.3), tls: TlsFiles | None = None) -> None:
         self.tls = tls
         if isinstance(endpoints, str):
             endpoints = endpoints.split(",")
