@@ -35,7 +35,8 @@ from typing import TypeVar
 import grpc
 
 from kvdb.labels import check_name, format_labels
-from kvdb.net import grpc_factory
+from kvdb.net import certs, grpc_factory
+from kvdb.net.tls import ENV_CA, ENV_CERT, ENV_KEY, TlsFiles
 from kvdb.pb import kvrpc_pb2, kvrpc_pb2_grpc, metapb_pb2
 from kvdb.pdclient.client import PdClient, PdError
 from kvdb.server.supervisor import CRASH_EXIT_STATUS
@@ -55,6 +56,9 @@ PROBE_TIMEOUT = 2.0
 """Seconds one readiness probe may wait for PD or a store (the overall deadline is separate)."""
 PROBE_KEY = b"\x00"
 """The smallest non-empty key, so it is in the first range (an empty key is invalid)."""
+CERTS_DIR = "certs"
+CLIENT_NAME = "root"
+"""The client certificate the playground makes (role admin) and prints the exports of."""
 LAYOUT_FILE = "playground.json"
 LOCK_FILE = "playground.lock"
 PR_SET_PDEATHSIG = 1
@@ -178,6 +182,44 @@ class Child:
         return f"{self.label} (pid {pid}, log {self.log_path})"
 
 
+@dataclass(frozen=True)
+class PlaygroundTls:
+    """The files of a ``--tls`` playground: every node presents ``node``, the playground's own
+    probes and the user's commands present ``client`` (``root``, role admin)."""
+
+    node: TlsFiles
+    client: TlsFiles
+
+    def node_flags(self) -> list[str]:
+        return ["--ca", str(self.node.ca), "--cert", str(self.node.cert), "--key", str(self.node.key)]
+
+    def exports(self) -> list[str]:
+        return [f"export {name}={path}" for name, path in
+                ((ENV_CA, self.client.ca), (ENV_CERT, self.client.cert), (ENV_KEY, self.client.key))]
+
+
+def ensure_certs(data_dir: Path) -> PlaygroundTls:
+    """``DATA_DIR/certs``: a CA, a node certificate for 127.0.0.1 and localhost, a client ``root``
+    with role admin; what is already there is kept (a restart reuses the files, the running
+    cluster's data does not depend on them)."""
+    d = data_dir.resolve() / CERTS_DIR
+    client = certs.client_files(d, CLIENT_NAME)
+    try:
+        if not (d / certs.CA_CERT).exists():
+            certs.create_ca(d)
+        if not (d / certs.NODE_CERT).exists():
+            certs.create_node(d, ["127.0.0.1", "localhost"])
+        if not client.cert.exists():
+            certs.create_client(d, CLIENT_NAME, "admin")
+        tls = PlaygroundTls(TlsFiles(d / certs.CA_CERT, d / certs.NODE_CERT, d / certs.NODE_KEY),
+                            TlsFiles(d / certs.CA_CERT, client.cert, client.key))
+        tls.node.check()
+        tls.client.check()
+    except ValueError as exc:
+        raise PlaygroundError(f"{d}: {exc} (remove {d} to make new certificates)") from None
+    return tls
+
+
 def _die_with_parent() -> None:
     """Runs in the child between fork and exec: SIGTERM it when the playground dies."""
     libc = ctypes.CDLL(None, use_errno=True)
@@ -187,25 +229,28 @@ def _die_with_parent() -> None:
 class Playground:
     """The children of one data dir; ``run`` is the whole foreground life of the playground."""
 
-    def __init__(self, data_dir: Path, layout: Layout, ready_timeout: float = DEFAULT_READY_TIMEOUT) -> None:
+    def __init__(self, data_dir: Path, layout: Layout, ready_timeout: float = DEFAULT_READY_TIMEOUT,
+                 tls: PlaygroundTls | None = None) -> None:
         self.data_dir = data_dir
         self.layout = layout
+        self.tls = tls
         self.ready_timeout = ready_timeout
         self.ready = False
         logs, run = data_dir / "logs", data_dir / "run"
         python = [sys.executable, "-m", "kvdb"]
+        tls_flags = tls.node_flags() if tls else []
         self.children: list[Child] = []
         for i in range(1, layout.pd + 1):
             members = ",".join(f"{m}={layout.pd_address(m)}" for m in range(1, layout.pd + 1))
             cmd = [*python, "pd", "--member-id", str(i), "--listen", layout.pd_address(i),
                    "--data-dir", str(data_dir / f"pd{i}"), "--initial-members", members,
-                   "--ready-file", str(run / f"pd{i}.ready")]
+                   "--ready-file", str(run / f"pd{i}.ready"), *tls_flags]
             self.children.append(Child(f"PD member {i}", cmd, logs / f"pd{i}.log",
                                        run / f"pd{i}.ready", run / f"pd{i}.pid"))
         for i in range(1, layout.stores + 1):
             cmd = [*python, "store", "--store-id", str(i), "--listen", layout.store_address(i),
                    "--data-dir", str(data_dir / f"store{i}"), "--pd", layout.pd_endpoints,
-                   "--ready-file", str(run / f"store{i}.ready")]
+                   "--ready-file", str(run / f"store{i}.ready"), *tls_flags]
             if layout.labels:
                 cmd += ["--labels", format_labels(layout.store_labels(i))]
             self.children.append(Child(f"store {i}", cmd, logs / f"store{i}.log",
@@ -240,6 +285,9 @@ class Playground:
                           for i in range(1, self.layout.stores + 1))
                 self.say(f"store labels: {', '.join(labels)}")
             print(f"kvdb playground ready: pd={self.layout.pd_endpoints}", flush=True)
+            if self.tls:
+                self.say(f"mutual TLS on; certificates in {self.tls.node.ca.parent}; connect with:")
+                print("\n".join(self.tls.exports()), flush=True)
             await self._watch(stop.wait(), stop)
         except _Exit as exc:
             self.say(exc.message)
@@ -289,9 +337,11 @@ class Playground:
     async def _until_ready(self) -> None:
         deadline = time.monotonic() + self.ready_timeout
         want_voters = min(3, self.layout.stores)
-        pd = PdClient(self.layout.pd_endpoints, timeout=PROBE_TIMEOUT)
+        client_tls = self.tls.client if self.tls else None
+        pd = PdClient(self.layout.pd_endpoints, timeout=PROBE_TIMEOUT, tls=client_tls)
         try:
-            while not (all(c.ready_path.exists() for c in self.children) and await _serves(pd, want_voters)):
+            while not (all(c.ready_path.exists() for c in self.children)
+                       and await _serves(pd, want_voters, client_tls)):
                 if time.monotonic() >= deadline:
                     raise _Exit(1, f"the cluster did not serve within {self.ready_timeout:g}s "
                                    f"(logs: {self.data_dir / 'logs'}); stopping everything")
@@ -325,7 +375,7 @@ def _how_it_ended(status: int) -> str:
     return f"exited with status {status}"
 
 
-async def _serves(pd: PdClient, want_voters: int) -> bool:
+async def _serves(pd: PdClient, want_voters: int, tls: TlsFiles | None) -> bool:
     """Whether PD answers, the first range has ``want_voters`` voters and a leader, and that leader
     answers a read. The last step matters after a restart: PD remembers the leader of the previous
     run, which is not serving yet."""
@@ -344,7 +394,7 @@ async def _serves(pd: PdClient, want_voters: int) -> bool:
         return False
     context = kvrpc_pb2.Context(cluster_id=pd.cluster_id, range_id=info.descriptor.id,
                                 epoch=info.descriptor.epoch)
-    async with grpc_factory.channel(store.address, None) as channel:
+    async with grpc_factory.channel(store.address, tls) as channel:
         try:
             response = await kvrpc_pb2_grpc.KvStub(channel).RawGet(
                 kvrpc_pb2.RawGetRequest(context=context, key=PROBE_KEY), timeout=PROBE_TIMEOUT)
@@ -354,7 +404,8 @@ async def _serves(pd: PdClient, want_voters: int) -> bool:
 
 
 def run_playground(data_dir: Path, pd: int | None, stores: int | None, base_port: int | None,
-                   ready_timeout: float = DEFAULT_READY_TIMEOUT, labels: list[str] | None = None) -> int:
+                   ready_timeout: float = DEFAULT_READY_TIMEOUT, labels: list[str] | None = None,
+                   tls: bool = False) -> int:
     """The ``kvdb playground`` command: one playground per data dir at a time (a lock file says so)."""
     try:
         if pd is not None:
@@ -368,9 +419,10 @@ def run_playground(data_dir: Path, pd: int | None, stores: int | None, base_port
         except BlockingIOError:
             raise PlaygroundError(f"another playground is running on {data_dir}") from None
         layout = resolve_layout(data_dir, pd, stores, base_port, labels)
+        files = ensure_certs(data_dir) if tls else None
     except (PlaygroundError, OSError) as exc:
         print(f"kvdb playground: {exc}", file=sys.stderr)
         return exc.status if isinstance(exc, PlaygroundError) else 1
     with lock:
         (data_dir / LAYOUT_FILE).write_text(json.dumps(asdict(layout)) + "\n")
-        return Playground(data_dir, layout, ready_timeout=ready_timeout).run()
+        return Playground(data_dir, layout, ready_timeout=ready_timeout, tls=files).run()

@@ -289,7 +289,8 @@ class PdHandle:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="pd-client", daemon=True)
         self._thread.start()
-        self.client = PdClient(cluster.pd_endpoints, timeout=timeout)
+        tls = cluster.client_tls() if cluster.node_tls is not None else None
+        self.client = PdClient(cluster.pd_endpoints, timeout=timeout, tls=tls)
         try:
             self.run(self.client.connect())
             self.run(self.client.is_bootstrapped())  # the leader has settled the cluster id once this answers
