@@ -147,9 +147,11 @@ def _run_pd(args: argparse.Namespace) -> int:
 def _run(coro: object, name: str) -> int:
     import uvloop
 
+    from kvdb.pdclient.client import PdError
+
     try:
         uvloop.run(coro)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, PdError) as exc:  # e.g. PD unreachable, or refusing our certificate
         print(f"{name}: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -65,13 +65,13 @@ def split_ts(ts: int) -> tuple[int, int]:
 
 def tls_hint(details: str, with_tls: bool) -> str:
     """A hint for an unreachable PD whose last error looks like a TLS mismatch, else ''. gRPC says
-    "handshake failed" when the certificates do not fit, and only "Socket closed" when a plaintext
-    client dials a TLS server."""
-    if "handshake" in details.lower():
-        return ("; TLS handshake failed? check that --ca/--cert/--key (or KVDB_CA/KVDB_CERT/KVDB_KEY) "
-                "come from the cluster's CA")
-    if not with_tls and "socket closed" in details.lower():
-        return "; does the cluster require TLS? give --ca/--cert/--key (or KVDB_CA/KVDB_CERT/KVDB_KEY)"
+    "handshake failed" when we refuse the server's certificate, and only "Socket closed" when the
+    server refuses ours or a plaintext client dials a TLS server."""
+    files = "--ca/--cert/--key (or KVDB_CA/KVDB_CERT/KVDB_KEY)"
+    if "handshake" in details.lower() or (with_tls and "socket closed" in details.lower()):
+        return f"; TLS handshake failed? check that {files} come from the cluster's CA"
+    if "socket closed" in details.lower():
+        return f"; does the cluster require TLS? give {files}"
     return ""
 
 

@@ -86,6 +86,8 @@ class ServerProcess:
     """A loopback address of its own (127.0.0.X) stands for a host of its own."""
     any_port: bool = False
     """Listen on port 0 (the OS picks one at every start); ``port`` is then the last bound one."""
+    tls: TlsFiles | None = None
+    """Files this process presents instead of the cluster's (a rotated or a foreign certificate)."""
 
     @property
     def address(self) -> str:
@@ -219,9 +221,10 @@ class Cluster:
             certs.create_client(self.certs_dir, name, role)
         return TlsFiles(self.node_tls.ca, files.cert, files.key)
 
-    def tls_args(self) -> list[str]:
-        """The ``--ca --cert --key`` flags of this cluster's nodes (none without TLS)."""
-        tls = self.node_tls
+    def tls_args(self, process: ServerProcess) -> list[str]:
+        """The ``--ca --cert --key`` flags of ``process``: its own files, else the cluster's (none
+        without TLS)."""
+        tls = process.tls or self.node_tls
         return [] if tls is None else ["--ca", str(tls.ca), "--cert", str(tls.cert), "--key", str(tls.key)]
 
     def pd_store_args(self, heartbeat_interval: float = 0.2) -> list[str]:
@@ -263,7 +266,7 @@ class Cluster:
                 "--data-dir", str(pp.data_dir),
                 "--ready-file", str(pp.ready_file),
                 "--tick-interval", str(self.tick_interval),
-                *self.tls_args(),
+                *self.tls_args(pp),
                 *pp.args,
                 *self.pd_args,
             ])
@@ -299,7 +302,7 @@ class Cluster:
             "--test-failpoints",
             "--tick-interval", str(self.tick_interval),
             "--max-clock-drift", str(self.max_clock_drift),
-            *self.tls_args(),
+            *self.tls_args(sp),
             *sp.args,
             *self.extra_args,
         ])
