@@ -284,10 +284,12 @@ class Playground:
                 labels = (f"store {i} {format_labels(self.layout.store_labels(i))}"
                           for i in range(1, self.layout.stores + 1))
                 self.say(f"store labels: {', '.join(labels)}")
-            print(f"kvdb playground ready: pd={self.layout.pd_endpoints}", flush=True)
             if self.tls:
-                self.say(f"mutual TLS on; certificates in {self.tls.node.ca.parent}; connect with:")
-                print("\n".join(self.tls.exports()), flush=True)
+                self.say(f"mutual TLS on, certificates in {self.tls.node.ca.parent}; connect with the "
+                         "exports after the ready line")
+            # One write: a reader of the ready line finds the exports with it.
+            exports = self.tls.exports() if self.tls else []
+            print("\n".join([f"kvdb playground ready: pd={self.layout.pd_endpoints}", *exports]), flush=True)
             await self._watch(stop.wait(), stop)
         except _Exit as exc:
             self.say(exc.message)
