@@ -100,3 +100,9 @@ def test_the_start_up_line_says_whether_tls_is_on(caplog: pytest.LogCaptureFixtu
                                   "and administer this cluster (see docs/security.md)")
     assert tls.levelno == logging.INFO
     assert tls.getMessage() == f"mutual TLS on (CA {files.ca}): peers and clients need certificates from it"
+
+
+def test_tls_files_are_exported_by_the_package_without_loading_grpc() -> None:
+    code = ("import sys, kvdb; assert 'grpc' not in sys.modules; from kvdb.net.tls import TlsFiles; "
+            "assert kvdb.TlsFiles is TlsFiles")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
