@@ -106,3 +106,25 @@ def test_tls_files_are_exported_by_the_package_without_loading_grpc() -> None:
     code = ("import sys, kvdb; assert 'grpc' not in sys.modules; from kvdb.net.tls import TlsFiles; "
             "assert kvdb.TlsFiles is TlsFiles")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.parametrize(("details", "with_tls", "hint"), [
+    # What grpc 1.85 reports in each case (captured from real connections).
+    ("failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:1: Tls handshake failed "
+     "(TSI_PROTOCOL_FAILURE): SSL_ERROR_SSL: certificate signature failure", True, "TLS handshake failed?"),
+    ("failed to connect to all addresses; last error: UNAVAILABLE: ipv4:127.0.0.1:1: Socket closed", True,
+     "TLS handshake failed?"),
+    ("failed to connect to all addresses; last error: UNAVAILABLE: ipv4:127.0.0.1:1: Socket closed", False,
+     "does the cluster require TLS?"),
+    ("failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:1: Custom verification check "
+     "failed with error: UNAUTHENTICATED: Hostname Verification Check failed.", True,
+     "does not name the address"),
+    ("failed to connect to all addresses; last error: UNAVAILABLE: ipv4:127.0.0.1:1: Connection refused",
+     False, ""),
+])
+def test_an_unreachable_pd_gets_a_tls_hint_only_when_tls_is_the_likely_cause(
+        details: str, with_tls: bool, hint: str) -> None:
+    from kvdb.pdclient.client import tls_hint
+
+    got = tls_hint(details, with_tls)
+    assert (hint in got) if hint else got == ""

@@ -65,9 +65,13 @@ def split_ts(ts: int) -> tuple[int, int]:
 
 def tls_hint(details: str, with_tls: bool) -> str:
     """A hint for an unreachable PD whose last error looks like a TLS mismatch, else ''. gRPC says
-    "handshake failed" when we refuse the server's certificate, and only "Socket closed" when the
-    server refuses ours or a plaintext client dials a TLS server."""
+    "handshake failed" when we refuse the server's certificate, "Hostname Verification Check
+    failed" when it does not name the address, and only "Socket closed" when the server refuses
+    ours or a plaintext client dials a TLS server."""
     files = "--ca/--cert/--key (or KVDB_CA/KVDB_CERT/KVDB_KEY)"
+    if "hostname verification" in details.lower():
+        return ("; TLS: the server's certificate does not name the address dialled (its node certificate "
+                "needs it in --hosts)")
     if "handshake" in details.lower() or (with_tls and "socket closed" in details.lower()):
         return f"; TLS handshake failed? check that {files} come from the cluster's CA"
     if "socket closed" in details.lower():
