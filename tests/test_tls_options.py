@@ -128,3 +128,13 @@ def test_an_unreachable_pd_gets_a_tls_hint_only_when_tls_is_the_likely_cause(
 
     got = tls_hint(details, with_tls)
     assert (hint in got) if hint else got == ""
+
+
+def test_every_ca_has_a_name_of_its_own(tmp_path: Path) -> None:
+    """TLS looks a certificate's issuer up by name in the trusted bundle: alike names break CA rotation
+    (tests/integration/test_tls.py::test_ca_rotation_through_a_bundle_keeps_the_cluster_serving)."""
+    from cryptography import x509
+
+    names = {x509.load_pem_x509_certificate(certs.create_ca(tmp_path / d).cert.read_bytes()).subject
+             for d in ("a", "b")}
+    assert len(names) == 2

@@ -23,7 +23,7 @@ import kvdb
 from kvdb.net import certs, grpc_factory
 from kvdb.net.tls import TlsFiles
 from kvdb.pb import raft_serverpb_pb2, raft_serverpb_pb2_grpc
-from tests.integration.cluster import free_ports, make_node_tls, wait_for
+from tests.integration.cluster import Cluster, free_ports, make_node_tls, wait_for
 from tests.integration.conftest import MakePdCluster
 
 TIMEOUT = 30.0
@@ -144,3 +144,57 @@ def test_a_server_refuses_bad_tls_files_with_a_one_line_error(tmp_path: Path, mi
         assert result.returncode == 2, result
         assert len(result.stderr.strip().splitlines()) == 1 and words in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
+
+
+def _rolling_restart(cluster: Cluster, tls: TlsFiles, client: TlsFiles) -> None:
+    """Restart every PD member, then every store, one at a time with ``tls``; after each, a write
+    through ``client`` must succeed (the cluster kept, or got back, a quorum everywhere)."""
+    for mid, member in cluster.pd.items():
+        cluster.stop_pd(mid)
+        member.tls = tls
+        cluster.start_pd(mid)
+        _write(cluster, client, f"pd{mid}")
+    for sid, store in cluster.stores.items():
+        cluster.stop(sid)
+        store.tls = tls
+        cluster.restart(sid)
+        _write(cluster, client, f"store{sid}")
+
+
+def _write(cluster: Cluster, client: TlsFiles, tag: str) -> None:
+    with kvdb.connect(cluster.pd_endpoints, timeout=TIMEOUT, tls=client) as c:
+        c.put(b"ca-rotation-" + tag.encode(), tag.encode())
+
+
+def test_ca_rotation_through_a_bundle_keeps_the_cluster_serving(
+        make_pd_cluster: MakePdCluster, tmp_path: Path) -> None:
+    """docs/security.md, "Rotation", the CA: bundle old + new, new node certificates, drop the old CA."""
+    cluster, pd = make_pd_cluster(tls=True)
+    pd.wait_voters(3)
+    old_client = cluster.client_tls()
+    new_dir = tmp_path / "new-ca"
+    certs.create_ca(new_dir)
+    new_node = certs.create_node(new_dir, ["127.0.0.1", "localhost"])
+    new_pair = certs.create_client(new_dir, "root2", "admin")
+    new_ca = new_dir / certs.CA_CERT
+    new_client = TlsFiles(new_ca, new_pair.cert, new_pair.key)
+    bundle = tmp_path / "bundle.crt"
+    bundle.write_bytes(cluster.node_tls.ca.read_bytes() + new_ca.read_bytes())
+
+    _rolling_restart(cluster, TlsFiles(bundle, cluster.node_tls.cert, cluster.node_tls.key), old_client)
+    # Nodes about to present certificates of the new CA: clients must trust it too (the bundle).
+    old_client_both = TlsFiles(bundle, old_client.cert, old_client.key)
+    _rolling_restart(cluster, TlsFiles(bundle, new_node.cert, new_node.key), old_client_both)
+    _write(cluster, new_client, "both-clients")  # both CAs are trusted now
+    _rolling_restart(cluster, TlsFiles(new_ca, new_node.cert, new_node.key), new_client)
+
+    with kvdb.connect(cluster.pd_endpoints, timeout=TIMEOUT, tls=new_client) as c:
+        tags = [f"pd{m}" for m in cluster.pd] + [f"store{s}" for s in cluster.stores] + ["both-clients"]
+        for tag in tags:
+            assert c.get(b"ca-rotation-" + tag.encode()) == tag.encode()
+    refused = subprocess.run(
+        [sys.executable, "-m", "kvdb", "put", "old-ca", "x", "--pd", cluster.pd_endpoints, "--timeout", "3",
+         "--ca", str(old_client.ca), "--cert", str(old_client.cert), "--key", str(old_client.key)],
+        capture_output=True, text=True, timeout=TIMEOUT)
+    assert refused.returncode == 3 and "TLS handshake failed?" in refused.stderr, refused
+    cluster.assert_all_running()
