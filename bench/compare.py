@@ -25,7 +25,7 @@ from typing import Any
 
 from bench.runner import BenchConfig, BenchError, run_bench
 from bench.workloads import BANK_RANGES, WORKLOADS, default_keys, key_space, needs_preload
-from kvdb.net.tls_options import add_tls_flags, tls_from_args
+from kvdb.net.tls_options import add_tls_flags, forget_tls_env, tls_from_args
 
 USAGE, FAILED, INTERRUPTED = 2, 3, 130
 REPO = Path(__file__).resolve().parent.parent
@@ -201,6 +201,7 @@ def etcd_cluster(work_dir: Path) -> Iterator[str]:
 @contextlib.contextmanager
 def playground(work_dir: Path) -> Iterator[tuple[str, Path]]:
     """A fresh ``kvdb playground`` in ``work_dir``; yields the PD endpoints and its data dir."""
+    forget_tls_env()  # it runs plaintext
     data_dir = work_dir / "kvdb"
     cmd = [sys.executable, "-m", "kvdb", "playground", "--data-dir", str(data_dir),
            "--base-port", str(free_base_port(PLAYGROUND_PORTS))]

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.workloads import key_of
 from kvdb.errors import KvdbError
+from kvdb.net.tls_options import forget_tls_env
 from kvdb.pb import metapb_pb2
 from kvdb.pdclient.client import PdClient, PdError
 from kvdb.store.config import StoreConfig
@@ -217,6 +218,7 @@ def main(args: argparse.Namespace) -> int:
         print("kvdb bench failover: need positive --rounds, --concurrency, --restart-after and --settle",
               file=sys.stderr)
         return USAGE
+    forget_tls_env()  # the cluster started here runs plaintext
     root = args.dir or Path(tempfile.mkdtemp(prefix="kvdb-failover-"))
     cluster = Cluster.create_with_pd(root, 3, 3, tick_interval=StoreConfig.tick_interval,
                                      max_clock_drift=StoreConfig.max_clock_drift)

@@ -138,3 +138,14 @@ def test_every_ca_has_a_name_of_its_own(tmp_path: Path) -> None:
     names = {x509.load_pem_x509_certificate(certs.create_ca(tmp_path / d).cert.read_bytes()).subject
              for d in ("a", "b")}
     assert len(names) == 2
+
+
+def test_a_bench_command_with_its_own_cluster_forgets_the_environment(
+        monkeypatch: pytest.MonkeyPatch, files: TlsFiles) -> None:
+    from kvdb.net.tls_options import forget_tls_env
+
+    for name, path in ((ENV_CA, files.ca), (ENV_CERT, files.cert), (ENV_KEY, files.key)):
+        monkeypatch.setenv(name, str(path))
+    assert TlsFiles.from_env() == files
+    forget_tls_env()
+    assert TlsFiles.from_env() is None

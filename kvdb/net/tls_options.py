@@ -37,6 +37,14 @@ def tls_from_args(args: argparse.Namespace) -> TlsFiles | None:
     return tls
 
 
+def forget_tls_env() -> None:
+    """For a command that starts its own plaintext cluster (``kvdb bench compare``, ``profile``,
+    ``failover``): the user's KVDB_* variables are for another cluster, and its clients (and the
+    client processes it spawns, which inherit the environment) must dial this one plaintext."""
+    for name in (ENV_CA, ENV_CERT, ENV_KEY):
+        os.environ.pop(name, None)
+
+
 def log_tls_mode(log: logging.Logger, tls: TlsFiles | None, listen: str) -> None:
     """The start-up line that says whether this node is protected (docs/security.md)."""
     if tls is not None:
