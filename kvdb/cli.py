@@ -219,10 +219,11 @@ def _add_playground_parser(sub: argparse._SubParsersAction) -> None:
                         "--labels '' drops them)")
     p.add_argument("--ready-timeout", type=float, default=pg.DEFAULT_READY_TIMEOUT,
                    help=f"seconds the cluster may take to serve (default {pg.DEFAULT_READY_TIMEOUT:.0f})")
-    p.add_argument("--tls", action="store_true",
+    p.add_argument("--tls", action=argparse.BooleanOptionalAction, default=None,
                    help="mutual TLS everywhere: certificates in DATA_DIR/certs (made unless there: a CA, "
                         "a node certificate, a client 'root' with role admin); the ready line is followed "
-                        "by the KVDB_CA/KVDB_CERT/KVDB_KEY exports that connect")
+                        "by the KVDB_CA/KVDB_CERT/KVDB_KEY exports that connect (kept for later runs; "
+                        "--no-tls: plaintext again)")
 
 
 def _add_client_flags(p: argparse.ArgumentParser) -> None:

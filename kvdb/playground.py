@@ -92,6 +92,8 @@ class Layout:
     base_port: int = DEFAULT_BASE_PORT
     labels: dict[str, list[str]] = field(default_factory=dict)
     """Label key -> values dealt to the stores round robin (``--labels zone=a,b,c``)."""
+    tls: bool = False
+    """Mutual TLS with the certificates in ``DATA_DIR/certs`` (``--tls``)."""
 
     def pd_address(self, member_id: int) -> str:
         return f"127.0.0.1:{self.base_port + member_id - 1}"
@@ -138,12 +140,14 @@ def parse_label_choices(specs: list[str]) -> dict[str, list[str]]:
 
 
 def resolve_layout(data_dir: Path, pd: int | None, stores: int | None, base_port: int | None,
-                   labels: list[str] | None = None) -> Layout:
+                   labels: list[str] | None = None, tls: bool | None = None) -> Layout:
     """The layout to run: the saved one with any flags applied, or the defaults for a new data dir.
 
     The PD count and base port cannot change once PD members exist (they know each other's
     addresses); the store count can, and a bigger one adds stores. Labels can change too (each
-    store registers its labels anew when it starts); ``--labels ''`` drops them.
+    store registers its labels anew when it starts); ``--labels ''`` drops them. TLS stays as it
+    was unless ``--tls`` / ``--no-tls`` say otherwise (the clients' exports still work after a
+    plain restart).
     """
     choices = None if labels is None else parse_label_choices(labels)
     saved_path = data_dir / LAYOUT_FILE
@@ -157,10 +161,10 @@ def resolve_layout(data_dir: Path, pd: int | None, stores: int | None, base_port
                 raise PlaygroundError(f"{data_dir} was created with {flag} {was}; "
                                       "use that or another --data-dir")
         layout = Layout(saved.pd, saved.stores if stores is None else stores, saved.base_port,
-                        saved.labels if choices is None else choices)
+                        saved.labels if choices is None else choices, saved.tls if tls is None else tls)
     else:
         layout = Layout(DEFAULT_PD if pd is None else pd, DEFAULT_STORES if stores is None else stores,
-                        DEFAULT_BASE_PORT if base_port is None else base_port, choices or {})
+                        DEFAULT_BASE_PORT if base_port is None else base_port, choices or {}, bool(tls))
     layout.validate()
     return layout
 
@@ -407,7 +411,7 @@ async def _serves(pd: PdClient, want_voters: int, tls: TlsFiles | None) -> bool:
 
 def run_playground(data_dir: Path, pd: int | None, stores: int | None, base_port: int | None,
                    ready_timeout: float = DEFAULT_READY_TIMEOUT, labels: list[str] | None = None,
-                   tls: bool = False) -> int:
+                   tls: bool | None = None) -> int:
     """The ``kvdb playground`` command: one playground per data dir at a time (a lock file says so)."""
     try:
         if pd is not None:
@@ -420,8 +424,8 @@ def run_playground(data_dir: Path, pd: int | None, stores: int | None, base_port
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise PlaygroundError(f"another playground is running on {data_dir}") from None
-        layout = resolve_layout(data_dir, pd, stores, base_port, labels)
-        files = ensure_certs(data_dir) if tls else None
+        layout = resolve_layout(data_dir, pd, stores, base_port, labels, tls)
+        files = ensure_certs(data_dir) if layout.tls else None
     except (PlaygroundError, OSError) as exc:
         print(f"kvdb playground: {exc}", file=sys.stderr)
         return exc.status if isinstance(exc, PlaygroundError) else 1

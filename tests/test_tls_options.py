@@ -149,3 +149,18 @@ def test_a_bench_command_with_its_own_cluster_forgets_the_environment(
     assert TlsFiles.from_env() == files
     forget_tls_env()
     assert TlsFiles.from_env() is None
+
+
+def test_a_playground_data_dir_remembers_tls(tmp_path: Path) -> None:
+    import json
+    from dataclasses import asdict
+
+    from kvdb.playground import LAYOUT_FILE, resolve_layout
+
+    assert resolve_layout(tmp_path, None, None, None).tls is False
+    layout = resolve_layout(tmp_path, None, None, None, tls=True)
+    (tmp_path / LAYOUT_FILE).write_text(json.dumps(asdict(layout)))
+    assert resolve_layout(tmp_path, None, None, None).tls is True
+    assert resolve_layout(tmp_path, None, None, None, tls=False).tls is False
+    (tmp_path / LAYOUT_FILE).write_text('{"pd": 3, "stores": 3, "base_port": 2379, "labels": {}}')
+    assert resolve_layout(tmp_path, None, None, None).tls is False  # a data dir from before --tls

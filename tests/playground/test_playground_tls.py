@@ -40,7 +40,8 @@ class TlsPlayground(Playground):
     env: dict[str, str]
 
     def start(self, *extra: str) -> None:
-        super().start("--tls", *extra)
+        """``extra`` [] means ``--tls``; a restart may give other flags (the data dir remembers TLS)."""
+        super().start(*(extra or ["--tls"]))
         # The playground writes them with the ready line, in one write: already read, or at hand.
         exports = [self.proc.stdout.readline().strip() for _ in range(3)]
         self.env = {}
@@ -152,7 +153,7 @@ def test_a_restart_keeps_the_certificates(pg: TlsPlayground) -> None:
     before = {p.name: p.read_bytes() for p in certs_dir.iterdir()}
     exports = dict(pg.env)
     assert pg.stop() == 0
-    pg.start()
+    pg.start("--ready-timeout", "60")  # no --tls: the data dir remembers it
     assert pg.env == exports
     assert {p.name: p.read_bytes() for p in certs_dir.iterdir()} == before
     assert pg.ok("get", "cli-key") == "cli-value\n"
