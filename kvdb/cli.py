@@ -58,6 +58,7 @@ def _add_store_parser(sub: argparse._SubParsersAction) -> None:
                         "(all keys) gets a voter on each")
     p.add_argument("--test-failpoints", action="store_true",
                    help="enable the admin failpoints (message drop/delay, clock skew); tests only")
+    _add_metrics_flag(p)
     p.add_argument("--ready-file", type=Path, help="write the bound port here once serving")
     p.add_argument("--tick-interval", type=float, help="seconds per Raft tick (default 0.05)")
     p.add_argument("--raft-log-gc-count-limit", type=int, help="truncate a log beyond this many entries")
@@ -80,6 +81,11 @@ def _add_store_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
 
 
+def _add_metrics_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--metrics-listen", default="",
+                   help="HOST:PORT to serve Prometheus metrics on, at /metrics (port 0: any; default: off)")
+
+
 def _add_pd_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pd", help="run a placement driver member",
                        description="Run one PD member in the foreground until SIGINT/SIGTERM.")
@@ -95,6 +101,7 @@ def _add_pd_parser(sub: argparse._SubParsersAction) -> None:
                    help="ID=HOST:PORT,... of every founding PD member (an odd number; 3 recommended)")
     p.add_argument("--join", help="HOST:PORT,... of members of a running PD to join (instead of "
                                   "--initial-members; add the member first: kvdb admin members add)")
+    _add_metrics_flag(p)
     p.add_argument("--ready-file", type=Path, help="write the bound port here once serving")
     p.add_argument("--tick-interval", type=float, help="seconds per Raft tick (default 0.05)")
     p.add_argument("--replica-count", type=int, default=3, help="replicas per range (default 3)")
@@ -112,7 +119,7 @@ def _setup_logging(level: str) -> None:
 
 
 def _run_pd(args: argparse.Namespace) -> int:
-    from kvdb.server.addresses import check_member_address
+    from kvdb.server.addresses import check_member_address, check_metrics_listen
     from kvdb.server.node import parse_static_cluster
     from kvdb.store.config import StoreConfig
     from placement.server import PdConfig, default_schedule, serve
@@ -134,9 +141,11 @@ def _run_pd(args: argparse.Namespace) -> int:
         join = [] if args.join is None else _check_endpoints(args.join, "--join").split(",")
         config = PdConfig(member_id=args.member_id, listen=args.listen, data_dir=args.data_dir,
                           initial_members=members, join=join, store=store_cfg, schedule=schedule,
-                          store_disconnect_ms=args.store_disconnect_ms, tls=tls_from_args(args))
+                          store_disconnect_ms=args.store_disconnect_ms, metrics_listen=args.metrics_listen,
+                          tls=tls_from_args(args))
         config.validate()
         check_member_address(args.member_id, members, args.listen, args.advertise_address)
+        check_metrics_listen(args.metrics_listen)
     except ValueError as exc:
         print(f"kvdb pd: {exc}", file=sys.stderr)
         return 2
@@ -159,7 +168,7 @@ def _run(coro: object, name: str) -> int:
 
 def _run_store(args: argparse.Namespace) -> int:
     from kvdb.labels import parse_labels
-    from kvdb.server.addresses import check_addresses
+    from kvdb.server.addresses import check_addresses, check_metrics_listen
     from kvdb.server.node import NodeConfig, parse_static_cluster, serve
     from kvdb.store.config import StoreConfig
 
@@ -183,6 +192,7 @@ def _run_store(args: argparse.Namespace) -> int:
         if static and args.pd:
             raise ValueError("use either --pd or --static-cluster, not both")
         check_addresses(args.listen, args.advertise_address)
+        check_metrics_listen(args.metrics_listen)
         labels = parse_labels(args.labels)
         if labels and not args.pd:
             raise ValueError("--labels needs --pd (labels are for PD's placement)")
@@ -194,7 +204,8 @@ def _run_store(args: argparse.Namespace) -> int:
                         advertise=args.advertise_address, labels=labels,
                         cluster_id=args.cluster_id, static_cluster=static, pd_endpoints=args.pd,
                         pd_heartbeat_interval=args.pd_heartbeat_interval,
-                        test_failpoints=args.test_failpoints, store=store_cfg, tls=tls)
+                        test_failpoints=args.test_failpoints, metrics_listen=args.metrics_listen,
+                        store=store_cfg, tls=tls)
     log_tls_mode(logging.getLogger("kvdb.store"), tls, args.listen)
     return _run(serve(config, args.ready_file), "kvdb store")
 

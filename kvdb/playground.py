@@ -24,6 +24,7 @@ import fcntl
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -60,6 +61,8 @@ CERTS_DIR = "certs"
 CLIENT_NAME = "root"
 """The client certificate the playground makes (role admin) and prints the exports of."""
 LAYOUT_FILE = "playground.json"
+METRICS_FILE = "run/metrics.json"
+"""Process label -> its /metrics URL, for this run (the ports are picked afresh at every start)."""
 LOCK_FILE = "playground.lock"
 PR_SET_PDEATHSIG = 1
 
@@ -178,6 +181,7 @@ class Child:
     log_path: Path
     ready_path: Path
     pid_path: Path
+    metrics_url: str
     proc: subprocess.Popen | None = None
     reported: bool = False
 
@@ -244,21 +248,25 @@ class Playground:
         python = [sys.executable, "-m", "kvdb"]
         tls_flags = tls.node_flags() if tls else []
         self.children: list[Child] = []
+        metrics = iter(free_ports(layout.pd + layout.stores))
         for i in range(1, layout.pd + 1):
             members = ",".join(f"{m}={layout.pd_address(m)}" for m in range(1, layout.pd + 1))
+            metrics_at = f"127.0.0.1:{next(metrics)}"
             cmd = [*python, "pd", "--member-id", str(i), "--listen", layout.pd_address(i),
                    "--data-dir", str(data_dir / f"pd{i}"), "--initial-members", members,
-                   "--ready-file", str(run / f"pd{i}.ready"), *tls_flags]
+                   "--ready-file", str(run / f"pd{i}.ready"), "--metrics-listen", metrics_at, *tls_flags]
             self.children.append(Child(f"PD member {i}", cmd, logs / f"pd{i}.log",
-                                       run / f"pd{i}.ready", run / f"pd{i}.pid"))
+                                       run / f"pd{i}.ready", run / f"pd{i}.pid", f"http://{metrics_at}/metrics"))
         for i in range(1, layout.stores + 1):
+            metrics_at = f"127.0.0.1:{next(metrics)}"
             cmd = [*python, "store", "--store-id", str(i), "--listen", layout.store_address(i),
                    "--data-dir", str(data_dir / f"store{i}"), "--pd", layout.pd_endpoints,
-                   "--ready-file", str(run / f"store{i}.ready"), *tls_flags]
+                   "--ready-file", str(run / f"store{i}.ready"), "--metrics-listen", metrics_at, *tls_flags]
             if layout.labels:
                 cmd += ["--labels", format_labels(layout.store_labels(i))]
             self.children.append(Child(f"store {i}", cmd, logs / f"store{i}.log",
-                                       run / f"store{i}.ready", run / f"store{i}.pid"))
+                                       run / f"store{i}.ready", run / f"store{i}.pid",
+                                       f"http://{metrics_at}/metrics"))
 
     def say(self, line: str) -> None:
         print(f"kvdb playground: {line}", file=sys.stderr, flush=True)
@@ -288,6 +296,8 @@ class Playground:
                 labels = (f"store {i} {format_labels(self.layout.store_labels(i))}"
                           for i in range(1, self.layout.stores + 1))
                 self.say(f"store labels: {', '.join(labels)}")
+            self.say(f"metrics (also in {self.data_dir / METRICS_FILE}): "
+                     + ", ".join(f"{c.label} {c.metrics_url}" for c in self.children))
             if self.tls:
                 self.say(f"mutual TLS on, certificates in {self.tls.node.ca.parent}; connect with the "
                          "exports after the ready line")
@@ -312,6 +322,8 @@ class Playground:
                                               stdin=subprocess.DEVNULL, env=env, start_new_session=True,
                                               preexec_fn=preexec)
             child.pid_path.write_text(f"{child.proc.pid}\n")
+        urls = {child.label: child.metrics_url for child in self.children}
+        (self.data_dir / METRICS_FILE).write_text(json.dumps(urls, indent=1) + "\n")
 
     async def _watch(self, work: Awaitable[T], stop: asyncio.Event) -> T:
         """Runs ``work`` while checking, every poll, for a stop request and for children that died."""
@@ -370,6 +382,19 @@ class Playground:
         for child in self.children:
             child.pid_path.unlink(missing_ok=True)
             child.ready_path.unlink(missing_ok=True)
+        (self.data_dir / METRICS_FILE).unlink(missing_ok=True)
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct loopback ports free right now (bound together, then released for the children)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def _how_it_ended(status: int) -> str:

@@ -19,11 +19,15 @@ from pathlib import Path
 import grpc
 import xxhash
 
+from kvdb.metrics.endpoint import MetricsEndpoint
+from kvdb.metrics.raft import engine_families, raft_families
+from kvdb.metrics.rpc import RpcMetricsInterceptor
 from kvdb.net import grpc_factory
 from kvdb.net.tls import TlsFiles
-from kvdb.pb import pdpb_pb2, pdpb_pb2_grpc, raft_serverpb_pb2_grpc
+from kvdb.pb import pdpb_pb2, pdpb_pb2_grpc, raft_serverpb_pb2, raft_serverpb_pb2_grpc
 from kvdb.server.node import static_first_range
-from kvdb.server.raft_host import RaftHost, serve_until_signalled
+from kvdb.server.raft_host import RaftHost, db_path, serve_until_signalled
+from kvdb.server.readiness import Health
 from kvdb.server.services import RaftService
 from kvdb.server.supervisor import spawn
 from kvdb.storage.engine import CF_DEFAULT
@@ -33,12 +37,17 @@ from kvdb.store.store import Store
 from placement import metadata as md
 from placement.gc_rpcs import raise_safe_point
 from placement.members import Membership, fetch_group, read_group_file, write_group_file
+from placement.metrics import PdStats, pd_families
 from placement.schedule import runner
 from placement.service import PdService, now_ms
 from placement.state import MetadataState
 from placement.windows import IdAllocator, Persist, TimestampOracle
 
 log = logging.getLogger(__name__)
+
+SERVICES = [pdpb_pb2.DESCRIPTOR.services_by_name["PD"].full_name,
+            raft_serverpb_pb2.DESCRIPTOR.services_by_name["RaftTransport"].full_name]
+"""What a PD member serves (health reports each; reflection lists them)."""
 
 
 def default_schedule() -> pdpb_pb2.ScheduleConfig:
@@ -62,6 +71,8 @@ class PdConfig:
     tso_window_ms: int = 3_000
     tls: TlsFiles | None = None
     """Mutual TLS for every connection in and out (docs/security.md); None: plaintext."""
+    metrics_listen: str = ""
+    """HOST:PORT to serve Prometheus metrics on (``/metrics``; port 0 picks one); empty: none."""
 
     def validate(self) -> None:
         n = len(self.initial_members)
@@ -117,6 +128,11 @@ class PdMember:
         self._ready_lock = asyncio.Lock()
         self._server: grpc.aio.Server | None = None
         self._coordinator: asyncio.Task | None = None
+        self.stats = PdStats()
+        self.metrics = MetricsEndpoint()
+        self.metrics_port = 0
+        self.health: Health | None = None
+        self.controller = None
         # The leader's in-memory view of the replicated records it serves from (the cluster
         # model) and the scheduling over it: loaded when it starts to serve, updated with every
         # write it makes, reloaded after a write that failed (it may or may not have applied).
@@ -158,13 +174,20 @@ class PdMember:
         self.tso = TimestampOracle(now_ms, self._persister(md.TSO_WINDOW), cfg.tso_window_ms)
         self.ids = IdAllocator(self._persister(md.ALLOC_WINDOW))
         self.refresh_cluster_id()
-        self._server = grpc_factory.server(cfg.tls)
+        self._server = grpc_factory.server(cfg.tls, [RpcMetricsInterceptor(self.metrics.rpc)])
         raft_serverpb_pb2_grpc.add_RaftTransportServicer_to_server(RaftService(self), self._server)
         pdpb_pb2_grpc.add_PDServicer_to_server(PdService(self), self._server)
+        self.health = await Health.add(self._server, SERVICES)
         self.port = grpc_factory.listen(self._server, cfg.listen, cfg.tls)
         await self._server.start()
         self.host.start()
         self.membership.start()
+        if cfg.metrics_listen:
+            self.metrics_port = self.metrics.start(
+                cfg.metrics_listen, asyncio.get_running_loop(),
+                lambda: [*raft_families(self.store, self.host.timings), *pd_families(self, now_ms())],
+                lambda: engine_families(db_path(cfg.data_dir)))
+        await self.health.serving()
         log.info("PD member %d serving on %s (members %s)", cfg.member_id, cfg.listen, self.members)
 
     async def _find_group(self) -> None:
@@ -223,6 +246,8 @@ class PdMember:
         self.ranges_changed()
 
     def _use(self, scheduling: runner.Scheduling) -> None:
+        if self.controller is not None:  # its finished operators still count (``kvdb_pd_operators``)
+            self.stats.retired_outcomes += self.controller.outcomes
         self.cluster = scheduling.cluster
         self.controller = scheduling.controller
         self.coordinator = scheduling.coordinator
@@ -276,6 +301,8 @@ class PdMember:
         log.info("PD member %d leads (cluster %d)", self.config.member_id, self.cluster_id)
 
     async def stop(self) -> None:
+        if self.health is not None:
+            await self.health.stopping()  # probes see NOT_SERVING before anything goes away
         if self._coordinator is not None:
             self._coordinator.cancel()
         await self.membership.stop()
@@ -283,6 +310,7 @@ class PdMember:
             await self._server.stop(grace=0.5)
         if self.host is not None:
             await self.host.stop()
+        self.metrics.stop()
 
 
 async def serve(config: PdConfig, ready_file: Path | None = None) -> None:

@@ -182,6 +182,7 @@ class PdService(AdminRpcs, GcRpcs, MemberRpcs, pdpb_pb2_grpc.PDServicer):
             if not cluster.store_heartbeat(request.store_id, request.stats, now):
                 raise RequestError(f"store {request.store_id} is unknown: PutStore first",
                                    invalid_argument=True)
+            self.member.stats.heartbeats["store"] += 1
             resp.config.CopyFrom(cluster.config)  # e.g. max_range_size for the split checker
             resp.state = cluster.state(request.store_id, now)
             resp.gc_safe_point = self.member.gc_safe_point
@@ -206,6 +207,7 @@ class PdService(AdminRpcs, GcRpcs, MemberRpcs, pdpb_pb2_grpc.PDServicer):
             raise RequestError("range heartbeat without a range id", invalid_argument=True)
         fresh = await self._record_ranges(request.ranges)
         member, now = self.member, now_ms()
+        member.stats.heartbeats["range"] += 1
         controller = member.controller
         for info in fresh:
             self._decide(resp, info, now)
@@ -411,6 +413,8 @@ class PdService(AdminRpcs, GcRpcs, MemberRpcs, pdpb_pb2_grpc.PDServicer):
                 # ran out meanwhile must not answer after the new leader's first stamp.
                 self.state.check_serving()
                 out.timestamp, out.count = ts, count
+                self.member.stats.tso_requests += 1
+                self.member.stats.tso_stamps += count
 
             yield await self._serve(request, resp, handle)
 

@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import asdict
 from pathlib import Path
 
@@ -103,6 +104,10 @@ def test_unknown_command_fails_with_one_line() -> None:
     (["admin", "gc", "--keep=-5m"], ["not a duration"]),
     (["admin", "gc", "--keep", "1m", "--safe-point", "5"], ["not allowed with"]),
     (["admin", "gc", "--safe-point", "0"], ["--safe-point", "positive"]),
+    (["store", "--store-id", "1", "--listen", "127.0.0.1:1", "--data-dir", "/nonexistent/kvdb",
+      "--metrics-listen", "9100"], ["--metrics-listen: '9100' is not HOST:PORT"]),
+    (["pd", "--member-id", "1", "--listen", "127.0.0.1:1", "--data-dir", "/nonexistent/kvdb",
+      "--initial-members", "1=127.0.0.1:1", "--metrics-listen", "x:y"], ["--metrics-listen"]),
 ])
 def test_usage_errors_are_one_line(args: list[str], words: list[str], tmp_path: Path) -> None:
     result = run(*args, "--data-dir", str(tmp_path / "pg")) if args[0] == "playground" else run(*args)
@@ -157,12 +162,12 @@ def test_ranges_table_marks_the_leader() -> None:
 
 
 def test_store_reads_a_toml_config_and_flags_win(tmp_path: Path) -> None:
-    port, other = free_ports(2)
+    port, other, metrics = free_ports(3)
     config = tmp_path / "store.toml"
     config.write_text(
         f'store-id = 1\nlisten = "127.0.0.1:{other}"\ndata-dir = "{tmp_path / "data"}"\n'
         f'static-cluster = "1=127.0.0.1:{port}"\nready-file = "{tmp_path / "ready"}"\n'
-        'tick-interval = 0.02\nlog-level = "WARNING"\n'
+        f'tick-interval = 0.02\nlog-level = "WARNING"\nmetrics-listen = "127.0.0.1:{metrics}"\n'
     )
     proc = subprocess.Popen([sys.executable, "-m", "kvdb", "store", "--config", str(config),
                              "--listen", f"127.0.0.1:{port}"], stderr=subprocess.PIPE, text=True)
@@ -174,6 +179,8 @@ def test_store_reads_a_toml_config_and_flags_win(tmp_path: Path) -> None:
             time.sleep(0.05)
         assert (tmp_path / "ready").read_text() == str(port)  # --listen on the command line won
         assert (tmp_path / "data" / "db").is_dir()
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=10) as resp:
+            assert b"kvdb_store_ranges 1.0" in resp.read()
     finally:
         proc.terminate()
         assert proc.wait(timeout=30) == 0

@@ -7,6 +7,8 @@ certificates does (and says so in its start-up log).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import grpc
 
 from kvdb.net.tls import TlsFiles
@@ -28,9 +30,10 @@ CHANNEL_OPTIONS = _COMMON_OPTIONS + [
 SERVER_OPTIONS = _COMMON_OPTIONS
 
 
-def server(tls: TlsFiles | None) -> grpc.aio.Server:
-    """With TLS, every call is checked against the caller's certificate role (``kvdb.net.auth``)."""
-    return grpc.aio.server(options=SERVER_OPTIONS)
+def server(tls: TlsFiles | None, interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> grpc.aio.Server:
+    """With TLS, every call is checked against the caller's certificate role (``kvdb.net.auth``).
+    ``interceptors`` (the node's metrics and start-up gate) run first, in order."""
+    return grpc.aio.server(options=SERVER_OPTIONS, interceptors=list(interceptors))
 
 
 def listen(srv: grpc.aio.Server, address: str, tls: TlsFiles | None) -> int:

@@ -131,7 +131,7 @@ class _Retry:
 
 class PdClient:
     def __init__(self, endpoints: list[str] | str, *, timeout: float = 10.0,
-                 backoff: tuple[float, float] = (0.05, 1.0), tls: TlsFiles | None = None) -> None:
+                 backoff: tuple[float, float] = (0.05, 0.3), tls: TlsFiles | None = None) -> None:
         self.tls = tls
         self._last_member_error = ""
         """Why the last GetMembers failed: a refused TLS handshake shows only there."""

@@ -58,3 +58,9 @@ def check_member_address(member_id: int, members: dict[int, str], listen: str, a
         given = "--advertise-address" if advertise else "--listen (no --advertise-address)"
         raise ValueError(f"member {member_id} advertises {address} ({given}) but --initial-members names it "
                          f"{entry}; they must match")
+
+
+def check_metrics_listen(address: str) -> None:
+    """``--metrics-listen`` is HOST:PORT (a wildcard host is fine: Prometheus dials it) or empty."""
+    if address:
+        split_host_port(address, "--metrics-listen")

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from google.protobuf.message import Message
 
+from kvdb.metrics.kv import KvRequestStats
 from kvdb.pb import kvrpc_pb2, raft_serverpb_pb2
 from kvdb.storage.engine import CF_DEFAULT
 from kvdb.store.clock import wall_ms
@@ -53,6 +54,7 @@ class KvHandler:
         succeeded."""
         self.drop_write_responses = 0
         """Failpoint (tests only): swallow this many more write responses, after they applied."""
+        self.stats = KvRequestStats()
 
     def handle(self, req: kvrpc_pb2.Request, respond: Respond) -> None:
         kind = req.WhichOneof("cmd")
@@ -61,6 +63,7 @@ class KvHandler:
             resp.put.error.CopyFrom(InvalidArgumentError("request carries no command").to_pb())
             respond(resp)
             return
+        respond = self.stats.timed(kind, respond)
         body = getattr(resp, kind)
         body.SetInParent()  # an empty body (a put's success) must still say which command it answers
         handler = self._handlers.get(kind)

@@ -6,22 +6,36 @@ module adds the store's services, failpoints and the static bootstrap.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 
+from kvdb.metrics.endpoint import MetricsEndpoint
+from kvdb.metrics.kv import kv_families
+from kvdb.metrics.raft import engine_families, raft_families
+from kvdb.metrics.rpc import RpcMetricsInterceptor
 from kvdb.net import grpc_factory
 from kvdb.net.tls import TlsFiles
-from kvdb.pb import adminpb_pb2, adminpb_pb2_grpc, kvrpc_pb2_grpc, metapb_pb2, raft_serverpb_pb2_grpc
+from kvdb.pb import (
+    adminpb_pb2,
+    adminpb_pb2_grpc,
+    kvrpc_pb2,
+    kvrpc_pb2_grpc,
+    metapb_pb2,
+    raft_serverpb_pb2,
+    raft_serverpb_pb2_grpc,
+)
 from kvdb.pdclient.client import PdClient
 from kvdb.server.addresses import advertised
 from kvdb.server.gc_worker import GcWorker
 from kvdb.server.identity import claim_store_id
 from kvdb.server.kv_handler import KvHandler
 from kvdb.server.pd_worker import PdWorker
-from kvdb.server.raft_host import RaftHost, serve_until_signalled
+from kvdb.server.raft_host import RaftHost, db_path, serve_until_signalled
+from kvdb.server.readiness import Health, StartupGate
 from kvdb.server.services import AdminService, KvService, RaftService
 from kvdb.server.split_worker import SplitWorker
 from kvdb.server.transport import GrpcTransport
@@ -33,6 +47,9 @@ from kvdb.store.store import Store
 log = logging.getLogger(__name__)
 
 FIRST_RANGE_ID = 1
+SERVICES = [pb.DESCRIPTOR.services_by_name[name].full_name
+            for pb, name in ((kvrpc_pb2, "Kv"), (adminpb_pb2, "Admin"), (raft_serverpb_pb2, "RaftTransport"))]
+"""What a store serves (health reports each; reflection lists them)."""
 
 
 @dataclass
@@ -55,6 +72,8 @@ class NodeConfig:
     request_timeout: float = 10.0
     tls: TlsFiles | None = None
     """Mutual TLS for every connection in and out (docs/security.md); None: plaintext."""
+    metrics_listen: str = ""
+    """HOST:PORT to serve Prometheus metrics on (``/metrics``; port 0 picks one); empty: none."""
     store: StoreConfig = field(default_factory=StoreConfig)
 
 
@@ -95,6 +114,10 @@ class StoreNode:
         self.pd_worker: PdWorker | None = None
         self.split_worker: SplitWorker | None = None
         self.gc_worker: GcWorker | None = None
+        self.metrics = MetricsEndpoint()
+        self.metrics_port = 0
+        self.health: Health | None = None
+        self._gate = StartupGate("the store is starting: its ranges are not loaded yet")
 
     @property
     def store(self) -> Store:
@@ -108,6 +131,27 @@ class StoreNode:
         self.host.wake()
 
     async def start(self) -> None:
+        """Serve health checks (NOT_SERVING) at once, load (PD may not be up yet), then SERVING."""
+        cfg = self.config
+        self._server = grpc_factory.server(cfg.tls, [RpcMetricsInterceptor(self.metrics.rpc), self._gate])
+        kvrpc_pb2_grpc.add_KvServicer_to_server(KvService(self), self._server)
+        raft_serverpb_pb2_grpc.add_RaftTransportServicer_to_server(RaftService(self), self._server)
+        adminpb_pb2_grpc.add_AdminServicer_to_server(AdminService(self), self._server)
+        self.health = await Health.add(self._server, SERVICES)
+        self.port = grpc_factory.listen(self._server, cfg.listen, cfg.tls)
+        await self._server.start()
+        try:
+            if cfg.metrics_listen:
+                self.metrics_port = self.metrics.start(cfg.metrics_listen, asyncio.get_running_loop(),
+                                                       self._gather_metrics,
+                                                       lambda: engine_families(db_path(cfg.data_dir)))
+            await self._load()
+        except BaseException:
+            await self.stop()
+            raise
+        await self.health.serving()
+
+    async def _load(self) -> None:
         cfg = self.config
         cluster_id, resolve = cfg.cluster_id, self.addresses.get
         if cfg.pd_endpoints:
@@ -130,12 +174,7 @@ class StoreNode:
         if cfg.static_cluster and not store.peers and FIRST_RANGE_ID not in store.tombstones:
             store.bootstrap_range(static_first_range(cfg.static_cluster))
         self.kv_handler = KvHandler(store)
-        self._server = grpc_factory.server(cfg.tls)
-        kvrpc_pb2_grpc.add_KvServicer_to_server(KvService(self), self._server)
-        raft_serverpb_pb2_grpc.add_RaftTransportServicer_to_server(RaftService(self), self._server)
-        adminpb_pb2_grpc.add_AdminServicer_to_server(AdminService(self), self._server)
-        self.port = grpc_factory.listen(self._server, cfg.listen, cfg.tls)
-        await self._server.start()
+        self._gate.open()  # loaded: calls and Raft messages may come (the loops start next)
         self.host.start()
         address = advertised(cfg.listen, cfg.advertise, self.port)
         if self.pd_worker is not None:
@@ -153,6 +192,15 @@ class StoreNode:
             self.gc_worker.start()
         log.info("store %d serving on %s as %s (cluster %d, %d ranges)", self.store_id, cfg.listen, address,
                  cluster_id, len(store.peers))
+
+    def _gather_metrics(self) -> list:
+        """On the event loop (``kvdb.metrics.endpoint``): what has been loaded so far."""
+        out = []
+        if self.kv_handler is not None:
+            out += kv_families(self.kv_handler.stats)
+        if self.host is not None:
+            out += raft_families(self.host.store, self.host.timings)
+        return out
 
     def set_failpoint(self, kind: int, store_id: int, value: float) -> None:
         if not self.config.test_failpoints:
@@ -176,6 +224,8 @@ class StoreNode:
             raise InvalidArgumentError(f"unknown failpoint {kind}")
 
     async def stop(self) -> None:
+        if self.health is not None:
+            await self.health.stopping()  # probes see NOT_SERVING before anything goes away
         if self._server is not None:
             await self._server.stop(grace=0.5)
         if self.split_worker is not None:
@@ -186,6 +236,7 @@ class StoreNode:
             await self.pd_worker.stop()
         if self.host is not None:
             await self.host.stop()
+        self.metrics.stop()
         log.info("store %d stopped", self.store_id)
 
 

@@ -28,7 +28,7 @@ from kvdb.server.transport import GrpcTransport
 from kvdb.storage.rocks import RocksEngine
 from kvdb.store.clock import Clock, SkewedClock
 from kvdb.store.config import StoreConfig
-from kvdb.store.loop import RaftLoop
+from kvdb.store.loop import LoopTimings, RaftLoop
 from kvdb.store.store import Store
 
 
@@ -56,6 +56,7 @@ class RaftHost:
         # with the loop (it yields every switch interval, ~5 ms).
         self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot-builder")
         self._tasks: list[asyncio.Task] = []
+        self.timings = LoopTimings()
         self.crash_tick_loop = False
         """Failpoint (tests only): the tick loop raises at its next tick."""
 
@@ -87,7 +88,7 @@ class RaftHost:
     async def _raft_loop(self) -> None:
         """Drive ``kvdb.store.loop.RaftLoop``: its synced writes run on the writer thread."""
         loop = asyncio.get_running_loop()
-        raft_loop = RaftLoop(self.store)
+        raft_loop = RaftLoop(self.store, self.timings)
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()

@@ -52,8 +52,7 @@ def _timeout_response(req: kvrpc_pb2.Request) -> kvrpc_pb2.Response:
 
 class KvService(kvrpc_pb2_grpc.KvServicer):
     def __init__(self, node: StoreNode) -> None:
-        self.node = node
-        self.handler = node.kv_handler
+        self.node = node  # its kv_handler exists once it has loaded (StartupGate holds calls until then)
         for method, kind in _UNARY_KINDS.items():
             setattr(self, method, self._unary_method(kind))
 
@@ -63,7 +62,7 @@ class KvService(kvrpc_pb2_grpc.KvServicer):
             getattr(req, kind).CopyFrom(request)
             loop = asyncio.get_running_loop()
             fut: asyncio.Future[kvrpc_pb2.Response] = loop.create_future()
-            self.handler.handle(req, lambda resp: fut.done() or fut.set_result(resp))
+            self.node.kv_handler.handle(req, lambda resp: fut.done() or fut.set_result(resp))
             self.node.wake()
             remaining = context.time_remaining()
             timeout = self.node.config.request_timeout if remaining is None else remaining
@@ -108,7 +107,7 @@ class KvService(kvrpc_pb2_grpc.KvServicer):
                             out.append(_error_response(req, err))
                             continue
                         pending[req.id] = (deadline, req)
-                        self.handler.handle(req, responder(req.id))
+                        self.node.kv_handler.handle(req, responder(req.id))
                     self.node.wake()
                     wakeup.set()
             finally:

@@ -103,8 +103,6 @@ class RocksEngine:
         for name in ALL_CFS:
             self._cfs[name] = self._db.get_column_family(name)
             self._handles[name] = self._db.get_column_family_handle(name)
-        self._sync = WriteOptions()
-        self._sync.sync = True
         self._nosync = WriteOptions()
 
     def batch(self) -> RocksWriteBatch:
@@ -115,7 +113,15 @@ class RocksEngine:
             raise TypeError(f"RocksEngine cannot write a {type(batch).__name__}")
         if self._db is None:
             raise RuntimeError(f"engine {self.path} is closed")
-        self._db.write(batch._wb, self._sync if sync else self._nosync)
+        if sync:
+            # Not WriteOptions.sync: rocksdict holds the GIL through that fsync, so the event loop
+            # stalls for every group commit. flush_wal(True) syncs the same WAL records (and any
+            # unsynced ones before them) with the GIL released. The records are readable before the
+            # sync ends, which changes nothing: the caller acts on them only once write() returns.
+            self._db.write(batch._wb, self._nosync)
+            self._db.flush_wal(True)
+        else:
+            self._db.write(batch._wb, self._nosync)
 
     def get(self, cf: str, key: bytes) -> bytes | None:
         return self._cfs[cf].get(key)

@@ -22,17 +22,33 @@ The rules kept here:
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
+
+from kvdb.metrics.histogram import LatencyHistogram
 
 if TYPE_CHECKING:
     from kvdb.store.store import Iteration, Store
 
 
+class LoopTimings:
+    """Where the loop's time goes, per iteration (exported by ``kvdb.metrics.raft``)."""
+
+    def __init__(self) -> None:
+        self.append = LatencyHistogram()
+        """``Store.begin``: collect the Readies, send what may go early, stage the log append."""
+        self.fsync = LatencyHistogram()
+        """The synced write of an iteration (written on the writer thread in a real store)."""
+        self.apply = LatencyHistogram()
+        """``Store.finish``: release acks, apply committed entries, answer."""
+
+
 class RaftLoop:
     """Runs a store's iterations; the driver only performs the synced writes it hands out."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, timings: LoopTimings | None = None) -> None:
         self.store = store
+        self.timings = timings or LoopTimings()
         self._in_flight: Iteration | None = None
 
     def step(self) -> Iteration | None:
@@ -40,16 +56,23 @@ class RaftLoop:
         calls ``write`` and then ``written``). None: nothing to do."""
         if self._in_flight is not None:
             raise RuntimeError("step() while a synced write is in flight: call written() first")
-        store = self.store
+        store, clock, timings = self.store, time.perf_counter, self.timings
         while store.has_work():
+            start = clock()
             it = store.begin()
+            timings.append.observe(clock() - start)
             if it.must_sync:
                 self._in_flight = it
                 return it
             if len(it.batch):
                 store.engine.write(it.batch, sync=False)  # nothing promised rests on it
-            store.finish(it)
+            self._finish(it)
         return None
+
+    def _finish(self, it: Iteration) -> None:
+        start = time.perf_counter()
+        self.store.finish(it)
+        self.timings.apply.observe(time.perf_counter() - start)
 
     @property
     def in_flight(self) -> Iteration | None:
@@ -59,14 +82,16 @@ class RaftLoop:
     def write(self, it: Iteration) -> None:
         """The synced write of ``it`` (WAL fsync) that every driver performs. Touches no loop
         state, so a driver may run it on another thread (``RaftHost`` does)."""
+        start = time.perf_counter()
         self.store.engine.write(it.batch, sync=True)
+        self.timings.fsync.observe(time.perf_counter() - start)
 
     def written(self, it: Iteration) -> None:
         """``it``'s synced write returned: its batch is durable, so release what waited on it."""
         if it is not self._in_flight:
             raise RuntimeError("written() for an iteration that is not the one in flight")
         self._in_flight = None
-        self.store.finish(it)
+        self._finish(it)
 
     def drain(self) -> None:
         """Run until idle with every synced write done inline (``Store.run_once``: tests, tools)."""

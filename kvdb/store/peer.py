@@ -306,10 +306,13 @@ class Peer:
             log.info("range %d: peer %d is %s in term %d (leader %d)", self.range_id, self.peer_id,
                      ROLE_NAMES[rd.soft_state.role], raft.term, rd.soft_state.leader_id)
             self.max_ts_synced = False
+            if rd.soft_state.role == Role.CANDIDATE:
+                self.store.stats.elections += 1
             if rd.soft_state.role != Role.LEADER:
                 self.lease.expire()
                 self.fail_reads(self.not_leader())
             else:
+                self.store.stats.leader_changes += 1
                 self.store.sync_max_ts()
                 self.store.on_leader(self)
         if rd.lease_round_started:
@@ -513,7 +516,7 @@ class Peer:
         batch.put(CF_META, range_state_key(self.range_id), state.SerializeToString())
 
     def write_apply_state(self, batch: WriteBatch) -> None:
-        self.sessions.stage_clock(batch)
+        self.sessions.stage(batch)
         stage_apply_state(batch, self.range_id, self.applied, self.conf_state, self.gc_safe_point)
 
     def on_read_states(self, rd: Ready) -> None:

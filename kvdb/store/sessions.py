@@ -19,7 +19,10 @@ the leader stamps each command with its wall clock (``log_time_ms``), apply move
 time to ``max(log time, stamp)`` (it never goes back, even when a new leader's clock is behind),
 and at each check point (every ``EXPIRY_CHECK_MS`` of log time) drops sessions idle for longer
 than the TTL. No replica consults its own clock. The table is written in the apply batch, with the
-data and the applied index it belongs to, and travels in snapshots.
+data and the applied index it belongs to, and travels in snapshots: a session that changed is
+staged once per apply state written (``stage``), not once per command, since one client's
+session carries the results of all its writes in flight and serializing it per write cost
+O(writes in flight) each.
 
 A split copies the parent's sessions to every new range (``copy_to``), so a request re-sent to a
 new range after the split is still recognised.
@@ -57,8 +60,10 @@ class Sessions:
         self.range_id = range_id
         self.ttl_ms = ttl_ms
         self.clock = raft_serverpb_pb2.SessionClock()
-        self._clock_moved = False  # since the clock was last staged (``stage_clock``)
+        self._clock_moved = False  # since the clock was last staged (``stage``)
         self.table: dict[int, raft_serverpb_pb2.SessionState] = {}
+        self._changed: set[int] = set()
+        """Sessions whose state changed since the last ``stage``."""
 
     @classmethod
     def load(cls, engine: EngineView, range_id: int, ttl_ms: int) -> Sessions:
@@ -95,14 +100,20 @@ class Sessions:
             clock.next_expiry_check_ms = stamp_ms + EXPIRY_CHECK_MS
         self._clock_moved = True
 
-    def stage_clock(self, batch: WriteBatch) -> None:
-        """Stage the log time if it moved: once per apply state written (``Peer.write_apply_state``),
-        not once per command, and always in the batch that holds the applied index it belongs to."""
+    def stage(self, batch: WriteBatch) -> None:
+        """Stage the log time if it moved and every session that changed: once per apply state
+        written (``Peer.write_apply_state``), not once per command, and always in the batch that
+        holds the applied index they belong to."""
         if self._clock_moved:
             batch.put(CF_META, session_clock_key(self.range_id), self.clock.SerializeToString())
             self._clock_moved = False
+        for sid in self._changed:
+            state = self.table.get(sid)
+            if state is not None:  # else it expired after it changed: its delete is staged already
+                batch.put(CF_META, session_key(self.range_id, sid), state.SerializeToString())
+        self._changed.clear()
 
-    def replay(self, header: kvrpc_pb2.SessionHeader, batch: WriteBatch) -> Replayed | None:
+    def replay(self, header: kvrpc_pb2.SessionHeader) -> Replayed | None:
         """Before applying: the answer a re-sent request gets instead (its stored result or an
         error), or None when the command must be applied (then ``record`` its result)."""
         sid, seq = header.session_id, header.seq
@@ -120,14 +131,14 @@ class Sessions:
             if stored.seq == seq:
                 log.debug("range %d: session %016x seq %d answered from its stored result", self.range_id,
                           sid, seq)
-                self._touch(state, header.first_incomplete_seq, batch)
+                self._touch(state, header.first_incomplete_seq)
                 if not stored.is_cas:
                     return Replayed(None)
                 previous = None if stored.previous_not_exist else stored.previous_value
                 return Replayed((stored.succeed, previous))
         return None
 
-    def record(self, header: kvrpc_pb2.SessionHeader, result: Result, batch: WriteBatch) -> None:
+    def record(self, header: kvrpc_pb2.SessionHeader, result: Result) -> None:
         """The command applied with ``result``: remember it for re-sent copies."""
         sid = header.session_id
         state = self.table.get(sid)
@@ -141,17 +152,23 @@ class Sessions:
                 stored.previous_not_exist = True
             else:
                 stored.previous_value = previous
-        self._touch(state, header.first_incomplete_seq, batch)
+        self._touch(state, header.first_incomplete_seq)
 
-    def _touch(self, state: raft_serverpb_pb2.SessionState, first_incomplete: int, batch: WriteBatch) -> None:
+    def _touch(self, state: raft_serverpb_pb2.SessionState, first_incomplete: int) -> None:
         """The session is active now; forget the results the client acknowledged."""
         state.last_active_ms = self.clock.log_time_ms
         if first_incomplete > state.floor:
             state.floor = first_incomplete
-            kept = [r for r in state.results if r.seq >= first_incomplete]
-            del state.results[:]
-            state.results.extend(kept)
-        batch.put(CF_META, session_key(self.range_id, state.session_id), state.SerializeToString())
+            # Results are recorded in apply order, which is seq order but for retries: drop the
+            # leading ones below the floor. One left behind a higher seq goes on a later call; till
+            # then nothing reads it, since a seq below the floor is refused before results are.
+            results = state.results
+            n = 0
+            while n < len(results) and results[n].seq < first_incomplete:
+                n += 1
+            if n:
+                del results[:n]
+        self._changed.add(state.session_id)
 
     # --------------------------------------------------------------------------- snapshots
     def to_pb(self) -> raft_serverpb_pb2.RangeSessions:
@@ -168,6 +185,7 @@ class Sessions:
         self.clock.CopyFrom(snap.clock)
         self._clock_moved = True  # staged with the snapshot's apply state
         self.table = {}
+        self._changed.clear()  # every session is written below
         for state in snap.sessions:
             copy = self.table[state.session_id] = raft_serverpb_pb2.SessionState()
             copy.CopyFrom(state)
@@ -178,7 +196,7 @@ class Sessions:
         new range after the split is still recognised there."""
         copy = Sessions(range_id, self.ttl_ms)
         copy.replace(self.to_pb(), batch)
-        copy.stage_clock(batch)  # with the new range's first apply state, staged by the caller
+        copy.stage(batch)  # with the new range's first apply state, staged by the caller
         return copy
 
     def delete(self, batch: WriteBatch) -> None:
@@ -186,3 +204,4 @@ class Sessions:
         batch.delete_range(CF_META, *session_bounds(self.range_id))
         batch.delete(CF_META, session_clock_key(self.range_id))
         self.table = {}
+        self._changed.clear()

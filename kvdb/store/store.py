@@ -57,6 +57,7 @@ from kvdb.store.membership import check_conf_change
 from kvdb.store.peer import Callback, Peer, Read, stage_apply_state
 from kvdb.store.range_index import RangeIndex
 from kvdb.store.sessions import Result, Sessions
+from kvdb.store.stats import StoreStats
 from kvdb.txn import actions
 from kvdb.txn.concurrency import ConcurrencyManager
 from kvdb.txn.latches import Latches
@@ -181,6 +182,7 @@ class Store:
         self.wake: Callable[[], None] = lambda: None
         """Set by the driver: called whenever an iteration is due."""
         self.hibernation = Hibernation(self)
+        self.stats = StoreStats()
         self.background: Background = run_inline
         """Set by the driver: where snapshots are built (a thread in a real store)."""
         self._snapshot_seq = 0
@@ -277,6 +279,7 @@ class Store:
         """Forget a replica that never served (a first range another store's bootstrap beat)."""
         peer = self.peers.pop(range_id)
         peer.destroyed = True
+        self.stats.retire(peer.counters)
         self._dirty.discard(peer)
         self.range_index.remove(range_id)
         batch = self.engine.batch()
@@ -624,6 +627,7 @@ class Store:
         answers: list[tuple[Callback, object]] = []
         for peer, rd in it.readies:
             if rd.committed_entries:
+                self.stats.committed_entries += len(rd.committed_entries)
                 peer.apply(rd.committed_entries, answers)
             if rd.read_states:
                 peer.on_read_states(rd)
@@ -647,6 +651,7 @@ class Store:
         for peer in destroyed:
             peer.destroyed = True
             del self.peers[peer.range_id]
+            self.stats.retire(peer.counters)
             self.tombstones[peer.range_id] = peer.peer_id
             peer.storage.destroy(batch)
             peer.sessions.delete(batch)
@@ -736,12 +741,12 @@ class Store:
             return self._apply_txn(peer, cmd.txn)
         if not cmd.session.session_id:
             return self._apply_mutations(peer, cmd)
-        replayed = sessions.replay(cmd.session, self.apply_batch)
+        replayed = sessions.replay(cmd.session)
         if replayed is not None:
             peer.counters[_REPLAY_COUNTERS.get(type(replayed.answer), "duplicates_answered")] += 1
             return replayed.answer
         result = self._apply_mutations(peer, cmd)
-        sessions.record(cmd.session, result, self.apply_batch)  # after a CAS's flush: a new batch
+        sessions.record(cmd.session, result)
         return result
 
     def _apply_mutations(self, peer: Peer, cmd: raft_serverpb_pb2.RaftCommand) -> Result:

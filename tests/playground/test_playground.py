@@ -15,10 +15,12 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.compare import free_base_port
 from kvdb import playground as playground_module
@@ -163,6 +165,17 @@ def test_admin_tables_and_json(pg: Playground) -> None:
     for kind, header in (("members", "LEADER"), ("stores", "STATE"), ("ranges", "REPLICAS")):
         lines = pg.ok("admin", kind).splitlines()
         assert header in lines[0] and len(lines) == {"members": 4, "stores": 4, "ranges": 2}[kind]
+
+
+def test_every_child_serves_metrics_listed_in_the_state_file(pg: Playground) -> None:
+    urls = json.loads((pg.data_dir / "run" / "metrics.json").read_text())
+    assert sorted(urls) == ["PD member 1", "PD member 2", "PD member 3", "store 1", "store 2", "store 3"]
+    assert all(url in pg.stderr() for url in urls.values())  # printed with the ready output
+    for label, url in urls.items():
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            names = {f.name for f in text_string_to_metric_families(resp.read().decode())}
+        assert {"kvdb_raft_proposals", "kvdb_store_ranges"} <= names, label
+        assert ("kvdb_pd_leader" in names) == label.startswith("PD"), label
 
 
 def test_a_second_playground_on_the_same_data_dir_is_refused(pg: Playground) -> None:

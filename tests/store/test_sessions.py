@@ -175,7 +175,7 @@ def test_log_time_never_goes_back_and_expiry_waits_for_the_check_point() -> None
     sessions = Sessions(1, ttl_ms=1000)
     batch = engine.batch()
     sessions.advance(10_000, batch)
-    sessions.record(header(W1, 1), None, batch)
+    sessions.record(header(W1, 1), None)
     sessions.advance(9_000, batch)  # a new leader whose clock is behind
     assert sessions.log_time_ms == 10_000
     sessions.advance(10_000 + EXPIRY_CHECK_MS, batch)  # a check point: W1 is idle for just the TTL
@@ -184,7 +184,7 @@ def test_log_time_never_goes_back_and_expiry_waits_for_the_check_point() -> None
     assert W1 in sessions.table
     sessions.advance(10_000 + 2 * EXPIRY_CHECK_MS, batch)
     assert W1 not in sessions.table
-    sessions.stage_clock(batch)  # as Peer.write_apply_state does with the applied index
+    sessions.stage(batch)  # as Peer.write_apply_state does with the applied index
     engine.write(batch, sync=False)
     assert Sessions.load(engine, 1, 1000).to_pb() == sessions.to_pb()
 
