@@ -37,7 +37,11 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ops", type=int, default=0, help="measure this many operations instead of a duration")
     p.add_argument("--warmup", type=float, default=1.0, help="seconds run but not measured first (default 1)")
     p.add_argument("--concurrency", type=int, default=8,
-                   help="requests in flight per client process (default 8)")
+                   help="requests in flight, all client processes together (default 8); with --rate, "
+                        "the cap on them")
+    p.add_argument("--rate", type=float, default=0.0, metavar="OPS",
+                   help="open loop: send OPS requests per second in total on a fixed schedule, latency "
+                        "counted from each request's intended start (default: closed loop)")
     p.add_argument("--processes", type=int, default=1,
                    help="client processes, so the load generator is not the bottleneck (default 1)")
     p.add_argument("--keys", type=int, default=None,
@@ -97,8 +101,10 @@ def _build_parser() -> argparse.ArgumentParser:
     add_failover_parser(sub)
     if importlib.util.find_spec("bench.compare") is not None:
         from bench.compare import add_compare_parser
+        from bench.sweep import add_sweep_parser
 
         add_compare_parser(sub)
+        add_sweep_parser(sub)
     return parser
 
 
@@ -122,7 +128,7 @@ def _run(args: argparse.Namespace) -> int:
                          duration=args.duration, ops=args.ops, warmup=args.warmup,
                          concurrency=args.concurrency, processes=args.processes, key_count=args.keys,
                          value_size=args.value_size, preload=not args.no_preload, output=args.output,
-                         progress=not args.no_progress, seed=args.seed,
+                         progress=not args.no_progress, seed=args.seed, rate=args.rate,
                          groups=max(1, args.pre_split) if getattr(args, "single_range", False) else 1,
                          tls=tls)
     try:

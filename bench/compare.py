@@ -6,6 +6,11 @@ cluster's heartbeats and the other's load would share cores, so etcd runs its wh
 and is stopped, then kvdb runs. A cluster this command starts gets a fresh data dir (an etcd data
 dir grown by an earlier run makes etcd slower); an attached one (``--etcd-endpoints``, ``--pd``)
 is used as it is.
+
+``failover`` among the workloads adds the availability measurement of ``kvdb bench failover``
+to the run: rounds of kill -9 of etcd's leader and of the store holding kvdb's range leader, each
+restarted after a delay, and the longest gap between successful writes and reads per round, side
+by side. kvdb's rounds run on a cluster of their own (bench/failover.py) after the sweep.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from bench.report import align
 from bench.runner import BenchConfig, BenchError, run_bench
 from bench.workloads import BANK_RANGES, WORKLOADS, default_keys, key_space, needs_preload
 from kvdb.net.tls_options import add_tls_flags, forget_tls_env, tls_from_args
@@ -38,6 +45,8 @@ PLAYGROUND_READY = "kvdb playground ready: pd="
 STOP_TIMEOUT = 30.0
 TARGET_ORDER = ("etcd", "kvdb")
 FIGURES = ("throughput", "p50_us", "p99_us")
+FAILOVER = "failover"
+"""The availability measurement, named among the workloads."""
 
 
 def free_base_port(count: int) -> int:
@@ -61,13 +70,10 @@ def free_base_port(count: int) -> int:
     raise BenchError(f"found no {count} consecutive free ports")
 
 
-def split_concurrency(total: int, processes: int) -> tuple[int, int]:
-    """(per-process concurrency, processes) for ``total`` requests in flight: the sweep's figure is the
-    total, whatever the number of client processes, so that 1 client means one request in flight."""
-    procs = min(processes, total)
-    if total % procs:
-        raise BenchError(f"concurrency {total} is not a multiple of --processes {procs}")
-    return total // procs, procs
+def client_processes(total: int, processes: int) -> int:
+    """Client processes for ``total`` requests in flight: ``processes``, but never more than one per
+    request (so that 1 client means one request in flight in one process)."""
+    return min(processes, total)
 
 
 def _ratio(a: float, b: float) -> str:
@@ -119,11 +125,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         if aborts:
             cells.append("/".join(f"{100 * r.get('abort_rate', 0.0):.1f}" for r in (k, e)))
         lines.append(tuple(cells))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    text = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                      for i, (cell, w) in enumerate(zip(line, widths, strict=True)))
-            for line in lines]
-    return "\n".join(text)
+    return align(lines)
 
 
 def _parse_list(spec: str, flag: str) -> list[str]:
@@ -135,10 +137,10 @@ def _parse_list(spec: str, flag: str) -> list[str]:
 
 def _workloads(spec: str) -> list[str]:
     items = _parse_list(spec, "--workloads")
-    unknown = [w for w in items if w not in WORKLOADS]
+    unknown = [w for w in items if w not in WORKLOADS and w != FAILOVER]
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown workload(s) {', '.join(unknown)} "
-                                         f"(workloads: {', '.join(WORKLOADS)})")
+                                         f"(workloads: {', '.join([*WORKLOADS, FAILOVER])})")
     return items
 
 
@@ -162,13 +164,17 @@ def add_compare_parser(sub: argparse._SubParsersAction) -> None:
                     "kvdb playground (started here on fresh data dirs unless given), write the result "
                     "files and print kvdb/etcd ratios of throughput and p50/p99 latency.")
     p.add_argument("--workloads", type=_workloads, default=["write", "read"],
-                   help="comma-separated workloads (default write,read)")
+                   help="comma-separated workloads (default write,read); 'failover' adds kill -9 rounds of "
+                        "each system's leader")
     p.add_argument("--concurrency", type=_concurrencies, default=[1, 16, 64],
                    help="comma-separated total requests in flight, all processes together (default 1,16,64)")
     p.add_argument("--duration", type=float, default=5.0, help="seconds measured per run (default 5)")
     p.add_argument("--warmup", type=float, default=1.0, help="seconds run but not measured first (default 1)")
     p.add_argument("--processes", type=int, default=1,
                    help="client processes per run, at most one per request in flight (default 1)")
+    p.add_argument("--rate", type=float, default=0.0, metavar="OPS",
+                   help="open loop: OPS requests per second in total in every run, --concurrency capping "
+                        "those in flight (default: closed loop)")
     p.add_argument("--keys", type=int, default=None,
                    help="key space size (default 10000; bank: accounts, default 1000, split into 8 ranges)")
     p.add_argument("--value-size", type=int, default=100, help="bytes per value (default 100)")
@@ -178,13 +184,21 @@ def add_compare_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output-dir", type=Path, default=Path("bench-compare"),
                    help="result files, comparison.json and plots (default ./bench-compare)")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    p.add_argument("--failover-rounds", type=int, default=3,
+                   help="failover: kill -9 and restart this many times per system (default 3)")
+    p.add_argument("--restart-after", type=float, default=8.0,
+                   help="failover: seconds between a kill and the restart (default 8)")
+    p.add_argument("--settle", type=float, default=3.0,
+                   help="failover: seconds of load before each kill and after each restart (default 3)")
+    p.add_argument("--failover-concurrency", type=int, default=8,
+                   help="failover: requests in flight, writers and readers together (default 8)")
     p.set_defaults(func=run_compare)
     add_profile_parser(sub)
 
 
 @contextlib.contextmanager
-def etcd_cluster(work_dir: Path) -> Iterator[str]:
-    """A fresh 3-member etcd cluster from scripts/etcd-cluster; yields its client endpoints."""
+def etcd_cluster(work_dir: Path) -> Iterator[tuple[str, Path]]:
+    """A fresh 3-member etcd cluster from scripts/etcd-cluster; yields its client endpoints and its dir."""
     base = free_base_port(ETCD_PORTS)
     cluster_dir = work_dir / "etcd"
     started = subprocess.run([str(ETCD_SCRIPT), "start", "--dir", str(cluster_dir), "--base-port", str(base)],
@@ -193,7 +207,7 @@ def etcd_cluster(work_dir: Path) -> Iterator[str]:
         subprocess.run([str(ETCD_SCRIPT), "stop", "--dir", str(cluster_dir)])
         raise BenchError(f"scripts/etcd-cluster start failed (exit {started.returncode}, see above)")
     try:
-        yield started.stdout.strip().splitlines()[-1]
+        yield started.stdout.strip().splitlines()[-1], cluster_dir
     finally:
         subprocess.run([str(ETCD_SCRIPT), "stop", "--dir", str(cluster_dir)])
 
@@ -229,15 +243,14 @@ def _sweep(args: argparse.Namespace, target: str, addresses: str) -> list[dict[s
     tls = tls_from_args(args) if target == "kvdb" and args.pd else None
     results = []
     preloaded: set[str] = set()  # key spaces written by an earlier run stay for later ones
-    for workload in args.workloads:
+    for workload in (w for w in args.workloads if w != FAILOVER):
         keys = args.keys or default_keys(workload)
         if workload == "bank" and target == "kvdb" and "bank" not in preloaded:
             pre_split_workload(addresses, workload, keys, BANK_RANGES, tls)
         for total in args.concurrency:
-            per_process, procs = split_concurrency(total, args.processes)
             config = BenchConfig(workload=workload, target=target, addresses=addresses,
-                                 duration=args.duration, warmup=args.warmup, concurrency=per_process,
-                                 processes=procs,
+                                 duration=args.duration, warmup=args.warmup, concurrency=total,
+                                 processes=client_processes(total, args.processes), rate=args.rate,
                                  key_count=keys, value_size=args.value_size,
                                  preload=key_space(workload) not in preloaded,
                                  output=args.output_dir / f"{target}-{workload}-c{total}.json",
@@ -267,43 +280,117 @@ def _plot(results: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     return paths
 
 
+def failover_row(gaps: dict[str, list[Any]]) -> dict[str, Any]:
+    """The failover rounds of both systems for comparison.json, with each one's longest gaps."""
+    row: dict[str, Any] = {"workload": FAILOVER}
+    for target, rounds in gaps.items():
+        row[target] = {"rounds": [asdict(r) for r in rounds],
+                       "max_write_gap": max(r.write_gap for r in rounds),
+                       "max_read_gap": max(r.read_gap for r in rounds)}
+    return row
+
+
+def format_failover(row: dict[str, Any]) -> str:
+    """Per round, the longest gap between successful writes and reads (s) of each system, side by side."""
+    targets = [t for t in TARGET_ORDER[::-1] if t in row]
+    header = ("failover round", *(f"{t} {kind} gap s" for t in targets for kind in ("write", "read")))
+    lines = [header]
+    rounds = max(len(row[t]["rounds"]) for t in targets)
+    for n in range(rounds):
+        cells = [str(n + 1)]
+        for t in targets:
+            mine = row[t]["rounds"]
+            cells += ([f"{mine[n]['write_gap']:.3f}", f"{mine[n]['read_gap']:.3f}"] if n < len(mine)
+                      else ["", ""])
+        lines.append(tuple(cells))
+    lines.append(("longest", *(f"{row[t][f'max_{kind}_gap']:.3f}" for t in targets
+                               for kind in ("write", "read"))))
+    return align(lines)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Usage errors, found before any cluster starts."""
+    if args.processes < 1:
+        raise BenchError("--processes must be at least 1")
+    if args.rate < 0:
+        raise BenchError("--rate cannot be negative")
+    if importlib.util.find_spec("etcd3aio") is None:  # better now than after starting both clusters
+        raise BenchError("the etcd client is not installed: run scripts/setup (or pip install etcd3aio)")
+    if FAILOVER in args.workloads:
+        if args.etcd_endpoints:
+            raise BenchError("failover kills etcd's leader: it needs the cluster this command starts "
+                             "(leave out --etcd-endpoints)")
+        if args.failover_rounds < 1 or args.restart_after <= 0 or args.settle <= 0 \
+                or args.failover_concurrency < 2:
+            raise BenchError("failover needs positive --failover-rounds, --restart-after and --settle, and "
+                             "--failover-concurrency of at least 2 (a writer and a reader)")
+
+
+def _etcd(args: argparse.Namespace, work: Path, gaps: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """etcd's sweep and failover rounds, on one cluster (started here unless attached)."""
+    from bench.etcd_failover import EtcdMembers, etcd_failover
+
+    results: list[dict[str, Any]] = []
+    cluster = (contextlib.nullcontext((args.etcd_endpoints, None)) if args.etcd_endpoints
+               else etcd_cluster(work))
+    with cluster as (endpoints, cluster_dir):
+        results += _sweep(args, "etcd", endpoints)
+        if FAILOVER in args.workloads:
+            members = EtcdMembers(cluster_dir, endpoints)
+            try:
+                gaps["etcd"] = etcd_failover(members, args.failover_rounds, args.restart_after, args.settle,
+                                             args.failover_concurrency, "etcd ")
+            finally:
+                members.stop_restarted(STOP_TIMEOUT)
+    return results
+
+
+def _kvdb(args: argparse.Namespace, work: Path, gaps: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """kvdb's sweep on a playground (unless attached), then its failover rounds on a cluster of their own."""
+    from bench.failover import kvdb_failover
+
+    results: list[dict[str, Any]] = []
+    if any(w != FAILOVER for w in args.workloads):
+        with (contextlib.nullcontext((args.pd, None)) if args.pd else playground(work)) as (pd, _):
+            results += _sweep(args, "kvdb", pd)
+    if FAILOVER in args.workloads:
+        gaps["kvdb"] = kvdb_failover(work / "kvdb-failover", "leader", args.failover_rounds,
+                                     args.restart_after, args.settle, args.failover_concurrency, "kvdb ")
+    return results
+
+
 def run_compare(args: argparse.Namespace) -> int:
     """The whole comparison; the exit status."""
+    from bench.failover import FailoverError
+
     try:
-        if args.processes < 1:
-            raise BenchError("--processes must be at least 1")
-        for total in args.concurrency:
-            split_concurrency(total, args.processes)
-        if importlib.util.find_spec("etcd3aio") is None:  # better now than after starting both clusters
-            raise BenchError("the etcd client is not installed: run scripts/setup (or pip install etcd3aio)")
+        _check_args(args)
         if args.pd:
             tls_from_args(args)
     except (BenchError, ValueError) as exc:
         print(f"kvdb bench compare: {exc}", file=sys.stderr)
         return USAGE
     results: list[dict[str, Any]] = []
+    gaps: dict[str, list[Any]] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="kvdb-compare-") as tmp:
-            work = Path(tmp)
             for target in TARGET_ORDER:
-                if target == "etcd":
-                    with (contextlib.nullcontext(args.etcd_endpoints) if args.etcd_endpoints
-                          else etcd_cluster(work)) as endpoints:
-                        results += _sweep(args, "etcd", endpoints)
-                else:
-                    kvdb = contextlib.nullcontext((args.pd, None)) if args.pd else playground(work)
-                    with kvdb as (pd, _):
-                        results += _sweep(args, "kvdb", pd)
-    except BenchError as exc:
+                results += (_etcd if target == "etcd" else _kvdb)(args, Path(tmp), gaps)
+    except (BenchError, FailoverError) as exc:
         print(f"kvdb bench compare: {exc}", file=sys.stderr)
         return FAILED
     except KeyboardInterrupt:  # the clusters were stopped on the way out
         print("kvdb bench compare: interrupted", file=sys.stderr)
         return INTERRUPTED
     rows = ratio_rows(results)
+    if gaps:
+        rows.append(failover_row(gaps))
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / "comparison.json").write_text(json.dumps(rows, indent=2) + "\n")
-    print(format_table(rows))
+    if results:
+        print(format_table([r for r in rows if r["workload"] != FAILOVER]))
+    if gaps:
+        print(format_failover(rows[-1]))
     for path in _plot(results, args.output_dir):
         print(path)
     return 0

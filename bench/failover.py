@@ -22,9 +22,11 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bench.workloads import key_of
 from kvdb.errors import KvdbError
@@ -50,13 +52,30 @@ POLL = 0.1
 
 @dataclass(frozen=True)
 class Round:
-    """One kill -9 and restart; gaps in seconds."""
+    """One kill -9 and restart; gaps in seconds (``tso_gap`` None for a system without a TSO)."""
 
     victim: str
     killed: str
     write_gap: float
     read_gap: float
-    tso_gap: float
+    tso_gap: float | None
+
+
+class Ops(NamedTuple):
+    """What the load calls: a write and a read of a key, and a TSO stamp if the system has one."""
+
+    put: Callable[[bytes], Awaitable[Any]]
+    get: Callable[[bytes], Awaitable[Any]]
+    get_ts: Callable[[], Awaitable[Any]] | None
+
+
+@dataclass(frozen=True)
+class Victim:
+    """The process a round kills -9 (``label`` names it) and how to start it again."""
+
+    label: str
+    kill: Callable[[], None]
+    restart: Callable[[], None]
 
 
 class FailoverError(Exception):
@@ -71,23 +90,32 @@ def longest_gap(successes: list[float], start: float, end: float) -> float:
     return max(b - a for a, b in zip(times, times[1:], strict=False))
 
 
-class Load:
-    """Writers, readers and a TSO client running until ``stop``; each keeps its successes' end times."""
+@asynccontextmanager
+async def kvdb_ops(pd_endpoints: str) -> AsyncIterator[Ops]:
+    """Writes and reads through the real client, stamps through a PD client."""
+    import kvdb.aio
 
-    def __init__(self, pd: str, concurrency: int) -> None:
-        self.pd = pd
+    async with await kvdb.aio.connect(pd_endpoints, timeout=OP_TIMEOUT) as client, \
+            PdClient(pd_endpoints, timeout=OP_TIMEOUT) as pd:
+        yield Ops(lambda k: client.put(k, VALUE), client.get, pd.get_ts)
+
+
+class Load:
+    """Writers, readers and (if the system has one) a TSO client running until ``stop``; each keeps
+    its successes' end times. ``concurrency`` is the writers and readers together in flight."""
+
+    def __init__(self, connect: Callable[[], AbstractAsyncContextManager[Ops]], concurrency: int) -> None:
+        self.connect = connect
         self.concurrency = concurrency
         self.writes: list[float] = []
         self.reads: list[float] = []
-        self.stamps: list[float] = []
+        self.stamps: list[float] | None = None
+        """None until connected, and for a system without a TSO."""
         self.stop = asyncio.Event()
 
     async def run(self) -> None:
-        import kvdb.aio
-
-        async with await kvdb.aio.connect(self.pd, timeout=OP_TIMEOUT) as client, \
-                PdClient(self.pd, timeout=OP_TIMEOUT) as pd:
-            async def loop(n: int, op: Any, done: list[float]) -> None:
+        async with self.connect() as ops:
+            async def loop(n: int, step: int, op: Any, done: list[float]) -> None:
                 i = n
                 while not self.stop.is_set():
                     try:
@@ -96,18 +124,26 @@ class Load:
                         await asyncio.sleep(0.01)  # a refused connection fails at once: do not spin
                         continue
                     done.append(time.monotonic())
-                    i += self.concurrency
+                    i += step
 
-            tasks = [asyncio.create_task(loop(n, lambda k: client.put(k, VALUE), self.writes))
-                     for n in range(self.concurrency)]
-            tasks += [asyncio.create_task(loop(n, client.get, self.reads)) for n in range(self.concurrency)]
-            tasks.append(asyncio.create_task(loop(0, lambda _k: pd.get_ts(), self.stamps)))
+            writers = (self.concurrency + 1) // 2
+            readers = self.concurrency - writers
+            tasks = [asyncio.create_task(loop(n, writers, ops.put, self.writes)) for n in range(writers)]
+            tasks += [asyncio.create_task(loop(n, readers, ops.get, self.reads)) for n in range(readers)]
+            if ops.get_ts is not None:
+                get_ts = ops.get_ts
+                self.stamps = []
+                tasks.append(asyncio.create_task(loop(0, 1, lambda _k: get_ts(), self.stamps)))
             try:
                 await self.stop.wait()
             finally:
                 self.stop.set()
                 # every operation ends within OP_TIMEOUT; the margin covers the client's own retries
                 await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 3 * OP_TIMEOUT)
+
+    def kinds(self) -> list[list[float]]:
+        """The success lists a round needs recent entries in: writes, reads and stamps if any."""
+        return [self.writes, self.reads] + ([self.stamps] if self.stamps is not None else [])
 
 
 async def _until(what: str, check: Any, timeout: float = READY_TIMEOUT) -> Any:
@@ -131,51 +167,64 @@ async def _range_with_three_voters(pd: PdClient) -> Any:
     return info if sum(p.role == metapb_pb2.VOTER for p in info.descriptor.peers) >= 3 else None
 
 
-async def _choose(victim: str, pd: PdClient, cluster: Cluster) -> tuple[str, int]:
-    """(kind, id): the store or PD member to kill."""
+async def _choose(victim: str, pd: PdClient, cluster: Cluster) -> Victim:
+    """The store or PD member to kill this round."""
     if victim == "pd-leader":
         leader = (await pd.get_members()).leader.id
         if leader not in cluster.pd:
             raise FailoverError(f"PD names member {leader} as its leader, not one of this cluster's")
-        return "pd", leader
+        process = cluster.pd[leader]
+        return Victim(process.label, process.kill, lambda: cluster.start_pd(leader))
     info = await _until("range 1 to have three voters and a leader", lambda: _range_with_three_voters(pd))
     if victim == "leader":
-        return "store", info.leader.store_id
-    return "store", next(p.store_id for p in info.descriptor.peers
-                         if p.role == metapb_pb2.VOTER and p.store_id != info.leader.store_id)
+        store = info.leader.store_id
+    else:
+        store = next(p.store_id for p in info.descriptor.peers
+                     if p.role == metapb_pb2.VOTER and p.store_id != info.leader.store_id)
+    process = cluster.stores[store]
+    return Victim(process.label, process.kill, lambda: cluster.start(store))
 
 
-async def run_failover(cluster: Cluster, victim: str, rounds: int, restart_after: float, settle: float,
-                       concurrency: int) -> list[Round]:
-    """The rounds against a started ``cluster``, each printed as it ends; the load runs from before
-    the first kill to the end."""
-    pd_addresses = cluster.pd_endpoints
-    load = Load(pd_addresses, concurrency)
+async def run_rounds(load: Load, pick: Callable[[], Awaitable[Victim]], victim: str, rounds: int,
+                     restart_after: float, settle: float, name: str = "") -> list[Round]:
+    """``rounds`` rounds of: steady load, kill -9 of ``pick()``'s process, restart it after
+    ``restart_after`` s, more load; each round printed as it ends (prefixed by ``name``). The load
+    runs from before the first kill to the end."""
     load_task = asyncio.create_task(load.run())
     results: list[Round] = []
     try:
-        async with PdClient(pd_addresses, timeout=OP_TIMEOUT) as pd:
-            for n in range(1, rounds + 1):
-                await _until("writes, reads and TSO stamps to succeed", lambda: _serving(load, load_task))
-                await asyncio.sleep(settle)  # steady load before the kill: part of the measurement
-                kind, ident = await _choose(victim, pd, cluster)
-                process = cluster.pd[ident] if kind == "pd" else cluster.stores[ident]
-                start = time.monotonic()
-                await asyncio.to_thread(process.kill)
-                await asyncio.sleep(restart_after)  # the outage being measured, not a synchronisation
-                await asyncio.to_thread(cluster.start_pd if kind == "pd" else cluster.start, ident)
-                await asyncio.sleep(settle)  # load after the restart: part of the measurement
-                end = time.monotonic()
-                r = Round(victim, process.label, round(longest_gap(load.writes, start, end), 3),
-                          round(longest_gap(load.reads, start, end), 3),
-                          round(longest_gap(load.stamps, start, end), 3))
-                results.append(r)
-                print(f"round {n}: kill -9 {r.killed} ({victim}): longest gap writes {r.write_gap:.3f}s, "
-                    f"reads {r.read_gap:.3f}s, TSO {r.tso_gap:.3f}s", flush=True)
+        for n in range(1, rounds + 1):
+            await _until("writes, reads and TSO stamps to succeed", lambda: _serving(load, load_task))
+            await asyncio.sleep(settle)  # steady load before the kill: part of the measurement
+            chosen = await pick()
+            start = time.monotonic()
+            await asyncio.to_thread(chosen.kill)
+            await asyncio.sleep(restart_after)  # the outage being measured, not a synchronisation
+            await asyncio.to_thread(chosen.restart)
+            await asyncio.sleep(settle)  # load after the restart: part of the measurement
+            end = time.monotonic()
+            stamps = load.stamps
+            r = Round(victim, chosen.label, round(longest_gap(load.writes, start, end), 3),
+                      round(longest_gap(load.reads, start, end), 3),
+                      None if stamps is None else round(longest_gap(stamps, start, end), 3))
+            results.append(r)
+            tso = "" if r.tso_gap is None else f", TSO {r.tso_gap:.3f}s"
+            print(f"{name}round {n}: kill -9 {r.killed} ({victim}): longest gap writes {r.write_gap:.3f}s, "
+                  f"reads {r.read_gap:.3f}s{tso}", flush=True)
     finally:
         load.stop.set()
         await load_task
     return results
+
+
+async def run_failover(cluster: Cluster, victim: str, rounds: int, restart_after: float, settle: float,
+                       concurrency: int, name: str = "") -> list[Round]:
+    """The rounds against a started kvdb ``cluster``."""
+    pd_addresses = cluster.pd_endpoints
+    load = Load(lambda: kvdb_ops(pd_addresses), concurrency)
+    async with PdClient(pd_addresses, timeout=OP_TIMEOUT) as pd:
+        return await run_rounds(load, lambda: _choose(victim, pd, cluster), victim, rounds, restart_after,
+                                settle, name)
 
 
 async def _serving(load: Load, load_task: asyncio.Task[None]) -> bool:
@@ -185,7 +234,7 @@ async def _serving(load: Load, load_task: asyncio.Task[None]) -> bool:
         load_task.result()
         raise FailoverError("the load stopped early")
     recent = time.monotonic() - 1.0
-    return all(times and times[-1] > recent for times in (load.writes, load.reads, load.stamps))
+    return all(times and times[-1] > recent for times in load.kinds())
 
 
 def add_failover_parser(sub: Any) -> None:
@@ -201,8 +250,8 @@ def add_failover_parser(sub: Any) -> None:
                    help="seconds between the kill and the restart (default 8)")
     p.add_argument("--settle", type=float, default=3.0,
                    help="seconds of load before each kill and after each restart (default 3)")
-    p.add_argument("--concurrency", type=int, default=4,
-                   help="writers, and as many readers, in flight (default 4)")
+    p.add_argument("--concurrency", type=int, default=8,
+                   help="requests in flight, writers and readers together (half each; default 8)")
     p.add_argument("--json", type=Path, dest="json_path", metavar="PATH",
                    help="write the per-round gaps here")
     p.add_argument("--dir", type=Path,
@@ -210,33 +259,56 @@ def add_failover_parser(sub: Any) -> None:
     p.set_defaults(func=main)
 
 
-def main(args: argparse.Namespace) -> int:
-    """``kvdb bench failover``; returns the exit status. The cluster is shut down however it ends."""
-    from tests.integration.cluster import Cluster
+def _cluster_class() -> type[Cluster]:
+    """The integration tests' process harness (tests/integration/cluster.py). The installed package
+    maps only kvdb, placement and bench, so the checkout's root is put on the path for it (the
+    installed ``kvdb bench failover`` failed with "No module named 'tests'" outside the checkout)."""
+    root = str(Path(__file__).resolve().parent.parent)
+    if root not in sys.path:
+        sys.path.append(root)
+    try:
+        from tests.integration.cluster import Cluster
+    except ImportError as exc:
+        raise FailoverError(f"the failover harness needs a source checkout ({exc})") from None
+    return Cluster
 
-    if args.rounds < 1 or args.concurrency < 1 or args.restart_after <= 0 or args.settle <= 0:
-        print("kvdb bench failover: need positive --rounds, --concurrency, --restart-after and --settle",
-              file=sys.stderr)
-        return USAGE
+
+def kvdb_failover(root: Path, victim: str, rounds: int, restart_after: float, settle: float,
+                  concurrency: int, name: str = "") -> list[Round]:
+    """Starts 3 PD members and 3 stores in ``root``, runs the rounds, shuts the cluster down however
+    it ends; FailoverError if it could not measure (the logs in ``root`` say why)."""
     forget_tls_env()  # the cluster started here runs plaintext
-    root = args.dir or Path(tempfile.mkdtemp(prefix="kvdb-failover-"))
-    cluster = Cluster.create_with_pd(root, 3, 3, tick_interval=StoreConfig.tick_interval,
+    cluster = _cluster_class().create_with_pd(root, 3, 3, tick_interval=StoreConfig.tick_interval,
                                      max_clock_drift=StoreConfig.max_clock_drift)
     try:
         cluster.start_pd()
         cluster.start()
-        rounds = asyncio.run(run_failover(cluster, args.victim, args.rounds, args.restart_after,
-                                          args.settle, args.concurrency))
+        return asyncio.run(run_failover(cluster, victim, rounds, restart_after, settle, concurrency, name))
     except (FailoverError, AssertionError, KvdbError, PdError, OSError) as exc:
         # AssertionError: a process of the harness did not start; its logs say why, so they stay
-        print(f"kvdb bench failover: {exc} (logs in {root})", file=sys.stderr)
-        return FAILED
+        raise FailoverError(f"{exc} (logs in {root})") from exc
     finally:
         cluster.shutdown()
+
+
+def main(args: argparse.Namespace) -> int:
+    """``kvdb bench failover``; returns the exit status."""
+    if args.rounds < 1 or args.concurrency < 2 or args.restart_after <= 0 or args.settle <= 0:
+        print("kvdb bench failover: need positive --rounds, --restart-after and --settle, and --concurrency "
+              "of at least 2 (a writer and a reader)", file=sys.stderr)
+        return USAGE
+    root = args.dir or Path(tempfile.mkdtemp(prefix="kvdb-failover-"))
+    try:
+        rounds = kvdb_failover(root, args.victim, args.rounds, args.restart_after, args.settle,
+                               args.concurrency)
+    except FailoverError as exc:
+        print(f"kvdb bench failover: {exc}", file=sys.stderr)
+        return FAILED
     if args.dir is None:
         shutil.rmtree(root, ignore_errors=True)
     if args.json_path is not None:
         args.json_path.write_text(json.dumps({"victim": args.victim, "restart_after": args.restart_after,
                                               "settle": args.settle, "concurrency": args.concurrency,
+                                              "concurrency_total": args.concurrency, "processes": 1,
                                               "rounds": [asdict(r) for r in rounds]}, indent=1) + "\n")
     return 0

@@ -94,16 +94,14 @@ async def _leader_store(pd_endpoints: str) -> int:
 
 def run_profile(args: argparse.Namespace) -> int:
     """The whole profile run; the exit status."""
-    from bench.compare import playground, split_concurrency
+    from bench.compare import client_processes, playground
 
     py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
     if py_spy is None:
         print("kvdb bench profile: py-spy is not installed (.venv/bin/pip install py-spy)", file=sys.stderr)
         return USAGE
-    try:
-        per_process, procs = split_concurrency(args.concurrency, max(1, args.processes))
-    except BenchError as exc:
-        print(f"kvdb bench profile: {exc}", file=sys.stderr)
+    if args.concurrency < 1:
+        print("kvdb bench profile: --concurrency must be at least 1", file=sys.stderr)
         return USAGE
     out = args.output_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -120,8 +118,8 @@ def run_profile(args: argparse.Namespace) -> int:
                                     "--function", "--format", "speedscope", "--output", str(profile_path)],
                                    stdout=subprocess.DEVNULL)
             config = BenchConfig(workload=args.profiled_workload, target="kvdb", addresses=pd,
-                                 duration=args.duration, warmup=warmup, concurrency=per_process,
-                                 processes=procs,
+                                 duration=args.duration, warmup=warmup, concurrency=args.concurrency,
+                                 processes=client_processes(args.concurrency, max(1, args.processes)),
                                  output=out / "result.json")
             result = run_bench(config)
             if spy.wait(timeout=warmup + args.duration + ATTACH_TIMEOUT) != 0:

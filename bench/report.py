@@ -59,8 +59,11 @@ def summary_line(result: dict[str, Any]) -> str:
     errors = ", ".join(f"{k} {v}" for k, v in result["errors"].items()) or "none"
     percentiles = " ".join(f"{p} {lat[p]:,.0f}" for p in ("p50", "p95", "p99", "p99.9"))
     line = (f"{result['workload']} on {result['target']}: {result['throughput']:,.0f} ops/s over "
-            f"{result['duration']:.1f}s ({result['ops']:,} ops, concurrency {result['concurrency']}); "
-            f"latency µs {percentiles}; errors: {errors}")
+            f"{result['duration']:.1f}s ({result['ops']:,} ops, concurrency {result['concurrency']}")
+    if "rate" in result:
+        line += (f", open loop: target {result['rate']:,.0f} ops/s, {result['missed']:,} scheduled requests "
+                 "never sent")
+    line += f"); latency µs {percentiles}; errors: {errors}"
     if "abort_rate" in result:
         line += f"; aborted attempts {result['aborts']:,} ({result['abort_rate']:.1%})"
     bank = result.get("bank")
@@ -68,6 +71,14 @@ def summary_line(result: dict[str, Any]) -> str:
         line += (f"; bank total {bank['total']:,} over {bank['accounts']:,} accounts conserved" if bank["ok"]
                  else f"\nBANK INVARIANT BROKEN: {bank['violation']}")
     return line
+
+
+def align(lines: list[tuple[str, ...]]) -> str:
+    """Rows of cells as a text table: the first column left-aligned, the others right-aligned."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                               for i, (cell, w) in enumerate(zip(line, widths, strict=True))).rstrip()
+                     for line in lines)
 
 
 def _series(results: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

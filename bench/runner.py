@@ -1,4 +1,12 @@
-"""Runs a workload: several client processes, each an asyncio loop with ``concurrency`` workers.
+"""Runs a workload: several client processes, each an asyncio loop with its share of the workers.
+
+``concurrency`` is the total number of requests in flight, all processes together (as in every
+``kvdb bench`` command); each process runs its share of it. Closed loop (the default), a worker
+sends its next request when the last one answers, so a slow target also slows the load: under
+overload the latency is understated (coordinated omission). Open loop (``rate``), the requests
+follow a fixed schedule of ``rate`` per second in total and each one's latency counts from its
+intended start, as wrk2 and YCSB's intended latency do; ``concurrency`` then caps the requests in
+flight, and a request that waits for a free slot still counts from its intended time.
 
 One Python process saturates a core long before a cluster does, so the load comes from
 ``processes`` spawned processes (spawn, not fork: the parent may hold gRPC threads). They preload
@@ -13,6 +21,7 @@ the total (bench/bank.py).
 from __future__ import annotations
 
 import asyncio
+import math
 import multiprocessing as mp
 import os
 import queue
@@ -74,6 +83,8 @@ class BenchConfig:
     output: Path | None = None
     progress: bool = True
     seed: int = 0
+    rate: float = 0.0
+    """Open loop: requests per second, all processes together (0: closed loop)."""
     groups: int = 1
     """bank: keep each transfer inside one of this many blocks of accounts (one range each)."""
     tls: TlsFiles | None = None
@@ -90,6 +101,11 @@ class BenchConfig:
         for name in ("concurrency", "processes", "key_count", "value_size"):
             if getattr(self, name) < 1:
                 raise BenchError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.concurrency < self.processes:
+            raise BenchError(f"concurrency is the total in flight: {self.concurrency} cannot give each of "
+                             f"{self.processes} processes one")
+        if self.rate < 0:
+            raise BenchError(f"rate cannot be negative, got {self.rate:g}")
         if self.ops < 0 or self.warmup < 0:
             raise BenchError("ops and warmup cannot be negative")
         if not self.ops and self.duration <= 0:
@@ -109,6 +125,14 @@ class _Tally:
     failed: int = 0
     aborts: int = 0
     """Attempts of transactions that conflicted and were retried."""
+    missed: int = 0
+    """Open loop: requests due before the end that were never sent (the target was so far behind
+    that the in-flight cap held them back): the queue left at the end."""
+
+
+def share(total: int, processes: int, slot: int) -> int:
+    """Process ``slot``'s part of ``total`` (requests in flight or operations): as even as can be."""
+    return total // processes + (slot < total % processes)
 
 
 def run_bench(config: BenchConfig) -> dict[str, Any]:
@@ -178,9 +202,9 @@ def _collect(config: BenchConfig, messages: Any, procs: list[Any]) -> tuple[list
             if config.progress:
                 _draw(config, time.monotonic() - start, sum(done), sum(errors))
         elif kind == "result":
-            slot, state, errs, proc_elapsed, aborts = payload
+            slot, state, errs, proc_elapsed, aborts, missed = payload
             tallies.append(_Tally({op: Histogram.from_sparse(*s) for op, s in state.items()}, errs,
-                                  aborts=aborts))
+                                  aborts=aborts, missed=missed))
             elapsed = max(elapsed, proc_elapsed)
         elif kind == "failed":
             raise BenchError(payload)
@@ -224,7 +248,9 @@ def build_result(config: BenchConfig, tallies: list[_Tally], elapsed: float, sta
         "schema": SCHEMA_VERSION,
         "workload": config.workload,
         "target": config.target,
-        "concurrency": config.concurrency * config.processes,
+        "concurrency": config.concurrency,
+        "concurrency_total": config.concurrency,
+        "processes": config.processes,
         "config": cfg,
         "started_at": started_at,
         "duration": round(elapsed, 3),
@@ -236,6 +262,9 @@ def build_result(config: BenchConfig, tallies: list[_Tally], elapsed: float, sta
         "error_count": sum(errors.values()),
         "host": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
     }
+    if config.rate:
+        result["rate"] = config.rate
+        result["missed"] = sum(t.missed for t in tallies)
     if config.workload in TRANSACTIONAL:
         aborts = sum(t.aborts for t in tallies)
         attempts = overall.count + aborts
@@ -288,7 +317,7 @@ async def _process(config: BenchConfig, slot: int, messages: Any, barrier: Any) 
     finally:
         await driver.close()
     state = {op: h.state() for op, h in tally.histograms.items()}
-    messages.put(("result", (slot, state, tally.errors, elapsed, tally.aborts)))
+    messages.put(("result", (slot, state, tally.errors, elapsed, tally.aborts, tally.missed)))
 
 
 async def _preload(driver: Driver, config: BenchConfig, slot: int, value: bytes) -> None:
@@ -319,7 +348,7 @@ async def _measure(driver: Driver, config: BenchConfig, slot: int, value: bytes,
     """Runs the workers; returns what they recorded and the seconds from warm-up end to the last op."""
     gen = Generator(config.workload, config.key_count, config.seed, slot, config.processes, config.groups)
     tally = _Tally()
-    quota = config.ops // config.processes + (slot < config.ops % config.processes) if config.ops else None
+    quota = share(config.ops, config.processes, slot) if config.ops else None
     began = time.perf_counter()
     measure_from = began + config.warmup
     stop_at = measure_from + config.duration if not config.ops else float("inf")
@@ -343,28 +372,56 @@ async def _measure(driver: Driver, config: BenchConfig, slot: int, value: bytes,
             await driver.put(key, value)
         return 0
 
-    async def worker() -> None:
+    async def timed(since: float, measuring: bool) -> None:
+        """Runs the next operation; if ``measuring``, records its latency counted from ``since``."""
+        op = gen.next()
+        try:
+            aborts = await one(op)
+        except Exception as exc:
+            if measuring:
+                tally.errors[type(exc).__name__] = tally.errors.get(type(exc).__name__, 0) + 1
+                tally.failed += 1
+            return
+        if measuring:
+            latency_us = int((time.perf_counter() - since) * 1_000_000)
+            tally.histograms.setdefault(op.kind, Histogram()).record(latency_us)
+            tally.done += 1
+            tally.aborts += aborts
+
+    def over(now: float, measuring: bool) -> bool:
+        return now >= stop_at or (quota is not None and measuring and issued >= quota)
+
+    async def closed_worker() -> None:
         nonlocal issued
         while True:
             now = time.perf_counter()
             measuring = now >= measure_from
-            if now >= stop_at or (quota is not None and measuring and issued >= quota):
+            if over(now, measuring):
                 return
-            if measuring:
-                issued += 1
-            op = gen.next()
-            try:
-                aborts = await one(op)
-            except Exception as exc:
-                if measuring:
-                    tally.errors[type(exc).__name__] = tally.errors.get(type(exc).__name__, 0) + 1
-                    tally.failed += 1
-                continue
-            if measuring:
-                tally.histograms.setdefault(op.kind, Histogram()).record(
-                    int((time.perf_counter() - now) * 1_000_000))
-                tally.done += 1
-                tally.aborts += aborts
+            issued += measuring
+            await timed(now, measuring)
+
+    # Open loop: this process takes every ``processes``-th slot of the total schedule, so the
+    # processes' requests interleave evenly; ``ticket`` is the next slot of this process.
+    interval = config.processes / config.rate if config.rate else 0.0
+    first = began + slot / config.rate if config.rate else began
+    ticket = 0
+
+    async def open_worker() -> None:
+        nonlocal issued, ticket
+        while True:
+            intended = first + ticket * interval
+            now = time.perf_counter()
+            # Measured by when it is sent: behind schedule, the requests sent in the window are the
+            # backlog's, and their latency from the intended start is what their users waited.
+            measuring = max(intended, now) >= measure_from
+            if intended >= stop_at or over(now, measuring):
+                return
+            ticket += 1
+            issued += measuring
+            if intended > now:
+                await asyncio.sleep(intended - now)
+            await timed(intended, measuring)
 
     async def reporter() -> None:
         while True:
@@ -373,8 +430,18 @@ async def _measure(driver: Driver, config: BenchConfig, slot: int, value: bytes,
 
     progress = asyncio.create_task(reporter())
     try:
-        await asyncio.gather(*(worker() for _ in range(config.concurrency)))
+        await asyncio.gather(*((open_worker if config.rate else closed_worker)()
+                               for _ in range(share(config.concurrency, config.processes, slot))))
     finally:
         progress.cancel()
+    if config.rate and stop_at != float("inf"):
+        # The queue left at the end: requests due before it that were never sent (the target was
+        # too slow for the schedule and the in-flight cap held them back).
+        due = max(0, math.ceil((stop_at - first) / interval))
+        while due > 0 and first + (due - 1) * interval >= stop_at:  # the workers' own sum decides
+            due -= 1
+        while first + due * interval < stop_at:
+            due += 1
+        tally.missed = due - ticket
     messages.put(("progress", (slot, tally.done, tally.failed)))
     return tally, time.perf_counter() - max(measure_from, began)

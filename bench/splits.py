@@ -167,7 +167,7 @@ async def split_under_load(pd_endpoints: str, ranges: int = 64, key_count: int =
         end = time.perf_counter() - t0
     result = analyse(ops, split_start, split_end, end)
     result.update(ranges=ranges, new_ranges=len(infos), keys=key_count, value_size=value_size,
-                  concurrency=concurrency)
+                  concurrency=concurrency, concurrency_total=concurrency, processes=1)
     return result
 
 

@@ -25,6 +25,8 @@ def bench(*args: str) -> subprocess.CompletedProcess[str]:
     (["write"], ["--pd"]),
     (["read", "--target", "etcd"], ["--endpoints"]),
     (["write", "--pd", "127.0.0.1:1", "--concurrency", "0"], ["concurrency"]),
+    (["write", "--pd", "127.0.0.1:1", "--concurrency", "2", "--processes", "4"], ["total in flight"]),
+    (["write", "--pd", "127.0.0.1:1", "--rate", "-1"], ["rate"]),
     (["ycsb-z"], ["ycsb-z"]),
     (["plot", "/nonexistent.json"], ["nonexistent"]),
     (["write", "--pd", "127.0.0.1:1", "--pre-split", "-1"], ["--pre-split"]),
@@ -61,7 +63,7 @@ def test_write_against_a_playground(tmp_path: Path) -> None:
         data = check_result(json.loads(out.read_text()))
         assert data["throughput"] > 0 and data["ops"] > 0
         assert data["errors"] == {} and data["error_count"] == 0
-        assert data["concurrency"] == 8 and data["config"]["processes"] == 2
+        assert data["concurrency"] == data["concurrency_total"] == 4 and data["processes"] == 2
         assert set(data["latency_us"]) == {"overall", "update"}
         assert 0 < data["latency_us"]["overall"]["p50"] <= data["latency_us"]["overall"]["p99"]
     finally:

@@ -1,6 +1,7 @@
 """``kvdb bench compare`` and ``profile`` without any cluster: argument parsing, the ratio maths and
-the table, the concurrency split and the profile summary. The end-to-end runs need etcd and take
-minutes; they are the README's commands, not tests."""
+the table, the failover rounds side by side, the client processes and the profile summary. The
+end-to-end sweeps need etcd and take minutes; they are the README's commands, not tests (the
+failover workload's short end-to-end run is in test_etcd_failover.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,17 @@ from typing import Any
 import pytest
 
 from bench.cli import _build_parser
-from bench.compare import format_table, free_base_port, ratio_rows, run_compare, split_concurrency
+from bench.compare import (
+    client_processes,
+    failover_row,
+    format_failover,
+    format_table,
+    free_base_port,
+    ratio_rows,
+    run_compare,
+)
+from bench.failover import Round
 from bench.profile import run_profile, top_functions
-from bench.runner import BenchError
 
 
 def _result(target: str, workload: str, concurrency: int, throughput: float, p50: float, p99: float,
@@ -61,15 +70,9 @@ def test_format_table() -> None:
     assert len({len(line) for line in lines}) == 1  # columns line up
 
 
-@pytest.mark.parametrize(("total", "processes", "split"),
-                         [(1, 4, (1, 1)), (16, 1, (16, 1)), (64, 4, (16, 4)), (2, 4, (1, 2))])
-def test_split_concurrency(total: int, processes: int, split: tuple[int, int]) -> None:
-    assert split_concurrency(total, processes) == split
-
-
-def test_split_concurrency_refuses_an_uneven_split() -> None:
-    with pytest.raises(BenchError, match="not a multiple"):
-        split_concurrency(10, 4)
+@pytest.mark.parametrize(("total", "processes", "procs"), [(1, 4, 1), (16, 1, 1), (64, 4, 4), (10, 4, 4)])
+def test_client_processes(total: int, processes: int, procs: int) -> None:
+    assert client_processes(total, processes) == procs
 
 
 def test_free_base_port_gives_consecutive_bindable_ports() -> None:
@@ -103,10 +106,10 @@ def test_compare_rejects_bad_arguments(argv: list[str], capsys: pytest.CaptureFi
     assert "kvdb bench compare" in capsys.readouterr().err
 
 
-def test_compare_refuses_an_uneven_split_before_starting_anything(capsys: pytest.CaptureFixture[str]) -> None:
-    args = _build_parser().parse_args(["compare", "--concurrency", "1,10", "--processes", "4"])
+def test_compare_refuses_a_negative_rate_before_starting_anything(capsys: pytest.CaptureFixture[str]) -> None:
+    args = _build_parser().parse_args(["compare", "--rate", "-5"])
     assert run_compare(args) == 2
-    assert "not a multiple" in capsys.readouterr().err
+    assert "--rate" in capsys.readouterr().err
 
 
 def test_profile_arguments() -> None:
@@ -140,3 +143,31 @@ def test_compare_refuses_to_start_without_the_etcd_client(monkeypatch: pytest.Mo
                         lambda name, *rest: None if name == "etcd3aio" else find_spec(name, *rest))
     assert run_compare(_build_parser().parse_args(["compare"])) == 2
     assert "pip install etcd3aio" in capsys.readouterr().err
+
+
+def test_failover_rounds_side_by_side() -> None:
+    def rounds(victim: str, gaps: list[tuple[float, float]]) -> list[Round]:
+        return [Round(victim, f"member {n}", w, r, None) for n, (w, r) in enumerate(gaps)]
+
+    row = failover_row({"etcd": rounds("etcd-leader", [(3.0, 1.1), (2.5, 1.7)]),
+                        "kvdb": rounds("leader", [(0.9, 0.7), (1.2, 0.4)])})
+    assert row["workload"] == "failover"
+    assert (row["kvdb"]["max_write_gap"], row["kvdb"]["max_read_gap"]) == (1.2, 0.7)
+    assert (row["etcd"]["max_write_gap"], row["etcd"]["max_read_gap"]) == (3.0, 1.7)
+    assert row["etcd"]["rounds"][1] == {"victim": "etcd-leader", "killed": "member 1", "write_gap": 2.5,
+                                        "read_gap": 1.7, "tso_gap": None}
+    lines = format_failover(row).splitlines()
+    assert lines[0].split() == ["failover", "round", "kvdb", "write", "gap", "s", "kvdb", "read", "gap", "s",
+                                "etcd", "write", "gap", "s", "etcd", "read", "gap", "s"]
+    assert lines[2].split() == ["2", "1.200", "0.400", "2.500", "1.700"]
+    assert lines[3].split() == ["longest", "1.200", "0.700", "3.000", "1.700"]
+
+
+@pytest.mark.parametrize("extra, words", [(["--etcd-endpoints", "127.0.0.1:1"], "--etcd-endpoints"),
+                                          (["--failover-rounds", "0"], "--failover-rounds"),
+                                          (["--failover-concurrency", "1"], "--failover-concurrency")])
+def test_failover_usage_errors_before_anything_starts(extra: list[str], words: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    args = _build_parser().parse_args(["compare", "--workloads", "write,failover", *extra])
+    assert run_compare(args) == 2
+    assert words in capsys.readouterr().err

@@ -87,3 +87,57 @@ def test_bad_configs_and_targets_are_refused() -> None:
             config.validate()
     with pytest.raises(ValueError, match="redis"):
         asyncio.run(open_driver("redis", "127.0.0.1:1"))
+
+
+class SlowDriver(MemoryDriver):
+    """Every call takes ``service`` seconds: a target slower than the schedule asks."""
+
+    def __init__(self, service: float) -> None:
+        super().__init__()
+        self.service = service
+
+    async def _call(self) -> None:
+        self.calls += 1
+        await asyncio.sleep(self.service)
+
+
+def test_open_loop_counts_latency_from_the_intended_start() -> None:
+    """One request in flight, 20 ms each, 200 scheduled per second: closed loop would report ~20 ms;
+    open loop charges each request the time it waited behind the previous ones."""
+    service = 0.02
+    tally, _ = measure(SlowDriver(service), workload="write", duration=0.3, warmup=0, concurrency=1,
+                       rate=200)
+    h = tally.histograms["update"]
+    assert h.count == tally.done > 2
+    assert h.percentile(99.0) > 3 * service * 1_000_000  # the 4th request already waited 45 ms
+    # 0.3 s at 200/s, every slot sent or counted as missed (the slot on the window's edge falls either
+    # side by float rounding)
+    assert tally.missed > 0 and tally.done + tally.missed in (60, 61)
+
+
+def test_open_loop_sends_the_schedule_and_nothing_more() -> None:
+    tally, _ = measure(MemoryDriver(), workload="write", duration=0.2, warmup=0, concurrency=4, rate=500)
+    assert tally.done + tally.failed + tally.missed in (100, 101)  # the slots in [0, 0.2 s)
+
+
+def test_open_loop_behind_schedule_measures_the_backlog_sent_in_the_window() -> None:
+    """Far behind from the warm-up on: what the window sends is the warm-up's backlog, charged from
+    its intended start; nothing sent is not recorded as nothing waited."""
+    tally, _ = measure(SlowDriver(0.02), workload="write", duration=0.2, warmup=0.2, concurrency=1, rate=1000)
+    assert tally.done > 0 and tally.missed > 300  # 400 due, ~20 sent
+    assert tally.histograms["update"].percentile(50.0) > 200_000  # sent in the window, due before it
+
+
+def test_open_loop_processes_share_the_total_rate() -> None:
+    config = BenchConfig(workload="write", target="kvdb", addresses="-", duration=0.2, warmup=0,
+                         processes=2, concurrency=2, rate=100)
+    sent = [asyncio.run(_measure(MemoryDriver(), config, slot, b"v", queue.Queue()))[0]
+            for slot in range(2)]
+    assert all(t.done + t.missed in (10, 11) for t in sent)  # 20 slots in 0.2 s, half each
+
+
+def test_concurrency_is_the_total_over_processes() -> None:
+    with pytest.raises(BenchError, match="total in flight"):
+        BenchConfig(workload="write", target="kvdb", addresses="-", processes=4, concurrency=2).validate()
+    with pytest.raises(BenchError, match="rate"):
+        BenchConfig(workload="write", target="kvdb", addresses="-", rate=-1).validate()

@@ -31,9 +31,11 @@ READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 CLI_TIMEOUT = 30.0
 PROCESSES = 6
-QUICK_STOP = 10.0
-"""Seconds Ctrl-C may take: about 1 s measured; half the 20 s after which the playground would
-kill a child that did not stop (issue 14 saw stops take that long)."""
+QUICK_STOP_GOAL = 3.0
+"""Seconds Ctrl-C may take (issue 14's goal; ~1.3 s measured: each group's shutdown grace)."""
+LOAD_MARGIN = 2.0
+"""The test machine runs other tests and benchmarks on two cores: a stop there takes up to about
+twice its quiet time, and still far less than the 10 s PD timeouts that made stops take ~20 s."""
 
 
 class Playground:
@@ -222,14 +224,48 @@ def test_a_killed_playground_takes_its_children_along(pg: Playground) -> None:
     wait_for(lambda: all(gone(pid) for pid in pids.values()), STOP_TIMEOUT, "the orphans to exit")
 
 
-def test_ctrl_c_stops_cleanly(pg: Playground) -> None:
+def test_ctrl_c_stops_quickly_and_a_restart_keeps_the_data(pg: Playground) -> None:
     pg.start()
+    pg.ok("put", "before-ctrl-c", "kept")
     pids = pg.child_pids()
     asked = time.monotonic()
-    assert pg.stop(signal.SIGINT) == 0
+    pg.proc.send_signal(signal.SIGINT)
+    try:
+        status = pg.proc.wait(timeout=QUICK_STOP_GOAL * LOAD_MARGIN)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"Ctrl-C: still running after {QUICK_STOP_GOAL * LOAD_MARGIN:g}s") from None
     took = time.monotonic() - asked
-    assert took < QUICK_STOP, f"Ctrl-C took {took:.1f}s: a child waited for something on its way out"
-    assert all(gone(pid) for pid in pids.values())
+    assert status == 0, pg.stderr()
+    assert all(gone(pid) for pid in pids.values()), f"a child outlived the playground ({took:.1f}s)"
+    pg.start()
+    assert pg.ok("get", "before-ctrl-c") == "kept\n"
+    assert pg.stop() == 0
+
+
+def test_stores_stop_before_the_pd_members(tmp_path: Path) -> None:
+    """A store's shutdown closes its PD client: with PD already gone it would wait out PD timeouts.
+    Stand-in children (one PD member, two stores) log when they get SIGTERM and when they exit; a
+    store takes a moment to exit, and no PD member may be signalled before every store is gone."""
+    playground = playground_module.Playground(tmp_path, playground_module.Layout(pd=1, stores=2))
+    events = tmp_path / "events"
+    script = ("import os, signal, sys, time\n"
+              "def term(*_):\n"
+              "    open(sys.argv[1], 'a').write(sys.argv[2] + ' term\\n')\n"
+              "    time.sleep(float(sys.argv[3]))  # a shutdown that takes a while\n"
+              "    open(sys.argv[1], 'a').write(sys.argv[2] + ' exit\\n')\n"
+              "    os._exit(0)\n"
+              "signal.signal(signal.SIGTERM, term)\n"
+              "open(sys.argv[1] + '.' + sys.argv[2], 'w').close()\n"
+              "while True:\n"
+              "    signal.pause()\n")
+    for i, child in enumerate(playground.children):
+        child.proc = subprocess.Popen([sys.executable, "-c", script, str(events), str(i),
+                                       "0" if i < 1 else "0.3"])
+    wait_for(lambda: all((tmp_path / f"events.{i}").exists() for i in range(3)), CLI_TIMEOUT,
+             "the stand-ins to install their handlers")
+    playground._stop_children()
+    lines = events.read_text().splitlines()
+    assert lines.index("0 term") > max(lines.index("1 exit"), lines.index("2 exit")), lines
 
 
 def test_a_cluster_that_does_not_serve_in_time_is_given_up(tmp_path: Path) -> None:
