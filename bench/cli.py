@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from bench.workloads import BANK_RANGES, DESCRIPTIONS, WORKLOADS, default_keys, workload_key
+from kvdb.net.tls import TlsFiles
+from kvdb.net.tls_options import add_tls_flags, tls_from_args
 
 USAGE, FAILED = 2, 3
 
@@ -70,6 +72,7 @@ def _build_parser() -> argparse.ArgumentParser:
             p.add_argument("--single-range", action="store_true",
                            help="both accounts of a transfer in one of the --pre-split ranges (kvdb: 1PC)")
         add_run_flags(p)
+        add_tls_flags(p, from_env=True)
     p = sub.add_parser("split-under-load", help="write to one range, split it into many mid-run: stalls and "
                                                 "recovery",
                        description="Write to one range at a steady concurrency, split it into --ranges "
@@ -85,6 +88,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--before", type=float, default=5.0, help="seconds of writes before the split (default 5)")
     p.add_argument("--after", type=float, default=10.0, help="seconds of writes after it (default 10)")
     p.add_argument("--output", type=Path, help="write the JSON result here")
+    add_tls_flags(p, from_env=True)
     p.set_defaults(func=_split_under_load)
     p = sub.add_parser("plot", help="PNG plots of throughput and p99 latency vs concurrency of result files",
                        description="Draw throughput.png and latency.png (p99) against concurrency, one line "
@@ -115,12 +119,18 @@ def _run(args: argparse.Namespace) -> int:
         flag = "--pd" if args.target == "kvdb" else "--endpoints"
         print(f"kvdb bench: {flag} is required with --target {args.target}", file=sys.stderr)
         return USAGE
+    try:
+        tls = tls_from_args(args) if args.target == "kvdb" else None
+    except ValueError as exc:
+        print(f"kvdb bench: {exc}", file=sys.stderr)
+        return USAGE
     config = BenchConfig(workload=args.workload, target=args.target, addresses=addresses,
                          duration=args.duration, ops=args.ops, warmup=args.warmup,
                          concurrency=args.concurrency, processes=args.processes, key_count=args.keys,
                          value_size=args.value_size, preload=not args.no_preload, output=args.output,
                          progress=not args.no_progress, seed=args.seed, rate=args.rate,
-                         groups=max(1, args.pre_split) if getattr(args, "single_range", False) else 1)
+                         groups=max(1, args.pre_split) if getattr(args, "single_range", False) else 1,
+                         tls=tls)
     try:
         config.validate()
     except BenchError as exc:
@@ -135,7 +145,7 @@ def _run(args: argparse.Namespace) -> int:
         return USAGE
     try:
         if args.pre_split > 1 and args.target == "kvdb":
-            pre_split_workload(addresses, args.workload, args.keys, args.pre_split)
+            pre_split_workload(addresses, args.workload, args.keys, args.pre_split, tls)
         result = run_bench(config)
     except BenchError as exc:
         print(f"kvdb bench: {exc}", file=sys.stderr)
@@ -144,14 +154,14 @@ def _run(args: argparse.Namespace) -> int:
     return FAILED if result.get("bank", {"ok": True})["ok"] is False else 0
 
 
-def pre_split_workload(pd: str, workload: str, keys: int, ranges: int) -> None:
+def pre_split_workload(pd: str, workload: str, keys: int, ranges: int, tls: TlsFiles | None = None) -> None:
     """Cut ``workload``'s key space (the bank's accounts, or the YCSB keys) into ``ranges`` ranges."""
     from bench.runner import BenchError
     from bench.splits import pre_split
     from kvdb.pdclient.client import PdError
 
     try:
-        asyncio.run(pre_split(pd, keys, ranges, key=lambda i: workload_key(workload, i)))
+        asyncio.run(pre_split(pd, keys, ranges, key=lambda i: workload_key(workload, i), tls=tls))
     except (PdError, OSError) as exc:
         raise BenchError(f"cannot pre-split into {ranges} ranges: {exc}") from exc
 
@@ -168,8 +178,13 @@ def _split_under_load(args: argparse.Namespace) -> int:
               "--value-size, --before and --after", file=sys.stderr)
         return USAGE
     try:
+        tls = tls_from_args(args)
+    except ValueError as exc:
+        print(f"kvdb bench split-under-load: {exc}", file=sys.stderr)
+        return USAGE
+    try:
         result = asyncio.run(split_under_load(args.pd, args.ranges, args.keys, args.value_size,
-                                              args.concurrency, args.before, args.after))
+                                              args.concurrency, args.before, args.after, tls=tls))
     except (PdError, OSError) as exc:
         print(f"kvdb bench split-under-load: {exc}", file=sys.stderr)
         return FAILED

@@ -32,6 +32,7 @@ from typing import Any
 from bench.report import align
 from bench.runner import BenchConfig, BenchError, run_bench
 from bench.workloads import BANK_RANGES, WORKLOADS, default_keys, key_space, needs_preload
+from kvdb.net.tls_options import add_tls_flags, forget_tls_env, tls_from_args
 
 USAGE, FAILED, INTERRUPTED = 2, 3, 130
 REPO = Path(__file__).resolve().parent.parent
@@ -179,6 +180,7 @@ def add_compare_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--value-size", type=int, default=100, help="bytes per value (default 100)")
     p.add_argument("--etcd-endpoints", help="use this etcd cluster (HOST:PORT,...) instead of starting one")
     p.add_argument("--pd", help="use this kvdb cluster (PD HOST:PORT,...) instead of starting a playground")
+    add_tls_flags(p, from_env=True)  # for --pd: the playground started here is plaintext
     p.add_argument("--output-dir", type=Path, default=Path("bench-compare"),
                    help="result files, comparison.json and plots (default ./bench-compare)")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
@@ -213,6 +215,7 @@ def etcd_cluster(work_dir: Path) -> Iterator[tuple[str, Path]]:
 @contextlib.contextmanager
 def playground(work_dir: Path) -> Iterator[tuple[str, Path]]:
     """A fresh ``kvdb playground`` in ``work_dir``; yields the PD endpoints and its data dir."""
+    forget_tls_env()  # it runs plaintext
     data_dir = work_dir / "kvdb"
     cmd = [sys.executable, "-m", "kvdb", "playground", "--data-dir", str(data_dir),
            "--base-port", str(free_base_port(PLAYGROUND_PORTS))]
@@ -237,12 +240,13 @@ def playground(work_dir: Path) -> Iterator[tuple[str, Path]]:
 def _sweep(args: argparse.Namespace, target: str, addresses: str) -> list[dict[str, Any]]:
     from bench.cli import pre_split_workload
 
+    tls = tls_from_args(args) if target == "kvdb" and args.pd else None
     results = []
     preloaded: set[str] = set()  # key spaces written by an earlier run stay for later ones
     for workload in (w for w in args.workloads if w != FAILOVER):
         keys = args.keys or default_keys(workload)
         if workload == "bank" and target == "kvdb" and "bank" not in preloaded:
-            pre_split_workload(addresses, workload, keys, BANK_RANGES)
+            pre_split_workload(addresses, workload, keys, BANK_RANGES, tls)
         for total in args.concurrency:
             config = BenchConfig(workload=workload, target=target, addresses=addresses,
                                  duration=args.duration, warmup=args.warmup, concurrency=total,
@@ -250,7 +254,7 @@ def _sweep(args: argparse.Namespace, target: str, addresses: str) -> list[dict[s
                                  key_count=keys, value_size=args.value_size,
                                  preload=key_space(workload) not in preloaded,
                                  output=args.output_dir / f"{target}-{workload}-c{total}.json",
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress, tls=tls)
             result = run_bench(config)
             if needs_preload(workload):
                 preloaded.add(key_space(workload))
@@ -361,7 +365,9 @@ def run_compare(args: argparse.Namespace) -> int:
 
     try:
         _check_args(args)
-    except BenchError as exc:
+        if args.pd:
+            tls_from_args(args)
+    except (BenchError, ValueError) as exc:
         print(f"kvdb bench compare: {exc}", file=sys.stderr)
         return USAGE
     results: list[dict[str, Any]] = []

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import kvdb.aio
 from bench.bank import LOAD_BATCH, MAX_RETRIES, transfer_writes
 from kvdb.client.aio import AsyncClient
+from kvdb.net.tls import TlsFiles
 
 TARGETS = ("kvdb", "etcd")
 TIMEOUT = 10.0
@@ -62,8 +63,8 @@ class KvdbDriver:
         self._client = client
 
     @classmethod
-    async def open(cls, pd_endpoints: str) -> KvdbDriver:
-        return cls(await kvdb.aio.connect(pd_endpoints, timeout=TIMEOUT))
+    async def open(cls, pd_endpoints: str, tls: TlsFiles | None = None) -> KvdbDriver:
+        return cls(await kvdb.aio.connect(pd_endpoints, timeout=TIMEOUT, tls=tls))
 
     async def put(self, key: bytes, value: bytes) -> None:
         await self._client.put(key, value)
@@ -123,10 +124,11 @@ class KvdbDriver:
         await self._client.close()
 
 
-async def open_driver(target: str, addresses: str) -> Driver:
-    """``addresses`` are PD members for kvdb and cluster members for etcd (HOST:PORT,...)."""
+async def open_driver(target: str, addresses: str, tls: TlsFiles | None = None) -> Driver:
+    """``addresses`` are PD members for kvdb and cluster members for etcd (HOST:PORT,...); ``tls``
+    is for kvdb (None: plaintext, or the KVDB_* environment variables)."""
     if target == "kvdb":
-        return await KvdbDriver.open(addresses)
+        return await KvdbDriver.open(addresses, tls)
     if target == "etcd":
         from bench.etcd_driver import EtcdDriver  # its client library is optional
 

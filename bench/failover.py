@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bench.workloads import key_of
 from kvdb.errors import KvdbError
+from kvdb.net.tls_options import forget_tls_env
 from kvdb.pb import metapb_pb2
 from kvdb.pdclient.client import PdClient, PdError
 from kvdb.store.config import StoreConfig
@@ -276,6 +277,7 @@ def kvdb_failover(root: Path, victim: str, rounds: int, restart_after: float, se
                   concurrency: int, name: str = "") -> list[Round]:
     """Starts 3 PD members and 3 stores in ``root``, runs the rounds, shuts the cluster down however
     it ends; FailoverError if it could not measure (the logs in ``root`` say why)."""
+    forget_tls_env()  # the cluster started here runs plaintext
     cluster = _cluster_class().create_with_pd(root, 3, 3, tick_interval=StoreConfig.tick_interval,
                                      max_clock_drift=StoreConfig.max_clock_drift)
     try:

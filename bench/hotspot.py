@@ -22,6 +22,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench.workloads import key_of
+from kvdb.net.tls_options import forget_tls_env
 from kvdb.pdclient.client import PdClient
 from tests.integration.cluster import Cluster
 
@@ -73,6 +74,7 @@ def main() -> None:
     parser.add_argument("--hot-bytes", type=int, default=16 << 10, help="PD's hot_bytes_per_sec")
     parser.add_argument("--dir", type=Path, default=None)
     args = parser.parse_args()
+    forget_tls_env()  # the cluster started here runs plaintext
     root = args.dir or Path(tempfile.mkdtemp(prefix="kvdb-hotspot-"))
     cluster = Cluster.create_with_pd(root, args.stores, 3, heartbeat_interval=1.0, tick_interval=0.05,
                                      max_clock_drift=0.1,

@@ -52,6 +52,7 @@ from bench.workloads import (
     needs_preload,
     workload_key,
 )
+from kvdb.net.tls import TlsFiles
 
 PROGRESS_INTERVAL = 0.25
 PRELOAD_CONCURRENCY = 32
@@ -86,6 +87,9 @@ class BenchConfig:
     """Open loop: requests per second, all processes together (0: closed loop)."""
     groups: int = 1
     """bank: keep each transfer inside one of this many blocks of accounts (one range each)."""
+    tls: TlsFiles | None = None
+    """kvdb: the client's certificate files (``--ca --cert --key``); None: plaintext, or the KVDB_*
+    environment variables when set (as ``kvdb.connect``)."""
 
     def validate(self) -> None:
         if self.workload not in WORKLOADS:
@@ -239,6 +243,7 @@ def build_result(config: BenchConfig, tallies: list[_Tally], elapsed: float, sta
         overall.merge(h)
     cfg = asdict(config)
     cfg["output"] = str(config.output) if config.output is not None else None
+    cfg["tls"] = config.tls is not None  # whether it ran over TLS; the file paths say nothing of speed
     result = {
         "schema": SCHEMA_VERSION,
         "workload": config.workload,
@@ -273,7 +278,7 @@ def _audit(config: BenchConfig) -> dict[str, Any]:
     import uvloop
 
     async def run() -> dict[str, Any]:
-        driver = await open_driver(config.target, config.addresses)
+        driver = await open_driver(config.target, config.addresses, config.tls)
         try:
             return await audit(driver, config.key_count)
         finally:
@@ -301,7 +306,7 @@ def _child(config: BenchConfig, slot: int, messages: Any, barrier: Any) -> None:
 
 
 async def _process(config: BenchConfig, slot: int, messages: Any, barrier: Any) -> None:
-    driver = await open_driver(config.target, config.addresses)
+    driver = await open_driver(config.target, config.addresses, config.tls)
     try:
         rng = random.Random(config.seed * 7919 + slot)
         value = rng.randbytes(config.value_size)

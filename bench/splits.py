@@ -18,10 +18,13 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.histogram import Histogram
 from bench.workloads import key_of
+
+if TYPE_CHECKING:
+    from kvdb.net.tls import TlsFiles
 
 WINDOW = 0.5
 """Seconds per throughput sample of the timeline."""
@@ -41,19 +44,19 @@ def split_keys(key_count: int, ranges: int, key: Callable[[int], bytes] = key_of
 
 
 async def pre_split(pd_endpoints: str, key_count: int, ranges: int, timeout: float = 120.0,
-                    key: Callable[[int], bytes] = key_of) -> int:
+                    key: Callable[[int], bytes] = key_of, tls: TlsFiles | None = None) -> int:
     """Split the bench key space into ``ranges`` ranges; returns how many ranges now start at a split key."""
-    return await split_at(pd_endpoints, split_keys(key_count, ranges, key), timeout)
+    return await split_at(pd_endpoints, split_keys(key_count, ranges, key), timeout, tls)
 
 
-async def split_at(pd_endpoints: str, keys: list[bytes], timeout: float) -> int:
+async def split_at(pd_endpoints: str, keys: list[bytes], timeout: float, tls: TlsFiles | None = None) -> int:
     """Split so that every key starts a range (through PD, as ``kvdb admin split``); returns how
     many ranges now start at one of the keys."""
     from kvdb.pdclient.client import PdClient
     from placement.service import MAX_SPLITS
 
     done = 0
-    async with PdClient(pd_endpoints, timeout=timeout) as pd:
+    async with PdClient(pd_endpoints, timeout=timeout, tls=tls) as pd:
         for i in range(0, len(keys), MAX_SPLITS):  # PD takes that many per call
             done += len(await pd.split_ranges(keys[i:i + MAX_SPLITS], timeout))
     return done
@@ -123,7 +126,8 @@ def analyse(ops: list[Op], split_start: float, split_end: float, end: float) -> 
 
 async def split_under_load(pd_endpoints: str, ranges: int = 64, key_count: int = 20_000,
                            value_size: int = 100, concurrency: int = 32, before: float = 5.0,
-                           after: float = 10.0, seed: int = 0) -> dict[str, Any]:
+                           after: float = 10.0, seed: int = 0, tls: TlsFiles | None = None
+                           ) -> dict[str, Any]:
     """Write uniformly over ``key_count`` keys of one range; split it into ``ranges`` after
     ``before`` seconds; keep writing ``after`` seconds past the split's answer."""
     import kvdb.aio
@@ -134,8 +138,8 @@ async def split_under_load(pd_endpoints: str, ranges: int = 64, key_count: int =
     value = rng.randbytes(value_size)
     ops: list[Op] = []
     stop = asyncio.Event()
-    async with await kvdb.aio.connect(pd_endpoints, timeout=10.0) as client, \
-            PdClient(pd_endpoints, timeout=120.0) as pd:
+    async with await kvdb.aio.connect(pd_endpoints, timeout=10.0, tls=tls) as client, \
+            PdClient(pd_endpoints, timeout=120.0, tls=tls) as pd:
         await client.put(key_of(0), value)  # connections and range cache, before the clock starts
         t0 = time.perf_counter()
 

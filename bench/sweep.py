@@ -24,6 +24,7 @@ from bench.compare import client_processes, etcd_cluster, playground
 from bench.report import align
 from bench.runner import BenchConfig, BenchError, run_bench
 from bench.workloads import WORKLOADS, default_keys, needs_preload
+from kvdb.net.tls_options import add_tls_flags, tls_from_args
 
 USAGE, FAILED, INTERRUPTED = 2, 3, 130
 SATURATED = 0.9
@@ -64,6 +65,7 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keys", type=int, default=None, help="key space size (default 10000)")
     p.add_argument("--value-size", type=int, default=100, help="bytes per value (default 100)")
     p.add_argument("--pd", help="use this kvdb cluster (PD HOST:PORT,...) instead of starting a playground")
+    add_tls_flags(p, from_env=True)  # for --pd: the playground started here is plaintext
     p.add_argument("--etcd-endpoints", help="use this etcd cluster (HOST:PORT,...) instead of starting one")
     p.add_argument("--output-dir", type=Path, default=Path("bench-sweep"),
                    help="result files, sweep.json and latency.png (default ./bench-sweep)")
@@ -143,7 +145,8 @@ def _config(args: argparse.Namespace, target: str, addresses: str, rate: float, 
                        key_count=args.keys or default_keys(args.swept_workload), value_size=args.value_size,
                        rate=rate, preload=preload and needs_preload(args.swept_workload),
                        output=args.output_dir / f"{target}-{args.swept_workload}-r{rate:g}.json",
-                       progress=not args.no_progress)
+                       progress=not args.no_progress,
+                       tls=tls_from_args(args) if target == "kvdb" and args.pd else None)
 
 
 def _sweep_target(args: argparse.Namespace, target: str, addresses: str) -> list[dict[str, Any]]:
@@ -159,7 +162,9 @@ def run_sweep(args: argparse.Namespace) -> int:
         _config(args, targets[0], "-", args.rates[0], preload=False).validate()
         if "etcd" in targets and importlib.util.find_spec("etcd3aio") is None:
             raise BenchError("the etcd client is not installed: run scripts/setup (or pip install etcd3aio)")
-    except BenchError as exc:
+        if args.pd:
+            tls_from_args(args)
+    except (BenchError, ValueError) as exc:
         print(f"kvdb bench sweep: {exc}", file=sys.stderr)
         return USAGE
     points: list[dict[str, Any]] = []

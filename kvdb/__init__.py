@@ -19,3 +19,12 @@ def connect(endpoints: str | list[str], timeout: float = 10.0, tls: TlsFiles | N
     from kvdb.client import connect as _connect
 
     return _connect(endpoints, timeout, tls)
+
+
+def __getattr__(name: str) -> object:
+    """``kvdb.TlsFiles``, imported on first use for the same reason as the client."""
+    if name == "TlsFiles":
+        from kvdb.net.tls import TlsFiles
+
+        return TlsFiles
+    raise AttributeError(f"module 'kvdb' has no attribute {name!r}")

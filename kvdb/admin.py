@@ -306,7 +306,7 @@ async def gc(pd: PdClient, keep_ms: int | None, safe_point: int | None, timeout:
     from kvdb.client.aio import AsyncClient
     from kvdb.client.gc import collect_garbage
 
-    async with AsyncClient(pd.endpoints, timeout) as client:
+    async with AsyncClient(pd.endpoints, timeout, pd.tls) as client:
         await client.connect()
         run = await collect_garbage(client, keep_ms=keep_ms, safe_point=safe_point)
     physical, _ = split_ts(run.safe_point)

@@ -241,13 +241,15 @@ def _decommission_text(row: admin.Row) -> str:
 
 def run_admin(args: argparse.Namespace, endpoints: str, decode_key: Callable[[str, bool], bytes]) -> int:
     """Runs one ``kvdb admin`` command; errors propagate to the caller's one-line reporting."""
+    from kvdb.net.tls_options import tls_from_args
     from kvdb.pdclient.client import PdClient, PdError
 
     fetch, text = _fetch(args, decode_key)
+    tls = tls_from_args(args)
     waits = args.what in WAITS and args.wait
 
     async def run() -> Any:
-        async with PdClient(endpoints, timeout=args.timeout) as pd:
+        async with PdClient(endpoints, timeout=args.timeout, tls=tls) as pd:
             result = await fetch(pd)
             if waits:
                 if not args.json:

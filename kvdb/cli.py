@@ -10,11 +10,16 @@ import argparse
 import logging
 import os
 import sys
+
+# gRPC's C core logs every refused TLS handshake at INFO on stderr, before our one-line error;
+# read once, when grpc is first imported (below). GRPC_VERBOSITY=INFO brings the lines back.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 from pathlib import Path
 from typing import NoReturn
 
 from kvdb import __version__
 from kvdb.config_file import apply_config_file, byte_size, require
+from kvdb.net.tls_options import add_tls_flags, log_tls_mode, tls_from_args
 
 PLANNED_COMMANDS: dict[str, str] = {}
 DEFAULT_PD_ENDPOINTS = "127.0.0.1:2379"
@@ -74,6 +79,7 @@ def _add_store_parser(sub: argparse._SubParsersAction) -> None:
                    help="idle ranges stop ticking and heartbeating (default on)")
     p.add_argument("--hibernate-idle-ticks", type=int,
                    help="ticks a range leader must be idle before the range hibernates (default 20)")
+    add_tls_flags(p, from_env=False)
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
 
 
@@ -105,6 +111,7 @@ def _add_pd_parser(sub: argparse._SubParsersAction) -> None:
                    help="a store silent this long is down and its replicas are rebuilt elsewhere")
     p.add_argument("--store-disconnect-ms", type=int, default=5_000,
                    help="a store silent this long is disconnected (not yet replaced)")
+    add_tls_flags(p, from_env=False)
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
 
 
@@ -136,22 +143,26 @@ def _run_pd(args: argparse.Namespace) -> int:
         join = [] if args.join is None else _check_endpoints(args.join, "--join").split(",")
         config = PdConfig(member_id=args.member_id, listen=args.listen, data_dir=args.data_dir,
                           initial_members=members, join=join, store=store_cfg, schedule=schedule,
-                          store_disconnect_ms=args.store_disconnect_ms, metrics_listen=args.metrics_listen)
+                          store_disconnect_ms=args.store_disconnect_ms, metrics_listen=args.metrics_listen,
+                          tls=tls_from_args(args))
         config.validate()
         check_member_address(args.member_id, members, args.listen, args.advertise_address)
         check_metrics_listen(args.metrics_listen)
     except ValueError as exc:
         print(f"kvdb pd: {exc}", file=sys.stderr)
         return 2
+    log_tls_mode(logging.getLogger("kvdb.pd"), config.tls, args.listen)
     return _run(serve(config, args.ready_file), "kvdb pd")
 
 
 def _run(coro: object, name: str) -> int:
     import uvloop
 
+    from kvdb.pdclient.client import PdError
+
     try:
         uvloop.run(coro)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, PdError) as exc:  # e.g. PD unreachable, or refusing our certificate
         print(f"{name}: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -187,6 +198,7 @@ def _run_store(args: argparse.Namespace) -> int:
         labels = parse_labels(args.labels)
         if labels and not args.pd:
             raise ValueError("--labels needs --pd (labels are for PD's placement)")
+        tls = tls_from_args(args)
     except ValueError as exc:
         print(f"kvdb store: {exc}", file=sys.stderr)
         return 2
@@ -195,7 +207,8 @@ def _run_store(args: argparse.Namespace) -> int:
                         cluster_id=args.cluster_id, static_cluster=static, pd_endpoints=args.pd,
                         pd_heartbeat_interval=args.pd_heartbeat_interval,
                         test_failpoints=args.test_failpoints, metrics_listen=args.metrics_listen,
-                        store=store_cfg)
+                        store=store_cfg, tls=tls)
+    log_tls_mode(logging.getLogger("kvdb.store"), tls, args.listen)
     return _run(serve(config, args.ready_file), "kvdb store")
 
 
@@ -219,6 +232,11 @@ def _add_playground_parser(sub: argparse._SubParsersAction) -> None:
                         "--labels '' drops them)")
     p.add_argument("--ready-timeout", type=float, default=pg.DEFAULT_READY_TIMEOUT,
                    help=f"seconds the cluster may take to serve (default {pg.DEFAULT_READY_TIMEOUT:.0f})")
+    p.add_argument("--tls", action=argparse.BooleanOptionalAction, default=None,
+                   help="mutual TLS everywhere: certificates in DATA_DIR/certs (made unless there: a CA, "
+                        "a node certificate, a client 'root' with role admin); the ready line is followed "
+                        "by the KVDB_CA/KVDB_CERT/KVDB_KEY exports that connect (kept for later runs; "
+                        "--no-tls: plaintext again)")
 
 
 def _add_client_flags(p: argparse.ArgumentParser) -> None:
@@ -226,6 +244,7 @@ def _add_client_flags(p: argparse.ArgumentParser) -> None:
                    help=f"PD members HOST:PORT,... (default $KVDB_PD or {DEFAULT_PD_ENDPOINTS})")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                    help=f"seconds before giving up (default {DEFAULT_TIMEOUT:.0f})")
+    add_tls_flags(p, from_env=True)
 
 
 def _add_kv_parsers(sub: argparse._SubParsersAction) -> None:
@@ -298,7 +317,7 @@ def _kv(args: argparse.Namespace, endpoints: str) -> int:
     if args.command == "scan" and args.limit < 1:
         raise ValueError(f"--limit must be positive, got {args.limit}")
     show = bytes.hex if args.hex else show_key
-    with kvdb.connect(endpoints, timeout=args.timeout) as client:
+    with kvdb.connect(endpoints, timeout=args.timeout, tls=tls_from_args(args)) as client:
         if args.command == "put":
             client.put(keys["key"], keys["value"])
         elif args.command == "delete":
@@ -364,7 +383,8 @@ def _txn(args: argparse.Namespace, endpoints: str) -> int:
     ops = parse_txn_ops(args.ops, args.hex)
     show = bytes.hex if args.hex else show_key
     reads: dict[bytes, bytes | None] = {}
-    with kvdb.connect(endpoints, timeout=args.timeout) as client, client.transaction() as txn:
+    with kvdb.connect(endpoints, timeout=args.timeout, tls=tls_from_args(args)) as client, \
+            client.transaction() as txn:
         for op, key, value in ops:
             if op == "put":
                 txn.put(key, value)
@@ -497,5 +517,5 @@ def main(argv: list[str] | None = None) -> int:
         from kvdb.playground import run_playground
 
         return run_playground(args.data_dir, args.pd, args.stores, args.base_port, args.ready_timeout,
-                              args.labels)
+                              args.labels, args.tls)
     return _run_client_command(args)

@@ -27,16 +27,17 @@ def apply_config_file(parser: argparse.ArgumentParser, args: argparse.Namespace,
         raise ValueError(f"cannot read config file {args.config}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"config file {args.config} is not valid TOML: {exc}") from exc
-    actions = {a.dest: a for a in parser._actions if a.option_strings and a.dest not in ("help", "config")}
+    # Keys are the long flags' names (``key`` is --key, whose dest is tls_key).
+    actions = {a.option_strings[0].removeprefix("--"): a for a in parser._actions
+               if a.option_strings and a.dest not in ("help", "config")}
     given = {a.dest for a in actions.values() if any(_on_command_line(opt, argv) for opt in a.option_strings)}
     for key, value in data.items():
-        dest = key.replace("-", "_")
-        action = actions.get(dest)
+        action = actions.get(key.replace("_", "-"))
         if action is None:
             raise ValueError(f"unknown key '{key}' in config file {args.config}")
-        if dest in given:
+        if action.dest in given:
             continue
-        setattr(args, dest, _convert(action, key, value))
+        setattr(args, action.dest, _convert(action, key, value))
 
 
 def _on_command_line(option: str, argv: list[str]) -> bool:

@@ -37,7 +37,8 @@ from typing import TypeVar
 import grpc
 
 from kvdb.labels import check_name, format_labels
-from kvdb.net import grpc_factory
+from kvdb.net import certs, grpc_factory
+from kvdb.net.tls import ENV_CA, ENV_CERT, ENV_KEY, TlsFiles
 from kvdb.pb import kvrpc_pb2, kvrpc_pb2_grpc, metapb_pb2
 from kvdb.pdclient.client import PdClient, PdError
 from kvdb.server.supervisor import CRASH_EXIT_STATUS
@@ -57,6 +58,9 @@ PROBE_TIMEOUT = 2.0
 """Seconds one readiness probe may wait for PD or a store (the overall deadline is separate)."""
 PROBE_KEY = b"\x00"
 """The smallest non-empty key, so it is in the first range (an empty key is invalid)."""
+CERTS_DIR = "certs"
+CLIENT_NAME = "root"
+"""The client certificate the playground makes (role admin) and prints the exports of."""
 LAYOUT_FILE = "playground.json"
 METRICS_FILE = "run/metrics.json"
 """Process label -> its /metrics URL, for this run (the ports are picked afresh at every start)."""
@@ -92,6 +96,8 @@ class Layout:
     base_port: int = DEFAULT_BASE_PORT
     labels: dict[str, list[str]] = field(default_factory=dict)
     """Label key -> values dealt to the stores round robin (``--labels zone=a,b,c``)."""
+    tls: bool = False
+    """Mutual TLS with the certificates in ``DATA_DIR/certs`` (``--tls``)."""
 
     def pd_address(self, member_id: int) -> str:
         return f"127.0.0.1:{self.base_port + member_id - 1}"
@@ -138,12 +144,14 @@ def parse_label_choices(specs: list[str]) -> dict[str, list[str]]:
 
 
 def resolve_layout(data_dir: Path, pd: int | None, stores: int | None, base_port: int | None,
-                   labels: list[str] | None = None) -> Layout:
+                   labels: list[str] | None = None, tls: bool | None = None) -> Layout:
     """The layout to run: the saved one with any flags applied, or the defaults for a new data dir.
 
     The PD count and base port cannot change once PD members exist (they know each other's
     addresses); the store count can, and a bigger one adds stores. Labels can change too (each
-    store registers its labels anew when it starts); ``--labels ''`` drops them.
+    store registers its labels anew when it starts); ``--labels ''`` drops them. TLS stays as it
+    was unless ``--tls`` / ``--no-tls`` say otherwise (the clients' exports still work after a
+    plain restart).
     """
     choices = None if labels is None else parse_label_choices(labels)
     saved_path = data_dir / LAYOUT_FILE
@@ -157,10 +165,10 @@ def resolve_layout(data_dir: Path, pd: int | None, stores: int | None, base_port
                 raise PlaygroundError(f"{data_dir} was created with {flag} {was}; "
                                       "use that or another --data-dir")
         layout = Layout(saved.pd, saved.stores if stores is None else stores, saved.base_port,
-                        saved.labels if choices is None else choices)
+                        saved.labels if choices is None else choices, saved.tls if tls is None else tls)
     else:
         layout = Layout(DEFAULT_PD if pd is None else pd, DEFAULT_STORES if stores is None else stores,
-                        DEFAULT_BASE_PORT if base_port is None else base_port, choices or {})
+                        DEFAULT_BASE_PORT if base_port is None else base_port, choices or {}, bool(tls))
     layout.validate()
     return layout
 
@@ -183,6 +191,44 @@ class Child:
         return f"{self.label} (pid {pid}, log {self.log_path})"
 
 
+@dataclass(frozen=True)
+class PlaygroundTls:
+    """The files of a ``--tls`` playground: every node presents ``node``, the playground's own
+    probes and the user's commands present ``client`` (``root``, role admin)."""
+
+    node: TlsFiles
+    client: TlsFiles
+
+    def node_flags(self) -> list[str]:
+        return ["--ca", str(self.node.ca), "--cert", str(self.node.cert), "--key", str(self.node.key)]
+
+    def exports(self) -> list[str]:
+        return [f"export {name}={path}" for name, path in
+                ((ENV_CA, self.client.ca), (ENV_CERT, self.client.cert), (ENV_KEY, self.client.key))]
+
+
+def ensure_certs(data_dir: Path) -> PlaygroundTls:
+    """``DATA_DIR/certs``: a CA, a node certificate for 127.0.0.1 and localhost, a client ``root``
+    with role admin; what is already there is kept (a restart reuses the files, the running
+    cluster's data does not depend on them)."""
+    d = data_dir.resolve() / CERTS_DIR
+    client = certs.client_files(d, CLIENT_NAME)
+    try:
+        if not (d / certs.CA_CERT).exists():
+            certs.create_ca(d)
+        if not (d / certs.NODE_CERT).exists():
+            certs.create_node(d, ["127.0.0.1", "localhost"])
+        if not client.cert.exists():
+            certs.create_client(d, CLIENT_NAME, "admin")
+        tls = PlaygroundTls(TlsFiles(d / certs.CA_CERT, d / certs.NODE_CERT, d / certs.NODE_KEY),
+                            TlsFiles(d / certs.CA_CERT, client.cert, client.key))
+        tls.node.check()
+        tls.client.check()
+    except ValueError as exc:
+        raise PlaygroundError(f"{d}: {exc} (remove {d} to make new certificates)") from None
+    return tls
+
+
 def _die_with_parent() -> None:
     """Runs in the child between fork and exec: SIGTERM it when the playground dies."""
     libc = ctypes.CDLL(None, use_errno=True)
@@ -192,13 +238,16 @@ def _die_with_parent() -> None:
 class Playground:
     """The children of one data dir; ``run`` is the whole foreground life of the playground."""
 
-    def __init__(self, data_dir: Path, layout: Layout, ready_timeout: float = DEFAULT_READY_TIMEOUT) -> None:
+    def __init__(self, data_dir: Path, layout: Layout, ready_timeout: float = DEFAULT_READY_TIMEOUT,
+                 tls: PlaygroundTls | None = None) -> None:
         self.data_dir = data_dir
         self.layout = layout
+        self.tls = tls
         self.ready_timeout = ready_timeout
         self.ready = False
         logs, run = data_dir / "logs", data_dir / "run"
         python = [sys.executable, "-m", "kvdb"]
+        tls_flags = tls.node_flags() if tls else []
         self.children: list[Child] = []
         metrics = iter(free_ports(layout.pd + layout.stores))
         for i in range(1, layout.pd + 1):
@@ -206,14 +255,14 @@ class Playground:
             metrics_at = f"127.0.0.1:{next(metrics)}"
             cmd = [*python, "pd", "--member-id", str(i), "--listen", layout.pd_address(i),
                    "--data-dir", str(data_dir / f"pd{i}"), "--initial-members", members,
-                   "--ready-file", str(run / f"pd{i}.ready"), "--metrics-listen", metrics_at]
+                   "--ready-file", str(run / f"pd{i}.ready"), "--metrics-listen", metrics_at, *tls_flags]
             self.children.append(Child(f"PD member {i}", cmd, logs / f"pd{i}.log",
                                        run / f"pd{i}.ready", run / f"pd{i}.pid", f"http://{metrics_at}/metrics"))
         for i in range(1, layout.stores + 1):
             metrics_at = f"127.0.0.1:{next(metrics)}"
             cmd = [*python, "store", "--store-id", str(i), "--listen", layout.store_address(i),
                    "--data-dir", str(data_dir / f"store{i}"), "--pd", layout.pd_endpoints,
-                   "--ready-file", str(run / f"store{i}.ready"), "--metrics-listen", metrics_at]
+                   "--ready-file", str(run / f"store{i}.ready"), "--metrics-listen", metrics_at, *tls_flags]
             if layout.labels:
                 cmd += ["--labels", format_labels(layout.store_labels(i))]
             self.children.append(Child(f"store {i}", cmd, logs / f"store{i}.log",
@@ -250,7 +299,12 @@ class Playground:
                 self.say(f"store labels: {', '.join(labels)}")
             self.say(f"metrics (also in {self.data_dir / METRICS_FILE}): "
                      + ", ".join(f"{c.label} {c.metrics_url}" for c in self.children))
-            print(f"kvdb playground ready: pd={self.layout.pd_endpoints}", flush=True)
+            if self.tls:
+                self.say(f"mutual TLS on, certificates in {self.tls.node.ca.parent}; connect with the "
+                         "exports after the ready line")
+            # One write: a reader of the ready line finds the exports with it.
+            exports = self.tls.exports() if self.tls else []
+            print("\n".join([f"kvdb playground ready: pd={self.layout.pd_endpoints}", *exports]), flush=True)
             await self._watch(stop.wait(), stop)
         except _Exit as exc:
             self.say(exc.message)
@@ -302,9 +356,11 @@ class Playground:
     async def _until_ready(self) -> None:
         deadline = time.monotonic() + self.ready_timeout
         want_voters = min(3, self.layout.stores)
-        pd = PdClient(self.layout.pd_endpoints, timeout=PROBE_TIMEOUT)
+        client_tls = self.tls.client if self.tls else None
+        pd = PdClient(self.layout.pd_endpoints, timeout=PROBE_TIMEOUT, tls=client_tls)
         try:
-            while not (all(c.ready_path.exists() for c in self.children) and await _serves(pd, want_voters)):
+            while not (all(c.ready_path.exists() for c in self.children)
+                       and await _serves(pd, want_voters, client_tls)):
                 if time.monotonic() >= deadline:
                     raise _Exit(1, f"the cluster did not serve within {self.ready_timeout:g}s "
                                    f"(logs: {self.data_dir / 'logs'}); stopping everything")
@@ -359,7 +415,7 @@ def _how_it_ended(status: int) -> str:
     return f"exited with status {status}"
 
 
-async def _serves(pd: PdClient, want_voters: int) -> bool:
+async def _serves(pd: PdClient, want_voters: int, tls: TlsFiles | None) -> bool:
     """Whether PD answers, the first range has ``want_voters`` voters and a leader, and that leader
     answers a read. The last step matters after a restart: PD remembers the leader of the previous
     run, which is not serving yet."""
@@ -378,7 +434,7 @@ async def _serves(pd: PdClient, want_voters: int) -> bool:
         return False
     context = kvrpc_pb2.Context(cluster_id=pd.cluster_id, range_id=info.descriptor.id,
                                 epoch=info.descriptor.epoch)
-    async with grpc_factory.channel(store.address, None) as channel:
+    async with grpc_factory.channel(store.address, tls) as channel:
         try:
             response = await kvrpc_pb2_grpc.KvStub(channel).RawGet(
                 kvrpc_pb2.RawGetRequest(context=context, key=PROBE_KEY), timeout=PROBE_TIMEOUT)
@@ -388,7 +444,8 @@ async def _serves(pd: PdClient, want_voters: int) -> bool:
 
 
 def run_playground(data_dir: Path, pd: int | None, stores: int | None, base_port: int | None,
-                   ready_timeout: float = DEFAULT_READY_TIMEOUT, labels: list[str] | None = None) -> int:
+                   ready_timeout: float = DEFAULT_READY_TIMEOUT, labels: list[str] | None = None,
+                   tls: bool | None = None) -> int:
     """The ``kvdb playground`` command: one playground per data dir at a time (a lock file says so)."""
     try:
         if pd is not None:
@@ -401,10 +458,11 @@ def run_playground(data_dir: Path, pd: int | None, stores: int | None, base_port
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise PlaygroundError(f"another playground is running on {data_dir}") from None
-        layout = resolve_layout(data_dir, pd, stores, base_port, labels)
+        layout = resolve_layout(data_dir, pd, stores, base_port, labels, tls)
+        files = ensure_certs(data_dir) if layout.tls else None
     except (PlaygroundError, OSError) as exc:
         print(f"kvdb playground: {exc}", file=sys.stderr)
         return exc.status if isinstance(exc, PlaygroundError) else 1
     with lock:
         (data_dir / LAYOUT_FILE).write_text(json.dumps(asdict(layout)) + "\n")
-        return Playground(data_dir, layout, ready_timeout=ready_timeout).run()
+        return Playground(data_dir, layout, ready_timeout=ready_timeout, tls=files).run()

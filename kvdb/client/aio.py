@@ -58,7 +58,7 @@ STORE_DOWN_SECONDS = 2.0
 """How long an unreachable store is skipped when another replica can be asked about the leader."""
 MAX_HOPS = 3
 """not_leader hints followed without a pause; replicas disagreeing mid-election could bounce us."""
-BACKOFF = (0.01, 0.5)
+BACKOFF = (0.01, 0.2)
 PD_GAP_RETRY = 0.02
 """Seconds between asking PD again for a key it knows no range for (``_Op.pause``)."""
 CLOSE_WAIT = 2.0

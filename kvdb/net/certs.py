@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +50,10 @@ def client_files(certs_dir: Path, name: str) -> Pair:
 def create_ca(certs_dir: Path, days: int = DEFAULT_CA_DAYS) -> Pair:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "kvdb"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, "kvdb CA")])
+                      # A name of its own: TLS finds a certificate's issuer among the trusted CAs by
+                      # name, so two CAs named alike in one bundle (a CA rotation, docs/security.md)
+                      # would have certificates checked against the wrong one and refused.
+                      x509.NameAttribute(NameOID.COMMON_NAME, f"kvdb CA {secrets.token_hex(4)}")])
     cert = (_builder(name, name, key.public_key(), days)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,

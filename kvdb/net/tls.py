@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 
 ENV_CA, ENV_CERT, ENV_KEY = "KVDB_CA", "KVDB_CERT", "KVDB_KEY"
 
@@ -42,6 +45,30 @@ class TlsFiles:
         """``KVDB_CA``, ``KVDB_CERT``, ``KVDB_KEY``: how clients, the CLI and bench find their files."""
         return cls.from_options(environ.get(ENV_CA), environ.get(ENV_CERT), environ.get(ENV_KEY))
 
+    def check(self) -> None:
+        """ValueError naming the file when one is missing, not PEM, or does not fit the others.
+
+        gRPC reports such mistakes late and vaguely (a handshake that fails, or a port that does
+        not bind), so servers and the CLI check at start-up and refuse with a clear message.
+        """
+        ca_pem, cert_pem, key_pem = self._read()
+        try:  # a bundle of several CAs is how a CA is rotated: the cert must come from one of them
+            cas = x509.load_pem_x509_certificates(ca_pem)
+        except ValueError:
+            raise ValueError(f"{self.ca} is not a PEM certificate (--ca)") from None
+        try:
+            cert = x509.load_pem_x509_certificate(cert_pem)
+        except ValueError:
+            raise ValueError(f"{self.cert} is not a PEM certificate (--cert)") from None
+        try:
+            key = serialization.load_pem_private_key(key_pem, password=None)
+        except (ValueError, TypeError):
+            raise ValueError(f"{self.key} is not an unencrypted PEM private key (--key)") from None
+        if key.public_key() != cert.public_key():
+            raise ValueError(f"{self.key} is not the private key of {self.cert}")
+        if not any(_issued_by(cert, ca) for ca in cas):
+            raise ValueError(f"{self.cert} is not signed by the CA in {self.ca}")
+
     def _read(self) -> tuple[bytes, bytes, bytes]:
         try:
             return self.ca.read_bytes(), self.cert.read_bytes(), self.key.read_bytes()
@@ -55,3 +82,11 @@ class TlsFiles:
     def channel_credentials(self) -> grpc.ChannelCredentials:
         ca, cert, key = self._read()
         return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+
+
+def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True

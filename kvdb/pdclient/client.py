@@ -64,6 +64,22 @@ def split_ts(ts: int) -> tuple[int, int]:
     return ts >> LOGICAL_BITS, ts & ((1 << LOGICAL_BITS) - 1)
 
 
+def tls_hint(details: str, with_tls: bool) -> str:
+    """A hint for an unreachable PD whose last error looks like a TLS mismatch, else ''. gRPC says
+    "handshake failed" when we refuse the server's certificate, "Hostname Verification Check
+    failed" when it does not name the address, and only "Socket closed" when the server refuses
+    ours or a plaintext client dials a TLS server."""
+    files = "--ca/--cert/--key (or KVDB_CA/KVDB_CERT/KVDB_KEY)"
+    if "hostname verification" in details.lower():
+        return ("; TLS: the server's certificate does not name the address dialled (its node certificate "
+                "needs it in --hosts)")
+    if "handshake" in details.lower() or (with_tls and "socket closed" in details.lower()):
+        return f"; TLS handshake failed? check that {files} come from the cluster's CA"
+    if "socket closed" in details.lower():
+        return f"; does the cluster require TLS? give {files}"
+    return ""
+
+
 class PdError(Exception):
     """A PD call failed; ``error`` is the server's answer when there was one."""
 
@@ -140,6 +156,8 @@ class PdClient:
     def __init__(self, endpoints: list[str] | str, *, timeout: float = 10.0,
                  backoff: tuple[float, float] = (0.05, 0.3), tls: TlsFiles | None = None) -> None:
         self.tls = tls
+        self._last_member_error = ""
+        """Why the last GetMembers failed: a refused TLS handshake shows only there."""
         if isinstance(endpoints, str):
             endpoints = endpoints.split(",")
         self.endpoints = [e.strip() for e in endpoints if e.strip()]
@@ -174,7 +192,8 @@ class PdClient:
                 while not await self._discover():
                     await retry.backoff("no member knows a leader")
         except TimeoutError:
-            raise PdUnavailableError(f"no PD leader at {self.endpoints} within {self.timeout}s") from None
+            raise PdUnavailableError(f"no PD leader at {self.endpoints} within {self.timeout}s"
+                                     + tls_hint(self._last_member_error, self.tls is not None)) from None
 
     async def close(self) -> None:
         if self._closed:
@@ -469,6 +488,7 @@ class PdClient:
             if _denied(exc):  # asking other members will not help
                 raise _refused("GetMembers", exc) from exc
             log.debug("GetMembers failed: %s %s", exc.code().name, exc.details())
+            self._last_member_error = exc.details() or ""
             return ""
         return self._absorb_members(response)
 

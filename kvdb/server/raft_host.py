@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -114,8 +115,15 @@ class Process(Protocol):
     async def stop(self) -> None: ...
 
 
+SWITCH_INTERVAL_S = 0.001
+"""The interpreter's GIL switch interval in a node process (Python's default is 5 ms). The writer
+thread's fsync releases the GIL; afterwards it waits for the event loop to hand it back, up to
+one switch interval, before the iteration's acks can go out."""
+
+
 async def serve_until_signalled(process: Process, ready_file: Path | None) -> None:
     """Start ``process``, announce its port in ``ready_file`` (atomically), stop on SIGINT/SIGTERM."""
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     await process.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

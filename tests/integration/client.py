@@ -76,7 +76,12 @@ class Client:
         address = self.cluster.address(store_id)
         channel = self._channels.get(address)
         if channel is None:
-            channel = self._channels[address] = grpc.insecure_channel(address, options=CLIENT_OPTIONS)
+            if self.cluster.node_tls is None:
+                channel = grpc.insecure_channel(address, options=CLIENT_OPTIONS)
+            else:  # an admin client of the cluster's CA: the test client reads, writes and administers
+                credentials = self.cluster.client_tls().channel_credentials()
+                channel = grpc.secure_channel(address, credentials, options=CLIENT_OPTIONS)
+            self._channels[address] = channel
         return channel
 
     def kv(self, store_id: int) -> kvrpc_pb2_grpc.KvStub:
@@ -289,7 +294,8 @@ class PdHandle:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="pd-client", daemon=True)
         self._thread.start()
-        self.client = PdClient(cluster.pd_endpoints, timeout=timeout)
+        tls = cluster.client_tls() if cluster.node_tls is not None else None
+        self.client = PdClient(cluster.pd_endpoints, timeout=timeout, tls=tls)
         try:
             self.run(self.client.connect())
             self.run(self.client.is_bootstrapped())  # the leader has settled the cluster id once this answers

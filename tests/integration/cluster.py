@@ -5,7 +5,9 @@ dir and log file under the test's tmp dir, so a crash is a real crash (RocksDB r
 fsynced, nothing more) and a failing test can show what every process logged (``log_tails``).
 
 A cluster is either static (stores only, range 1 founded on every store) or PD-driven
-(``create_with_pd``): stores join through the PD members and PD grows the first range.
+(``create_with_pd``): stores join through the PD members and PD grows the first range. With
+``tls=True`` every process runs with mutual TLS (certificates in ``root/certs``) and clients get
+their files from ``client_tls``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+
+from kvdb.net import certs
+from kvdb.net.tls import TlsFiles
 
 T = TypeVar("T")
 
@@ -58,6 +63,13 @@ def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
             s.close()
 
 
+def make_node_tls(certs_dir: Path) -> TlsFiles:
+    """A new CA in ``certs_dir`` and the node certificate every process of a test cluster presents."""
+    certs.create_ca(certs_dir)
+    node = certs.create_node(certs_dir, ["127.0.0.1", "localhost"])
+    return TlsFiles(certs_dir / certs.CA_CERT, node.cert, node.key)
+
+
 @dataclass
 class ServerProcess:
     """One server process (a store or a PD member) with its own data dir, log and ready file."""
@@ -74,6 +86,8 @@ class ServerProcess:
     """A loopback address of its own (127.0.0.X) stands for a host of its own."""
     any_port: bool = False
     """Listen on port 0 (the OS picks one at every start); ``port`` is then the last bound one."""
+    tls: TlsFiles | None = None
+    """Files this process presents instead of the cluster's (a rotated or a foreign certificate)."""
 
     @property
     def address(self) -> str:
@@ -165,6 +179,8 @@ class Cluster:
     pd: dict[int, PdProcess] = field(default_factory=dict)
     pd_args: list[str] = field(default_factory=list)
     """Extra ``kvdb pd`` flags of every member (schedule knobs)."""
+    node_tls: TlsFiles | None = None
+    """What every store and PD member presents (``--ca --cert --key``); None: plaintext."""
 
     @classmethod
     def create(cls, root: Path, n: int = 3, **kwargs: object) -> Cluster:
@@ -178,9 +194,13 @@ class Cluster:
 
     @classmethod
     def create_with_pd(cls, root: Path, n_stores: int = 3, n_pd: int = 3, pd_args: list[str] = (),
-                       heartbeat_interval: float = 0.2, **kwargs: object) -> Cluster:
-        """``n_pd`` PD members and ``n_stores`` stores that join through them; nothing started yet."""
+                       heartbeat_interval: float = 0.2, tls: bool = False, **kwargs: object) -> Cluster:
+        """``n_pd`` PD members and ``n_stores`` stores that join through them; nothing started yet.
+        ``tls``: a CA and a node certificate for 127.0.0.1 and localhost in ``root/certs``, which
+        every member and store presents."""
         cluster = cls(root, pd_args=list(pd_args), **kwargs)
+        if tls:
+            cluster.node_tls = make_node_tls(root / "certs")
         ports = free_ports(n_pd + n_stores)
         members = ",".join(f"{mid}=127.0.0.1:{port}" for mid, port in enumerate(ports[:n_pd], start=1))
         for mid, port in enumerate(ports[:n_pd], start=1):
@@ -188,6 +208,24 @@ class Cluster:
         for sid, port in enumerate(ports[n_pd:], start=1):
             cluster.add_store(sid, port, cluster.pd_store_args(heartbeat_interval))
         return cluster
+
+    @property
+    def certs_dir(self) -> Path:
+        assert self.node_tls is not None, "not a TLS cluster (create_with_pd(..., tls=True))"
+        return self.node_tls.ca.parent
+
+    def client_tls(self, name: str = "root", role: str = "admin") -> TlsFiles:
+        """A client certificate of this cluster's CA called ``name`` with ``role`` (made once)."""
+        files = certs.client_files(self.certs_dir, name)
+        if not files.cert.exists():
+            certs.create_client(self.certs_dir, name, role)
+        return TlsFiles(self.node_tls.ca, files.cert, files.key)
+
+    def tls_args(self, process: ServerProcess) -> list[str]:
+        """The ``--ca --cert --key`` flags of ``process``: its own files, else the cluster's (none
+        without TLS)."""
+        tls = process.tls or self.node_tls
+        return [] if tls is None else ["--ca", str(tls.ca), "--cert", str(tls.cert), "--key", str(tls.key)]
 
     def pd_store_args(self, heartbeat_interval: float = 0.2) -> list[str]:
         """The flags that make a store join this cluster's PD."""
@@ -228,6 +266,7 @@ class Cluster:
                 "--data-dir", str(pp.data_dir),
                 "--ready-file", str(pp.ready_file),
                 "--tick-interval", str(self.tick_interval),
+                *self.tls_args(pp),
                 *pp.args,
                 *self.pd_args,
             ])
@@ -263,6 +302,7 @@ class Cluster:
             "--test-failpoints",
             "--tick-interval", str(self.tick_interval),
             "--max-clock-drift", str(self.max_clock_drift),
+            *self.tls_args(sp),
             *sp.args,
             *self.extra_args,
         ])

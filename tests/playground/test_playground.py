@@ -127,6 +127,9 @@ def test_ready_line_names_every_pd_member(pg: Playground) -> None:
     assert ports == [pg.base_port, pg.base_port + 1, pg.base_port + 2]
     assert sorted(pg.child_pids()) == ["pd1", "pd2", "pd3", "store1", "store2", "store3"]
     assert "logs" in pg.stderr() and (pg.data_dir / "logs" / "store1.log").exists()
+    store1 = f"127.0.0.1:{pg.base_port + 3}"
+    assert f"WARNING kvdb.store: running WITHOUT TLS: anyone who can reach {store1}" in \
+        (pg.data_dir / "logs" / "store1.log").read_text()
 
 
 def test_put_get_scan_delete(pg: Playground) -> None:
