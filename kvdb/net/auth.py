@@ -10,9 +10,9 @@ it is refused (default deny, so a new RPC cannot slip out unguarded: a test walk
 needs ``readonly`` to open; it carries requests of every kind, so ``KvService`` checks each
 request inside with ``kv_request_role`` (one dict lookup) and answers a refused one with a
 ``permission_denied`` error while the stream goes on. Lock resolution (check_txn_status,
-check_secondary_locks, resolve_lock) is ``readonly``: it only carries out what a transaction's
-primary lock already decided, and a reader must be able to get past the locks of a crashed
-writer. Without TLS there is no identity and nothing is checked (docs/security.md).
+check_secondary_locks, resolve_lock) is ``readwrite``: the store takes the caller's word for
+commit timestamps and the current time, so these requests can decide a transaction's outcome
+(docs/security.md). Without TLS there is no identity and nothing is checked.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
+from kvdb.net.certs import KVDB_ORGANIZATION
 from kvdb.pb import adminpb_pb2, kvrpc_pb2, pdpb_pb2, raft_serverpb_pb2
 
 
@@ -63,6 +64,7 @@ class Identity:
 
 
 NO_ROLE = "certificate carries no kvdb role"
+_ROLE_BY_LABEL = {role.label: role for role in Role}
 
 
 def identity_of(context: grpc.aio.ServicerContext) -> Identity | None:
@@ -77,12 +79,10 @@ def _parse(pem: bytes) -> Identity:
     subject = x509.load_pem_x509_certificate(pem).subject
     names = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     units = subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+    orgs = subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
     role = None
-    if len(units) == 1:
-        try:
-            role = Role.parse(str(units[0].value))
-        except ValueError:
-            pass
+    if len(units) == 1 and [o.value for o in orgs] == [KVDB_ORGANIZATION]:
+        role = _ROLE_BY_LABEL.get(str(units[0].value))  # exactly: "Admin" from some other CA is no role
     return Identity(str(names[0].value) if names else "", role)
 
 
@@ -120,9 +120,9 @@ KV_KIND_ROLES: dict[str | None, Role] = {
     # reads
     "get": Role.READONLY, "batch_get": Role.READONLY, "scan": Role.READONLY,
     "txn_get": Role.READONLY, "txn_batch_get": Role.READONLY, "txn_scan": Role.READONLY,
-    # lock resolution: carries out what a primary decided (see the module docstring)
-    "check_txn_status": Role.READONLY, "check_secondary_locks": Role.READONLY,
-    "resolve_lock": Role.READONLY,
+    # lock resolution: can decide a transaction's outcome (see the module docstring)
+    "check_txn_status": Role.READWRITE, "check_secondary_locks": Role.READWRITE,
+    "resolve_lock": Role.READWRITE,
     # writes
     "put": Role.READWRITE, "batch_put": Role.READWRITE, "delete": Role.READWRITE,
     "delete_range": Role.READWRITE, "cas": Role.READWRITE, "prewrite": Role.READWRITE,

@@ -25,6 +25,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+KVDB_ORGANIZATION = "kvdb"
+"""The organization (O) of every certificate made here; a role counts only under it
+(``kvdb.net.auth``), so an OU that merely reads "admin" in another organization's certificate
+grants nothing."""
 CA_CERT, CA_KEY = "ca.crt", "ca.key"
 NODE_CERT, NODE_KEY = "node.crt", "node.key"
 NODE_NAME = "node"
@@ -49,7 +53,7 @@ def client_files(certs_dir: Path, name: str) -> Pair:
 
 def create_ca(certs_dir: Path, days: int = DEFAULT_CA_DAYS) -> Pair:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "kvdb"),
+    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, KVDB_ORGANIZATION),
                       # A name of its own: TLS finds a certificate's issuer among the trusted CAs by
                       # name, so two CAs named alike in one bundle (a CA rotation, docs/security.md)
                       # would have certificates checked against the wrong one and refused.
@@ -88,7 +92,7 @@ def _issue(certs_dir: Path, cert_file: str, key_file: str, common_name: str, rol
            usages: list[x509.ObjectIdentifier], sans: list[x509.GeneralName]) -> Pair:
     ca_cert, ca_key = _load_ca(certs_dir)
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "kvdb"),
+    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, KVDB_ORGANIZATION),
                          x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role),
                          x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     builder = (_builder(subject, ca_cert.subject, key.public_key(), days)

@@ -59,7 +59,7 @@ from kvdb.store.range_index import RangeIndex
 from kvdb.store.sessions import Result, Sessions
 from kvdb.store.stats import StoreStats
 from kvdb.txn import actions
-from kvdb.txn.concurrency import ConcurrencyManager
+from kvdb.txn.concurrency import ConcurrencyManager, TsLimit
 from kvdb.txn.latches import Latches
 
 log = logging.getLogger(__name__)
@@ -187,6 +187,8 @@ class Store:
         """Set by the driver: where snapshots are built (a thread in a real store)."""
         self._snapshot_seq = 0
         self.cm = ConcurrencyManager()
+        self.ts_limit = TsLimit()
+        """The highest timestamp a transactional request may carry (``kvdb.txn.concurrency``)."""
         self.latches = Latches()
         self.request_ts: Callable[[Callable[[int], None]], None] | None = None
         """Set by the driver: fetch a TSO timestamp and call back with it (0: the fetch failed),
@@ -294,15 +296,20 @@ class Store:
 
     # ---------------------------------------------------------------------------------- inputs
     def tick(self) -> None:
-        """Tick every replica that is not hibernated (``kvdb.store.hibernate``), and ask again
-        for a max ts sync whose fetch failed or was lost."""
+        """Tick every replica that is not hibernated (``kvdb.store.hibernate``), ask again for a
+        max ts sync whose fetch failed or was lost, and refresh the timestamp limit."""
         for peer in self.hibernation.tick():
             peer.raw.tick()
             self._mark(peer)
-        if self._ts_retry or (self._ts_fetch_since is not None
-                              and self.clock.now() - self._ts_fetch_since >= TS_FETCH_TIMEOUT):
+        now = self.clock.now()
+        fetch_lost = self._ts_fetch_since is not None and now - self._ts_fetch_since >= TS_FETCH_TIMEOUT
+        if self._ts_retry or fetch_lost:
             self._ts_retry = False
             self.sync_max_ts()
+        elif (self._ts_fetch_since is None and self.request_ts is not None and self.ts_limit.stale(now)
+              and any(p.is_leader for p in self.peers.values())):
+            self._ts_fetch_since = now
+            self.request_ts(lambda ts: self._on_ts({}, ts))
 
     def on_raft_messages(self, messages: list[raft_serverpb_pb2.RaftMessage]) -> None:
         hibernation = self.hibernation
@@ -842,6 +849,7 @@ class Store:
         if ts <= 0:
             self._ts_retry = True
             return
+        self.ts_limit.learn(ts, self.clock.now())
         self.cm.update(ts)
         for range_id, term in asked.items():
             peer = self.peers.get(range_id)

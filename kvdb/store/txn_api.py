@@ -40,7 +40,7 @@ class TxnApi:
     def __init__(self, store: Store, checks: RequestChecks) -> None:
         self.store = store
         self.checks = checks
-        self.handlers: dict[str, Callable[[Message, Finish], None]] = {
+        methods: dict[str, Callable[[Message, Finish], None]] = {
             "txn_get": self.txn_get,
             "txn_batch_get": self.txn_batch_get,
             "txn_scan": self.txn_scan,
@@ -53,7 +53,15 @@ class TxnApi:
             "resolve_lock": self.resolve_lock,
             "txn_heart_beat": self.txn_heart_beat,
         }
-        """Request kind (a ``kvrpc.Request`` field) -> its method."""
+        self.handlers = {kind: self._bounded(method) for kind, method in methods.items()}
+        """Request kind (a ``kvrpc.Request`` field) -> its method, behind the timestamp check."""
+
+    def _bounded(self, method: Callable[[Message, Finish], None]) -> Callable[[Message, Finish], None]:
+        def bounded(req: Message, finish: Finish) -> None:
+            _check_timestamps(req, self.store.ts_limit.limit(self.store.clock.now()))
+            method(req, finish)
+
+        return bounded
 
     # ----------------------------------------------------------------------------------- reads
     def txn_get(self, req: kvrpc_pb2.TxnGetRequest, finish: Finish) -> None:
@@ -240,6 +248,21 @@ class TxnApi:
                 done(exc)
 
         store.latches.acquire(keys, held)
+
+
+_TS_FIELDS = frozenset({"version", "max_version", "start_ts", "commit_ts", "lock_ts", "caller_start_ts",
+                        "current_ts", "min_commit_ts"})
+
+
+def _check_timestamps(req: Message, limit: int) -> None:
+    """Every timestamp in ``req`` (nested messages too) at most ``limit`` (``TsLimit``)."""
+    for field, value in req.ListFields():
+        if field.message_type is not None:
+            for item in value if field.is_repeated else (value,):
+                _check_timestamps(item, limit)
+        elif field.name in _TS_FIELDS and value > limit:
+            raise InvalidArgumentError(f"{field.name} {value} is ahead of every timestamp PD can have issued "
+                                       f"yet (at most {limit}): it did not come from this cluster's TSO")
 
 
 def _positive(ts: int, name: str) -> None:

@@ -160,7 +160,11 @@ async def test_a_readonly_client_can_read_but_cannot_write(cluster: TlsCluster) 
 
 
 @cluster_test
-async def test_a_readonly_reader_gets_past_the_expired_lock_of_a_crashed_writer(cluster: TlsCluster) -> None:
+async def test_a_readonly_reader_cannot_resolve_a_crashed_writers_lock_a_readwrite_one_can(
+        cluster: TlsCluster) -> None:
+    """Lock resolution takes the caller's word for timestamps, so it can decide a transaction's
+    outcome: it needs readwrite. A readonly reader that meets a lock it would have to resolve gets
+    a clear refusal, and the lock is still there for a readwrite reader to resolve."""
     async with cluster.client("rw") as rw, cluster.client("ro") as ro:
         async with rw.transaction() as txn:
             await txn.put(b"k", b"old")
@@ -173,10 +177,12 @@ async def test_a_readonly_reader_gets_past_the_expired_lock_of_a_crashed_writer(
             await rw._run("prewrite", 5, lambda op: crashed._prewrite(op, [b"k"], False))
         finally:
             txn_module.TTL_MS = original_ttl
-        # The readonly reader resolves the lock (check_txn_status rolls the writer back) and reads.
-        async with ro.transaction() as txn:
+        with pytest.raises(PermissionDeniedError, match="check_txn_status requests: needs readwrite"):
+            async with ro.transaction() as txn:
+                await txn.get(b"k")
+        async with rw.transaction() as txn:  # check_txn_status rolls the crashed writer back
             assert await txn.get(b"k") == b"old"
-        async with rw.transaction() as txn:
+        async with ro.transaction() as txn:
             assert await txn.get(b"k") == b"old"
 
 

@@ -13,13 +13,15 @@ from cryptography.x509.oid import NameOID
 from kvdb.net import certs
 
 
-def issue(certs_dir: Path, name: str, units: list[str]) -> certs.Pair:
-    """A client certificate for ``name`` whose subject has these organizational units, signed by the
-    CA in ``certs_dir``; written as ``client.NAME.crt/.key``."""
+def issue(certs_dir: Path, name: str, units: list[str], organization: str = certs.KVDB_ORGANIZATION
+          ) -> certs.Pair:
+    """A client certificate for ``name`` whose subject has this organization and these
+    organizational units, signed by the CA in ``certs_dir``; written as ``client.NAME.crt/.key``."""
     ca_cert = x509.load_pem_x509_certificate((certs_dir / certs.CA_CERT).read_bytes())
     ca_key = serialization.load_pem_private_key((certs_dir / certs.CA_KEY).read_bytes(), password=None)
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = [*(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, u) for u in units),
+    subject = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+               *(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, u) for u in units),
                x509.NameAttribute(NameOID.COMMON_NAME, name)]
     now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(x509.Name(subject)).issuer_name(ca_cert.subject)

@@ -59,8 +59,8 @@ def test_the_design_roles_of_a_few_methods(method: str, role: Role) -> None:
 
 
 @pytest.mark.parametrize(("kind", "role"), [
-    ("get", Role.READONLY), ("txn_scan", Role.READONLY), ("resolve_lock", Role.READONLY),
-    ("check_txn_status", Role.READONLY), ("check_secondary_locks", Role.READONLY),
+    ("get", Role.READONLY), ("txn_scan", Role.READONLY), ("resolve_lock", Role.READWRITE),
+    ("check_txn_status", Role.READWRITE), ("check_secondary_locks", Role.READWRITE),
     ("put", Role.READWRITE), ("prewrite", Role.READWRITE), ("commit", Role.READWRITE),
     ("rollback", Role.READWRITE), ("scan_lock", Role.ADMIN),
 ])
@@ -109,8 +109,13 @@ def test_identity_of_client_and_node_certificates(tmp_path: Path) -> None:
     assert identity_of(_Context({"transport_security_type": [b"insecure"]})) is None
 
 
-@pytest.mark.parametrize("units", [[], ["root"], ["readonly", "admin"]], ids=["none", "unknown", "two"])
-def test_a_certificate_without_exactly_one_known_role_has_none(tmp_path: Path, units: list[str]) -> None:
+@pytest.mark.parametrize("units,organization", [
+    ([], "kvdb"), (["root"], "kvdb"), (["readonly", "admin"], "kvdb"), (["Admin"], "kvdb"), (["NODE"], "kvdb"),
+    (["admin"], "acme")], ids=["none", "unknown", "two", "case", "upper-node", "other-organization"])
+def test_a_certificate_without_exactly_one_known_role_has_none(tmp_path: Path, units: list[str],
+                                                               organization: str) -> None:
     certs.create_ca(tmp_path)
-    pair = raw_certs.issue(tmp_path, "mallory", units)
+    pair = raw_certs.issue(tmp_path, "mallory", units, organization)
     assert identity_of(_context(pair.cert.read_bytes())) == Identity("mallory", None)
+    control = raw_certs.issue(tmp_path, "alice", ["admin"])  # the same path with a role that counts
+    assert identity_of(_context(control.cert.read_bytes())) == Identity("alice", Role.ADMIN)

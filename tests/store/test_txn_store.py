@@ -9,6 +9,7 @@ from kvdb.pb import kvrpc_pb2, raft_serverpb_pb2
 from kvdb.server.kv_handler import KvHandler
 from kvdb.storage.engine import CF_LOCK
 from kvdb.store.store import Store
+from kvdb.txn.concurrency import TS_AHEAD_ALLOWANCE_MS, TS_LIMIT_REFRESH_S
 from tests.store.local_cluster import LocalCluster, context, request
 from tests.storesim.cluster import SimOptions, StoreSimulation
 
@@ -230,3 +231,35 @@ def test_an_apply_pass_writes_earlier_entries_only_before_a_txn_command_that_rea
     assert len(writes) == 3  # the walk may have staged anything
     leader.flush_apply()
     assert [k for k, _ in leader.engine.scan(CF_LOCK, b"", None, 0)] == []  # b, c rolled back, a committed
+
+
+@pytest.mark.parametrize("far", [1 << 62, (1 << 64) - 1])
+def test_a_timestamp_from_the_far_future_is_refused_and_later_commits_stay_visible(far: int) -> None:
+    """A reader (any role may read) naming a timestamp no TSO issued would raise the store's max ts
+    past it: every later 1PC/async commit would land in the future, invisible to fresh snapshots,
+    or (near 2**64) fail to encode while applying, on every replica, at every restart."""
+    cluster = LocalCluster([1, 2, 3])
+    leader = cluster.elect()
+    for kind, fields in (("txn_get", dict(key=b"k", version=far)),
+                         ("txn_scan", dict(start_key=b"a", end_key=b"z", version=far)),
+                         ("check_txn_status", dict(primary_key=b"k", lock_ts=5, caller_start_ts=far,
+                                                   current_ts=far)),
+                         ("prewrite", dict(mutations=[mutation(b"k")], primary_lock=b"k", start_ts=far,
+                                           try_one_pc=True))):
+        assert call(cluster, leader, kind, **fields).error.HasField("invalid_argument"), kind
+    start = cluster.ts()
+    resp = prewrite(cluster, leader, start, [b"k"], try_one_pc=True)
+    assert start < resp.one_pc_commit_ts < start + 10 and list(resp.errors) == []
+    assert call(cluster, leader, "txn_get", key=b"k", version=cluster.ts()).value == b"v@%d" % start
+
+
+def test_the_timestamp_limit_follows_the_tso_a_store_fetched() -> None:
+    """A store with leaders re-fetches a TSO stamp every few seconds, so a timestamp just issued is
+    always under its limit, and one far past the last fetch never is."""
+    cluster = LocalCluster([1])
+    leader = cluster.elect()
+    cluster.last_ts = 1_000_000 << 18  # PD's clock: 1,000,000 ms
+    cluster.advance(TS_LIMIT_REFRESH_S + 0.5)  # the next fetch learns it
+    assert call(cluster, leader, "txn_get", key=b"k", version=cluster.ts()).error.ByteSize() == 0
+    too_far = (1_000_000 + TS_AHEAD_ALLOWANCE_MS + 2_000) << 18
+    assert call(cluster, leader, "txn_get", key=b"k", version=too_far).error.HasField("invalid_argument")
