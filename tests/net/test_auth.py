@@ -111,7 +111,8 @@ def test_identity_of_client_and_node_certificates(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("units,organization", [
     ([], "kvdb"), (["root"], "kvdb"), (["readonly", "admin"], "kvdb"), (["Admin"], "kvdb"),
-    (["NODE"], "kvdb"), (["admin"], "acme")], ids=["none", "unknown", "two", "case", "upper-node", "other-organization"])
+    (["NODE"], "kvdb"), (["admin"], "acme")],
+    ids=["none", "unknown", "two", "case", "upper-node", "other-organization"])
 def test_a_certificate_without_exactly_one_known_role_has_none(tmp_path: Path, units: list[str],
                                                                organization: str) -> None:
     certs.create_ca(tmp_path)
