@@ -21,7 +21,7 @@ import enum
 import functools
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from inspect import isasyncgenfunction, isawaitable
+from inspect import isawaitable
 from typing import Any
 
 import grpc
@@ -30,6 +30,7 @@ from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
+from kvdb.net.handlers import wrap_behavior
 from kvdb.pb import adminpb_pb2, kvrpc_pb2, pdpb_pb2, raft_serverpb_pb2
 
 
@@ -210,8 +211,8 @@ def _guard(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler
         if why is not None:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, why)
 
-    def wrap(inner: Behavior) -> Behavior:
-        if isasyncgenfunction(inner):
+    def wrap(inner: Behavior, is_generator: bool) -> Behavior:
+        if is_generator:
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 await check(context)
                 async for response in inner(request, context):
@@ -228,12 +229,4 @@ def _guard(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler
 
         return call
 
-    codec = {"request_deserializer": handler.request_deserializer,
-             "response_serializer": handler.response_serializer}
-    if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(wrap(handler.stream_stream), **codec)
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(wrap(handler.stream_unary), **codec)
-    if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(wrap(handler.unary_stream), **codec)
-    return grpc.unary_unary_rpc_method_handler(wrap(handler.unary_unary), **codec)
+    return wrap_behavior(handler, wrap)
