@@ -30,7 +30,7 @@ from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
-from kvdb.net.handlers import wrap_behavior
+from kvdb.net.handlers import WrappedHandlers, wrap_behavior
 from kvdb.pb import adminpb_pb2, kvrpc_pb2, pdpb_pb2, raft_serverpb_pb2
 
 
@@ -187,7 +187,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
     PERMISSION_DENIED before the servicer sees it (so nothing is applied)."""
 
     def __init__(self) -> None:
-        self._guarded: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._guarded = WrappedHandlers(_guard)
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -196,10 +196,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None:  # no such method: gRPC answers UNIMPLEMENTED
             return handler
-        cached = self._guarded.get(details.method)
-        if cached is None or cached[0] is not handler:
-            cached = self._guarded[details.method] = (handler, _guard(handler, details.method))
-        return cached[1]
+        return self._guarded.get(handler, details.method)
 
 
 def _guard(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
