@@ -2,7 +2,7 @@
 
 A certificate's subject names its holder (common name) and its role (organizational unit, see
 ``kvdb.net.certs``). Roles are ordered, each allowing everything a weaker one does:
-``readonly < readwrite < admin < node``; ``node`` is the cluster itself (stores and PD members).
+``readonly < readwrite < admin < node`` (``kvdb.net.roles``); ``node`` is the cluster itself.
 ``REQUIRED`` gives the least role of every gRPC method a kvdb node serves; a method missing from
 it is refused (default deny, so a new RPC cannot slip out unguarded: a test walks every service).
 
@@ -17,7 +17,6 @@ writer. Without TLS there is no identity and nothing is checked (docs/security.m
 
 from __future__ import annotations
 
-import enum
 import functools
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -31,28 +30,8 @@ from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
 from kvdb.net.handlers import WrappedHandlers, wrap_behavior
+from kvdb.net.roles import Role
 from kvdb.pb import adminpb_pb2, kvrpc_pb2, pdpb_pb2, raft_serverpb_pb2
-
-
-class Role(enum.IntEnum):
-    READONLY = 1
-    READWRITE = 2
-    ADMIN = 3
-    NODE = 4
-
-    @classmethod
-    def parse(cls, text: str) -> Role:
-        """``"readonly"`` -> ``Role.READONLY``; ValueError for a name that is not a role."""
-        try:
-            return cls[text.upper()]
-        except KeyError:
-            names = ", ".join(r.label for r in cls)
-            raise ValueError(f"unknown role {text!r}; one of {names}") from None
-
-    @property
-    def label(self) -> str:
-        """The role as certificates and messages spell it."""
-        return self.name.lower()
 
 
 @dataclass(frozen=True)
