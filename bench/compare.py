@@ -32,6 +32,7 @@ from typing import Any
 from bench.report import align
 from bench.runner import BenchConfig, BenchError, run_bench
 from bench.workloads import BANK_RANGES, WORKLOADS, default_keys, key_space, needs_preload
+from kvdb.net.tls import TlsFiles
 from kvdb.net.tls_options import add_tls_flags, forget_tls_env, tls_from_args
 
 USAGE, FAILED, INTERRUPTED = 2, 3, 130
@@ -237,10 +238,32 @@ def playground(work_dir: Path) -> Iterator[tuple[str, Path]]:
             proc.wait()
 
 
-def _sweep(args: argparse.Namespace, target: str, addresses: str) -> list[dict[str, Any]]:
+def target_cluster(args: argparse.Namespace, target: str, work_dir: Path
+                   ) -> contextlib.AbstractContextManager[tuple[str, Path | None]]:
+    """Where ``target``'s runs go: the cluster attached with --etcd-endpoints / --pd, else a fresh
+    one started in ``work_dir`` (yields its addresses and, for a started etcd, its dir)."""
+    if target == "etcd":
+        return (contextlib.nullcontext((args.etcd_endpoints, None)) if args.etcd_endpoints
+                else etcd_cluster(work_dir))
+    return contextlib.nullcontext((args.pd, None)) if args.pd else playground(work_dir)
+
+
+def check_etcd_client() -> None:
+    """BenchError without the etcd client: better now than after a cluster started."""
+    if importlib.util.find_spec("etcd3aio") is None:
+        raise BenchError("the etcd client is not installed: run scripts/setup (or pip install etcd3aio)")
+
+
+def attached_tls(args: argparse.Namespace) -> TlsFiles | None:
+    """The checked TLS files for an attached kvdb cluster (--pd), read once before any run;
+    None for a playground this command starts (plaintext). ValueError for bad files."""
+    return tls_from_args(args) if args.pd else None
+
+
+def _sweep(args: argparse.Namespace, target: str, addresses: str, tls: TlsFiles | None
+           ) -> list[dict[str, Any]]:
     from bench.cli import pre_split_workload
 
-    tls = tls_from_args(args) if target == "kvdb" and args.pd else None
     results = []
     preloaded: set[str] = set()  # key spaces written by an earlier run stay for later ones
     for workload in (w for w in args.workloads if w != FAILOVER):
@@ -314,8 +337,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise BenchError("--processes must be at least 1")
     if args.rate < 0:
         raise BenchError("--rate cannot be negative")
-    if importlib.util.find_spec("etcd3aio") is None:  # better now than after starting both clusters
-        raise BenchError("the etcd client is not installed: run scripts/setup (or pip install etcd3aio)")
+    check_etcd_client()
     if FAILOVER in args.workloads:
         if args.etcd_endpoints:
             raise BenchError("failover kills etcd's leader: it needs the cluster this command starts "
@@ -331,10 +353,8 @@ def _etcd(args: argparse.Namespace, work: Path, gaps: dict[str, list[Any]]) -> l
     from bench.etcd_failover import EtcdMembers, etcd_failover
 
     results: list[dict[str, Any]] = []
-    cluster = (contextlib.nullcontext((args.etcd_endpoints, None)) if args.etcd_endpoints
-               else etcd_cluster(work))
-    with cluster as (endpoints, cluster_dir):
-        results += _sweep(args, "etcd", endpoints)
+    with target_cluster(args, "etcd", work) as (endpoints, cluster_dir):
+        results += _sweep(args, "etcd", endpoints, None)
         if FAILOVER in args.workloads:
             members = EtcdMembers(cluster_dir, endpoints)
             try:
@@ -345,14 +365,15 @@ def _etcd(args: argparse.Namespace, work: Path, gaps: dict[str, list[Any]]) -> l
     return results
 
 
-def _kvdb(args: argparse.Namespace, work: Path, gaps: dict[str, list[Any]]) -> list[dict[str, Any]]:
+def _kvdb(args: argparse.Namespace, work: Path, gaps: dict[str, list[Any]], tls: TlsFiles | None
+          ) -> list[dict[str, Any]]:
     """kvdb's sweep on a playground (unless attached), then its failover rounds on a cluster of their own."""
     from bench.failover import kvdb_failover
 
     results: list[dict[str, Any]] = []
     if any(w != FAILOVER for w in args.workloads):
-        with (contextlib.nullcontext((args.pd, None)) if args.pd else playground(work)) as (pd, _):
-            results += _sweep(args, "kvdb", pd)
+        with target_cluster(args, "kvdb", work) as (pd, _):
+            results += _sweep(args, "kvdb", pd, tls)
     if FAILOVER in args.workloads:
         gaps["kvdb"] = kvdb_failover(work / "kvdb-failover", "leader", args.failover_rounds,
                                      args.restart_after, args.settle, args.failover_concurrency, "kvdb ")
@@ -365,8 +386,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
     try:
         _check_args(args)
-        if args.pd:
-            tls_from_args(args)
+        tls = attached_tls(args)
     except (BenchError, ValueError) as exc:
         print(f"kvdb bench compare: {exc}", file=sys.stderr)
         return USAGE
@@ -375,7 +395,8 @@ def run_compare(args: argparse.Namespace) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="kvdb-compare-") as tmp:
             for target in TARGET_ORDER:
-                results += (_etcd if target == "etcd" else _kvdb)(args, Path(tmp), gaps)
+                results += (_etcd(args, Path(tmp), gaps) if target == "etcd"
+                            else _kvdb(args, Path(tmp), gaps, tls))
     except (BenchError, FailoverError) as exc:
         print(f"kvdb bench compare: {exc}", file=sys.stderr)
         return FAILED

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,22 +22,13 @@ from pathlib import Path
 
 from kvdb.net import grpc_factory
 from kvdb.pb import adminpb_pb2, adminpb_pb2_grpc, kvrpc_pb2, kvrpc_pb2_grpc
+from kvdb.playground import free_ports
 
 VALUE = b"x" * 100
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def start_stores(root: Path) -> tuple[list[subprocess.Popen], list[str]]:
-    ports = _free_ports(3)
+    ports = free_ports(3)
     addresses = [f"127.0.0.1:{p}" for p in ports]
     spec = ",".join(f"{i + 1}={a}" for i, a in enumerate(addresses))
     procs = []

@@ -12,19 +12,18 @@ unless attached with ``--pd`` / ``--etcd-endpoints``.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib.util
 import json
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.compare import client_processes, etcd_cluster, playground
+from bench.compare import attached_tls, check_etcd_client, client_processes, target_cluster
 from bench.report import align
 from bench.runner import BenchConfig, BenchError, run_bench
 from bench.workloads import WORKLOADS, default_keys, needs_preload
-from kvdb.net.tls_options import add_tls_flags, tls_from_args
+from kvdb.net.tls import TlsFiles
+from kvdb.net.tls_options import add_tls_flags
 
 USAGE, FAILED, INTERRUPTED = 2, 3, 130
 SATURATED = 0.9
@@ -138,7 +137,8 @@ def plot_sweep(points: list[dict[str, Any]], out_dir: Path, workload: str) -> Pa
     return path
 
 
-def _config(args: argparse.Namespace, target: str, addresses: str, rate: float, preload: bool) -> BenchConfig:
+def _config(args: argparse.Namespace, target: str, addresses: str, rate: float, preload: bool,
+            tls: TlsFiles | None = None) -> BenchConfig:
     return BenchConfig(workload=args.swept_workload, target=target, addresses=addresses,
                        duration=args.duration, warmup=args.warmup, concurrency=args.concurrency,
                        processes=client_processes(args.concurrency, args.processes),
@@ -146,12 +146,13 @@ def _config(args: argparse.Namespace, target: str, addresses: str, rate: float, 
                        rate=rate, preload=preload and needs_preload(args.swept_workload),
                        output=args.output_dir / f"{target}-{args.swept_workload}-r{rate:g}.json",
                        progress=not args.no_progress,
-                       tls=tls_from_args(args) if target == "kvdb" and args.pd else None)
+                       tls=tls)
 
 
-def _sweep_target(args: argparse.Namespace, target: str, addresses: str) -> list[dict[str, Any]]:
+def _sweep_target(args: argparse.Namespace, target: str, addresses: str, tls: TlsFiles | None
+                  ) -> list[dict[str, Any]]:
     """One target's runs, rising rates; the first run preloads the keys a reading workload needs."""
-    return [point(run_bench(_config(args, target, addresses, rate, preload=n == 0)))
+    return [point(run_bench(_config(args, target, addresses, rate, preload=n == 0, tls=tls)))
             for n, rate in enumerate(args.rates)]
 
 
@@ -160,10 +161,9 @@ def run_sweep(args: argparse.Namespace) -> int:
     targets = ("etcd", "kvdb") if args.target == "both" else (args.target,)
     try:
         _config(args, targets[0], "-", args.rates[0], preload=False).validate()
-        if "etcd" in targets and importlib.util.find_spec("etcd3aio") is None:
-            raise BenchError("the etcd client is not installed: run scripts/setup (or pip install etcd3aio)")
-        if args.pd:
-            tls_from_args(args)
+        if "etcd" in targets:
+            check_etcd_client()
+        tls = attached_tls(args)
     except (BenchError, ValueError) as exc:
         print(f"kvdb bench sweep: {exc}", file=sys.stderr)
         return USAGE
@@ -172,13 +172,8 @@ def run_sweep(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory(prefix="kvdb-sweep-") as tmp:
             work = Path(tmp)
             for target in targets:
-                if target == "etcd":
-                    cluster = (contextlib.nullcontext((args.etcd_endpoints, None)) if args.etcd_endpoints
-                               else etcd_cluster(work))
-                else:
-                    cluster = contextlib.nullcontext((args.pd, None)) if args.pd else playground(work)
-                with cluster as (addresses, _):
-                    points += _sweep_target(args, target, addresses)
+                with target_cluster(args, target, work) as (addresses, _):
+                    points += _sweep_target(args, target, addresses, tls if target == "kvdb" else None)
     except BenchError as exc:
         print(f"kvdb bench sweep: {exc}", file=sys.stderr)
         return FAILED

@@ -14,7 +14,6 @@ from pathlib import Path
 from kvdb.net import certs
 from kvdb.net.tls import ENV_CA, ENV_CERT, ENV_KEY
 
-CLIENT_ROLES = tuple(r for r in certs.ROLES if r != certs.NODE_NAME)
 FAILED = 1
 
 
@@ -60,7 +59,7 @@ def add_certs_parser(sub: argparse._SubParsersAction) -> None:
     a = action("create-client", "make client.NAME.crt/.key, signed by the CA, with a role",
                certs.DEFAULT_CERT_DAYS)
     a.add_argument("name", metavar="NAME", help="the client's identity (letters, digits, '-', '_', '.')")
-    a.add_argument("--role", choices=CLIENT_ROLES, default="readonly",
+    a.add_argument("--role", choices=certs.CLIENT_ROLES, default="readonly",
                    help="what it may do: readonly (reads), readwrite (and writes), admin (and "
                         "administration); default readonly")
 

@@ -394,12 +394,13 @@ class Playground:
                 child.proc.wait()
 
 
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct loopback ports free right now (bound together, then released for the children)."""
+def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+    """``n`` distinct ports of loopback ``host`` free right now (bound together so they differ,
+    then released for the children). The test harness and the benchmarks use it too."""
     sockets = [socket.socket() for _ in range(n)]
     try:
         for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
+            sock.bind((host, 0))
         return [sock.getsockname()[1] for sock in sockets]
     finally:
         for sock in sockets:

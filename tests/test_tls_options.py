@@ -164,3 +164,18 @@ def test_a_playground_data_dir_remembers_tls(tmp_path: Path) -> None:
     assert resolve_layout(tmp_path, None, None, None, tls=False).tls is False
     (tmp_path / LAYOUT_FILE).write_text('{"pd": 3, "stores": 3, "base_port": 2379, "labels": {}}')
     assert resolve_layout(tmp_path, None, None, None).tls is False  # a data dir from before --tls
+
+
+def test_the_files_are_read_once_per_tls_files(files: TlsFiles, tmp_path: Path) -> None:
+    """A node dials many channels (every Raft reconnect, snapshot, client): one read serves them all."""
+    ca, cert, key = (tmp_path / name for name in ("ca.crt", "c.crt", "c.key"))
+    for copy, original in ((ca, files.ca), (cert, files.cert), (key, files.key)):
+        copy.write_bytes(original.read_bytes())
+    tls = TlsFiles(ca, cert, key)
+    tls.check()
+    for path in (ca, cert, key):
+        path.unlink()
+    tls.server_credentials()
+    tls.channel_credentials()
+    with pytest.raises(ValueError, match="cannot read TLS file"):  # another TlsFiles reads anew
+        TlsFiles(ca, cert, key).channel_credentials()

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
 
+from google.protobuf.message import Message
 from prometheus_client.core import CounterMetricFamily, Metric
 
 from kvdb.metrics.families import histograms, labelled
 from kvdb.metrics.histogram import LatencyHistogram
-from kvdb.pb import kvrpc_pb2
-
-Respond = Callable[[kvrpc_pb2.Response], None]
 
 
 class KvRequestStats:
@@ -26,21 +23,15 @@ class KvRequestStats:
         """(kind, outcome) -> answered requests."""
         self.latency: dict[str, LatencyHistogram] = {}
 
-    def timed(self, kind: str, respond: Respond) -> Respond:
-        """``respond``, counting the answer and its latency from now."""
-        start = time.perf_counter()
+    def record(self, kind: str, body: Message, arrived: float) -> None:
+        """Count an answer about to go out: ``body`` is its response's ``kind`` field, ``arrived``
+        the request's ``time.perf_counter()`` on arrival (``KvHandler.handle`` has both at hand)."""
         hist = self.latency.get(kind)
         if hist is None:
             hist = self.latency[kind] = LatencyHistogram()
-
-        def answer(resp: kvrpc_pb2.Response) -> None:
-            hist.observe(time.perf_counter() - start)
-            body = getattr(resp, kind)
-            outcome = (body.error.WhichOneof("kind") or "error") if body.HasField("error") else "ok"
-            self.requests[(kind, outcome)] += 1
-            respond(resp)
-
-        return answer
+        hist.observe(time.perf_counter() - arrived)
+        outcome = (body.error.WhichOneof("kind") or "error") if body.HasField("error") else "ok"
+        self.requests[(kind, outcome)] += 1
 
 
 def kv_families(stats: KvRequestStats) -> list[Metric]:

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 
 from kvdb.metrics.histogram import LatencyHistogram
-from kvdb.net.handlers import wrap_behavior
+from kvdb.net.handlers import WrappedHandlers, wrap_behavior
 
 _CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 
@@ -51,13 +51,17 @@ class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, stats: RpcStats) -> None:
         self.stats = stats
+        self._timed = WrappedHandlers(self._time)
 
     async def intercept_service(self, continuation: Callable[..., Awaitable[grpc.RpcMethodHandler]],
                                 details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         handler = await continuation(details)
         if handler is None:
             return None
-        method, record = details.method, self.stats.record
+        return self._timed.get(handler, details.method)
+
+    def _time(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        record = self.stats.record
         return wrap_behavior(handler, lambda behavior, is_generator: (_timed_stream if is_generator else
                                                                        _timed_call)(behavior, method, record))
 

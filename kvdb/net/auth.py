@@ -2,7 +2,7 @@
 
 A certificate's subject names its holder (common name) and its role (organizational unit, see
 ``kvdb.net.certs``). Roles are ordered, each allowing everything a weaker one does:
-``readonly < readwrite < admin < node``; ``node`` is the cluster itself (stores and PD members).
+``readonly < readwrite < admin < node`` (``kvdb.net.roles``); ``node`` is the cluster itself.
 ``REQUIRED`` gives the least role of every gRPC method a kvdb node serves; a method missing from
 it is refused (default deny, so a new RPC cannot slip out unguarded: a test walks every service).
 
@@ -17,11 +17,11 @@ commit timestamps and the current time, so these requests can decide a transacti
 
 from __future__ import annotations
 
-import enum
+import contextlib
 import functools
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from inspect import isasyncgenfunction, isawaitable
+from inspect import isawaitable
 from typing import Any
 
 import grpc
@@ -30,29 +30,9 @@ from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
-from kvdb.net.certs import KVDB_ORGANIZATION
+from kvdb.net.handlers import WrappedHandlers, wrap_behavior
+from kvdb.net.roles import KVDB_ORGANIZATION, Role
 from kvdb.pb import adminpb_pb2, kvrpc_pb2, pdpb_pb2, raft_serverpb_pb2
-
-
-class Role(enum.IntEnum):
-    READONLY = 1
-    READWRITE = 2
-    ADMIN = 3
-    NODE = 4
-
-    @classmethod
-    def parse(cls, text: str) -> Role:
-        """``"readonly"`` -> ``Role.READONLY``; ValueError for a name that is not a role."""
-        try:
-            return cls[text.upper()]
-        except KeyError:
-            names = ", ".join(r.label for r in cls)
-            raise ValueError(f"unknown role {text!r}; one of {names}") from None
-
-    @property
-    def label(self) -> str:
-        """The role as certificates and messages spell it."""
-        return self.name.lower()
 
 
 @dataclass(frozen=True)
@@ -64,7 +44,6 @@ class Identity:
 
 
 NO_ROLE = "certificate carries no kvdb role"
-_ROLE_BY_LABEL = {role.label: role for role in Role}
 
 
 def identity_of(context: grpc.aio.ServicerContext) -> Identity | None:
@@ -82,7 +61,8 @@ def _parse(pem: bytes) -> Identity:
     orgs = subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
     role = None
     if len(units) == 1 and [o.value for o in orgs] == [KVDB_ORGANIZATION]:
-        role = _ROLE_BY_LABEL.get(str(units[0].value))  # exactly: "Admin" from some other CA is no role
+        with contextlib.suppress(ValueError):
+            role = Role.parse(str(units[0].value))
     return Identity(str(names[0].value) if names else "", role)
 
 
@@ -186,7 +166,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
     PERMISSION_DENIED before the servicer sees it (so nothing is applied)."""
 
     def __init__(self) -> None:
-        self._guarded: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._guarded = WrappedHandlers(_guard)
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -195,10 +175,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None:  # no such method: gRPC answers UNIMPLEMENTED
             return handler
-        cached = self._guarded.get(details.method)
-        if cached is None or cached[0] is not handler:
-            cached = self._guarded[details.method] = (handler, _guard(handler, details.method))
-        return cached[1]
+        return self._guarded.get(handler, details.method)
 
 
 def _guard(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
@@ -210,8 +187,8 @@ def _guard(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler
         if why is not None:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, why)
 
-    def wrap(inner: Behavior) -> Behavior:
-        if isasyncgenfunction(inner):
+    def wrap(inner: Behavior, is_generator: bool) -> Behavior:
+        if is_generator:
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 await check(context)
                 async for response in inner(request, context):
@@ -228,12 +205,4 @@ def _guard(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler
 
         return call
 
-    codec = {"request_deserializer": handler.request_deserializer,
-             "response_serializer": handler.response_serializer}
-    if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(wrap(handler.stream_stream), **codec)
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(wrap(handler.stream_unary), **codec)
-    if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(wrap(handler.unary_stream), **codec)
-    return grpc.unary_unary_rpc_method_handler(wrap(handler.unary_unary), **codec)
+    return wrap_behavior(handler, wrap)

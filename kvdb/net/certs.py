@@ -7,7 +7,7 @@ Layout of a certs directory (docs/security.md), as ``kvdb certs`` writes it:
     client.NAME.crt  client.NAME.key    a client called NAME with a role
 
 A certificate's subject says who it is and what it may do: the common name is the identity
-(``node`` for nodes), the organizational unit is the role (``kvdb.net.auth.Role``). Private keys
+(``node`` for nodes), the organizational unit is the role (``kvdb.net.roles.Role``). Private keys
 are written mode 0600 and never overwritten; certificates are public.
 """
 
@@ -25,16 +25,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-KVDB_ORGANIZATION = "kvdb"
-"""The organization (O) of every certificate made here; a role counts only under it
-(``kvdb.net.auth``), so an OU that merely reads "admin" in another organization's certificate
-grants nothing."""
+from kvdb.net import roles
+
 CA_CERT, CA_KEY = "ca.crt", "ca.key"
 NODE_CERT, NODE_KEY = "node.crt", "node.key"
-NODE_NAME = "node"
+NODE_NAME = roles.Role.NODE.label
 """Common name and role of every node certificate."""
-ROLES = ("readonly", "readwrite", "admin", NODE_NAME)
+ROLES = tuple(r.label for r in roles.Role)
 """The roles a certificate can carry, weakest first (``kvdb.net.auth`` enforces them)."""
+CLIENT_ROLES = tuple(r.label for r in roles.CLIENT_ROLES)
+"""The roles a client certificate can carry (every one but ``node``)."""
 DEFAULT_CA_DAYS = 3650
 DEFAULT_CERT_DAYS = 365
 MAX_DAYS = 100 * 365
@@ -53,7 +53,7 @@ def client_files(certs_dir: Path, name: str) -> Pair:
 
 def create_ca(certs_dir: Path, days: int = DEFAULT_CA_DAYS) -> Pair:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, KVDB_ORGANIZATION),
+    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, roles.KVDB_ORGANIZATION),
                       # A name of its own: TLS finds a certificate's issuer among the trusted CAs by
                       # name, so two CAs named alike in one bundle (a CA rotation, docs/security.md)
                       # would have certificates checked against the wrong one and refused.
@@ -79,8 +79,8 @@ def create_node(certs_dir: Path, hosts: list[str], days: int = DEFAULT_CERT_DAYS
 
 
 def create_client(certs_dir: Path, name: str, role: str, days: int = DEFAULT_CERT_DAYS) -> Pair:
-    if role not in ROLES or role == NODE_NAME:
-        raise ValueError(f"unknown client role {role!r}; one of readonly, readwrite, admin")
+    if role not in CLIENT_ROLES:
+        raise ValueError(f"unknown client role {role!r}; one of {', '.join(CLIENT_ROLES)}")
     if not name or not all(c.isalnum() or c in "-_." for c in name) or name == NODE_NAME:
         raise ValueError(f"bad client name {name!r}: letters, digits, '-', '_', '.'; not 'node'")
     files = client_files(certs_dir, name)
@@ -92,7 +92,7 @@ def _issue(certs_dir: Path, cert_file: str, key_file: str, common_name: str, rol
            usages: list[x509.ObjectIdentifier], sans: list[x509.GeneralName]) -> Pair:
     ca_cert, ca_key = _load_ca(certs_dir)
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, KVDB_ORGANIZATION),
+    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, roles.KVDB_ORGANIZATION),
                          x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role),
                          x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     builder = (_builder(subject, ca_cert.subject, key.public_key(), days)

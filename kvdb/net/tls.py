@@ -2,12 +2,14 @@
 
 With TLS every connection is mutual: a server asks for the peer's certificate and refuses one not
 signed by the cluster CA, and a channel checks the server's certificate against the same CA and
-the address it dialled (docs/security.md). The files are read once, when a server or channel is
-made, so a node takes rotated certificates when it restarts.
+the address it dialled (docs/security.md). A ``TlsFiles`` reads its files once, at its first check,
+server or channel (a store dials many channels: Raft reconnects, snapshots, clients), so a node
+takes rotated certificates when it restarts.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -51,7 +53,7 @@ class TlsFiles:
         gRPC reports such mistakes late and vaguely (a handshake that fails, or a port that does
         not bind), so servers and the CLI check at start-up and refuse with a clear message.
         """
-        ca_pem, cert_pem, key_pem = self._read()
+        ca_pem, cert_pem, key_pem = self._pems
         try:  # a bundle of several CAs is how a CA is rotated: the cert must come from one of them
             cas = x509.load_pem_x509_certificates(ca_pem)
         except ValueError:
@@ -69,18 +71,20 @@ class TlsFiles:
         if not any(_issued_by(cert, ca) for ca in cas):
             raise ValueError(f"{self.cert} is not signed by the CA in {self.ca}")
 
-    def _read(self) -> tuple[bytes, bytes, bytes]:
+    @functools.cached_property
+    def _pems(self) -> tuple[bytes, bytes, bytes]:
+        """The CA, certificate and key bytes, read on first use and kept (a failed read is not kept)."""
         try:
             return self.ca.read_bytes(), self.cert.read_bytes(), self.key.read_bytes()
         except OSError as exc:
             raise ValueError(f"cannot read TLS file {exc.filename}: {exc.strerror}") from exc
 
     def server_credentials(self) -> grpc.ServerCredentials:
-        ca, cert, key = self._read()
+        ca, cert, key = self._pems
         return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=True)
 
     def channel_credentials(self) -> grpc.ChannelCredentials:
-        ca, cert, key = self._read()
+        ca, cert, key = self._pems
         return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
 
 

@@ -13,6 +13,7 @@ clock: apply uses both to apply each write at most once (``kvdb.store.sessions``
 from __future__ import annotations
 
 from collections.abc import Callable
+from time import perf_counter
 
 from google.protobuf.message import Message
 
@@ -63,12 +64,13 @@ class KvHandler:
             resp.put.error.CopyFrom(InvalidArgumentError("request carries no command").to_pb())
             respond(resp)
             return
-        respond = self.stats.timed(kind, respond)
+        arrived, record = perf_counter(), self.stats.record
         body = getattr(resp, kind)
         body.SetInParent()  # an empty body (a put's success) must still say which command it answers
         handler = self._handlers.get(kind)
         if handler is None:  # a kind added to the protocol but not served by this store
             body.error.CopyFrom(InvalidArgumentError(f"{kind} requests are not served here").to_pb())
+            record(kind, body, arrived)
             respond(resp)
             return
         start, fill = handler
@@ -84,6 +86,7 @@ class KvHandler:
                 if self.drop_write_responses and kind not in _READS:
                     self.drop_write_responses -= 1
                     return
+            record(kind, body, arrived)
             respond(resp)
 
         try:
@@ -91,6 +94,7 @@ class KvHandler:
             start(inner, finish)
         except StoreError as exc:
             body.error.CopyFrom(exc.to_pb())
+            record(kind, body, arrived)
             respond(resp)
 
     def _write(self, ctx: kvrpc_pb2.Context, cmd: raft_serverpb_pb2.RaftCommand, finish: Callable) -> None:

@@ -17,7 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
-from kvdb.net.handlers import wrap_behavior
+from kvdb.net.handlers import WrappedHandlers, wrap_behavior
 
 _ALWAYS_ANSWERED = (f"/{health.SERVICE_NAME}/", f"/{reflection.SERVICE_NAME}/")
 _Status = health_pb2.HealthCheckResponse
@@ -58,6 +58,7 @@ class StartupGate(grpc.aio.ServerInterceptor):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         self.is_open = False
+        self._refusing = WrappedHandlers(self._refuse)
 
     def open(self) -> None:
         self.is_open = True
@@ -67,6 +68,9 @@ class StartupGate(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if self.is_open or handler is None or details.method.startswith(_ALWAYS_ANSWERED):
             return handler
+        return self._refusing.get(handler, details.method)
+
+    def _refuse(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         reason = self.reason
 
         async def refuse(request: object, context: grpc.aio.ServicerContext) -> None:

@@ -89,3 +89,36 @@ def test_sweep_of_an_etcd_cluster_it_starts(tmp_path: Path) -> None:
     assert result.returncode == 0, result
     assert "etcd: " in result.stdout
     check_sweep(out, "etcd", [40])
+
+
+def test_an_attached_tls_cluster_s_files_are_checked_once_for_all_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The files are checked before the first run and the same TlsFiles goes to every run (each
+    run's clients would otherwise read and check them again)."""
+    import bench.compare
+    import bench.sweep
+    from bench.cli import _build_parser
+    from kvdb.net import certs
+    from kvdb.net.tls_options import tls_from_args
+
+    certs.create_ca(tmp_path)
+    pair = certs.create_client(tmp_path, "bench", "readwrite")
+    checked: list[object] = []
+    given: list[object] = []
+
+    def check(args: object) -> object:
+        checked.append(tls_from_args(args))
+        return checked[-1]
+
+    def run(config: Any) -> dict[str, Any]:
+        given.append(config.tls)
+        return fake_result("kvdb", config.rate, 1.0, 1, 2)
+
+    monkeypatch.setattr(bench.compare, "tls_from_args", check)
+    monkeypatch.setattr(bench.sweep, "run_bench", run)
+    args = _build_parser().parse_args([
+        "sweep", "--target", "kvdb", "--pd", "127.0.0.1:1", "--rates", "40,80,160", "--no-progress",
+        "--output-dir", str(tmp_path / "out"), "--ca", str(tmp_path / certs.CA_CERT),
+        "--cert", str(pair.cert), "--key", str(pair.key)])
+    assert bench.sweep.run_sweep(args) == 0
+    assert len(checked) == 1 and checked[0] is not None and given == [checked[0]] * 3

@@ -10,10 +10,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from kvdb.net import certs
+from kvdb.net import certs, roles
 
 
-def issue(certs_dir: Path, name: str, units: list[str], organization: str = certs.KVDB_ORGANIZATION
+def issue(certs_dir: Path, name: str, units: list[str], organization: str = roles.KVDB_ORGANIZATION
           ) -> certs.Pair:
     """A client certificate for ``name`` whose subject has this organization and these
     organizational units, signed by the CA in ``certs_dir``; written as ``client.NAME.crt/.key``."""

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
-from kvdb.net import certs
+from kvdb.cli import _build_parser, _subparser
+from kvdb.net import certs, roles
 from kvdb.net.auth import (
     KV_KIND_ROLES,
     NO_ROLE,
@@ -72,9 +75,9 @@ def test_kv_request_roles(kind: str, role: Role) -> None:
 
 def test_role_parse_and_order() -> None:
     assert [Role.parse(name) for name in certs.ROLES] == sorted(Role)
-    assert Role.parse("Admin") is Role.ADMIN
-    with pytest.raises(ValueError, match="unknown role 'root'"):
-        Role.parse("root")
+    for wrong in ("root", "Admin", "NODE"):
+        with pytest.raises(ValueError, match=f"unknown role '{wrong}'"):
+            Role.parse(wrong)
 
 
 def test_refusal_messages() -> None:
@@ -120,3 +123,15 @@ def test_a_certificate_without_exactly_one_known_role_has_none(tmp_path: Path, u
     assert identity_of(_context(pair.cert.read_bytes())) == Identity("mallory", None)
     control = raw_certs.issue(tmp_path, "alice", ["admin"])  # the same path with a role that counts
     assert identity_of(_context(control.cert.read_bytes())) == Identity("alice", Role.ADMIN)
+
+
+def test_one_list_of_roles_for_certificates_the_cli_and_enforcement() -> None:
+    """kvdb.net.roles is the only list: certificates, ``--role`` and the checks all follow it, and
+    the certificate tools get it without loading gRPC."""
+    assert Role is roles.Role
+    assert certs.CLIENT_ROLES == ("readonly", "readwrite", "admin") and certs.NODE_NAME == "node"
+    role_option = next(a for a in _subparser(_build_parser(), "certs")._actions
+                       if a.dest == "action").choices["create-client"]._option_string_actions["--role"]
+    assert tuple(role_option.choices) == certs.CLIENT_ROLES
+    code = "import sys, kvdb.net.certs; assert 'grpc' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from kvdb.metrics.endpoint import MetricsEndpoint
 from kvdb.metrics.families import counter
 from kvdb.metrics.histogram import LatencyHistogram
-from kvdb.metrics.rpc import RpcMetricsInterceptor
+from kvdb.metrics.rpc import RpcMetricsInterceptor, RpcStats
 from kvdb.net import grpc_factory
 from kvdb.server.readiness import Health
 
@@ -35,13 +35,26 @@ def scrape(url: str) -> dict[tuple[str, frozenset], float]:
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
+class CountingInterceptor(RpcMetricsInterceptor):
+    """Notes each method whose handler it wraps."""
+
+    def __init__(self, stats: RpcStats) -> None:
+        super().__init__(stats)
+        self.built: list[str] = []
+
+    def _time(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        self.built.append(method)
+        return super()._time(handler, method)
+
+
 def test_calls_are_counted_by_method_and_status_code() -> None:
     asyncio.run(calls_are_counted())
 
 
 async def calls_are_counted() -> None:
     endpoint = MetricsEndpoint()
-    server = grpc_factory.server(None, [RpcMetricsInterceptor(endpoint.rpc)])
+    interceptor = CountingInterceptor(endpoint.rpc)
+    server = grpc_factory.server(None, [interceptor])
     health = await Health.add(server, ["kvdb.kv.Kv"])
     port = grpc_factory.listen(server, "127.0.0.1:0", None)
     await server.start()
@@ -68,6 +81,7 @@ async def calls_are_counted() -> None:
         await server.stop(None)
 
     check = "/grpc.health.v1.Health/Check"
+    assert interceptor.built == [check]  # four calls, one wrapper (gRPC hands over the same handler)
     assert samples[("kvdb_grpc_requests_total", frozenset({("method", check), ("code", "OK")}))] == 3
     assert samples[("kvdb_grpc_requests_total", frozenset({("method", check), ("code", "NOT_FOUND")}))] == 1
     assert samples[("kvdb_grpc_request_duration_seconds_count", frozenset({("method", check)}))] == 4

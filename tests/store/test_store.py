@@ -377,3 +377,24 @@ def test_a_store_refuses_to_start_on_a_descriptor_that_names_no_replica_of_its_o
     cluster.crash(3)
     with pytest.raises(DamagedStateError, match="range 1's persisted descriptor names 0 replicas"):
         cluster.start(3)
+
+
+def test_every_answer_is_counted_once_by_kind_and_outcome() -> None:
+    """KvHandler's request stats (kvdb_kv_requests_total): answers at once (refusals), later (a
+    write after it applied), and a write response swallowed by the failpoint, which is not sent."""
+    cluster = LocalCluster([1, 2, 3])
+    leader = cluster.elect()
+    handler, answers = KvHandler(leader), []
+    stale = context(leader)
+    stale.epoch.version += 5
+    for req in (put(b"a", b"1", context(leader)), get(b"a", context(leader)), get(b"a", stale)):
+        handler.handle(req, answers.append)
+        cluster.pump()
+    handler.drop_write_responses = 1
+    handler.handle(put(b"b", b"2", context(leader)), answers.append)
+    cluster.pump()
+    assert [a.WhichOneof("resp") for a in answers] == ["put", "get", "get"]
+    assert answers[1].get.value == b"1"
+    assert handler.stats.requests == {("put", "ok"): 1, ("get", "ok"): 1, ("get", "epoch_not_match"): 1}
+    assert {kind: hist.cumulative()[0][-1][1] for kind, hist in handler.stats.latency.items()} == \
+        {"put": 1, "get": 2}
