@@ -397,6 +397,8 @@ class Store:
         peer = self.peers.get(msg.range_id)
         if peer is not None:
             if peer.peer_id == msg.to_peer.id:
+                if msg.epoch.conf_ver < peer.desc.epoch.conf_ver and self._removed_sender(peer, msg):
+                    return None
                 return peer
             if peer.peer_id < msg.to_peer.id and msg.message.type in _CREATES_REPLICA:
                 # Peer ids only grow: a leader talking to a newer replica on this store means ours
@@ -538,6 +540,16 @@ class Store:
         self.engine.write(batch, sync=False)
         return peer.storage.first_index()
 
+    def _removed_sender(self, peer: Peer, msg: raft_serverpb_pb2.RaftMessage) -> bool:
+        """Whether ``msg`` comes from a replica our newer membership no longer has; if so, tell it
+        with a tombstone (TiKV's stale-peer GC message). A replica removed while it was down or
+        cut off missed the leader's tombstone; it campaigns once it is back, and this answer to its
+        first message removes it instead of leaving it to campaign until it asks PD."""
+        if any(p.id == msg.from_peer.id for p in peer.desc.peers):
+            return False
+        self.send_tombstones(peer, [msg.from_peer])
+        return True
+
     def _on_tombstone(self, msg: raft_serverpb_pb2.RaftMessage) -> None:
         """The range's leader says replica ``to_peer`` is not in membership ``epoch.conf_ver``."""
         peer = self.peers.get(msg.range_id)
@@ -546,8 +558,9 @@ class Store:
             self.destroy_if_removed(msg.range_id, current)
 
     def send_tombstones(self, peer: Peer, removed: list[metapb_pb2.Peer]) -> None:
-        """Tell each replica ``peer`` (a leader) just removed that it was: one message, no retry
-        (a replica that misses it and wakes up asks PD, see ``destroy_if_removed``)."""
+        """Tell each replica ``peer``'s membership no longer has that it was removed: one message,
+        no retry (a replica that misses it is told again when it next sends us a message, or asks
+        PD once it has known no leader for a while, see ``destroy_if_removed``)."""
         desc = peer.desc
         me = peer.peer_cache.get(peer.peer_id)
         for gone in removed:

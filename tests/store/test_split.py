@@ -295,6 +295,7 @@ def test_a_parent_removed_while_cut_off_blocks_its_split_ranges_until_pd_says_it
     cluster.pump()
     assert len(results) == 1 and isinstance(results[0], metapb_pb2.RangeDescriptor), results
     cluster.heal()
+    cluster.cut |= {(3, 1), (3, 2)}  # its campaign messages would get it a tombstone (next test)
     cluster.advance(2.0)
     stale = cluster.stores[3]
     assert stale.peers[1].desc.end_key == b""  # still the whole key space, never split
@@ -302,9 +303,37 @@ def test_a_parent_removed_while_cut_off_blocks_its_split_ranges_until_pd_says_it
     current = leader.peers[1].desc
     assert not stale.destroy_if_removed(1, leader.peers[child].desc)  # another range's view: no
     assert stale.destroy_if_removed(1, current)
+    cluster.heal()
     cluster.advance(2.0)
     assert 1 not in stale.peers and stale.tombstones[1] == removed
     assert stale.peers[child].initialized
     assert stale.engine.get(CF_DEFAULT, b"k0007") == b"v7"  # the new range's data, by snapshot
     assert stale.engine.get(CF_DEFAULT, b"k0001") is None  # the parent's keys went with it
     assert not stale.destroy_if_removed(child, leader.peers[child].desc)  # a member: kept
+
+
+def test_a_replica_removed_while_cut_off_is_told_so_by_the_first_member_it_messages() -> None:
+    """Its removal was applied without it and the leader's tombstone was lost; once back, its
+    first campaign reaches replicas whose newer membership lacks it, and they answer with a
+    tombstone (TiKV's stale-peer GC message): it goes without waiting to ask PD."""
+    cluster = LocalCluster([1, 2, 3])
+    leader = cluster.elect()
+    if leader.store_id == 3:
+        cluster.leader().transfer_leader(1, cluster.stores[1].peers[1].peer_id)
+        cluster.advance(0.5)
+        leader = cluster.leader()
+    write_keys(cluster, 10)
+    cluster.isolate(3)
+    removed = cluster.stores[3].peers[1].peer_id
+    results: list[object] = []
+    leader.change_peer(1, ConfChangeType.REMOVE_NODE, new_peer(removed, 3), results.append)
+    cluster.pump()
+    assert len(results) == 1 and isinstance(results[0], metapb_pb2.RangeDescriptor), results
+    stale = cluster.stores[3]
+    assert 1 in stale.peers  # the leader's tombstone did not get through
+    cluster.heal()
+    cluster.advance(3.0)  # longer than an election timeout: it campaigns
+    assert 1 not in stale.peers and stale.tombstones[1] == removed
+    assert stale.engine.get(CF_DEFAULT, b"k0001") is None  # its data went with it
+    assert {s.peers[1].peer_id for s in (cluster.stores[1], cluster.stores[2])} == {
+        p.id for p in leader.peers[1].desc.peers}
