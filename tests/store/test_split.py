@@ -274,11 +274,8 @@ def test_a_message_of_a_range_overlapping_an_unsplit_parent_creates_no_replica()
     assert 99 not in store.peers
 
 
-def test_a_parent_removed_while_cut_off_blocks_its_split_ranges_until_pd_says_it_was_removed() -> None:
-    """The stale-parent case the store simulator found: the split's new ranges have a replica on
-    store 3, whose parent replica was removed before it could apply the split. It never learns
-    (nobody talks to a removed replica) and its keys overlap the new ranges, so their replicas
-    cannot start there until PD's view of the parent (newer membership, no such peer) removes it."""
+def _store_3_cut_off_from_its_leader() -> tuple[LocalCluster, Store]:
+    """Three stores with ten keys, range 1's leader not on store 3, and store 3 cut off."""
     cluster = LocalCluster([1, 2, 3])
     leader = cluster.elect()
     if leader.store_id == 3:
@@ -287,6 +284,15 @@ def test_a_parent_removed_while_cut_off_blocks_its_split_ranges_until_pd_says_it
         leader = cluster.leader()
     write_keys(cluster, 10)
     cluster.isolate(3)
+    return cluster, leader
+
+
+def test_a_parent_removed_while_cut_off_blocks_its_split_ranges_until_pd_says_it_was_removed() -> None:
+    """The stale-parent case the store simulator found: the split's new ranges have a replica on
+    store 3, whose parent replica was removed before it could apply the split. It never learns
+    (nobody talks to a removed replica) and its keys overlap the new ranges, so their replicas
+    cannot start there until PD's view of the parent (newer membership, no such peer) removes it."""
+    cluster, leader = _store_3_cut_off_from_its_leader()
     descs = do_split(cluster, [b"k0005"])
     child = descs[1].id
     removed = cluster.stores[3].peers[1].peer_id
@@ -316,14 +322,7 @@ def test_a_replica_removed_while_cut_off_is_told_so_by_the_first_member_it_messa
     """Its removal was applied without it and the leader's tombstone was lost; once back, its
     first campaign reaches replicas whose newer membership lacks it, and they answer with a
     tombstone (TiKV's stale-peer GC message): it goes without waiting to ask PD."""
-    cluster = LocalCluster([1, 2, 3])
-    leader = cluster.elect()
-    if leader.store_id == 3:
-        cluster.leader().transfer_leader(1, cluster.stores[1].peers[1].peer_id)
-        cluster.advance(0.5)
-        leader = cluster.leader()
-    write_keys(cluster, 10)
-    cluster.isolate(3)
+    cluster, leader = _store_3_cut_off_from_its_leader()
     removed = cluster.stores[3].peers[1].peer_id
     results: list[object] = []
     leader.change_peer(1, ConfChangeType.REMOVE_NODE, new_peer(removed, 3), results.append)
