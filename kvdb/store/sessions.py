@@ -64,6 +64,13 @@ class Sessions:
         self.table: dict[int, raft_serverpb_pb2.SessionState] = {}
         self._changed: set[int] = set()
         """Sessions whose state changed since the last ``stage``."""
+        self._top: dict[int, int] = {}
+        """Session id -> a seq at or above every result it stores: a new write (seq above it, the
+        common case) needs no scan of the results. In memory only, rebuilt from the table."""
+
+    def _add(self, state: raft_serverpb_pb2.SessionState) -> None:
+        self.table[state.session_id] = state
+        self._top[state.session_id] = max((r.seq for r in state.results), default=0)
 
     @classmethod
     def load(cls, engine: EngineView, range_id: int, ttl_ms: int) -> Sessions:
@@ -73,8 +80,7 @@ class Sessions:
             sessions.clock = raft_serverpb_pb2.SessionClock.FromString(raw)
         start, end = session_bounds(range_id)
         for _, value in engine.iter_range(CF_META, start, end):
-            state = raft_serverpb_pb2.SessionState.FromString(value)
-            sessions.table[state.session_id] = state
+            sessions._add(raft_serverpb_pb2.SessionState.FromString(value))
         return sessions
 
     @property
@@ -93,6 +99,7 @@ class Sessions:
             expired = [sid for sid, st in self.table.items() if st.last_active_ms < cutoff]
             for sid in expired:
                 del self.table[sid]
+                del self._top[sid]
                 batch.delete(CF_META, session_key(self.range_id, sid))
             if expired:
                 log.debug("range %d: %d sessions expired at log time %d", self.range_id, len(expired),
@@ -127,6 +134,8 @@ class Sessions:
             log.debug("range %d: session %016x seq %d is below its floor %d: refused", self.range_id, sid,
                       seq, state.floor)
             return Replayed(DuplicateRequestError(self.range_id, sid, seq))
+        if seq > self._top[sid]:
+            return None
         for stored in state.results:
             if stored.seq == seq:
                 log.debug("range %d: session %016x seq %d answered from its stored result", self.range_id,
@@ -143,8 +152,10 @@ class Sessions:
         sid = header.session_id
         state = self.table.get(sid)
         if state is None:
-            state = self.table[sid] = raft_serverpb_pb2.SessionState(session_id=sid)
+            state = raft_serverpb_pb2.SessionState(session_id=sid)
+            self._add(state)
         stored = state.results.add(seq=header.seq)
+        self._top[sid] = max(self._top[sid], header.seq)
         if result is not None:
             succeed, previous = result
             stored.is_cas, stored.succeed = True, succeed
@@ -184,11 +195,12 @@ class Sessions:
         self.clock = raft_serverpb_pb2.SessionClock()
         self.clock.CopyFrom(snap.clock)
         self._clock_moved = True  # staged with the snapshot's apply state
-        self.table = {}
+        self.table, self._top = {}, {}
         self._changed.clear()  # every session is written below
         for state in snap.sessions:
-            copy = self.table[state.session_id] = raft_serverpb_pb2.SessionState()
+            copy = raft_serverpb_pb2.SessionState()
             copy.CopyFrom(state)
+            self._add(copy)
             batch.put(CF_META, session_key(self.range_id, state.session_id), state.SerializeToString())
 
     def copy_to(self, range_id: int, batch: WriteBatch) -> Sessions:
@@ -203,5 +215,5 @@ class Sessions:
         """The replica is going away: its sessions go with its data, in the same batch."""
         batch.delete_range(CF_META, *session_bounds(self.range_id))
         batch.delete(CF_META, session_clock_key(self.range_id))
-        self.table = {}
+        self.table, self._top = {}, {}
         self._changed.clear()
