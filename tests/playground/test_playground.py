@@ -41,6 +41,14 @@ twice its quiet time, and still far less than the 10 s PD timeouts that made sto
 class Playground:
     """``kvdb playground`` as a subprocess: its ready line, its children's pids, its exit."""
 
+    def kill_and_reap(self) -> None:
+        """A module fixture's teardown: kill the playground if it runs, wait for its children."""
+        if self.running:
+            self.proc.kill()  # PR_SET_PDEATHSIG sends every child SIGTERM
+            self.proc.wait(timeout=STOP_TIMEOUT)
+        pids = list(self.child_pids().values())
+        wait_for(lambda: all(gone(pid) for pid in pids), STOP_TIMEOUT, "the children to exit")
+
     def __init__(self, data_dir: Path, base_port: int) -> None:
         self.data_dir = data_dir
         self.base_port = base_port
@@ -115,11 +123,7 @@ def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Playground]:
     playground = Playground(tmp_path_factory.mktemp("playground") / "data", free_base_port(PROCESSES))
     playground.start("--labels", "zone=a,b")  # 2 zones for 3 stores: the third is in zone a again
     yield playground
-    if playground.running:
-        playground.proc.kill()  # PR_SET_PDEATHSIG sends every child SIGTERM
-        playground.proc.wait(timeout=STOP_TIMEOUT)
-    pids = list(playground.child_pids().values())
-    wait_for(lambda: all(gone(pid) for pid in pids), STOP_TIMEOUT, "the children to exit")
+    playground.kill_and_reap()
 
 
 def test_ready_line_names_every_pd_member(pg: Playground) -> None:

@@ -21,14 +21,11 @@ import kvdb
 from bench.compare import free_base_port
 from kvdb.net import certs
 from kvdb.net.tls import ENV_CA, ENV_CERT, ENV_KEY, TlsFiles
-from tests.integration.cluster import wait_for
 from tests.playground.test_playground import (
     CLI_TIMEOUT,
     PROCESSES,
-    STOP_TIMEOUT,
     Playground,
     assert_one_line_error,
-    gone,
 )
 
 BENCH_TIMEOUT = 90.0
@@ -73,11 +70,7 @@ def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsPlayground]:
     playground = TlsPlayground(tmp_path_factory.mktemp("tls-playground") / "data", free_base_port(PROCESSES))
     playground.start()
     yield playground
-    if playground.running:
-        playground.proc.kill()  # PR_SET_PDEATHSIG sends every child SIGTERM
-        playground.proc.wait(timeout=STOP_TIMEOUT)
-    pids = list(playground.child_pids().values())
-    wait_for(lambda: all(gone(pid) for pid in pids), STOP_TIMEOUT, "the children to exit")
+    playground.kill_and_reap()
 
 
 def foreign_client(root: Path, cluster_ca: Path) -> dict[str, str]:
