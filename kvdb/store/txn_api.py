@@ -17,8 +17,10 @@ method takes the request body and ``finish``, which gets the response body to se
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Sequence
 
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 from kvdb.mvcc.reader import MvccReader
@@ -254,14 +256,31 @@ _TS_FIELDS = frozenset({"version", "max_version", "start_ts", "commit_ts", "lock
                         "current_ts", "min_commit_ts"})
 
 
+@functools.cache
+def _ts_plan(descriptor: Descriptor) -> tuple[tuple[str, Descriptor | None, bool], ...]:
+    """The fields of a request type to look at for timestamps: (name, message type to descend
+    into or None for a timestamp, repeated). Message fields without timestamps anywhere below
+    (a prewrite's mutations, the context) are left out, so checking costs nothing per key."""
+    plan = []
+    for field in descriptor.fields:
+        nested = field.message_type
+        if nested is not None and nested.file.package == descriptor.file.package and _ts_plan(nested):
+            # Only kvrpc's own types: a RangeEpoch's ``version`` (kvdb.meta) is no timestamp.
+            plan.append((field.name, nested, field.is_repeated))
+        elif nested is None and field.name in _TS_FIELDS:
+            plan.append((field.name, None, False))
+    return tuple(plan)
+
+
 def _check_timestamps(req: Message, limit: int) -> None:
     """Every timestamp in ``req`` (nested messages too) at most ``limit`` (``TsLimit``)."""
-    for field, value in req.ListFields():
-        if field.message_type is not None:
-            for item in value if field.is_repeated else (value,):
+    for name, nested, repeated in _ts_plan(req.DESCRIPTOR):
+        value = getattr(req, name)
+        if nested is not None:
+            for item in value if repeated else (value,):
                 _check_timestamps(item, limit)
-        elif field.name in _TS_FIELDS and value > limit:
-            raise InvalidArgumentError(f"{field.name} {value} is ahead of every timestamp PD can have issued "
+        elif value > limit:
+            raise InvalidArgumentError(f"{name} {value} is ahead of every timestamp PD can have issued "
                                        f"yet (at most {limit}): it did not come from this cluster's TSO")
 
 
