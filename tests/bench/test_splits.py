@@ -1,19 +1,12 @@
-"""The split benchmarks: pre-split keys, the split-under-load analysis, and both run on a playground."""
+"""The split benchmarks: pre-split keys and the split-under-load analysis (both run on a playground
+in test_on_a_playground.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-from pathlib import Path
-
 import pytest
 
-from bench.compare import free_base_port
 from bench.splits import Op, analyse, split_keys
 from bench.workloads import key_of
-from kvdb.pdclient.client import PdClient
-from tests.bench.test_bench_cli import bench
-from tests.playground.test_playground import PROCESSES, STOP_TIMEOUT, Playground
 
 
 def test_split_keys_cut_the_key_space_into_equal_counts() -> None:
@@ -56,32 +49,3 @@ def test_analysis_of_a_run_that_never_recovers_says_so() -> None:
     assert not result["recovered"] and result["recovery_seconds"] == pytest.approx(5.0)
     # ... but it settled at once at its new level: the split did not disturb it beyond that.
     assert result["settled_throughput"] == pytest.approx(100) and result["settle_seconds"] == 0.0
-
-
-def test_pre_split_and_split_under_load_on_a_playground(tmp_path: Path) -> None:
-    pg = Playground(tmp_path / "data", free_base_port(PROCESSES))
-    pg.start()
-    try:
-        result = bench("write", "--pd", pg.endpoints, "--keys", "800", "--pre-split", "8", "--duration", "1",
-                       "--warmup", "0.2", "--concurrency", "4", "--no-progress")
-        assert result.returncode == 0, result
-        starts = asyncio.run(_range_starts(pg.endpoints))
-        assert set(split_keys(800, 8)) <= set(starts), starts
-
-        out = tmp_path / "split.json"
-        result = bench("split-under-load", "--pd", pg.endpoints, "--keys", "2000", "--ranges", "4",
-                       "--before", "1", "--after", "1.5", "--concurrency", "8", "--output", str(out))
-        assert result.returncode == 0, result
-        assert "split into 4" in result.stdout and "settled at" in result.stdout
-        data = json.loads(out.read_text())
-        assert data["new_ranges"] == 3
-        assert data["before"]["throughput"] > 0 and data["after"]["throughput"] > 0
-        assert set(split_keys(2000, 4)) <= set(asyncio.run(_range_starts(pg.endpoints)))
-    finally:
-        pg.proc.terminate()
-        pg.proc.wait(timeout=STOP_TIMEOUT)
-
-
-async def _range_starts(endpoints: str) -> list[bytes]:
-    async with PdClient(endpoints) as pd:
-        return [info.descriptor.start_key for info in await pd.scan_ranges(b"")]

@@ -1,5 +1,6 @@
 """``kvdb bench sweep``: saturation from result figures, the table and plot, and a short real sweep
-of a playground and of an etcd cluster (the etcd one skips where etcd is not installed)."""
+of an etcd cluster (skipped where etcd is not installed; the playground's is in
+test_on_a_playground.py)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,9 @@ from typing import Any
 
 import pytest
 
-from bench.compare import free_base_port
 from bench.report import check_result
 from bench.sweep import format_sweep, plot_sweep, point, saturation
 from tests.bench.test_bench_cli import bench
-from tests.playground.test_playground import PROCESSES, STOP_TIMEOUT, Playground
 
 
 def fake_result(target: str, rate: float, throughput: float, p50: int, p99: int) -> dict[str, Any]:
@@ -62,22 +61,6 @@ def check_sweep(out: Path, target: str, rates: list[int]) -> None:
         result = check_result(json.loads((out / f"{target}-write-r{rate}.json").read_text()))
         assert result["rate"] == rate and result["processes"] == 1 and result["concurrency_total"] == 8
         assert result["ops"] > 0 and result["error_count"] == 0
-
-
-def test_sweep_of_a_playground(tmp_path: Path) -> None:
-    pg = Playground(tmp_path / "data", free_base_port(PROCESSES))
-    pg.start()
-    try:
-        out = tmp_path / "sweep"
-        result = bench("sweep", "--target", "kvdb", "--pd", pg.endpoints, "--rates", "40,80",
-                       "--duration", "0.5", "--warmup", "0.2", "--concurrency", "8", "--no-progress",
-                       "--output-dir", str(out))
-        assert result.returncode == 0, result
-        assert "kvdb: " in result.stdout
-        check_sweep(out, "kvdb", [40, 80])
-    finally:
-        pg.proc.terminate()
-        pg.proc.wait(timeout=STOP_TIMEOUT)
 
 
 @pytest.mark.skipif(shutil.which("etcd") is None or importlib.util.find_spec("etcd3aio") is None,
