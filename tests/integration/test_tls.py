@@ -193,7 +193,7 @@ def test_ca_rotation_through_a_bundle_keeps_the_cluster_serving(
         for tag in tags:
             assert c.get(b"ca-rotation-" + tag.encode()) == tag.encode()
     refused = subprocess.run(
-        [sys.executable, "-m", "kvdb", "put", "old-ca", "x", "--pd", cluster.pd_endpoints, "--timeout", "3",
+        [sys.executable, "-m", "kvdb", "put", "old-ca", "x", "--pd", cluster.pd_endpoints, "--timeout", "1",
          "--ca", str(old_client.ca), "--cert", str(old_client.cert), "--key", str(old_client.key)],
         capture_output=True, text=True, timeout=TIMEOUT)
     assert refused.returncode == 3 and "TLS handshake failed?" in refused.stderr, refused

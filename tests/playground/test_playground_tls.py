@@ -125,16 +125,16 @@ def test_bench_runs_over_tls(pg: TlsPlayground) -> None:
 
 
 def test_a_plaintext_client_is_refused_and_writes_nothing(pg: TlsPlayground) -> None:
-    result = pg.run("put", "plain-key", "v", "--timeout", "3")
+    result = pg.run("put", "plain-key", "v", "--timeout", "1")
     assert_one_line_error(result, 3, "does the cluster require TLS?")
     assert_one_line_error(pg.run("get", "plain-key", env=pg.env), 1, "not found")
 
 
 def test_a_client_of_another_ca_is_refused_and_writes_nothing(pg: TlsPlayground, tmp_path: Path) -> None:
     eve = foreign_client(tmp_path, Path(pg.env[ENV_CA]))
-    result = pg.run("put", "eve-key", "v", "--timeout", "3", env=eve)
+    result = pg.run("put", "eve-key", "v", "--timeout", "1", env=eve)
     assert_one_line_error(result, 3, "TLS handshake failed?")
-    result = pg.run("admin", "split", "eve-split", "--timeout", "3", env=eve)
+    result = pg.run("admin", "split", "eve-split", "--timeout", "1", env=eve)
     assert_one_line_error(result, 3, "TLS handshake failed?")
     assert_one_line_error(pg.run("get", "eve-key", env=pg.env), 1, "not found")
     ranges = json.loads(pg.ok("admin", "ranges", "--json"))
