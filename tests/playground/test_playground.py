@@ -1,9 +1,11 @@
 """A real playground driven only through the command line, as a user of the quick start would.
 
 One playground (3 PD members, 3 stores, a tmp data dir, a free port range) serves the whole
-module; the tests at the end stop and restart it: SIGTERM stops every child and exits 0, a
-restart on the same data dir finds the data, a store killed with -9 is survived, and a child
-that exits on its own stops everything with exit 1. Waits are bounded polls, never sleeps.
+module; the tests at the end stop and restart it, each leaving it as the next one expects (they
+run in file order): SIGTERM stops every child and exits 0, a restart on the same data dir finds
+the data, a store killed with -9 is survived, a child that exits on its own stops everything with
+exit 1, Ctrl-C stops it quickly, a killed one takes its children along. Waits are bounded polls,
+never sleeps.
 """
 
 from __future__ import annotations
@@ -227,14 +229,6 @@ def test_a_child_that_exits_stops_everything(pg: Playground) -> None:
     assert all(gone(pid) for pid in pids.values())
 
 
-def test_a_killed_playground_takes_its_children_along(pg: Playground) -> None:
-    pg.start()
-    assert pg.ok("get", "apple") == "red\n"
-    pids = pg.child_pids()
-    assert pg.stop(signal.SIGKILL) == -signal.SIGKILL
-    wait_for(lambda: all(gone(pid) for pid in pids.values()), STOP_TIMEOUT, "the orphans to exit")
-
-
 def test_ctrl_c_stops_quickly_and_a_restart_keeps_the_data(pg: Playground) -> None:
     pg.start()
     pg.ok("put", "before-ctrl-c", "kept")
@@ -248,9 +242,16 @@ def test_ctrl_c_stops_quickly_and_a_restart_keeps_the_data(pg: Playground) -> No
     took = time.monotonic() - asked
     assert status == 0, pg.stderr()
     assert all(gone(pid) for pid in pids.values()), f"a child outlived the playground ({took:.1f}s)"
-    pg.start()
+    pg.start()  # left running for the next test (the SIGTERM stop's exit 0 is test_sigterm...'s)
     assert pg.ok("get", "before-ctrl-c") == "kept\n"
-    assert pg.stop() == 0
+
+
+def test_a_killed_playground_takes_its_children_along(pg: Playground) -> None:
+    assert pg.running, "test_ctrl_c_stops_quickly_and_a_restart_keeps_the_data restarts it"
+    assert pg.ok("get", "apple") == "red\n"
+    pids = pg.child_pids()
+    assert pg.stop(signal.SIGKILL) == -signal.SIGKILL
+    wait_for(lambda: all(gone(pid) for pid in pids.values()), STOP_TIMEOUT, "the orphans to exit")
 
 
 def test_stores_stop_before_the_pd_members(tmp_path: Path) -> None:
