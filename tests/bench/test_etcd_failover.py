@@ -38,7 +38,7 @@ def test_one_round_kills_the_leader_and_brings_it_back(tmp_path: Path) -> None:
     try:
         leader = asyncio.run(members.leader())
         old_pid = int(members.pid_file(leader).read_text())
-        (r,) = etcd_failover(members, rounds=1, restart_after=1.0, settle=0.5, concurrency=2)
+        (r,) = etcd_failover(members, rounds=1, restart_after=0.5, settle=0.25, concurrency=2)
         assert r.victim == "etcd-leader" and r.killed == f"etcd member {leader} (pid {old_pid})"
         assert r.tso_gap is None and all(math.isfinite(g) and g > 0 for g in (r.write_gap, r.read_gap))
         new_pid = int(members.pid_file(leader).read_text())
@@ -63,8 +63,8 @@ def test_one_round_kills_the_leader_and_brings_it_back(tmp_path: Path) -> None:
 
 def test_compare_failover_side_by_side(tmp_path: Path) -> None:
     out = tmp_path / "cmp"
-    result = bench("compare", "--workloads", "failover", "--failover-rounds", "1", "--restart-after", "1",
-                   "--settle", "0.5", "--failover-concurrency", "2", "--no-progress",
+    result = bench("compare", "--workloads", "failover", "--failover-rounds", "1", "--restart-after", "0.5",
+                   "--settle", "0.25", "--failover-concurrency", "2", "--no-progress",
                    "--output-dir", str(out))
     assert result.returncode == 0, result
     assert "etcd round 1: kill -9 etcd member" in result.stdout

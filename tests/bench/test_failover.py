@@ -58,8 +58,8 @@ def test_the_load_stops_at_once_with_an_operation_stuck_in_flight() -> None:
                                             ("pd-leader", "PD member")])
 def test_one_round_reports_a_finite_gap(tmp_path: Path, victim: str, killed: str) -> None:
     out = tmp_path / "gaps.json"
-    result = bench("failover", "--victim", victim, "--rounds", "1", "--restart-after", "1",
-                   "--settle", "0.5", "--concurrency", "2", "--json", str(out), "--dir", str(tmp_path / "c"))
+    result = bench("failover", "--victim", victim, "--rounds", "1", "--restart-after", "0.5",
+                   "--settle", "0.25", "--concurrency", "2", "--json", str(out), "--dir", str(tmp_path / "c"))
     assert result.returncode == 0, result
     assert "round 1: kill -9" in result.stdout
     data = json.loads(out.read_text())
