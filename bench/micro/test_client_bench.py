@@ -98,6 +98,9 @@ def test_load_generator_overhead(benchmark, workload: str) -> None:
     benchmark(ops)
 
 
+LoopAndClient = tuple[asyncio.AbstractEventLoop, AsyncClient]
+
+
 class _AnsweringStream:
     """Stands in for a store's stream: answers every queued get at once, on the client's loop, so
     the benchmark below counts only the client's own work per call."""
@@ -114,8 +117,8 @@ class _AnsweringStream:
             conn._wakeup.clear()
             batch, conn._queue = conn._queue, []
             for req in batch:
-                conn._pending[req.id].set_result(kvrpc_pb2.Response(id=req.id, get=kvrpc_pb2.RawGetResponse(
-                    value=VALUE)))
+                answer = kvrpc_pb2.Response(id=req.id, get=kvrpc_pb2.RawGetResponse(value=VALUE))
+                conn._pending[req.id].set_result(answer)
 
     def stop(self) -> list[asyncio.Task[None]]:
         for task in self.tasks:
@@ -124,8 +127,7 @@ class _AnsweringStream:
 
 
 @pytest.fixture
-def client_loop(cache: RangeCache, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[asyncio.AbstractEventLoop,
-                                                                                       AsyncClient]]:
+def client_loop(cache: RangeCache, monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopAndClient]:
     """An AsyncClient with a warm range cache and a connection whose store answers instantly."""
     monkeypatch.setattr(transport, "_Stream", _AnsweringStream)
     loop = asyncio.new_event_loop()
@@ -138,7 +140,7 @@ def client_loop(cache: RangeCache, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     loop.close()
 
 
-def test_client_get_64_in_flight(benchmark, client_loop: tuple[asyncio.AbstractEventLoop, AsyncClient]) -> None:
+def test_client_get_64_in_flight(benchmark, client_loop: LoopAndClient) -> None:
     """The whole client path of 64 concurrent gets (call frame, attempt, stream queue, answer)."""
     loop, client = client_loop
     keys = [key_of(i * 37) for i in range(BATCH)]
