@@ -169,13 +169,13 @@ class StoreNode:
         else:
             self.store_id = await claim_store_id(cfg.data_dir, cluster_id, cfg.store_id, None)
         self.host = RaftHost(cluster_id, self.store_id, cfg.data_dir, cfg.store, self.clock, resolve,
-                             self.addresses, cfg.tls)
+                             self.addresses, cfg.tls, cfg.listen)
         store = self.host.store
         if cfg.static_cluster and not store.peers and FIRST_RANGE_ID not in store.tombstones:
             store.bootstrap_range(static_first_range(cfg.static_cluster))
         self.kv_handler = KvHandler(store)
-        self._gate.open()  # loaded: calls and Raft messages may come (the loops start next)
-        self.host.start()
+        await self.host.start()  # before the gate opens: RaftPort answers the listener's port
+        self._gate.open()  # loaded: calls may come
         address = advertised(cfg.listen, cfg.advertise, self.port)
         if self.pd_worker is not None:
             await self.pd_worker.join(store, address)
