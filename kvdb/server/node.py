@@ -38,7 +38,7 @@ from kvdb.server.raft_host import RaftHost, db_path, serve_until_signalled
 from kvdb.server.readiness import Health, StartupGate
 from kvdb.server.services import AdminService, KvService, RaftService
 from kvdb.server.split_worker import SplitWorker
-from kvdb.server.transport import GrpcTransport
+from kvdb.server.transport import StoreTransport
 from kvdb.store.clock import MonotonicClock, SkewedClock
 from kvdb.store.config import StoreConfig
 from kvdb.store.errors import InvalidArgumentError
@@ -124,7 +124,7 @@ class StoreNode:
         return self.host.store
 
     @property
-    def transport(self) -> GrpcTransport:
+    def transport(self) -> StoreTransport:
         return self.host.transport
 
     def wake(self) -> None:

@@ -28,7 +28,7 @@ from typing import Protocol
 from kvdb.net.tls import TlsFiles
 from kvdb.server.raft_listener import RaftListener
 from kvdb.server.supervisor import spawn
-from kvdb.server.transport import GrpcTransport
+from kvdb.server.transport import StoreTransport
 from kvdb.storage.rocks import RocksEngine
 from kvdb.store.clock import Clock, SkewedClock
 from kvdb.store.config import StoreConfig
@@ -49,7 +49,7 @@ class RaftHost:
         self.config = config
         self.clock = clock
         self.engine = RocksEngine(db_path(data_dir), data_dir / "snap")
-        self.transport = GrpcTransport(cluster_id, store_id, resolve, config.snapshot_chunk_bytes, tls)
+        self.transport = StoreTransport(cluster_id, store_id, resolve, config.snapshot_chunk_bytes, tls)
         self.store = Store(cluster_id, store_id, self.engine, self.transport, clock, config, random.Random(),
                            addresses)
         self.store.wake = self.wake

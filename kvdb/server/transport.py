@@ -44,7 +44,7 @@ class _Connection:
     connection's batches (issue 10, item 8, when each attempt was a gRPC stream).
     """
 
-    def __init__(self, transport: GrpcTransport, store_id: int) -> None:
+    def __init__(self, transport: StoreTransport, store_id: int) -> None:
         self.transport = transport
         self.store_id = store_id
         self.queue: list[raft_serverpb_pb2.RaftMessage] = []
@@ -122,7 +122,7 @@ class _Connection:
             backoff = min(backoff * 2, RECONNECT_BACKOFF[1])
 
 
-class GrpcTransport:
+class StoreTransport:
     """The store's ``Transport``: sends to other stores by id, resolving addresses on demand."""
 
     def __init__(self, cluster_id: int, store_id: int, resolve: Callable[[int], str],

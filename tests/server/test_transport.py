@@ -22,7 +22,7 @@ from kvdb.net import wire
 from kvdb.pb import raft_serverpb_pb2, raft_serverpb_pb2_grpc
 from kvdb.server.raft_listener import RaftListener
 from kvdb.server.services import RaftService
-from kvdb.server.transport import RECONNECT_BACKOFF, GrpcTransport
+from kvdb.server.transport import RECONNECT_BACKOFF, StoreTransport
 from tests.client.conftest import until_only_this_task_runs
 from tests.integration.cluster import free_ports
 
@@ -115,13 +115,13 @@ class Dialler:
         return self.address
 
 
-def run(test: Callable[[GrpcTransport, Dialler, int], Awaitable[None]]) -> None:
+def run(test: Callable[[StoreTransport, Dialler, int], Awaitable[None]]) -> None:
     """Runs ``test`` with a transport from store 1 towards store 2, whose port is free (down)."""
 
     async def main() -> None:
         port = free_ports(1)[0]
         dialler = Dialler(f"127.0.0.1:{port}")
-        transport = GrpcTransport(CLUSTER_ID, 1, dialler)
+        transport = StoreTransport(CLUSTER_ID, 1, dialler)
         try:
             await test(transport, dialler, port)
         finally:
@@ -132,7 +132,7 @@ def run(test: Callable[[GrpcTransport, Dialler, int], Awaitable[None]]) -> None:
 
 
 def test_every_batch_sent_after_a_reconnect_arrives_in_order() -> None:
-    async def test(transport: GrpcTransport, dialler: Dialler, port: int) -> None:
+    async def test(transport: StoreTransport, dialler: Dialler, port: int) -> None:
         transport.send(2, message(0))  # opens the connection; lost with the peer down
         await until(lambda: len(dialler.times) >= FAILED_ATTEMPTS, f"{FAILED_ATTEMPTS} failed connects")
         peer = Peer()
@@ -153,7 +153,7 @@ def test_every_batch_sent_after_a_reconnect_arrives_in_order() -> None:
 
 
 def test_backoff_starts_again_after_a_connection_was_up() -> None:
-    async def test(transport: GrpcTransport, dialler: Dialler, port: int) -> None:
+    async def test(transport: StoreTransport, dialler: Dialler, port: int) -> None:
         transport.send(2, message(0))
         # Long enough down for the backoff to reach its maximum.
         await until(lambda: len(dialler.times) >= 7 and dialler.times[-1] - dialler.times[-2]
@@ -184,7 +184,7 @@ def test_a_transport_of_another_cluster_delivers_nothing() -> None:
         port = free_ports(1)[0]
         peer = Peer()
         await peer.start(port)
-        transport = GrpcTransport(CLUSTER_ID + 1, 1, Dialler(f"127.0.0.1:{port}"))
+        transport = StoreTransport(CLUSTER_ID + 1, 1, Dialler(f"127.0.0.1:{port}"))
         try:
             for n in range(1, 4):
                 transport.send(2, message(n))
