@@ -178,3 +178,24 @@ def test_tls_a_certificate_of_another_ca_fails_the_handshake(cluster_tls: TlsFil
             await server.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "[::]", ""])
+def test_a_wildcard_host_listens_on_every_interface_at_one_port(host: str) -> None:
+    """A store listening on a wildcard advertises a real address: IPv4 peers must reach the Raft
+    port there too (``::`` is dual-stack; asyncio's own wildcard binding would be IPv6-only)."""
+
+    async def main() -> None:
+        got: list[bytes] = []
+        server = wire.FramedServer(lambda _, payload: got.append(payload), None)
+        port = await server.start(host)
+        try:
+            for address in ("127.0.0.1", "127.0.0.2"):
+                conn = await wire.connect(address, port, None)
+                conn.send(address.encode())
+                await until(lambda address=address: address.encode() in got, f"a frame via {address}")
+                conn.close()
+        finally:
+            await server.close()
+
+    asyncio.run(main())
