@@ -226,3 +226,34 @@ def test_a_batch_of_another_cluster_closes_the_connection(caplog: pytest.LogCapt
         asyncio.run(main())
     assert any(f"cluster {CLUSTER_ID + 1}" in r.getMessage() and "closing the connection from 127.0.0.1:"
                in r.getMessage() for r in caplog.records), caplog.text
+
+
+def test_a_peer_that_does_not_read_holds_messages_in_the_bounded_queue() -> None:
+    """Flow control: once the socket and the write buffer are full, the sender waits and further
+    messages coalesce in its queue (bounded, oldest dropped) instead of piling up unboundedly in
+    the connection's write buffer; when the peer reads again, they all arrive."""
+    big = b"k" * (64 << 10)
+    sent = 500  # 32 MiB: more than loopback's socket buffers take
+
+    async def test(transport: StoreTransport, dialler: Dialler, port: int) -> None:
+        peer = Peer()
+        await peer.start(port)
+        try:
+            transport.send(2, message(0))
+            await until(lambda: peer.received, "the connection")
+            accepted = list(peer.listener._server._connections)
+            for conn in accepted:
+                conn.transport.pause_reading()
+            for n in range(1, sent + 1):
+                transport.send(2, [raft_serverpb_pb2.RaftMessage(range_id=n, start_key=big)])
+                await asyncio.sleep(0)  # the sender writes what it may
+            queue = transport._connections[2].queue
+            await until(lambda: len(queue) > sent // 2, "the sender to stop writing")
+            for conn in accepted:
+                conn.transport.resume_reading()
+            await until(lambda: len(peer.received) == sent + 1, "every message")
+            assert peer.received == list(range(sent + 1))
+        finally:
+            await peer.stop()
+
+    run(test)
