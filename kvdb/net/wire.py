@@ -106,24 +106,36 @@ class FramedConnection(asyncio.Protocol):
         if self._closing:
             return
         buf = self._buffer
+        if not buf:  # the common case: frames straight from the read, only a tail is kept
+            taken = self._frames(data)
+            if not self._closing:
+                buf += memoryview(data)[taken:]
+            return
         buf += data
-        start, end = 0, len(buf)
+        with memoryview(buf) as view:
+            taken = self._frames(view)
+        if self._closing:
+            buf.clear()
+        else:
+            del buf[:taken]
+
+    def _frames(self, data: bytes | memoryview) -> int:
+        """Hand on every whole frame at the start of ``data``; how many bytes they took."""
+        start, end = 0, len(data)
         while end - start >= HEADER_BYTES:
-            size = int.from_bytes(buf[start:start + HEADER_BYTES], "big")
+            size = int.from_bytes(data[start:start + HEADER_BYTES], "big")
             if size > MAX_FRAME_BYTES:
                 self.refuse(f"it announced a frame of {size} bytes (the limit is {MAX_FRAME_BYTES})")
-                buf.clear()
-                return
+                return start
             if end - start - HEADER_BYTES < size:
                 break
-            payload = bytes(buf[start + HEADER_BYTES:start + HEADER_BYTES + size])
+            payload = bytes(data[start + HEADER_BYTES:start + HEADER_BYTES + size])  # one copy
             start += HEADER_BYTES + size
             if self.on_frame is not None:
                 self.on_frame(self, payload)
             if self._closing:  # the handler closed it
-                buf.clear()
-                return
-        del buf[:start]
+                return start
+        return start
 
     def eof_received(self) -> bool:
         return False  # the peer is done: close our side too
