@@ -199,3 +199,20 @@ def test_a_wildcard_host_listens_on_every_interface_at_one_port(host: str) -> No
             await server.close()
 
     asyncio.run(main())
+
+
+def test_a_host_name_listens_at_one_port_its_dialers_reach() -> None:
+    async def main() -> None:
+        got: list[bytes] = []
+        server = wire.FramedServer(lambda _, payload: got.append(payload), None)
+        port = await server.start("localhost")
+        try:
+            assert len(server._server.sockets) == 1
+            conn = await wire.connect("localhost", port, None)
+            conn.send(b"via localhost")
+            await until(lambda: got, "the frame")
+            conn.close()
+        finally:
+            await server.close()
+
+    asyncio.run(main())
