@@ -166,7 +166,7 @@ class PdMember:
         store_config = dataclasses.replace(cfg.store, hibernate=False)
         await self._find_group()
         self.host = RaftHost(self.group_id, cfg.member_id, cfg.data_dir, store_config,
-                             MonotonicClock(), self.membership.resolve, self.members, cfg.tls)
+                             MonotonicClock(), self.membership.resolve, self.members, cfg.tls, cfg.listen)
         if not self.store.peers and not cfg.join:
             self.store.bootstrap_range(static_first_range(self.members))
         self.membership.refresh()
@@ -179,8 +179,8 @@ class PdMember:
         pdpb_pb2_grpc.add_PDServicer_to_server(PdService(self), self._server)
         self.health = await Health.add(self._server, SERVICES)
         self.port = grpc_factory.listen(self._server, cfg.listen, cfg.tls)
+        await self.host.start()  # before the server: RaftPort answers the listener's port
         await self._server.start()
-        self.host.start()
         self.membership.start()
         if cfg.metrics_listen:
             self.metrics_port = self.metrics.start(

@@ -140,7 +140,7 @@ async def _host_events(data_dir: Path) -> list[tuple[str, bool, str]]:
         write(batch, sync)
 
     host.engine.write = recorded_write  # type: ignore[method-assign]
-    host.start()
+    await host.start()
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10

@@ -53,7 +53,7 @@ class TlsFiles:
         gRPC reports such mistakes late and vaguely (a handshake that fails, or a port that does
         not bind), so servers and the CLI check at start-up and refuse with a clear message.
         """
-        ca_pem, cert_pem, key_pem = self._pems
+        ca_pem, cert_pem, key_pem = self.pems
         try:  # a bundle of several CAs is how a CA is rotated: the cert must come from one of them
             cas = x509.load_pem_x509_certificates(ca_pem)
         except ValueError:
@@ -72,7 +72,7 @@ class TlsFiles:
             raise ValueError(f"{self.cert} is not signed by the CA in {self.ca}")
 
     @functools.cached_property
-    def _pems(self) -> tuple[bytes, bytes, bytes]:
+    def pems(self) -> tuple[bytes, bytes, bytes]:
         """The CA, certificate and key bytes, read on first use and kept (a failed read is not kept)."""
         try:
             return self.ca.read_bytes(), self.cert.read_bytes(), self.key.read_bytes()
@@ -80,11 +80,11 @@ class TlsFiles:
             raise ValueError(f"cannot read TLS file {exc.filename}: {exc.strerror}") from exc
 
     def server_credentials(self) -> grpc.ServerCredentials:
-        ca, cert, key = self._pems
+        ca, cert, key = self.pems
         return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=True)
 
     def channel_credentials(self) -> grpc.ChannelCredentials:
-        ca, cert, key = self._pems
+        ca, cert, key = self.pems
         return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
 
 

@@ -27,7 +27,7 @@ from kvdb.pb import metapb_pb2 as metapb__pb2
 from kvdb.pb import raft_pb2 as raft__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13raft_serverpb.proto\x12\x0fkvdb.raftserver\x1a\x0bkvrpc.proto\x1a\x0cmetapb.proto\x1a\nraft.proto\"\x93\x02\n\x0bRaftMessage\x12\x10\n\x08range_id\x18\x01 \x01(\x04\x12\"\n\tfrom_peer\x18\x02 \x01(\x0b\x32\x0f.kvdb.meta.Peer\x12 \n\x07to_peer\x18\x03 \x01(\x0b\x32\x0f.kvdb.meta.Peer\x12$\n\x05\x65poch\x18\x04 \x01(\x0b\x32\x15.kvdb.meta.RangeEpoch\x12#\n\x07message\x18\x05 \x01(\x0b\x32\x12.kvdb.raft.Message\x12\x11\n\tstart_key\x18\x06 \x01(\x0c\x12\x0f\n\x07\x65nd_key\x18\x07 \x01(\x0c\x12\x11\n\thibernate\x18\x08 \x01(\x08\x12\x17\n\x0fstore_heartbeat\x18\t \x01(\x08\x12\x11\n\ttombstone\x18\n \x01(\x08\"j\n\x10RaftMessageBatch\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x12\n\nfrom_store\x18\x02 \x01(\x04\x12.\n\x08messages\x18\x03 \x03(\x0b\x32\x1c.kvdb.raftserver.RaftMessage\"\x06\n\x04\x44one\"`\n\rSnapshotChunk\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12-\n\x07message\x18\x02 \x01(\x0b\x32\x1c.kvdb.raftserver.RaftMessage\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"=\n\x0eSnapshotCfFile\x12\n\n\x02\x63\x66\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x11\n\tkey_count\x18\x03 \x01(\x04\"\xf4\x01\n\x0eSnapshotHeader\x12.\n\ndescriptor\x18\x01 \x01(\x0b\x32\x1a.kvdb.meta.RangeDescriptor\x12\x11\n\tdata_size\x18\x02 \x01(\x04\x12\x11\n\tkey_count\x18\x03 \x01(\x04\x12\x10\n\x08\x63hecksum\x18\x04 \x01(\x04\x12\x30\n\x08sessions\x18\x05 \x01(\x0b\x32\x1e.kvdb.raftserver.RangeSessions\x12\x31\n\x08\x63\x66_files\x18\x06 \x03(\x0b\x32\x1f.kvdb.raftserver.SnapshotCfFile\x12\x15\n\rgc_safe_point\x18\x07 \x01(\x04\"\x83\x01\n\x08Mutation\x12,\n\x04kind\x18\x01 \x01(\x0e\x32\x1e.kvdb.raftserver.Mutation.Kind\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12\r\n\x05value\x18\x03 \x01(\x0c\"-\n\x04Kind\x12\x07\n\x03PUT\x10\x00\x12\n\n\x06\x44\x45LETE\x10\x01\x12\x10\n\x0c\x44\x45LETE_RANGE\x10\x02\"`\n\x0e\x43ompareAndSwap\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x16\n\x0eprevious_value\x18\x03 \x01(\x0c\x12\x1a\n\x12previous_not_exist\x18\x04 \x01(\x08\"M\n\x0cSplitRequest\x12\x11\n\tsplit_key\x18\x01 \x01(\x0c\x12\x14\n\x0cnew_range_id\x18\x02 \x01(\x04\x12\x14\n\x0cnew_peer_ids\x18\x03 \x03(\x04\"D\n\x11\x42\x61tchSplitRequest\x12/\n\x08requests\x18\x01 \x03(\x0b\x32\x1d.kvdb.raftserver.SplitRequest\"\xbc\x02\n\x0bRaftCommand\x12\x10\n\x08range_id\x18\x01 \x01(\x04\x12$\n\x05\x65poch\x18\x02 \x01(\x0b\x32\x15.kvdb.meta.RangeEpoch\x12,\n\tmutations\x18\x03 \x03(\x0b\x32\x19.kvdb.raftserver.Mutation\x12,\n\x03\x63\x61s\x18\x04 \x01(\x0b\x32\x1f.kvdb.raftserver.CompareAndSwap\x12\'\n\x07session\x18\x05 \x01(\x0b\x32\x16.kvdb.kv.SessionHeader\x12\x13\n\x0blog_time_ms\x18\x06 \x01(\x04\x12\x31\n\x05split\x18\x07 \x01(\x0b\x32\".kvdb.raftserver.BatchSplitRequest\x12(\n\x03txn\x18\x08 \x01(\x0b\x32\x1b.kvdb.raftserver.TxnCommand\"\xcc\x03\n\nTxnCommand\x12,\n\x08prewrite\x18\x01 \x01(\x0b\x32\x18.kvdb.kv.PrewriteRequestH\x00\x12(\n\x06\x63ommit\x18\x02 \x01(\x0b\x32\x16.kvdb.kv.CommitRequestH\x00\x12\x31\n\x08rollback\x18\x03 \x01(\x0b\x32\x1d.kvdb.kv.BatchRollbackRequestH\x00\x12:\n\x10\x63heck_txn_status\x18\x04 \x01(\x0b\x32\x1e.kvdb.kv.CheckTxnStatusRequestH\x00\x12\x44\n\x15\x63heck_secondary_locks\x18\x05 \x01(\x0b\x32#.kvdb.kv.CheckSecondaryLocksRequestH\x00\x12\x33\n\x0cresolve_lock\x18\x06 \x01(\x0b\x32\x1b.kvdb.kv.ResolveLockRequestH\x00\x12\x36\n\x0etxn_heart_beat\x18\x07 \x01(\x0b\x32\x1c.kvdb.kv.TxnHeartBeatRequestH\x00\x12(\n\x02gc\x18\x08 \x01(\x0b\x32\x1a.kvdb.raftserver.GcCommandH\x00\x12\x13\n\x0bmax_read_ts\x18\t \x01(\x04\x42\x05\n\x03\x63md\"C\n\tGcCommand\x12\x12\n\nsafe_point\x18\x01 \x01(\x04\x12\x11\n\tstart_key\x18\x02 \x01(\x0c\x12\x0f\n\x07\x65nd_key\x18\x03 \x01(\x0c\"Y\n\x11\x43hangePeerContext\x12$\n\x05\x65poch\x18\x01 \x01(\x0b\x32\x15.kvdb.meta.RangeEpoch\x12\x1e\n\x05peers\x18\x02 \x03(\x0b\x32\x0f.kvdb.meta.Peer\"\x9c\x01\n\x0fRangeLocalState\x12\x35\n\x05state\x18\x01 \x01(\x0e\x32&.kvdb.raftserver.RangeLocalState.State\x12.\n\ndescriptor\x18\x02 \x01(\x0b\x32\x1a.kvdb.meta.RangeDescriptor\"\"\n\x05State\x12\n\n\x06NORMAL\x10\x00\x12\r\n\tTOMBSTONE\x10\x01\"d\n\nApplyState\x12\x15\n\rapplied_index\x18\x01 \x01(\x04\x12(\n\nconf_state\x18\x02 \x01(\x0b\x32\x14.kvdb.raft.ConfState\x12\x15\n\rgc_safe_point\x18\x03 \x01(\x04\"q\n\rSessionResult\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0e\n\x06is_cas\x18\x02 \x01(\x08\x12\x0f\n\x07succeed\x18\x03 \x01(\x08\x12\x16\n\x0eprevious_value\x18\x04 \x01(\x0c\x12\x1a\n\x12previous_not_exist\x18\x05 \x01(\x08\"z\n\x0cSessionState\x12\x12\n\nsession_id\x18\x01 \x01(\x04\x12\x16\n\x0elast_active_ms\x18\x02 \x01(\x04\x12\r\n\x05\x66loor\x18\x03 \x01(\x04\x12/\n\x07results\x18\x04 \x03(\x0b\x32\x1e.kvdb.raftserver.SessionResult\"A\n\x0cSessionClock\x12\x13\n\x0blog_time_ms\x18\x01 \x01(\x04\x12\x1c\n\x14next_expiry_check_ms\x18\x02 \x01(\x04\"n\n\rRangeSessions\x12,\n\x05\x63lock\x18\x01 \x01(\x0b\x32\x1d.kvdb.raftserver.SessionClock\x12/\n\x08sessions\x18\x02 \x03(\x0b\x32\x1d.kvdb.raftserver.SessionState\"2\n\nStoreIdent\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x10\n\x08store_id\x18\x02 \x01(\x04\x32\x98\x01\n\rRaftTransport\x12\x42\n\x04Raft\x12!.kvdb.raftserver.RaftMessageBatch\x1a\x15.kvdb.raftserver.Done(\x01\x12\x43\n\x08Snapshot\x12\x1e.kvdb.raftserver.SnapshotChunk\x1a\x15.kvdb.raftserver.Done(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13raft_serverpb.proto\x12\x0fkvdb.raftserver\x1a\x0bkvrpc.proto\x1a\x0cmetapb.proto\x1a\nraft.proto\"\x93\x02\n\x0bRaftMessage\x12\x10\n\x08range_id\x18\x01 \x01(\x04\x12\"\n\tfrom_peer\x18\x02 \x01(\x0b\x32\x0f.kvdb.meta.Peer\x12 \n\x07to_peer\x18\x03 \x01(\x0b\x32\x0f.kvdb.meta.Peer\x12$\n\x05\x65poch\x18\x04 \x01(\x0b\x32\x15.kvdb.meta.RangeEpoch\x12#\n\x07message\x18\x05 \x01(\x0b\x32\x12.kvdb.raft.Message\x12\x11\n\tstart_key\x18\x06 \x01(\x0c\x12\x0f\n\x07\x65nd_key\x18\x07 \x01(\x0c\x12\x11\n\thibernate\x18\x08 \x01(\x08\x12\x17\n\x0fstore_heartbeat\x18\t \x01(\x08\x12\x11\n\ttombstone\x18\n \x01(\x08\"j\n\x10RaftMessageBatch\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x12\n\nfrom_store\x18\x02 \x01(\x04\x12.\n\x08messages\x18\x03 \x03(\x0b\x32\x1c.kvdb.raftserver.RaftMessage\"\x06\n\x04\x44one\"%\n\x0fRaftPortRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\" \n\x10RaftPortResponse\x12\x0c\n\x04port\x18\x01 \x01(\r\"`\n\rSnapshotChunk\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12-\n\x07message\x18\x02 \x01(\x0b\x32\x1c.kvdb.raftserver.RaftMessage\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"=\n\x0eSnapshotCfFile\x12\n\n\x02\x63\x66\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x11\n\tkey_count\x18\x03 \x01(\x04\"\xf4\x01\n\x0eSnapshotHeader\x12.\n\ndescriptor\x18\x01 \x01(\x0b\x32\x1a.kvdb.meta.RangeDescriptor\x12\x11\n\tdata_size\x18\x02 \x01(\x04\x12\x11\n\tkey_count\x18\x03 \x01(\x04\x12\x10\n\x08\x63hecksum\x18\x04 \x01(\x04\x12\x30\n\x08sessions\x18\x05 \x01(\x0b\x32\x1e.kvdb.raftserver.RangeSessions\x12\x31\n\x08\x63\x66_files\x18\x06 \x03(\x0b\x32\x1f.kvdb.raftserver.SnapshotCfFile\x12\x15\n\rgc_safe_point\x18\x07 \x01(\x04\"\x83\x01\n\x08Mutation\x12,\n\x04kind\x18\x01 \x01(\x0e\x32\x1e.kvdb.raftserver.Mutation.Kind\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12\r\n\x05value\x18\x03 \x01(\x0c\"-\n\x04Kind\x12\x07\n\x03PUT\x10\x00\x12\n\n\x06\x44\x45LETE\x10\x01\x12\x10\n\x0c\x44\x45LETE_RANGE\x10\x02\"`\n\x0e\x43ompareAndSwap\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x16\n\x0eprevious_value\x18\x03 \x01(\x0c\x12\x1a\n\x12previous_not_exist\x18\x04 \x01(\x08\"M\n\x0cSplitRequest\x12\x11\n\tsplit_key\x18\x01 \x01(\x0c\x12\x14\n\x0cnew_range_id\x18\x02 \x01(\x04\x12\x14\n\x0cnew_peer_ids\x18\x03 \x03(\x04\"D\n\x11\x42\x61tchSplitRequest\x12/\n\x08requests\x18\x01 \x03(\x0b\x32\x1d.kvdb.raftserver.SplitRequest\"\xbc\x02\n\x0bRaftCommand\x12\x10\n\x08range_id\x18\x01 \x01(\x04\x12$\n\x05\x65poch\x18\x02 \x01(\x0b\x32\x15.kvdb.meta.RangeEpoch\x12,\n\tmutations\x18\x03 \x03(\x0b\x32\x19.kvdb.raftserver.Mutation\x12,\n\x03\x63\x61s\x18\x04 \x01(\x0b\x32\x1f.kvdb.raftserver.CompareAndSwap\x12\'\n\x07session\x18\x05 \x01(\x0b\x32\x16.kvdb.kv.SessionHeader\x12\x13\n\x0blog_time_ms\x18\x06 \x01(\x04\x12\x31\n\x05split\x18\x07 \x01(\x0b\x32\".kvdb.raftserver.BatchSplitRequest\x12(\n\x03txn\x18\x08 \x01(\x0b\x32\x1b.kvdb.raftserver.TxnCommand\"\xcc\x03\n\nTxnCommand\x12,\n\x08prewrite\x18\x01 \x01(\x0b\x32\x18.kvdb.kv.PrewriteRequestH\x00\x12(\n\x06\x63ommit\x18\x02 \x01(\x0b\x32\x16.kvdb.kv.CommitRequestH\x00\x12\x31\n\x08rollback\x18\x03 \x01(\x0b\x32\x1d.kvdb.kv.BatchRollbackRequestH\x00\x12:\n\x10\x63heck_txn_status\x18\x04 \x01(\x0b\x32\x1e.kvdb.kv.CheckTxnStatusRequestH\x00\x12\x44\n\x15\x63heck_secondary_locks\x18\x05 \x01(\x0b\x32#.kvdb.kv.CheckSecondaryLocksRequestH\x00\x12\x33\n\x0cresolve_lock\x18\x06 \x01(\x0b\x32\x1b.kvdb.kv.ResolveLockRequestH\x00\x12\x36\n\x0etxn_heart_beat\x18\x07 \x01(\x0b\x32\x1c.kvdb.kv.TxnHeartBeatRequestH\x00\x12(\n\x02gc\x18\x08 \x01(\x0b\x32\x1a.kvdb.raftserver.GcCommandH\x00\x12\x13\n\x0bmax_read_ts\x18\t \x01(\x04\x42\x05\n\x03\x63md\"C\n\tGcCommand\x12\x12\n\nsafe_point\x18\x01 \x01(\x04\x12\x11\n\tstart_key\x18\x02 \x01(\x0c\x12\x0f\n\x07\x65nd_key\x18\x03 \x01(\x0c\"Y\n\x11\x43hangePeerContext\x12$\n\x05\x65poch\x18\x01 \x01(\x0b\x32\x15.kvdb.meta.RangeEpoch\x12\x1e\n\x05peers\x18\x02 \x03(\x0b\x32\x0f.kvdb.meta.Peer\"\x9c\x01\n\x0fRangeLocalState\x12\x35\n\x05state\x18\x01 \x01(\x0e\x32&.kvdb.raftserver.RangeLocalState.State\x12.\n\ndescriptor\x18\x02 \x01(\x0b\x32\x1a.kvdb.meta.RangeDescriptor\"\"\n\x05State\x12\n\n\x06NORMAL\x10\x00\x12\r\n\tTOMBSTONE\x10\x01\"d\n\nApplyState\x12\x15\n\rapplied_index\x18\x01 \x01(\x04\x12(\n\nconf_state\x18\x02 \x01(\x0b\x32\x14.kvdb.raft.ConfState\x12\x15\n\rgc_safe_point\x18\x03 \x01(\x04\"q\n\rSessionResult\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0e\n\x06is_cas\x18\x02 \x01(\x08\x12\x0f\n\x07succeed\x18\x03 \x01(\x08\x12\x16\n\x0eprevious_value\x18\x04 \x01(\x0c\x12\x1a\n\x12previous_not_exist\x18\x05 \x01(\x08\"z\n\x0cSessionState\x12\x12\n\nsession_id\x18\x01 \x01(\x04\x12\x16\n\x0elast_active_ms\x18\x02 \x01(\x04\x12\r\n\x05\x66loor\x18\x03 \x01(\x04\x12/\n\x07results\x18\x04 \x03(\x0b\x32\x1e.kvdb.raftserver.SessionResult\"A\n\x0cSessionClock\x12\x13\n\x0blog_time_ms\x18\x01 \x01(\x04\x12\x1c\n\x14next_expiry_check_ms\x18\x02 \x01(\x04\"n\n\rRangeSessions\x12,\n\x05\x63lock\x18\x01 \x01(\x0b\x32\x1d.kvdb.raftserver.SessionClock\x12/\n\x08sessions\x18\x02 \x03(\x0b\x32\x1d.kvdb.raftserver.SessionState\"2\n\nStoreIdent\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x10\n\x08store_id\x18\x02 \x01(\x04\x32\xa5\x01\n\rRaftTransport\x12O\n\x08RaftPort\x12 .kvdb.raftserver.RaftPortRequest\x1a!.kvdb.raftserver.RaftPortResponse\x12\x43\n\x08Snapshot\x12\x1e.kvdb.raftserver.SnapshotChunk\x1a\x15.kvdb.raftserver.Done(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,46 +40,50 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RAFTMESSAGEBATCH']._serialized_end=463
   _globals['_DONE']._serialized_start=465
   _globals['_DONE']._serialized_end=471
-  _globals['_SNAPSHOTCHUNK']._serialized_start=473
-  _globals['_SNAPSHOTCHUNK']._serialized_end=569
-  _globals['_SNAPSHOTCFFILE']._serialized_start=571
-  _globals['_SNAPSHOTCFFILE']._serialized_end=632
-  _globals['_SNAPSHOTHEADER']._serialized_start=635
-  _globals['_SNAPSHOTHEADER']._serialized_end=879
-  _globals['_MUTATION']._serialized_start=882
-  _globals['_MUTATION']._serialized_end=1013
-  _globals['_MUTATION_KIND']._serialized_start=968
-  _globals['_MUTATION_KIND']._serialized_end=1013
-  _globals['_COMPAREANDSWAP']._serialized_start=1015
-  _globals['_COMPAREANDSWAP']._serialized_end=1111
-  _globals['_SPLITREQUEST']._serialized_start=1113
-  _globals['_SPLITREQUEST']._serialized_end=1190
-  _globals['_BATCHSPLITREQUEST']._serialized_start=1192
-  _globals['_BATCHSPLITREQUEST']._serialized_end=1260
-  _globals['_RAFTCOMMAND']._serialized_start=1263
-  _globals['_RAFTCOMMAND']._serialized_end=1579
-  _globals['_TXNCOMMAND']._serialized_start=1582
-  _globals['_TXNCOMMAND']._serialized_end=2042
-  _globals['_GCCOMMAND']._serialized_start=2044
-  _globals['_GCCOMMAND']._serialized_end=2111
-  _globals['_CHANGEPEERCONTEXT']._serialized_start=2113
-  _globals['_CHANGEPEERCONTEXT']._serialized_end=2202
-  _globals['_RANGELOCALSTATE']._serialized_start=2205
-  _globals['_RANGELOCALSTATE']._serialized_end=2361
-  _globals['_RANGELOCALSTATE_STATE']._serialized_start=2327
-  _globals['_RANGELOCALSTATE_STATE']._serialized_end=2361
-  _globals['_APPLYSTATE']._serialized_start=2363
-  _globals['_APPLYSTATE']._serialized_end=2463
-  _globals['_SESSIONRESULT']._serialized_start=2465
-  _globals['_SESSIONRESULT']._serialized_end=2578
-  _globals['_SESSIONSTATE']._serialized_start=2580
-  _globals['_SESSIONSTATE']._serialized_end=2702
-  _globals['_SESSIONCLOCK']._serialized_start=2704
-  _globals['_SESSIONCLOCK']._serialized_end=2769
-  _globals['_RANGESESSIONS']._serialized_start=2771
-  _globals['_RANGESESSIONS']._serialized_end=2881
-  _globals['_STOREIDENT']._serialized_start=2883
-  _globals['_STOREIDENT']._serialized_end=2933
-  _globals['_RAFTTRANSPORT']._serialized_start=2936
-  _globals['_RAFTTRANSPORT']._serialized_end=3088
+  _globals['_RAFTPORTREQUEST']._serialized_start=473
+  _globals['_RAFTPORTREQUEST']._serialized_end=510
+  _globals['_RAFTPORTRESPONSE']._serialized_start=512
+  _globals['_RAFTPORTRESPONSE']._serialized_end=544
+  _globals['_SNAPSHOTCHUNK']._serialized_start=546
+  _globals['_SNAPSHOTCHUNK']._serialized_end=642
+  _globals['_SNAPSHOTCFFILE']._serialized_start=644
+  _globals['_SNAPSHOTCFFILE']._serialized_end=705
+  _globals['_SNAPSHOTHEADER']._serialized_start=708
+  _globals['_SNAPSHOTHEADER']._serialized_end=952
+  _globals['_MUTATION']._serialized_start=955
+  _globals['_MUTATION']._serialized_end=1086
+  _globals['_MUTATION_KIND']._serialized_start=1041
+  _globals['_MUTATION_KIND']._serialized_end=1086
+  _globals['_COMPAREANDSWAP']._serialized_start=1088
+  _globals['_COMPAREANDSWAP']._serialized_end=1184
+  _globals['_SPLITREQUEST']._serialized_start=1186
+  _globals['_SPLITREQUEST']._serialized_end=1263
+  _globals['_BATCHSPLITREQUEST']._serialized_start=1265
+  _globals['_BATCHSPLITREQUEST']._serialized_end=1333
+  _globals['_RAFTCOMMAND']._serialized_start=1336
+  _globals['_RAFTCOMMAND']._serialized_end=1652
+  _globals['_TXNCOMMAND']._serialized_start=1655
+  _globals['_TXNCOMMAND']._serialized_end=2115
+  _globals['_GCCOMMAND']._serialized_start=2117
+  _globals['_GCCOMMAND']._serialized_end=2184
+  _globals['_CHANGEPEERCONTEXT']._serialized_start=2186
+  _globals['_CHANGEPEERCONTEXT']._serialized_end=2275
+  _globals['_RANGELOCALSTATE']._serialized_start=2278
+  _globals['_RANGELOCALSTATE']._serialized_end=2434
+  _globals['_RANGELOCALSTATE_STATE']._serialized_start=2400
+  _globals['_RANGELOCALSTATE_STATE']._serialized_end=2434
+  _globals['_APPLYSTATE']._serialized_start=2436
+  _globals['_APPLYSTATE']._serialized_end=2536
+  _globals['_SESSIONRESULT']._serialized_start=2538
+  _globals['_SESSIONRESULT']._serialized_end=2651
+  _globals['_SESSIONSTATE']._serialized_start=2653
+  _globals['_SESSIONSTATE']._serialized_end=2775
+  _globals['_SESSIONCLOCK']._serialized_start=2777
+  _globals['_SESSIONCLOCK']._serialized_end=2842
+  _globals['_RANGESESSIONS']._serialized_start=2844
+  _globals['_RANGESESSIONS']._serialized_end=2954
+  _globals['_STOREIDENT']._serialized_start=2956
+  _globals['_STOREIDENT']._serialized_end=3006
+  _globals['_RAFTTRANSPORT']._serialized_start=3009
+  _globals['_RAFTTRANSPORT']._serialized_end=3174
 # @@protoc_insertion_point(module_scope)

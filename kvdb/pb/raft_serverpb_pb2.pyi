@@ -48,6 +48,18 @@ class Done(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class RaftPortRequest(_message.Message):
+    __slots__ = ("cluster_id",)
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    cluster_id: int
+    def __init__(self, cluster_id: _Optional[int] = ...) -> None: ...
+
+class RaftPortResponse(_message.Message):
+    __slots__ = ("port",)
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    port: int
+    def __init__(self, port: _Optional[int] = ...) -> None: ...
+
 class SnapshotChunk(_message.Message):
     __slots__ = ("cluster_id", "message", "data")
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]

@@ -34,10 +34,10 @@ class RaftTransportStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.Raft = channel.stream_unary(
-                '/kvdb.raftserver.RaftTransport/Raft',
-                request_serializer=raft__serverpb__pb2.RaftMessageBatch.SerializeToString,
-                response_deserializer=raft__serverpb__pb2.Done.FromString,
+        self.RaftPort = channel.unary_unary(
+                '/kvdb.raftserver.RaftTransport/RaftPort',
+                request_serializer=raft__serverpb__pb2.RaftPortRequest.SerializeToString,
+                response_deserializer=raft__serverpb__pb2.RaftPortResponse.FromString,
                 _registered_method=True)
         self.Snapshot = channel.stream_unary(
                 '/kvdb.raftserver.RaftTransport/Snapshot',
@@ -49,8 +49,9 @@ class RaftTransportStub:
 class RaftTransportServicer:
     """Missing associated documentation comment in .proto file."""
 
-    def Raft(self, request_iterator, context):
-        """One long-lived stream per ordered store pair.
+    def RaftPort(self, request, context):
+        """The port of this process's Raft listener (kvdb.server.raft_listener): a sender asks once per
+        connect attempt, then opens one TCP connection per ordered store pair there.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -65,10 +66,10 @@ class RaftTransportServicer:
 
 def add_RaftTransportServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'Raft': grpc.stream_unary_rpc_method_handler(
-                    servicer.Raft,
-                    request_deserializer=raft__serverpb__pb2.RaftMessageBatch.FromString,
-                    response_serializer=raft__serverpb__pb2.Done.SerializeToString,
+            'RaftPort': grpc.unary_unary_rpc_method_handler(
+                    servicer.RaftPort,
+                    request_deserializer=raft__serverpb__pb2.RaftPortRequest.FromString,
+                    response_serializer=raft__serverpb__pb2.RaftPortResponse.SerializeToString,
             ),
             'Snapshot': grpc.stream_unary_rpc_method_handler(
                     servicer.Snapshot,
@@ -87,7 +88,7 @@ class RaftTransport:
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
-    def Raft(request_iterator,
+    def RaftPort(request,
             target,
             options=(),
             channel_credentials=None,
@@ -97,12 +98,12 @@ class RaftTransport:
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.stream_unary(
-            request_iterator,
+        return grpc.experimental.unary_unary(
+            request,
             target,
-            '/kvdb.raftserver.RaftTransport/Raft',
-            raft__serverpb__pb2.RaftMessageBatch.SerializeToString,
-            raft__serverpb__pb2.Done.FromString,
+            '/kvdb.raftserver.RaftTransport/RaftPort',
+            raft__serverpb__pb2.RaftPortRequest.SerializeToString,
+            raft__serverpb__pb2.RaftPortResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -38,7 +38,7 @@ from kvdb.server.raft_host import RaftHost, db_path, serve_until_signalled
 from kvdb.server.readiness import Health, StartupGate
 from kvdb.server.services import AdminService, KvService, RaftService
 from kvdb.server.split_worker import SplitWorker
-from kvdb.server.transport import GrpcTransport
+from kvdb.server.transport import StoreTransport
 from kvdb.store.clock import MonotonicClock, SkewedClock
 from kvdb.store.config import StoreConfig
 from kvdb.store.errors import InvalidArgumentError
@@ -124,7 +124,7 @@ class StoreNode:
         return self.host.store
 
     @property
-    def transport(self) -> GrpcTransport:
+    def transport(self) -> StoreTransport:
         return self.host.transport
 
     def wake(self) -> None:
@@ -169,13 +169,13 @@ class StoreNode:
         else:
             self.store_id = await claim_store_id(cfg.data_dir, cluster_id, cfg.store_id, None)
         self.host = RaftHost(cluster_id, self.store_id, cfg.data_dir, cfg.store, self.clock, resolve,
-                             self.addresses, cfg.tls)
+                             self.addresses, cfg.tls, cfg.listen)
         store = self.host.store
         if cfg.static_cluster and not store.peers and FIRST_RANGE_ID not in store.tombstones:
             store.bootstrap_range(static_first_range(cfg.static_cluster))
         self.kv_handler = KvHandler(store)
-        self._gate.open()  # loaded: calls and Raft messages may come (the loops start next)
-        self.host.start()
+        await self.host.start()  # before the gate opens: RaftPort answers the listener's port
+        self._gate.open()  # loaded: calls may come
         address = advertised(cfg.listen, cfg.advertise, self.port)
         if self.pd_worker is not None:
             await self.pd_worker.join(store, address)

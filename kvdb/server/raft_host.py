@@ -2,6 +2,8 @@
 
 A store process (``kvdb.server.node``) and a placement driver member (``placement.server``)
 both host replicas with the same ``Store``; they differ only in the services they put on top.
+Raft messages leave through the ``transport`` and arrive through the ``listener``
+(``kvdb.server.raft_listener``), which listens on the host of the process's listen address.
 
 The Raft loop runs an iteration whenever the store says one is due. The synced write of an
 iteration runs on a dedicated writer thread (RocksDB releases the GIL while it syncs), so
@@ -24,8 +26,9 @@ from pathlib import Path
 from typing import Protocol
 
 from kvdb.net.tls import TlsFiles
+from kvdb.server.raft_listener import RaftListener
 from kvdb.server.supervisor import spawn
-from kvdb.server.transport import GrpcTransport
+from kvdb.server.transport import StoreTransport
 from kvdb.storage.rocks import RocksEngine
 from kvdb.store.clock import Clock, SkewedClock
 from kvdb.store.config import StoreConfig
@@ -41,15 +44,17 @@ def db_path(data_dir: Path) -> Path:
 class RaftHost:
     def __init__(self, cluster_id: int, store_id: int, data_dir: Path, config: StoreConfig, clock: Clock,
                  resolve: Callable[[int], str], addresses: dict[int, str] | None = None,
-                 tls: TlsFiles | None = None) -> None:
+                 tls: TlsFiles | None = None, listen: str = "127.0.0.1:0") -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.config = config
         self.clock = clock
         self.engine = RocksEngine(db_path(data_dir), data_dir / "snap")
-        self.transport = GrpcTransport(cluster_id, store_id, resolve, config.snapshot_chunk_bytes, tls)
+        self.transport = StoreTransport(cluster_id, store_id, resolve, config.snapshot_chunk_bytes, tls)
         self.store = Store(cluster_id, store_id, self.engine, self.transport, clock, config, random.Random(),
                            addresses)
         self.store.wake = self.wake
+        self.listen = listen
+        self.listener = RaftListener(self.store, self.wake, tls)
         self.store.background = self._background
         self._wakeup = asyncio.Event()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raft-writer")
@@ -61,7 +66,9 @@ class RaftHost:
         self.crash_tick_loop = False
         """Failpoint (tests only): the tick loop raises at its next tick."""
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Listen for Raft messages (``listener.port`` is known once this returns), start the loops."""
+        await self.listener.start(self.listen)
         self._tasks = [spawn(self._raft_loop(), "raft loop"),
                        spawn(self._tick_loop(), "tick loop")]
 
@@ -98,6 +105,7 @@ class RaftHost:
                 raft_loop.written(it)
 
     async def stop(self) -> None:
+        await self.listener.stop()  # no message reaches a store whose loops are gone
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,4 +1,5 @@
-"""gRPC servicers of a store: KV (unary and the batched stream), Raft transport, admin."""
+"""gRPC servicers of a store: KV (unary and the batched stream), Raft transport (the Raft
+listener's port and snapshots; messages travel over ``kvdb.server.raft_listener``), admin."""
 
 from __future__ import annotations
 
@@ -169,16 +170,14 @@ class RaftService(raft_serverpb_pb2_grpc.RaftTransportServicer):
     def __init__(self, node: StoreNode) -> None:
         self.node = node
 
-    async def Raft(self, request_iterator: AsyncIterator[raft_serverpb_pb2.RaftMessageBatch],
-                   context: grpc.aio.ServicerContext) -> raft_serverpb_pb2.Done:
+    async def RaftPort(self, request: raft_serverpb_pb2.RaftPortRequest,
+                       context: grpc.aio.ServicerContext) -> raft_serverpb_pb2.RaftPortResponse:
+        """Where Raft messages go: the port of this process's ``RaftListener`` (on our host)."""
         store = self.node.store
-        async for batch in request_iterator:
-            if batch.cluster_id != store.cluster_id:
-                await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                                    f"cluster {batch.cluster_id} is not this store's ({store.cluster_id})")
-            store.on_raft_messages(batch.messages)
-            self.node.wake()
-        return raft_serverpb_pb2.Done()
+        if request.cluster_id != store.cluster_id:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"cluster {request.cluster_id} is not this store's ({store.cluster_id})")
+        return raft_serverpb_pb2.RaftPortResponse(port=self.node.host.listener.port)
 
     async def Snapshot(self, request_iterator: AsyncIterator[raft_serverpb_pb2.SnapshotChunk],
                        context: grpc.aio.ServicerContext) -> raft_serverpb_pb2.Done:

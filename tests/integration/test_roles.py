@@ -220,9 +220,9 @@ async def test_an_admin_client_cannot_call_node_only_methods(cluster: TlsCluster
     async with grpc_factory.channel(cluster.store, cluster.tls("root")) as channel:
         stub = raft_serverpb_pb2_grpc.RaftTransportStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await stub.Raft(iter([raft_serverpb_pb2.RaftMessageBatch()]))
+            await stub.RaftPort(raft_serverpb_pb2.RaftPortRequest())
         assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
-        assert "may not call /kvdb.raftserver.RaftTransport/Raft: needs node" in refused.value.details()
+        assert "may not call /kvdb.raftserver.RaftTransport/RaftPort: needs node" in refused.value.details()
 
 
 @cluster_test

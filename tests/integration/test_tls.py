@@ -20,7 +20,7 @@ import pytest
 from cryptography import x509
 
 import kvdb
-from kvdb.net import certs, grpc_factory
+from kvdb.net import certs, grpc_factory, wire
 from kvdb.net.tls import TlsFiles
 from kvdb.pb import raft_serverpb_pb2, raft_serverpb_pb2_grpc
 from tests.integration.cluster import Cluster, free_ports, make_node_tls, wait_for
@@ -39,15 +39,27 @@ def foreign_node_tls(root: Path, cluster_ca: Path) -> TlsFiles:
     return TlsFiles(bundle, own.cert, own.key)
 
 
-async def _raft_batch(address: str, tls: TlsFiles, cluster_id: int) -> grpc.StatusCode:
-    """Sends one (empty) Raft batch to a store the way a peer store does; the status it ends with."""
+async def _raft_port(address: str, tls: TlsFiles, cluster_id: int) -> tuple[grpc.StatusCode, int]:
+    """Asks a store for its Raft port the way a peer store does: the status and the port."""
     async with grpc_factory.channel(address, tls) as channel:
         stub = raft_serverpb_pb2_grpc.RaftTransportStub(channel)
         try:
-            await stub.Raft(iter([raft_serverpb_pb2.RaftMessageBatch(cluster_id=cluster_id)]), timeout=5)
+            reply = await stub.RaftPort(raft_serverpb_pb2.RaftPortRequest(cluster_id=cluster_id), timeout=5)
         except grpc.aio.AioRpcError as exc:
-            return exc.code()
-    return grpc.StatusCode.OK
+            return exc.code(), 0
+    return grpc.StatusCode.OK, reply.port
+
+
+async def _send_raft_batch(port: int, tls: TlsFiles) -> None:
+    """Sends one (empty) Raft batch of a made-up cluster to a store's Raft listener, until the
+    store ends the connection: it read the batch (and refused its cluster), or it refused the TLS
+    handshake (which, with TLS 1.3, the client may learn of only after its first write)."""
+    try:
+        conn = await wire.connect("127.0.0.1", port, tls)
+    except (ssl.SSLError, ConnectionError):
+        return
+    conn.send(raft_serverpb_pb2.RaftMessageBatch(cluster_id=424242).SerializeToString())
+    await asyncio.wait_for(conn.closed, 10)
 
 
 def test_a_store_with_a_foreign_certificate_cannot_join_or_send_raft_messages(
@@ -68,12 +80,21 @@ def test_a_store_with_a_foreign_certificate_cannot_join_or_send_raft_messages(
     assert "TLS handshake failed?" in intruder.tail() and "Traceback" not in intruder.tail(), intruder.tail()
     assert sorted(pd.stores()) == [1, 2, 3], "the foreign store registered"
 
-    # A peer's Raft stream with the foreign certificate is refused before any message is read; with
-    # the cluster's node certificate the same batch reaches the store (which then refuses its
-    # made-up cluster id: proof that the message was read).
+    # A peer asking for the Raft port with the foreign certificate is refused before the request
+    # is read; with the cluster's node certificate the same request reaches the store (which then
+    # refuses its made-up cluster id: proof that it was read). The Raft listener itself refuses
+    # the foreign certificate's handshake.
     address = cluster.address(1)
-    assert asyncio.run(_raft_batch(address, foreign, 424242)) == grpc.StatusCode.UNAVAILABLE
-    assert asyncio.run(_raft_batch(address, cluster.node_tls, 424242)) == grpc.StatusCode.FAILED_PRECONDITION
+    assert asyncio.run(_raft_port(address, foreign, 424242)) == (grpc.StatusCode.UNAVAILABLE, 0)
+    refused, _ = asyncio.run(_raft_port(address, cluster.node_tls, 424242))
+    assert refused == grpc.StatusCode.FAILED_PRECONDITION
+    status, port = asyncio.run(_raft_port(address, cluster.node_tls, pd.client.cluster_id))
+    assert status == grpc.StatusCode.OK and port > 0
+    read = "it sends for cluster 424242"
+    asyncio.run(_send_raft_batch(port, cluster.node_tls))
+    assert cluster.stores[1].tail().count(read) == 1, cluster.stores[1].tail()
+    asyncio.run(_send_raft_batch(port, foreign))
+    assert cluster.stores[1].tail().count(read) == 1, "the listener read a batch of a foreign certificate"
     with kvdb.connect(cluster.pd_endpoints, timeout=TIMEOUT, tls=cluster.client_tls()) as client:
         assert client.get(b"k") == b"v"
 

@@ -50,7 +50,7 @@ def test_every_kind_of_kv_request_has_a_role() -> None:
 
 
 @pytest.mark.parametrize(("method", "role"), [
-    ("/kvdb.raftserver.RaftTransport/Raft", Role.NODE), ("/kvdb.pd.PD/PutStore", Role.NODE),
+    ("/kvdb.raftserver.RaftTransport/RaftPort", Role.NODE), ("/kvdb.pd.PD/PutStore", Role.NODE),
     ("/kvdb.admin.Admin/TransferLeader", Role.ADMIN), ("/kvdb.pd.PD/SplitRanges", Role.ADMIN),
     ("/kvdb.pd.PD/SetConfig", Role.ADMIN), ("/kvdb.kv.Kv/RawPut", Role.READWRITE),
     ("/kvdb.kv.Kv/RawGet", Role.READONLY), ("/kvdb.kv.Kv/Batch", Role.READONLY),
