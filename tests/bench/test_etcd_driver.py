@@ -1,7 +1,7 @@
 """EtcdDriver against a real 3-member etcd cluster started by scripts/etcd-cluster.
 
-These need the ``etcd`` binary and the ``etcd3aio`` client; CI machines have neither, so the tests
-skip there (install etcd with scripts/etcd-cluster itself, or apt-get install etcd-server).
+These need the ``etcd`` binary (Debian's etcd-server; scripts/etcd-cluster installs it) and the
+``etcd3aio`` client (a dev extra): on a machine without etcd they skip, saying so.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from bench.etcd_driver import EtcdDriver, EtcdUnavailable
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed (scripts/etcd-cluster "
-                                                            "installs it; CI machines do not have it)"),
+                                                            "installs it: apt-get install etcd-server)"),
     pytest.mark.skipif(importlib.util.find_spec("etcd3aio") is None, reason="etcd3aio is not installed"),
 ]
 

@@ -1,8 +1,8 @@
 """The failover rounds against etcd (kill -9 of its leader, restart from the same command line), and
 ``kvdb bench compare --workloads failover`` end to end with one short round per system.
 
-These need the ``etcd`` binary and the ``etcd3aio`` client; CI machines have neither, so they skip
-there (as tests/bench/test_etcd_driver.py does)."""
+These need the ``etcd`` binary and the ``etcd3aio`` client, and skip without them (as
+tests/bench/test_etcd_driver.py does)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from tests.bench.test_bench_cli import bench
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed (scripts/etcd-cluster "
-                                                            "installs it; CI machines do not have it)"),
+                                                            "installs it: apt-get install etcd-server)"),
     pytest.mark.skipif(importlib.util.find_spec("etcd3aio") is None, reason="etcd3aio is not installed"),
 ]
 
