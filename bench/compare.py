@@ -29,7 +29,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench.report import align
+from bench.report import align, range_change
 from bench.runner import BenchConfig, BenchError, run_bench
 from bench.workloads import BANK_RANGES, WORKLOADS, default_keys, key_space, needs_preload
 from kvdb.net.tls import TlsFiles
@@ -101,10 +101,20 @@ def ratio_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                            "errors": r["error_count"]}
             if "abort_rate" in r:
                 row[target]["abort_rate"] = r["abort_rate"]
+            if "ranges" in r:
+                row[target]["ranges"] = r["ranges"]
         k, e = row["kvdb"], row["etcd"]
         row["ratio"] = {f: round(k[f] / e[f], 3) if e[f] else None for f in FIGURES}
         rows.append(row)
     return rows
+
+
+def range_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """A line per kvdb run whose ranges changed while it ran (a load split, a leader moved): the
+    runs of one sweep share a cluster, so a later run may measure another layout than an earlier."""
+    return [f"kvdb {row['workload']} {row['concurrency']}: {change}" for row in rows
+            if row["workload"] != FAILOVER
+            and (change := range_change(row["kvdb"].get("ranges"))) is not None]
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -410,6 +420,8 @@ def run_compare(args: argparse.Namespace) -> int:
     (args.output_dir / "comparison.json").write_text(json.dumps(rows, indent=2) + "\n")
     if results:
         print(format_table([r for r in rows if r["workload"] != FAILOVER]))
+        for note in range_notes(rows):
+            print(note)
     if gaps:
         print(format_failover(rows[-1]))
     for path in _plot(results, args.output_dir):

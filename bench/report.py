@@ -53,6 +53,15 @@ def read_result(path: Path) -> dict[str, Any]:
     return check_result(data, str(path))
 
 
+def range_change(ranges: dict[str, Any] | None) -> str | None:
+    """What happened to kvdb's ranges during a run (``result["ranges"]``), if anything did."""
+    if ranges is None or ranges["before"] == ranges["after"]:
+        return None
+    before, after = ranges["before"], ranges["after"] or {"count": "?", "leaders_by_store": {}}
+    return (f"ranges changed during the run: {before['count']} -> {after['count']} "
+            f"(leaders by store {before['leaders_by_store']} -> {after['leaders_by_store']})")
+
+
 def summary_line(result: dict[str, Any]) -> str:
     """The line ``kvdb bench`` prints at the end of a run (and the bank audit's finding, if it failed)."""
     lat = result["latency_us"]["overall"]
@@ -66,6 +75,8 @@ def summary_line(result: dict[str, Any]) -> str:
     line += f"); latency µs {percentiles}; errors: {errors}"
     if "abort_rate" in result:
         line += f"; aborted attempts {result['aborts']:,} ({result['abort_rate']:.1%})"
+    if (change := range_change(result.get("ranges"))) is not None:
+        line += f"; {change}"
     bank = result.get("bank")
     if bank is not None:
         line += (f"; bank total {bank['total']:,} over {bank['accounts']:,} accounts conserved" if bank["ok"]

@@ -53,6 +53,7 @@ from bench.workloads import (
     workload_key,
 )
 from kvdb.net.tls import TlsFiles
+from kvdb.pdclient.client import PdClient
 
 PROGRESS_INTERVAL = 0.25
 PRELOAD_CONCURRENCY = 32
@@ -153,6 +154,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         sys.stderr.flush()
     try:
         _wait_start(barrier, messages, procs)
+        layout_before = range_layout(config)  # after any pre-split: the ranges the run starts on
         tallies, elapsed = _collect(config, messages, procs)
     except BenchError:
         if config.progress:  # the error goes on a line of its own, not after the progress line
@@ -164,6 +166,8 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
             if p.is_alive():
                 p.kill()
     result = build_result(config, tallies, elapsed, started_at)
+    if layout_before is not None:
+        result["ranges"] = {"before": layout_before, "after": range_layout(config)}
     if config.workload == "bank":
         result["bank"] = _audit(config)
     if config.output is not None:
@@ -271,6 +275,32 @@ def build_result(config: BenchConfig, tallies: list[_Tally], elapsed: float, sta
         result["aborts"] = aborts
         result["abort_rate"] = round(aborts / attempts, 4) if attempts else 0.0
     return result
+
+
+def range_layout(config: BenchConfig) -> dict[str, Any] | None:
+    """kvdb's ranges and the stores leading them (None for etcd, or when PD does not answer).
+
+    Taken before and after a run: a load split or a leader moved by PD during the run changes what
+    it measures (a 2-core machine gains nothing from two leaders on two stores, and each leader's
+    batches get smaller), so the result says when it happened.
+    """
+    if config.target != "kvdb":
+        return None
+    import uvloop
+
+    async def run() -> dict[str, Any]:
+        async with PdClient(config.addresses, tls=config.tls) as pd:
+            ranges = await pd.scan_ranges(b"")
+        leaders: dict[str, int] = {}
+        for info in ranges:
+            store = str(info.leader.store_id) if info.leader.store_id else "none"
+            leaders[store] = leaders.get(store, 0) + 1
+        return {"count": len(ranges), "leaders_by_store": dict(sorted(leaders.items()))}
+
+    try:
+        return uvloop.run(run())
+    except Exception:  # the numbers stand without it
+        return None
 
 
 def _audit(config: BenchConfig) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from bench.compare import (
     format_failover,
     format_table,
     free_base_port,
+    range_notes,
     ratio_rows,
     run_compare,
 )
@@ -43,6 +44,17 @@ def test_ratio_rows_pair_runs_by_workload_and_concurrency() -> None:
     assert rows[1]["ratio"] == {"throughput": 2.5, "p50_us": 0.5, "p99_us": 0.5}
     assert rows[1]["kvdb"] == {"throughput": 10000.0, "p50_us": 1000.0, "p99_us": 4000.0, "errors": 2}
     assert rows[0]["ratio"]["throughput"] == 0.0
+
+
+def test_a_kvdb_run_whose_ranges_changed_gets_a_note_under_the_table() -> None:
+    one = {"count": 1, "leaders_by_store": {"1": 1}}
+    two = {"count": 2, "leaders_by_store": {"1": 1, "3": 1}}
+    steady, split = (_result("kvdb", "read", c, 1.0, 1.0, 1.0) for c in (16, 64))
+    steady["ranges"] = {"before": one, "after": one}
+    split["ranges"] = {"before": one, "after": two}
+    rows = ratio_rows([steady, split] + [_result("etcd", "read", c, 1.0, 1.0, 1.0) for c in (16, 64)])
+    assert range_notes(rows) == [
+        "kvdb read 64: ranges changed during the run: 1 -> 2 (leaders by store {'1': 1} -> {'1': 1, '3': 1})"]
 
 
 def test_ratio_rows_keep_the_order_of_the_sweep() -> None:

@@ -50,6 +50,8 @@ def test_write_against_a_playground(playground: Playground, tmp_path: Path) -> N
     assert data["concurrency"] == data["concurrency_total"] == 4 and data["processes"] == 2
     assert set(data["latency_us"]) == {"overall", "update"}
     assert 0 < data["latency_us"]["overall"]["p50"] <= data["latency_us"]["overall"]["p99"]
+    for layout in (data["ranges"]["before"], data["ranges"]["after"]):  # from PD, around the run
+        assert layout["count"] >= 1 and sum(layout["leaders_by_store"].values()) == layout["count"]
 
 
 def test_bank_against_a_playground(playground: Playground, tmp_path: Path) -> None:

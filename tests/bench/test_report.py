@@ -39,6 +39,16 @@ def test_result_has_the_schema_and_round_trips(tmp_path: Path) -> None:
     assert "ops/s" in summary_line(result) and "DeadlineExceededError 2" in summary_line(result)
 
 
+def test_the_summary_says_when_the_ranges_changed_during_the_run() -> None:
+    result = fake_result()
+    one = {"count": 1, "leaders_by_store": {"1": 1}}
+    result["ranges"] = {"before": one, "after": one}
+    assert "ranges changed" not in summary_line(result)
+    result["ranges"]["after"] = {"count": 2, "leaders_by_store": {"1": 1, "2": 1}}
+    assert ("ranges changed during the run: 1 -> 2 (leaders by store {'1': 1} -> {'1': 1, '2': 1})"
+            in summary_line(result))
+
+
 def test_wrong_files_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ResultError, match="throughput"):
         check_result({k: v for k, v in fake_result().items() if k != "throughput"})
