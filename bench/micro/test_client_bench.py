@@ -10,13 +10,19 @@ Run: ``.venv/bin/pytest bench/micro --benchmark-only``.
 
 from __future__ import annotations
 
+import asyncio
 import random
+from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 
 from bench.histogram import Histogram
 from bench.workloads import Generator, key_of
+from kvdb.client import transport
+from kvdb.client.aio import AsyncClient
 from kvdb.client.cache import RangeCache
+from kvdb.client.transport import StoreConnection
 from kvdb.pb import kvrpc_pb2, metapb_pb2
 
 RANGES = 1000
@@ -50,7 +56,7 @@ def _put_request(cache: RangeCache, request_id: int, key: bytes) -> kvrpc_pb2.Re
     """As AsyncClient.put and _attempt build it."""
     loc = cache.find(key)
     body = kvrpc_pb2.RawPutRequest(key=key, value=VALUE)
-    body.context.CopyFrom(kvrpc_pb2.Context(cluster_id=7, range_id=loc.id, epoch=loc.descriptor.epoch))
+    body.context.CopyFrom(loc.context(7))
     request = kvrpc_pb2.Request(put=body)
     request.id = request_id
     return request
@@ -90,3 +96,56 @@ def test_load_generator_overhead(benchmark, workload: str) -> None:
             hist.record(500 + i * 37)
 
     benchmark(ops)
+
+
+LoopAndClient = tuple[asyncio.AbstractEventLoop, AsyncClient]
+
+
+class _AnsweringStream:
+    """Stands in for a store's stream: answers every queued get at once, on the client's loop, so
+    the benchmark below counts only the client's own work per call."""
+
+    def __init__(self, conn: StoreConnection) -> None:
+        self.conn = conn
+        self.sent: set[int] = set()
+        self.tasks = [asyncio.get_running_loop().create_task(self._answer())]
+
+    async def _answer(self) -> None:
+        conn = self.conn
+        while True:
+            await conn._wakeup.wait()
+            conn._wakeup.clear()
+            batch, conn._queue = conn._queue, []
+            for req in batch:
+                answer = kvrpc_pb2.Response(id=req.id, get=kvrpc_pb2.RawGetResponse(value=VALUE))
+                conn._pending[req.id].set_result(answer)
+
+    def stop(self) -> list[asyncio.Task[None]]:
+        for task in self.tasks:
+            task.cancel()
+        return self.tasks
+
+
+@pytest.fixture
+def client_loop(cache: RangeCache, monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopAndClient]:
+    """An AsyncClient with a warm range cache and a connection whose store answers instantly."""
+    monkeypatch.setattr(transport, "_Stream", _AnsweringStream)
+    loop = asyncio.new_event_loop()
+    client = AsyncClient("pd:1")
+    client._pd = SimpleNamespace(cluster_id=7, close=lambda: asyncio.sleep(0))
+    client._cache = cache
+    client._addresses[1] = "store1"
+    yield loop, client
+    loop.run_until_complete(client.close())
+    loop.close()
+
+
+def test_client_get_64_in_flight(benchmark, client_loop: LoopAndClient) -> None:
+    """The whole client path of 64 concurrent gets (call frame, attempt, stream queue, answer)."""
+    loop, client = client_loop
+    keys = [key_of(i * 37) for i in range(BATCH)]
+
+    async def gets() -> list[bytes | None]:
+        return await asyncio.gather(*(client.get(key) for key in keys))
+
+    assert benchmark(lambda: loop.run_until_complete(gets())) == [VALUE] * BATCH

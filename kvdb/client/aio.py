@@ -553,7 +553,7 @@ class AsyncClient:
             raise ClientClosedError("the client was closed during the call")
         conn = self._connections.get(address)
         if conn is None:
-            conn = self._connections[address] = StoreConnection(address, self._tls)
+            conn = self._connections[address] = StoreConnection(address, self._tls, ATTEMPT_TIMEOUT)
         return conn
 
     async def _attempt(self, op: _Op, loc: CachedRange, kind: str, request: Any, write: _Write | None = None
@@ -567,8 +567,7 @@ class AsyncClient:
             self._cache.invalidate(loc.id)
             await op.backoff(f"no reachable replica known for range {loc.id}")
             return None
-        request.context.CopyFrom(kvrpc_pb2.Context(cluster_id=self._pd.cluster_id, range_id=loc.id,
-                                                   epoch=loc.descriptor.epoch))
+        request.context.CopyFrom(loc.context(self._pd.cluster_id))
         on_sent = None
         if write is not None:
             request.context.session.CopyFrom(self._session(write))
@@ -579,8 +578,7 @@ class AsyncClient:
                 write.in_flight = True
 
         try:
-            async with asyncio.timeout(ATTEMPT_TIMEOUT):
-                response = await conn.request(kvrpc_pb2.Request(**{kind: request}), on_sent)
+            response = await conn.request(kvrpc_pb2.Request(**{kind: request}), on_sent)
         except (StoreUnreachable, TimeoutError) as exc:
             why = str(exc) if isinstance(exc, StoreUnreachable) else f"store {store_id}: no answer"
             if write is not None:

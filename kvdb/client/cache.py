@@ -9,15 +9,24 @@ that answered last, or PD's view; a wrong hint costs one ``not_leader`` round tr
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from kvdb.pb import metapb_pb2
+from kvdb.pb import kvrpc_pb2, metapb_pb2
 
 
 @dataclass
 class CachedRange:
     descriptor: metapb_pb2.RangeDescriptor
     leader_store: int | None = None
+    _context: kvrpc_pb2.Context | None = field(default=None, repr=False)
+
+    def context(self, cluster_id: int) -> kvrpc_pb2.Context:
+        """The context every request to this range carries, built once (an entry is replaced,
+        never changed, when its descriptor changes)."""
+        if self._context is None:
+            self._context = kvrpc_pb2.Context(cluster_id=cluster_id, range_id=self.descriptor.id,
+                                              epoch=self.descriptor.epoch)
+        return self._context
 
     @property
     def id(self) -> int:

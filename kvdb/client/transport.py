@@ -5,6 +5,11 @@ one stream, whatever callers queue while a write is in flight leaves as one ``Ba
 and answers come back in batches, matched to their callers by request id. When the stream
 breaks, every request on it fails with ``StoreUnreachable`` (saying whether it had been sent,
 which decides whether a compare-and-swap is uncertain) and the next request opens a new stream.
+
+A request that gets no answer within the connection's ``attempt_timeout`` fails with
+``TimeoutError`` (the store may hang: the caller tries elsewhere). One timer per connection
+sweeps the expired ones, in send order: a timer per request (``asyncio.timeout``) cost ~4 µs
+each, ~7 % of a reading client's time.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections import deque
 from collections.abc import Callable
 
 import grpc
@@ -23,6 +29,8 @@ from kvdb.pb import kvrpc_pb2, kvrpc_pb2_grpc
 
 log = logging.getLogger(__name__)
 
+SWEEPS_PER_TIMEOUT = 10
+"""A request times out between 1 and 1.1 times the attempt timeout after it was queued."""
 
 
 class StoreUnreachable(Exception):
@@ -94,14 +102,18 @@ def _reason(exc: BaseException) -> str:
 
 
 class StoreConnection:
-    def __init__(self, address: str, tls: TlsFiles | None = None) -> None:
+    def __init__(self, address: str, tls: TlsFiles | None = None, attempt_timeout: float = 5.0) -> None:
         self.address = address
+        self.attempt_timeout = attempt_timeout
         self._channel = grpc_factory.channel(address, tls)
         self._stub = kvrpc_pb2_grpc.KvStub(self._channel)
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[kvrpc_pb2.Response]] = {}
         self._on_sent: dict[int, Callable[[], None]] = {}
         self._queue: list[kvrpc_pb2.Request] = []
+        self._deadlines: deque[tuple[float, int]] = deque()
+        """(deadline, request id) in send order; one attempt timeout for all, so deadline order too."""
+        self._sweeper: asyncio.TimerHandle | None = None
         self._wakeup = asyncio.Event()
         self._stream: _Stream | None = None
         self._orphans: set[asyncio.Task[None]] = set()
@@ -109,15 +121,20 @@ class StoreConnection:
 
     async def request(self, req: kvrpc_pb2.Request, on_sent: Callable[[], None] | None = None
                       ) -> kvrpc_pb2.Response:
-        """Sends ``req`` (its id is assigned here) and waits for its answer; ``on_sent`` is called
-        when it goes out (until then, giving up on it cannot leave it half-done)."""
+        """Sends ``req`` (its id is assigned here) and waits for its answer, or TimeoutError after
+        the attempt timeout; ``on_sent`` is called when it goes out (until then, giving up on it
+        cannot leave it half-done)."""
         if self._closed:
             raise ClientClosedError("the client is closed")
         if self._stream is None:
             self._stream = _Stream(self)
         req.id = next(self._ids)
-        waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
         self._pending[req.id] = waiter
+        self._deadlines.append((loop.time() + self.attempt_timeout, req.id))
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self.attempt_timeout / SWEEPS_PER_TIMEOUT, self._sweep)
         if on_sent is not None:
             self._on_sent[req.id] = on_sent
         self._queue.append(req)
@@ -127,6 +144,18 @@ class StoreConnection:
         finally:
             self._pending.pop(req.id, None)
             self._on_sent.pop(req.id, None)
+
+    def _sweep(self) -> None:
+        """Fails the requests whose attempt timeout passed; runs while any request waits."""
+        loop = asyncio.get_running_loop()
+        now, deadlines, pending = loop.time(), self._deadlines, self._pending
+        while deadlines and (deadlines[0][0] <= now or deadlines[0][1] not in pending):
+            _, req_id = deadlines.popleft()
+            waiter = pending.get(req_id)
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(TimeoutError())
+        self._sweeper = (loop.call_later(self.attempt_timeout / SWEEPS_PER_TIMEOUT, self._sweep)
+                         if deadlines and not self._closed else None)
 
     def _break(self, stream: _Stream, reason: str) -> None:
         """Fails everything waiting on ``stream``; the next request opens a new one."""
@@ -146,6 +175,9 @@ class StoreConnection:
         if self._closed:
             return
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         tasks = list(self._orphans)
         if self._stream is not None:
             tasks += self._stream.stop()

@@ -188,7 +188,7 @@ THREE_RANGES = [desc(1, b"", b"g"), desc(2, b"g", b"p"), desc(3, b"p", b"")]
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCluster]:
     cluster = FakeCluster(list(THREE_RANGES))
-    monkeypatch.setattr(client_aio, "StoreConnection", lambda address, tls: FakeConnection(cluster, address))
+    monkeypatch.setattr(client_aio, "StoreConnection", lambda address, *_: FakeConnection(cluster, address))
     monkeypatch.setattr(client_aio, "BACKOFF", (0.001, 0.01))
     yield cluster
 

@@ -128,3 +128,32 @@ def test_close_ends_waiting_calls_and_leaves_no_task() -> None:
         await until_only_this_task_runs()
 
     asyncio.run(main())
+
+
+def test_a_request_without_an_answer_times_out_and_the_stream_serves_the_next() -> None:
+    """The per-connection sweep fails a request the store holds, not before its attempt timeout;
+    the stream stays up for the next request."""
+    async def main() -> None:
+        servicer = EchoKv()
+        server, address = await serve(servicer)
+        conn = StoreConnection(address, attempt_timeout=0.3)
+        loop = asyncio.get_running_loop()
+        try:
+            servicer.hold = True
+            start = loop.time()
+            request = asyncio.ensure_future(conn.request(get(b"held")))
+            done, _ = await asyncio.wait([request], timeout=5)  # a bound for the test, not a sleep
+            assert done, "the held request never timed out"
+            with pytest.raises(TimeoutError):
+                request.result()
+            waited = loop.time() - start
+            assert 0.3 <= waited < 1.5, waited
+            servicer.hold = False
+            assert (await conn.request(get(b"next"))).get.value == b"next"
+            assert servicer.streams == 1
+        finally:
+            await conn.close()
+            await server.stop(None)
+        await until_only_this_task_runs()
+
+    asyncio.run(main())

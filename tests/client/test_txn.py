@@ -34,7 +34,7 @@ EXPIRED_MS = 60_000
 def fake(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTxnCluster]:
     """Each test runs against the design's model and against the stores' MVCC code."""
     cluster = (FakeTxnCluster if request.param == "model" else MvccCluster)(list(THREE_RANGES))
-    monkeypatch.setattr(client_aio, "StoreConnection", lambda address, tls: FakeConnection(cluster, address))
+    monkeypatch.setattr(client_aio, "StoreConnection", lambda address, *_: FakeConnection(cluster, address))
     monkeypatch.setattr(client_aio, "BACKOFF", (0.001, 0.01))
     yield cluster
 
