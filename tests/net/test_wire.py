@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from kvdb.net import certs, wire
+from kvdb.net.roles import Role
 from kvdb.net.tls import TlsFiles
 from tests.integration.cluster import make_node_tls
 
@@ -81,7 +82,7 @@ def test_a_frame_of_exactly_the_limit_is_not_refused() -> None:
 
 async def serve(tls: TlsFiles | None) -> tuple[wire.FramedServer, list[bytes]]:
     got: list[bytes] = []
-    server = wire.FramedServer(lambda _, payload: got.append(payload), tls)
+    server = wire.FramedServer(lambda _, payload: got.append(payload), tls, Role.NODE, "send Raft messages")
     await server.start("127.0.0.1")
     return server, got
 
@@ -187,7 +188,8 @@ def test_a_wildcard_host_listens_on_every_interface_at_one_port(host: str) -> No
 
     async def main() -> None:
         got: list[bytes] = []
-        server = wire.FramedServer(lambda _, payload: got.append(payload), None)
+        server = wire.FramedServer(lambda _, payload: got.append(payload), None, Role.NODE,
+                                   "send Raft messages")
         port = await server.start(host)
         try:
             for address in ("127.0.0.1", "127.0.0.2"):
