@@ -201,3 +201,36 @@ def test_a_wildcard_host_listens_on_every_interface_at_one_port(host: str) -> No
             await server.close()
 
     asyncio.run(main())
+
+
+def test_a_served_connection_stops_reading_while_its_peer_does_not_read_the_answers() -> None:
+    """A KV server answers every frame: a peer that writes but never reads must not grow the
+    server's write buffer without bound. It stops reading from that peer until the peer reads."""
+    answer = b"a" * 65536
+    sent = 0
+    received: list[bytes] = []
+
+    async def main() -> None:
+        nonlocal sent
+        server = wire.FramedServer(lambda conn, _: conn.send(answer), None, Role.READONLY, "ask")
+        await server.start("127.0.0.1")
+        client = await wire.connect("127.0.0.1", server.port, None, lambda _, p: received.append(p))
+        try:
+            client.transport.pause_reading()
+            (served,) = server._connections
+            for _ in range(10_000):  # bounded: the server pauses long before
+                if not served.transport.is_reading():
+                    break
+                client.send(b"ask")
+                sent += 1
+                await asyncio.sleep(0)
+            assert not served.transport.is_reading(), "the server never stopped reading"
+            client.transport.resume_reading()
+            await until(lambda: len(received) == sent, "every answer")
+            await until(lambda: served.transport.is_reading(), "the server to read again")
+        finally:
+            client.close()
+            await server.close()
+
+    asyncio.run(main())
+    assert received == [answer] * sent
