@@ -223,15 +223,17 @@ class FramedServer:
 
     async def start(self, host: str) -> int:
         """Listen on ``host`` at an ephemeral port and return it. A wildcard host ("", "::",
-        "0.0.0.0") listens on every interface at one port (dual-stack when IPv6 is there)."""
+        "0.0.0.0") listens on every interface at one port (dual-stack when IPv6 is there); a name
+        listens on its first address (a peer dialling the name tries each of its addresses)."""
         loop = asyncio.get_running_loop()
         ssl_context = server_ssl_context(self.tls) if self.tls is not None else None
         host = host.strip("[]")
         if host in ("", "::"):
             self._server = await loop.create_server(self._accept, sock=_dual_stack_socket(),
                                                     ssl=ssl_context)
-        else:
-            self._server = await loop.create_server(self._accept, host, 0, ssl=ssl_context)
+        else:  # one address: a name like localhost would otherwise get a port per address family
+            infos = await loop.getaddrinfo(host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+            self._server = await loop.create_server(self._accept, infos[0][4][0], 0, ssl=ssl_context)
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 

@@ -203,6 +203,24 @@ def test_a_wildcard_host_listens_on_every_interface_at_one_port(host: str) -> No
     asyncio.run(main())
 
 
+def test_a_host_name_listens_at_one_port_its_dialers_reach() -> None:
+    async def main() -> None:
+        got: list[bytes] = []
+        server = wire.FramedServer(lambda _, payload: got.append(payload), None, Role.NODE,
+                                   "send Raft messages")
+        port = await server.start("localhost")
+        try:
+            assert len(server._server.sockets) == 1
+            conn = await wire.connect("localhost", port, None)
+            conn.send(b"via localhost")
+            await until(lambda: got, "the frame")
+            conn.close()
+        finally:
+            await server.close()
+
+    asyncio.run(main())
+
+
 def test_a_served_connection_stops_reading_while_its_peer_does_not_read_the_answers() -> None:
     """A KV server answers every frame: a peer that writes but never reads must not grow the
     server's write buffer without bound. It stops reading from that peer until the peer reads."""
