@@ -88,7 +88,7 @@ class FramedConnection(asyncio.Protocol):
         self.session: Any = None
         """The server's per-connection state (``session_factory(conn)``), made once the peer passed."""
         self.identity: Identity | None = None
-        """The TLS peer's certificate identity; None in plaintext."""
+        """A served TLS peer's certificate identity; None in plaintext (and on the dialling side)."""
         self.peer = "?"
         self.transport: asyncio.Transport | None = None
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -105,17 +105,16 @@ class FramedConnection(asyncio.Protocol):
         peername = transport.get_extra_info("peername")
         self.peer = f"{peername[0]}:{peername[1]}" if peername else "?"
         ssl_object = transport.get_extra_info("ssl_object")
-        if ssl_object is not None:
+        if ssl_object is not None and self.required is not None:
             from kvdb.net.auth import identity_from_der, refusal  # cryptography is only loaded with TLS
 
             der = ssl_object.getpeercert(binary_form=True)
             self.identity = identity_from_der(der) if der else None
-            if self.required is not None:
-                role, what = self.required
-                why = refusal(self.identity, what, role)
-                if why is not None:
-                    self.refuse(why)
-                    return
+            role, what = self.required
+            why = refusal(self.identity, what, role)
+            if why is not None:
+                self.refuse(why)
+                return
         if self.session_factory is not None:
             self.session = self.session_factory(self)
 
