@@ -553,7 +553,8 @@ class AsyncClient:
             raise ClientClosedError("the client was closed during the call")
         conn = self._connections.get(address)
         if conn is None:
-            conn = self._connections[address] = StoreConnection(address, self._tls, ATTEMPT_TIMEOUT)
+            conn = StoreConnection(address, self._pd.cluster_id, self._tls, ATTEMPT_TIMEOUT)
+            self._connections[address] = conn
         return conn
 
     async def _attempt(self, op: _Op, loc: CachedRange, kind: str, request: Any, write: _Write | None = None

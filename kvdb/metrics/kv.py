@@ -1,8 +1,9 @@
 """KV requests by kind and outcome, with a latency histogram per kind.
 
-Counted where every KV request passes, unary or inside the ``Batch`` stream: ``KvHandler.handle``
-(``kvdb.server.kv_handler``), from arrival to answer. The outcome is ``ok`` or the name of the
-error the answer carries (``not_leader``, ``epoch_not_match``, ``timeout``...).
+Counted where every KV request passes, unary or inside a KV stream (gRPC ``Batch`` or the raw
+``KvListener``): ``KvHandler.handle`` (``kvdb.server.kv_handler``), from arrival to answer. The
+outcome is ``ok`` or the name of the error the answer carries (``not_leader``,
+``epoch_not_match``, ``timeout``...).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class KvRequestStats:
 
 def kv_families(stats: KvRequestStats) -> list[Metric]:
     return [
-        labelled(CounterMetricFamily, "kvdb_kv_requests", "KV requests answered (unary or in the Batch "
+        labelled(CounterMetricFamily, "kvdb_kv_requests", "KV requests answered (unary or in a KV "
                  "stream), by kind and outcome (ok, or the error's name)", ["kind", "outcome"],
                  sorted(stats.requests.items())),
         histograms("kvdb_kv_request_duration_seconds", "Time from a KV request's arrival to its answer",

@@ -3,7 +3,8 @@
 Every RPC a node serves (KV, admin, Raft transport, PD, health) is counted by full method name
 and outcome (the gRPC status code name); its latency goes into the method's histogram. A stream
 counts once, when it ends, with its whole duration: the requests inside the KV ``Batch`` stream
-are counted by ``kvdb.metrics.kv.KvRequestStats`` instead.
+are counted by ``kvdb.metrics.kv.KvRequestStats`` instead, like those on the raw KV listener
+(``kvdb.server.kv_listener``, which no gRPC interceptor sees).
 """
 
 from __future__ import annotations

@@ -6,13 +6,14 @@ A certificate's subject names its holder (common name) and its role (organizatio
 ``REQUIRED`` gives the least role of every gRPC method a kvdb node serves; a method missing from
 it is refused (default deny, so a new RPC cannot slip out unguarded: a test walks every service).
 
-``AuthInterceptor`` checks each call once, when it opens. The store's ``Kv.Batch`` stream only
-needs ``readonly`` to open; it carries requests of every kind, so ``KvService`` checks each
-request inside with ``kv_request_role`` (one dict lookup) and answers a refused one with a
-``permission_denied`` error while the stream goes on. Lock resolution (check_txn_status,
-check_secondary_locks, resolve_lock) is ``readwrite``: the store takes the caller's word for
-commit timestamps and the current time, so these requests can decide a transaction's outcome
-(docs/security.md). Without TLS there is no identity and nothing is checked.
+``AuthInterceptor`` checks each call once, when it opens. The store's ``Kv.Batch`` stream (and
+its raw TCP twin, ``kvdb.server.kv_listener``) only needs ``readonly`` to open; it carries
+requests of every kind, so ``KvSession`` checks each request inside with ``kv_request_role``
+(one dict lookup) and answers a refused one with a ``permission_denied`` error while the stream
+goes on. Lock resolution (check_txn_status, check_secondary_locks, resolve_lock) is
+``readwrite``: the store takes the caller's word for commit timestamps and the current time, so
+these requests can decide a transaction's outcome (docs/security.md). Without TLS there is no
+identity and nothing is checked.
 """
 
 from __future__ import annotations
@@ -153,7 +154,8 @@ REQUIRED: dict[str, Role] = {
     **_methods(reflection_pb2, "ServerReflection", Role.READONLY),
     **{name: role for method, kind in KV_UNARY_KINDS.items()
        for name, role in _methods(kvrpc_pb2, "Kv", KV_KIND_ROLES[kind], [method]).items()},
-    **_methods(kvrpc_pb2, "Kv", Role.READONLY, ["Batch"]),  # then each request by its kind (KvService)
+    **_methods(kvrpc_pb2, "Kv", Role.READONLY, ["Batch"]),  # then each request by its kind (KvSession)
+    **_methods(kvrpc_pb2, "Kv", Role.READONLY, ["KvPort"]),  # the raw stream checks the same way
     **_methods(pdpb_pb2, "PD", Role.NODE, [
         "Bootstrap", "PutStore", "StoreHeartbeat", "RangeHeartbeat", "AllocID", "AskBatchSplit"]),
     **_methods(pdpb_pb2, "PD", Role.ADMIN, [

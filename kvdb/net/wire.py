@@ -11,8 +11,10 @@ its high-water mark, so a slow peer holds the sender back instead of growing its
 
 A peer that announces a frame above ``MAX_FRAME_BYTES`` broke the protocol: its connection is
 closed with a WARNING naming it, before anything that size is allocated. With TLS both ends
-present certificates of the cluster CA, and the serving side also requires the peer's certificate
-role to be ``node`` (``kvdb.net.auth``): only the cluster itself may send Raft messages.
+present certificates of the cluster CA, and the serving side also requires the least role its
+server was made with (``kvdb.net.auth``): ``node`` for Raft messages (only the cluster itself),
+``readonly`` for the KV stream, whose requests are then checked one by one against the
+connection's ``identity``.
 """
 
 from __future__ import annotations
@@ -23,8 +25,13 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
+from kvdb.net.roles import Role
 from kvdb.net.tls import TlsFiles
+
+if TYPE_CHECKING:
+    from kvdb.net.auth import Identity
 
 log = logging.getLogger(__name__)
 
@@ -60,18 +67,28 @@ def client_ssl_context(tls: TlsFiles) -> ssl.SSLContext:
 
 
 FrameHandler = Callable[["FramedConnection", bytes], None]
+SessionFactory = Callable[["FramedConnection"], Any]
 
 
 class FramedConnection(asyncio.Protocol):
     """One TCP connection carrying frames: ``on_frame`` gets each received payload, ``send`` writes
     one. ``closed`` is done once the connection is gone, whichever side ended it."""
 
-    def __init__(self, on_frame: FrameHandler | None = None, require_node: bool = False,
-                 registry: set[FramedConnection] | None = None) -> None:
+    def __init__(self, on_frame: FrameHandler | None = None, registry: set[FramedConnection] | None = None,
+                 required: tuple[Role, str] | None = None, session_factory: SessionFactory | None = None
+                 ) -> None:
         self.on_frame = on_frame
-        self.require_node = require_node
         self.registry = registry
-        """Where a server keeps its open connections (one whose TLS handshake fails never opens)."""
+        """Where a server keeps its open connections (one whose TLS handshake fails never opens).
+        A served connection stops reading while its peer does not read our answers, so a peer that
+        only writes cannot grow our memory."""
+        self.required = required
+        """(least role, what it allows) a TLS peer must hold, checked once the handshake is done."""
+        self.session_factory = session_factory
+        self.session: Any = None
+        """The server's per-connection state (``session_factory(conn)``), made once the peer passed."""
+        self.identity: Identity | None = None
+        """A served TLS peer's certificate identity; None in plaintext (and on the dialling side)."""
         self.peer = "?"
         self.transport: asyncio.Transport | None = None
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -87,10 +104,19 @@ class FramedConnection(asyncio.Protocol):
             self.registry.add(self)
         peername = transport.get_extra_info("peername")
         self.peer = f"{peername[0]}:{peername[1]}" if peername else "?"
-        if self.require_node:
-            why = _not_a_node(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None and self.required is not None:
+            from kvdb.net.auth import identity_from_der, refusal  # cryptography is only loaded with TLS
+
+            der = ssl_object.getpeercert(binary_form=True)
+            self.identity = identity_from_der(der) if der else None
+            role, what = self.required
+            why = refusal(self.identity, what, role)
             if why is not None:
                 self.refuse(why)
+                return
+        if self.session_factory is not None:
+            self.session = self.session_factory(self)
 
     def refuse(self, why: str) -> None:
         """End the connection because the peer broke a rule: say who and why."""
@@ -150,9 +176,13 @@ class FramedConnection(asyncio.Protocol):
     def pause_writing(self) -> None:
         if self._writable is None:
             self._writable = asyncio.get_running_loop().create_future()
+            if self.registry is not None:
+                self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         if self._writable is not None:
+            if self.registry is not None and not self.closed.done():
+                self.transport.resume_reading()
             if not self._writable.done():
                 self._writable.set_result(None)
             self._writable = None
@@ -169,32 +199,26 @@ class FramedConnection(asyncio.Protocol):
             raise ConnectionResetError(f"connection to {self.peer} closed")
 
 
-def _not_a_node(transport: asyncio.BaseTransport) -> str | None:
-    """Why the TLS peer of ``transport`` may not send us frames, or None: it must hold a ``node``
-    certificate (plaintext: nothing to check, like the gRPC services)."""
-    ssl_object = transport.get_extra_info("ssl_object")
-    if ssl_object is None:
-        return None
-    from kvdb.net.auth import identity_from_der, refusal  # cryptography is only loaded with TLS
-    from kvdb.net.roles import Role
-
-    der = ssl_object.getpeercert(binary_form=True)
-    identity = identity_from_der(der) if der else None
-    return refusal(identity, "send Raft messages", Role.NODE)
-
-
 class FramedServer:
-    """Accepts connections, hands every frame to ``on_frame``; ``close`` ends them all."""
+    """Accepts connections, hands every frame to ``on_frame``; ``close`` ends them all.
 
-    def __init__(self, on_frame: FrameHandler, tls: TlsFiles | None) -> None:
+    With TLS a peer must hold at least ``required`` (``what`` says what that allows, for the
+    WARNING that refuses it). ``session_factory``, if given, makes each accepted connection's
+    ``session`` (its per-connection state); it learns of the end through ``conn.closed``.
+    """
+
+    def __init__(self, on_frame: FrameHandler, tls: TlsFiles | None, required: Role, what: str,
+                 session_factory: SessionFactory | None = None) -> None:
         self.on_frame = on_frame
         self.tls = tls
+        self.required = (required, what)
+        self.session_factory = session_factory
         self.port = 0
         self._server: asyncio.Server | None = None
         self._connections: set[FramedConnection] = set()
 
     def _accept(self) -> FramedConnection:
-        return FramedConnection(self.on_frame, require_node=self.tls is not None, registry=self._connections)
+        return FramedConnection(self.on_frame, self._connections, self.required, self.session_factory)
 
     async def start(self, host: str) -> int:
         """Listen on ``host`` at an ephemeral port and return it. A wildcard host ("", "::",

@@ -79,6 +79,11 @@ class KvStub:
                 request_serializer=kvrpc__pb2.BatchRequest.SerializeToString,
                 response_deserializer=kvrpc__pb2.BatchResponse.FromString,
                 _registered_method=True)
+        self.KvPort = channel.unary_unary(
+                '/kvdb.kv.Kv/KvPort',
+                request_serializer=kvrpc__pb2.KvPortRequest.SerializeToString,
+                response_deserializer=kvrpc__pb2.KvPortResponse.FromString,
+                _registered_method=True)
 
 
 class KvServicer:
@@ -139,6 +144,14 @@ class KvServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def KvPort(self, request, context):
+        """The port of this store's KV listener (kvdb.server.kv_listener), which carries the same
+        batches as Batch without gRPC's per-message cost: a client asks once per connect.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KvServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -186,6 +199,11 @@ def add_KvServicer_to_server(servicer, server):
                     servicer.Batch,
                     request_deserializer=kvrpc__pb2.BatchRequest.FromString,
                     response_serializer=kvrpc__pb2.BatchResponse.SerializeToString,
+            ),
+            'KvPort': grpc.unary_unary_rpc_method_handler(
+                    servicer.KvPort,
+                    request_deserializer=kvrpc__pb2.KvPortRequest.FromString,
+                    response_serializer=kvrpc__pb2.KvPortResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -431,6 +449,33 @@ class Kv:
             '/kvdb.kv.Kv/Batch',
             kvrpc__pb2.BatchRequest.SerializeToString,
             kvrpc__pb2.BatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def KvPort(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kvdb.kv.Kv/KvPort',
+            kvrpc__pb2.KvPortRequest.SerializeToString,
+            kvrpc__pb2.KvPortResponse.FromString,
             options,
             channel_credentials,
             insecure,

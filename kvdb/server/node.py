@@ -1,7 +1,8 @@
 """A store process: RocksDB engine, the store loop, tick timer and gRPC server on one event loop.
 
 The Raft machinery itself (engine, store, loops) is ``kvdb.server.raft_host.RaftHost``; this
-module adds the store's services, failpoints and the static bootstrap.
+module adds the store's services, the raw KV listener (``kvdb.server.kv_listener``), failpoints
+and the static bootstrap.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from kvdb.server.addresses import advertised
 from kvdb.server.gc_worker import GcWorker
 from kvdb.server.identity import claim_store_id
 from kvdb.server.kv_handler import KvHandler
+from kvdb.server.kv_listener import KvListener
 from kvdb.server.pd_worker import PdWorker
 from kvdb.server.raft_host import RaftHost, db_path, serve_until_signalled
 from kvdb.server.readiness import Health, StartupGate
@@ -111,6 +113,7 @@ class StoreNode:
         self.addresses = dict(config.static_cluster)
         self.host: RaftHost | None = None
         self.kv_handler: KvHandler | None = None
+        self.kv_listener: KvListener | None = None
         self.pd_worker: PdWorker | None = None
         self.split_worker: SplitWorker | None = None
         self.gc_worker: GcWorker | None = None
@@ -175,6 +178,8 @@ class StoreNode:
             store.bootstrap_range(static_first_range(cfg.static_cluster))
         self.kv_handler = KvHandler(store)
         await self.host.start()  # before the gate opens: RaftPort answers the listener's port
+        self.kv_listener = KvListener(self, cfg.tls)
+        await self.kv_listener.start(cfg.listen)  # likewise for KvPort
         self._gate.open()  # loaded: calls may come
         address = advertised(cfg.listen, cfg.advertise, self.port)
         if self.pd_worker is not None:
@@ -228,6 +233,8 @@ class StoreNode:
             await self.health.stopping()  # probes see NOT_SERVING before anything goes away
         if self._server is not None:
             await self._server.stop(grace=0.5)
+        if self.kv_listener is not None:
+            await self.kv_listener.stop()
         if self.split_worker is not None:
             await self.split_worker.stop()
         if self.gc_worker is not None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from google.protobuf.message import DecodeError
 
 from kvdb.net import wire
+from kvdb.net.roles import Role
 from kvdb.net.tls import TlsFiles
 from kvdb.pb import raft_serverpb_pb2
 from kvdb.server.addresses import split_host_port
@@ -27,7 +28,7 @@ class RaftListener:
     def __init__(self, store: Store, wake: Callable[[], None], tls: TlsFiles | None) -> None:
         self.store = store
         self.wake = wake
-        self._server = wire.FramedServer(self._on_frame, tls)
+        self._server = wire.FramedServer(self._on_frame, tls, Role.NODE, "send Raft messages")
 
     @property
     def port(self) -> int:

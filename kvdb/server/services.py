@@ -1,5 +1,6 @@
-"""gRPC servicers of a store: KV (unary and the batched stream), Raft transport (the Raft
-listener's port and snapshots; messages travel over ``kvdb.server.raft_listener``), admin."""
+"""gRPC servicers of a store: KV (unary, the batched stream and the raw stream's port), Raft
+transport (the Raft listener's port and snapshots; messages travel over
+``kvdb.server.raft_listener``), admin."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from kvdb.net.auth import KV_UNARY_KINDS, allowed_kinds, identity_of, kv_request_role, refusal
+from kvdb.net.auth import KV_UNARY_KINDS, identity_of
 from kvdb.pb import (
     adminpb_pb2,
     adminpb_pb2_grpc,
@@ -20,13 +21,8 @@ from kvdb.pb import (
     raft_serverpb_pb2_grpc,
 )
 from kvdb.raft import ConfChangeType
-from kvdb.store.errors import (
-    DeadlineError,
-    InvalidArgumentError,
-    PermissionDeniedError,
-    RangeNotFoundError,
-    StoreError,
-)
+from kvdb.server.kv_session import KvSession, timeout_response
+from kvdb.store.errors import DeadlineError, RangeNotFoundError, StoreError, WrongClusterError
 from kvdb.store.membership import UnsafeConfChangeError
 from kvdb.store.peer import ROLE_NAMES
 from kvdb.store.snapshot import Incoming, SnapshotCorruptError
@@ -35,36 +31,6 @@ if TYPE_CHECKING:
     from kvdb.server.node import StoreNode
 
 log = logging.getLogger(__name__)
-
-
-def _permission_check(context: grpc.aio.ServicerContext) -> Callable[[kvrpc_pb2.Request], StoreError | None]:
-    """What a ``Batch`` stream asks of each request: the caller's identity is read once, when the
-    stream opens, and each request then costs a set lookup (``kvdb.net.auth``)."""
-    identity = identity_of(context)
-    if identity is None:  # plaintext: nobody is checked
-        return lambda req: None
-    allowed = allowed_kinds(identity.role)
-
-    def check(req: kvrpc_pb2.Request) -> StoreError | None:
-        kind = req.WhichOneof("cmd")
-        if kind in allowed:
-            return None
-        needed = kv_request_role(req)
-        why = refusal(identity, f"send {kind} requests", needed)
-        held = identity.role.label if identity.role is not None else ""
-        return PermissionDeniedError(why, identity.name, held, needed.label)
-
-    return check
-
-
-def _error_response(req: kvrpc_pb2.Request, err: StoreError) -> kvrpc_pb2.Response:
-    resp = kvrpc_pb2.Response(id=req.id)
-    getattr(resp, req.WhichOneof("cmd") or "put").error.CopyFrom(err.to_pb())
-    return resp
-
-
-def _timeout_response(req: kvrpc_pb2.Request) -> kvrpc_pb2.Response:
-    return _error_response(req, DeadlineError(f"{req.WhichOneof('cmd')} request {req.id}"))
 
 
 class KvService(kvrpc_pb2_grpc.KvServicer):
@@ -86,7 +52,7 @@ class KvService(kvrpc_pb2_grpc.KvServicer):
             try:
                 resp = await asyncio.wait_for(fut, timeout)
             except TimeoutError:
-                resp = _timeout_response(req)
+                resp = timeout_response(req)
             return getattr(resp, kind)
 
         return call
@@ -94,76 +60,39 @@ class KvService(kvrpc_pb2_grpc.KvServicer):
     async def Batch(
         self, request_iterator: AsyncIterator[kvrpc_pb2.BatchRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[kvrpc_pb2.BatchResponse]:
-        """Pipelined requests: answers leave in batches, in completion order.
-
-        Every request gets exactly one answer: its result, or a timeout once it has waited
-        ``request_timeout`` (a sweep answers those, cheaper than a timer per request).
-        """
-        loop = asyncio.get_running_loop()
-        out: list[kvrpc_pb2.Response] = []
+        """Pipelined requests (``KvSession``): answers leave in batches, in completion order."""
         wakeup = asyncio.Event()
-        # id -> (deadline, request); insertion order is deadline order, so the sweep stops early.
-        pending: dict[int, tuple[float, kvrpc_pb2.Request]] = {}
-        timeout = self.node.config.request_timeout
-        denied = _permission_check(context)
-
-        def responder(req_id: int) -> Callable[[kvrpc_pb2.Response], None]:
-            def respond(resp: kvrpc_pb2.Response) -> None:
-                if pending.pop(req_id, None) is not None:  # else: already answered by the sweep
-                    out.append(resp)
-                    wakeup.set()
-
-            return respond
+        session = KvSession(self.node, identity_of(context), wakeup.set)
 
         async def read_requests() -> None:
             try:
                 async for batch in request_iterator:
-                    deadline = loop.time() + timeout
-                    for req in batch.requests:
-                        if req.id in pending:
-                            err = InvalidArgumentError(f"request id {req.id} is already in flight")
-                            out.append(_error_response(req, err))
-                            continue
-                        if (err := denied(req)) is not None:
-                            out.append(_error_response(req, err))
-                            continue
-                        pending[req.id] = (deadline, req)
-                        self.node.kv_handler.handle(req, responder(req.id))
-                    self.node.wake()
-                    wakeup.set()
+                    session.submit(batch.requests)
             finally:
                 wakeup.set()
 
-        async def sweep() -> None:
-            while True:
-                await asyncio.sleep(min(1.0, timeout / 4))
-                now = loop.time()
-                expired = []
-                for deadline, req in pending.values():
-                    if deadline > now:
-                        break
-                    expired.append(req)
-                for req in expired:
-                    del pending[req.id]
-                    out.append(_timeout_response(req))
-                if expired:
-                    wakeup.set()
-
-        reader = loop.create_task(read_requests())
-        sweeper = loop.create_task(sweep())
+        reader = asyncio.get_running_loop().create_task(read_requests())
         try:
             while True:
                 await wakeup.wait()
                 wakeup.clear()
-                if out:
-                    batch, out[:] = list(out), []
-                    yield kvrpc_pb2.BatchResponse(responses=batch)
-                if reader.done() and not pending and not out:
+                if responses := session.take():
+                    yield kvrpc_pb2.BatchResponse(responses=responses)
+                if reader.done() and session.idle:
                     reader.result()
                     return
         finally:
             reader.cancel()
-            sweeper.cancel()
+            session.close()
+
+    async def KvPort(self, request: kvrpc_pb2.KvPortRequest,
+                     context: grpc.aio.ServicerContext) -> kvrpc_pb2.KvPortResponse:
+        """Where the raw KV stream is served: the port of this store's ``KvListener`` (on our host)."""
+        try:
+            self.node.store.check_cluster(request.cluster_id)
+        except WrongClusterError as exc:
+            return kvrpc_pb2.KvPortResponse(error=exc.to_pb())
+        return kvrpc_pb2.KvPortResponse(port=self.node.kv_listener.port)
 
 
 class RaftService(raft_serverpb_pb2_grpc.RaftTransportServicer):

@@ -1,20 +1,25 @@
-"""The per-store stream against an in-process gRPC server: requests queued together leave as one
-batch, answers find their callers by id in any order, a broken stream fails its requests (saying
-whether they were sent) and the next request opens a new one, close() ends waiting calls."""
+"""The per-store stream against an in-process store stand-in (the gRPC ``Kv.KvPort`` and a framed
+server, as a store serves them): requests queued together leave as one batch, answers find their
+callers by id in any order, a broken connection fails its requests (saying whether they were
+sent) and the next request opens a new one, close() ends waiting calls."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import grpc
 import pytest
 
 from kvdb.client.transport import StoreConnection, StoreUnreachable
 from kvdb.errors import ClientClosedError
+from kvdb.net import wire
+from kvdb.net.roles import Role
 from kvdb.pb import kvrpc_pb2, kvrpc_pb2_grpc
+from kvdb.store.errors import WrongClusterError
 from tests.client.conftest import until_only_this_task_runs
 from tests.integration.cluster import free_ports
+
+CLUSTER = 7
 
 
 class EchoKv(kvrpc_pb2_grpc.KvServicer):
@@ -25,38 +30,61 @@ class EchoKv(kvrpc_pb2_grpc.KvServicer):
         self.streams = 0
         self.fail = False
         self.hold = False
+        self.frames = wire.FramedServer(self._on_frame, None, Role.READONLY, "open a KV stream",
+                                        self._opened)
 
-    async def Batch(self, request_iterator: AsyncIterator[kvrpc_pb2.BatchRequest],
-                    context: grpc.aio.ServicerContext) -> AsyncIterator[kvrpc_pb2.BatchResponse]:
+    def _opened(self, conn: wire.FramedConnection) -> None:
         self.streams += 1
-        async for batch in request_iterator:
-            self.batch_sizes.append(len(batch.requests))
-            if self.fail:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, "going away")
-            if self.hold:
-                continue
-            yield kvrpc_pb2.BatchResponse(responses=[
-                kvrpc_pb2.Response(id=r.id, get=kvrpc_pb2.RawGetResponse(value=r.get.key))
-                for r in reversed(batch.requests)])
+
+    def _on_frame(self, conn: wire.FramedConnection, payload: bytes) -> None:
+        batch = kvrpc_pb2.BatchRequest.FromString(payload)
+        self.batch_sizes.append(len(batch.requests))
+        if self.fail:
+            conn.close()
+            return
+        if self.hold:
+            return
+        conn.send(kvrpc_pb2.BatchResponse(responses=[
+            kvrpc_pb2.Response(id=r.id, get=kvrpc_pb2.RawGetResponse(value=r.get.key))
+            for r in reversed(batch.requests)]).SerializeToString())
+
+    async def KvPort(self, request: kvrpc_pb2.KvPortRequest,
+                     context: grpc.aio.ServicerContext) -> kvrpc_pb2.KvPortResponse:
+        if request.cluster_id != CLUSTER:
+            return kvrpc_pb2.KvPortResponse(error=WrongClusterError(request.cluster_id, CLUSTER).to_pb())
+        return kvrpc_pb2.KvPortResponse(port=self.frames.port)
 
 
 def get(key: bytes) -> kvrpc_pb2.Request:
     return kvrpc_pb2.Request(get=kvrpc_pb2.RawGetRequest(key=key))
 
 
-async def serve(servicer: EchoKv) -> tuple[grpc.aio.Server, str]:
-    server = grpc.aio.server()
-    kvrpc_pb2_grpc.add_KvServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    return server, f"127.0.0.1:{port}"
+class Served:
+    """The gRPC server and the framed server of one ``EchoKv``."""
+
+    def __init__(self, servicer: EchoKv) -> None:
+        self.servicer = servicer
+        self.grpc = grpc.aio.server()
+        kvrpc_pb2_grpc.add_KvServicer_to_server(servicer, self.grpc)
+        self.port = self.grpc.add_insecure_port("127.0.0.1:0")
+
+    async def stop(self, grace: float | None) -> None:
+        await self.grpc.stop(grace)
+        await self.servicer.frames.close()
+
+
+async def serve(servicer: EchoKv) -> tuple[Served, str]:
+    server = Served(servicer)
+    await servicer.frames.start("127.0.0.1")
+    await server.grpc.start()
+    return server, f"127.0.0.1:{server.port}"
 
 
 def test_concurrent_requests_share_batches_and_get_their_own_answers() -> None:
     async def main() -> None:
         servicer = EchoKv()
         server, address = await serve(servicer)
-        conn = StoreConnection(address)
+        conn = StoreConnection(address, CLUSTER)
         try:
             keys = [b"k%03d" % i for i in range(200)]
             sent: list[None] = []
@@ -72,11 +100,11 @@ def test_concurrent_requests_share_batches_and_get_their_own_answers() -> None:
     asyncio.run(main())
 
 
-def test_a_broken_stream_fails_its_requests_and_the_next_request_reopens_it() -> None:
+def test_a_broken_connection_fails_its_requests_and_the_next_request_reopens_it() -> None:
     async def main() -> None:
         servicer = EchoKv()
         server, address = await serve(servicer)
-        conn = StoreConnection(address)
+        conn = StoreConnection(address, CLUSTER)
         try:
             assert (await conn.request(get(b"a"))).get.value == b"a"
             servicer.fail = True
@@ -95,7 +123,7 @@ def test_a_broken_stream_fails_its_requests_and_the_next_request_reopens_it() ->
 
 def test_a_refused_connection_sent_nothing() -> None:
     async def main() -> None:
-        conn = StoreConnection(f"127.0.0.1:{free_ports(1)[0]}")
+        conn = StoreConnection(f"127.0.0.1:{free_ports(1)[0]}", CLUSTER)
         try:
             sent: list[None] = []
             with pytest.raises(StoreUnreachable) as info:
@@ -112,7 +140,7 @@ def test_close_ends_waiting_calls_and_leaves_no_task() -> None:
         servicer = EchoKv()
         servicer.hold = True
         server, address = await serve(servicer)
-        conn = StoreConnection(address)
+        conn = StoreConnection(address, CLUSTER)
         waiting = asyncio.ensure_future(conn.request(get(b"a")))
         for _ in range(500):  # until the request reached the server
             if servicer.batch_sizes:
@@ -136,7 +164,7 @@ def test_a_request_without_an_answer_times_out_and_the_stream_serves_the_next() 
     async def main() -> None:
         servicer = EchoKv()
         server, address = await serve(servicer)
-        conn = StoreConnection(address, attempt_timeout=0.3)
+        conn = StoreConnection(address, CLUSTER, attempt_timeout=0.3)
         loop = asyncio.get_running_loop()
         try:
             servicer.hold = True
@@ -151,6 +179,26 @@ def test_a_request_without_an_answer_times_out_and_the_stream_serves_the_next() 
             servicer.hold = False
             assert (await conn.request(get(b"next"))).get.value == b"next"
             assert servicer.streams == 1
+        finally:
+            await conn.close()
+            await server.stop(None)
+        await until_only_this_task_runs()
+
+    asyncio.run(main())
+
+
+def test_a_store_of_another_cluster_answers_each_request_with_wrong_cluster() -> None:
+    """KvPort refuses another cluster's client: its requests get the store's error (the client
+    raises ClusterMismatchError on it) instead of a connection, and nothing was sent."""
+    async def main() -> None:
+        servicer = EchoKv()
+        server, address = await serve(servicer)
+        conn = StoreConnection(address, CLUSTER + 1)
+        try:
+            resp = await conn.request(get(b"a"))
+            assert resp.get.error.WhichOneof("kind") == "wrong_cluster"
+            assert resp.get.error.wrong_cluster.cluster_id == CLUSTER
+            assert servicer.streams == 0 and not servicer.batch_sizes
         finally:
             await conn.close()
             await server.stop(None)

@@ -18,7 +18,7 @@ ROUTING = {"not_leader", "epoch_not_match", "range_not_found", "server_busy", "s
 
 
 class TxnClient:
-    """Sends one transactional request at a time to the range's leader, over the Batch stream."""
+    """Sends one transactional request at a time to the range's leader, over the KV stream."""
 
     def __init__(self, pd: PdHandle, client: Client) -> None:
         self.pd = pd
@@ -33,7 +33,7 @@ class TxnClient:
         req = request(kind, self.client.context(), **fields)
         if store_id not in self.conns:
             address = self.client.cluster.address(store_id)
-            self.conns[store_id] = self.pd.run(_connect(address))
+            self.conns[store_id] = self.pd.run(_connect(address, self.client.cluster.cluster_id))
         resp = self.pd.run(asyncio.wait_for(self.conns[store_id].request(req), 5.0))
         return getattr(resp, kind)
 
@@ -53,8 +53,8 @@ class TxnClient:
             self.pd.run(conn.close())
 
 
-async def _connect(address: str) -> StoreConnection:
-    return StoreConnection(address)  # its channel belongs to the loop that runs it
+async def _connect(address: str, cluster_id: int) -> StoreConnection:
+    return StoreConnection(address, cluster_id)  # its channel belongs to the loop that runs it
 
 
 def mutation(key: bytes, value: bytes) -> kvrpc_pb2.TxnMutation:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from kvdb.net import certs, wire
+from kvdb.net.roles import Role
 from kvdb.net.tls import TlsFiles
 from tests.integration.cluster import make_node_tls
 
@@ -81,7 +82,7 @@ def test_a_frame_of_exactly_the_limit_is_not_refused() -> None:
 
 async def serve(tls: TlsFiles | None) -> tuple[wire.FramedServer, list[bytes]]:
     got: list[bytes] = []
-    server = wire.FramedServer(lambda _, payload: got.append(payload), tls)
+    server = wire.FramedServer(lambda _, payload: got.append(payload), tls, Role.NODE, "send Raft messages")
     await server.start("127.0.0.1")
     return server, got
 
@@ -187,7 +188,8 @@ def test_a_wildcard_host_listens_on_every_interface_at_one_port(host: str) -> No
 
     async def main() -> None:
         got: list[bytes] = []
-        server = wire.FramedServer(lambda _, payload: got.append(payload), None)
+        server = wire.FramedServer(lambda _, payload: got.append(payload), None, Role.NODE,
+                                   "send Raft messages")
         port = await server.start(host)
         try:
             for address in ("127.0.0.1", "127.0.0.2"):
@@ -204,7 +206,8 @@ def test_a_wildcard_host_listens_on_every_interface_at_one_port(host: str) -> No
 def test_a_host_name_listens_at_one_port_its_dialers_reach() -> None:
     async def main() -> None:
         got: list[bytes] = []
-        server = wire.FramedServer(lambda _, payload: got.append(payload), None)
+        server = wire.FramedServer(lambda _, payload: got.append(payload), None, Role.NODE,
+                                   "send Raft messages")
         port = await server.start("localhost")
         try:
             assert len(server._server.sockets) == 1
@@ -216,3 +219,36 @@ def test_a_host_name_listens_at_one_port_its_dialers_reach() -> None:
             await server.close()
 
     asyncio.run(main())
+
+
+def test_a_served_connection_stops_reading_while_its_peer_does_not_read_the_answers() -> None:
+    """A KV server answers every frame: a peer that writes but never reads must not grow the
+    server's write buffer without bound. It stops reading from that peer until the peer reads."""
+    answer = b"a" * 65536
+    sent = 0
+    received: list[bytes] = []
+
+    async def main() -> None:
+        nonlocal sent
+        server = wire.FramedServer(lambda conn, _: conn.send(answer), None, Role.READONLY, "ask")
+        await server.start("127.0.0.1")
+        client = await wire.connect("127.0.0.1", server.port, None, lambda _, p: received.append(p))
+        try:
+            client.transport.pause_reading()
+            (served,) = server._connections
+            for _ in range(10_000):  # bounded: the server pauses long before
+                if not served.transport.is_reading():
+                    break
+                client.send(b"ask")
+                sent += 1
+                await asyncio.sleep(0)
+            assert not served.transport.is_reading(), "the server never stopped reading"
+            client.transport.resume_reading()
+            await until(lambda: len(received) == sent, "every answer")
+            await until(lambda: served.transport.is_reading(), "the server to read again")
+        finally:
+            client.close()
+            await server.close()
+
+    asyncio.run(main())
+    assert received == [answer] * sent
