@@ -48,6 +48,10 @@ def _add_store_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--advertise-address", default="",
                    help="HOST:PORT other nodes and clients dial (default: --listen; port 0 or none: the "
                         "bound port); required when --listen is a wildcard such as 0.0.0.0")
+    _add_raft_port_flag(p)
+    p.add_argument("--kv-port", type=int, default=0,
+                   help="TCP port of the clients' KV stream on the --listen host (default 0: any free one, "
+                        "which clients learn through the gRPC port; fix it for a firewall)")
     p.add_argument("--labels", default="", help="where the store stands for placement, KEY=VALUE,... "
                                                 "(e.g. zone=a,rack=r1; needs --pd)")
     p.add_argument("--data-dir", type=Path, help="directory of the store's RocksDB (required)")
@@ -83,6 +87,12 @@ def _add_store_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
 
 
+def _add_raft_port_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--raft-port", type=int, default=0,
+                   help="TCP port of Raft messages from peers on the --listen host (default 0: any free one, "
+                        "which peers learn through the gRPC port; fix it for a firewall)")
+
+
 def _add_metrics_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics-listen", default="",
                    help="HOST:PORT to serve Prometheus metrics on, at /metrics (port 0: any; default: off)")
@@ -98,6 +108,7 @@ def _add_pd_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--advertise-address", default="",
                    help="HOST:PORT the other members, stores and clients dial (default: --listen); must be "
                         "this member's entry in --initial-members; required when --listen is a wildcard")
+    _add_raft_port_flag(p)
     p.add_argument("--data-dir", type=Path, help="directory of the member's RocksDB (required)")
     p.add_argument("--initial-members",
                    help="ID=HOST:PORT,... of every founding PD member (an odd number; 3 recommended)")
@@ -121,7 +132,7 @@ def _setup_logging(level: str) -> None:
 
 
 def _run_pd(args: argparse.Namespace) -> int:
-    from kvdb.server.addresses import check_member_address, check_metrics_listen
+    from kvdb.server.addresses import check_listener_ports, check_member_address, check_metrics_listen
     from kvdb.server.node import parse_static_cluster
     from kvdb.store.config import StoreConfig
     from placement.server import PdConfig, default_schedule, serve
@@ -144,9 +155,10 @@ def _run_pd(args: argparse.Namespace) -> int:
         config = PdConfig(member_id=args.member_id, listen=args.listen, data_dir=args.data_dir,
                           initial_members=members, join=join, store=store_cfg, schedule=schedule,
                           store_disconnect_ms=args.store_disconnect_ms, metrics_listen=args.metrics_listen,
-                          tls=tls_from_args(args))
+                          raft_port=args.raft_port, tls=tls_from_args(args))
         config.validate()
         check_member_address(args.member_id, members, args.listen, args.advertise_address)
+        check_listener_ports(args.listen, {"--raft-port": args.raft_port})
         check_metrics_listen(args.metrics_listen)
     except ValueError as exc:
         print(f"kvdb pd: {exc}", file=sys.stderr)
@@ -170,7 +182,7 @@ def _run(coro: object, name: str) -> int:
 
 def _run_store(args: argparse.Namespace) -> int:
     from kvdb.labels import parse_labels
-    from kvdb.server.addresses import check_addresses, check_metrics_listen
+    from kvdb.server.addresses import check_addresses, check_listener_ports, check_metrics_listen
     from kvdb.server.node import NodeConfig, parse_static_cluster, serve
     from kvdb.store.config import StoreConfig
 
@@ -194,6 +206,7 @@ def _run_store(args: argparse.Namespace) -> int:
         if static and args.pd:
             raise ValueError("use either --pd or --static-cluster, not both")
         check_addresses(args.listen, args.advertise_address)
+        check_listener_ports(args.listen, {"--raft-port": args.raft_port, "--kv-port": args.kv_port})
         check_metrics_listen(args.metrics_listen)
         labels = parse_labels(args.labels)
         if labels and not args.pd:
@@ -207,7 +220,7 @@ def _run_store(args: argparse.Namespace) -> int:
                         cluster_id=args.cluster_id, static_cluster=static, pd_endpoints=args.pd,
                         pd_heartbeat_interval=args.pd_heartbeat_interval,
                         test_failpoints=args.test_failpoints, metrics_listen=args.metrics_listen,
-                        store=store_cfg, tls=tls)
+                        raft_port=args.raft_port, kv_port=args.kv_port, store=store_cfg, tls=tls)
     log_tls_mode(logging.getLogger("kvdb.store"), tls, args.listen)
     return _run(serve(config, args.ready_file), "kvdb store")
 

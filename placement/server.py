@@ -25,6 +25,7 @@ from kvdb.metrics.rpc import RpcMetricsInterceptor
 from kvdb.net import grpc_factory
 from kvdb.net.tls import TlsFiles
 from kvdb.pb import pdpb_pb2, pdpb_pb2_grpc, raft_serverpb_pb2, raft_serverpb_pb2_grpc
+from kvdb.server.addresses import on_listen_host
 from kvdb.server.node import static_first_range
 from kvdb.server.raft_host import RaftHost, db_path, serve_until_signalled
 from kvdb.server.readiness import Health
@@ -73,6 +74,8 @@ class PdConfig:
     """Mutual TLS for every connection in and out (docs/security.md); None: plaintext."""
     metrics_listen: str = ""
     """HOST:PORT to serve Prometheus metrics on (``/metrics``; port 0 picks one); empty: none."""
+    raft_port: int = 0
+    """The PD Raft listener's port on the host of ``listen`` (0: an ephemeral one, members ask RaftPort)."""
 
     def validate(self) -> None:
         n = len(self.initial_members)
@@ -166,7 +169,8 @@ class PdMember:
         store_config = dataclasses.replace(cfg.store, hibernate=False)
         await self._find_group()
         self.host = RaftHost(self.group_id, cfg.member_id, cfg.data_dir, store_config,
-                             MonotonicClock(), self.membership.resolve, self.members, cfg.tls, cfg.listen)
+                             MonotonicClock(), self.membership.resolve, self.members, cfg.tls,
+                             on_listen_host(cfg.listen, cfg.raft_port))
         if not self.store.peers and not cfg.join:
             self.store.bootstrap_range(static_first_range(self.members))
         self.membership.refresh()

@@ -7,6 +7,7 @@ without one (an unreachable PD must fail within the timeout given, with one line
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ import urllib.request
 from dataclasses import asdict
 from pathlib import Path
 
+import grpc
 import pytest
 
 from kvdb import __version__
@@ -21,6 +23,7 @@ from kvdb.admin import gc_text, imbalance, show_key, status_text, table
 from kvdb.cli import _build_parser, _subparser
 from kvdb.client.gc import parse_duration_ms
 from kvdb.config_file import apply_config_file
+from kvdb.pb import kvrpc_pb2, kvrpc_pb2_grpc, raft_serverpb_pb2, raft_serverpb_pb2_grpc
 from kvdb.playground import Layout, PlaygroundError, resolve_layout
 from tests.integration.cluster import free_ports
 
@@ -162,12 +165,15 @@ def test_ranges_table_marks_the_leader() -> None:
 
 
 def test_store_reads_a_toml_config_and_flags_win(tmp_path: Path) -> None:
-    port, other, metrics = free_ports(3)
+    """Also the fixed Raft and KV ports a firewall needs: the listeners bind them, and the gRPC
+    calls that tell peers and clients where to connect answer them."""
+    port, other, metrics, raft_port, kv_port = free_ports(5)
     config = tmp_path / "store.toml"
     config.write_text(
         f'store-id = 1\nlisten = "127.0.0.1:{other}"\ndata-dir = "{tmp_path / "data"}"\n'
         f'static-cluster = "1=127.0.0.1:{port}"\nready-file = "{tmp_path / "ready"}"\n'
         f'tick-interval = 0.02\nlog-level = "WARNING"\nmetrics-listen = "127.0.0.1:{metrics}"\n'
+        f'raft-port = {raft_port}\nkv-port = {kv_port}\n'
     )
     proc = subprocess.Popen([sys.executable, "-m", "kvdb", "store", "--config", str(config),
                              "--listen", f"127.0.0.1:{port}"], stderr=subprocess.PIPE, text=True)
@@ -181,9 +187,28 @@ def test_store_reads_a_toml_config_and_flags_win(tmp_path: Path) -> None:
         assert (tmp_path / "data" / "db").is_dir()
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=10) as resp:
             assert b"kvdb_store_ranges 1.0" in resp.read()
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            raft = raft_serverpb_pb2_grpc.RaftTransportStub(channel).RaftPort(
+                raft_serverpb_pb2.RaftPortRequest(cluster_id=1), timeout=10)
+            kv = kvrpc_pb2_grpc.KvStub(channel).KvPort(kvrpc_pb2.KvPortRequest(cluster_id=1), timeout=10)
+        assert (raft.port, kv.port) == (raft_port, kv_port)
+        for listener in (raft_port, kv_port):
+            socket.create_connection(("127.0.0.1", listener), timeout=10).close()
     finally:
         proc.terminate()
         assert proc.wait(timeout=30) == 0
+
+
+def test_a_store_whose_raft_port_is_taken_fails_at_start_naming_it(tmp_path: Path) -> None:
+    port = free_ports(1)[0]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        result = run("store", "--store-id", "1", "--listen", f"127.0.0.1:{port}", "--static-cluster",
+                     f"1=127.0.0.1:{port}", "--raft-port", str(busy), "--data-dir", str(tmp_path / "data"))
+    assert result.returncode == 1, result
+    assert str(busy) in result.stderr and "in use" in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize(("content", "words"), [
@@ -308,6 +333,14 @@ def test_operator_and_config_tables() -> None:
     (["store", "--listen", "127.0.0.1:0", "--pd", "127.0.0.1:1", "--labels", "zone=a b"], ["value 'a b'"]),
     (["store", "--store-id", "1", "--listen", "127.0.0.1:0", "--static-cluster", "1=127.0.0.1:1",
       "--labels", "zone=a"], ["--labels needs --pd"]),
+    (["store", "--store-id", "1", "--listen", "127.0.0.1:2400", "--static-cluster", "1=127.0.0.1:2400",
+      "--kv-port", "2400"], ["--kv-port 2400", "--listen"]),
+    (["store", "--store-id", "1", "--listen", "127.0.0.1:0", "--static-cluster", "1=127.0.0.1:1",
+      "--raft-port", "2401", "--kv-port", "2401"], ["--kv-port 2401", "--raft-port"]),
+    (["store", "--store-id", "1", "--listen", "127.0.0.1:0", "--static-cluster", "1=127.0.0.1:1",
+      "--raft-port", "70000"], ["--raft-port 70000", "not a TCP port"]),
+    (["pd", "--member-id", "1", "--listen", "127.0.0.1:2379", "--initial-members", "1=127.0.0.1:2379",
+      "--raft-port", "2379"], ["--raft-port 2379", "--listen"]),
     (["pd", "--member-id", "1", "--listen", "0.0.0.0:2379", "--initial-members", "1=10.0.0.1:2379"],
      ["wildcard"]),
     (["pd", "--member-id", "4", "--listen", "0.0.0.0:2379", "--join", "127.0.0.1:1"], ["wildcard"]),

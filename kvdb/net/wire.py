@@ -220,19 +220,19 @@ class FramedServer:
     def _accept(self) -> FramedConnection:
         return FramedConnection(self.on_frame, self._connections, self.required, self.session_factory)
 
-    async def start(self, host: str) -> int:
-        """Listen on ``host`` at an ephemeral port and return it. A wildcard host ("", "::",
+    async def start(self, host: str, port: int = 0) -> int:
+        """Listen on ``host`` at ``port`` (0: an ephemeral one) and return it. A wildcard host ("", "::",
         "0.0.0.0") listens on every interface at one port (dual-stack when IPv6 is there); a name
         listens on its first address (a peer dialling the name tries each of its addresses)."""
         loop = asyncio.get_running_loop()
         ssl_context = server_ssl_context(self.tls) if self.tls is not None else None
         host = host.strip("[]")
         if host in ("", "::"):
-            self._server = await loop.create_server(self._accept, sock=_dual_stack_socket(),
+            self._server = await loop.create_server(self._accept, sock=_dual_stack_socket(port),
                                                     ssl=ssl_context)
         else:  # one address: a name like localhost would otherwise get a port per address family
             infos = await loop.getaddrinfo(host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-            self._server = await loop.create_server(self._accept, infos[0][4][0], 0, ssl=ssl_context)
+            self._server = await loop.create_server(self._accept, infos[0][4][0], port, ssl=ssl_context)
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 
@@ -246,15 +246,23 @@ class FramedServer:
         await asyncio.gather(*(c.closed for c in connections))
 
 
-def _dual_stack_socket() -> socket.socket:
-    """A listening socket on every interface, IPv4 and IPv6 at one port (IPv4 only without IPv6)."""
+def _dual_stack_socket(port: int) -> socket.socket:
+    """A listening socket on every interface, IPv4 and IPv6 at one port (IPv4 only without IPv6).
+    SO_REUSEADDR as asyncio sets it on the sockets it makes: a restarted process rebinds a fixed
+    port at once, whatever its old connections left in TIME_WAIT."""
     try:
         sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        sock.bind(("::", 0))
-    except OSError:
+        address: tuple[str, int] = ("::", port)
+    except OSError:  # no IPv6 on this machine
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("0.0.0.0", 0))
+        address = ("0.0.0.0", port)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 

@@ -60,6 +60,26 @@ def check_member_address(member_id: int, members: dict[int, str], listen: str, a
                          f"{entry}; they must match")
 
 
+def on_listen_host(listen: str, port: int) -> str:
+    """HOST:PORT of a process's other listener (Raft, KV): the host of ``listen``, ``port`` (0: any)."""
+    host, _ = split_host_port(listen, "--listen")
+    return f"{host}:{port}"
+
+
+def check_listener_ports(listen: str, ports: dict[str, int]) -> None:
+    """``ports`` (flag -> port; 0: ephemeral) are TCP ports, distinct from each other and from
+    ``--listen``'s: two listeners on one host and port would fail only once the process starts."""
+    _, listen_port = split_host_port(listen, "--listen")
+    taken = {listen_port: "--listen"} if listen_port else {}
+    for flag, port in ports.items():
+        if not 0 <= port < 65536:
+            raise ValueError(f"{flag} {port} is not a TCP port (0-65535; 0: any free one)")
+        if port and port in taken:
+            raise ValueError(f"{flag} {port} is also {taken[port]}'s port")
+        if port:
+            taken[port] = flag
+
+
 def check_metrics_listen(address: str) -> None:
     """``--metrics-listen`` is HOST:PORT (a wildcard host is fine: Prometheus dials it) or empty."""
     if address:

@@ -30,7 +30,7 @@ from kvdb.pb import (
     raft_serverpb_pb2_grpc,
 )
 from kvdb.pdclient.client import PdClient
-from kvdb.server.addresses import advertised
+from kvdb.server.addresses import advertised, on_listen_host
 from kvdb.server.gc_worker import GcWorker
 from kvdb.server.identity import claim_store_id
 from kvdb.server.kv_handler import KvHandler
@@ -76,6 +76,10 @@ class NodeConfig:
     """Mutual TLS for every connection in and out (docs/security.md); None: plaintext."""
     metrics_listen: str = ""
     """HOST:PORT to serve Prometheus metrics on (``/metrics``; port 0 picks one); empty: none."""
+    raft_port: int = 0
+    """The Raft listener's port on the host of ``listen`` (0: an ephemeral one, peers ask RaftPort)."""
+    kv_port: int = 0
+    """The client KV stream's port on the host of ``listen`` (0: an ephemeral one, clients ask KvPort)."""
     store: StoreConfig = field(default_factory=StoreConfig)
 
 
@@ -172,14 +176,14 @@ class StoreNode:
         else:
             self.store_id = await claim_store_id(cfg.data_dir, cluster_id, cfg.store_id, None)
         self.host = RaftHost(cluster_id, self.store_id, cfg.data_dir, cfg.store, self.clock, resolve,
-                             self.addresses, cfg.tls, cfg.listen)
+                             self.addresses, cfg.tls, on_listen_host(cfg.listen, cfg.raft_port))
         store = self.host.store
         if cfg.static_cluster and not store.peers and FIRST_RANGE_ID not in store.tombstones:
             store.bootstrap_range(static_first_range(cfg.static_cluster))
         self.kv_handler = KvHandler(store)
         await self.host.start()  # before the gate opens: RaftPort answers the listener's port
         self.kv_listener = KvListener(self, cfg.tls)
-        await self.kv_listener.start(cfg.listen)  # likewise for KvPort
+        await self.kv_listener.start(on_listen_host(cfg.listen, cfg.kv_port))  # likewise for KvPort
         self._gate.open()  # loaded: calls may come
         address = advertised(cfg.listen, cfg.advertise, self.port)
         if self.pd_worker is not None:

@@ -3,7 +3,8 @@
 A store process (``kvdb.server.node``) and a placement driver member (``placement.server``)
 both host replicas with the same ``Store``; they differ only in the services they put on top.
 Raft messages leave through the ``transport`` and arrive through the ``listener``
-(``kvdb.server.raft_listener``), which listens on the host of the process's listen address.
+(``kvdb.server.raft_listener``), which listens on the host of the process's listen address
+(``--raft-port``, by default an ephemeral port).
 
 The Raft loop runs an iteration whenever the store says one is due. The synced write of an
 iteration runs on a dedicated writer thread (RocksDB releases the GIL while it syncs), so
@@ -44,7 +45,7 @@ def db_path(data_dir: Path) -> Path:
 class RaftHost:
     def __init__(self, cluster_id: int, store_id: int, data_dir: Path, config: StoreConfig, clock: Clock,
                  resolve: Callable[[int], str], addresses: dict[int, str] | None = None,
-                 tls: TlsFiles | None = None, listen: str = "127.0.0.1:0") -> None:
+                 tls: TlsFiles | None = None, raft_listen: str = "127.0.0.1:0") -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.config = config
         self.clock = clock
@@ -53,7 +54,8 @@ class RaftHost:
         self.store = Store(cluster_id, store_id, self.engine, self.transport, clock, config, random.Random(),
                            addresses)
         self.store.wake = self.wake
-        self.listen = listen
+        self.raft_listen = raft_listen
+        """HOST:PORT the Raft listener binds (port 0: an ephemeral one)."""
         self.listener = RaftListener(self.store, self.wake, tls)
         self.store.background = self._background
         self._wakeup = asyncio.Event()
@@ -68,7 +70,7 @@ class RaftHost:
 
     async def start(self) -> None:
         """Listen for Raft messages (``listener.port`` is known once this returns), start the loops."""
-        await self.listener.start(self.listen)
+        await self.listener.start(self.raft_listen)
         self._tasks = [spawn(self._raft_loop(), "raft loop"),
                        spawn(self._tick_loop(), "tick loop")]
 

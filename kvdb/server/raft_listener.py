@@ -35,10 +35,11 @@ class RaftListener:
         """The bound port (0 before ``start``)."""
         return self._server.port
 
-    async def start(self, listen: str) -> int:
-        """Listen on the host of ``listen`` (HOST:PORT; a wildcard host listens on every interface)."""
-        host, _ = split_host_port(listen, "--listen")
-        return await self._server.start(host)
+    async def start(self, address: str) -> int:
+        """Listen on ``address`` (HOST:PORT, port 0: an ephemeral one; a wildcard host listens on
+        every interface) and return the bound port."""
+        host, port = split_host_port(address, "--listen")
+        return await self._server.start(host, port)
 
     def _on_frame(self, conn: wire.FramedConnection, payload: bytes) -> None:
         store = self.store
