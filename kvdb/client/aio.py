@@ -58,7 +58,7 @@ STORE_DOWN_SECONDS = 2.0
 """How long an unreachable store is skipped when another replica can be asked about the leader."""
 MAX_HOPS = 3
 """not_leader hints followed without a pause; replicas disagreeing mid-election could bounce us."""
-BACKOFF = (0.01, 0.2)
+BACKOFF = (0.01, 0.1)
 PD_GAP_RETRY = 0.02
 """Seconds between asking PD again for a key it knows no range for (``_Op.pause``)."""
 CLOSE_WAIT = 2.0
@@ -109,7 +109,7 @@ class _Op:
     async def pause(self, why: str) -> None:
         """A short wait that does not grow: PD's map has a hole for a moment while a split's new
         ranges report in (the shrunk parent may come first), and an exponential backoff made
-        every client wait up to ``BACKOFF``'s top (half a second) for a gap of milliseconds."""
+        every client wait up to ``BACKOFF``'s top for a gap of milliseconds."""
         self.last = why
         await asyncio.sleep(PD_GAP_RETRY * random.uniform(0.5, 1.0))
 
