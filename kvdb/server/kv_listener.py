@@ -22,7 +22,7 @@ from kvdb.net import wire
 from kvdb.net.roles import Role
 from kvdb.net.tls import TlsFiles
 from kvdb.pb import kvrpc_pb2
-from kvdb.server.addresses import split_host_port
+from kvdb.server.framed_listener import FramedListener
 from kvdb.server.kv_session import KvSession
 
 if TYPE_CHECKING:
@@ -47,22 +47,11 @@ class _Stream:
             self.conn.send(kvrpc_pb2.BatchResponse(responses=responses).SerializeToString())
 
 
-class KvListener:
+class KvListener(FramedListener):
     def __init__(self, node: StoreNode, tls: TlsFiles | None) -> None:
         self.node = node
-        self._server = wire.FramedServer(self._on_frame, tls, Role.READONLY, "open a KV stream",
-                                         lambda conn: _Stream(node, conn))
-
-    @property
-    def port(self) -> int:
-        """The bound port (0 before ``start``)."""
-        return self._server.port
-
-    async def start(self, address: str) -> int:
-        """Listen on ``address`` (HOST:PORT, port 0: an ephemeral one; a wildcard host listens on
-        every interface) and return the bound port."""
-        host, port = split_host_port(address, "--listen")
-        return await self._server.start(host, port)
+        super().__init__(wire.FramedServer(self._on_frame, tls, Role.READONLY, "open a KV stream",
+                                           lambda conn: _Stream(node, conn)))
 
     def _on_frame(self, conn: wire.FramedConnection, payload: bytes) -> None:
         try:
@@ -71,7 +60,3 @@ class KvListener:
             conn.refuse("a frame that is not a BatchRequest")
             return
         conn.session.kv.submit(batch.requests)
-
-    async def stop(self) -> None:
-        """Stop listening and close every accepted connection."""
-        await self._server.close()

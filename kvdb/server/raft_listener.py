@@ -18,28 +18,17 @@ from kvdb.net import wire
 from kvdb.net.roles import Role
 from kvdb.net.tls import TlsFiles
 from kvdb.pb import raft_serverpb_pb2
-from kvdb.server.addresses import split_host_port
+from kvdb.server.framed_listener import FramedListener
 
 if TYPE_CHECKING:
     from kvdb.store.store import Store
 
 
-class RaftListener:
+class RaftListener(FramedListener):
     def __init__(self, store: Store, wake: Callable[[], None], tls: TlsFiles | None) -> None:
         self.store = store
         self.wake = wake
-        self._server = wire.FramedServer(self._on_frame, tls, Role.NODE, "send Raft messages")
-
-    @property
-    def port(self) -> int:
-        """The bound port (0 before ``start``)."""
-        return self._server.port
-
-    async def start(self, address: str) -> int:
-        """Listen on ``address`` (HOST:PORT, port 0: an ephemeral one; a wildcard host listens on
-        every interface) and return the bound port."""
-        host, port = split_host_port(address, "--listen")
-        return await self._server.start(host, port)
+        super().__init__(wire.FramedServer(self._on_frame, tls, Role.NODE, "send Raft messages"))
 
     def _on_frame(self, conn: wire.FramedConnection, payload: bytes) -> None:
         store = self.store
@@ -53,7 +42,3 @@ class RaftListener:
             return
         store.on_raft_messages(batch.messages)
         self.wake()
-
-    async def stop(self) -> None:
-        """Stop listening and close every accepted connection."""
-        await self._server.close()
