@@ -187,6 +187,11 @@ class FramedConnection(asyncio.Protocol):
                 self._writable.set_result(None)
             self._writable = None
 
+    @property
+    def writable(self) -> bool:
+        """Open, and the peer keeps up: a ``send`` now would not wait behind a ``drain``."""
+        return self._writable is None and not self.closed.done()
+
     def send(self, payload: bytes) -> None:
         """Queue one frame; call ``drain`` before the next burst (flow control)."""
         self.transport.write(frame(payload))

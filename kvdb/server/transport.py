@@ -52,9 +52,19 @@ class _Connection:
         """Set when messages were queued or the connection was lost."""
         self.delivered = False
         """The current attempt wrote a batch: the connection was up, so the next connect may be quick."""
+        self.live: wire.FramedConnection | None = None
+        """The current attempt's connection while its sender runs; None between attempts."""
         self.task = spawn(self._run(), f"raft connection to store {store_id}")
 
     def push(self, messages: list[raft_serverpb_pb2.RaftMessage]) -> None:
+        """Send ``messages`` at once when nothing waits before them and the peer keeps up; else
+        queue them for the sender task. Waiting for the task delayed a follower's ack behind the
+        rest of its loop iteration (apply, answers, the next ``begin``): ~100-300 µs on the
+        critical path of every write."""
+        live = self.live
+        if live is not None and not self.queue and live.writable:
+            self._write(live, messages)
+            return
         self.queue.extend(messages)
         overflow = len(self.queue) - MAX_QUEUED_MESSAGES
         if overflow > 0:
@@ -72,7 +82,6 @@ class _Connection:
 
     async def _send(self, conn: wire.FramedConnection) -> None:
         """Send batches from the queue until the connection is lost."""
-        t = self.transport
         conn.closed.add_done_callback(lambda _: self.wakeup.set())
         while True:
             await self.wakeup.wait()
@@ -82,12 +91,16 @@ class _Connection:
             if not self.queue:
                 continue
             messages, self.queue = self.queue, []
-            conn.send(raft_serverpb_pb2.RaftMessageBatch(
-                cluster_id=t.cluster_id, from_store=t.store_id, messages=messages).SerializeToString())
+            self._write(conn, messages)
             await conn.drain()  # a slow peer holds us here; meanwhile the queue coalesces
-            self.delivered = True
             if self.queue:
                 self.wakeup.set()
+
+    def _write(self, conn: wire.FramedConnection, messages: list[raft_serverpb_pb2.RaftMessage]) -> None:
+        t = self.transport
+        conn.send(raft_serverpb_pb2.RaftMessageBatch(
+            cluster_id=t.cluster_id, from_store=t.store_id, messages=messages).SerializeToString())
+        self.delivered = True
 
     async def _run(self) -> None:
         backoff = RECONNECT_BACKOFF[0]
@@ -101,6 +114,7 @@ class _Connection:
             conn: wire.FramedConnection | None = None
             try:
                 conn = await self._connect(address)
+                self.live = conn
                 await self._send(conn)
             except asyncio.CancelledError:
                 raise
@@ -111,6 +125,7 @@ class _Connection:
             except Exception:
                 log.exception("raft connection to store %d failed", self.store_id)
             finally:
+                self.live = None
                 if conn is not None:
                     conn.close()
             # Whatever was queued for a dead connection is as good as lost: Raft resends.

@@ -152,6 +152,32 @@ def test_every_batch_sent_after_a_reconnect_arrives_in_order() -> None:
     run(test)
 
 
+def test_a_batch_to_a_connected_peer_that_keeps_up_leaves_before_the_loop_runs_anything_else() -> None:
+    """A follower's ack waited for the sender task, behind the rest of the follower's loop
+    iteration; now ``send`` writes it at once when nothing is queued before it. Order holds:
+    batches sent together with some queued still arrive in order."""
+    async def test(transport: StoreTransport, dialler: Dialler, port: int) -> None:
+        peer = Peer()
+        await peer.start(port)
+        try:
+            transport.send(2, message(0))
+            await until(lambda: peer.received == [0], "the first batch")
+            live = transport._connections[2].live
+            written: list[bytes] = []
+            send = live.send
+            live.send = lambda payload: (written.append(payload), send(payload))[1]
+            transport.send(2, message(1))
+            assert len(written) == 1, "the batch waited for the sender task"
+            for n in range(2, 50):
+                transport.send(2, message(n))
+            await until(lambda: len(peer.received) == 50, "every batch")
+            assert peer.received == list(range(50))
+        finally:
+            await peer.stop()
+
+    run(test)
+
+
 def test_backoff_starts_again_after_a_connection_was_up() -> None:
     async def test(transport: StoreTransport, dialler: Dialler, port: int) -> None:
         transport.send(2, message(0))
