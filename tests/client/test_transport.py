@@ -6,6 +6,8 @@ sent) and the next request opens a new one, close() ends waiting calls."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import grpc
 import pytest
@@ -80,12 +82,23 @@ async def serve(servicer: EchoKv) -> tuple[Served, str]:
     return server, f"127.0.0.1:{server.port}"
 
 
+@asynccontextmanager
+async def echo_store(cluster_id: int = CLUSTER, attempt_timeout: float = 5.0
+                     ) -> AsyncIterator[tuple[EchoKv, StoreConnection]]:
+    """An echo store and a client connection to it, both closed on the way out."""
+    servicer = EchoKv()
+    server, address = await serve(servicer)
+    conn = StoreConnection(address, cluster_id, attempt_timeout=attempt_timeout)
+    try:
+        yield servicer, conn
+    finally:
+        await conn.close()
+        await server.stop(None)
+
+
 def test_concurrent_requests_share_batches_and_get_their_own_answers() -> None:
     async def main() -> None:
-        servicer = EchoKv()
-        server, address = await serve(servicer)
-        conn = StoreConnection(address, CLUSTER)
-        try:
+        async with echo_store() as (servicer, conn):
             keys = [b"k%03d" % i for i in range(200)]
             sent: list[None] = []
             responses = await asyncio.gather(*(conn.request(get(k), lambda: sent.append(None)) for k in keys))
@@ -93,19 +106,13 @@ def test_concurrent_requests_share_batches_and_get_their_own_answers() -> None:
             assert len(sent) == 200
             assert sum(servicer.batch_sizes) == 200 and len(servicer.batch_sizes) < 20, servicer.batch_sizes
             assert servicer.streams == 1
-        finally:
-            await conn.close()
-            await server.stop(None)
 
     asyncio.run(main())
 
 
 def test_a_broken_connection_fails_its_requests_and_the_next_request_reopens_it() -> None:
     async def main() -> None:
-        servicer = EchoKv()
-        server, address = await serve(servicer)
-        conn = StoreConnection(address, CLUSTER)
-        try:
+        async with echo_store() as (servicer, conn):
             assert (await conn.request(get(b"a"))).get.value == b"a"
             servicer.fail = True
             with pytest.raises(StoreUnreachable) as info:
@@ -114,9 +121,6 @@ def test_a_broken_connection_fails_its_requests_and_the_next_request_reopens_it(
             servicer.fail = False
             assert (await conn.request(get(b"c"))).get.value == b"c"
             assert servicer.streams == 2
-        finally:
-            await conn.close()
-            await server.stop(None)
 
     asyncio.run(main())
 
@@ -162,11 +166,8 @@ def test_a_request_without_an_answer_times_out_and_the_stream_serves_the_next() 
     """The per-connection sweep fails a request the store holds, not before its attempt timeout;
     the stream stays up for the next request."""
     async def main() -> None:
-        servicer = EchoKv()
-        server, address = await serve(servicer)
-        conn = StoreConnection(address, CLUSTER, attempt_timeout=0.3)
         loop = asyncio.get_running_loop()
-        try:
+        async with echo_store(attempt_timeout=0.3) as (servicer, conn):
             servicer.hold = True
             start = loop.time()
             request = asyncio.ensure_future(conn.request(get(b"held")))
@@ -179,9 +180,6 @@ def test_a_request_without_an_answer_times_out_and_the_stream_serves_the_next() 
             servicer.hold = False
             assert (await conn.request(get(b"next"))).get.value == b"next"
             assert servicer.streams == 1
-        finally:
-            await conn.close()
-            await server.stop(None)
         await until_only_this_task_runs()
 
     asyncio.run(main())
@@ -191,17 +189,11 @@ def test_a_store_of_another_cluster_answers_each_request_with_wrong_cluster() ->
     """KvPort refuses another cluster's client: its requests get the store's error (the client
     raises ClusterMismatchError on it) instead of a connection, and nothing was sent."""
     async def main() -> None:
-        servicer = EchoKv()
-        server, address = await serve(servicer)
-        conn = StoreConnection(address, CLUSTER + 1)
-        try:
+        async with echo_store(cluster_id=CLUSTER + 1) as (servicer, conn):
             resp = await conn.request(get(b"a"))
             assert resp.get.error.WhichOneof("kind") == "wrong_cluster"
             assert resp.get.error.wrong_cluster.cluster_id == CLUSTER
             assert servicer.streams == 0 and not servicer.batch_sizes
-        finally:
-            await conn.close()
-            await server.stop(None)
         await until_only_this_task_runs()
 
     asyncio.run(main())
