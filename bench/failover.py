@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import shutil
 import sys
 import tempfile
@@ -48,6 +49,7 @@ OP_TIMEOUT = 10.0
 READY_TIMEOUT = 120.0
 """Seconds the cluster may take to serve with three voters, at the start and before each kill."""
 POLL = 0.1
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -201,8 +203,10 @@ async def run_rounds(load: Load, pick: Callable[[], Awaitable[Victim]], victim: 
             await asyncio.sleep(settle)  # steady load before the kill: part of the measurement
             chosen = await pick()
             start = time.monotonic()
+            log.info("round %d: kill -9 %s (%s)", n, chosen.label, victim)
             await asyncio.to_thread(chosen.kill)
             await asyncio.sleep(restart_after)  # the outage being measured, not a synchronisation
+            log.info("round %d: restart %s", n, chosen.label)
             await asyncio.to_thread(chosen.restart)
             await asyncio.sleep(settle)  # load after the restart: part of the measurement
             end = time.monotonic()
@@ -258,7 +262,8 @@ def add_failover_parser(sub: Any) -> None:
     p.add_argument("--json", type=Path, dest="json_path", metavar="PATH",
                    help="write the per-round gaps here")
     p.add_argument("--dir", type=Path,
-                   help="keep the cluster's data and logs here (default: a temporary dir)")
+                   help="keep the cluster's data and logs here, and the client's retries in client.log "
+                        "(default: a temporary dir)")
     p.set_defaults(func=main)
 
 
@@ -294,6 +299,18 @@ def kvdb_failover(root: Path, victim: str, rounds: int, restart_after: float, se
         cluster.shutdown()
 
 
+def _log_client_retries(path: Path) -> None:
+    """Every retry of the load's client and every kill and restart, timestamped, in ``path``: a
+    long gap's cause is in the errors the client retried during it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    for name in ("kvdb.client", __name__):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(handler)
+
+
 def main(args: argparse.Namespace) -> int:
     """``kvdb bench failover``; returns the exit status."""
     if args.rounds < 1 or args.concurrency < 2 or args.restart_after <= 0 or args.settle <= 0:
@@ -301,6 +318,8 @@ def main(args: argparse.Namespace) -> int:
               "of at least 2 (a writer and a reader)", file=sys.stderr)
         return USAGE
     root = args.dir or Path(tempfile.mkdtemp(prefix="kvdb-failover-"))
+    if args.dir is not None:
+        _log_client_retries(root / "client.log")
     try:
         rounds = kvdb_failover(root, args.victim, args.rounds, args.restart_after, args.settle,
                                args.concurrency)

@@ -17,6 +17,7 @@ unknown, the call raises ``UncertainResultError`` rather than guess.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from kvdb.client.txn import Transaction
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
 CACHE_FILL = 64
@@ -98,23 +100,31 @@ class _Op:
         """Some write of this call may have applied, and its answer never came."""
         return any(w.in_flight or w.ambiguous for w in self.writes if not w.done)
 
+    def retry(self, why: str, after: float = 0.0) -> None:
+        """Records why the call tries again; at DEBUG the client logs each retry (a stall's cause
+        shows in the client's log as the errors it retried)."""
+        self.last = why
+        log.debug("%s: retry in %.3fs: %s", self.name, after, why)
+
     async def backoff(self, why: str, at_least: float = 0.0) -> None:
         """Exponential with jitter, so clients that failed together do not retry in lockstep."""
-        self.last = why
         self.hops = 0
         low, high = BACKOFF
         self._delay = min(max(self._delay * 2, low), high)
-        await asyncio.sleep(max(self._delay * random.uniform(0.5, 1.0), at_least * random.uniform(1.0, 1.5)))
+        delay = max(self._delay * random.uniform(0.5, 1.0), at_least * random.uniform(1.0, 1.5))
+        self.retry(why, delay)
+        await asyncio.sleep(delay)
 
     async def pause(self, why: str) -> None:
         """A short wait that does not grow: PD's map has a hole for a moment while a split's new
         ranges report in (the shrunk parent may come first), and an exponential backoff made
         every client wait up to ``BACKOFF``'s top for a gap of milliseconds."""
-        self.last = why
-        await asyncio.sleep(PD_GAP_RETRY * random.uniform(0.5, 1.0))
+        delay = PD_GAP_RETRY * random.uniform(0.5, 1.0)
+        self.retry(why, delay)
+        await asyncio.sleep(delay)
 
     def hop(self, why: str) -> bool:
-        self.last = why
+        self.retry(why)
         self.hops += 1
         return self.hops <= MAX_HOPS
 
@@ -639,7 +649,7 @@ class AsyncClient:
         elif kind in ("stale_command", "timeout"):
             if write is not None:
                 write.ambiguous = True  # it may still apply: the retry's session header says so
-            op.last = why
+            op.retry(why)
         elif kind == "session_expired":
             raise UncertainResultError(f"{op.name}: an earlier attempt may have applied, and the range no "
                                        f"longer knows session {self.session_id:016x} to tell ({why})")
