@@ -53,7 +53,7 @@ from kvdb.store.errors import (
 )
 from kvdb.store.hibernate import Hibernation
 from kvdb.store.loop import RaftLoop
-from kvdb.store.membership import check_conf_change
+from kvdb.store.membership import check_conf_change, check_transfer
 from kvdb.store.peer import Callback, Peer, Read, stage_apply_state
 from kvdb.store.range_index import RangeIndex
 from kvdb.store.sessions import Result, Sessions
@@ -530,6 +530,8 @@ class Store:
             raise peer.not_leader()
         if to_peer_id not in peer.conf_state.voters:
             raise InvalidArgumentError(f"peer {to_peer_id} is not a voter of range {range_id}")
+        if to_peer_id != peer.peer_id:
+            check_transfer(peer, to_peer_id)
         peer.raw.transfer_leader(to_peer_id)
         self._mark(peer)
 

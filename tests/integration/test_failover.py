@@ -10,7 +10,7 @@ import time
 
 import grpc
 
-from kvdb.pb import kvrpc_pb2
+from kvdb.pb import adminpb_pb2, kvrpc_pb2
 from tests.integration.client import Client, Unanswered, error_kind
 from tests.integration.cluster import Cluster, wait_for
 from tests.integration.conftest import MakeCluster
@@ -104,6 +104,35 @@ def test_kill_leader_loses_no_acknowledged_write(cluster: Cluster, client: Clien
     assert not lost, f"{len(lost)} writes acknowledged before the kill are gone, e.g. {lost[:5]}"
     assert {k: held.get(k) for k in keys} == writer.acked_now()
     assert sorted(cluster.running_ids()) == sorted({1, 2, 3} - {old})
+
+
+def test_leadership_is_not_handed_to_a_killed_follower(cluster: Cluster, client: Client) -> None:
+    """PD counts a store UP for seconds after it died and re-sends a transfer with every heartbeat
+    answer; each transfer the leader accepted stopped its writes for an election timeout."""
+    leader = client.wait_leader()
+    follower = next(sid for sid in cluster.running_ids() if sid != leader)
+    dead_peer = client.status(follower).peer_id
+    cluster.kill(follower)
+    request = adminpb_pb2.TransferLeaderRequest(cluster_id=cluster.cluster_id, range_id=client.range_id,
+                                                to_peer_id=dead_peer)
+
+    def refused() -> str | None:
+        error = client.admin(leader).TransferLeader(request, timeout=2).error
+        return error.message if error.WhichOneof("kind") == "server_busy" else None
+
+    # Until the leader misses the follower's answers (at most an election timeout) it may still accept.
+    words = wait_for(refused, 10, "the transfer to the killed follower to be refused")
+    assert f"peer {dead_peer} has not answered the leader recently" in words
+
+    def put_at_once(n: int) -> bool:
+        req = client.request("put", key=b"k%d" % n, value=b"v")
+        return error_kind(client.attempt(leader, "put", req)) is None
+
+    wait_for(lambda: put_at_once(0), 10, "a transfer accepted before the refusals to run out")
+    for n in range(1, 11):  # PD asking again and again: the writes go on
+        assert refused() is not None
+        assert put_at_once(n), f"put {n} was refused while transfers to the dead follower were asked for"
+    assert client.find_leader() == leader
 
 
 def test_restarted_store_catches_up_and_leads(cluster: Cluster, client: Client) -> None:
