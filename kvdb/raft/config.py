@@ -32,6 +32,9 @@ class Config:
     # minus clock drift safe.
     election_tick: int = 10
     heartbeat_tick: int = 1
+    # Draw each voter's randomized election timeout from its own band of [n, 2n), by its rank
+    # among the voters' ids, with a tick between bands (``Raft.reset_randomized_election_timeout``).
+    election_bands: bool = False
     # The applied index the state machine already reflects (from the application's own state).
     applied: int = 0
     max_size_per_msg: int = 1 << 20
@@ -57,6 +60,10 @@ class Config:
             raise ValueError("heartbeat_tick must be > 0")
         if self.election_tick <= self.heartbeat_tick:
             raise ValueError("election_tick must be greater than heartbeat_tick")
+        if self.election_bands and not self.pre_vote:
+            # Without pre-vote, a voter that cannot win (its log is behind) but always times out
+            # first would bump the term and reset the others' timers forever.
+            raise ValueError("election_bands needs pre_vote")
         if self.max_inflight_msgs <= 0:
             raise ValueError("max_inflight_msgs must be > 0")
         if self.max_inflight_bytes and self.max_inflight_bytes < self.max_size_per_msg:

@@ -91,6 +91,7 @@ class Peer:
                 rng=rng,
                 election_tick=cfg.election_tick,
                 heartbeat_tick=cfg.heartbeat_tick,
+                election_bands=True,  # split votes after a leader dies cost a second election
                 applied=applied,
                 max_size_per_msg=cfg.max_size_per_msg,
                 max_inflight_msgs=cfg.max_inflight_msgs,

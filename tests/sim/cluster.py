@@ -157,6 +157,7 @@ class Simulation:
     def _pick_raft_params(self) -> dict[str, object]:
         """Vary the knobs that change message shapes and timing, so seeds cover more paths."""
         rng = self.rng
+        pre_vote = rng.random() < 0.85
         # Small appends make a lagging follower (Figure 8's minority, a slow follower) get its
         # entries one at a time, so commits happen on every prefix.
         small = self.profile.name in ("churn", "figure8")
@@ -167,8 +168,9 @@ class Simulation:
             "max_inflight_msgs": rng.choice([8, 2] if small else [256, 8, 2]),
             "max_committed_size_per_ready": rng.choice([None, None, 100]),
             "max_uncommitted_entries_size": rng.choice([0, 0, 2000]),
-            "pre_vote": rng.random() < 0.85,
+            "pre_vote": pre_vote,
             "check_quorum": rng.random() < 0.85 or self.quick,  # no lease without it
+            "election_bands": pre_vote and rng.random() < 0.5,  # the stores' choice, or etcd's
         }
 
     # -- running ------------------------------------------------------------------------------

@@ -565,7 +565,11 @@ class FirstTerm:
             return
         self.leader = leader.id
         b = next(i for i in sorted(self.sim.stores) if i not in (leader.id, self.c))
-        raft_b = self.sim.stores[b].store.peers[RANGE_ID].raw.raft
+        store_b = self.sim.stores[b].store
+        if store_b is None:  # B crashed (a crash at a synced write): no election timer to aim at
+            self.done()
+            return
+        raft_b = store_b.peers[RANGE_ID].raw.raft
         self.links = self.network.partition([leader.id], [b])
         fires_in = raft_b.randomized_election_timeout - raft_b.election_elapsed
         self.world.trace("first term: %r cut from store %d, its timer fires in %d ticks", leader, b, fires_in)
