@@ -53,7 +53,8 @@ class Cluster:
         raise AssertionError("did not settle")
 
     def leader(self) -> int | None:
-        return next((i for i, n in self.nodes.items() if i not in self.down and n.raft.role == Role.LEADER), None)
+        live = (i for i, n in self.nodes.items() if i not in self.down and n.raft.role == Role.LEADER)
+        return next(live, None)
 
 
 def elections_after_the_leader_dies(seed: int, bands: bool) -> int:
@@ -89,7 +90,8 @@ def test_bands_stay_within_the_uniform_span_and_two_ticks_apart(voters: int) -> 
     ids = list(range(1, voters + 1))
     drawn: dict[int, set[int]] = {}
     for node_id in ids:
-        node = RawNode(Config(id=node_id, storage=MemoryStorage(ConfState(voters=ids)), rng=random.Random(node_id),
+        storage = MemoryStorage(ConfState(voters=ids))
+        node = RawNode(Config(id=node_id, storage=storage, rng=random.Random(node_id),
                               election_tick=ELECTION_TICK, election_bands=True))
         drawn[node_id] = set()
         for _ in range(50):
@@ -105,4 +107,5 @@ def test_bands_stay_within_the_uniform_span_and_two_ticks_apart(voters: int) -> 
 
 def test_bands_need_pre_vote() -> None:
     with pytest.raises(ValueError, match="pre_vote"):
-        Config(id=1, storage=MemoryStorage(ConfState(voters=[1])), election_bands=True, pre_vote=False).validate()
+        storage = MemoryStorage(ConfState(voters=[1]))
+        Config(id=1, storage=storage, election_bands=True, pre_vote=False).validate()
