@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Container, Iterable
 from typing import TYPE_CHECKING
 
@@ -350,6 +351,35 @@ def carry_out_decisions(store: Store, resp: pdpb_pb2.RangeHeartbeatResponse,
     return stale
 
 
+class _Repeats:
+    """Which operator outcome each range last logged at INFO, and when. PD re-sends a step with
+    every heartbeat answer until it shows done, ~5 times a second: a transfer refused for as
+    long as PD counted a dead store UP logged a line every 200 ms."""
+
+    AGAIN_AFTER = 30.0
+    """Seconds after which the same outcome is logged at INFO again."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[int, int], tuple[str, float]] = {}
+
+    def level(self, store_id: int, range_id: int, text: str) -> int:
+        now = time.monotonic()
+        last = self._last.get((store_id, range_id))
+        if last is not None and last[0] == text and now - last[1] < self.AGAIN_AFTER:
+            return logging.DEBUG
+        if len(self._last) >= 10_000:  # ranges come and go: forget them all now and then
+            self._last.clear()
+        self._last[(store_id, range_id)] = (text, now)
+        return logging.INFO
+
+
+_repeats = _Repeats()
+
+
+def _log_outcome(store: Store, peer: Peer, text: str) -> None:
+    log.log(_repeats.level(store.store_id, peer.range_id, text), "range %d: %s", peer.range_id, text)
+
+
 def execute_operator(store: Store, peer: Peer, op: pdpb_pb2.Operator, done: Callback | None = None) -> None:
     """Carry out one operator step on ``peer``, the range's leader whose epoch PD's reply matched.
 
@@ -384,9 +414,9 @@ def execute_operator(store: Store, peer: Peer, op: pdpb_pb2.Operator, done: Call
         else:
             log.warning("range %d: operator %s is not supported yet", peer.range_id, op.kind)
             return
-        log.info("range %d: carrying out %s", peer.range_id, describe_operator(op))
+        _log_outcome(store, peer, f"carrying out {describe_operator(op)}")
     except StoreError as exc:
-        log.info("range %d: operator %s refused for now: %s", peer.range_id, describe_operator(op), exc)
+        _log_outcome(store, peer, f"operator {describe_operator(op)} refused for now: {exc}")
 
 
 def range_info(peer: Peer) -> pdpb_pb2.RangeInfo:

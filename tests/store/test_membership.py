@@ -3,13 +3,16 @@ and a failed voter is replaced through joint consensus (``Store.change_peers``).
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
-from kvdb.pb import metapb_pb2
+from kvdb.pb import metapb_pb2, pdpb_pb2
 from kvdb.raft import ConfChangeType
+from kvdb.server.pd_worker import execute_operator
 from kvdb.storage.memory import MemEngine
 from kvdb.store.errors import ServerBusyError, StoreError
-from kvdb.store.membership import LOSES_QUORUM, REMOVES_LEADER, UnsafeConfChangeError
+from kvdb.store.membership import LOSES_QUORUM, MAX_TRANSFER_LAG, REMOVES_LEADER, UnsafeConfChangeError
 from kvdb.store.store import Store
 from tests.store.local_cluster import LocalCluster, new_peer
 from tests.store.test_store import write_keys
@@ -150,3 +153,28 @@ def test_a_failed_voter_is_replaced_in_one_joint_change() -> None:
     assert {p.id: p.role for p in peer.desc.peers} == {leader.store_id: voter, live: voter, 4: voter,
                                                        silent: learner}
     write_keys(cluster, 3, b"after")
+
+
+def test_leadership_goes_only_to_a_live_voter_not_far_behind(caplog: pytest.LogCaptureFixture) -> None:
+    cluster, leader, live, silent = _leader_with_one_voter_down()
+    peer = leader.peers[1]
+    silent_peer = next(p for p in peer.desc.peers if p.store_id == silent)
+    live_peer = next(p for p in peer.desc.peers if p.store_id == live)
+    op = pdpb_pb2.Operator(kind=pdpb_pb2.Operator.TRANSFER_LEADER, peer=silent_peer)
+    with caplog.at_level(logging.DEBUG, logger="kvdb.server.pd_worker"):
+        for _ in range(3):  # PD re-sends the step with every heartbeat answer
+            execute_operator(leader, peer, op)
+    refusals = [r for r in caplog.records if "refused for now" in r.getMessage()]
+    assert [r.levelno for r in refusals] == [logging.INFO, logging.DEBUG, logging.DEBUG]
+    assert f"peer {silent_peer.id} has not answered the leader recently" in refusals[0].getMessage()
+    assert peer.raw.raft.lead_transferee == 0  # nothing started: proposals still go through
+    write_keys(cluster, 3)
+
+    progress = peer.raw.raft.trk.progress[live_peer.id]
+    progress.match = peer.raw.raft.raft_log.last_index() - MAX_TRANSFER_LAG - 1  # as if far behind
+    with pytest.raises(ServerBusyError, match=f"{MAX_TRANSFER_LAG + 1} entries behind"):
+        leader.transfer_leader(1, live_peer.id)
+    progress.match = peer.raw.raft.raft_log.last_index()
+    leader.transfer_leader(1, live_peer.id)
+    cluster.pump()
+    assert cluster.leader().store_id == live
