@@ -15,64 +15,31 @@ import random
 import pytest
 
 from kvdb.raft import Config, ConfState, MemoryStorage, Message, MessageType, RawNode, Role
+from kvdb.store.config import StoreConfig
+from tests.raft.test_lease_promise import Cluster
 
 SEEDS = 60
-ELECTION_TICK = 10
-
-
-class Cluster:
-    """Three nodes stepping in lockstep: each tick every live node ticks, then messages flow."""
-
-    def __init__(self, seed: int, bands: bool) -> None:
-        ids = [1, 2, 3]
-        self.storages = {i: MemoryStorage(ConfState(voters=ids)) for i in ids}
-        self.nodes = {
-            i: RawNode(Config(id=i, storage=self.storages[i], rng=random.Random(seed * 10 + i),
-                              election_tick=ELECTION_TICK, heartbeat_tick=2, election_bands=bands))
-            for i in ids
-        }
-        self.down: set[int] = set()
-
-    def run(self) -> None:
-        """Persist every Ready and deliver every message between live nodes until nothing moves."""
-        for _ in range(100):
-            outbox: list[Message] = []
-            for node_id, node in self.nodes.items():
-                while node.has_ready():
-                    rd = node.ready()
-                    self.storages[node_id].append(rd.entries)
-                    if rd.hard_state is not None:
-                        self.storages[node_id].set_hard_state(rd.hard_state)
-                    outbox += rd.messages + rd.messages_after_persist
-                    node.advance(rd)
-            if not outbox:
-                return
-            for m in outbox:
-                if m.to not in self.down and m.frm not in self.down:
-                    self.nodes[m.to].step(m)
-        raise AssertionError("did not settle")
-
-    def leader(self) -> int | None:
-        live = (i for i, n in self.nodes.items() if i not in self.down and n.raft.role == Role.LEADER)
-        return next(live, None)
+ELECTION_TICK = StoreConfig().election_tick
 
 
 def elections_after_the_leader_dies(seed: int, bands: bool) -> int:
-    """How many terms the survivors go through until one of them leads."""
-    c = Cluster(seed, bands)
+    """How many terms the survivors go through until one of them leads (the lease test's three
+    nodes: each tick both survivors tick, then messages flow until nothing moves)."""
+    c = Cluster(StoreConfig(), seed, bands)
     c.nodes[1].campaign()
     c.run()
-    assert c.leader() == 1
+    assert c.nodes[1].raft.role == Role.LEADER
     c.nodes[1].raft.step(Message(MessageType.BEAT, frm=1))  # the last heartbeat both followers hear
     c.run()
-    c.down.add(1)
+    c.cut |= {frozenset((1, 2)), frozenset((1, 3))}
     term = c.nodes[2].raft.term
     for _ in range(20 * ELECTION_TICK):
         for node_id in (2, 3):
             c.nodes[node_id].tick()
         c.run()
-        if (leader := c.leader()) is not None:
-            return c.nodes[leader].raft.term - term
+        leaders = [i for i in (2, 3) if c.nodes[i].raft.role == Role.LEADER]
+        if leaders:
+            return c.nodes[leaders[0]].raft.term - term
     raise AssertionError(f"seed {seed}: no leader after {20 * ELECTION_TICK} ticks")
 
 

@@ -21,12 +21,13 @@ EPSILON = 1e-4
 class Cluster:
     """Three nodes, links cut by pair, messages delivered at once unless their link is cut."""
 
-    def __init__(self, cfg: StoreConfig) -> None:
+    def __init__(self, cfg: StoreConfig, seed: int = 0, election_bands: bool = False) -> None:
         ids = [1, 2, 3]
         self.storages = {i: MemoryStorage(ConfState(voters=ids)) for i in ids}
         self.nodes = {
-            i: RawNode(Config(id=i, storage=self.storages[i], rng=random.Random(i),
-                              election_tick=cfg.election_tick, heartbeat_tick=cfg.heartbeat_tick))
+            i: RawNode(Config(id=i, storage=self.storages[i], rng=random.Random(seed * 10 + i),
+                              election_tick=cfg.election_tick, heartbeat_tick=cfg.heartbeat_tick,
+                              election_bands=election_bands))
             for i in ids
         }
         self.cut: set[frozenset[int]] = set()
