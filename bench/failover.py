@@ -2,8 +2,9 @@
 
 Starts three PD members and three stores on loopback (the integration tests' harness, with the
 stores' and PD's default tick, no load splits), runs writers and readers through the real client
-and a TSO client fetching stamps, and for each of ``--rounds`` rounds kills one victim with kill -9, restarts it
-``--restart-after`` seconds later and keeps the load going ``--settle`` seconds more. The victim
+and a TSO client fetching stamps, and for each of ``--rounds`` rounds kills one victim with
+kill -9, restarts it ``--restart-after`` seconds later and keeps the load going ``--settle``
+seconds more. The victim
 is the store holding the leader of the range the load uses (``leader``), the PD leader
 (``pd-leader``) or a store holding only a follower of it (``follower``).
 
