@@ -35,6 +35,9 @@ class Config:
     # Draw each voter's randomized election timeout from its own band of [n, 2n), by its rank
     # among the voters' ids, with a tick between bands (``Raft.reset_randomized_election_timeout``).
     election_bands: bool = False
+    # Send every follower an append as soon as the commit index advances (etcd's behaviour).
+    # False: followers learn it with the next append or heartbeat (``Raft.maybe_commit``).
+    broadcast_commit: bool = True
     # The applied index the state machine already reflects (from the application's own state).
     applied: int = 0
     max_size_per_msg: int = 1 << 20

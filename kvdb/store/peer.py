@@ -92,6 +92,7 @@ class Peer:
                 election_tick=cfg.election_tick,
                 heartbeat_tick=cfg.heartbeat_tick,
                 election_bands=True,  # split votes after a leader dies cost a second election
+                broadcast_commit=False,  # one write at a time: ~0.2 ms less per write (docs/raft.md)
                 applied=applied,
                 max_size_per_msg=cfg.max_size_per_msg,
                 max_inflight_msgs=cfg.max_inflight_msgs,
@@ -105,6 +106,8 @@ class Peer:
         self.lease = Lease(cfg.lease_span)
         self.proposals: list[Proposal] = []
         self.to_propose: list[tuple[bytes, Callback]] = []
+        self.split_queued = False
+        """A split is among ``to_propose``: its commit goes to the followers at once."""
         self.to_read: list[tuple[Read, Callback]] = []  # waiting for the next ReadIndex request
         self.reading: dict[bytes, list[tuple[Read, Callback]]] = {}  # ReadIndex in flight, by ctx
         self.read_ready: list[tuple[int, list[tuple[Read, Callback]]]] = []  # (index, reads)
@@ -186,6 +189,7 @@ class Peer:
 
     def flush_proposals(self) -> None:
         batch, self.to_propose = self.to_propose, []
+        split_queued, self.split_queued = self.split_queued, False
         raft = self.raw.raft
         if raft.role != Role.LEADER:
             err = self.not_leader()
@@ -195,6 +199,8 @@ class Peer:
         first = raft.raft_log.last_index() + 1
         try:
             self.raw.propose_batch([data for data, _ in batch])
+            if split_queued:  # followers create the new ranges' replicas by applying it
+                raft.broadcast_commit_of(raft.raft_log.last_index())
         except ProposalDroppedError as exc:
             # Nothing reached the log, so nothing will apply: "busy, retry later" (a transfer in
             # flight, too many uncommitted bytes), not "stale", which would tell the client the

@@ -30,7 +30,11 @@ def test_lease_reads_do_no_raft_round(make_cluster: MakeCluster) -> None:
     wait_for(lambda: client.status(leader).lease_valid, 10, "the leader's lease")
 
     before = client.status(leader)
-    followers_before = {sid: client.status(sid) for sid in (1, 2, 3) if sid != leader}
+    followers = [sid for sid in (1, 2, 3) if sid != leader]
+    # Followers learn the commit index with the next heartbeat (docs/raft.md, broadcast_commit).
+    wait_for(lambda: all(client.status(sid).commit_index == before.commit_index for sid in followers), 10,
+             "the followers to learn the commit index")
+    followers_before = {sid: client.status(sid) for sid in followers}
     n_stream, n_unary = 2000, 50
     reqs = [kvrpc_pb2.Request(id=i, get=client.request("get", key=b"k")) for i in range(n_stream)]
     responses = client.batch(leader, reqs, per_message=n_stream)

@@ -331,3 +331,27 @@ def test_candidate_gives_up_when_its_configuration_changes() -> None:
     for voter in (2, 3):
         candidate.step(Message(MT.VOTE_RESP, to=1, frm=voter, term=term))
     assert candidate.raft.role == Role.FOLLOWER, "won an election in a configuration it is not in"
+
+
+@pytest.mark.parametrize("broadcast", [True, False])
+def test_followers_learn_the_commit_index_by_broadcast_or_with_the_next_heartbeat(broadcast: bool) -> None:
+    g = Group(heartbeat_tick=2, broadcast_commit=broadcast)
+    leader = g.elect(1)
+    g.stabilize()
+    leader.propose(b"a")
+    index = leader.raft.raft_log.last_index()
+    for _ in range(10):  # the append and its answers, but nothing a broadcast would add
+        for node_id in g.nodes:
+            g.persist(node_id)
+        batch, g.outbox = g.outbox, []
+        for m in batch:
+            if m.type != MT.APP_RESP or m.frm == 2:  # node 3's answer is late: node 2 makes the quorum
+                g.nodes[m.to].step(m)
+    assert leader.raft.raft_log.committed == index
+    followers = [g.nodes[2].raft.raft_log.committed, g.nodes[3].raft.raft_log.committed]
+    assert followers == ([index, index] if broadcast else [index - 1, index - 1])
+    if not broadcast:
+        for _ in range(2):
+            leader.tick()
+        g.stabilize()
+        assert [g.nodes[i].raft.raft_log.committed for i in (2, 3)] == [index, index]

@@ -73,6 +73,7 @@ def test_the_leader_collects_its_range_in_chunks_on_every_replica() -> None:
         leader.gc_safe_point = 25  # learned from PD; the followers have not heard yet
         for worker in workers.values():
             await _round(cluster, worker)
+        cluster.settle()  # the followers learn the commit index with the next heartbeat
         # Having dropped versions below 25, a follower refuses reads below it at once: it may be
         # the next leader, before its own heartbeat brings the safe point.
         assert all(store.gc_safe_point == 25 for store in cluster.stores.values())
@@ -90,6 +91,7 @@ def test_the_leader_collects_its_range_in_chunks_on_every_replica() -> None:
         assert len(seen[leader.store_id]) == 3
         leader.gc_safe_point = 40
         await _round(cluster, workers[leader.store_id])
+        cluster.settle()
         assert [(c.start_key, c.end_key, c.safe_point) for c in seen[leader.store_id][3:]] == [
             (b"", b"c", 40), (b"c", b"", 40)]
         for sid in cluster.stores:

@@ -171,6 +171,7 @@ class Simulation:
             "pre_vote": pre_vote,
             "check_quorum": rng.random() < 0.85 or self.quick,  # no lease without it
             "election_bands": pre_vote and rng.random() < 0.5,  # the stores' choice, or etcd's
+            "broadcast_commit": rng.random() < 0.5,  # etcd's choice, or the stores'
         }
 
     # -- running ------------------------------------------------------------------------------

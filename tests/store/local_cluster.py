@@ -124,6 +124,12 @@ class LocalCluster:
                 return
         raise AssertionError("the cluster did not become idle")
 
+    def settle(self) -> None:
+        """Pump, then let a heartbeat round pass: followers learn the commit index with the next
+        append or heartbeat, not at once (``broadcast_commit`` is off in the stores)."""
+        self.pump()
+        self.advance(self.config.heartbeat_tick * self.config.tick_interval)
+
     @staticmethod
     def deliver_snapshot(dest: Store, msg: raft_serverpb_pb2.RaftMessage, data: Built) -> bool:
         """As the gRPC service does: the sender's file, chunk by chunk, into the receiver's."""

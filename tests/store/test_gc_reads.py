@@ -57,7 +57,7 @@ def _gc(cluster: LocalCluster, leader: Store, safe_point: int) -> None:
     cmd = raft_serverpb_pb2.RaftCommand()
     cmd.txn.gc.safe_point = safe_point
     leader.propose(1, leader.peers[1].desc.epoch, cmd, lambda result: None)
-    cluster.pump()
+    cluster.settle()  # every replica applied it
 
 
 def test_a_restarted_store_refuses_reads_below_what_it_collected_before_any_heartbeat() -> None:

@@ -175,6 +175,7 @@ def test_cas_sees_earlier_entries_of_the_same_apply_pass() -> None:
     cluster.pump()
     assert [a.cas.succeed for a in answers[1:]] == [True, True, False]
     assert answers[3].cas.previous_value == b"3"
+    cluster.settle()  # the followers applied them too
     for store in cluster.stores.values():
         assert store.engine.get(CF_DEFAULT, b"c") == b"3"
 
@@ -242,6 +243,7 @@ def test_add_learner_promote_and_remove_a_replica() -> None:
     cluster.crash(victim)
     assert 1 not in cluster.start(victim).peers  # the tombstone survives a restart
     write_keys(cluster, 3, b"after")
+    cluster.settle()
     assert cluster.stores[4].engine.get(CF_DEFAULT, b"after0002") == b"v2"
 
 
@@ -343,10 +345,11 @@ def test_a_crash_in_the_pass_that_applies_a_replicas_removal_leaves_a_store_that
     victim_peer.apply = record
     victim_store._destroy_scheduled = crash
     results: list[object] = []
-    leader.change_peer(1, ConfChangeType.REMOVE_NODE, new_peer(victim, victim), results.append)
     cas = kvrpc_pb2.Request(cas=kvrpc_pb2.RawCompareAndSwapRequest(
         context=context(leader), key=b"k", value=b"v", previous_not_exist=True))
     KvHandler(leader).handle(cas, results.append)
+    leader.peers[1].flush_proposals()  # the CAS first: the removal's commit, sent at once, covers it
+    leader.change_peer(1, ConfChangeType.REMOVE_NODE, new_peer(victim, victim), results.append)
     try:
         cluster.pump()
     except _Crash:

@@ -46,6 +46,7 @@ def test_prewrite_commit_and_reads_at_timestamps_on_every_replica() -> None:
     assert call(cluster, leader, "txn_get", key=b"b", version=commit_ts - 1).not_found
     scan = call(cluster, leader, "txn_scan", start_key=b"", version=cluster.ts())
     assert [(p.key, p.value) for p in scan.pairs] == [(b"a", b"v@%d" % start), (b"b", b"v@%d" % start)]
+    cluster.settle()
     for store in cluster.stores.values():  # applied everywhere: the locks are gone on every replica
         assert store.engine.scan(CF_LOCK, b"", None, 0) == []
     assert len(leader.latches) == 0  # every command's latches were released
