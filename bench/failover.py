@@ -4,9 +4,9 @@ Starts three PD members and three stores on loopback (the integration tests' har
 stores' and PD's default tick, no load splits), runs writers and readers through the real client
 and a TSO client fetching stamps, and for each of ``--rounds`` rounds kills one victim with
 kill -9, restarts it ``--restart-after`` seconds later and keeps the load going ``--settle``
-seconds more. The victim
-is the store holding the leader of the range the load uses (``leader``), the PD leader
-(``pd-leader``) or a store holding only a follower of it (``follower``).
+seconds more. The victim is the store holding the leader of the range the load uses
+(``leader``), the PD leader (``pd-leader``) or a store holding only a follower of it
+(``follower``).
 
 Per round it reports the longest gap between successful operations, writes and reads apart, and
 between TSO stamps: the time clients saw nothing succeed, which is what a failover costs them. A
@@ -43,8 +43,8 @@ if TYPE_CHECKING:  # imported when run: the installed ``kvdb bench`` has no test
 USAGE, FAILED = 2, 3
 VICTIMS = ("leader", "pd-leader", "follower")
 KEYS = 1000
-"""Keys the load writes and reads: all in range 1, the one range of a fresh cluster. Its stores
-split by load never (``--load-split-qps 0``): the load (a few thousand operations a second) split
+"""Keys the load writes and reads: all in range 1, the one range of a fresh cluster. The stores
+never split by load (``--load-split-qps 0``): the load (a few thousand operations a second) split
 range 1 within the first round, after which a round's victim led only part of the keys, and a
 round could measure 0.04 s for the kill of "the" leader."""
 VALUE = b"v" * 100

@@ -36,6 +36,8 @@ from kvdb.raft import ConfChangeSingle, ConfChangeType
 from kvdb.store.errors import InvalidArgumentError, ServerBusyError
 
 if TYPE_CHECKING:
+    from kvdb.raft.progress import Progress
+    from kvdb.raft.raft import Raft
     from kvdb.store.peer import Peer
 
 MAX_TRANSFER_LAG = 128
@@ -58,11 +60,15 @@ class UnsafeConfChangeError(InvalidArgumentError):
         return adminpb_pb2.UnsafeConfChange(reason=self.reason, unreachable_peer_ids=self.unreachable)
 
 
+def _answered_recently(raft: Raft, pr: Progress) -> bool:
+    """Whether the leader heard from ``pr``'s peer recently (see the module docstring)."""
+    return pr.recent_active or 0 < pr.acked_round >= raft.round - 1
+
+
 def heard_recently(peer: Peer) -> set[int]:
-    """The peers the leader ``peer`` heard from recently, itself included (see the module docstring)."""
+    """The peers the leader ``peer`` heard from recently, itself included."""
     raft = peer.raw.raft
-    return {peer.peer_id} | {i for i, pr in raft.trk.progress.items()
-                             if pr.recent_active or 0 < pr.acked_round >= raft.round - 1}
+    return {peer.peer_id} | {i for i, pr in raft.trk.progress.items() if _answered_recently(raft, pr)}
 
 
 def check_transfer(peer: Peer, to_peer_id: int) -> None:
@@ -70,7 +76,7 @@ def check_transfer(peer: Peer, to_peer_id: int) -> None:
     now: a voter it heard from recently, not far behind (the caller checked it is a voter)."""
     raft = peer.raw.raft
     pr = raft.trk.progress.get(to_peer_id)
-    if pr is None or to_peer_id not in heard_recently(peer):
+    if pr is None or not _answered_recently(raft, pr):
         raise ServerBusyError(f"range {peer.range_id}: peer {to_peer_id} has not answered the leader "
                               "recently (down or cut off); leadership goes only to a live voter",
                               peer.store.config.busy_backoff_ms * 5)

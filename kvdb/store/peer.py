@@ -106,8 +106,6 @@ class Peer:
         self.lease = Lease(cfg.lease_span)
         self.proposals: list[Proposal] = []
         self.to_propose: list[tuple[bytes, Callback]] = []
-        self.split_queued = False
-        """A split is among ``to_propose``: its commit goes to the followers at once."""
         self.to_read: list[tuple[Read, Callback]] = []  # waiting for the next ReadIndex request
         self.reading: dict[bytes, list[tuple[Read, Callback]]] = {}  # ReadIndex in flight, by ctx
         self.read_ready: list[tuple[int, list[tuple[Read, Callback]]]] = []  # (index, reads)
@@ -122,7 +120,7 @@ class Peer:
         self.max_ts_synced = False
         """Leader only: the store's max ts is above every read an earlier leader may have served
         (a TSO stamp fetched since this replica became leader; ``Store.sync_max_ts``)."""
-        self.splits_in_flight = 0  # proposed here, not answered yet: no lease reads meanwhile
+        self.splits_in_flight = 0  # proposed here, not answered yet: no lease reads, commits told at once
         self.split_family: list[int] = []  # the ranges this one's last split produced (error hints)
         self.destroyed = False
         self.counters = {"lease_reads": 0, "read_index_reads": 0, "proposals": 0,
@@ -189,7 +187,6 @@ class Peer:
 
     def flush_proposals(self) -> None:
         batch, self.to_propose = self.to_propose, []
-        split_queued, self.split_queued = self.split_queued, False
         raft = self.raw.raft
         if raft.role != Role.LEADER:
             err = self.not_leader()
@@ -199,7 +196,7 @@ class Peer:
         first = raft.raft_log.last_index() + 1
         try:
             self.raw.propose_batch([data for data, _ in batch])
-            if split_queued:  # followers create the new ranges' replicas by applying it
+            if self.splits_in_flight:  # followers create the new ranges' replicas by applying it
                 raft.broadcast_commit_of(raft.raft_log.last_index())
         except ProposalDroppedError as exc:
             # Nothing reached the log, so nothing will apply: "busy, retry later" (a transfer in

@@ -483,7 +483,6 @@ class Store:
 
         self.propose(range_id, epoch, cmd, done)
         peer.splits_in_flight += 1
-        peer.split_queued = True
 
     def read(self, range_id: int, epoch: metapb_pb2.RangeEpoch, fn: Read, callback: Callback) -> None:
         """Run ``fn`` once it is linearizable to (lease or ReadIndex), then ``callback(result)``."""
