@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from kvdb.raft.types import Entry, HardState, Message, MessageType, ReadState, Role
+from tests.seed_sweep import sweep
 from tests.sim import SimFailure, SimOptions, Simulation, Stats
 from tests.sim.checker import Checker, InvariantViolation
 from tests.sim.network import Network
@@ -45,13 +46,8 @@ CHUNK_IDS = [f"{n}nodes-seeds{s}-{s + CHUNK - 1}" for n, s in CHUNKS]
 def test_seeds(nodes: int, start: int) -> None:
     """Every seed keeps Raft's invariants and recovers; the chunk as a whole exercised everything."""
     totals = Stats(runs=0)
-    failures = []
-    for seed in range(start, start + CHUNK):
-        try:
-            totals.add(Simulation(SimOptions(seed=seed, nodes=nodes, ticks=CI_TICKS)).run())
-        except SimFailure as failure:
-            lines = str(failure).splitlines()
-            failures.append("\n".join(lines[:3]))  # what failed, its repro, its swarm profile
+    runs = (SimOptions(seed=seed, nodes=nodes, ticks=CI_TICKS) for seed in range(start, start + CHUNK))
+    failures = sweep(Simulation, SimFailure, runs, totals)
     assert not failures, "\n".join(failures)
     idle = [name for name in EXERCISED if getattr(totals, name) == 0]
     assert not idle, f"the workload never exercised {idle}: {totals.summary()}"

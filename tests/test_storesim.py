@@ -17,6 +17,7 @@ from kvdb.raft import ConfChangeType, Message, MessageType
 from kvdb.raft.codec import message_to_pb
 from kvdb.store.errors import ServerBusyError
 from kvdb.store.lease import Lease
+from tests.seed_sweep import sweep
 from tests.storesim import SimFailure, SimOptions, Stats, StoreSimulation
 from tests.storesim.faults import RANGE_ID
 from tests.storesim.ranges import KeySpaceViolation, check_lease_overlap, check_tiling
@@ -54,13 +55,8 @@ CHUNK_IDS = [f"{n}stores-seeds{s}-{s + CHUNK - 1}" for n, s in CHUNKS]
 def test_seeds(stores: int, start: int) -> None:
     """Every seed stays linearizable, converges and recovers; the chunk exercised every feature."""
     totals = Stats()
-    failures = []
-    for seed in range(start, start + CHUNK):
-        try:
-            totals.add(StoreSimulation(SimOptions(seed=seed, stores=stores)).run())
-        except SimFailure as failure:
-            lines = str(failure).splitlines()
-            failures.append("\n".join(lines[:3]))  # what failed, its repro, its swarm profile
+    failures = sweep(StoreSimulation, SimFailure,
+                     (SimOptions(seed=seed, stores=stores) for seed in range(start, start + CHUNK)), totals)
     assert not failures, "\n".join(failures)
     idle = [name for name in EXERCISED if getattr(totals, name) == 0]
     assert not idle, f"the chunk never exercised {idle}: {totals.summary()}"
@@ -72,12 +68,8 @@ def test_hibernate_profile_seeds(stores: int) -> None:
     crashes, is cut off or paused, a follower misses the notice): histories stay linearizable,
     and a follower takes over from a crashed hibernated leader in time."""
     totals = Stats()
-    failures = []
-    for seed in range(10):
-        try:
-            totals.add(StoreSimulation(SimOptions(seed=seed, stores=stores, profile="hibernate")).run())
-        except SimFailure as failure:
-            failures.append("\n".join(str(failure).splitlines()[:3]))
+    runs = (SimOptions(seed=seed, stores=stores, profile="hibernate") for seed in range(10))
+    failures = sweep(StoreSimulation, SimFailure, runs, totals)
     assert not failures, "\n".join(failures)
     for name in ("hibernations", "liveness_wakes", "hibernated_strikes", "hibernated_takeovers"):
         assert getattr(totals, name) > 0, f"the hibernate seeds never exercised {name}: {totals.summary()}"

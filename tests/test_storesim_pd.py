@@ -19,6 +19,7 @@ from placement.config import effective
 from placement.schedule.checkers import replica
 from placement.schedule.controller import OperatorController
 from placement.schedule.operator import STALE, Operator, Priority
+from tests.seed_sweep import sweep
 from tests.storesim import SimFailure, SimOptions, Stats, StoreSimulation
 from tests.storesim.faults import RANGE_ID
 
@@ -57,13 +58,8 @@ def test_seeds() -> None:
     """Every seed grows the range, stays linearizable, converges to three voters on UP stores
     with identical data, and recovers; together they exercised every operator and fault."""
     totals = Stats()
-    failures = []
-    for stores, seed in RUNS:
-        try:
-            totals.add(StoreSimulation(SimOptions(seed=seed, stores=stores, pd=True)).run())
-        except SimFailure as failure:
-            lines = str(failure).splitlines()
-            failures.append(f"{lines[0]}\n{lines[1]}")
+    failures = sweep(StoreSimulation, SimFailure,
+                     (SimOptions(seed=seed, stores=stores, pd=True) for stores, seed in RUNS), totals)
     assert not failures, "\n".join(failures)
     idle = [name for name in EXERCISED if getattr(totals, name) == 0]
     assert not idle, f"the seeds never exercised {idle}: {totals.summary()}"

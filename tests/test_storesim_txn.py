@@ -18,6 +18,7 @@ from kvdb.storage.engine import CF_WRITE
 from kvdb.store import keyspace
 from kvdb.store.txn_api import TxnApi
 from kvdb.txn import actions, reads
+from tests.seed_sweep import sweep
 from tests.storesim import SimFailure, SimOptions, Stats, StoreSimulation
 
 SEEDS = 8
@@ -41,12 +42,8 @@ EXERCISED = (
 
 def run_seeds(workload: str, seeds: range, **options: object) -> tuple[Stats, list[str]]:
     totals = Stats()
-    failures = []
-    for seed in seeds:
-        try:
-            totals.add(StoreSimulation(SimOptions(seed=seed, workload=workload, **options)).run())
-        except SimFailure as failure:
-            failures.append("\n".join(str(failure).splitlines()[:3]))
+    failures = sweep(StoreSimulation, SimFailure,
+                     (SimOptions(seed=seed, workload=workload, **options) for seed in seeds), totals)
     return totals, failures
 
 
