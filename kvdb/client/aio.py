@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kvdb.client.cache import CachedRange, RangeCache
+from kvdb.client.deadlines import DeadlineQueue
 from kvdb.client.transport import StoreConnection, StoreUnreachable
 from kvdb.errors import (
     ClientClosedError,
@@ -190,6 +191,8 @@ class AsyncClient:
         """Seqs of the writes still running, oldest first (allocated in increasing order)."""
         self.ambiguous_retries = 0
         """Write attempts re-sent after an attempt whose outcome was unknown (tests, debugging)."""
+        self._deadlines = DeadlineQueue()
+        """Every call's deadline (``_run``): it cancels the call's task when it passes."""
         self._closed = False
         self._background: set[asyncio.Task[None]] = set()
         """Transactions' background commits (``_track``)."""
@@ -388,15 +391,13 @@ class AsyncClient:
             raise ClientClosedError("the client is closed")
         timeout = self.timeout if timeout is None else check_timeout(timeout)
         op = _Op(name)
+        task = asyncio.current_task()
+        cancelling = task.cancelling()
+        deadline = self._deadlines.add(timeout, task.cancel)
         try:
-            async with asyncio.timeout(timeout):
-                return await body(op)
+            return await body(op)
         except TimeoutError:
-            if op.uncertain:
-                raise UncertainResultError(f"{name}: no answer within {timeout}s after it was sent "
-                                           f"({op.last}; session {self.session_id:016x})") from None
-            cls = DeadlineExceededError if op.reached else UnavailableError
-            raise cls(f"{name}: not done within {timeout}s ({op.last})") from None
+            raise self._deadline_error(op, timeout) from None
         except PdUnavailableError as exc:
             raise UnavailableError(f"{name}: {exc}") from None
         except PermissionDeniedError as exc:  # PD's or a store's refusal of the certificate's role
@@ -406,12 +407,22 @@ class AsyncClient:
                 raise ClientClosedError("the client was closed during the call") from None
             raise KvdbError(f"{name}: {exc}") from None
         except asyncio.CancelledError:
-            if self._closed and not asyncio.current_task().cancelling():
+            if deadline.expired and task.uncancel() <= cancelling:  # cancelled by the deadline
+                raise self._deadline_error(op, timeout) from None
+            if self._closed and not task.cancelling():
                 raise ClientClosedError("the client was closed during the call") from None
             raise
         finally:
+            deadline.finish()
             for w in op.writes:  # finished, one way or another: ranges may forget their results
                 self._incomplete.pop(w.seq, None)
+
+    def _deadline_error(self, op: _Op, timeout: float) -> KvdbError:
+        if op.uncertain:
+            return UncertainResultError(f"{op.name}: no answer within {timeout}s after it was sent "
+                                        f"({op.last}; session {self.session_id:016x})")
+        cls = DeadlineExceededError if op.reached else UnavailableError
+        return cls(f"{op.name}: not done within {timeout}s ({op.last})")
 
     def _new_write(self, op: _Op, parent: _Write | None = None) -> _Write:
         """A write request of ``op`` to one range: a new seq, or the ``parent``'s for a part of a
@@ -546,6 +557,8 @@ class AsyncClient:
     def _target(self, loc: CachedRange) -> int | None:
         """The store to ask: the cached leader unless it was just unreachable, else a replica that
         was not (it names the leader), else the leader anyway."""
+        if loc.leader_store is not None and loc.leader_store not in self._down:
+            return loc.leader_store
         now = time.monotonic()
         up = [s for s in loc.store_ids() if s not in self._down or now - self._down[s] >= STORE_DOWN_SECONDS]
         if loc.leader_store is not None and (loc.leader_store in up or not up):
@@ -602,7 +615,8 @@ class AsyncClient:
             await op.backoff(why)
             return None
         op.reached = True
-        self._down.pop(store_id, None)
+        if self._down:
+            self._down.pop(store_id, None)
         body = getattr(response, kind)
         if write is not None:
             write.in_flight = False

@@ -409,6 +409,37 @@ def test_the_deadline_bounds_endless_retries(fake: FakeCluster) -> None:
     run(fake, unreachable)
 
 
+def test_each_call_keeps_its_own_deadline_and_a_callers_cancel_stays_a_cancel(fake: FakeCluster) -> None:
+    """Calls share one deadline timer (kvdb/client/deadlines.py): a shorter wait added after a
+    longer one still ends first, a call that finished never cancels its task later, and a caller
+    that cancels a call gets CancelledError, not a deadline error."""
+    busy = kvrpc_pb2.Error(server_busy=kvrpc_pb2.ServerBusy(backoff_ms=10))
+    fake.data[b"a"] = b"1"
+    fake.script = lambda store, req: busy if req.get.key == b"stuck" else None
+
+    async def timed_get(client: AsyncClient, key: bytes, timeout: float) -> float:
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceededError):
+            await client.get(key, timeout=timeout)
+        return time.monotonic() - started
+
+    async def body(client: AsyncClient) -> None:
+        long = asyncio.create_task(timed_get(client, b"stuck", 0.6))
+        await asyncio.sleep(0.05)
+        assert 0.2 <= await timed_get(client, b"stuck", 0.2) < 0.4
+        assert await client.get(b"a", timeout=0.1) == b"1"
+        await asyncio.sleep(0.2)  # past that get's deadline: this task is not cancelled
+        assert 0.6 <= await long < 0.9
+        call = asyncio.create_task(client.get(b"stuck", timeout=5.0))
+        await asyncio.sleep(0.05)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert await client.get(b"a", timeout=0.1) == b"1"
+
+    run(fake, body)
+
+
 def test_closing_the_sync_client_ends_calls_other_threads_wait_on(fake: FakeCluster,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(client_aio, "PdClient", lambda endpoints, timeout, tls: fake)
