@@ -4,10 +4,10 @@ The stream is a framed TCP connection (``kvdb.net.wire``) to the store's KV list
 (``kvdb.server.kv_listener``), whose port the store's gRPC ``Kv.KvPort`` names once per connect:
 a gRPC stream round trip cost ~240 µs, a framed one ~20 µs, and a reading client with many
 requests in flight spent most of its time in gRPC's handoffs (issue 14). Whatever callers queue
-while a write is in flight leaves as one ``BatchRequest``, and answers come back in batches,
-matched to their callers by request id. When the connection breaks, every request on it fails
-with ``StoreUnreachable`` (saying whether it had been sent, which decides whether a
-compare-and-swap is uncertain) and the next request opens a new one.
+in one loop iteration leaves together, as up to ``FRAME_PARTS`` ``BatchRequest`` frames, and
+answers come back in batches, matched to their callers by request id. When the connection
+breaks, every request on it fails with ``StoreUnreachable`` (saying whether it had been sent,
+which decides whether a compare-and-swap is uncertain) and the next request opens a new one.
 
 A request that gets no answer within the connection's ``attempt_timeout`` fails with
 ``TimeoutError`` (the store may hang: the caller tries elsewhere). The connection's deadlines
@@ -32,6 +32,15 @@ from kvdb.net.tls import TlsFiles
 from kvdb.pb import kvrpc_pb2, kvrpc_pb2_grpc
 
 log = logging.getLogger(__name__)
+
+FRAME_PARTS = 4
+"""A burst of queued requests leaves as up to this many frames (of ``MIN_FRAME_REQUESTS`` or
+more), so client and store overlap: the store answers each frame as soon as it has served it
+(``kvdb.server.kv_listener``), and the client handles those answers while the store serves the
+next frame. As one frame per burst, the two processes took turns: at 64 reads in flight 44 % of
+the two cores sat idle and a fresh playground served 18-19k reads/s; in four frames, 29-31k."""
+MIN_FRAME_REQUESTS = 4
+
 
 class StoreUnreachable(Exception):
     """The stream to a store failed; ``sent`` says whether the request may have reached it."""
@@ -68,16 +77,23 @@ class _Stream:
             while True:
                 await conn._wakeup.wait()
                 conn._wakeup.clear()
-                batch, conn._queue = [r for r in conn._queue if r.id in conn._pending], []
-                if batch:
-                    self.sent.update(r.id for r in batch)
-                    for r in batch:
-                        if (on_sent := conn._on_sent.pop(r.id, None)) is not None:
-                            on_sent()
-                    link.send(kvrpc_pb2.BatchRequest(requests=batch).SerializeToString())
-                    await link.drain()  # a store that reads slower holds the next batch back
+                self._send_queued(link)
+                await link.drain()  # a store that reads slower holds the next batch back
         except (grpc.aio.AioRpcError, OSError) as exc:  # refused, reset, timed out, TLS refused
             conn._break(self, _reason(exc))
+
+    def _send_queued(self, link: wire.FramedConnection) -> None:
+        conn = self.conn
+        batch, conn._queue = [r for r in conn._queue if r.id in conn._pending], []
+        if not batch:
+            return
+        self.sent.update(r.id for r in batch)
+        for r in batch:
+            if (on_sent := conn._on_sent.pop(r.id, None)) is not None:
+                on_sent()
+        size = max(MIN_FRAME_REQUESTS, -(-len(batch) // FRAME_PARTS))
+        for i in range(0, len(batch), size):
+            link.send(kvrpc_pb2.BatchRequest(requests=batch[i:i + size]).SerializeToString())
 
     def _on_frame(self, link: wire.FramedConnection, payload: bytes) -> None:
         try:

@@ -7,8 +7,11 @@ listener takes the place of ``Kv.Batch`` for kvdb's own client; ``Kv.Batch`` sta
 It listens on the host of the store's ``--listen`` address at an ephemeral port; clients learn
 the port from the gRPC ``Kv.KvPort`` call on the store's address. Each connection is a
 ``KvSession``: the same checks and answers as ``Kv.Batch``. With TLS any role from ``readonly``
-up may connect, and each request is checked by its kind. Answers completed in one loop iteration
-leave as one frame. A frame that is not a ``BatchRequest`` ends its connection with a WARNING.
+up may connect, and each request is checked by its kind. Answers completed by the time a frame
+has been served (lease reads, refusals) leave at once, as one frame: the client splits a burst
+into a few frames (``kvdb.client.transport``), so it handles the first answers while the store
+serves the rest. Answers completed later (writes) leave once per loop iteration. A frame that is
+not a ``BatchRequest`` ends its connection with a WARNING.
 """
 
 from __future__ import annotations
@@ -39,9 +42,9 @@ class _Stream:
         conn.closed.add_done_callback(lambda _: self.kv.close())
 
     def _ready(self) -> None:
-        self._loop.call_soon(self._flush)  # answers completed meanwhile join this frame
+        self._loop.call_soon(self.flush)  # answers completed meanwhile join this frame
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         responses = self.kv.take()
         if responses and not self.conn.closed.done():
             self.conn.send(kvrpc_pb2.BatchResponse(responses=responses).SerializeToString())
@@ -60,3 +63,4 @@ class KvListener(FramedListener):
             conn.refuse("a frame that is not a BatchRequest")
             return
         conn.session.kv.submit(batch.requests)
+        conn.session.flush()

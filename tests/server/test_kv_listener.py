@@ -20,6 +20,8 @@ class RawStream:
     def __init__(self) -> None:
         self.conn: wire.FramedConnection | None = None
         self.answers: list[kvrpc_pb2.Response] = []
+        self.frames: list[list[int]] = []
+        """The request ids answered by each frame, in arrival order."""
         self.arrived = asyncio.Event()
 
     @classmethod
@@ -34,13 +36,19 @@ class RawStream:
         return stream
 
     def _on_frame(self, _: wire.FramedConnection, payload: bytes) -> None:
-        self.answers += kvrpc_pb2.BatchResponse.FromString(payload).responses
+        responses = kvrpc_pb2.BatchResponse.FromString(payload).responses
+        self.answers += responses
+        self.frames.append([r.id for r in responses])
         self.arrived.set()
 
-    async def send(self, *requests: kvrpc_pb2.Request) -> list[kvrpc_pb2.Response]:
-        """One batch; as many answers as it had requests (waited for with a deadline)."""
+    async def send(self, *requests: kvrpc_pb2.Request, frames: int = 1) -> list[kvrpc_pb2.Response]:
+        """One batch in ``frames`` frames written at once; as many answers as it had requests
+        (waited for with a deadline)."""
         start = len(self.answers)
-        self.conn.send(kvrpc_pb2.BatchRequest(requests=requests).SerializeToString())
+        size = -(-len(requests) // frames)
+        self.conn.transport.write(b"".join(
+            wire.frame(kvrpc_pb2.BatchRequest(requests=requests[i:i + size]).SerializeToString())
+            for i in range(0, len(requests), size)))
 
         async def all_answered() -> None:
             while len(self.answers) < start + len(requests):
@@ -126,3 +134,24 @@ async def test_a_frame_that_is_not_a_batch_request_closes_only_its_connection(cl
     finally:
         good.conn.close()
         bad.conn.close()
+
+
+@cluster_test
+async def test_each_frame_of_lease_reads_is_answered_before_the_next_frame_is_served(
+        cluster: TlsCluster) -> None:
+    """A client splits a burst into frames so that it handles the first answers while the store
+    serves the rest (kvdb/client/transport.py FRAME_PARTS): each frame's lease reads must leave
+    as their own frame even when the frames arrive in one read."""
+    async with cluster.client("root") as root:
+        await root.put(b"k", b"v")
+    ctx = context(cluster)
+    (peer,) = cluster.store_node.store.peers.values()
+    ro = await RawStream.open(cluster, "ro")
+    try:
+        lease_reads = peer.counters["lease_reads"]
+        answers = await ro.send(*(get(i, ctx, b"k") for i in range(1, 9)), frames=2)
+        assert [a.get.value for a in answers] == [b"v"] * 8
+        assert peer.counters["lease_reads"] == lease_reads + 8  # served at once, not by ReadIndex
+        assert ro.frames == [[1, 2, 3, 4], [5, 6, 7, 8]]
+    finally:
+        ro.conn.close()
