@@ -79,7 +79,7 @@ def main() -> None:
     cluster = Cluster.create_with_pd(root, args.stores, 3, heartbeat_interval=1.0, tick_interval=0.05,
                                      max_clock_drift=0.1,
                                      extra_args=["--load-split-qps", str(args.load_split_qps),
-                                                 "--load-split-seconds", "3"])
+                                                 "--load-split-seconds", "3", "--load-split-cpu", "0"])
     cluster.start_pd()
     try:
         cluster.start()

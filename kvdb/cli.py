@@ -78,6 +78,8 @@ def _add_store_parser(sub: argparse._SubParsersAction) -> None:
                    help="split a range whose requests per second stay this high (default 3000; 0: never)")
     p.add_argument("--load-split-seconds", type=float,
                    help="... for this many seconds (default 10)")
+    p.add_argument("--load-split-cpu", type=float,
+                   help="... while the store uses this fraction of a core (default 0.8; 0: by QPS alone)")
     p.add_argument("--split-check-interval", type=float, help="seconds between split checks (default 1)")
     p.add_argument("--hibernate", action=argparse.BooleanOptionalAction, default=None,
                    help="idle ranges stop ticking and heartbeating (default on)")
@@ -190,7 +192,7 @@ def _run_store(args: argparse.Namespace) -> int:
     store_cfg = StoreConfig()
     for name in ("tick_interval", "raft_log_gc_count_limit", "raft_log_gc_keep", "max_clock_drift",
                  "session_ttl", "hibernate", "hibernate_idle_ticks", "max_range_size", "load_split_qps",
-                 "load_split_seconds", "split_check_interval"):
+                 "load_split_seconds", "load_split_cpu", "split_check_interval"):
         value = getattr(args, name)
         if value is not None:
             setattr(store_cfg, name, value)

@@ -1,7 +1,8 @@
 """The store's split checker: splits the ranges it leads when they grow too big or too busy.
 
 Every ``split_check_interval`` a round closes each led range's load window and advances the size
-measures that are due (``kvdb.store.split_check`` decides; this module only drives it). A round
+measures that are due (``kvdb.store.split_check`` decides; this module only drives it). A load
+window counts only while the store's process is short of CPU (``StoreConfig.load_split_cpu``). A round
 reads at most ``split_check_keys_per_round`` keys, and yields to the event loop after every
 ``split_check_keys_per_scan`` of them, so requests keep being served while a big range is measured.
 
@@ -95,12 +96,12 @@ class SplitWorker:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _run(self) -> None:
-        last = time.monotonic()
+        last, last_cpu = time.monotonic(), time.process_time()
         while True:
             await asyncio.sleep(self.config.split_check_interval)
-            now = time.monotonic()
-            await self.round(now - last)
-            last = now
+            now, cpu = time.monotonic(), time.process_time()
+            await self.round(now - last, (cpu - last_cpu) / max(now - last, 1e-9))
+            last, last_cpu = now, cpu
 
     def max_range_size(self) -> int:
         """The store's setting, else the cluster's, else the default."""
@@ -108,8 +109,9 @@ class SplitWorker:
         return (self.config.max_range_size or (cluster.max_range_size if cluster is not None else 0)
                 or DEFAULT_MAX_RANGE_SIZE)
 
-    async def round(self, elapsed: float) -> None:
-        """One check of every range led here, ``elapsed`` seconds after the last one."""
+    async def round(self, elapsed: float, cpu: float | None = None) -> None:
+        """One check of every range led here, ``elapsed`` seconds after the last one, in which
+        this process used ``cpu`` cores (None: not measured, load splits by QPS alone)."""
         self.size.max_range_size = self.max_range_size()
         store = self.store
         # A hibernated range serves nothing (a request wakes it), so neither its size nor its
@@ -121,10 +123,12 @@ class SplitWorker:
         peers = store.peers
         self.size.forget({rid for rid in self.size.ranges
                           if (p := peers.get(rid)) is not None and p.is_leader})
-        self.load.forget(set(led))  # a load streak does not survive a nap
+        busy = cpu is None or cpu >= self.config.load_split_cpu
+        # A load streak survives neither a nap nor an interval in which the store had CPU to spare.
+        self.load.forget(set(led) if busy else set())
         self.flow.close(elapsed)
         for peer in led.values():
-            if self.config.load_split_qps > 0:
+            if self.config.load_split_qps > 0 and busy:
                 key = self.load.check(peer.desc, elapsed)
                 if key is not None:
                     self._split(peer, key, "load")

@@ -251,10 +251,10 @@ class _WorkerRig:
     def range_stats(self, range_id: int) -> pdpb_pb2.RangeStats | None:
         return self.worker.range_stats(self.store.peers[range_id].desc)
 
-    def rounds(self, n: int, elapsed: float = 1.0) -> None:
+    def rounds(self, n: int, elapsed: float = 1.0, cpu: float | None = None) -> None:
         async def run() -> None:
             for _ in range(n):
-                await self.worker.round(elapsed)
+                await self.worker.round(elapsed, cpu)
                 for _ in range(1000):  # the split tasks the round started: propose, apply, answer
                     if not self.worker._splitting:
                         break
@@ -325,6 +325,28 @@ def test_worker_splits_a_busy_range_after_its_detect_window() -> None:
     ((_, child),) = rig.splits
     assert _key(350) <= child.start_key <= _key(650)
     assert rig.worker.splits["load"] == 1
+
+
+def test_a_busy_range_splits_by_load_only_while_its_store_is_short_of_cpu() -> None:
+    rig = _WorkerRig(load_split_qps=120, load_split_seconds=2, load_split_cpu=0.8)
+    ctx = context(rig.store)
+    for i in range(0, 1000, 10):
+        rig.call(put(_key(i), b"v", ctx))
+    rig.rounds(1)
+    rig.splits.clear()
+    rng = random.Random(7)
+
+    def busy_second(cpu: float) -> None:
+        for _ in range(150):
+            assert not rig.call(get(_key(rng.randrange(1000)), ctx)).get.HasField("error")
+        rig.rounds(1, cpu=cpu)
+
+    for cpu in (0.5, 0.9, 0.5, 0.9, 0.7):  # hot every second, never two busy ones in a row
+        busy_second(cpu)
+    assert rig.splits == [] and rig.worker.splits["load"] == 0
+    busy_second(0.9)
+    busy_second(1.0)
+    assert len(rig.splits) == 1 and rig.worker.splits["load"] == 1
 
 
 def test_request_load_covers_every_request_kind() -> None:
