@@ -176,9 +176,11 @@ PLANTED: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], Catch]] = {
     # skew seed 4 caught it before (1 of skew seeds 0-89), none of skew seeds 0-249 after, as the
     # flow-control change moved the message trajectories. Election bands (issue 14) moved them
     # again: seed 38, the only one of pauses seeds 0-149 (none of promise 0-59, first_term,
-    # skew or partitions 0-79); then the lazy commit broadcast: seed 36, the only one of 0-199.
+    # skew or partitions 0-79); then the lazy commit broadcast: seed 36, the only one of 0-199;
+    # then election bands redrawn on conf changes: seed 280, the only one of 0-299. This bug
+    # needs an aimed schedule (a pause between a round's send and its ack), not a lucky seed.
     "lease_from_later_round": (lease_from_later_round,
-                               lambda n: run_store_simulator(n, "pauses", 1, first=36)),
+                               lambda n: run_store_simulator(n, "pauses", 1, first=280)),
     # Issue 10 item 1: store simulator seed 2 of the promise profile (a lease a tenth of a tick
     # short of the promise, cut after a heartbeat ack; about one seed in six catches it).
     "campaign_inside_promise_store": (campaign_inside_promise,

@@ -282,15 +282,23 @@ class Raft:
         difference and a round trip. The lowest-ranked live voter wins first; the bands cover the
         same span, so neither the minimum (which leases rely on) nor the maximum changes.
         """
+        band = self._election_band()
+        if band is not None:
+            first, width = band
+            self.randomized_election_timeout = first + self.rng.randrange(width - 1)
+        else:
+            n = self.election_timeout
+            self.randomized_election_timeout = n + self.rng.randrange(n)
+
+    def _election_band(self) -> tuple[int, int] | None:
+        """(first tick, width) of this voter's band; None: the uniform draw."""
         n = self.election_timeout
         voters = self.trk.config.voters.incoming
         if self.config.election_bands and self.id in voters and len(voters) > 1:
             width = n // len(voters)
             if width >= 2:
-                rank = sorted(voters).index(self.id)
-                self.randomized_election_timeout = n + rank * width + self.rng.randrange(width - 1)
-                return
-        self.randomized_election_timeout = n + self.rng.randrange(n)
+                return n + sorted(voters).index(self.id) * width, width
+        return None
 
     def become_follower(self, term: int, lead: int) -> None:
         self.reset(term)
@@ -924,8 +932,13 @@ class Raft:
         return self._switch_to_config(cfg, prs)
 
     def _switch_to_config(self, cfg: TrackerConfig, prs: dict[int, Progress]) -> ConfState:
+        band = self._election_band() if self.config.election_bands else None
         self.trk.config = cfg
         self.trk.progress = prs
+        if self.config.election_bands and self._election_band() != band:
+            # The voters changed our band (or we learnt them: a replica created empty on a
+            # leader's message drew uniformly, and then split votes with a survivor's band).
+            self.reset_randomized_election_timeout()
         cs = self.trk.conf_state()
         own = prs.get(self.id)
         self.is_learner = own is not None and own.is_learner

@@ -43,6 +43,12 @@ LEADERLESS_CHECKS = 10
 """Heartbeat intervals without a known leader before a replica asks PD whether it was removed."""
 MAX_STALE_QUERIES = 16
 """Replicas asked about per interval: bounded, so a store cut off from everyone does not flood PD."""
+ASLEEP_CHECKS = 600
+"""An asleep (hibernated) follower asks PD about its range once per this many intervals,
+staggered by range id (10 minutes at the default 1 s interval; 10,000 asleep followers make ~17
+queries an interval). It hears nothing of its range while asleep and knows a leader, so if it
+was removed while cut off, neither a tombstone nor an election ever tells it, and it would stay
+for good (TiKV asks PD about hibernated peers after ``max_leader_missing_duration``)."""
 
 Stats = Callable[[metapb_pb2.RangeDescriptor], "pdpb_pb2.RangeStats | None"]
 """A led range's approximate size and keys (the split checker's), or None when not measured."""
@@ -220,9 +226,9 @@ class PdWorker:
         leaderless = LeaderlessReplicas()
         while True:
             await asyncio.sleep(self.interval)
-            hibernation = self.store.hibernation  # an asleep replica knows its leader
-            peers = hibernation.awake if hibernation.enabled else self.store.peers.values()
-            for range_id in leaderless.due(list(peers)):
+            hibernation = self.store.hibernation
+            asleep = hibernation.asleep if hibernation.enabled else set()
+            for range_id in leaderless.due(list(self.store.peers.values()), asleep):
                 try:
                     info = await self.pd.get_range_by_id(range_id)
                 except PdError as exc:
@@ -246,17 +252,33 @@ class LeaderlessReplicas:
     """Which replicas to ask PD about: those that knew no leader at ``LEADERLESS_CHECKS``
     consecutive checks (one per heartbeat interval), at most ``MAX_STALE_QUERIES`` per check, and
     each again only after as many checks once more. A live range elects a leader well within
-    that; a replica removed while cut off never learns one (TiKV's "leader missing" check)."""
+    that; a replica removed while cut off never learns one (TiKV's "leader missing" check).
+    A replica that names a leader it has not heard from for two election timeouts counts as
+    knowing none: a learner never campaigns, so one removed while away keeps naming its old
+    leader. Asleep followers, which hear nothing of their range, are asked about once per
+    ``ASLEEP_CHECKS``."""
 
-    def __init__(self) -> None:
+    def __init__(self, asleep_checks: int = ASLEEP_CHECKS) -> None:
         self._misses: dict[int, int] = {}
+        self._asleep_checks = asleep_checks
+        self._checks = 0
 
-    def due(self, peers: Iterable[Peer]) -> list[int]:
+    def due(self, peers: Iterable[Peer], asleep: Container[Peer] = ()) -> list[int]:
+        """The ranges of ``peers`` to ask PD about now; ``asleep``: the hibernated ones."""
+        self._checks += 1
         misses = {}
         due = []
         for peer in peers:
-            if not peer.initialized or peer.raw.raft.lead:
+            if not peer.initialized:
                 continue
+            if peer in asleep:
+                if (not peer.is_leader and (self._checks + peer.range_id) % self._asleep_checks == 0
+                        and len(due) < MAX_STALE_QUERIES):
+                    due.append(peer.range_id)
+                continue
+            raft = peer.raw.raft
+            if raft.lead and raft.election_elapsed < 2 * raft.election_timeout:
+                continue  # heard from its leader lately (a learner that did not may be removed)
             count = self._misses.get(peer.range_id, 0) + 1
             if count >= LEADERLESS_CHECKS and len(due) < MAX_STALE_QUERIES:
                 due.append(peer.range_id)

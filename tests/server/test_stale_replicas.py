@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from kvdb.server.pd_worker import LEADERLESS_CHECKS, MAX_STALE_QUERIES, LeaderlessReplicas
+from kvdb.server.pd_worker import ASLEEP_CHECKS, LEADERLESS_CHECKS, MAX_STALE_QUERIES, LeaderlessReplicas
 
 
-def peer(range_id: int, lead: int, initialized: bool = True) -> SimpleNamespace:
-    return SimpleNamespace(range_id=range_id, initialized=initialized,
-                           raw=SimpleNamespace(raft=SimpleNamespace(lead=lead)))
+def peer(range_id: int, lead: int, initialized: bool = True, elapsed: int = 0,
+         leader: bool = False) -> SimpleNamespace:
+    raft = SimpleNamespace(lead=lead, election_elapsed=elapsed, election_timeout=10)
+    return SimpleNamespace(range_id=range_id, initialized=initialized, is_leader=leader,
+                           raw=SimpleNamespace(raft=raft))
 
 
 def test_only_replicas_leaderless_for_enough_checks_are_due_and_a_leader_resets_the_count() -> None:
@@ -37,3 +39,32 @@ def test_a_store_cut_off_from_everyone_asks_about_a_bounded_number_per_check() -
         assert 0 < len(due) <= MAX_STALE_QUERIES
         asked += due
     assert sorted(asked) == [p.range_id for p in peers]  # each in turn, none starved
+
+
+def test_a_replica_naming_a_leader_it_has_not_heard_from_for_long_counts_as_leaderless() -> None:
+    """A learner removed while away never campaigns and keeps naming its old leader."""
+    tracker = LeaderlessReplicas()
+    stale, fresh = peer(1, 7, elapsed=20), peer(2, 7, elapsed=19)
+    for _ in range(LEADERLESS_CHECKS - 1):
+        assert tracker.due([stale, fresh]) == []
+    assert tracker.due([stale, fresh]) == [1]
+
+
+def test_asleep_followers_are_asked_about_rarely_and_in_turn() -> None:
+    """An asleep follower hears nothing of its range: once per ASLEEP_CHECKS each, staggered by
+    range id; an asleep leader knows its membership and is never asked about."""
+    tracker = LeaderlessReplicas()
+    followers = [peer(i, 7) for i in range(1, 11)]
+    sleeping_leader = peer(11, 11, leader=True)
+    asleep = {*map(id, followers), id(sleeping_leader)}
+
+    class Asleep:
+        def __contains__(self, p: object) -> bool:
+            return id(p) in asleep
+
+    asked: list[int] = []
+    for _ in range(ASLEEP_CHECKS):
+        due = tracker.due([*followers, sleeping_leader], Asleep())
+        assert len(due) <= 1
+        asked += due
+    assert sorted(asked) == list(range(1, 11))

@@ -11,6 +11,7 @@ from kvdb.pb import metapb_pb2, pdpb_pb2
 from kvdb.raft import ConfChangeType
 from kvdb.server.pd_worker import execute_operator
 from kvdb.storage.memory import MemEngine
+from kvdb.store.config import StoreConfig
 from kvdb.store.errors import ServerBusyError, StoreError
 from kvdb.store.membership import LOSES_QUORUM, MAX_TRANSFER_LAG, REMOVES_LEADER, UnsafeConfChangeError
 from kvdb.store.store import Store
@@ -34,7 +35,8 @@ def _refused(leader: Store, change: int, peer: metapb_pb2.Peer) -> UnsafeConfCha
 def _leader_with_one_voter_down() -> tuple[LocalCluster, Store, int, int]:
     """Three voters, one of them (not the leader) cut off for longer than an election timeout:
     returns the cluster, the leader, the live follower's and the silent voter's store ids."""
-    cluster = LocalCluster([1, 2, 3])
+    # Awake throughout: the liveness rules are judged by a ticking leader's CheckQuorum.
+    cluster = LocalCluster([1, 2, 3], StoreConfig(hibernate=False))
     leader = cluster.elect()
     write_keys(cluster, 3)
     silent, live = [sid for sid in (1, 2, 3) if sid != leader.store_id]
@@ -49,8 +51,11 @@ def _past_liveness_recheck(cluster: LocalCluster, leader: Store) -> None:
     """Tick until the current CheckQuorum period is old enough for every live voter to have
     answered (early in a period the leader answers "busy" instead of judging)."""
     raft = leader.peers[1].raw.raft
-    while raft.election_elapsed <= 2 * raft.heartbeat_timeout:
+    for _ in range(2 * raft.election_timeout):  # a period restarts within one election timeout
+        if raft.election_elapsed > 2 * raft.heartbeat_timeout:
+            return
         cluster.advance(cluster.config.tick_interval)
+    raise AssertionError(f"the leader's CheckQuorum period stayed young: {raft.election_elapsed} ticks")
 
 
 def test_at_the_start_of_a_check_quorum_period_live_voters_still_count_as_live() -> None:

@@ -602,8 +602,17 @@ class StoreSimulation:
                                 if p.is_leader and p.lease_valid(now)]
         check_lease_overlap(holders)
         self.settled = not self.clients.active and all(self._is_settled(r) for r in self.range_ids) and (
-            self.pd is None or self.pd.unconverged(self.leader().store.peers[RANGE_ID].desc) is None)
+            self.pd is None or (self.pd.unconverged(self.leader().store.peers[RANGE_ID].desc) is None
+                                and self._stale_replicas() == 0))
         self.world.after(self.tick_us, self._monitor)
+
+    def _stale_replicas(self) -> int:
+        """Live stores outside the range's membership that still hold a replica of it (PD mode):
+        a replica removed while away must be destroyed (a tombstone, or PD's answer) before the
+        run counts as settled, else the end of the run would race its cleanup."""
+        members = self._members(self.leader().store.peers[RANGE_ID].desc)
+        return sum(1 for node in self.stores.values()
+                   if node.alive and node.id not in members and RANGE_ID in node.store.peers)
 
     def _monitor_range(self, range_id: int) -> None:
         leases = []
@@ -737,7 +746,6 @@ class StoreSimulation:
 
     def _collect(self) -> None:
         stats, counts = self.stats, self.clients.counts
-        members = self._members(self.leader().store.peers[RANGE_ID].desc)
         stats.ops_ok = counts["ok"]
         stats.ops_not_executed = counts["not_executed"]
         stats.ops_indeterminate = counts["indeterminate"]
@@ -768,6 +776,6 @@ class StoreSimulation:
                 # Destroyed while its descriptor still named it: it never applied its removal.
                 stats.pd_stale_replicas_cleaned += sum(1 for p in node.peers_seen if p.destroyed and any(
                     m.id == p.peer_id for m in p.desc.peers))
-                peer = node.store.peers.get(RANGE_ID) if node.alive else None
-                if peer is not None and node.id not in members:
-                    stats.pd_stale_replicas_left += 1
+        if self.pd is not None:
+            stats.pd_stale_replicas_left = self._stale_replicas()
+

@@ -43,6 +43,9 @@ FIRST_ALLOCATED_ID = 100
 """PD's id allocator starts above the founding replica's peer id (1): peer ids only grow."""
 DISCONNECT_HEARTBEATS = 4
 """Missed store heartbeats before PD calls a store DISCONNECTED (PD's default: 5 s at 1 s)."""
+SIM_ASLEEP_CHECKS = 20
+"""Heartbeats between an asleep follower's questions to PD (production: ``ASLEEP_CHECKS``, 600):
+often enough that the liveness phase (40 heartbeats at the slowest) asks about each twice."""
 DECOMMISSION_CHANCE = 0.3
 """Of seeds with two spare stores, those in which an operator decommissions a store."""
 TIMEOUT_HEARTBEATS = 2
@@ -275,7 +278,7 @@ class PdAgent:
         self._ticks = 0
         self.muted_until = 0
         """World time until which store heartbeats fail (the range heartbeat stream still works)."""
-        self._leaderless = LeaderlessReplicas()
+        self._leaderless = LeaderlessReplicas(SIM_ASLEEP_CHECKS)
 
     def started(self) -> None:
         """A fresh process heartbeats on its first tick, as ``PdWorker`` does on start."""
@@ -300,7 +303,7 @@ class PdAgent:
         if req.ranges:
             self.network.send_pd(node.id, PD_NODE, req.SerializeToString(),
                                  partial(pd.on_range_heartbeat, node.id, reply))
-        for range_id in self._leaderless.due(peers):
+        for range_id in self._leaderless.due(peers, node.store.hibernation.asleep):
             answer = partial(self._on_range_answer, node.incarnation, range_id)
             self.network.send_pd(node.id, PD_NODE, b"", partial(pd.on_range_query, node.id, range_id, answer))
 
