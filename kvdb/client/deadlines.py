@@ -41,7 +41,6 @@ class DeadlineQueue:
         self._queues: dict[float, deque[Deadline]] = {}
         """Per wait length, in deadline order (a wait of one length that starts later ends later)."""
         self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
         self._closed = False
 
     def add(self, delay: float, on_expiry: Callable[[], object]) -> Deadline:
@@ -52,7 +51,7 @@ class DeadlineQueue:
             queue = self._queues[delay] = deque()
         deadline = Deadline(loop.time() + delay, on_expiry, queue)
         queue.append(deadline)
-        if self._timer is None or deadline.at < self._timer_at:
+        if self._timer is None or deadline.at < self._timer.when():
             self._arm(loop, deadline.at)
         return deadline
 
@@ -67,7 +66,7 @@ class DeadlineQueue:
     def _arm(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._timer, self._timer_at = loop.call_at(at, self._expire), at
+        self._timer = loop.call_at(at, self._expire)
 
     def _expire(self) -> None:
         self._timer = None

@@ -932,10 +932,10 @@ class Raft:
         return self._switch_to_config(cfg, prs)
 
     def _switch_to_config(self, cfg: TrackerConfig, prs: dict[int, Progress]) -> ConfState:
-        band = self._election_band() if self.config.election_bands else None
+        band = self._election_band()
         self.trk.config = cfg
         self.trk.progress = prs
-        if self.config.election_bands and self._election_band() != band:
+        if self._election_band() != band:
             # The voters changed our band (or we learnt them: a replica created empty on a
             # leader's message drew uniformly, and then split votes with a survivor's band).
             self.reset_randomized_election_timeout()

@@ -17,6 +17,7 @@ not a ``BatchRequest`` ends its connection with a WARNING.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from google.protobuf.message import DecodeError
@@ -33,18 +34,30 @@ if TYPE_CHECKING:
 
 
 class _Stream:
-    """One connection's session, and the flush that sends its answers once per loop iteration."""
+    """One connection's session, and the flushes that send its answers: after each frame, and
+    once per loop iteration for those completed later (writes)."""
 
     def __init__(self, node: StoreNode, conn: wire.FramedConnection) -> None:
         self.conn = conn
         self.kv = KvSession(node, conn.identity, self._ready)
         self._loop = asyncio.get_running_loop()
+        self._serving = False
         conn.closed.add_done_callback(lambda _: self.kv.close())
 
-    def _ready(self) -> None:
-        self._loop.call_soon(self.flush)  # answers completed meanwhile join this frame
+    def serve(self, requests: Iterable[kvrpc_pb2.Request]) -> None:
+        """Start one frame's requests, then send the answers ready by then (lease reads, refusals)."""
+        self._serving = True
+        try:
+            self.kv.submit(requests)
+        finally:
+            self._serving = False
+            self._flush()
 
-    def flush(self) -> None:
+    def _ready(self) -> None:
+        if not self._serving:  # else serve() sends them
+            self._loop.call_soon(self._flush)  # answers completed meanwhile join this frame
+
+    def _flush(self) -> None:
         responses = self.kv.take()
         if responses and not self.conn.closed.done():
             self.conn.send(kvrpc_pb2.BatchResponse(responses=responses).SerializeToString())
@@ -62,5 +75,4 @@ class KvListener(FramedListener):
         except DecodeError:
             conn.refuse("a frame that is not a BatchRequest")
             return
-        conn.session.kv.submit(batch.requests)
-        conn.session.flush()
+        conn.session.serve(batch.requests)

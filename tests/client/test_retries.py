@@ -425,13 +425,13 @@ def test_each_call_keeps_its_own_deadline_and_a_callers_cancel_stays_a_cancel(fa
 
     async def body(client: AsyncClient) -> None:
         long = asyncio.create_task(timed_get(client, b"stuck", 0.6))
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0)  # its first step adds its deadline
         assert 0.2 <= await timed_get(client, b"stuck", 0.2) < 0.4
         assert await client.get(b"a", timeout=0.1) == b"1"
         await asyncio.sleep(0.2)  # past that get's deadline: this task is not cancelled
         assert 0.6 <= await long < 0.9
         call = asyncio.create_task(client.get(b"stuck", timeout=5.0))
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0)  # in flight: it waits on its first attempt
         call.cancel()
         with pytest.raises(asyncio.CancelledError):
             await call
