@@ -64,6 +64,9 @@ def raft_families(store: Store, timings: LoopTimings) -> list[Metric]:
                    "append", None, {"": timings.append}),
         histograms("kvdb_raft_fsync_seconds", "Time of one iteration's synced (fsync) write", None,
                    {"": timings.fsync}),
+        counter("kvdb_raft_inline_writes", "Synced writes run on the event loop's thread, no read having "
+                "come since the last one (kvdb_raft_fsync_seconds counts every synced write)",
+                timings.inline_writes),
         histograms("kvdb_raft_apply_seconds", "Time to apply one iteration's committed entries and answer",
                    None, {"": timings.apply}),
         gauge("kvdb_raft_apply_lag_entries", "Entries committed but not yet applied, summed over replicas",

@@ -41,6 +41,8 @@ class LoopTimings:
         """The synced write of an iteration (written on the writer thread in a real store)."""
         self.apply = LatencyHistogram()
         """``Store.finish``: release acks, apply committed entries, answer."""
+        self.inline_writes = 0
+        """Synced writes the driver ran on the loop's own thread (``kvdb.server.raft_host``)."""
 
 
 class RaftLoop:

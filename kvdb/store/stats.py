@@ -19,6 +19,8 @@ class StoreStats:
     """Times a replica here became a candidate (a real election, after a won pre-vote)."""
     leader_changes: int = 0
     """Times a replica here became its range's leader."""
+    reads: int = 0
+    """Reads asked of replicas here (``Store.read``), whichever way they are served."""
     retired: Counter[str] = field(default_factory=Counter)
     """The counters of replicas destroyed here."""
 

@@ -486,6 +486,7 @@ class Store:
 
     def read(self, range_id: int, epoch: metapb_pb2.RangeEpoch, fn: Read, callback: Callback) -> None:
         """Run ``fn`` once it is linearizable to (lease or ReadIndex), then ``callback(result)``."""
+        self.stats.reads += 1
         peer = self.peer(range_id)
         peer.check_epoch(epoch)
         if len(peer.to_read) + len(peer.reading) >= self.config.max_pending_reads:

@@ -87,6 +87,45 @@ def test_store_metrics_follow_the_load(make_cluster: MakeCluster) -> None:
     assert sum(value(s, "kvdb_raft_leader_changes_total") for s in after) >= 1
 
 
+def test_synced_writes_run_inline_until_reads_come(make_cluster: MakeCluster) -> None:
+    """With no reads to serve, a store syncs on the event loop's thread (no hand-off to the writer
+    thread and back); once reads come, the leader syncs on the writer thread and serves them
+    meanwhile, while its followers, asked for no reads, stay inline (kvdb.server.raft_host)."""
+    cluster = make_cluster(start=False, tick_interval=0.05, extra_args=["--no-hibernate"])
+    urls = with_metrics(cluster)
+    cluster.start()
+    client = Client(cluster)
+    client.put(b"warm", b"up")
+    leader = client.wait_leader()
+
+    def synced_writes() -> dict[int, tuple[float, float]]:
+        """Store id -> (synced writes, of which inline)."""
+        out = {}
+        for sid, url in urls.items():
+            s = scrape(url)
+            out[sid] = (value(s, "kvdb_raft_fsync_seconds_count"), value(s, "kvdb_raft_inline_writes_total"))
+        return out
+
+    def moved(before: dict[int, tuple[float, float]]) -> dict[int, tuple[float, float]]:
+        after = synced_writes()
+        return {sid: (after[sid][0] - before[sid][0], after[sid][1] - before[sid][1]) for sid in after}
+
+    start = synced_writes()
+    for i in range(20):
+        client.put(b"w%02d" % i, b"v")
+    writes_only = moved(start)
+    assert all(synced >= 20 and inline == synced for synced, inline in writes_only.values()), writes_only
+
+    start = synced_writes()
+    for i in range(20):
+        assert client.get(b"w%02d" % i) == b"v"
+        client.put(b"w%02d" % i, b"v2")  # its leader's synced write comes after a read
+    mixed = moved(start)
+    synced, inline = mixed[leader]
+    assert synced - inline >= 20, mixed
+    assert all(inline == synced for sid, (synced, inline) in mixed.items() if sid != leader), mixed
+
+
 def test_pd_metrics_count_tso_stamps_and_heartbeats(make_pd_cluster: MakePdCluster) -> None:
     port = free_ports(1)[0]
     cluster, pd = make_pd_cluster(n_stores=1, n_pd=1, start_stores=False,
