@@ -75,6 +75,19 @@ def test_hibernate_profile_seeds(stores: int) -> None:
         assert getattr(totals, name) > 0, f"the hibernate seeds never exercised {name}: {totals.summary()}"
 
 
+@pytest.mark.parametrize("stores", [3, 5])
+def test_late_acks_profile_seeds(stores: int) -> None:
+    """Acknowledgements reach the leader an election timeout or more late, then the leader is cut
+    off from its followers, who elect another (``late_acks`` in tests/storesim/faults.py): the old
+    leader's lease, counted from the rounds acknowledged, ends before their promise does."""
+    totals = Stats()
+    runs = (SimOptions(seed=seed, stores=stores, profile="late_acks") for seed in range(12))
+    failures = sweep(StoreSimulation, SimFailure, runs, totals)
+    assert not failures, "\n".join(failures)
+    for name in ("aimed_faults", "lease_reads", "leader_changes"):
+        assert getattr(totals, name) > 0, f"the late_acks seeds never exercised {name}: {totals.summary()}"
+
+
 def test_a_seed_replays_exactly() -> None:
     """A failing seed is only worth its repro command if it runs the same way every time."""
     runs = []

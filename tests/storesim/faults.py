@@ -30,6 +30,12 @@ the faults above there are schedules aimed at the lease's dangerous windows:
   sometimes cut the old leader off from the transferee right after its TIMEOUT_NOW;
 - ``slow_follower``: every message to one follower is slow for a while, so that with small
   messages, compaction and replica replacement it needs snapshots;
+- ``late_acks`` (its own profile): every Raft message to the leader arrives one to three election
+  timeouts late, then the leader's messages stop reaching its followers. Acknowledgements of the
+  rounds sent before the cut keep arriving long after later rounds began, while the followers,
+  their promise over, elect a new leader that takes writes. The lease must count from the send
+  time of the round acknowledged; counted from the latest round sent, it outlives the promise by
+  the delay and the old leader answers stale reads;
 - splits, plain and aimed (``tests/storesim/splits.py``): the ``splits`` profile's, and some
   other seeds' (``draw_seed_profile``).
 """
@@ -100,7 +106,10 @@ SPLITS = ProfileSpec("splits", {"crash_leader": 2, "transfer_leader": 1, "compac
                                 "isolate_after_ack": 1}, (5, 25), skew=True)
 """Splits aimed at every window, with clocks at the drift bound; not in ``PROFILES`` (whose draw
 the seeds pinned by tests depend on): ``draw_seed_profile`` picks it for some seeds."""
-ALL_PROFILES = [*PROFILES, HIBERNATE, SPLITS]
+LATE_ACKS = ProfileSpec("late_acks", {"weather": 1}, (30, 60), keep=0.0)
+"""Only the ``late_acks`` schedule (added outside the drawn weights) and the weather. Only by
+``--profile late_acks``, like ``hibernate``: drawing it would change every other seed's profile."""
+ALL_PROFILES = [*PROFILES, HIBERNATE, SPLITS, LATE_ACKS]
 SPLIT_WEIGHTS = {"split": 3, "split_isolated_follower": 2, "split_crash_leader": 2, "split_transfer": 1,
                  "split_churn": 1}
 SPLITS_SHARE = 0.15
@@ -124,6 +133,8 @@ def draw_seed_profile(world_rng: random.Random, seed: int, forced: str | None, p
         return profile
     # The hibernate profile is drawn from the list it was measured with.
     specs = [*PROFILES, HIBERNATE] if forced == HIBERNATE.name else PROFILES
+    if forced == LATE_ACKS.name:
+        specs = [*PROFILES, LATE_ACKS]
     profile = draw_profile(world_rng, specs, BASE_WEIGHTS, forced)
     if forced is None and not pd and own.random() < SPLITS_ELSEWHERE:
         profile.weights.update({name: w if own.random() < profile.spec.keep else 0.0
@@ -155,6 +166,9 @@ class Nemesis:
         elif profile.name == "churn":
             # Outside the drawn weights, so adding it reshuffled no other profile's seeds.
             self.faults.append((self._remove_beside_dead, 4))
+        if profile.name == LATE_ACKS.name:
+            self.faults.append((self._late_acks, 4))
+        self.late_acks_until = 0  # world time the current late_acks shape heals
         # Armed aimed schedules, fired by the next matching message (see on_arrive).
         self.cut_on_ack = False
         self.cut_on_heartbeat_ack = False  # the second cut of cut_two_after_ack
@@ -382,6 +396,34 @@ class Nemesis:
         self.network.slow_to[target] = self.rng.randint(5_000, 30_000)
         self.world.trace("messages to store %d are slow", target)
         self.world.after(self.rng.randint(20, 100) * self.tick_us, self.network.slow_to.pop, target, None)
+
+    def _late_acks(self) -> None:
+        """Delay every Raft message to the leader by one to three election timeouts; a round or
+        two later, cut the leader's messages to its followers (module docstring)."""
+        leader = self.sim.leader()
+        if leader is None or self.world.now < self.late_acks_until:
+            return
+        config = self.sim.config
+        delay_ticks = self.rng.randint(config.election_tick, 3 * config.election_tick)
+        self.network.slow_to[leader.id] = delay_ticks * self.tick_us
+        self.stats.aimed_faults += 1
+        cut_after = self.rng.randint(1, 2 * config.heartbeat_tick)
+        heal_after = cut_after + delay_ticks + 4 * config.election_tick
+        self.late_acks_until = self.world.now + heal_after * self.tick_us
+        self.world.trace("messages to leader %r are %d ticks late; its own to followers stop in %d",
+                         leader, delay_ticks, cut_after)
+        self.world.after(cut_after * self.tick_us, self._cut_late_leader, leader.id, heal_after - cut_after)
+
+    def _cut_late_leader(self, leader_id: int, heal_ticks: int) -> None:
+        links = [link for to in sorted(self.sim.stores) if to != leader_id
+                 for link in self.network.block_one_way(leader_id, to)]
+        self.world.trace("leader %d's messages to its followers stop", leader_id)
+        self.stats.partitions += 1
+        self.world.after(heal_ticks * self.tick_us, self._heal_late_leader, leader_id, links)
+
+    def _heal_late_leader(self, leader_id: int, links: list[tuple[int, int]]) -> None:
+        self.network.restore(links)
+        self.network.slow_to.pop(leader_id, None)
 
     def _cut_from_pd(self) -> None:
         """Cut some stores off from PD (PD on the other side of a partition), sometimes for longer
