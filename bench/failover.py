@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # imported when run: the installed ``kvdb bench`` has no test
     from tests.integration.cluster import Cluster
 
 USAGE, FAILED = 2, 3
-VICTIMS = ("leader", "pd-leader", "follower")
+VICTIMS = ("leader", "pd-leader", "follower", "leader-stop")
 KEYS = 1000
 """Keys the load writes and reads: all in range 1, the one range of a fresh cluster. The stores
 never split by load (``--load-split-qps 0``): the load (a few thousand operations a second) split
@@ -185,12 +185,14 @@ async def _choose(victim: str, pd: PdClient, cluster: Cluster) -> Victim:
         process = cluster.pd[leader]
         return Victim(process.label, process.kill, lambda: cluster.start_pd(leader))
     info = await _until("range 1 to have three voters and a leader", lambda: _range_with_three_voters(pd))
-    if victim == "leader":
+    if victim in ("leader", "leader-stop"):
         store = info.leader.store_id
     else:
         store = next(p.store_id for p in info.descriptor.peers
                      if p.role == metapb_pb2.VOTER and p.store_id != info.leader.store_id)
     process = cluster.stores[store]
+    if victim == "leader-stop":  # hung, not dead: its connections stay open and answer nothing
+        return Victim(process.label, process.pause, process.resume)
     return Victim(process.label, process.kill, lambda: cluster.start(store))
 
 
@@ -207,10 +209,11 @@ async def run_rounds(load: Load, pick: Callable[[], Awaitable[Victim]], victim: 
             await asyncio.sleep(settle)  # steady load before the kill: part of the measurement
             chosen = await pick()
             start = time.monotonic()
-            log.info("round %d: kill -9 %s (%s)", n, chosen.label, victim)
+            verb = "SIGSTOP" if victim == "leader-stop" else "kill -9"
+            log.info("round %d: %s %s (%s)", n, verb, chosen.label, victim)
             await asyncio.to_thread(chosen.kill)
             await asyncio.sleep(restart_after)  # the outage being measured, not a synchronisation
-            log.info("round %d: restart %s", n, chosen.label)
+            log.info("round %d: %s %s", n, "SIGCONT" if victim == "leader-stop" else "restart", chosen.label)
             await asyncio.to_thread(chosen.restart)
             await asyncio.sleep(settle)  # load after the restart: part of the measurement
             end = time.monotonic()
@@ -220,7 +223,7 @@ async def run_rounds(load: Load, pick: Callable[[], Awaitable[Victim]], victim: 
                       None if stamps is None else round(longest_gap(stamps, start, end), 3))
             results.append(r)
             tso = "" if r.tso_gap is None else f", TSO {r.tso_gap:.3f}s"
-            print(f"{name}round {n}: kill -9 {r.killed} ({victim}): longest gap writes {r.write_gap:.3f}s, "
+            print(f"{name}round {n}: {verb} {r.killed} ({victim}): longest gap writes {r.write_gap:.3f}s, "
                   f"reads {r.read_gap:.3f}s{tso}", flush=True)
     finally:
         load.stop.set()
@@ -255,7 +258,9 @@ def add_failover_parser(sub: Any) -> None:
                                    "longest gap between successful writes, reads and TSO stamps per round; "
                                    "--json writes them.")
     p.add_argument("--victim", choices=VICTIMS, default="leader",
-                   help="leader: the store holding range 1's leader; pd-leader; follower (default leader)")
+                   help="leader: the store holding range 1's leader; pd-leader; follower; leader-stop: "
+                        "SIGSTOP the leader's store instead of kill -9, SIGCONT instead of a restart "
+                        "(a hung store: its connections stay open) (default leader)")
     p.add_argument("--rounds", type=int, default=3, help="kill -9 and restart this many times (default 3)")
     p.add_argument("--restart-after", type=float, default=8.0,
                    help="seconds between the kill and the restart (default 8)")

@@ -13,6 +13,12 @@ A request that gets no answer within the connection's ``attempt_timeout`` fails 
 ``TimeoutError`` (the store may hang: the caller tries elsewhere). The connection's deadlines
 share one timer (``kvdb.client.deadlines``): a timer per request (``asyncio.timeout``) cost
 ~4 µs each, ~7 % of a reading client's time.
+
+A store that sends nothing at all for ``silence_timeout`` while a request older than that waits
+is taken for hung (stopped, or stuck on its disk, which blocks its event loop): the connection
+breaks as if lost, so callers try elsewhere after ~1-2 s instead of the attempt timeout. A store
+that is slow but alive keeps answering something (other requests, its own timeouts), and one
+waiting on a request it cannot finish (no quorum) is asked again, which sessions make safe.
 """
 
 from __future__ import annotations
@@ -40,6 +46,9 @@ more), so client and store overlap: the store answers each frame as soon as it h
 next frame. As one frame per burst, the two processes took turns: at 64 reads in flight 44 % of
 the two cores sat idle and a fresh playground served 18-19k reads/s; in four frames, 29-31k."""
 MIN_FRAME_REQUESTS = 4
+SILENT_STORE_SECONDS = 1.0
+"""Default ``silence_timeout``: about one election timeout, by when the range's other replicas
+have noticed a hung leader and begun to elect another."""
 
 
 class StoreUnreachable(Exception):
@@ -101,7 +110,9 @@ class _Stream:
         except DecodeError:
             link.refuse("a frame that is not a BatchResponse")
             return
-        pending = self.conn._pending
+        conn = self.conn
+        conn._heard += 1
+        pending = conn._pending
         for resp in batch.responses:
             waiter = pending.get(resp.id)
             if waiter is not None and not waiter.done():
@@ -129,11 +140,12 @@ def _reason(exc: BaseException) -> str:
 
 class StoreConnection:
     def __init__(self, address: str, cluster_id: int, tls: TlsFiles | None = None,
-                 attempt_timeout: float = 5.0) -> None:
+                 attempt_timeout: float = 5.0, silence_timeout: float = SILENT_STORE_SECONDS) -> None:
         self.address = address
         self.host = address.rpartition(":")[0]
         self.tls = tls
         self.attempt_timeout = attempt_timeout
+        self.silence_timeout = silence_timeout
         self.cluster_id = cluster_id
         """Sent with KvPort: a store of another cluster answers ``wrong_cluster``, not a port."""
         self._channel = grpc_factory.channel(address, tls)
@@ -147,6 +159,12 @@ class StoreConnection:
         self._stream: _Stream | None = None
         self._orphans: set[asyncio.Future[None]] = set()
         self._closed = False
+        self._heard = 0
+        """Answer frames received, on any stream: the watchdog looks for it to move."""
+        self._last_id = 0
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._watched = (0, 0)
+        """(``_heard``, ``_last_id``) when the watchdog was armed."""
 
     async def request(self, req: kvrpc_pb2.Request, on_sent: Callable[[], None] | None = None
                       ) -> kvrpc_pb2.Response:
@@ -157,9 +175,12 @@ class StoreConnection:
             raise ClientClosedError("the client is closed")
         if self._stream is None:
             self._stream = _Stream(self)
-        req.id = next(self._ids)
-        waiter = asyncio.get_running_loop().create_future()
+        req.id = self._last_id = next(self._ids)
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
         self._pending[req.id] = waiter
+        if self._watchdog is None:
+            self._arm_watchdog(loop)
         deadline = self._deadlines.add(self.attempt_timeout, lambda: _time_out(waiter))
         if on_sent is not None:
             self._on_sent[req.id] = on_sent
@@ -171,6 +192,23 @@ class StoreConnection:
             deadline.finish()
             self._pending.pop(req.id, None)
             self._on_sent.pop(req.id, None)
+
+    def _arm_watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._watched = (self._heard, self._last_id)
+        self._watchdog = loop.call_later(self.silence_timeout, self._watch)
+
+    def _watch(self) -> None:
+        """Once per ``silence_timeout`` while requests wait: break the stream of a store that sent
+        nothing since the last look while a request sent before it still waits."""
+        self._watchdog = None
+        if self._closed or not self._pending:
+            return
+        heard, last_id = self._watched
+        oldest = next(iter(self._pending))  # ids grow, and the dict keeps their order
+        if self._stream is not None and self._heard == heard and oldest <= last_id:
+            self._break(self._stream, f"no answer for {self.silence_timeout:g} s")
+        if self._pending:
+            self._arm_watchdog(asyncio.get_running_loop())
 
     def _break(self, stream: _Stream, reason: str) -> None:
         """Fails everything waiting on ``stream``; the next request opens a new one."""
@@ -201,6 +239,9 @@ class StoreConnection:
             return
         self._closed = True
         self._deadlines.close()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         tasks = list(self._orphans)
         if self._stream is not None:
             tasks += self._stream.stop()

@@ -32,6 +32,7 @@ class EchoKv(kvrpc_pb2_grpc.KvServicer):
         self.streams = 0
         self.fail = False
         self.hold = False
+        self.hold_keys: set[bytes] = set()  # gets of these keys are never answered
         self.frames = wire.FramedServer(self._on_frame, None, Role.READONLY, "open a KV stream",
                                         self._opened)
 
@@ -48,7 +49,7 @@ class EchoKv(kvrpc_pb2_grpc.KvServicer):
             return
         conn.send(kvrpc_pb2.BatchResponse(responses=[
             kvrpc_pb2.Response(id=r.id, get=kvrpc_pb2.RawGetResponse(value=r.get.key))
-            for r in reversed(batch.requests)]).SerializeToString())
+            for r in reversed(batch.requests) if r.get.key not in self.hold_keys]).SerializeToString())
 
     async def KvPort(self, request: kvrpc_pb2.KvPortRequest,
                      context: grpc.aio.ServicerContext) -> kvrpc_pb2.KvPortResponse:
@@ -83,12 +84,13 @@ async def serve(servicer: EchoKv) -> tuple[Served, str]:
 
 
 @asynccontextmanager
-async def echo_store(cluster_id: int = CLUSTER, attempt_timeout: float = 5.0
+async def echo_store(cluster_id: int = CLUSTER, attempt_timeout: float = 5.0, silence_timeout: float = 1.0
                      ) -> AsyncIterator[tuple[EchoKv, StoreConnection]]:
     """An echo store and a client connection to it, both closed on the way out."""
     servicer = EchoKv()
     server, address = await serve(servicer)
-    conn = StoreConnection(address, cluster_id, attempt_timeout=attempt_timeout)
+    conn = StoreConnection(address, cluster_id, attempt_timeout=attempt_timeout,
+                           silence_timeout=silence_timeout)
     try:
         yield servicer, conn
     finally:
@@ -179,6 +181,46 @@ def test_a_request_without_an_answer_times_out_and_the_stream_serves_the_next() 
             assert 0.3 <= waited < 1.5, waited
             servicer.hold = False
             assert (await conn.request(get(b"next"))).get.value == b"next"
+            assert servicer.streams == 1
+        await until_only_this_task_runs()
+
+    asyncio.run(main())
+
+
+def test_a_store_that_answers_nothing_is_taken_for_hung_long_before_the_attempt_timeout() -> None:
+    """A stopped store (or one stuck on its disk) keeps its connection open and answers nothing:
+    after a silence of ``silence_timeout`` its stream breaks (the request was sent, so a write is
+    ambiguous) and the next request opens a new one."""
+    async def main() -> None:
+        async with echo_store(attempt_timeout=30.0, silence_timeout=0.2) as (servicer, conn):
+            assert (await conn.request(get(b"a"))).get.value == b"a"
+            servicer.hold = True
+            request = asyncio.ensure_future(conn.request(get(b"b")))
+            done, _ = await asyncio.wait([request], timeout=10)  # a bound for the test, not a sleep
+            assert done, "a silent store held the request past two silence periods and more"
+            with pytest.raises(StoreUnreachable) as info:
+                request.result()
+            assert info.value.sent
+            servicer.hold = False
+            assert (await conn.request(get(b"c"))).get.value == b"c"
+            assert servicer.streams == 2
+        await until_only_this_task_runs()
+
+    asyncio.run(main())
+
+
+def test_a_store_that_keeps_answering_is_not_cut_while_one_request_waits() -> None:
+    """A request the store holds while it answers others is not a hung store: it waits for its
+    attempt timeout, and the stream stays up."""
+    async def main() -> None:
+        async with echo_store(attempt_timeout=1.0, silence_timeout=0.2) as (servicer, conn):
+            servicer.hold_keys.add(b"held")
+            held = asyncio.ensure_future(conn.request(get(b"held")))
+            while not held.done():  # others answered meanwhile, across five silence periods
+                assert (await conn.request(get(b"x"))).get.value == b"x"
+                await asyncio.sleep(0.05)
+            with pytest.raises(TimeoutError):
+                held.result()
             assert servicer.streams == 1
         await until_only_this_task_runs()
 
