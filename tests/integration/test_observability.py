@@ -51,13 +51,18 @@ def total(scrapes: list[Samples], name: str, **labels: str) -> float:
     return sum(value(s, name, **labels) for s in scrapes)
 
 
-def test_store_metrics_follow_the_load(make_cluster: MakeCluster) -> None:
+def metered_cluster(make_cluster: MakeCluster) -> tuple[dict[int, str], Client, int]:
+    """A started 3-store cluster with metrics, one write done: (metrics URLs, a client, the leader)."""
     cluster = make_cluster(start=False, tick_interval=0.05, extra_args=["--no-hibernate"])
     urls = with_metrics(cluster)
     cluster.start()
     client = Client(cluster)
     client.put(b"warm", b"up")
-    leader = client.wait_leader()
+    return urls, client, client.wait_leader()
+
+
+def test_store_metrics_follow_the_load(make_cluster: MakeCluster) -> None:
+    urls, client, leader = metered_cluster(make_cluster)
     wait_for(lambda: client.status(leader).lease_valid, 10, "the leader's lease")
     before = [scrape(u) for u in urls.values()]
 
@@ -91,12 +96,7 @@ def test_synced_writes_run_inline_until_reads_come(make_cluster: MakeCluster) ->
     """With no reads to serve, a store syncs on the event loop's thread (no hand-off to the writer
     thread and back); once reads come, the leader syncs on the writer thread and serves them
     meanwhile, while its followers, asked for no reads, stay inline (kvdb.server.raft_host)."""
-    cluster = make_cluster(start=False, tick_interval=0.05, extra_args=["--no-hibernate"])
-    urls = with_metrics(cluster)
-    cluster.start()
-    client = Client(cluster)
-    client.put(b"warm", b"up")
-    leader = client.wait_leader()
+    urls, client, leader = metered_cluster(make_cluster)
 
     def synced_writes() -> dict[int, tuple[float, float]]:
         """Store id -> (synced writes, of which inline)."""
