@@ -77,11 +77,14 @@ class Ops(NamedTuple):
 
 @dataclass(frozen=True)
 class Victim:
-    """The process a round kills -9 (``label`` names it) and how to start it again."""
+    """The process a round kills -9 (``label`` names it) and how to start it again; ``stopped`` and
+    ``resumed`` name the two for the log."""
 
     label: str
     kill: Callable[[], None]
     restart: Callable[[], None]
+    stopped: str = "kill -9"
+    resumed: str = "restart"
 
 
 class FailoverError(Exception):
@@ -192,7 +195,7 @@ async def _choose(victim: str, pd: PdClient, cluster: Cluster) -> Victim:
                      if p.role == metapb_pb2.VOTER and p.store_id != info.leader.store_id)
     process = cluster.stores[store]
     if victim == "leader-stop":  # hung, not dead: its connections stay open and answer nothing
-        return Victim(process.label, process.pause, process.resume)
+        return Victim(process.label, process.pause, process.resume, "SIGSTOP", "SIGCONT")
     return Victim(process.label, process.kill, lambda: cluster.start(store))
 
 
@@ -209,11 +212,10 @@ async def run_rounds(load: Load, pick: Callable[[], Awaitable[Victim]], victim: 
             await asyncio.sleep(settle)  # steady load before the kill: part of the measurement
             chosen = await pick()
             start = time.monotonic()
-            verb = "SIGSTOP" if victim == "leader-stop" else "kill -9"
-            log.info("round %d: %s %s (%s)", n, verb, chosen.label, victim)
+            log.info("round %d: %s %s (%s)", n, chosen.stopped, chosen.label, victim)
             await asyncio.to_thread(chosen.kill)
             await asyncio.sleep(restart_after)  # the outage being measured, not a synchronisation
-            log.info("round %d: %s %s", n, "SIGCONT" if victim == "leader-stop" else "restart", chosen.label)
+            log.info("round %d: %s %s", n, chosen.resumed, chosen.label)
             await asyncio.to_thread(chosen.restart)
             await asyncio.sleep(settle)  # load after the restart: part of the measurement
             end = time.monotonic()
@@ -223,8 +225,8 @@ async def run_rounds(load: Load, pick: Callable[[], Awaitable[Victim]], victim: 
                       None if stamps is None else round(longest_gap(stamps, start, end), 3))
             results.append(r)
             tso = "" if r.tso_gap is None else f", TSO {r.tso_gap:.3f}s"
-            print(f"{name}round {n}: {verb} {r.killed} ({victim}): longest gap writes {r.write_gap:.3f}s, "
-                  f"reads {r.read_gap:.3f}s{tso}", flush=True)
+            print(f"{name}round {n}: {chosen.stopped} {r.killed} ({victim}): longest gap writes "
+                  f"{r.write_gap:.3f}s, reads {r.read_gap:.3f}s{tso}", flush=True)
     finally:
         load.stop.set()
         await load_task

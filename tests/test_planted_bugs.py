@@ -174,8 +174,8 @@ PLANTED: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], Catch]] = {
     # A round's acknowledgement arriving after later rounds began. The drawn profiles caught it
     # by luck only (pauses seed 280, the only one of 0-299, after trajectories moved four times),
     # so the late_acks profile aims at it: messages to the leader an election timeout or more late,
-    # then the leader cut off from its followers. Caught by seeds 1, 3, 11, 13, 15 of 0-19 (3
-    # stores, drawn ranges) and 2, 6, 7, 8 of 0-9 (5 stores), by the per-tick "stale lease" check.
+    # then the leader cut off from its followers. Caught by seeds 0, 1, 2, 8, 14, 15 of 0-19
+    # (3 stores, drawn ranges) and 4, 6 of 0-9 (5 stores), by the per-event "stale lease" check.
     "lease_from_later_round": (lease_from_later_round,
                                lambda n: run_store_simulator(n, "late_acks", 6)),
     # Issue 10 item 1: store simulator seed 2 of the promise profile (a lease a tenth of a tick

@@ -161,10 +161,9 @@ class StoreConnection:
         self._closed = False
         self._heard = 0
         """Answer frames received, on any stream: the watchdog looks for it to move."""
-        self._last_id = 0
         self._watchdog: asyncio.TimerHandle | None = None
         self._watched = (0, 0)
-        """(``_heard``, ``_last_id``) when the watchdog was armed."""
+        """(``_heard``, the newest waiting request's id) when the watchdog was armed."""
 
     async def request(self, req: kvrpc_pb2.Request, on_sent: Callable[[], None] | None = None
                       ) -> kvrpc_pb2.Response:
@@ -175,7 +174,7 @@ class StoreConnection:
             raise ClientClosedError("the client is closed")
         if self._stream is None:
             self._stream = _Stream(self)
-        req.id = self._last_id = next(self._ids)
+        req.id = next(self._ids)
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
         self._pending[req.id] = waiter
@@ -194,7 +193,7 @@ class StoreConnection:
             self._on_sent.pop(req.id, None)
 
     def _arm_watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._watched = (self._heard, self._last_id)
+        self._watched = (self._heard, next(reversed(self._pending)))  # ids grow, in insertion order
         self._watchdog = loop.call_later(self.silence_timeout, self._watch)
 
     def _watch(self) -> None:
@@ -203,9 +202,8 @@ class StoreConnection:
         self._watchdog = None
         if self._closed or not self._pending:
             return
-        heard, last_id = self._watched
-        oldest = next(iter(self._pending))  # ids grow, and the dict keeps their order
-        if self._stream is not None and self._heard == heard and oldest <= last_id:
+        heard, newest = self._watched
+        if self._stream is not None and self._heard == heard and next(iter(self._pending)) <= newest:
             self._break(self._stream, f"no answer for {self.silence_timeout:g} s")
         if self._pending:
             self._arm_watchdog(asyncio.get_running_loop())

@@ -38,7 +38,8 @@ class LoopTimings:
         self.append = LatencyHistogram()
         """``Store.begin``: collect the Readies, send what may go early, stage the log append."""
         self.fsync = LatencyHistogram()
-        """The synced write of an iteration (written on the writer thread in a real store)."""
+        """The synced write of an iteration (in a real store inline, or on the writer thread while
+        reads come: ``kvdb.server.raft_host``)."""
         self.apply = LatencyHistogram()
         """``Store.finish``: release acks, apply committed entries, answer."""
         self.inline_writes = 0

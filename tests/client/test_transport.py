@@ -218,7 +218,7 @@ def test_a_store_that_keeps_answering_is_not_cut_while_one_request_waits() -> No
             held = asyncio.ensure_future(conn.request(get(b"held")))
             while not held.done():  # others answered meanwhile, across five silence periods
                 assert (await conn.request(get(b"x"))).get.value == b"x"
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # pacing the answers, not a synchronisation
             with pytest.raises(TimeoutError):
                 held.result()
             assert servicer.streams == 1

@@ -110,6 +110,8 @@ LATE_ACKS = ProfileSpec("late_acks", {"weather": 1}, (30, 60), keep=0.0)
 """Only the ``late_acks`` schedule (added outside the drawn weights) and the weather. Only by
 ``--profile late_acks``, like ``hibernate``: drawing it would change every other seed's profile."""
 ALL_PROFILES = [*PROFILES, HIBERNATE, SPLITS, LATE_ACKS]
+FORCED_ONLY = {spec.name: spec for spec in (HIBERNATE, LATE_ACKS)}
+"""Profiles drawn only when forced, each from ``PROFILES`` and itself (the list it was measured with)."""
 SPLIT_WEIGHTS = {"split": 3, "split_isolated_follower": 2, "split_crash_leader": 2, "split_transfer": 1,
                  "split_churn": 1}
 SPLITS_SHARE = 0.15
@@ -131,10 +133,7 @@ def draw_seed_profile(world_rng: random.Random, seed: int, forced: str | None, p
         profile = draw_profile(world_rng, [SPLITS], BASE_WEIGHTS)
         profile.weights.update(SPLIT_WEIGHTS)
         return profile
-    # The hibernate profile is drawn from the list it was measured with.
-    specs = [*PROFILES, HIBERNATE] if forced == HIBERNATE.name else PROFILES
-    if forced == LATE_ACKS.name:
-        specs = [*PROFILES, LATE_ACKS]
+    specs = [*PROFILES, FORCED_ONLY[forced]] if forced in FORCED_ONLY else PROFILES
     profile = draw_profile(world_rng, specs, BASE_WEIGHTS, forced)
     if forced is None and not pd and own.random() < SPLITS_ELSEWHERE:
         profile.weights.update({name: w if own.random() < profile.spec.keep else 0.0
@@ -413,17 +412,13 @@ class Nemesis:
         self.world.trace("messages to leader %r are %d ticks late; its own to followers stop in %d",
                          leader, delay_ticks, cut_after)
         self.world.after(cut_after * self.tick_us, self._cut_late_leader, leader.id, heal_after - cut_after)
+        self.world.after(heal_after * self.tick_us, self.network.slow_to.pop, leader.id, None)
 
     def _cut_late_leader(self, leader_id: int, heal_ticks: int) -> None:
         links = [link for to in sorted(self.sim.stores) if to != leader_id
                  for link in self.network.block_one_way(leader_id, to)]
         self.world.trace("leader %d's messages to its followers stop", leader_id)
-        self.stats.partitions += 1
-        self.world.after(heal_ticks * self.tick_us, self._heal_late_leader, leader_id, links)
-
-    def _heal_late_leader(self, leader_id: int, links: list[tuple[int, int]]) -> None:
-        self.network.restore(links)
-        self.network.slow_to.pop(leader_id, None)
+        self._heal_later(links, (heal_ticks, heal_ticks))
 
     def _cut_from_pd(self) -> None:
         """Cut some stores off from PD (PD on the other side of a partition), sometimes for longer
