@@ -67,6 +67,9 @@ def _add_store_parser(sub: argparse._SubParsersAction) -> None:
     _add_metrics_flag(p)
     p.add_argument("--ready-file", type=Path, help="write the bound port here once serving")
     p.add_argument("--tick-interval", type=float, help="seconds per Raft tick (default 0.05)")
+    p.add_argument("--wal-recycle-size", type=byte_size, dest="wal_recycle_bytes",
+                   help="size of the WAL files filled at start and reused for synced writes, e.g. 32MiB "
+                        "(default 32MiB; 0: append to new files)")
     p.add_argument("--raft-log-gc-count-limit", type=int, help="truncate a log beyond this many entries")
     p.add_argument("--raft-log-gc-keep", type=int, help="entries kept when truncating the log")
     p.add_argument("--max-clock-drift", type=float, help="seconds of clock drift the lease allows for")
@@ -119,6 +122,9 @@ def _add_pd_parser(sub: argparse._SubParsersAction) -> None:
     _add_metrics_flag(p)
     p.add_argument("--ready-file", type=Path, help="write the bound port here once serving")
     p.add_argument("--tick-interval", type=float, help="seconds per Raft tick (default 0.05)")
+    p.add_argument("--wal-recycle-size", type=byte_size, dest="wal_recycle_bytes",
+                   help="size of the WAL files filled at start and reused for synced writes, e.g. 32MiB "
+                        "(default 32MiB; 0: append to new files)")
     p.add_argument("--replica-count", type=int, default=3, help="replicas per range (default 3)")
     p.add_argument("--store-down-ms", type=int, default=30_000,
                    help="a store silent this long is down and its replicas are rebuilt elsewhere")
@@ -141,8 +147,10 @@ def _run_pd(args: argparse.Namespace) -> int:
 
     _setup_logging(args.log_level)
     store_cfg = StoreConfig()
-    if args.tick_interval is not None:
-        store_cfg.tick_interval = args.tick_interval
+    for name in ("tick_interval", "wal_recycle_bytes"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(store_cfg, name, value)
     schedule = default_schedule()
     try:
         if args.replica_count < 0 or args.store_down_ms < 0:
@@ -192,7 +200,7 @@ def _run_store(args: argparse.Namespace) -> int:
     store_cfg = StoreConfig()
     for name in ("tick_interval", "raft_log_gc_count_limit", "raft_log_gc_keep", "max_clock_drift",
                  "session_ttl", "hibernate", "hibernate_idle_ticks", "max_range_size", "load_split_qps",
-                 "load_split_seconds", "load_split_cpu", "split_check_interval"):
+                 "load_split_seconds", "load_split_cpu", "split_check_interval", "wal_recycle_bytes"):
         value = getattr(args, name)
         if value is not None:
             setattr(store_cfg, name, value)

@@ -231,6 +231,16 @@ def test_store_refuses_a_tiny_max_range_size(tmp_path: Path) -> None:
     assert_one_line_error(run(*args, "--max-range-size", "lots"), 2, "--max-range-size")
 
 
+@pytest.mark.parametrize("process", ["store", "pd"])
+def test_a_tiny_wal_recycle_size_is_refused(process: str, tmp_path: Path) -> None:
+    args = ([process, "--store-id", "1", "--static-cluster", "1=127.0.0.1:1"] if process == "store"
+            else [process, "--member-id", "1", "--initial-members", "1=127.0.0.1:1"])
+    args += ["--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "d")]
+    assert_one_line_error(run(*args, "--wal-recycle-size", "64KiB"), 2, "wal_recycle_bytes", "at least")
+    assert_one_line_error(run(*args, "--wal-recycle-size", "big"), 2, "--wal-recycle-size")
+    assert not (tmp_path / "d").exists()
+
+
 def test_pd_without_required_flags_fails_with_one_line() -> None:
     assert_one_line_error(run("pd", "--member-id", "1"), 2, "missing --listen, --data-dir")
 

@@ -4,7 +4,9 @@
 hard state) into ONE batch and writes it with sync=True, as the store does once per loop
 iteration. ``test_single_entry_synced_writes`` pays one synced write per entry, the cost group
 commit avoids. Both report ``entries_per_second`` in extra_info (entries made durable per second,
-encoding and key building included).
+encoding and key building included). Each runs on an engine appending to new WAL files
+(``new-wal``) and on one overwriting its pooled WAL files (``recycled-wal``, the store's default:
+``kvdb.storage.rocks``).
 
 Run: ``.venv/bin/pytest bench/micro/test_log_engine_bench.py --benchmark-only``.
 """
@@ -18,15 +20,16 @@ import pytest
 
 from kvdb.raft.types import ConfState, Entry, HardState, Snapshot
 from kvdb.storage import RaftLogStorage, RocksEngine
+from kvdb.store.config import StoreConfig
 
 PAYLOAD = b"x" * 100
 ENTRIES_PER_RANGE = 256
 SINGLE_WRITES = 64
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[RocksEngine]:
-    eng = RocksEngine(tmp_path / "db")
+@pytest.fixture(params=[0, StoreConfig.wal_recycle_bytes], ids=["new-wal", "recycled-wal"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RocksEngine]:
+    eng = RocksEngine(tmp_path / "db", wal_recycle_bytes=request.param)
     yield eng
     eng.close()
 

@@ -53,7 +53,7 @@ class RaftHost:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.config = config
         self.clock = clock
-        self.engine = RocksEngine(db_path(data_dir), data_dir / "snap")
+        self.engine = RocksEngine(db_path(data_dir), data_dir / "snap", config.wal_recycle_bytes)
         self.transport = StoreTransport(cluster_id, store_id, resolve, config.snapshot_chunk_bytes, tls)
         self.store = Store(cluster_id, store_id, self.engine, self.transport, clock, config, random.Random(),
                            addresses)

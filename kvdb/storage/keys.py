@@ -9,7 +9,8 @@ so one ``delete_range`` drops a whole log and never touches the hard or truncate
 
 CF_META: ``kind (1) | ...``: 0x00 store ident, 0x01 range state, 0x02 apply state, 0x03 client
 sessions (``range_id (8) | 0x00`` the range's log time, ``range_id (8) | 0x01 | session_id (8)``
-one session), 0x04 a snapshot being ingested (``snapshot_ingest_key``). Range state keys have a
+one session), 0x04 a snapshot being ingested (``snapshot_ingest_key``), 0x05 the GC safe point,
+0xff the engine's WAL filler (``WAL_FILL_KEY``, deleted again as it opens). Range state keys have a
 prefix of their own so a restarting store can list its ranges with one scan; a range's sessions
 likewise.
 """
@@ -37,6 +38,9 @@ SNAPSHOT_INGEST_PREFIX = b"\x04"
 GC_SAFE_POINT_KEY = b"\x05"
 """CF_META: the highest MVCC GC safe point the store's data was collected at (8 bytes, big
 endian), written with the deletions (``Store.raise_gc_safe_point``)."""
+WAL_FILL_KEY = b"\xff"
+"""CF_META: the junk ``RocksEngine`` writes as it opens to fill the WAL files it will reuse, then
+deletes; one left by a crash is deleted by the next open."""
 _SESSION_CLOCK = 0x00
 _SESSION = 0x01
 

@@ -6,6 +6,18 @@ tests/storage/test_rocksdict_behaviour.py):
   ``close()`` drops all of them before closing, and scans never keep an iterator past the call;
 - ``ReadOptions`` has no raw mode, so its iterate bounds are not used: scans seek and compare;
 - an inverted ``delete_range`` fails the write and then every later write, so it is not staged.
+
+WAL recycling (``wal_recycle_bytes``): a synced write that appends to a file also changes the
+file's size and allocates blocks, so ext4's ``fdatasync`` must commit its journal as well, and
+the three stores of a cluster on one disk queue behind each other's journal commits. RocksDB can
+instead reuse its obsolete WAL files, overwriting blocks already written, so ``fdatasync`` flushes
+the data alone (measured here, three processes each syncing ~3.5 KB batches: 333 us per sync
+appending, 206 us overwriting). It reuses only files it made obsolete while running, and at open
+it deletes every old WAL, so the engine fills the pool itself as it opens (``_fill_wal_pool``),
+the way etcd preallocates its WAL segments, and caps the live WAL at the same size
+(``max_total_wal_size``: beyond it, RocksDB flushes the memtables and switches to a pooled file).
+RocksDB >= 9.1 keeps point-in-time recovery with recycled files (the bundled one is 9.8.4): a
+record left from a file's earlier life carries an older log number and ends the replay.
 """
 
 from __future__ import annotations
@@ -26,11 +38,20 @@ from rocksdict import (
 )
 from rocksdict import WriteBatch as RdictWriteBatch
 
-from kvdb.storage.engine import ALL_CFS, WriteBatch, iter_in_chunks
+from kvdb.storage.engine import ALL_CFS, CF_META, WriteBatch, iter_in_chunks
 from kvdb.storage.files import DirFiles
+from kvdb.storage.keys import WAL_FILL_KEY
 
 _FLUSH_POLL = 0.002
 """Seconds between looks at a background memtable flush (``checkpoint``)."""
+WAL_POOL_FILES = 2
+"""WAL files RocksDB keeps for reuse (``recycle_log_file_num``): the one being filled while the
+memtables of the one before are flushed, and the next one."""
+_WAL_FILL_BLOCK = 1 << 20
+"""Bytes per write while filling the WAL pool: few writes, and a memtable that holds one value."""
+_WAL_FILL_MARGIN = 64 << 10
+"""Bytes a filled WAL file stays under ``wal_recycle_bytes`` (more than its records' headers), so
+``max_total_wal_size`` does not switch it while it is being filled."""
 
 
 class RocksWriteBatch:
@@ -83,20 +104,27 @@ class _ByName(dict):
         raise KeyError(f"unknown column family {name!r}")
 
 
-def _options() -> Options:
+def _options(wal_recycle_bytes: int) -> Options:
     opts = Options(raw_mode=True)
     opts.create_if_missing(True)
     opts.create_missing_column_families(True)
+    if wal_recycle_bytes:
+        opts.set_recycle_log_file_num(WAL_POOL_FILES)
+        opts.set_max_total_wal_size(wal_recycle_bytes)
     return opts
 
 
 class RocksEngine:
-    def __init__(self, path: str | os.PathLike, snap_dir: str | os.PathLike | None = None) -> None:
-        """``snap_dir``: where snapshot files go (default: ``<path>.snap``)."""
+    def __init__(self, path: str | os.PathLike, snap_dir: str | os.PathLike | None = None,
+                 wal_recycle_bytes: int = 0) -> None:
+        """``snap_dir``: where snapshot files go (default: ``<path>.snap``). ``wal_recycle_bytes``:
+        the size of the WAL files reused for synced writes (module docstring; 0: append to new
+        files, RocksDB's default)."""
         self.path = os.fspath(path)
         self.files = DirFiles(os.fspath(snap_dir) if snap_dir is not None else self.path + ".snap")
         self._db: Rdict | None = Rdict(
-            self.path, _options(), column_families={name: Options(raw_mode=True) for name in ALL_CFS}
+            self.path, _options(wal_recycle_bytes),
+            column_families={name: Options(raw_mode=True) for name in ALL_CFS}
         )
         self._cfs = _ByName(self.path)
         self._handles = _ByName(self.path)
@@ -104,6 +132,27 @@ class RocksEngine:
             self._cfs[name] = self._db.get_column_family(name)
             self._handles[name] = self._db.get_column_family_handle(name)
         self._nosync = WriteOptions()
+        if wal_recycle_bytes:
+            self._fill_wal_pool(wal_recycle_bytes)
+
+    def _fill_wal_pool(self, size: int) -> None:
+        """Write junk into each WAL file of the pool (synced, so its blocks are allocated and
+        written), then make RocksDB switch files: at the end, the live WAL and the next one are
+        full-size files that synced writes overwrite in place. ~0.15 s per 32 MiB at every open."""
+        assert self._db is not None
+        handle, meta = self._handles[CF_META], self._cfs[CF_META]
+        for _ in range(WAL_POOL_FILES):
+            left = size - _WAL_FILL_MARGIN
+            while left > 0:
+                fill = RdictWriteBatch(raw_mode=True)
+                fill.put(WAL_FILL_KEY, bytes(min(left, _WAL_FILL_BLOCK)), handle)
+                self._db.write(fill, self._nosync)
+                left -= _WAL_FILL_BLOCK
+            done = RdictWriteBatch(raw_mode=True)
+            done.delete(WAL_FILL_KEY, handle)
+            self._db.write(done, self._nosync)
+            self._db.flush_wal(True)
+            meta.flush(True)  # the only memtable written to: flushing it switches to the next WAL
 
     def batch(self) -> RocksWriteBatch:
         return RocksWriteBatch(self._handles)

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from kvdb.raft.config import promise_intervals
 
 DEFAULT_MAX_RANGE_SIZE = 96 * 1024 * 1024
+WAL_RECYCLE_MIN = 1 << 20
+"""The smallest reused WAL file: below it, RocksDB would switch files (and flush memtables) every
+few hundred writes."""
 
 
 @dataclass
@@ -48,6 +51,10 @@ class StoreConfig:
     raft_log_gc_size_limit: int = 64 * 1024 * 1024
     """... or more bytes than this; the newest ``raft_log_gc_keep`` entries are kept."""
     raft_log_gc_keep: int = 1_000
+    wal_recycle_bytes: int = 32 * 1024 * 1024
+    """Size of the RocksDB WAL files the engine fills as it opens and reuses for synced writes, so
+    an fsync overwrites blocks instead of growing a file (``kvdb.storage.rocks``); 0: RocksDB's
+    default, new files. Opening costs ~0.15 s per 32 MiB, and the data dir holds twice this."""
     entry_cache_entries: int = 4096
     snapshot_chunk_bytes: int = 1 << 20
     hibernate: bool = True
@@ -124,6 +131,9 @@ class StoreConfig:
             raise ValueError("max_inflight_bytes must be 0 (no limit) or at least max_size_per_msg")
         if self.max_uncommitted_entries_size < 0:
             raise ValueError("max_uncommitted_entries_size must be 0 (no limit) or positive")
+        if self.wal_recycle_bytes and self.wal_recycle_bytes < WAL_RECYCLE_MIN:
+            raise ValueError(f"wal_recycle_bytes must be 0 (off) or at least {WAL_RECYCLE_MIN} bytes, "
+                             f"got {self.wal_recycle_bytes}")
         if self.hibernate_idle_ticks < 1:
             raise ValueError("hibernate_idle_ticks must be positive")
         if self.session_ttl <= 0:
