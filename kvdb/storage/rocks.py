@@ -45,8 +45,8 @@ from kvdb.storage.keys import WAL_FILL_KEY
 _FLUSH_POLL = 0.002
 """Seconds between looks at a background memtable flush (``checkpoint``)."""
 WAL_POOL_FILES = 2
-"""WAL files RocksDB keeps for reuse (``recycle_log_file_num``): the one being filled while the
-memtables of the one before are flushed, and the next one."""
+"""WAL files RocksDB keeps for reuse (``recycle_log_file_num``), all filled at open: the live one
+and the next."""
 _WAL_FILL_BLOCK = 1 << 20
 """Bytes per write while filling the WAL pool: few writes, and a memtable that holds one value."""
 _WAL_FILL_MARGIN = 64 << 10
@@ -138,7 +138,7 @@ class RocksEngine:
     def _fill_wal_pool(self, size: int) -> None:
         """Write junk into each WAL file of the pool (synced, so its blocks are allocated and
         written), then make RocksDB switch files: at the end, the live WAL and the next one are
-        full-size files that synced writes overwrite in place. ~0.15 s per 32 MiB at every open."""
+        full-size files that synced writes overwrite in place. ~0.16 s for 32 MiB at every open."""
         assert self._db is not None
         handle, meta = self._handles[CF_META], self._cfs[CF_META]
         for _ in range(WAL_POOL_FILES):
