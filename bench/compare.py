@@ -19,8 +19,6 @@ import argparse
 import contextlib
 import importlib.util
 import json
-import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +32,7 @@ from bench.runner import BenchConfig, BenchError, run_bench
 from bench.workloads import BANK_RANGES, WORKLOADS, default_keys, key_space, needs_preload
 from kvdb.net.tls import TlsFiles
 from kvdb.net.tls_options import add_tls_flags, forget_tls_env, tls_from_args
+from kvdb.playground import free_ports
 
 USAGE, FAILED, INTERRUPTED = 2, 3, 130
 REPO = Path(__file__).resolve().parent.parent
@@ -53,22 +52,10 @@ FAILOVER = "failover"
 def free_base_port(count: int) -> int:
     """A port P such that P..P+count-1 are free now: the clusters take consecutive ports, and a fixed
     default would collide with a playground or an etcd already running on the machine."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, 30000 - count)
-        socks = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise BenchError(f"found no {count} consecutive free ports")
+    try:
+        return free_ports(count, consecutive=True)[0]
+    except OSError as exc:
+        raise BenchError(str(exc)) from exc
 
 
 def client_processes(total: int, processes: int) -> int:

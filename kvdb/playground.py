@@ -394,17 +394,67 @@ class Playground:
                 child.proc.wait()
 
 
-def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
-    """``n`` distinct ports of loopback ``host`` free right now (bound together so they differ,
-    then released for the children). The test harness and the benchmarks use it too."""
-    sockets = [socket.socket() for _ in range(n)]
+FREE_PORT_FLOOR = 10000
+"""The lowest port ``free_ports`` hands out (below it live well-known services)."""
+
+_next_free_port: int | None = None
+"""Where ``free_ports`` looks next in this process: it walks its range instead of asking the
+kernel again, so one process never hands out a port twice."""
+
+
+def free_ports(n: int, host: str = "127.0.0.1", consecutive: bool = False) -> list[int]:
+    """``n`` distinct ports of loopback ``host`` free right now, for children to listen on later;
+    ``consecutive``: P..P+n-1 (a playground takes its ports from a base port).
+
+    They come from below the kernel's ephemeral range, never from it: a port the kernel picked
+    for ``bind(port 0)`` and then got back can be handed straight to an outgoing connection
+    (from any process) before the child binds it, and the child then fails to start. Each is
+    checked by binding it (all at once, released before returning). The walk starts at a
+    pid-derived place, so concurrent test runs on one machine rarely look at the same ports.
+    The test harness and the benchmarks use it too."""
+    global _next_free_port
+    low, high = FREE_PORT_FLOOR, _ephemeral_low()
+    span = high - low
+    if span < n:
+        raise OSError(f"the ephemeral port range starts at {high}: no room below it for {n} ports")
+    if _next_free_port is None:
+        _next_free_port = low + (os.getpid() * 7919) % span
+    chosen: list[socket.socket] = []
     try:
-        for sock in sockets:
-            sock.bind((host, 0))
-        return [sock.getsockname()[1] for sock in sockets]
+        for _ in range(span):
+            if len(chosen) == n:
+                break
+            port, _next_free_port = _next_free_port, low + (_next_free_port + 1 - low) % span
+            if consecutive and chosen and port != chosen[-1].getsockname()[1] + 1:
+                _release(chosen)  # the walk wrapped around: start the run afresh
+            sock = socket.socket()
+            try:
+                sock.bind((host, port))
+            except OSError:
+                sock.close()
+                if consecutive:
+                    _release(chosen)
+                continue
+            chosen.append(sock)
+        if len(chosen) < n:
+            raise OSError(f"no {n} free ports on {host} between {low} and {high}")
+        return [sock.getsockname()[1] for sock in chosen]
     finally:
-        for sock in sockets:
-            sock.close()
+        _release(chosen)
+
+
+def _release(sockets: list[socket.socket]) -> None:
+    for sock in sockets:
+        sock.close()
+    sockets.clear()
+
+
+def _ephemeral_low() -> int:
+    """The first port the kernel hands to outgoing connections (Linux's default if unreadable)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def _how_it_ended(status: int) -> str:
