@@ -46,12 +46,15 @@ async def split(pd: PdClient, keys: list[bytes], timeout: float) -> list[Row]:
 def _range_row(info: pdpb_pb2.RangeInfo) -> Row:
     desc = info.descriptor
     leader = ({"peer_id": info.leader.id, "store_id": info.leader.store_id} if info.leader.id else None)
+    down, pending = set(info.down_peer_ids), set(info.pending_peer_ids)
     return {
         "id": desc.id,
         "start": desc.start_key.hex(),
         "end": desc.end_key.hex(),
         "epoch": {"conf_ver": desc.epoch.conf_ver, "version": desc.epoch.version},
-        "replicas": [{"peer_id": p.id, "store_id": p.store_id, "role": metapb_pb2.PeerRole.Name(p.role)}
+        # down: its leader has not heard from its store lately; pending: a learner catching up
+        "replicas": [{"peer_id": p.id, "store_id": p.store_id, "role": metapb_pb2.PeerRole.Name(p.role),
+                      "down": p.id in down, "pending": p.id in pending}
                      for p in desc.peers],
         "leader": leader,
         "joint": info.joint,  # mid-way through a joint membership change
@@ -71,8 +74,9 @@ def show_key(data: bytes) -> str:
 
 def _replica(peer: Row, leader: Row | None) -> str:
     mark = "*" if leader and leader["peer_id"] == peer["peer_id"] else ""
-    role = "" if peer["role"] == "VOTER" else f"({peer['role'].lower()})"
-    return f"{mark}{peer['peer_id']}@s{peer['store_id']}{role}"
+    notes = [] if peer["role"] == "VOTER" else [peer["role"].lower()]
+    notes += [flag for flag in ("down", "pending") if peer.get(flag)]
+    return f"{mark}{peer['peer_id']}@s{peer['store_id']}" + (f"({','.join(notes)})" if notes else "")
 
 
 def table(kind: str, rows: list[Row]) -> str:

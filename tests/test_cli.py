@@ -162,6 +162,9 @@ def test_ranges_table_marks_the_leader() -> None:
     assert lines[1].split() == ["1", "(start)", '"m"', "5/1", "*2@s2,7@s3(learner)", "store", "2"]
     rows[0]["joint"] = True  # mid-way through a joint membership change
     assert table("ranges", rows).splitlines()[1].split()[3] == "5/1(joint)"
+    rows[0]["replicas"][1]["pending"] = True
+    rows[0]["replicas"].append({"peer_id": 9, "store_id": 4, "role": "VOTER", "down": True, "pending": False})
+    assert table("ranges", rows).splitlines()[1].split()[4] == "*2@s2,7@s3(learner,pending),9@s4(down)"
 
 
 def test_store_reads_a_toml_config_and_flags_win(tmp_path: Path) -> None:

@@ -53,6 +53,12 @@ for good (TiKV asks PD about hibernated peers after ``max_leader_missing_duratio
 Stats = Callable[[metapb_pb2.RangeDescriptor], "pdpb_pb2.RangeStats | None"]
 """A led range's approximate size and keys (the split checker's), or None when not measured."""
 
+PEER_DOWN_ELECTIONS = 4
+"""A range's leader reports a replica down once its store has heard nothing from the replica's
+store for this many election timeouts (2 s at the default 50 ms tick and 10-tick election
+timeout): a dead store's replicas show up well before PD takes the whole store DOWN (30 s), and
+a GC or VM pause of a second or so does not make a replica flap."""
+
 FULL_REPORT_INTERVALS = 10
 """An unchanged range is reported once every this many intervals (PD still sees it alive and
 runs its replica checker on it, e.g. when one of its stores went down)."""
@@ -288,8 +294,9 @@ class LeaderlessReplicas:
         return due
 
 
-Fingerprint = tuple[int, int, int]
-"""(conf_ver, version, term): what can change in a hibernated leader's report (``_fingerprint``)."""
+Fingerprint = tuple[int, int, int, tuple[int, ...]]
+"""(conf_ver, version, term, down replica ids): what can change in a hibernated leader's report
+(``_fingerprint``)."""
 _NEVER = (None, None, -1)
 
 
@@ -309,6 +316,8 @@ class HeartbeatBatcher:
         """Range id -> (last report, its fingerprint, the nap in which it was last found current)."""
         self._losses = -1
         self._beats = 0
+        self._silent: frozenset[int] = frozenset()
+        """The stores counted down at the last request."""
 
     def next_request(self, leaders: list[Peer], losses: int, asleep: Container[Peer] = ()
                      ) -> pdpb_pb2.RangeHeartbeatRequest:
@@ -319,12 +328,16 @@ class HeartbeatBatcher:
             self._reported.clear()
         request = pdpb_pb2.RangeHeartbeatRequest(store_id=self.store_id)
         reported = {}
+        silent = _silent_stores(leaders)
+        # Compared once per nap: nothing of a sleeping range changes (anything would wake it) but
+        # which of its stores fell silent or spoke again: when that changed, compare every one.
+        same_silence, self._silent = silent == self._silent, silent
         for peer in leaders:
             range_id = peer.range_id
             due = (self._beats + range_id) % FULL_REPORT_INTERVALS == 0
             last, mark, nap = self._reported.get(range_id, _NEVER)
-            # Compared once per nap: nothing changes a range while it sleeps (anything would wake it).
-            if mark is not None and peer in asleep and (nap == peer.naps or mark == _fingerprint(peer)):
+            if mark is not None and peer in asleep and (
+                    (nap == peer.naps and same_silence) or mark == _fingerprint(peer, down_peer_ids(peer))):
                 reported[range_id] = last, mark, peer.naps
                 if due:
                     request.ranges.append(last)
@@ -334,24 +347,36 @@ class HeartbeatBatcher:
                 info.stats.CopyFrom(stats)
             if due or last != info:
                 request.ranges.append(info)
-            mark = None if info.joint or info.pending_peer_ids else _fingerprint(peer)
+            mark = None if info.joint or info.pending_peer_ids else _fingerprint(peer, info.down_peer_ids)
             reported[range_id] = info, mark, -1  # the next nap's first report compares
         self._reported = reported  # a range led again later is reported afresh
         self._beats += 1
         return request
 
 
-def _fingerprint(peer: Peer) -> Fingerprint:
-    """What of ``range_info(peer)`` can change while the range hibernates, or just before.
+def _fingerprint(peer: Peer, down: Iterable[int]) -> Fingerprint:
+    """What of ``range_info(peer)`` can change while the range hibernates, or just before;
+    ``down``: its down replicas now.
 
     A hibernated range is not joint and has no learner behind (it would not have gone to sleep;
-    reports saying otherwise get no fingerprint), its descriptor changes only with its epoch, and
-    its leader only with the term. A report may predate changes made just before the range fell
-    asleep (test_pd_placement caught a promotion reported as the learner it was), hence the
-    comparison rather than trusting that an asleep range is unchanged.
+    reports saying otherwise get no fingerprint), its descriptor changes only with its epoch, its
+    leader only with the term, and its down replicas with its stores' silence. A report may
+    predate changes made just before the range fell asleep (test_pd_placement caught a promotion
+    reported as the learner it was), hence the comparison rather than trusting that an asleep
+    range is unchanged.
     """
     epoch = peer.desc.epoch
-    return epoch.conf_ver, epoch.version, peer.raw.raft.term
+    return epoch.conf_ver, epoch.version, peer.raw.raft.term, tuple(down)
+
+
+def _silent_stores(leaders: list[Peer]) -> frozenset[int]:
+    """The stores holding replicas of ``leaders``' ranges that count as down now."""
+    if not leaders:
+        return frozenset()
+    store = leaders[0].store
+    silent, limit = store.hibernation.silent_ticks, _down_limit(store)
+    stores = {p.store_id for peer in leaders for p in peer.desc.peers}
+    return frozenset(sid for sid in stores if sid != store.store_id and silent(sid) > limit)
 
 
 def carry_out_decisions(store: Store, resp: pdpb_pb2.RangeHeartbeatResponse,
@@ -458,7 +483,22 @@ def range_info(peer: Peer) -> pdpb_pb2.RangeInfo:
         for node_id, pr in raft.trk.progress.items():
             if pr.is_learner and (pr.state != ProgressState.REPLICATE or pr.match < first - 1):
                 info.pending_peer_ids.append(node_id)
+        info.down_peer_ids.extend(down_peer_ids(peer))
     return info
+
+
+def down_peer_ids(peer: Peer) -> list[int]:
+    """The replicas of ``peer``'s range on stores this store has not heard from for
+    ``PEER_DOWN_ELECTIONS`` election timeouts: PD's schedulers leave such a range alone and never
+    hand its leadership to them. Any message counts (Raft traffic, hibernation's liveness beats),
+    so an idle or hibernated range's replicas are not down while their stores talk."""
+    store = peer.store
+    silent, limit = store.hibernation.silent_ticks, _down_limit(store)
+    return [p.id for p in peer.desc.peers if p.store_id != store.store_id and silent(p.store_id) > limit]
+
+
+def _down_limit(store: Store) -> int:
+    return PEER_DOWN_ELECTIONS * store.config.election_tick
 
 
 def describe_operator(op: pdpb_pb2.Operator) -> str:

@@ -65,9 +65,9 @@ class Hibernation:
         """Advance one tick: hibernate idle leaders, wake followers of silent stores, send the
         liveness beats; returns the replicas to tick."""
         store = self.store
+        self.ticks += 1  # counts with hibernation off too: silent_ticks() serves PD reports
         if not self.enabled:
             return list(store.peers.values())
-        self.ticks += 1
         self._check_liveness()
         if self._partners and self.ticks % self.beat_ticks == 0:
             self._send_beats()
@@ -190,6 +190,10 @@ class Hibernation:
     def heard_from(self, store_id: int) -> None:
         """Any message from ``store_id`` (a Raft message, a notice or a beat) shows it is alive."""
         self._heard[store_id] = self.ticks
+
+    def silent_ticks(self, store_id: int) -> int:
+        """Ticks since anything came from ``store_id`` (since this store started, if nothing did)."""
+        return self.ticks - self._heard.get(store_id, 0)
 
     def _send_beats(self) -> None:
         for store_id in self._partners:

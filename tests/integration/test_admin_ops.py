@@ -177,6 +177,25 @@ def test_settings_schedulers_labels_and_status(make_pd_cluster: MakePdCluster) -
     cluster.assert_all_running()
 
 
+def test_a_killed_stores_replica_shows_down_until_it_is_back(make_pd_cluster: MakePdCluster) -> None:
+    """The range's leader reports the replica on a store it stopped hearing from (PD's schedulers
+    leave the range alone and hand it no leadership); `kvdb admin ranges` shows it."""
+    cluster, pd = make_pd_cluster()
+    info = pd.wait_voters(3)
+    victim = next(p for p in info.descriptor.peers if p.store_id != info.leader.store_id)
+    assert not info.down_peer_ids
+    cluster.kill(victim.store_id)
+    wait_for(lambda: list(pd.first_range().down_peer_ids) == [victim.id], 30,
+             f"PD to hear that peer {victim.id} is down", interval=0.05)
+    row = json.loads(ok(pd, "ranges", "--json"))[0]
+    assert [(r["peer_id"], r["down"]) for r in row["replicas"] if r["down"]] == [(victim.id, True)]
+    assert f"{victim.id}@s{victim.store_id}(down)" in ok(pd, "ranges")
+    cluster.restart(victim.store_id)
+    wait_for(lambda: not pd.first_range().down_peer_ids, 30, f"peer {victim.id} to be up again",
+             interval=0.05)
+    assert not any(r["down"] for r in json.loads(ok(pd, "ranges", "--json"))[0]["replicas"])
+
+
 def test_schedulers_pause_and_resume(make_pd_cluster: MakePdCluster) -> None:
     cluster, pd = make_pd_cluster(n_stores=1)
     listed = {r["name"]: r["paused"] for r in json.loads(ok(pd, "schedulers", "--json"))}

@@ -12,6 +12,12 @@ from kvdb.pb import metapb_pb2, pdpb_pb2
 from kvdb.server import pd_worker
 from kvdb.server.pd_worker import FULL_REPORT_INTERVALS, HeartbeatBatcher
 
+SILENT: dict[int, int] = {}
+"""Store id -> ticks since store 7 last heard from it (0 unless set)."""
+STORE = SimpleNamespace(store_id=7, config=SimpleNamespace(election_tick=10),
+                        hibernation=SimpleNamespace(silent_ticks=lambda store_id: SILENT.get(store_id, 0)))
+"""What ``down_peer_ids`` reads of the leaders' store (store 7; replicas on stores 7, 8, 9)."""
+
 
 @dataclass(eq=False)
 class FakeLeader:
@@ -21,11 +27,13 @@ class FakeLeader:
     term: int = 1
     conf_ver: int = 1
     naps: int = 0
+    store = STORE
 
     @property
     def desc(self) -> metapb_pb2.RangeDescriptor:
         epoch = metapb_pb2.RangeEpoch(conf_ver=self.conf_ver)
-        return metapb_pb2.RangeDescriptor(id=self.range_id, epoch=epoch)
+        peers = [metapb_pb2.Peer(id=10 * self.range_id + s, store_id=s) for s in (7, 8, 9)]
+        return metapb_pb2.RangeDescriptor(id=self.range_id, epoch=epoch, peers=peers)
 
     @property
     def raw(self) -> SimpleNamespace:
@@ -40,9 +48,11 @@ BUILT: list[int] = []
 def fake_range_info(monkeypatch: pytest.MonkeyPatch) -> None:
     def info(peer: FakeLeader) -> pdpb_pb2.RangeInfo:
         BUILT.append(peer.range_id)
-        return pdpb_pb2.RangeInfo(descriptor=peer.desc, term=peer.term)
+        return pdpb_pb2.RangeInfo(descriptor=peer.desc, term=peer.term,
+                                  down_peer_ids=pd_worker.down_peer_ids(peer))
 
     BUILT.clear()
+    SILENT.clear()
     monkeypatch.setattr(pd_worker, "range_info", info)
 
 
@@ -115,7 +125,8 @@ def test_a_sleeping_range_is_compared_once_per_nap(monkeypatch: pytest.MonkeyPat
 
     compared: list[int] = []
     fingerprint = pd_worker._fingerprint
-    monkeypatch.setattr(pd_worker, "_fingerprint", lambda p: compared.append(p.range_id) or fingerprint(p))
+    monkeypatch.setattr(pd_worker, "_fingerprint",
+                        lambda p, down: compared.append(p.range_id) or fingerprint(p, down))
     leaders = [FakeLeader(i, naps=1) for i in range(1, 4)]
     batcher = HeartbeatBatcher(7)
     carried(batcher, leaders)
@@ -126,3 +137,22 @@ def test_a_sleeping_range_is_compared_once_per_nap(monkeypatch: pytest.MonkeyPat
     leaders[0].conf_ver, leaders[0].naps = 2, 2  # woke, changed, and fell asleep again
     request = batcher.next_request(leaders, 0, set(leaders))
     assert (1, 2) in {(i.descriptor.id, i.descriptor.epoch.conf_ver) for i in request.ranges}
+
+
+def test_a_sleeping_ranges_report_follows_its_stores_silence() -> None:
+    """A store falling silent changes no sleeping range (nothing wakes it), but their reports must
+    name its replicas down, and drop them once it speaks again."""
+    leaders = [FakeLeader(i, naps=1) for i in range(1, 4)]
+    batcher = HeartbeatBatcher(7)
+    carried(batcher, leaders)
+    batcher.next_request(leaders, 0, set(leaders))
+    limit = pd_worker.PEER_DOWN_ELECTIONS * STORE.config.election_tick
+    SILENT[9] = limit  # not yet
+    assert not batcher.next_request(leaders, 0, set(leaders)).ranges
+    SILENT[9] = limit + 1
+    request = batcher.next_request(leaders, 0, set(leaders))
+    assert {i.descriptor.id: list(i.down_peer_ids) for i in request.ranges} == {1: [19], 2: [29], 3: [39]}
+    assert not batcher.next_request(leaders, 0, set(leaders)).ranges, "reported once"
+    SILENT[9] = 0
+    request = batcher.next_request(leaders, 0, set(leaders))
+    assert {i.descriptor.id: list(i.down_peer_ids) for i in request.ranges} == {1: [], 2: [], 3: []}
