@@ -6,7 +6,9 @@ finish (its target store stopped) is listed and cancelled; settings, schedulers 
 through PD's replicated config and come back as set, bad values refused with one line; a
 decommission under a write load moves every replica off the store with no acknowledged write
 lost (the histories are checked for linearizability), and the store ends TOMBSTONE; a cancelled
-decommission leaves the store UP with its replicas.
+decommission leaves the store UP with its replicas. A killed store's replica shows down until it
+is back, and evict-leader passes over a replica its leader cannot hear (planted: PD ignoring down
+replicas when it picks the new leader fails that test).
 """
 
 from __future__ import annotations
@@ -194,6 +196,41 @@ def test_a_killed_stores_replica_shows_down_until_it_is_back(make_pd_cluster: Ma
     wait_for(lambda: not pd.first_range().down_peer_ids, 30, f"peer {victim.id} to be up again",
              interval=0.05)
     assert not any(r["down"] for r in json.loads(ok(pd, "ranges", "--json"))[0]["replicas"])
+
+
+def test_evict_leader_hands_no_leadership_to_a_replica_the_leader_cannot_hear(
+        make_pd_cluster: MakePdCluster) -> None:
+    """The store PD would pick (fewest leaders, then lowest id) is UP for PD but cut off from the
+    leader's store: reported down, it is passed over, and the leadership goes to the other one
+    (without the report the transfer would go to it and never happen)."""
+    cluster, pd = make_pd_cluster()
+    pd.wait_voters(3)
+    for name in BALANCERS:  # evict-leader keeps running
+        ok(pd, "schedulers", "pause", name)
+    wait_for(lambda: not json.loads(ok(pd, "operators", "--json")), 30, "balance-leader's operators to end")
+    info = pd.first_range()
+    leader_store = info.leader.store_id
+    cut, other = sorted(p.store_id for p in info.descriptor.peers if p.store_id != leader_store)
+    cut_peer = next(p.id for p in info.descriptor.peers if p.store_id == cut)
+    client = pd.kv_client()
+
+    def busy_range() -> pdpb_pb2.RangeInfo:
+        """PD's record of the range, after a write: writes keep the range awake, so the store still
+        hearing the leader refuses the cut store's votes (a hibernated one would grant them)."""
+        client.put(b"k", b"v")
+        return pd.first_range()
+
+    try:
+        client.isolate(cut, [leader_store])
+        wait_for(lambda: list(busy_range().down_peer_ids) == [cut_peer], 30,
+                 f"PD to hear that peer {cut_peer} is down", interval=0.05)
+        assert pd.stores()[cut].state == pdpb_pb2.UP
+        ok(pd, "schedulers", "evict-leader", str(leader_store))
+        wait_for(lambda: busy_range().leader.store_id == other, 30,
+                 f"the leadership to move to store {other}", interval=0.05)
+        client.isolate(cut, [leader_store], on=False)
+    finally:
+        client.close()
 
 
 def test_schedulers_pause_and_resume(make_pd_cluster: MakePdCluster) -> None:
