@@ -20,6 +20,8 @@ stops calling ``tick`` on a hibernated replica, which only makes its timers slow
   (``RaftMessage.store_heartbeat``) per ``heartbeat_tick`` ticks, not one per range; any message
   from a store counts as hearing from it. When the store of a hibernated follower's leader has
   been silent for more than ``election_tick`` ticks, the follower wakes and campaigns normally.
+  The same record (``silent_ticks``) tells a leader which of its replicas to report down to PD
+  (``kvdb.server.pd_worker.down_peer_ids``); it is kept with hibernation off too.
 
 Why the lease argument survives (docs/store.md, "Hibernation"): a hibernated follower does not
 tick, so its promise (``leader_contact_elapsed``) cannot run out early, only late; and a
