@@ -374,9 +374,8 @@ def _silent_stores(leaders: list[Peer]) -> frozenset[int]:
     if not leaders:
         return frozenset()
     store = leaders[0].store
-    silent, limit = store.hibernation.silent_ticks, _down_limit(store)
-    stores = {p.store_id for peer in leaders for p in peer.desc.peers}
-    return frozenset(sid for sid in stores if sid != store.store_id and silent(sid) > limit)
+    return frozenset(sid for sid in {p.store_id for peer in leaders for p in peer.desc.peers}
+                     if _is_down(store, sid))
 
 
 def carry_out_decisions(store: Store, resp: pdpb_pb2.RangeHeartbeatResponse,
@@ -492,13 +491,13 @@ def down_peer_ids(peer: Peer) -> list[int]:
     ``PEER_DOWN_ELECTIONS`` election timeouts: PD's schedulers leave such a range alone and never
     hand its leadership to them. Any message counts (Raft traffic, hibernation's liveness beats),
     so an idle or hibernated range's replicas are not down while their stores talk."""
-    store = peer.store
-    silent, limit = store.hibernation.silent_ticks, _down_limit(store)
-    return [p.id for p in peer.desc.peers if p.store_id != store.store_id and silent(p.store_id) > limit]
+    return [p.id for p in peer.desc.peers if _is_down(peer.store, p.store_id)]
 
 
-def _down_limit(store: Store) -> int:
-    return PEER_DOWN_ELECTIONS * store.config.election_tick
+def _is_down(store: Store, store_id: int) -> bool:
+    """Whether ``store`` counts ``store_id`` (another store) down: silent for too long."""
+    return (store_id != store.store_id
+            and store.hibernation.silent_ticks(store_id) > PEER_DOWN_ELECTIONS * store.config.election_tick)
 
 
 def describe_operator(op: pdpb_pb2.Operator) -> str:

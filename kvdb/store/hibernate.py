@@ -206,7 +206,7 @@ class Hibernation:
 
     def _check_liveness(self) -> None:
         """Wake the hibernated followers whose leader's store was silent for an election timeout."""
-        silent = [s for s in self._sleepers if self.ticks - self._heard.get(s, 0) > self.election_tick]
+        silent = [s for s in self._sleepers if self.silent_ticks(s) > self.election_tick]
         for store_id in silent:
             for peer in self._sleepers.pop(store_id):
                 if peer in self.asleep and not peer.destroyed:
