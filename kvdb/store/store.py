@@ -666,7 +666,10 @@ class Store:
             peer.raw.advance(rd)
             if peer.read_ready:
                 peer.serve_reads()
-            self._mark(peer)  # advance may have made more ready (e.g. the next entries)
+            if peer.raw.has_ready():  # advance may have made more ready (e.g. the next entries)
+                self._mark(peer)
+            else:  # no iteration for nothing (one after every busy one cost ~20 us)
+                self.hibernation.wake(peer)
 
     def _destroy_scheduled(self, batch: WriteBatch) -> list[Peer]:
         """Remove replicas whose removal was applied: tombstone, log and data go in ``batch``."""
