@@ -102,8 +102,8 @@ LoopAndClient = tuple[asyncio.AbstractEventLoop, AsyncClient]
 
 
 class _AnsweringStream:
-    """Stands in for a store's stream: answers every queued get at once, on the client's loop, so
-    the benchmark below counts only the client's own work per call."""
+    """Stands in for a store's stream: answers every queued get or put at once, on the client's
+    loop, so the benchmarks below count only the client's own work per call."""
 
     def __init__(self, conn: StoreConnection) -> None:
         self.conn = conn
@@ -117,7 +117,11 @@ class _AnsweringStream:
             conn._wakeup.clear()
             batch, conn._queue = conn._queue, []
             for req in batch:
-                answer = kvrpc_pb2.Response(id=req.id, get=kvrpc_pb2.RawGetResponse(value=VALUE))
+                answer = kvrpc_pb2.Response(id=req.id)
+                if req.WhichOneof("cmd") == "get":
+                    answer.get.value = VALUE
+                else:
+                    answer.put.SetInParent()  # a put's success: an empty body
                 conn._pending[req.id].set_result(answer)
 
     def stop(self) -> list[asyncio.Task[None]]:
@@ -149,3 +153,15 @@ def test_client_get_64_in_flight(benchmark, client_loop: LoopAndClient) -> None:
         return await asyncio.gather(*(client.get(key) for key in keys))
 
     assert benchmark(lambda: loop.run_until_complete(gets())) == [VALUE] * BATCH
+
+
+def test_client_put_64_in_flight(benchmark, client_loop: LoopAndClient) -> None:
+    """The same for puts, which also carry the client's session header (a sequence number per
+    write, the first incomplete one) and track the write until it is answered."""
+    loop, client = client_loop
+    keys = [key_of(i * 37) for i in range(BATCH)]
+
+    async def puts() -> list[None]:
+        return await asyncio.gather(*(client.put(key, VALUE) for key in keys))
+
+    assert benchmark(lambda: loop.run_until_complete(puts())) == [None] * BATCH
