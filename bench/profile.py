@@ -5,7 +5,9 @@ replication and apply work that bounds throughput), attaches ``py-spy record`` t
 and runs the workload against the cluster. A sampling profiler outside the process changes its
 speed little, so the profile shows the store at about the throughput the benchmark reports.
 Output: ``store.speedscope.json`` (open it at https://www.speedscope.app) and ``top.txt``, the
-functions with the most sampled time on the stack (total) and at its top (self).
+functions with the most sampled time on the stack (total) and at its top (self); on Linux also
+``cpu.txt``, the CPU every process of the cluster and the client used per operation
+(``bench.cpu``): which process to make cheaper, and whether the cores were all busy.
 """
 
 from __future__ import annotations
@@ -13,20 +15,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from bench.cpu import CpuSampler, children, usage_table
 from bench.runner import BenchConfig, BenchError, run_bench
 from bench.workloads import WORKLOADS
 
 USAGE, FAILED = 2, 3
 ATTACH_TIMEOUT = 30.0
 """Seconds py-spy may take to finish writing after the sampling window."""
+CPU_MARGIN = 1.0
+"""Seconds left out of the CPU window at each end of the measured period: the window must lie
+inside it, and it is placed from when the benchmark returned (a moment after it ended)."""
 
 
 def add_profile_parser(sub: argparse._SubParsersAction) -> None:
@@ -92,6 +100,30 @@ async def _leader_store(pd_endpoints: str) -> int:
     return min(leaders, key=lambda store: (-leaders[store], store))
 
 
+def watched_processes(run_dir: Path, leader: int, parent: int) -> dict[str, list[int]]:
+    """Label -> pids: the playground's stores and PD members (``run_dir``'s pid files; the
+    ``leader`` store marked) and the benchmark's client processes (``parent``'s children that
+    ``multiprocessing`` spawned as workers)."""
+    out: dict[str, list[int]] = {}
+    for path in sorted(run_dir.glob("*.pid")):
+        kind = path.stem.rstrip("0123456789")
+        n = int(path.stem[len(kind):])
+        if kind == "store":
+            out[f"store {n}" + (" (leader)" if n == leader else "")] = [int(path.read_text())]
+        elif kind == "pd":
+            out[f"PD member {n}"] = [int(path.read_text())]
+    clients = []
+    for pid in children(parent):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in command:  # a worker; not multiprocessing's resource tracker
+            clients.append(pid)
+    out["client"] = clients
+    return out
+
+
 def run_profile(args: argparse.Namespace) -> int:
     """The whole profile run; the exit status."""
     from bench.compare import client_processes, playground
@@ -121,7 +153,13 @@ def run_profile(args: argparse.Namespace) -> int:
                                  duration=args.duration, warmup=warmup, concurrency=args.concurrency,
                                  processes=client_processes(args.concurrency, max(1, args.processes)),
                                  output=out / "result.json")
-            result = run_bench(config)
+            sampler = CpuSampler(lambda: watched_processes(data_dir / "run", store, os.getpid()))
+            sampler.start()
+            try:
+                result = run_bench(config)
+                ended = time.monotonic()
+            finally:
+                sampler.stop()
             if spy.wait(timeout=warmup + args.duration + ATTACH_TIMEOUT) != 0:
                 raise BenchError(f"py-spy failed (exit {spy.returncode}, see above)")
     except (BenchError, subprocess.TimeoutExpired) as exc:
@@ -132,4 +170,12 @@ def run_profile(args: argparse.Namespace) -> int:
     print(f"{args.profiled_workload}: {result['throughput']:,.0f} ops/s; "
           f"profile of store {store}: {profile_path}")
     print(summary, end="")
+    try:
+        rows, idle, span = sampler.usage(ended - args.duration + CPU_MARGIN, ended - CPU_MARGIN)
+    except ValueError as exc:  # a run too short for a window inside it, or no /proc
+        print(f"kvdb bench profile: no CPU table ({exc})", file=sys.stderr)
+        return 0
+    table = usage_table(rows, result["throughput"], idle, span)
+    (out / "cpu.txt").write_text(table)
+    print(table, end="")
     return 0
