@@ -70,7 +70,8 @@ _REPLAY_COUNTERS = {DuplicateRequestError: "duplicates_rejected", SessionExpired
 MT = MessageType
 _CREATES_REPLICA = frozenset({MT.APP, MT.HEARTBEAT, MT.SNAP})
 """Messages only a leader sends: receiving one for an unknown range means we were added to it."""
-_HELD_UNTIL_SPLIT = frozenset({MT.VOTE, MT.PRE_VOTE})
+_CAMPAIGN = frozenset({MT.VOTE, MT.PRE_VOTE})
+_HELD_UNTIL_SPLIT = _CAMPAIGN
 """Requests for a range this store's parent range has not split off yet: kept and stepped once the
 split creates it here, so a new range elects its leader without waiting out an election timeout."""
 MAX_HELD_MESSAGES = 1024
@@ -417,14 +418,19 @@ class Store:
             if msg.message.type in _HELD_UNTIL_SPLIT:
                 self._hold(msg)
             return None
-        if msg.message.type not in _CREATES_REPLICA:
+        if msg.message.type not in _CREATES_REPLICA and msg.message.type not in _CAMPAIGN:
             return None
-        # A leader added us: start an empty replica; its data comes by snapshot.
+        # A leader added us, or a candidate counts on our vote: start an empty replica; its data
+        # comes by snapshot from whoever leads. A vote must be able to create one: a store that
+        # skipped a split (its parent caught up by a later snapshot, or was removed before it
+        # applied the split) has no replica of the new ranges, and they elect no leader to create
+        # it without its vote (TiKV's raft-rs does the same: is_initial_msg).
         desc = metapb_pb2.RangeDescriptor(id=msg.range_id)
         desc.peers.add().CopyFrom(msg.to_peer)
         peer = Peer(self, desc, msg.to_peer.id, 0, ConfState(), self._peer_rng())
         self.peers[msg.range_id] = peer
-        log.info("range %d: created replica %d on a leader's message", msg.range_id, msg.to_peer.id)
+        log.info("range %d: created replica %d on a %s", msg.range_id, msg.to_peer.id,
+                 "candidate's request" if msg.message.type in _CAMPAIGN else "leader's message")
         return peer
 
     def _hold(self, msg: raft_serverpb_pb2.RaftMessage) -> None:
