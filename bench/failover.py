@@ -36,6 +36,7 @@ from kvdb.net.tls_options import forget_tls_env
 from kvdb.pb import metapb_pb2
 from kvdb.pdclient.client import PdClient, PdError
 from kvdb.store.config import StoreConfig
+from placement.server import PD_TICK_INTERVAL
 
 if TYPE_CHECKING:  # imported when run: the installed ``kvdb bench`` has no tests package on its path
     from tests.integration.cluster import Cluster
@@ -299,7 +300,8 @@ def kvdb_failover(root: Path, victim: str, rounds: int, restart_after: float, se
     forget_tls_env()  # the cluster started here runs plaintext
     cluster = _cluster_class().create_with_pd(root, 3, 3, tick_interval=StoreConfig.tick_interval,
                                      max_clock_drift=StoreConfig.max_clock_drift,
-                                     extra_args=["--load-split-qps", "0"])
+                                     extra_args=["--load-split-qps", "0"],
+                                     pd_args=["--tick-interval", str(PD_TICK_INTERVAL)])
     try:
         cluster.start_pd()
         cluster.start()

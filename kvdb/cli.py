@@ -121,7 +121,8 @@ def _add_pd_parser(sub: argparse._SubParsersAction) -> None:
                                   "--initial-members; add the member first: kvdb admin members add)")
     _add_metrics_flag(p)
     p.add_argument("--ready-file", type=Path, help="write the bound port here once serving")
-    p.add_argument("--tick-interval", type=float, help="seconds per Raft tick (default 0.05)")
+    p.add_argument("--tick-interval", type=float,
+                   help="seconds per Raft tick (default 0.03: a shorter PD election than a range's)")
     p.add_argument("--wal-recycle-size", type=byte_size, dest="wal_recycle_bytes",
                    help="size of the WAL files filled at start and reused for synced writes, e.g. 32MiB "
                         "(default 32MiB; 0: append to new files)")
@@ -142,11 +143,10 @@ def _setup_logging(level: str) -> None:
 def _run_pd(args: argparse.Namespace) -> int:
     from kvdb.server.addresses import check_listener_ports, check_member_address, check_metrics_listen
     from kvdb.server.node import parse_static_cluster
-    from kvdb.store.config import StoreConfig
-    from placement.server import PdConfig, default_schedule, serve
+    from placement.server import PdConfig, default_schedule, pd_store_config, serve
 
     _setup_logging(args.log_level)
-    store_cfg = StoreConfig()
+    store_cfg = pd_store_config()
     for name in ("tick_interval", "wal_recycle_bytes"):
         value = getattr(args, name)
         if value is not None:
