@@ -639,24 +639,21 @@ class StoreSimulation:
             if self.pd_grew:
                 self._check_quorum_kept(leader.store.peers[range_id].desc)
 
-    def check_live_quorum(self, desc: metapb_pb2.RangeDescriptor, what: str) -> None:
-        """A membership change just applied on the leader: unless the cluster had already lost it,
-        the voters that are up and reachable from the leader (by the simulator's truth, not the
-        leader's view) must still be a quorum of ``desc``, or the range is stuck until a dead
-        voter comes back."""
-        leader = self.leader()
-        if leader is None:
-            return
+    def reachable_stores(self, leader: SimStore) -> set[int]:
+        """The stores up and reachable both ways from ``leader`` now, by the simulator's truth
+        (not the leader's view), ``leader`` included."""
+        blocked = self.network.blocked
+        return {sid for sid, node in self.stores.items()
+                if sid == leader.id or (node.alive and not node.paused and (leader.id, sid) not in blocked
+                                        and (sid, leader.id) not in blocked)}
+
+    def check_live_quorum(self, desc: metapb_pb2.RangeDescriptor, what: str, live: set[int]) -> None:
+        """A membership change the leader proposed while the stores ``live`` were up and reachable
+        from it (``reachable_stores`` at the proposal) just applied: those of ``desc``'s voters must
+        be a quorum of it, or the change left the range stuck until a dead voter comes back. (The
+        truth at the proposal, not at the apply: a fault in between is not the guard's to foresee.)"""
         voters = [p for p in desc.peers if p.role == metapb_pb2.VOTER]
-
-        def live(store_id: int) -> bool:
-            node = self.stores[store_id]
-            return store_id == leader.id or (
-                node.alive and not node.paused
-                and (leader.id, store_id) not in self.network.blocked
-                and (store_id, leader.id) not in self.network.blocked)
-
-        alive = [p.store_id for p in voters if live(p.store_id)]
+        alive = [p.store_id for p in voters if p.store_id in live]
         if len(alive) < len(voters) // 2 + 1:
             raise InvariantViolation(
                 f"{what} left voters on stores {sorted(p.store_id for p in voters)} with only "

@@ -547,9 +547,12 @@ class Nemesis:
         if peer is None or not peer.is_leader:
             return
 
+        live = self.sim.reachable_stores(leader)
+
         def applied(result: object) -> None:
             if isinstance(result, metapb_pb2.RangeDescriptor):
-                self.sim.check_live_quorum(result, f"removing peer {victim.id} (store {victim.store_id})")
+                self.sim.check_live_quorum(result, f"removing peer {victim.id} (store {victim.store_id})",
+                                           live)
 
         try:
             leader.store.change_peer(RANGE_ID, ConfChangeType.REMOVE_NODE, victim, applied)
