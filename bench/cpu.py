@@ -22,13 +22,20 @@ INTERVAL = 0.2
 """Seconds between two samples."""
 
 
-def process_cpu(pid: int, proc: Path = Path("/proc")) -> tuple[float, float] | None:
-    """Seconds of user and system CPU ``pid`` has used, or None if it is gone (or no ``/proc``)."""
+def _stat(pid: int | str, proc: Path) -> list[str] | None:
+    """``/proc/PID/stat`` from its third field (state) on, or None if the process is gone."""
     try:
         text = (proc / str(pid) / "stat").read_text()
     except OSError:
         return None
-    fields = text[text.rindex(")") + 2:].split()  # the command name may hold spaces and parentheses
+    return text[text.rindex(")") + 2:].split()  # the command name may hold spaces and parentheses
+
+
+def process_cpu(pid: int, proc: Path = Path("/proc")) -> tuple[float, float] | None:
+    """Seconds of user and system CPU ``pid`` has used, or None if it is gone (or no ``/proc``)."""
+    fields = _stat(pid, proc)
+    if fields is None:
+        return None
     return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS  # stat fields 14 and 15
 
 
@@ -127,14 +134,5 @@ def usage_table(rows: list[Usage], ops_per_second: float, idle: float | None, sp
 
 def children(pid: int, proc: Path = Path("/proc")) -> list[int]:
     """The processes whose parent is ``pid``."""
-    found = []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            text = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(text[text.rindex(")") + 2:].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
+    return [int(entry.name) for entry in proc.iterdir() if entry.name.isdigit()
+            and (fields := _stat(entry.name, proc)) is not None and int(fields[1]) == pid]

@@ -21,7 +21,7 @@ ROUNDS, WARMUP = 200, 5
 
 
 @pytest.mark.parametrize("burst", [1, 32])
-def test_put_batch_through_three_stores(benchmark, burst: int) -> None:
+def test_put_batch_through_three_stores(benchmark, burst: int, monkeypatch: pytest.MonkeyPatch) -> None:
     cluster = LocalCluster([1, 2, 3])
     leader = cluster.elect()
     handler = KvHandler(leader)
@@ -42,11 +42,8 @@ def test_put_batch_through_three_stores(benchmark, burst: int) -> None:
             handler.handle(put(b"k%08d" % n[0], VALUE, ctx), answers.append)
         cluster.pump()
 
-    Store.begin = counted
-    try:
-        benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=WARMUP)
-    finally:
-        Store.begin = begin
+    monkeypatch.setattr(Store, "begin", counted)
+    benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=WARMUP)
     assert len(answers) == n[0] and not any(a.put.HasField("error") for a in answers)
     benchmark.extra_info["us_per_put"] = round(1e6 * benchmark.stats.stats.median / burst, 1)
     benchmark.extra_info["iterations_per_burst"] = round(iterations[0] / (ROUNDS + WARMUP), 2)

@@ -68,21 +68,23 @@ _REPLAY_COUNTERS = {DuplicateRequestError: "duplicates_rejected", SessionExpired
 """Peer counter of each refusal of a re-sent write; an answer from a stored result is a duplicate answered."""
 
 MT = MessageType
-_CREATES_REPLICA = frozenset({MT.APP, MT.HEARTBEAT, MT.SNAP})
-"""Messages only a leader sends: receiving one for an unknown range means we were added to it."""
+_LEADER_ONLY = frozenset({MT.APP, MT.HEARTBEAT, MT.SNAP})
+"""Messages only a leader sends: one addressed to a newer peer id than ours here means ours was
+removed."""
 _CAMPAIGN = frozenset({MT.VOTE, MT.PRE_VOTE})
-_HELD_UNTIL_SPLIT = _CAMPAIGN
-"""Requests for a range this store's parent range has not split off yet: kept and stepped once the
-split creates it here, so a new range elects its leader without waiting out an election timeout."""
+"""A candidate's requests. For a range this store's parent range has not split off yet they are
+kept and stepped once the split creates it here, so a new range elects its leader without
+waiting out an election timeout."""
 MAX_HELD_MESSAGES = 1024
 TS_FETCH_TIMEOUT = 0.5
 """Seconds after which a TSO fetch for the max ts sync counts as lost and the next tick sends
 another (a reply that comes after all is still used: any TSO stamp fetched after the election
 will do). PD answers within milliseconds, or after its own failover (under a second): a new
 leader refuses async-commit and 1PC prewrites until then, so a lost fetch must not cost more."""
-_CARRIES_BOUNDS = _CREATES_REPLICA | _HELD_UNTIL_SPLIT
-"""Messages a store may receive for a range it lacks, and so must check against the ranges it
-holds (``_peer_for_message``); answers to them need no bounds, and most traffic is answers."""
+_CREATES_REPLICA = _LEADER_ONLY | _CAMPAIGN
+"""Messages that start an empty replica of a range the receiving store lacks (a leader added it,
+or a candidate counts on its vote), so they carry the sender's bounds to check against the ranges
+it holds (``_peer_for_message``); answers to them need no bounds, and most traffic is answers."""
 
 
 class Transport(Protocol):
@@ -164,7 +166,7 @@ class Store:
         """The initialized replicas by key (kept by ``Peer.set_desc``, start-up and removal)."""
         self._new_ranges: list[NewRange] = []
         self._splits_applied: list[list[metapb_pb2.RangeDescriptor]] = []
-        self._held: dict[int, raft_serverpb_pb2.RaftMessage] = {}  # by range id (``_HELD_UNTIL_SPLIT``)
+        self._held: dict[int, raft_serverpb_pb2.RaftMessage] = {}  # by range id (``_CAMPAIGN``)
         self._snapshots_stepped: dict[int, metapb_pb2.RangeDescriptor] = {}
         """Snapshots handed to their replicas since the last ``begin``, which applies or drops them."""
         self.on_split: Callable[[list[metapb_pb2.RangeDescriptor]], None] = lambda descs: None
@@ -401,7 +403,7 @@ class Store:
                 if msg.epoch.conf_ver < peer.desc.epoch.conf_ver and self._removed_sender(peer, msg):
                     return None
                 return peer
-            if peer.peer_id < msg.to_peer.id and msg.message.type in _CREATES_REPLICA:
+            if peer.peer_id < msg.to_peer.id and msg.message.type in _LEADER_ONLY:
                 # Peer ids only grow: a leader talking to a newer replica on this store means ours
                 # was removed (while it was down or cut off, so it never applied its removal).
                 # Remove it; the leader's next message creates the new replica.
@@ -415,10 +417,10 @@ class Store:
         if self.range_index.overlapping(msg.start_key, msg.end_key):
             # A range made by a split whose parent here has not applied it yet: the parent's split
             # creates this replica with its data; an empty one now would hold the same keys twice.
-            if msg.message.type in _HELD_UNTIL_SPLIT:
+            if msg.message.type in _CAMPAIGN:
                 self._hold(msg)
             return None
-        if msg.message.type not in _CREATES_REPLICA and msg.message.type not in _CAMPAIGN:
+        if msg.message.type not in _CREATES_REPLICA:
             return None
         # A leader added us, or a candidate counts on our vote: start an empty replica; its data
         # comes by snapshot from whoever leads. A vote must be able to create one: a store that
@@ -722,7 +724,7 @@ class Store:
             msg.from_peer.store_id = self.store_id
             msg.to_peer.CopyFrom(to)
             msg.epoch.CopyFrom(peer.desc.epoch)
-            if m.type in _CARRIES_BOUNDS:
+            if m.type in _CREATES_REPLICA:
                 msg.start_key = peer.desc.start_key
                 msg.end_key = peer.desc.end_key
             if m.type == MT.SNAP:
